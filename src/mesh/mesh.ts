@@ -1,0 +1,272 @@
+/**
+ * The mesh: which peers may connect, whom to dial and when to dial again,
+ * what each connected peer told us (its hello), and from that the routes.
+ *
+ * It talks to the forwarding plane only through `MeshEngine`, the slice of
+ * the engine it needs, so it can be tested with a scripted fake. It never
+ * touches the kernel: it hands computed routes to `onRoutes`, and the daemon
+ * gives them to the engine (FIB) and the reconciler (kernel routes).
+ *
+ * Housekeeping runs on one coarse tick (redials with backoff), not a timer
+ * per peer.
+ */
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import type { Config, Endpoint } from '../config/index.js'
+import type { Logger } from '../log.js'
+import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type HelloMessage } from './messages.js'
+import { computeMeshRoutes, type ConnectedPeer, type MeshRoutes } from './routing.js'
+
+export interface PeerUpEvent {
+  readonly peer: string
+  readonly remote: { readonly address: string; readonly port: number }
+  readonly role: 'client' | 'server'
+}
+export interface PeerDownEvent {
+  readonly peer: string
+  readonly reason: string
+}
+
+/** What the mesh needs from the forwarding plane. */
+export interface MeshEngine {
+  setAllowedPeers(keys: string[]): void
+  connect(endpoint: { address: string; port: number }): void
+  disconnect(peer: string): void
+  sendControl(peer: string, msg: Uint8Array): void
+}
+
+export interface MeshInit {
+  readonly config: Config
+  /** This node's overlay addresses (configured or derived from its key). */
+  readonly self: { readonly ipv4: string; readonly ipv6: string }
+  /** This node's own public key (base64); never dialled, never accepted as a peer. */
+  readonly selfKey: string
+  /** How often housekeeping runs, ms (default 250). */
+  readonly tickMs?: number
+  /** Backoff bounds for redials, ms (defaults 250 and 4000): a restarted peer is back within a few seconds. */
+  readonly minBackoffMs?: number
+  readonly maxBackoffMs?: number
+}
+
+export interface MeshComponents {
+  readonly engine: MeshEngine
+  readonly log: Logger
+  /** Called whenever the routes change (and once after start). */
+  readonly onRoutes: (routes: MeshRoutes) => void
+  /** Injected clock, for tests. */
+  readonly now?: () => number
+}
+
+interface DialTarget {
+  /** Config peer name, when the target names one. */
+  readonly peer: string | null
+  readonly endpoints: readonly Endpoint[]
+  nextAttempt: number
+  backoff: number
+  /** Index of the next endpoint to try (round-robin across a peer's endpoints). */
+  next: number
+}
+
+export interface PeerStatus {
+  readonly key: string
+  readonly name: string | null
+  readonly remote: { readonly address: string; readonly port: number }
+  readonly since: number
+  readonly hello: HelloMessage | null
+}
+
+export class Mesh {
+  #config: Config
+  readonly #init: MeshInit
+  readonly #c: MeshComponents
+  readonly #now: () => number
+  readonly #up = new Map<string, { remote: PeerUpEvent['remote']; since: number; hello: HelloMessage | null }>()
+  #targets: DialTarget[] = []
+  #timer: NodeJS.Timeout | null = null
+  #lastRoutes = ''
+  #reported = new Set<string>()
+  #routes: MeshRoutes = { fib: [], learned: [], rejected: [] }
+
+  constructor(init: MeshInit, components: MeshComponents) {
+    this.#init = init
+    this.#config = init.config
+    this.#c = components
+    this.#now = components.now ?? Date.now
+  }
+
+  start(): void {
+    this.#applyConfig()
+    this.#timer = setInterval(() => this.tick(), this.#init.tickMs ?? 250)
+    this.#timer.unref()
+    this.tick()
+    this.#recompute(true)
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
+    for (const key of this.#up.keys()) {
+      try {
+        this.#c.engine.sendControl(key, encodeMessage({ type: 'bye', v: PROTOCOL_VERSION, reason: 'stopping' }))
+      } catch {
+        // the tunnel may already be gone; a bye is a courtesy
+      }
+    }
+  }
+
+  /** Swap in a new config: allowed keys, dial targets and advertised subnets follow; live tunnels stay. */
+  reload(next: Config): void {
+    this.#config = next
+    this.#applyConfig()
+    for (const key of this.#up.keys()) {
+      if (!next.peers.some((p) => p.key === key)) this.#c.engine.disconnect(key)
+      else this.#sendHello(key)
+    }
+    this.#recompute(false)
+  }
+
+  get routes(): MeshRoutes {
+    return this.#routes
+  }
+
+  peers(): PeerStatus[] {
+    return [...this.#up.entries()].map(([key, p]) => ({ key, name: this.#nameOf(key), remote: p.remote, since: p.since, hello: p.hello }))
+  }
+
+  onPeerUp(ev: PeerUpEvent): void {
+    const name = this.#nameOf(ev.peer)
+    this.#up.set(ev.peer, { remote: ev.remote, since: this.#now(), hello: null })
+    this.#c.log.info({ peer: name ?? ev.peer, key: ev.peer, remote: `${ev.remote.address}:${ev.remote.port}`, role: ev.role }, 'peer connected')
+    for (const t of this.#targets) if (this.#satisfied(t)) t.backoff = this.#init.minBackoffMs ?? 250
+    this.#sendHello(ev.peer)
+  }
+
+  onPeerDown(ev: PeerDownEvent): void {
+    const had = this.#up.delete(ev.peer)
+    if (!had) return
+    this.#c.log.info({ peer: this.#nameOf(ev.peer) ?? ev.peer, key: ev.peer, reason: ev.reason }, 'peer disconnected')
+    const now = this.#now()
+    for (const t of this.#targets) if (!this.#satisfied(t)) t.nextAttempt = Math.min(t.nextAttempt, now)
+    this.#recompute(false)
+  }
+
+  onControl(peer: string, data: Uint8Array): void {
+    const p = this.#up.get(peer)
+    if (!p) return
+    const r = decodeMessage(data)
+    if (!r.ok) {
+      this.#c.log.warn({ peer: this.#nameOf(peer) ?? peer, reason: r.reason }, 'ignored a control message')
+      return
+    }
+    if (r.msg.type === 'hello') {
+      p.hello = r.msg
+      this.#recompute(false)
+    } else if (r.msg.type === 'bye') {
+      p.hello = null
+      this.#recompute(false)
+    }
+  }
+
+  /** Housekeeping: dial targets that are not connected and whose backoff has run out. Public for tests. */
+  tick(): void {
+    const now = this.#now()
+    for (const t of this.#targets) {
+      if (this.#satisfied(t) || now < t.nextAttempt || t.endpoints.length === 0) continue
+      const ep = t.endpoints[t.next % t.endpoints.length] as Endpoint
+      t.next++
+      t.nextAttempt = now + t.backoff
+      t.backoff = Math.min(t.backoff * 2, this.#init.maxBackoffMs ?? 4000)
+      void this.#dial(ep, t.peer)
+    }
+  }
+
+  async #dial(ep: Endpoint, peer: string | null): Promise<void> {
+    let address = ep.host
+    if (isIP(address) === 0) {
+      try {
+        address = (await lookup(ep.host)).address
+      } catch (err) {
+        this.#c.log.warn({ peer, endpoint: `${ep.host}:${ep.port}`, err: (err as Error).message }, 'cannot resolve peer endpoint')
+        return
+      }
+    }
+    this.#c.log.debug({ peer, endpoint: `${address}:${ep.port}` }, 'dialling')
+    this.#c.engine.connect({ address, port: ep.port })
+  }
+
+  #applyConfig(): void {
+    const cfg = this.#config
+    this.#c.engine.setAllowedPeers(cfg.peers.map((p) => p.key).filter((k) => k !== this.#init.selfKey))
+    const min = this.#init.minBackoffMs ?? 250
+    const old = new Map(this.#targets.map((t) => [targetId(t), t]))
+    const targets: DialTarget[] = []
+    for (const c of cfg.discovery.connectTo) {
+      const t: DialTarget =
+        c.kind === 'peer'
+          ? { peer: c.peer, endpoints: cfg.peers.find((p) => p.name === c.peer)?.endpoints ?? [], nextAttempt: 0, backoff: min, next: 0 }
+          : { peer: null, endpoints: [c.endpoint], nextAttempt: 0, backoff: min, next: 0 }
+      const prev = old.get(targetId(t))
+      targets.push(prev ? Object.assign(prev, { endpoints: t.endpoints }) : t)
+    }
+    this.#targets = targets
+  }
+
+  #satisfied(t: DialTarget): boolean {
+    if (t.peer !== null) {
+      const key = this.#config.peers.find((p) => p.name === t.peer)?.key
+      return key !== undefined && this.#up.has(key)
+    }
+    const ep = t.endpoints[0]
+    if (!ep) return true
+    for (const p of this.#up.values()) if (p.remote.port === ep.port && sameHost(p.remote.address, ep.host)) return true
+    return false
+  }
+
+  #nameOf(key: string): string | null {
+    return this.#config.peers.find((p) => p.key === key)?.name ?? null
+  }
+
+  #sendHello(peer: string): void {
+    const cfg = this.#config
+    const hello: HelloMessage = {
+      type: 'hello',
+      v: PROTOCOL_VERSION,
+      name: cfg.node.name,
+      role: cfg.node.role,
+      overlay: { ipv4: this.#init.self.ipv4, ipv6: this.#init.self.ipv6 },
+      subnets: cfg.subnets.map((s) => s.prefix),
+    }
+    try {
+      this.#c.engine.sendControl(peer, encodeMessage(hello))
+    } catch (err) {
+      this.#c.log.warn({ peer: this.#nameOf(peer) ?? peer, err: (err as Error).message }, 'cannot send hello')
+    }
+  }
+
+  #recompute(force: boolean): void {
+    const peers: ConnectedPeer[] = [...this.#up.entries()].map(([key, p]) => ({ key, configName: this.#nameOf(key), hello: p.hello }))
+    const routes = computeMeshRoutes(this.#config, this.#init.self, peers)
+    const sig = JSON.stringify([routes.fib, routes.learned])
+    // Each refusal is logged once while it lasts, not on every recompute.
+    const now = new Set<string>()
+    for (const r of routes.rejected) {
+      const id = `${r.peer}|${r.what}|${r.reason}`
+      now.add(id)
+      if (!this.#reported.has(id)) this.#c.log.warn({ peer: this.#nameOf(r.peer) ?? r.peer, what: r.what, reason: r.reason }, 'refused a route from a peer')
+    }
+    this.#reported = now
+    this.#routes = routes
+    if (!force && sig === this.#lastRoutes) return
+    this.#lastRoutes = sig
+    this.#c.onRoutes(routes)
+  }
+}
+
+function targetId(t: DialTarget): string {
+  return t.peer !== null ? `peer:${t.peer}` : `ep:${t.endpoints.map((e) => `${e.host}:${e.port}`).join(',')}`
+}
+
+function sameHost(a: string, b: string): boolean {
+  const strip = (s: string) => s.replace(/^::ffff:/i, '').toLowerCase()
+  return strip(a) === strip(b)
+}

@@ -1,0 +1,103 @@
+/**
+ * Control messages exchanged on each tunnel's control stream.
+ *
+ * The engine frames messages (length-prefixed) and hands each one whole; this
+ * module turns them into typed values and back. A peer is authenticated (its
+ * key is pinned) but not trusted: everything it sends is size-checked and
+ * schema-validated here, and a message that does not decode is a value
+ * (`{ ok: false, reason }`), never an exception, so nothing a peer sends can
+ * crash the daemon.
+ */
+import { Ajv } from 'ajv'
+
+/** Upper bound for one control message; larger ones are refused unread. */
+export const MAX_CONTROL_MESSAGE_BYTES = 64 * 1024
+export const PROTOCOL_VERSION = 1
+
+/**
+ * The first message each side sends once a tunnel is up: who it is, where it
+ * lives on the overlay and which subnets it offers. Sent again whenever any of
+ * that changes (a config reload), so it is also the update message.
+ */
+export interface HelloMessage {
+  readonly type: 'hello'
+  readonly v: number
+  readonly name: string
+  readonly role: 'client' | 'gateway' | 'bootstrap'
+  readonly overlay: { readonly ipv4: string | null; readonly ipv6: string | null }
+  /** Canonical CIDRs this node advertises (its LANs; `0.0.0.0/0` only when it is an exit). */
+  readonly subnets: readonly string[]
+}
+
+/** Sent before a clean stop, so the peer withdraws routes at once instead of waiting for a timeout. */
+export interface ByeMessage {
+  readonly type: 'bye'
+  readonly v: number
+  readonly reason: string
+}
+
+export type ControlMessage = HelloMessage | ByeMessage
+
+export type DecodeResult = { ok: true; msg: ControlMessage } | { ok: false; reason: string }
+
+const ajv = new Ajv({ allErrors: false, strict: true })
+
+const helloSchema = {
+  type: 'object',
+  additionalProperties: true, // newer peers may add fields; they are ignored
+  required: ['type', 'v', 'name', 'role', 'overlay', 'subnets'],
+  properties: {
+    type: { const: 'hello' },
+    v: { type: 'integer', minimum: 1 },
+    name: { type: 'string', minLength: 1, maxLength: 63 },
+    role: { enum: ['client', 'gateway', 'bootstrap'] },
+    overlay: {
+      type: 'object',
+      required: ['ipv4', 'ipv6'],
+      properties: {
+        ipv4: { type: ['string', 'null'], maxLength: 15 },
+        ipv6: { type: ['string', 'null'], maxLength: 45 },
+      },
+    },
+    subnets: { type: 'array', maxItems: 1024, items: { type: 'string', maxLength: 49 } },
+  },
+} as const
+
+const byeSchema = {
+  type: 'object',
+  additionalProperties: true,
+  required: ['type', 'v', 'reason'],
+  properties: {
+    type: { const: 'bye' },
+    v: { type: 'integer', minimum: 1 },
+    reason: { type: 'string', maxLength: 200 },
+  },
+} as const
+
+const validateHello = ajv.compile<HelloMessage>(helloSchema)
+const validateBye = ajv.compile<ByeMessage>(byeSchema)
+
+export function encodeMessage(msg: ControlMessage): Buffer {
+  const buf = Buffer.from(JSON.stringify(msg), 'utf8')
+  if (buf.length > MAX_CONTROL_MESSAGE_BYTES) throw new RangeError(`control message of ${buf.length} bytes exceeds the limit`)
+  return buf
+}
+
+export function decodeMessage(data: Uint8Array): DecodeResult {
+  if (data.length > MAX_CONTROL_MESSAGE_BYTES) return { ok: false, reason: `message of ${data.length} bytes is over the limit` }
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'))
+  } catch {
+    return { ok: false, reason: 'not JSON' }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'not an object' }
+  const type = (value as { type?: unknown }).type
+  if (type === 'hello') {
+    return validateHello(value) ? { ok: true, msg: value } : { ok: false, reason: `bad hello: ${ajv.errorsText(validateHello.errors)}` }
+  }
+  if (type === 'bye') {
+    return validateBye(value) ? { ok: true, msg: value } : { ok: false, reason: `bad bye: ${ajv.errorsText(validateBye.errors)}` }
+  }
+  return { ok: false, reason: `unknown message type ${JSON.stringify(type)?.slice(0, 40)}` }
+}

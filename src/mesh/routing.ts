@@ -1,0 +1,172 @@
+/**
+ * Mesh routing: from what this node is configured with and what its connected
+ * peers told it (their hellos), compute the forwarding table the engine runs
+ * and the kernel routes the reconciler installs. Pure: no sockets, no clock.
+ *
+ * Trust rules (a peer is authenticated, not trusted):
+ * - a peer's overlay address must lie in our overlay range and be neither ours
+ *   nor already claimed by another connected peer;
+ * - an advertised subnet must be a canonical CIDR that does not overlap our
+ *   overlay range or a subnet we advertise ourselves; a default route is only
+ *   taken from a peer that our own `routes` names as the exit for it;
+ * - the first peer to claim a prefix keeps it (peers are ordered by key, so
+ *   every node decides the same way); later claims are rejected and reported.
+ */
+import ipaddr from 'ipaddr.js'
+import type { Config } from '../config/index.js'
+import type { HelloMessage } from './messages.js'
+
+/** One forwarding-table entry: destination prefix → peer (base64 key). */
+export interface FibEntry {
+  readonly prefix: string
+  readonly peer: string
+}
+
+export interface Rejection {
+  readonly peer: string
+  readonly what: string
+  readonly reason: string
+}
+
+export interface MeshRoutes {
+  /** What the engine forwards, sorted by prefix. */
+  readonly fib: readonly FibEntry[]
+  /**
+   * Subnets peers advertised and we accepted: the kernel routes them into the
+   * overlay TUN (the overlay range and configured routes are routed from the
+   * config itself, by the reconciler's desired state).
+   */
+  readonly learned: readonly { readonly prefix: string; readonly peer: string }[]
+  readonly rejected: readonly Rejection[]
+}
+
+/** A connected peer as the router sees it: its pinned key, its config name (if any) and its last hello. */
+export interface ConnectedPeer {
+  readonly key: string
+  readonly configName: string | null
+  readonly hello: HelloMessage | null
+}
+
+type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number]
+
+function parseCidr(text: string): Cidr | null {
+  try {
+    const c = ipaddr.parseCIDR(text)
+    // Canonical only: host bits must be clear, so one prefix has one spelling.
+    const net = c[0].kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(text) : ipaddr.IPv6.networkAddressFromCIDR(text)
+    if (net.toString() !== c[0].toString()) return null
+    return c
+  } catch {
+    return null
+  }
+}
+
+function canonical(c: Cidr): string {
+  return `${c[0].toString()}/${c[1]}`
+}
+
+function overlaps(a: Cidr, b: Cidr): boolean {
+  if (a[0].kind() !== b[0].kind()) return false
+  const bits = Math.min(a[1], b[1])
+  return a[0].match(b[0] as never, bits)
+}
+
+function hostPrefix(addr: string): Cidr | null {
+  if (!ipaddr.isValid(addr)) return null
+  const ip = ipaddr.parse(addr)
+  return [ip, ip.kind() === 'ipv4' ? 32 : 128]
+}
+
+export function computeMeshRoutes(config: Config, self: { ipv4: string; ipv6: string }, peers: readonly ConnectedPeer[]): MeshRoutes {
+  const overlay4 = parseCidr(config.network.overlay.ipv4)
+  const overlay6 = parseCidr(config.network.overlay.ipv6)
+  const overlays = [overlay4, overlay6].filter((c): c is Cidr => c !== null)
+  const ownSubnets = config.subnets.map((s) => parseCidr(s.prefix)).filter((c): c is Cidr => c !== null)
+  const claimed = new Map<string, string>() // canonical prefix → peer key
+  for (const a of [self.ipv4, self.ipv6]) {
+    const h = hostPrefix(a)
+    if (h) claimed.set(canonical(h), '(self)')
+  }
+  const fib: FibEntry[] = []
+  const learned: { prefix: string; peer: string }[] = []
+  const rejected: Rejection[] = []
+  const exitFor = new Map<string, Set<string>>() // peer name → default prefixes our routes send there
+  for (const r of config.routes) {
+    const c = parseCidr(r.to)
+    if (c && c[1] === 0) exitFor.set(r.via, (exitFor.get(r.via) ?? new Set()).add(canonical(c)))
+  }
+
+  const sorted = [...peers].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  const claim = (peer: string, c: Cidr, what: string): boolean => {
+    const p = canonical(c)
+    const owner = claimed.get(p)
+    if (owner !== undefined) {
+      rejected.push({ peer, what, reason: owner === '(self)' ? 'is this node\'s own address' : 'already claimed by another peer' })
+      return false
+    }
+    claimed.set(p, peer)
+    fib.push({ prefix: p, peer })
+    return true
+  }
+
+  for (const peer of sorted) {
+    const hello = peer.hello
+    if (!hello) continue
+    for (const addr of [hello.overlay.ipv4, hello.overlay.ipv6]) {
+      if (addr === null) continue
+      const h = hostPrefix(addr)
+      if (!h) {
+        rejected.push({ peer: peer.key, what: `overlay address ${addr}`, reason: 'not an IP address' })
+        continue
+      }
+      if (!overlays.some((o) => overlaps(o, h))) {
+        rejected.push({ peer: peer.key, what: `overlay address ${addr}`, reason: 'outside the overlay range' })
+        continue
+      }
+      claim(peer.key, h, `overlay address ${addr}`)
+    }
+    for (const s of hello.subnets) {
+      const c = parseCidr(s)
+      const what = `subnet ${s}`
+      if (!c) {
+        rejected.push({ peer: peer.key, what, reason: 'not a canonical CIDR' })
+        continue
+      }
+      if (c[1] === 0) {
+        // A default route contains everything; only our own routes can make a peer our exit.
+        if (!(peer.configName !== null && exitFor.get(peer.configName)?.has(canonical(c)))) {
+          rejected.push({ peer: peer.key, what, reason: 'a default route is only accepted from a peer this node\'s routes name as its exit' })
+          continue
+        }
+      } else if (overlays.some((o) => overlaps(o, c))) {
+        rejected.push({ peer: peer.key, what, reason: 'overlaps the overlay range' })
+        continue
+      } else if (ownSubnets.some((o) => overlaps(o, c))) {
+        rejected.push({ peer: peer.key, what, reason: 'overlaps a subnet this node advertises' })
+        continue
+      }
+      if (claim(peer.key, c, what)) learned.push({ prefix: canonical(c), peer: peer.key })
+    }
+  }
+
+  // Configured routes: the operator's word beats what peers advertise. The
+  // kernel routes them into the overlay whether or not the peer is up (the
+  // reconciler's desired state does), so traffic never leaks out the default
+  // route while the peer is away; the FIB sends them once it is.
+  const byName = new Map(sorted.filter((p) => p.configName !== null).map((p) => [p.configName as string, p.key]))
+  for (const r of config.routes) {
+    const c = parseCidr(r.to)
+    if (!c) continue
+    const p = canonical(c)
+    const key = byName.get(r.via)
+    if (key === undefined) continue
+    const i = fib.findIndex((e) => e.prefix === p)
+    if (i >= 0) fib.splice(i, 1)
+    fib.push({ prefix: p, peer: key })
+  }
+
+  const byPrefix = (a: { prefix: string }, b: { prefix: string }) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0)
+  fib.sort(byPrefix)
+  learned.sort(byPrefix)
+  return { fib, learned, rejected }
+}

@@ -1,0 +1,120 @@
+import t from 'tap'
+import { loadConfigText, type Config } from '../../src/config/index.js'
+import { Mesh, type MeshEngine } from '../../src/mesh/mesh.js'
+import { decodeMessage, encodeMessage } from '../../src/mesh/messages.js'
+import type { MeshRoutes } from '../../src/mesh/routing.js'
+import { silentLogger } from '../../src/log.js'
+
+const KEY_A = Buffer.alloc(32, 1).toString('base64')
+const KEY_B = Buffer.alloc(32, 2).toString('base64')
+
+function config(extra = ''): Config {
+  const r = loadConfigText(`
+node: { name: a }
+network: { name: n, overlay: { ipv4: 100.88.0.0/16, ipv6: "fd00:88::/48" } }
+peers:
+  - { name: me, key: "${KEY_A}" }
+  - { name: b, key: "${KEY_B}", endpoints: ["10.99.0.2:7443"] }
+discovery: { connect-to: [ b ] }
+subnets: [ 192.168.1.0/24 ]
+${extra}`, 'mesh.yaml')
+  if (!r.ok) throw new Error(JSON.stringify(r.diagnostics))
+  return r.config
+}
+
+class FakeEngine implements MeshEngine {
+  allowed: string[] = []
+  dials: string[] = []
+  sent: { peer: string; msg: Uint8Array }[] = []
+  disconnected: string[] = []
+  setAllowedPeers(keys: string[]) { this.allowed = keys }
+  connect(ep: { address: string; port: number }) { this.dials.push(`${ep.address}:${ep.port}`) }
+  disconnect(peer: string) { this.disconnected.push(peer) }
+  sendControl(peer: string, msg: Uint8Array) { this.sent.push({ peer, msg }) }
+}
+
+function setup(cfg = config()) {
+  let now = 1000
+  const engine = new FakeEngine()
+  const routes: MeshRoutes[] = []
+  const mesh = new Mesh(
+    { config: cfg, self: { ipv4: '100.88.0.1', ipv6: 'fd00:88::1' }, selfKey: KEY_A, tickMs: 3_600_000 },
+    { engine, log: silentLogger, onRoutes: (r) => routes.push(r), now: () => now },
+  )
+  return { engine, routes, mesh, advance: (ms: number) => { now += ms } }
+}
+
+const flush = () => new Promise((r) => setImmediate(r))
+
+t.test('allowed keys are the configured peers, never our own key', async (t) => {
+  const { engine, mesh } = setup()
+  mesh.start()
+  t.teardown(() => mesh.stop())
+  t.same(engine.allowed, [KEY_B])
+})
+
+t.test('connect-to targets are dialled with exponential backoff until the peer is up', async (t) => {
+  const { engine, mesh, advance } = setup()
+  mesh.start()
+  t.teardown(() => mesh.stop())
+  await flush()
+  t.same(engine.dials, ['10.99.0.2:7443'], 'dialled at start')
+  mesh.tick(); await flush()
+  t.equal(engine.dials.length, 1, 'not again before the backoff runs out')
+  advance(250); mesh.tick(); await flush()
+  t.equal(engine.dials.length, 2, 'again after 250 ms')
+  advance(250); mesh.tick(); await flush()
+  t.equal(engine.dials.length, 2, 'backoff doubled to 500 ms')
+  advance(250); mesh.tick(); await flush()
+  t.equal(engine.dials.length, 3)
+  mesh.onPeerUp({ peer: KEY_B, remote: { address: '10.99.0.2', port: 7443 }, role: 'client' })
+  advance(60_000); mesh.tick(); await flush()
+  t.equal(engine.dials.length, 3, 'no dial while the peer is up')
+  mesh.onPeerDown({ peer: KEY_B, reason: 'idle-timeout' })
+  mesh.tick(); await flush()
+  t.equal(engine.dials.length, 4, 'redialled at once after it went down')
+})
+
+t.test('a hello goes out on peer-up and the peer\'s hello installs routes; down withdraws them', async (t) => {
+  const { engine, mesh, routes } = setup()
+  mesh.start()
+  t.teardown(() => mesh.stop())
+  mesh.onPeerUp({ peer: KEY_B, remote: { address: '10.99.0.2', port: 7443 }, role: 'client' })
+  const out = engine.sent.find((s) => s.peer === KEY_B)
+  t.ok(out, 'hello sent')
+  const decoded = decodeMessage(out!.msg)
+  t.match(decoded, { ok: true, msg: { type: 'hello', name: 'a', overlay: { ipv4: '100.88.0.1' }, subnets: ['192.168.1.0/24'] } })
+  mesh.onControl(KEY_B, encodeMessage({ type: 'hello', v: 1, name: 'b', role: 'gateway', overlay: { ipv4: '100.88.0.2', ipv6: null }, subnets: ['10.20.0.0/16'] }))
+  const last = routes.at(-1)!
+  t.same(last.fib.map((e) => e.prefix), ['10.20.0.0/16', '100.88.0.2/32'])
+  t.same(last.learned, [{ prefix: '10.20.0.0/16', peer: KEY_B }])
+  t.equal(mesh.peers()[0]?.name, 'b')
+  mesh.onPeerDown({ peer: KEY_B, reason: 'closed-by-peer' })
+  t.same(routes.at(-1)!.fib, [])
+})
+
+t.test('garbage control messages change nothing', async (t) => {
+  const { mesh, routes } = setup()
+  mesh.start()
+  t.teardown(() => mesh.stop())
+  mesh.onPeerUp({ peer: KEY_B, remote: { address: '10.99.0.2', port: 7443 }, role: 'server' })
+  const before = routes.length
+  mesh.onControl(KEY_B, Buffer.from('{"type":"hello"'))
+  mesh.onControl(KEY_B, Buffer.from([0xff, 0x00]))
+  t.equal(routes.length, before)
+})
+
+t.test('reload drops peers no longer allowed and re-sends the hello to the rest', async (t) => {
+  const { engine, mesh } = setup()
+  mesh.start()
+  t.teardown(() => mesh.stop())
+  mesh.onPeerUp({ peer: KEY_B, remote: { address: '10.99.0.2', port: 7443 }, role: 'client' })
+  const sentBefore = engine.sent.length
+  mesh.reload(config('routes:\n  - { to: 10.50.0.0/16, via: b }\n'))
+  t.equal(engine.sent.length, sentBefore + 1, 'hello re-sent')
+  const noB = loadConfigText(`node: { name: a }\nnetwork: { name: n }\npeers:\n  - { name: me, key: "${KEY_A}" }\n`, 'x.yaml')
+  if (!noB.ok) throw new Error('fixture')
+  mesh.reload(noB.config)
+  t.same(engine.allowed, [])
+  t.same(engine.disconnected, [KEY_B])
+})
