@@ -1,0 +1,187 @@
+/**
+ * Commands that talk to a running daemon over its control socket, or to the
+ * kernel when none runs: `status`, `plan`, `apply`, `confirm`.
+ *
+ * Which socket: `--socket`, else the `control.socket` of the config file
+ * (`--config`, default /etc/quicether.yaml) when it loads, else the default.
+ */
+import { access } from 'node:fs/promises'
+import type { Command } from 'commander'
+import { loadConfigFile, type Config } from '../config/index.js'
+import { silentLogger } from '../log.js'
+import { deriveOverlayAddresses, loadIdentity } from '../mesh/identity.js'
+import { controlRequest, DaemonNotRunningError } from '../observe/control-socket.js'
+import { Reconciler } from '../reconcile/index.js'
+import { desiredFromConfig } from '../state/index.js'
+import { createSystemAdapter } from '../system/index.js'
+import { EXIT_INVALID, EXIT_OK, type CliContext } from './context.js'
+import { formatLines } from './report.js'
+import { DEFAULT_CONFIG_PATH } from './validate.js'
+import { UsageError } from '../errors.js'
+
+const DEFAULT_SOCKET = '/run/quicether/control.sock'
+/** `quicether plan` exit code when changes are pending (like `terraform plan -detailed-exitcode`). */
+const EXIT_PENDING = 2
+/** The TUN MTU a node uses for `mtu: auto` (1500-byte path over IPv6): see the daemon. */
+const AUTO_TUN_MTU_GUESS = 1500 - 40 - 8 - 44
+
+interface CommonOpts {
+  config: string
+  socket?: string
+  json?: boolean
+}
+
+async function socketFor(opts: CommonOpts): Promise<string> {
+  if (opts.socket) return opts.socket
+  try {
+    await access(opts.config)
+  } catch {
+    return DEFAULT_SOCKET
+  }
+  const r = await loadConfigFile(opts.config).catch(() => null)
+  return r?.ok ? r.config.control.socket : DEFAULT_SOCKET
+}
+
+export function registerControlCommands(program: Command, ctx: CliContext): void {
+  const { stdout, stderr } = ctx.io
+  const common = (c: Command) =>
+    c
+      .option('-c, --config <path>', 'config file (to find the control socket; for plan/apply: the config to use)', DEFAULT_CONFIG_PATH)
+      .option('--socket <path>', 'control socket of the daemon (default: control.socket of the config)')
+      .option('--json', 'print JSON')
+
+  common(program.command('status').summary('show the running node: config generation, last apply, errors, peers, routes'))
+    .action(async (opts: CommonOpts) => {
+      const st = (await controlRequest(await socketFor(opts), 'status')) as Record<string, unknown>
+      if (opts.json) stdout.write(JSON.stringify(st, null, 2) + '\n')
+      else stdout.write(renderStatus(st))
+      const errors = (st.config as { errors?: unknown[] } | undefined)?.errors ?? []
+      ctx.exitCode = errors.length > 0 ? EXIT_INVALID : EXIT_OK
+    })
+
+  common(
+    program
+      .command('plan')
+      .summary('dry run: what applying the config would change (exit 0 nothing, 2 pending, 1 error)')
+      .description('Against the running daemon when one answers on the control socket, else against the kernel.'),
+  ).action(async (opts: CommonOpts) => {
+    let res: { ok: boolean; errors: { file: string; line: number; col: number; path: string; severity: 'error' | 'warning'; code: string; message: string }[]; actions: { text: string; live: boolean }[]; restartTunnels: boolean }
+    let against = 'the running daemon'
+    try {
+      res = (await controlRequest(await socketFor(opts), 'plan', { file: opts.config })) as typeof res
+    } catch (err) {
+      if (!(err instanceof DaemonNotRunningError)) throw err
+      against = 'the kernel (no daemon is running)'
+      res = await planAgainstKernel(opts.config)
+    }
+    if (opts.json) {
+      stdout.write(JSON.stringify({ against, ...res }, null, 2) + '\n')
+    } else {
+      if (!res.ok) stderr.write(formatLines(res.errors, 'text'))
+      stdout.write(`plan for ${opts.config} against ${against}:\n`)
+      if (res.actions.length === 0) stdout.write('  no changes\n')
+      for (const a of res.actions) stdout.write(`  ${a.text}${a.live ? '' : '   (needs a restart)'}\n`)
+      if (res.restartTunnels) stdout.write('  ! identity, listen address or TUN name changes: every tunnel is rebuilt (no process restart)\n')
+    }
+    ctx.exitCode = !res.ok ? EXIT_INVALID : res.actions.length > 0 || res.restartTunnels ? EXIT_PENDING : EXIT_OK
+  })
+
+  common(
+    program
+      .command('apply')
+      .summary('apply a config to the running daemon now (with --confirm: revert unless confirmed)')
+      .description(
+        'Applies the config file to the running daemon and waits for the result. A file other than the\n' +
+          'daemon\'s own becomes its config (written over it). With --confirm, the change reverts by itself\n' +
+          'unless `quicether confirm` runs in time: for changes made over the very tunnel they change.\n' +
+          'To try a change safely, write it to another file and apply that file with --confirm.',
+      )
+      .option('--confirm <duration>', 'revert unless confirmed within this time, e.g. 60s, 2m'),
+  ).action(async (opts: CommonOpts & { confirm?: string }) => {
+    const confirmMs = opts.confirm === undefined ? null : parseDuration(opts.confirm)
+    const res = (await controlRequest(await socketFor(opts), 'apply', { file: opts.config, confirmMs }, 60_000)) as {
+      ok: boolean
+      errors: { file: string; line: number; col: number; path: string; severity: 'error' | 'warning'; code: string; message: string }[]
+      plan: string[]
+      confirm?: { deadline: string } | null
+    }
+    if (opts.json) stdout.write(JSON.stringify(res, null, 2) + '\n')
+    else {
+      if (!res.ok) stderr.write(formatLines(res.errors, 'text'))
+      for (const line of res.plan) stdout.write(`  ${line}\n`)
+      if (res.ok) stdout.write(res.plan.length ? `applied ${res.plan.length} change(s)\n` : 'applied: no kernel changes\n')
+      else stdout.write('not applied: nothing changed\n')
+      if (res.ok && res.confirm) stdout.write(`run 'quicether confirm' before ${res.confirm.deadline}, or the change reverts\n`)
+    }
+    ctx.exitCode = res.ok ? EXIT_OK : EXIT_INVALID
+  })
+
+  common(program.command('confirm').summary('keep the change a `quicether apply --confirm` made')).action(async (opts: CommonOpts) => {
+    const res = (await controlRequest(await socketFor(opts), 'confirm')) as { file: string }
+    if (opts.json) stdout.write(JSON.stringify(res) + '\n')
+    else stdout.write(`confirmed: ${res.file} is the config\n`)
+    ctx.exitCode = EXIT_OK
+  })
+}
+
+function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(text.trim())
+  if (!m) throw new UsageError(`--confirm: '${text}' is not a duration (e.g. 60s, 2m, 500ms)`)
+  const n = Number(m[1])
+  const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000
+  if (ms < 1000 || ms > 3_600_000) throw new UsageError('--confirm: give between 1s and 60m')
+  return Math.round(ms)
+}
+
+/** No daemon: the plan `quicether start` would apply to this machine's kernel now. */
+async function planAgainstKernel(file: string) {
+  const r = await loadConfigFile(file)
+  if (!r.ok) return { ok: false, errors: r.diagnostics.filter((d) => d.severity === 'error'), actions: [], restartTunnels: false }
+  const config: Config = r.config
+  const addresses = await overlayAddresses(config)
+  const desired = desiredFromConfig(config, { overlayAddresses: addresses, learnedRoutes: [], tunMtu: AUTO_TUN_MTU_GUESS })
+  const rec = new Reconciler({}, { system: createSystemAdapter(), log: silentLogger })
+  const { plan, issues } = await rec.plan(desired)
+  const errors = issues
+    .filter((i) => i.severity === 'error' && i.code !== 'QE_LINK_MISSING') // the TUN appears when the daemon starts
+    .map((i) => ({ file, line: 0, col: 0, path: '', severity: 'error' as const, code: i.code, message: i.message }))
+  return { ok: errors.length === 0, errors, actions: plan.actions.map((a) => ({ text: a.text, live: a.live })), restartTunnels: false }
+}
+
+async function overlayAddresses(config: Config): Promise<{ ipv4: string | null; ipv6: string | null }> {
+  if (config.network.address.ipv4 && config.network.address.ipv6) return config.network.address
+  try {
+    const id = await loadIdentity(config.node.identity)
+    const d = deriveOverlayAddresses(id.publicKey, config.network.overlay.ipv4, config.network.overlay.ipv6)
+    return { ipv4: config.network.address.ipv4 ?? d.ipv4, ipv6: config.network.address.ipv6 ?? d.ipv6 }
+  } catch {
+    return config.network.address // no identity yet: `quicether init` makes one
+  }
+}
+
+function renderStatus(st: Record<string, unknown>): string {
+  const node = st.node as { name: string; key: string; overlay: { ipv4: string; ipv6: string }; tun: string; tunMtu: number } | null
+  const cfg = st.config as { file: string | null; generation: number; errors: { file: string; line: number; col: number; message: string }[]; pendingConfirm: { deadline: string } | null }
+  const last = st.lastApply as { at: string; ok: boolean; plan: string[]; failure: string | null } | null
+  const peers = st.peers as { key: string; name: string | null; remote: { address: string; port: number }; since: string; hello: { name: string; overlay: { ipv4: string | null } } | null; stats: { rttMs: number; bytesIn: number; bytesOut: number } | null }[]
+  const routes = st.routes as { fib: { prefix: string; peer: string }[] }
+  const lines: string[] = []
+  if (node) {
+    lines.push(`node     ${node.name}  ${node.overlay.ipv4}  ${node.overlay.ipv6}  (${node.tun}, mtu ${node.tunMtu})`)
+    lines.push(`key      ${node.key}`)
+  }
+  lines.push(`config   ${cfg.file ?? '(flags only)'}  generation ${cfg.generation}  uptime ${String(st.uptimeS)}s`)
+  for (const e of cfg.errors) lines.push(`  error  ${e.file}:${e.line}:${e.col}: ${e.message}   (not applied; the node runs the previous config)`)
+  if (cfg.pendingConfirm) lines.push(`  waiting for 'quicether confirm' until ${cfg.pendingConfirm.deadline}`)
+  if (last) lines.push(`apply    ${last.at}  ${last.ok ? 'ok' : `FAILED: ${last.failure ?? ''}`}  (${last.plan.length} action(s))`)
+  lines.push(`peers    ${peers.length}`)
+  for (const p of peers) {
+    const name = p.name ?? p.hello?.name ?? p.key.slice(0, 8)
+    const s = p.stats
+    lines.push(`  ${name.padEnd(16)} ${(p.hello?.overlay.ipv4 ?? '-').padEnd(15)} via ${p.remote.address}:${p.remote.port}  up since ${p.since}${s ? `  rtt ${s.rttMs.toFixed(2)} ms  in ${s.bytesIn} B  out ${s.bytesOut} B` : ''}`)
+  }
+  lines.push(`routes   ${routes.fib.length}`)
+  for (const r of routes.fib) lines.push(`  ${r.prefix.padEnd(20)} → ${peers.find((p) => p.key === r.peer)?.name ?? r.peer.slice(0, 8)}`)
+  return lines.join('\n') + '\n'
+}
+

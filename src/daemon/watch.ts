@@ -1,0 +1,93 @@
+/**
+ * Watches the config file and says when its content changed.
+ *
+ * Editors save by writing in place or by rename-replace, Ansible moves a temp
+ * file over it, Kubernetes swaps a `..data` symlink beside it: so we watch the
+ * file's directory (chokidar, depth 0), debounce, then compare the content's
+ * hash with what we last loaded. Any event in the directory may be the one;
+ * the hash decides. A slow periodic check catches what events miss (network
+ * file systems), at the cost of one small read per interval.
+ */
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { watch, type FSWatcher } from 'chokidar'
+import type { Logger } from '../log.js'
+
+export interface ConfigWatcherInit {
+  readonly path: string
+  /** Quiet time after the last event, ms (default 150). */
+  readonly debounceMs?: number
+  /** Periodic content check, ms (default 10,000; 0 = off). */
+  readonly periodicMs?: number
+}
+
+export class ConfigWatcher {
+  readonly #path: string
+  readonly #init: ConfigWatcherInit
+  readonly #onChange: (text: string) => void
+  readonly #log: Logger
+  #watcher: FSWatcher | null = null
+  #debounce: NodeJS.Timeout | null = null
+  #periodic: NodeJS.Timeout | null = null
+  #lastHash = ''
+
+  constructor(init: ConfigWatcherInit, components: { onChange: (text: string) => void; log: Logger }) {
+    this.#path = resolve(init.path)
+    this.#init = init
+    this.#onChange = components.onChange
+    this.#log = components.log
+  }
+
+  /** Records the content the daemon runs now, so only a different content counts as a change. */
+  setLoaded(text: string): void {
+    this.#lastHash = hash(text)
+  }
+
+  async start(): Promise<void> {
+    const w = watch(dirname(this.#path), { depth: 0, ignoreInitial: true, atomic: true, followSymlinks: false })
+    w.on('all', () => this.poke())
+    w.on('error', (err) => this.#log.warn({ err: (err as Error).message }, 'config watcher error'))
+    await new Promise<void>((r) => w.once('ready', () => r()))
+    this.#watcher = w
+    const every = this.#init.periodicMs ?? 10_000
+    if (every > 0) {
+      this.#periodic = setInterval(() => this.poke(), every)
+      this.#periodic.unref()
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#debounce) clearTimeout(this.#debounce)
+    if (this.#periodic) clearInterval(this.#periodic)
+    this.#debounce = this.#periodic = null
+    await this.#watcher?.close()
+    this.#watcher = null
+  }
+
+  /** Something may have changed (a file event, SIGHUP): check after the debounce. */
+  poke(): void {
+    if (this.#debounce) clearTimeout(this.#debounce)
+    this.#debounce = setTimeout(() => void this.#check(), this.#init.debounceMs ?? 150)
+  }
+
+  async #check(): Promise<void> {
+    this.#debounce = null
+    let text: string
+    try {
+      text = await readFile(this.#path, 'utf8')
+    } catch (err) {
+      // Mid-rename the file may be missing for a moment; the next event brings it back.
+      this.#log.debug({ err: (err as Error).message }, 'config not readable yet')
+      return
+    }
+    const h = hash(text)
+    if (h === this.#lastHash) return
+    this.#lastHash = h
+    this.#onChange(text)
+  }
+}
+
+function hash(text: string): string {
+  return createHash('sha256').update(text).digest('hex')
+}
