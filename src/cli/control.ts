@@ -11,9 +11,6 @@ import { loadConfigFile, type Config } from '../config/index.js'
 import { silentLogger } from '../log.js'
 import { deriveOverlayAddresses, loadIdentity } from '../mesh/identity.js'
 import { controlRequest, DaemonNotRunningError } from '../observe/control-socket.js'
-import { Reconciler } from '../reconcile/index.js'
-import { desiredFromConfig } from '../state/index.js'
-import { createSystemAdapter } from '../system/index.js'
 import { EXIT_INVALID, EXIT_OK, type CliContext } from './context.js'
 import { formatLines } from './report.js'
 import { DEFAULT_CONFIG_PATH } from './validate.js'
@@ -139,6 +136,12 @@ async function planAgainstKernel(file: string) {
   if (!r.ok) return { ok: false, errors: r.diagnostics.filter((d) => d.severity === 'error'), actions: [], restartTunnels: false }
   const config: Config = r.config
   const addresses = await overlayAddresses(config)
+  // Loaded here, not at the top: only this path needs netlink, and every other command starts faster without it.
+  const [{ Reconciler }, { desiredFromConfig }, { createSystemAdapter }] = await Promise.all([
+    import('../reconcile/index.js'),
+    import('../state/index.js'),
+    import('../system/index.js'),
+  ])
   const desired = desiredFromConfig(config, { overlayAddresses: addresses, learnedRoutes: [], tunMtu: AUTO_TUN_MTU_GUESS })
   const rec = new Reconciler({}, { system: createSystemAdapter(), log: silentLogger })
   const { plan, issues } = await rec.plan(desired)

@@ -10,8 +10,7 @@
  */
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve as resolvePath } from 'node:path'
-import type { Config, ConfigOverride, Diagnostic } from '../config/index.js'
-import { loadConfigText } from '../config/index.js'
+import type { Config, Diagnostic, LoadResult } from '../config/index.js'
 import { QeError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { deriveOverlayAddresses, loadIdentity, publicKeyBase64, type Identity } from '../mesh/identity.js'
@@ -49,8 +48,8 @@ export interface DaemonInit {
   readonly config: Config
   /** The file the config came from (watched for changes); `null` = no file (stdin, tests). */
   readonly configPath: string | null
-  /** Command-line overrides: re-applied to every reload, so flags keep winning over the file. */
-  readonly overrides: readonly ConfigOverride[]
+  /** Loads a config text (with the command-line flags applied, so flags keep winning over the file). */
+  readonly load: (text: string, file: string) => LoadResult
   /** The text the config was loaded from (so the watcher only reacts to a real change). */
   readonly configText: string | null
 }
@@ -245,7 +244,7 @@ export class Daemon {
 
   async #reload(text: string, file: string): Promise<ReloadOutcome> {
     if (this.#stopping || !this.#gen) return { ok: false, errors: [], plan: [] }
-    const res = loadConfigText(text, file, { overrides: [...this.#init.overrides] })
+    const res = this.#init.load(text, file)
     if (!res.ok) {
       this.#pendingErrors = res.diagnostics.filter((d) => d.severity === 'error')
       for (const d of this.#pendingErrors) this.#log.error({ file: d.file, line: d.line, col: d.col, path: d.path, code: d.code }, `config not applied: ${d.message}`)
@@ -296,7 +295,7 @@ export class Daemon {
 
   /** Dry run of a config text against the running node: what `#reload` would do. */
   async #plan(text: string, file: string): Promise<PlanOutcome> {
-    const res = loadConfigText(text, file, { overrides: [...this.#init.overrides] })
+    const res = this.#init.load(text, file)
     if (!res.ok) return { ok: false, errors: res.diagnostics.filter((d) => d.severity === 'error'), actions: [], restartTunnels: false }
     const rec = this.#reconciler
     const prev = this.#gen

@@ -4,7 +4,7 @@
  * code; expected failures are printed as one line, never a stack trace.
  */
 import { readFile } from 'node:fs/promises'
-import type { Config, ConfigOverride } from '../config/index.js'
+import { loadConfigText, type Config, type LoadResult } from '../config/index.js'
 import { isQeError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { Daemon } from './daemon.js'
@@ -12,8 +12,8 @@ import { Daemon } from './daemon.js'
 export interface RunDaemonOptions {
   configPath: string | null
   log: Logger
-  /** Flags given on the command line; re-applied on every reload. */
-  overrides?: readonly ConfigOverride[]
+  /** Loads a config text with the command-line flags applied; every reload uses it (default: no flags). */
+  load?: (text: string, file: string) => LoadResult
   /** Where one-line errors go (default stderr). */
   stderr?: NodeJS.WritableStream
 }
@@ -21,7 +21,7 @@ export interface RunDaemonOptions {
 export async function runDaemon(config: Config, opts: RunDaemonOptions): Promise<number> {
   const stderr = opts.stderr ?? process.stderr
   const text = opts.configPath ? await readFile(opts.configPath, 'utf8').catch(() => null) : null
-  const daemon = new Daemon({ config, configPath: opts.configPath, overrides: opts.overrides ?? [], configText: text }, { log: opts.log })
+  const daemon = new Daemon({ config, configPath: opts.configPath, load: opts.load ?? ((t, f) => loadConfigText(t, f)), configText: text }, { log: opts.log })
   try {
     await daemon.start()
   } catch (err) {

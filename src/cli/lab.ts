@@ -1,0 +1,182 @@
+/**
+ * `quicether lab …`: the network-namespace lab (needs root).
+ *
+ *   lab demo                          a newcomer's first run: two sites, a tunnel, a transfer
+ *   lab pair [--rate --delay --loss]  two daemons over one emulated link: throughput, RTT, CPU
+ *   lab up SCENARIO.yaml              build a topology from a file and leave it running
+ *   lab down [--run ID]               remove everything a lab run left (also after a crash)
+ *
+ * Expected failures are QeErrors, printed by `main`. Every command that
+ * builds a lab tears it down on errors and on Ctrl-C.
+ */
+import type { Command } from 'commander'
+import { LabPrerequisiteError, LabSpecError } from '../lab/errors.js'
+import { withInterrupts } from '../lab/interrupt.js'
+import { isRunId } from '../lab/names.js'
+import { runPair, type PairResult } from '../lab/pair.js'
+import { runDemo } from '../lab/demo.js'
+import { labUp, type UpResult } from '../lab/up.js'
+import { labDown, type TeardownReport } from '../lab/teardown.js'
+import { loadScenario } from '../lab/scenario.js'
+import { parseDelay, parseLoss, parsePositiveInt, parseRate } from '../lab/units.js'
+
+function requireRoot(): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new LabPrerequisiteError('the lab creates network namespaces and needs root: run it with sudo')
+  }
+}
+
+function print(line = ''): void {
+  process.stdout.write(line + '\n')
+}
+
+function progress(line: string): void {
+  process.stderr.write(`lab: ${line}\n`)
+}
+
+interface PairFlags {
+  rate?: string
+  delay?: string
+  loss?: string
+  seconds: string
+  streams: string
+  json?: boolean
+}
+
+export function registerLabCommands(program: Command): void {
+  const lab = program
+    .command('lab')
+    .summary('network-namespace lab: demo, benchmarks, topologies (root)')
+    .description(
+      'Build real topologies in Linux network namespaces (names start with qel-), with emulated\n' +
+        'links (rate, one-way delay, loss, NAT) and real quicether daemons. Needs root.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ sudo quicether lab demo
+  $ sudo quicether lab pair --rate 100mbit --delay 10ms --loss 0.5% --seconds 10 --json
+  $ sudo quicether lab up examples/lab/two-sites.yaml
+  $ sudo quicether lab down`,
+    )
+
+  lab
+    .command('demo')
+    .summary('two sites, a tunnel, a ping and a transfer, then tear down (under a minute)')
+    .action(async () => {
+      requireRoot()
+      await withInterrupts((signal) => runDemo(print, signal))
+    })
+
+  lab
+    .command('pair')
+    .summary('two daemons over one link: iperf3 and ping through the tunnel')
+    .option('--rate <rate>', 'link rate each way, e.g. 100mbit (default: unlimited)')
+    .option('--delay <time>', 'one-way delay each way, e.g. 10ms (default: none)')
+    .option('--loss <pct>', 'random loss each way, e.g. 1% (default: none)')
+    .option('--seconds <n>', 'transfer length', '10')
+    .option('--streams <n>', 'parallel TCP streams (iperf3 -P)', '1')
+    .option('--json', 'print the result as JSON')
+    .action(async (f: PairFlags) => {
+      const opts = {
+        rate: f.rate === undefined ? null : parseRate(f.rate, '--rate'),
+        delay: f.delay === undefined ? 0 : parseDelay(f.delay, '--delay'),
+        loss: f.loss === undefined ? 0 : parseLoss(f.loss, '--loss'),
+        seconds: parsePositiveInt(f.seconds, '--seconds', 3600),
+        streams: parsePositiveInt(f.streams, '--streams', 128),
+      }
+      requireRoot()
+      const r = await withInterrupts((signal) => runPair({ ...opts, signal, progress }))
+      if (f.json) print(JSON.stringify(r, null, 2))
+      else printPair(r)
+    })
+
+  lab
+    .command('up')
+    .summary('build a topology from a scenario file and leave it running')
+    .argument('<scenario>', 'scenario YAML (see schemas/lab-scenario.schema.json)')
+    .option('--no-daemons', 'build the network only; start no quicether daemons')
+    .option('--json', 'print what was built as JSON')
+    .action(async (file: string, f: { daemons: boolean; json?: boolean }) => {
+      const scenario = await loadScenario(file)
+      requireRoot()
+      const r = await withInterrupts((signal) => labUp(scenario, { daemons: f.daemons, signal }))
+      if (f.json) print(JSON.stringify(r, null, 2))
+      else printUp(r, scenario.name)
+    })
+
+  lab
+    .command('down')
+    .summary('remove everything lab runs left: processes, namespaces, tables, temp dirs')
+    .option('--run <id>', 'only this run (the 4 hex digits in qel-<id>-…)')
+    .option('--json', 'print what was removed as JSON')
+    .action(async (f: { run?: string; json?: boolean }) => {
+      if (f.run !== undefined && !isRunId(f.run)) throw new LabSpecError(`--run: '${f.run}' is not a run id (4 hex digits, as in qel-3f2a-…)`)
+      requireRoot()
+      const r = await labDown({ runId: f.run ?? null })
+      if (f.json) print(JSON.stringify(r, null, 2))
+      else printDown(r)
+    })
+}
+
+function printPair(r: PairResult): void {
+  const link = [
+    r.link.rate_mbit === null ? 'unlimited' : `${r.link.rate_mbit} Mbit/s`,
+    r.link.delay_ms ? `${r.link.delay_ms} ms each way` : null,
+    r.link.loss_pct ? `${r.link.loss_pct}% loss` : null,
+  ]
+    .filter(Boolean)
+    .join(', ')
+  const rows: [string, string][] = [
+    ['link', link],
+    ['throughput', `${r.mbit} Mbit/s (iperf3 TCP -P${r.streams}, ${r.seconds} s)`],
+    ['retransmits', String(r.retransmits)],
+    ['RTT over the tunnel', `p50 ${r.rtt_ms_p50} ms, p99 ${r.rtt_ms_p99} ms (${r.ping_received}/${r.ping_sent} replies)`],
+    ['daemon CPU', `${r.cpu_s_per_gbit} s per Gbit (${r.cpu_s} s, both daemons)`],
+    ['overlay ready after', `${r.overlay_ready_ms} ms`],
+  ]
+  const w = Math.max(...rows.map(([k]) => k.length))
+  for (const [k, v] of rows) print(`${k.padEnd(w)}  ${v}`)
+}
+
+function printUp(r: UpResult, name: string | null): void {
+  print(`lab run ${r.runId} is up${name ? `: ${name}` : ''} (files in ${r.dir})`)
+  print()
+  const nw = Math.max(...r.nodes.map((n) => n.name.length))
+  const sw = Math.max(...r.nodes.map((n) => n.netns.length))
+  for (const n of r.nodes) {
+    const under = n.underlay.map((u) => `${u.ipv4} (${u.link})`).join(', ')
+    print(`  ${n.name.padEnd(nw)}  ${n.netns.padEnd(sw)}  ${n.overlay ? `overlay ${n.overlay.ipv4}  ` : ''}${under || 'no links'}`)
+  }
+  print()
+  print('Reach the nodes:')
+  const first = r.nodes[0]
+  if (first) print(`  ip netns exec ${first.netns} bash    # a shell in ${first.name}`)
+  const withOverlay = r.nodes.filter((n) => n.overlay)
+  const [x, y] = withOverlay
+  if (x && y?.overlay) {
+    print(`  ip netns exec ${x.netns} ping ${y.overlay.ipv4}    # ${x.name} → ${y.name} over the tunnel`)
+  } else {
+    // The first link's a end can always reach its b end (with NAT, a is the inside).
+    const l = r.links[0]
+    const a = r.nodes.find((n) => n.name === l?.a)
+    const to = r.nodes.find((n) => n.name === l?.b)?.underlay.find((u) => u.link === l?.name)
+    if (a && to) print(`  ip netns exec ${a.netns} ping ${to.ipv4}    # ${a.name} → ${l?.b} over link ${l?.name}`)
+  }
+  if (x?.log) print(`  tail -f ${x.log}    # ${x.name}'s daemon log`)
+  print(`Tear down: quicether lab down --run ${r.runId}   (or: quicether lab down, for every run)`)
+}
+
+function printDown(r: TeardownReport): void {
+  const total = r.processes.length + r.namespaces.length + r.links.length + r.tables.length + r.dirs.length
+  if (total === 0) {
+    print('nothing to remove: no lab leftovers')
+    return
+  }
+  if (r.processes.length) print(`stopped ${r.processes.length} process(es): ${r.processes.join(' ')}`)
+  if (r.namespaces.length) print(`deleted ${r.namespaces.length} namespace(s): ${r.namespaces.join(' ')}`)
+  if (r.links.length) print(`deleted host link(s): ${r.links.join(' ')}`)
+  if (r.tables.length) print(`deleted nft table(s): ${r.tables.join(' ')}`)
+  if (r.dirs.length) print(`removed ${r.dirs.join(' ')}`)
+}

@@ -1,0 +1,124 @@
+/**
+ * `quicether start`: run the node. Every flag of the product brief is a
+ * `ConfigOverride` of one config key, applied to the YAML document before
+ * validation, so flags override the file and a bad flag value is reported
+ * exactly like a bad config value (`--multipath: error: ... (at multipath.mode)`).
+ *
+ * `--print-config` prints the effective, merged config and exits. Otherwise
+ * the validated config goes to the daemon (`runDaemon` below: the one seam).
+ */
+import { resolve } from 'node:path'
+import type { Command } from 'commander'
+import { hasErrors, renderConfigYaml, type Config, type LoadResult } from '../config/index.js'
+import { ConfigReadError } from '../errors.js'
+import { createLogger, type Logger } from '../log.js'
+import { EXIT_INVALID, EXIT_OK, NotAvailableError, type CliContext } from './context.js'
+import type * as DaemonModule from '../daemon/run.js'
+import { importOptional } from './optional-module.js'
+import { buildOverrides, loadTextWithOverrides, loadWithOverrides, type StartFlags } from './start-overrides.js'
+import { countBySeverity, formatLines, plural } from './report.js'
+import { DEFAULT_CONFIG_PATH } from './validate.js'
+
+export interface StartOptions extends StartFlags {
+  config: string
+  printConfig?: boolean
+}
+
+/** `--bootstrap a,b --bootstrap c` → ['a', 'b', 'c']. */
+function list(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter((s) => s !== '')]
+}
+
+export function registerStart(program: Command, ctx: CliContext): void {
+  program
+    .command('start')
+    .summary('run the node (or print the effective config)')
+    .description(
+      'Run this node with the config file, overridden by any flags given. Each flag sets one\n' +
+        'config key (shown in brackets) and is checked like the file: a bad value is a config error.',
+    )
+    .option('-c, --config <path>', 'config file', DEFAULT_CONFIG_PATH)
+    .option('--print-config', 'print the effective config as YAML and exit (1 if invalid)')
+    .option('--name <name>', 'node name [node.name]')
+    .option('--role <role>', 'client | gateway | bootstrap [node.role]')
+    .option('--bootstrap <host:port,...>', 'DHT bootstrap nodes, repeatable [discovery.bootstrap]', list)
+    .option('--connect-to <peer|host:port,...>', 'peers to dial at start, repeatable [discovery.connect-to]', list)
+    .option('--advertise-subnet <cidr,...>', 'prefix to advertise, repeatable, added to the file\'s [subnets]', list)
+    .option('--interfaces <if,...>', 'uplinks to use, e.g. eth0,wwan0; settings of listed names are kept [interfaces]', list)
+    .option('--multipath <mode>', 'aggregate | failover | redundant [multipath.mode]')
+    .option('--scheduler <name>', 'min-rtt | weighted | round-robin | ecf [multipath.scheduler]')
+    .option('--target <peer>', 'bond uplinks toward this peer [multipath.target]')
+    .option('--accept-multipath', 'accept bonded connections from peers [multipath.accept]')
+    .option('--advertise-bandwidth <rate>', 'capacity announced to peers, e.g. 1Gbps [gateway.advertise-bandwidth]')
+    .option('--forward-for <peer|cidr,...>', 'forward traffic for these peers or prefixes, repeatable [gateway.forward-for]', list)
+    .option('--bootstrap-mode', 'serve as a DHT bootstrap node [node.bootstrap-mode]')
+    .option('--public-ip <ip>', 'public address to announce [discovery.public-address]')
+    .option('--advertise-as-bootstrap', 'announce this node as a bootstrap node [discovery.advertise-as-bootstrap]')
+    .option('--audit-log <path>', 'append-only audit log file [audit.path]')
+    .option('--require-2fa', 'require a second factor before joining [auth.require-2fa]')
+    .option('--log-level <level>', 'trace | debug | info | warn | error | fatal | silent [logging.level]')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ quicether start                                   # /etc/quicether.yaml
+  $ quicether start --config ./laptop.yaml --multipath aggregate --interfaces wlan0,wwan0
+  $ quicether start --name seed --role bootstrap --bootstrap-mode --public-ip 203.0.113.10 --print-config
+  $ quicether start --role gateway --advertise-subnet 192.168.1.0/24 --advertise-bandwidth 1Gbps`,
+    )
+    .action(async (opts: StartOptions) => {
+      ctx.exitCode = await runStart(opts, ctx)
+    })
+}
+
+export async function runStart(opts: StartOptions, ctx: CliContext): Promise<number> {
+  const { stdout, stderr } = ctx.io
+  const plan = buildOverrides(opts)
+  const result = await loadWithOverrides(opts.config, plan).catch((err: unknown) => {
+    if (err instanceof ConfigReadError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+      throw new ConfigReadError(`${err.message} (create it with 'quicether init', or name another with --config)`, { cause: err })
+    }
+    throw err
+  })
+  if (!result.ok || hasErrors(result.diagnostics)) {
+    stderr.write(formatLines(result.diagnostics, 'text'))
+    const { errors, warnings } = countBySeverity(result.diagnostics)
+    const what = result.overrides.length > 0 ? `${opts.config} with these flags` : opts.config
+    stderr.write(`quicether: ${what} is not valid: ${plural(errors, 'error')}${warnings ? `, ${plural(warnings, 'warning')}` : ''} (QE_CONFIG_INVALID)\n`)
+    return EXIT_INVALID
+  }
+  stderr.write(formatLines(result.diagnostics, 'text'))
+  if (opts.printConfig) {
+    stdout.write(renderConfigYaml(result.config))
+    return EXIT_OK
+  }
+  const log = createLogger({ level: result.config.logging.level, destination: logDestination(result.config.logging.destination) })
+  // The daemon only ever calls write(); any TextSink will do.
+  // Every reload re-runs the same flags against the new file, so flags keep winning over it.
+  const load = (text: string, file: string) => loadTextWithOverrides(text, file, plan)
+  return runDaemon(result.config, { configPath: resolve(opts.config), log, load, stderr: ctx.io.stderr as NodeJS.WritableStream })
+}
+
+function logDestination(d: string): string | number {
+  return d === 'stderr' ? 2 : d === 'stdout' ? 1 : d
+}
+
+/**
+ * The seam to the daemon (`src/daemon/run.ts`). Imported on demand: the
+ * daemon pulls in the native forwarding plane, which `validate`, `init` and
+ * `--print-config` must not need; and a build without it still has a CLI.
+ */
+async function runDaemon(config: Config, opts: DaemonRunOptions): Promise<number> {
+  const mod = await importOptional<typeof DaemonModule>(new URL('../daemon/run.js', import.meta.url))
+  if (typeof mod?.runDaemon !== 'function') throw new NotAvailableError('the daemon is not available in this build yet')
+  return mod.runDaemon(config, opts)
+}
+
+interface DaemonRunOptions {
+  /** The config file the daemon watches (absolute). */
+  configPath: string | null
+  log: Logger
+  /** Loads a config text with the command-line flags applied (every reload uses it). */
+  load: (text: string, file: string) => LoadResult
+  stderr: NodeJS.WritableStream
+}
