@@ -33,13 +33,14 @@ const B = overlay.get('b')!
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
 
 const lab = new Lab({ spec })
+const started: LabDaemon[] = []
 t.teardown(async () => {
-  for (const d of daemons?.values() ?? []) await d.stop().catch(() => undefined)
+  for (const d of started) await d.stop().catch(() => undefined)
   await lab.stop()
 })
-let daemons: Map<string, LabDaemon> | undefined
 await lab.start()
-daemons = await startDaemons({ lab, network: DEFAULT_NETWORK, detached: false })
+const daemons = await startDaemons({ lab, network: DEFAULT_NETWORK, detached: false })
+started.push(...daemons.values())
 const da = daemons.get('a')!
 const db = daemons.get('b')!
 
