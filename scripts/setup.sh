@@ -8,7 +8,7 @@ say() { [ "$quiet" = 1 ] || echo "setup: $*"; }
 
 # Build the forwarding plane; run the lab (iproute2, nftables, iperf3); compare against peers (openvpn, wireguard-go).
 pkgs=(build-essential python3 pkg-config libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
-      iproute2 nftables iperf3 procps openvpn wireguard-go wireguard-tools)
+      iproute2 iputils-ping nftables iperf3 procps openssl openvpn wireguard-go wireguard-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -37,6 +37,11 @@ if [ -f binding.gyp ]; then
     say "building the native forwarding plane"
     npx --no-install node-gyp rebuild --loglevel=error >/dev/null
   fi
+fi
+
+# The lab's delay line (a small standalone program); after node-gyp, which empties build/.
+if [ -f native/lab/Makefile ]; then
+  make -s -C native/lab >/dev/null
 fi
 
 say "compiling TypeScript"

@@ -1,0 +1,236 @@
+/**
+ * bench/throughput: QuicEther against raw veth, OpenVPN 2.6 and wireguard-go,
+ * in one run, each on a fresh copy of the same topology (two namespaces, one
+ * plain veth pair). Per tunnel: iperf3 TCP -P1 and -P4 (median of the
+ * repetitions), idle ping RTT p50/p99 through the tunnel, and the tunnel
+ * processes' CPU seconds per Gbit moved (from /proc/<pid>/stat).
+ *
+ *   sudo npx tsx bench/throughput.ts [--seconds 10] [--reps 3] [--only raw,quicether,openvpn,wireguard-go] [--json] [--out FILE]
+ *
+ * Prints a table with QuicEther's ratios against each peer and the bar of
+ * issue 3 beside the measured figures; the JSON goes to --out (default
+ * <tmp>/quicether-throughput.json) or to stdout with --json (the table then
+ * goes to stderr). Traffic stays inside the bench's own namespaces.
+ */
+import { writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { Lab } from '../src/lab/topology.js'
+import { startDaemons } from '../src/lab/daemon.js'
+import { CpuMeter, cpuPerGbit } from '../src/lab/cpu.js'
+import { withInterrupts } from '../src/lab/interrupt.js'
+import { overlayAddresses } from '../src/lab/nodeconfig.js'
+import { startOpenVpn, startWireguardGo } from '../src/lab/peers.js'
+import { DEFAULT_NETWORK } from '../src/lab/scenario.js'
+import { IperfServer, iperfClient, median, ping, percentile } from '../src/lab/traffic.js'
+import { parsePositiveInt } from '../src/lab/units.js'
+import type { TopologySpec } from '../src/lab/types.js'
+
+const CASES = ['raw', 'quicether', 'openvpn', 'wireguard-go'] as const
+type CaseName = (typeof CASES)[number]
+
+interface StreamResult {
+  /** Median goodput of the repetitions, Mbit/s. */
+  mbit: number
+  runs_mbit: number[]
+  retransmits: number[]
+  /** Median CPU seconds per Gbit of the tunnel's processes; null for raw veth. */
+  cpu_s_per_gbit: number | null
+}
+
+interface CaseResult {
+  name: CaseName
+  detail: string
+  ok: boolean
+  error?: string
+  rtt_ms_p50?: number
+  rtt_ms_p99?: number
+  p1?: StreamResult
+  p4?: StreamResult
+}
+
+interface Tunnel {
+  serverAddr: string
+  pids: readonly number[]
+  detail: string
+  stop(): Promise<void>
+}
+
+const TOPOLOGY: TopologySpec = {
+  nodes: [
+    { name: 'alpha', daemon: true, config: null },
+    { name: 'beta', daemon: true, config: null },
+  ],
+  links: [{ name: 'veth', a: 'alpha', b: 'beta', aToB: { rate: null, delay: 0, loss: 0 }, bToA: { rate: null, delay: 0, loss: 0 }, queue: null, nat: 'none' }],
+}
+
+async function openTunnel(name: CaseName, lab: Lab, signal: AbortSignal): Promise<Tunnel> {
+  switch (name) {
+    case 'raw':
+      return { serverAddr: lab.link(0).addrB.ipv4, pids: [], detail: 'veth pair, no tunnel', stop: async () => undefined }
+    case 'quicether': {
+      const daemons = await startDaemons({ lab, network: DEFAULT_NETWORK, detached: false, signal })
+      return {
+        serverAddr: overlayAddresses(lab.spec, DEFAULT_NETWORK).get('beta')!.ipv4,
+        pids: [...daemons.values()].map((d) => d.pid!).filter(Boolean),
+        detail: 'two quicether daemons, QUIC DATAGRAM over UDP, TLS 1.3',
+        stop: async () => {
+          for (const d of daemons.values()) await d.stop()
+        },
+      }
+    }
+    case 'openvpn':
+      return startOpenVpn(lab, 'alpha', 'beta')
+    case 'wireguard-go':
+      return startWireguardGo(lab, 'alpha', 'beta')
+  }
+}
+
+async function measure(name: CaseName, o: { seconds: number; reps: number; signal: AbortSignal; say: (s: string) => void }): Promise<CaseResult> {
+  const lab = new Lab({ spec: TOPOLOGY })
+  try {
+    await lab.start()
+    const tunnel = await openTunnel(name, lab, o.signal)
+    try {
+      const alpha = lab.node('alpha').netns
+      const p = await ping(alpha, tunnel.serverAddr, { count: 100, intervalMs: 10, signal: o.signal })
+      const server = new IperfServer({ netns: lab.node('beta').netns, bind: tunnel.serverAddr, runId: lab.runId })
+      await server.start()
+      const streams: Record<'p1' | 'p4', StreamResult> = {} as Record<'p1' | 'p4', StreamResult>
+      for (const P of [1, 4] as const) {
+        const runs: number[] = []
+        const retr: number[] = []
+        const cpus: number[] = []
+        for (let rep = 1; rep <= o.reps; rep++) {
+          const meter = new CpuMeter(tunnel.pids)
+          meter.start()
+          const r = await iperfClient(alpha, tunnel.serverAddr, { seconds: o.seconds, streams: P, signal: o.signal })
+          const cpu = meter.stop()
+          runs.push(r.mbit)
+          retr.push(r.retransmits)
+          cpus.push(cpuPerGbit(cpu, r.bytes))
+          o.say(`${name} -P${P} run ${rep}/${o.reps}: ${r.mbit.toFixed(0)} Mbit/s${tunnel.pids.length ? `, ${cpuPerGbit(cpu, r.bytes).toFixed(2)} CPU s/Gbit` : ''}`)
+        }
+        streams[P === 1 ? 'p1' : 'p4'] = { mbit: round(median(runs)), runs_mbit: runs.map(round), retransmits: retr, cpu_s_per_gbit: tunnel.pids.length ? round(median(cpus), 3) : null }
+      }
+      await server.stop()
+      return { name, detail: tunnel.detail, ok: true, rtt_ms_p50: percentile(p.rttsMs, 0.5), rtt_ms_p99: percentile(p.rttsMs, 0.99), ...streams }
+    } finally {
+      await tunnel.stop()
+    }
+  } catch (err) {
+    if (o.signal.aborted) throw err
+    const msg = err instanceof Error ? err.message : String(err)
+    o.say(`${name}: failed: ${msg.split('\n')[0]}`)
+    return { name, detail: '', ok: false, error: msg }
+  } finally {
+    await lab.stop()
+  }
+}
+
+function round(x: number, d = 1): number {
+  const f = 10 ** d
+  return Math.round(x * f) / f
+}
+
+interface Bar {
+  what: string
+  measured: string
+  pass: boolean | null
+}
+
+function bars(results: CaseResult[]): Bar[] {
+  const get = (n: CaseName): CaseResult | undefined => results.find((r) => r.name === n && r.ok)
+  const q = get('quicether')
+  const ovpn = get('openvpn')
+  const raw = get('raw')
+  const out: Bar[] = []
+  const ratio = q?.p1 && ovpn?.p1 ? q.p1.mbit / ovpn.p1.mbit : null
+  out.push({ what: 'QuicEther -P1 throughput ≥ 1.0× OpenVPN', measured: ratio === null ? 'n/a' : `${ratio.toFixed(2)}× (${q!.p1!.mbit} vs ${ovpn!.p1!.mbit} Mbit/s)`, pass: ratio === null ? null : ratio >= 1 })
+  const qc = q?.p1?.cpu_s_per_gbit
+  const oc = ovpn?.p1?.cpu_s_per_gbit
+  out.push({ what: "QuicEther CPU/Gbit ≤ OpenVPN's (-P1)", measured: qc == null || oc == null ? 'n/a' : `${qc.toFixed(2)} vs ${oc.toFixed(2)} s/Gbit (${(qc / oc).toFixed(2)}×)`, pass: qc == null || oc == null ? null : qc <= oc })
+  const added = q?.rtt_ms_p50 !== undefined && raw?.rtt_ms_p50 !== undefined ? q.rtt_ms_p50 - raw.rtt_ms_p50 : null
+  out.push({ what: 'added RTT over raw veth < 0.5 ms (p50)', measured: added === null ? 'n/a' : `${added.toFixed(3)} ms (${q!.rtt_ms_p50} vs ${raw!.rtt_ms_p50} ms)`, pass: added === null ? null : added < 0.5 })
+  return out
+}
+
+function table(results: CaseResult[], seconds: number, reps: number): string {
+  const lines: string[] = []
+  const head = ['', '-P1 Mbit/s', '-P4 Mbit/s', 'RTT p50 ms', 'RTT p99 ms', 'CPU s/Gbit -P1', 'CPU s/Gbit -P4']
+  const rows = results.map((r) =>
+    r.ok
+      ? [r.name, String(r.p1?.mbit), String(r.p4?.mbit), r.rtt_ms_p50!.toFixed(3), r.rtt_ms_p99!.toFixed(3), r.p1?.cpu_s_per_gbit?.toFixed(2) ?? '-', r.p4?.cpu_s_per_gbit?.toFixed(2) ?? '-']
+      : [r.name, 'failed', '', '', '', '', ''],
+  )
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const fmt = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ')
+  lines.push(`iperf3 TCP, ${seconds} s, median of ${reps}; ping idle, 100 × 10 ms; CPU of the tunnel's processes`, '', fmt(head))
+  for (const r of rows) lines.push(fmt(r))
+  const q = results.find((r) => r.name === 'quicether' && r.ok)
+  if (q) {
+    lines.push('', 'QuicEther against each:')
+    for (const peer of results.filter((r) => r.ok && r.name !== 'quicether')) {
+      const parts = [`-P1 ${(q.p1!.mbit / peer.p1!.mbit).toFixed(2)}×`, `-P4 ${(q.p4!.mbit / peer.p4!.mbit).toFixed(2)}×`]
+      if (peer.p1?.cpu_s_per_gbit && q.p1?.cpu_s_per_gbit) parts.push(`CPU/Gbit ${(q.p1.cpu_s_per_gbit / peer.p1.cpu_s_per_gbit).toFixed(2)}×`)
+      const d = q.rtt_ms_p50! - peer.rtt_ms_p50!
+      parts.push(`RTT p50 ${d >= 0 ? '+' : '−'}${Math.abs(d).toFixed(3)} ms`)
+      lines.push(`  vs ${peer.name.padEnd(13)} ${parts.join(', ')}`)
+    }
+  }
+  lines.push('', 'Bar (issue 3):')
+  for (const b of bars(results)) lines.push(`  ${b.pass === null ? '  ?  ' : b.pass ? ' PASS' : ' FAIL'}  ${b.what.padEnd(42)} ${b.measured}`)
+  for (const r of results.filter((x) => !x.ok)) lines.push('', `${r.name} failed: ${r.error}`)
+  return lines.join('\n')
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '10' },
+      reps: { type: 'string', default: '3' },
+      only: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      out: { type: 'string' },
+    },
+  })
+  const seconds = parsePositiveInt(values.seconds, '--seconds', 600)
+  const reps = parsePositiveInt(values.reps, '--reps', 20)
+  const only = values.only ? values.only.split(',').map((s) => s.trim()) : [...CASES]
+  for (const n of only) if (!(CASES as readonly string[]).includes(n)) throw new Error(`--only: unknown case '${n}' (${CASES.join(', ')})`)
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench/throughput needs root (network namespaces)\n')
+    return 2
+  }
+  const say = (s: string): void => void process.stderr.write(`bench: ${s}\n`)
+  const results = await withInterrupts(async (signal) => {
+    const out: CaseResult[] = []
+    for (const name of CASES.filter((c) => only.includes(c))) {
+      say(`${name}: setting up`)
+      out.push(await measure(name, { seconds, reps, signal, say }))
+    }
+    return out
+  })
+  const doc = {
+    bench: 'throughput',
+    date: new Date().toISOString(),
+    machine: { cpus: (await import('node:os')).cpus().length, kernel: (await import('node:os')).release() },
+    seconds,
+    reps,
+    results,
+    bar: bars(results),
+  }
+  const text = table(results, seconds, reps)
+  if (values.json) {
+    process.stderr.write(text + '\n')
+    process.stdout.write(JSON.stringify(doc, null, 2) + '\n')
+  } else {
+    const file = values.out ?? join(tmpdir(), 'quicether-throughput.json')
+    writeFileSync(file, JSON.stringify(doc, null, 2) + '\n')
+    process.stdout.write(text + `\n\nJSON: ${file}\n`)
+  }
+  return results.every((r) => r.ok) ? 0 : 1
+}
+
+process.exitCode = await main()

@@ -1,0 +1,329 @@
+/*
+ * delayline: a constant one-way delay for IP packets, run inside a lab router
+ * namespace (this kernel has no netem).
+ *
+ *   delayline [--tick-us 250] [--buffer-mb 32] TUN:DELAY_US [TUN:DELAY_US ...]
+ *
+ * For each TUN:DELAY_US it creates a TUN device (IFF_TUN | IFF_NO_PI |
+ * IFF_VNET_HDR, with checksum and TSO/USO offloads so GSO super-packets pass
+ * whole), and every packet the kernel routes into that TUN is held for
+ * DELAY_US microseconds and then written back into the same TUN, from where
+ * the kernel routes it on (the lab's policy rules, keyed on the incoming
+ * interface, keep it from looping). The delay is constant, so each direction
+ * is a FIFO: a byte ring holding the packets in arrival order, released on a
+ * periodic tick (not a timer per packet); the tick runs only while some
+ * packet is held, so an idle line costs nothing.
+ *
+ * It asks for SCHED_FIFO (best effort): the lab shares two cores with the
+ * traffic it carries, and a release that waits for a busy CPU is a delay
+ * error. It blocks in epoll between ticks, so it never hogs a core.
+ *
+ * Once every TUN exists it prints "ready" on stdout. SIGTERM or SIGINT stop
+ * it; on exit it prints one JSON line of counters on stderr (packets, bytes,
+ * drops, and how far release times fell from their due times).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+
+#define DL_MAX_LINES 16
+#define DL_VNET_HDR 10       /* struct virtio_net_hdr */
+#define DL_MAX_PKT (65536 + DL_VNET_HDR)
+#define DL_ALIGN 16
+#define DL_READ_BATCH 256    /* reads per readiness event, so one busy TUN cannot starve the tick */
+#define DL_HIST_BUCKET_NS 25000 /* lateness histogram: 25 us buckets */
+#define DL_HIST_BUCKETS 400     /* up to 10 ms; later releases land in the last bucket */
+
+/* One held packet in the ring: header, then `len` bytes (vnet header + IP packet). */
+typedef struct {
+  uint32_t len; /* 0 = wrap marker: the next entry starts at offset 0 */
+  uint32_t pad;
+  uint64_t due_ns;
+} dl_entry;
+
+typedef struct {
+  char name[IFNAMSIZ];
+  int fd;
+  uint64_t delay_ns;
+  uint8_t *ring;
+  size_t cap;
+  size_t head; /* where the next packet is written */
+  size_t tail; /* the oldest held packet */
+  size_t used; /* bytes between tail and head, including wrap waste */
+  uint64_t pkts, bytes, drops_full, drops_write, held_max;
+  uint64_t held;
+} dl_line;
+
+static dl_line lines[DL_MAX_LINES];
+static int nlines;
+static uint64_t hist[DL_HIST_BUCKETS];
+static int64_t late_min_ns = INT64_MAX, late_max_ns = INT64_MIN;
+static uint8_t scratch[DL_MAX_PKT];
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static size_t align_up(size_t n) { return (n + DL_ALIGN - 1) & ~(size_t)(DL_ALIGN - 1); }
+
+static int tun_open(dl_line *l) {
+  struct ifreq ifr;
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -1;
+  memset(&ifr, 0, sizeof(ifr));
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR;
+  memcpy(ifr.ifr_name, l->name, IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) goto fail;
+  int hdrsz = DL_VNET_HDR;
+  if (ioctl(fd, TUNSETVNETHDRSZ, &hdrsz) < 0) goto fail;
+  /* Ask for UDP segmentation offload too (Linux 6.2+); fall back to TCP only. */
+  unsigned off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+  if (ioctl(fd, TUNSETOFFLOAD, off | TUN_F_USO4 | TUN_F_USO6) < 0 && ioctl(fd, TUNSETOFFLOAD, off) < 0) goto fail;
+  l->fd = fd;
+  return 0;
+fail:
+  close(fd);
+  return -1;
+}
+
+/* Room for one maximal packet at the head? Wraps the head to 0 when the end is too short. */
+static uint8_t *ring_reserve(dl_line *l) {
+  size_t need = align_up(sizeof(dl_entry) + DL_MAX_PKT);
+  if (l->used == 0) l->head = l->tail = 0;
+  if (l->used > 0 && l->head == l->tail) return NULL; /* exactly full */
+  if (l->used > 0 && l->head < l->tail) {
+    return (l->tail - l->head >= need) ? l->ring + l->head : NULL;
+  }
+  /* head >= tail (or empty): free space is [head, cap) and then [0, tail). */
+  if (l->cap - l->head >= need) return l->ring + l->head;
+  if (l->used > 0 && l->tail < need) return NULL;
+  if (l->used == 0) { l->head = l->tail = 0; return l->ring; }
+  /* Mark the rest of the ring as waste and continue at 0. */
+  if (l->cap - l->head >= sizeof(dl_entry)) ((dl_entry *)(l->ring + l->head))->len = 0;
+  l->used += l->cap - l->head;
+  l->head = 0;
+  return l->ring;
+}
+
+static void ring_commit(dl_line *l, uint32_t len, uint64_t due) {
+  dl_entry *e = (dl_entry *)(l->ring + l->head);
+  e->len = len;
+  e->due_ns = due;
+  size_t sz = align_up(sizeof(dl_entry) + len);
+  l->head += sz;
+  l->used += sz;
+  if (l->head >= l->cap) l->head = 0;
+  l->held++;
+  if (l->held > l->held_max) l->held_max = l->held;
+}
+
+/* The oldest entry, skipping a wrap marker; NULL when empty. */
+static dl_entry *ring_peek(dl_line *l) {
+  if (l->used == 0) return NULL;
+  if (l->cap - l->tail < sizeof(dl_entry) || ((dl_entry *)(l->ring + l->tail))->len == 0) {
+    l->used -= l->cap - l->tail;
+    l->tail = 0;
+    if (l->used == 0) return NULL;
+  }
+  return (dl_entry *)(l->ring + l->tail);
+}
+
+static void ring_pop(dl_line *l, dl_entry *e) {
+  size_t sz = align_up(sizeof(dl_entry) + e->len);
+  l->tail += sz;
+  l->used -= sz;
+  if (l->tail >= l->cap) l->tail = 0;
+  l->held--;
+  if (l->used == 0) l->head = l->tail = 0;
+}
+
+static void line_read(dl_line *l) {
+  for (int i = 0; i < DL_READ_BATCH; i++) {
+    uint8_t *slot = ring_reserve(l);
+    uint8_t *buf = slot ? slot + sizeof(dl_entry) : scratch;
+    ssize_t n = read(l->fd, buf, DL_MAX_PKT);
+    if (n < 0) return; /* EAGAIN: drained; other errors: try again on the next event */
+    if (n == 0) continue;
+    if (!slot) { l->drops_full++; continue; }
+    ring_commit(l, (uint32_t)n, now_ns() + l->delay_ns);
+  }
+}
+
+static void record_lateness(int64_t late) {
+  if (late < late_min_ns) late_min_ns = late;
+  if (late > late_max_ns) late_max_ns = late;
+  int64_t b = (late + (int64_t)DL_HIST_BUCKET_NS * (DL_HIST_BUCKETS / 2)) / DL_HIST_BUCKET_NS;
+  if (b < 0) b = 0;
+  if (b >= DL_HIST_BUCKETS) b = DL_HIST_BUCKETS - 1;
+  hist[b]++;
+}
+
+/* Writes every packet due by `release_ns` back into its TUN; returns 1 while any is still held. */
+static int line_release(dl_line *l, uint64_t now, uint64_t release_ns) {
+  dl_entry *e;
+  while ((e = ring_peek(l)) != NULL && e->due_ns <= release_ns) {
+    ssize_t n = write(l->fd, (uint8_t *)e + sizeof(dl_entry), e->len);
+    if (n < 0) {
+      l->drops_write++; /* the interface is down (a cut link) or the packet was refused */
+    } else {
+      l->pkts++;
+      l->bytes += e->len - DL_VNET_HDR;
+    }
+    record_lateness((int64_t)now - (int64_t)e->due_ns);
+    ring_pop(l, e);
+  }
+  return l->used > 0;
+}
+
+static int timer_set(int tfd, uint64_t tick_ns, int on) {
+  struct itimerspec its;
+  memset(&its, 0, sizeof(its));
+  if (on) {
+    its.it_interval.tv_sec = (time_t)(tick_ns / 1000000000u);
+    its.it_interval.tv_nsec = (long)(tick_ns % 1000000000u);
+    its.it_value = its.it_interval;
+  }
+  return timerfd_settime(tfd, 0, &its, NULL);
+}
+
+static int64_t hist_quantile(double q) {
+  uint64_t total = 0, acc = 0;
+  for (int i = 0; i < DL_HIST_BUCKETS; i++) total += hist[i];
+  if (total == 0) return 0;
+  uint64_t want = (uint64_t)((double)total * q);
+  for (int i = 0; i < DL_HIST_BUCKETS; i++) {
+    acc += hist[i];
+    if (acc > want) return ((int64_t)i - DL_HIST_BUCKETS / 2) * DL_HIST_BUCKET_NS + DL_HIST_BUCKET_NS / 2;
+  }
+  return 0;
+}
+
+static void print_stats(void) {
+  fprintf(stderr, "{\"event\":\"delayline-stats\",\"lines\":[");
+  for (int i = 0; i < nlines; i++) {
+    dl_line *l = &lines[i];
+    fprintf(stderr, "%s{\"tun\":\"%s\",\"delay_us\":%llu,\"packets\":%llu,\"bytes\":%llu,\"drops_full\":%llu,\"drops_write\":%llu,\"held_max\":%llu}",
+            i ? "," : "", l->name, (unsigned long long)(l->delay_ns / 1000), (unsigned long long)l->pkts,
+            (unsigned long long)l->bytes, (unsigned long long)l->drops_full, (unsigned long long)l->drops_write,
+            (unsigned long long)l->held_max);
+  }
+  int any = late_min_ns != INT64_MAX;
+  fprintf(stderr, "],\"late_us\":{\"min\":%.1f,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}}\n",
+          any ? (double)late_min_ns / 1000.0 : 0.0, (double)hist_quantile(0.5) / 1000.0,
+          (double)hist_quantile(0.99) / 1000.0, any ? (double)late_max_ns / 1000.0 : 0.0);
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: delayline [--tick-us N] [--buffer-mb N] TUN:DELAY_US [TUN:DELAY_US ...]\n");
+  exit(2);
+}
+
+int main(int argc, char **argv) {
+  uint64_t tick_ns = 250000;
+  size_t buffer = 32u << 20;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--tick-us") == 0 && i + 1 < argc) {
+      tick_ns = strtoull(argv[++i], NULL, 10) * 1000u;
+      if (tick_ns < 10000) usage();
+    } else if (strcmp(argv[i], "--buffer-mb") == 0 && i + 1 < argc) {
+      buffer = (size_t)strtoull(argv[++i], NULL, 10) << 20;
+      if (buffer < 4u * DL_MAX_PKT) usage();
+    } else {
+      char *colon = strchr(argv[i], ':');
+      if (!colon || colon == argv[i] || (size_t)(colon - argv[i]) >= IFNAMSIZ || nlines == DL_MAX_LINES) usage();
+      char *end;
+      unsigned long long us = strtoull(colon + 1, &end, 10);
+      if (*end != '\0' || end == colon + 1) usage();
+      dl_line *l = &lines[nlines++];
+      memcpy(l->name, argv[i], (size_t)(colon - argv[i]));
+      l->delay_ns = us * 1000u;
+    }
+  }
+  if (nlines == 0) usage();
+
+  struct sched_param sp = {.sched_priority = 10};
+  if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0) { /* not root or no RT budget: run as a normal process */ }
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (sfd < 0 || tfd < 0 || ep < 0) { perror("delayline: setup"); return 1; }
+
+  struct epoll_event ev = {.events = EPOLLIN};
+  for (int i = 0; i < nlines; i++) {
+    dl_line *l = &lines[i];
+    if (tun_open(l) < 0) { fprintf(stderr, "delayline: tun %s: %s\n", l->name, strerror(errno)); return 1; }
+    l->cap = buffer;
+    l->ring = mmap(NULL, l->cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (l->ring == MAP_FAILED) { perror("delayline: mmap"); return 1; }
+    ev.data.u32 = (uint32_t)i;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, l->fd, &ev) < 0) { perror("delayline: epoll"); return 1; }
+  }
+  ev.data.u32 = 1000;
+  epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+  ev.data.u32 = 1001;
+  epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+  printf("ready\n");
+  fflush(stdout);
+
+  int ticking = 0;
+  struct epoll_event evs[DL_MAX_LINES + 2];
+  for (;;) {
+    int n = epoll_wait(ep, evs, DL_MAX_LINES + 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      perror("delayline: epoll_wait");
+      return 1;
+    }
+    int tick = 0;
+    for (int i = 0; i < n; i++) {
+      uint32_t id = evs[i].data.u32;
+      if (id == 1001) { print_stats(); return 0; }
+      if (id == 1000) {
+        uint64_t expirations;
+        if (read(tfd, &expirations, sizeof(expirations)) > 0) tick = 1;
+      } else {
+        line_read(&lines[id]);
+      }
+    }
+    if (tick || !ticking) {
+      /* Release what is due by the middle of the next tick: lateness is then within ±tick/2. */
+      uint64_t now = now_ns();
+      int busy = 0;
+      for (int i = 0; i < nlines; i++) busy |= line_release(&lines[i], now, now + tick_ns / 2);
+      if (busy != ticking) {
+        if (timer_set(tfd, tick_ns, busy) < 0) { perror("delayline: timerfd"); return 1; }
+        ticking = busy;
+      }
+    }
+  }
+}

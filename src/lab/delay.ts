@@ -1,0 +1,141 @@
+/**
+ * One-way delay on a link: the delay line (`native/lab/delayline.c`, built
+ * to `build/lab/delayline` by `make -C native/lab`) runs in the link's
+ * router namespace with one TUN per delayed direction. Policy routing keyed
+ * on the incoming interface sends packets from a's veth into the a→b TUN
+ * (and from b's veth into the b→a TUN); the delay line writes each packet
+ * back into its TUN after the delay, and the main table routes it out of the
+ * other veth. Packets re-entering from a TUN match no `iif` rule, so they
+ * never loop.
+ */
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { ChildProcess } from 'node:child_process'
+import { LabCommandError, LabPrerequisiteError } from './errors.js'
+import { run, spawnIn, stopChild } from './exec.js'
+
+/** Routing tables and rule priority used inside a router namespace (the namespace is the lab's own). */
+export const DELAY_TABLE_FROM_A = 100
+export const DELAY_TABLE_FROM_B = 101
+export const DELAY_RULE_PREF = 1000
+
+/** The repository root, from this file's place (src/lab or dist/lab). */
+export function repoRoot(): string {
+  // src/lab/ and dist/lab/ both sit two levels below the root.
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+}
+
+/**
+ * Path of the delay line binary, building it when it is missing (`node-gyp
+ * rebuild` wipes build/, so it may vanish under a developer's feet); throws
+ * LabPrerequisiteError with the build command when that fails.
+ */
+export async function delayLineBinary(): Promise<string> {
+  const root = repoRoot()
+  const bin = join(root, 'build', 'lab', 'delayline')
+  if (existsSync(bin)) return bin
+  const src = join(root, 'native', 'lab')
+  const r = await run('make', ['-s', '-C', src], { allowFail: true, timeoutMs: 60_000 }).catch(() => null)
+  if (r?.code === 0 && existsSync(bin)) return bin
+  throw new LabPrerequisiteError(`the delay line is not built and 'make -C ${src}' failed: ${r ? r.stderr.trim() : 'make is not installed'}`)
+}
+
+export interface DelayedDirection {
+  /** The router veth the packets come in on. */
+  readonly from: string
+  /** The TUN that holds them. */
+  readonly tun: string
+  readonly delayMs: number
+  readonly table: number
+}
+
+/** `ip -4 -batch` and `ip -6 -batch` lines that steer each delayed direction into its TUN. */
+export function delayRoutes(dirs: readonly DelayedDirection[]): { ipv4: string[]; ipv6: string[] } {
+  const ipv4: string[] = []
+  const ipv6: string[] = []
+  for (const d of dirs) {
+    ipv4.push(`link set ${d.tun} up`)
+    for (const lines of [ipv4, ipv6]) {
+      lines.push(`route add default dev ${d.tun} table ${d.table}`)
+      lines.push(`rule add iif ${d.from} lookup ${d.table} pref ${DELAY_RULE_PREF}`)
+    }
+  }
+  return { ipv4, ipv6 }
+}
+
+/** The delay line's command-line arguments: one TUN:MICROSECONDS per direction. */
+export function delayLineArgs(dirs: readonly DelayedDirection[]): string[] {
+  return dirs.map((d) => `${d.tun}:${Math.round(d.delayMs * 1000)}`)
+}
+
+/** Counters the delay line prints on exit. */
+export interface DelayLineStats {
+  readonly lines: readonly { tun: string; delay_us: number; packets: number; bytes: number; drops_full: number; drops_write: number }[]
+  readonly late_us: { min: number; p50: number; p99: number; max: number }
+}
+
+export class DelayLine {
+  #child: ChildProcess | null = null
+  #stderr = ''
+
+  constructor(
+    private readonly init: { netns: string; runId: string; dirs: readonly DelayedDirection[]; detached: boolean; logFd?: number },
+  ) {}
+
+  get pid(): number | undefined {
+    return this.#child?.pid
+  }
+
+  /** Starts the program and resolves once every TUN exists ("ready"). */
+  async start(): Promise<void> {
+    const bin = await delayLineBinary()
+    const { netns, runId, dirs, detached, logFd } = this.init
+    const child = spawnIn(netns, bin, delayLineArgs(dirs), {
+      runId,
+      detached,
+      stdio: ['ignore', 'pipe', logFd ?? 'pipe'],
+    })
+    this.#child = child
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.#stderr = (this.#stderr + d).slice(-4096)))
+    await new Promise<void>((resolve, reject) => {
+      let out = ''
+      const timer = setTimeout(() => fail(new LabCommandError(`delay line in ${netns} did not start within 5 s`)), 5000)
+      const fail = (err: Error): void => {
+        clearTimeout(timer)
+        child.kill('SIGKILL')
+        reject(err)
+      }
+      child.once('error', (err) => fail(new LabCommandError(`delay line in ${netns}: ${err.message}`, { cause: err })))
+      child.once('exit', (code) => fail(new LabCommandError(`delay line in ${netns} exited (${code ?? 'signal'}): ${this.#stderr.trim()}`)))
+      child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+        out += d
+        if (out.includes('ready\n')) {
+          clearTimeout(timer)
+          child.removeAllListeners('exit')
+          resolve()
+        }
+      })
+    })
+    // A detached line must not keep the lab command alive through its pipes.
+    if (detached) {
+      child.stdout?.destroy()
+      child.stderr?.destroy()
+    }
+  }
+
+  /** Stops the program; returns its exit counters when it could print them. */
+  async stop(): Promise<DelayLineStats | null> {
+    const child = this.#child
+    if (!child) return null
+    this.#child = null
+    await stopChild(child, 2000)
+    const line = this.#stderr.split('\n').find((l) => l.includes('"delayline-stats"'))
+    if (!line) return null
+    try {
+      return JSON.parse(line) as DelayLineStats
+    } catch {
+      return null
+    }
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * `quicether lab up SCENARIO`: builds the scenario's topology, starts its
+ * daemons, and leaves everything running (detached) until `quicether lab
+ * down`. Returns what a person needs to reach the nodes.
+ */
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Lab } from './topology.js'
+import { startDaemons } from './daemon.js'
+import { overlayAddresses } from './nodeconfig.js'
+import type { Scenario } from './scenario.js'
+
+export interface UpNode {
+  readonly name: string
+  readonly netns: string
+  readonly daemon: boolean
+  readonly overlay: { ipv4: string; ipv6: string } | null
+  readonly underlay: readonly { link: string; ipv4: string; ipv6: string }[]
+  readonly config: string | null
+  readonly log: string | null
+}
+
+export interface UpResult {
+  readonly runId: string
+  readonly dir: string
+  readonly nodes: readonly UpNode[]
+  readonly links: readonly { name: string; a: string; b: string; router: string | null }[]
+}
+
+export async function labUp(s: Scenario, opts: { daemons: boolean; signal?: AbortSignal }): Promise<UpResult> {
+  const lab = new Lab({ spec: s.topology, detached: true })
+  try {
+    await lab.start()
+    const withDaemons = opts.daemons && s.topology.nodes.some((n) => n.daemon)
+    if (withDaemons) await startDaemons({ lab, network: s.network, detached: true, ...(opts.signal ? { signal: opts.signal } : {}) })
+    const ov = overlayAddresses(s.topology, s.network)
+    const nodes: UpNode[] = s.topology.nodes.map((n) => {
+      const runs = withDaemons && n.daemon
+      const underlay = lab.links.flatMap((l) =>
+        l.spec.a === n.name ? [{ link: l.spec.name, ...pick(l.addrA) }] : l.spec.b === n.name ? [{ link: l.spec.name, ...pick(l.addrB) }] : [],
+      )
+      return {
+        name: n.name,
+        netns: lab.node(n.name).netns,
+        daemon: runs,
+        overlay: runs ? ov.get(n.name)! : null,
+        underlay,
+        config: runs ? join(lab.dir, n.name, 'quicether.yaml') : null,
+        log: runs ? join(lab.dir, n.name, 'daemon.log') : null,
+      }
+    })
+    const result: UpResult = {
+      runId: lab.runId,
+      dir: lab.dir,
+      nodes,
+      links: lab.links.map((l) => ({ name: l.spec.name, a: l.spec.a, b: l.spec.b, router: l.router })),
+    }
+    await writeFile(join(lab.dir, 'up.json'), JSON.stringify(result, null, 2))
+    return result
+  } catch (err) {
+    await lab.stop()
+    throw err
+  }
+}
+
+function pick(a: { ipv4: string; ipv6: string }): { ipv4: string; ipv6: string } {
+  return { ipv4: a.ipv4, ipv6: a.ipv6 }
+}

@@ -1,0 +1,31 @@
+import t from 'tap'
+import { CpuMeter, cpuPerGbit, cpuSecondsOf, parseProcStatTicks } from '../../src/lab/cpu.js'
+
+t.test('utime + stime from a stat line, even when the name holds spaces and parentheses', async (t) => {
+  const line = '4242 (node (lab) x) S 1 4242 4242 0 -1 4194560 2512 0 0 0 150 27 3 4 20 0 11 0 12345 1000000 5000 18446744073709551615'
+  t.equal(parseProcStatTicks(line), 177)
+  t.throws(() => parseProcStatTicks('garbage'))
+})
+
+t.test('this process has used some CPU; a missing pid has used none', async (t) => {
+  let x = 0
+  for (let i = 0; i < 3e7; i++) x += i
+  t.ok(x > 0)
+  t.ok(cpuSecondsOf(process.pid) > 0)
+  t.equal(cpuSecondsOf(2 ** 22 + 12345), 0)
+})
+
+t.test('a meter counts CPU used between start and stop', async (t) => {
+  const m = new CpuMeter([process.pid])
+  m.start()
+  let acc = 0
+  for (let i = 0; i < 5e7; i++) acc += Math.sqrt(i)
+  const used = m.stop()
+  t.ok(acc > 0)
+  t.ok(used > 0, `a fixed amount of work used ${used} s`)
+})
+
+t.test('seconds per Gbit', async (t) => {
+  t.equal(cpuPerGbit(2, 125_000_000), 2)
+  t.ok(Number.isNaN(cpuPerGbit(1, 0)))
+})
