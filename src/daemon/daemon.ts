@@ -18,7 +18,7 @@ import { Mesh } from '../mesh/mesh.js'
 import type { MeshRoutes } from '../mesh/routing.js'
 import { ControlServer } from '../observe/control-socket.js'
 import { Reconciler, type ApplyResult } from '../reconcile/index.js'
-import { desiredFromConfig, renderPlan, type DesiredState } from '../state/index.js'
+import { desiredFromConfig, type DesiredState } from '../state/index.js'
 import { createSystemAdapter } from '../system/index.js'
 import { Engine, tunMtuFor } from '../engine/index.js'
 import { ConfigWatcher } from './watch.js'
@@ -224,11 +224,8 @@ export class Daemon {
     if (!rec) throw new StartFailedError('the reconciler is not running')
     const res = await rec.apply(this.#desired(gen))
     this.#lastApply = res
-    if (res.plan.actions.length > 0 || !res.ok) {
-      const fields = { ok: res.ok, plan: renderPlan(res.plan).split('\n').filter(Boolean), ms: Math.round(res.durationMs) }
-      if (res.ok) this.#log.info(fields, 'applied kernel state')
-      else this.#log.error({ ...fields, failure: describeFailure(res), rolledBack: res.rolledBack }, 'kernel apply failed')
-    }
+    // The reconciler logs every apply (plan and result) itself; add only why a failure failed.
+    if (!res.ok) this.#log.error({ failure: describeFailure(res), rolledBack: res.rolledBack }, 'kernel apply failed')
     return res
   }
 

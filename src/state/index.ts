@@ -1,0 +1,12 @@
+/**
+ * The state module's public face: desired/actual kernel state, diff → plan,
+ * validation, rendering. Pure data; nothing here talks to the kernel.
+ */
+export type * from './types.js'
+export { desiredFromConfig, FORWARDING_SYSCTLS, LEARNED_ROUTE_METRIC, OVERLAY_ROUTE_METRIC, type KernelConfig } from './desired.js'
+export { diff, inSync, PHASES } from './diff.js'
+export { validate, hasErrors } from './validate.js'
+export { renderPlan, renderAction, renderRoute, renderRule, renderAddress, summarizePlan, planToJson } from './render.js'
+export { normalizeState, normalizeActual, kernelMetric, EMPTY_STATE, IP6_DEFAULT_METRIC } from './normalize.js'
+export { routeKey, ruleKey, addressKey, routeEqual } from './keys.js'
+export { simulate } from './simulate.js'

@@ -1,0 +1,17 @@
+/**
+ * The system module's public face: the kernel adapter and its records.
+ * Only `src/reconcile/` (and tests) should change the kernel through it.
+ */
+export type * from './types.js'
+export * from './marks.js'
+export { NetlinkAdapter, type NetlinkAdapterOptions } from './netlink.js'
+export { NetlinkError, LinkNotFoundError, SysctlError, InvalidRecordError, NetlinkSocketError, isTransientErrno } from './errors.js'
+export { canonicalCidr, canonicalIp, parseCidr, familyOf, isLinkLocal } from './ip.js'
+
+import { NetlinkAdapter, type NetlinkAdapterOptions } from './netlink.js'
+import type { SystemAdapter } from './types.js'
+
+/** The adapter for the network namespace this process runs in. */
+export function createSystemAdapter(opts?: NetlinkAdapterOptions): SystemAdapter {
+  return new NetlinkAdapter(opts)
+}
