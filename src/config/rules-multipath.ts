@@ -1,0 +1,73 @@
+/** Rules for uplinks and multipath: names, units, classes, target. */
+import { parsePortSpec } from './net.js'
+import type { RuleContext } from './rules.js'
+import { list, rec, str } from './rules.js'
+import { checkPeerRef, didYouMean } from './rules-peers.js'
+import { parseBitrate, parseDuration, parseSize } from './units.js'
+
+export function checkMultipath(ctx: RuleContext): void {
+  const mp = rec(ctx.raw.multipath)
+  const scheduler = str(mp?.scheduler) ?? 'min-rtt'
+  const mode = str(mp?.mode) ?? 'failover'
+  const uplinks = new Map<string, number>()
+  const interfaces = list(ctx.raw.interfaces)
+
+  interfaces.forEach((item, i) => {
+    const u = rec(item)
+    if (!u) return
+    const name = str(u.name)
+    if (name !== undefined) {
+      const first = uplinks.get(name)
+      if (first !== undefined) ctx.report(['interfaces', i, 'name'], 'duplicate-uplink', `uplink '${name}' is listed twice (first at ${ctx.where(['interfaces', first, 'name'])})`)
+      else uplinks.set(name, i)
+    }
+    const bw = rec(u.bandwidth)
+    for (const dir of ['up', 'down'] as const) {
+      if (bw?.[dir] === undefined) continue
+      const r = parseBitrate(bw[dir])
+      if (r.error !== undefined) ctx.report(['interfaces', i, 'bandwidth', dir], 'bad-unit', r.error)
+    }
+    if (scheduler === 'weighted' && bw?.up === undefined && bw?.down === undefined) {
+      ctx.report(['interfaces', i], 'uplink-without-bandwidth', `uplink '${name ?? i}' has no bandwidth; the weighted scheduler then splits by weight alone`, { severity: 'warning' })
+    }
+  })
+
+  if ((mode === 'aggregate' || mode === 'redundant') && interfaces.length < 2 && mp) {
+    ctx.report(['multipath', 'mode'], 'aggregate-single-uplink', `multipath.mode ${mode} needs two or more uplinks in interfaces (found ${interfaces.length})`, { severity: 'warning' })
+  }
+  if (!mp) return
+
+  const target = str(mp.target)
+  if (target !== undefined) checkPeerRef(ctx, target, ['multipath', 'target'], 'multipath.target')
+
+  const reorder = rec(mp.reorder)
+  if (reorder?.['max-delay'] !== undefined) {
+    const r = parseDuration(reorder['max-delay'])
+    if (r.error !== undefined) ctx.report(['multipath', 'reorder', 'max-delay'], 'bad-unit', r.error)
+  }
+  if (reorder?.['max-bytes'] !== undefined) {
+    const r = parseSize(reorder['max-bytes'])
+    if (r.error !== undefined) ctx.report(['multipath', 'reorder', 'max-bytes'], 'bad-unit', r.error)
+  }
+
+  const classes = new Map<string, number>()
+  list(mp['traffic-classes']).forEach((item, i) => {
+    const c = rec(item)
+    if (!c) return
+    const base = ['multipath', 'traffic-classes', i]
+    const name = str(c.name)
+    if (name !== undefined) {
+      const first = classes.get(name)
+      if (first !== undefined) ctx.report([...base, 'name'], 'duplicate-class', `traffic class '${name}' is defined twice (first at ${ctx.where(['multipath', 'traffic-classes', first, 'name'])})`)
+      else classes.set(name, i)
+    }
+    const path = str(c.path)
+    if (path !== undefined && path !== 'lowest-latency' && !uplinks.has(path)) {
+      ctx.report([...base, 'path'], 'unknown-uplink', `path '${path}' is neither lowest-latency nor an uplink in interfaces${didYouMean(path, ['lowest-latency', ...uplinks.keys()])}`)
+    }
+    list(rec(c.match)?.ports).forEach((port, j) => {
+      const pr = parsePortSpec(port)
+      if (pr.error !== undefined) ctx.report([...base, 'match', 'ports', j], pr.code, pr.error)
+    })
+  })
+}

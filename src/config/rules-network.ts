@@ -1,0 +1,203 @@
+/** Rules for addresses and prefixes: overlay, this node's address, subnets, routes, gateway. */
+import { DEFAULT_OVERLAY_IPV4, defaultOverlayIpv6 } from './defaults.js'
+import type { Family, Prefix } from './net.js'
+import { findOverlaps, parseAddress, parseEndpoint, parsePrefix, prefixContains, prefixesOverlap } from './net.js'
+import type { Path } from './positions.js'
+import type { RuleContext } from './rules.js'
+import { list, rec, str } from './rules.js'
+import { checkPeerRef } from './rules-peers.js'
+import { parseBitrate } from './units.js'
+
+interface Placed {
+  prefix: Prefix
+  path: Path
+}
+
+export function checkNetwork(ctx: RuleContext): void {
+  const overlays = checkOverlay(ctx)
+  const subnets = checkSubnets(ctx)
+  const routes = checkRoutes(ctx, subnets)
+
+  // The overlay must not collide with anything routed through it. A default route (/0)
+  // covers everything by design, so it is left out.
+  for (const o of overlays) {
+    for (const x of [...subnets, ...routes]) {
+      if (x.prefix.bits === 0 || !prefixesOverlap(o.prefix, x.prefix)) continue
+      const what = x.path[0] === 'subnets' ? 'advertised subnet' : 'route to'
+      ctx.report(x.path, 'overlay-overlap', `${what} ${x.prefix.text} overlaps the overlay range ${o.prefix.text} (network.overlay.${o.prefix.family}); pick a different overlay range or subnet`)
+    }
+  }
+  checkGateway(ctx)
+  checkListeners(ctx)
+}
+
+function checkOverlay(ctx: RuleContext): Placed[] {
+  const net = rec(ctx.raw.network)
+  const overlay = rec(net?.overlay)
+  const out: Placed[] = []
+  const netName = str(net?.name)
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const path = ['network', 'overlay', family]
+    // Absent: the default range, which is checked against subnets and routes all the same.
+    const text = overlay?.[family] ?? (family === 'ipv4' ? DEFAULT_OVERLAY_IPV4 : netName !== undefined ? defaultOverlayIpv6(netName) : undefined)
+    if (text === undefined) continue
+    const p = parsePrefix(text)
+    if (p.error !== undefined) ctx.report(path, p.code, p.error)
+    else if (p.value.family !== family) ctx.report(path, 'bad-cidr', `network.overlay.${family} must be an ${label(family)} prefix, not ${p.value.text}`)
+    else out.push({ prefix: p.value, path })
+  }
+  const address = rec(net?.address)
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    if (address?.[family] === undefined) continue
+    const path = ['network', 'address', family]
+    const a = parseAddress(address[family])
+    if (a.error !== undefined) {
+      ctx.report(path, a.code, a.error)
+      continue
+    }
+    if (a.value.family !== family) {
+      ctx.report(path, 'bad-ip', `network.address.${family} must be an ${label(family)} address, not ${a.value.text}`)
+      continue
+    }
+    const range = out.find((o) => o.prefix.family === family)?.prefix
+    if (!range) continue
+    if (!prefixContains(range, a.value)) {
+      ctx.report(path, 'address-outside-overlay', `${a.value.text} is outside the overlay range ${range.text} (network.overlay.${family})`)
+    } else if (family === 'ipv4' && range.bits < 31 && (a.value.n === range.first || a.value.n === range.last)) {
+      ctx.report(path, 'address-reserved', `${a.value.text} is the ${a.value.n === range.first ? 'network' : 'broadcast'} address of ${range.text}; pick a host address`)
+    }
+  }
+  return out
+}
+
+function checkSubnets(ctx: RuleContext): Placed[] {
+  const placed: Placed[] = []
+  list(ctx.raw.subnets).forEach((item, i) => {
+    const obj = rec(item)
+    const text = obj ? obj.prefix : item
+    if (typeof text !== 'string') return
+    const path: Path = obj ? ['subnets', i, 'prefix'] : ['subnets', i]
+    const p = parsePrefix(text)
+    if (p.error !== undefined) {
+      ctx.report(path, p.code, p.error)
+      return
+    }
+    const exit = obj?.exit === true
+    if (p.value.bits === 0) {
+      if (!exit) ctx.report(path, 'exit-not-marked', `${p.value.text} is a default route: advertising it makes this node an internet exit; if that is meant, write { prefix: ${p.value.text}, exit: true }`)
+      else if (ctx.role === 'client') ctx.report(path, 'exit-on-client', `an exit (${p.value.text}) on a client; exits are usually gateways (node.role: gateway)`, { severity: 'warning' })
+      return // an exit covers everything by design: no overlap checks
+    }
+    placed.push({ prefix: p.value, path })
+  })
+  for (const { item, other } of findOverlaps(placed)) {
+    const same = item.prefix.text === other.prefix.text
+    ctx.report(item.path, 'subnet-overlap', same ? `subnet ${item.prefix.text} is advertised twice (also at ${ctx.where(other.path)})` : `subnet ${item.prefix.text} overlaps ${other.prefix.text} (${ctx.where(other.path)})`)
+  }
+  return placed
+}
+
+function checkRoutes(ctx: RuleContext, subnets: readonly Placed[]): Placed[] {
+  const placed: Placed[] = []
+  const seen = new Map<string, number>()
+  // Own subnets sorted by start, for "is this route inside a subnet we advertise" by binary search.
+  const own = [...subnets].sort((a, b) => cmp(a.prefix, b.prefix))
+  list(ctx.raw.routes).forEach((item, i) => {
+    const r = rec(item)
+    if (!r) return
+    const via = str(r.via)
+    if (via !== undefined) checkPeerRef(ctx, via, ['routes', i, 'via'], 'route via')
+    if (typeof r.to !== 'string') return
+    const path: Path = ['routes', i, 'to']
+    const p = parsePrefix(r.to)
+    if (p.error !== undefined) {
+      ctx.report(path, p.code, p.error)
+      return
+    }
+    placed.push({ prefix: p.value, path })
+    const metric = typeof r.metric === 'number' ? r.metric : 100
+    const id = `${p.value.text} ${metric}`
+    const first = seen.get(id)
+    if (first !== undefined) {
+      ctx.report(path, 'route-duplicate', `a route to ${p.value.text} with metric ${metric} already exists (${ctx.where(['routes', first, 'to'])}); give one of them a different metric to make it a backup`)
+    } else seen.set(id, i)
+    if (p.value.bits === 0) return
+    const s = containing(own, p.value)
+    if (s) {
+      ctx.report(path, 'route-overlaps-subnet', `route to ${p.value.text} points into ${s.prefix.text}, which this node advertises itself (${ctx.where(s.path)})`)
+    }
+  })
+  return placed
+}
+
+function cmp(a: Prefix, b: Prefix): number {
+  if (a.family !== b.family) return a.family < b.family ? -1 : 1
+  return a.first < b.first ? -1 : a.first > b.first ? 1 : a.bits - b.bits
+}
+
+/** The subnet (sorted, non-overlapping) that contains `p`, if any: O(log n). */
+function containing(sorted: readonly Placed[], p: Prefix): Placed | undefined {
+  let lo = 0
+  let hi = sorted.length - 1
+  let best: Placed | undefined
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    const s = sorted[mid]!
+    if (s.prefix.family < p.family || (s.prefix.family === p.family && s.prefix.first <= p.first)) {
+      if (s.prefix.family === p.family) best = s
+      lo = mid + 1
+    } else hi = mid - 1
+  }
+  return best && best.prefix.last >= p.last ? best : undefined
+}
+
+function checkGateway(ctx: RuleContext): void {
+  const gw = rec(ctx.raw.gateway)
+  const forwardFor = list(gw?.['forward-for'])
+  forwardFor.forEach((f, i) => {
+    if (typeof f !== 'string') return
+    const path = ['gateway', 'forward-for', i]
+    if (f.includes('/')) {
+      const p = parsePrefix(f)
+      if (p.error !== undefined) ctx.report(path, p.code, p.error)
+    } else {
+      checkPeerRef(ctx, f, path, 'forward-for')
+    }
+  })
+  if (gw?.['advertise-bandwidth'] !== undefined) {
+    const b = parseBitrate(gw['advertise-bandwidth'])
+    if (b.error !== undefined) ctx.report(['gateway', 'advertise-bandwidth'], 'bad-unit', b.error)
+  }
+  if (ctx.role === 'client') {
+    const set = [
+      forwardFor.length > 0 && 'gateway.forward-for',
+      gw?.relay === true && 'gateway.relay',
+      gw?.['advertise-bandwidth'] !== undefined && 'gateway.advertise-bandwidth',
+    ].filter((x): x is string => typeof x === 'string')
+    if (set.length > 0) {
+      ctx.report(['gateway'], 'gateway-settings-on-client', `${set.join(', ')} ${set.length > 1 ? 'have' : 'has'} no effect on a client; set node.role: gateway`, { severity: 'warning', at: 'key' })
+    }
+  }
+}
+
+function checkListeners(ctx: RuleContext): void {
+  const seen = new Map<string, Path>()
+  for (const section of ['metrics', 'ui'] as const) {
+    const listen = rec(ctx.raw[section])?.listen
+    if (listen === undefined) continue
+    const path = [section, 'listen']
+    const e = parseEndpoint(listen)
+    if (e.error !== undefined) {
+      ctx.report(path, e.code, e.error)
+      continue
+    }
+    const id = `${e.value.host}:${e.value.port}`
+    const other = seen.get(id)
+    if (other) ctx.report(path, 'bad-value', `${section}.listen uses the same address as ${other.join('.')} (${ctx.where(other)})`)
+    else seen.set(id, path)
+  }
+}
+
+function label(f: Family): string {
+  return f === 'ipv4' ? 'IPv4' : 'IPv6'
+}
