@@ -93,14 +93,9 @@ export async function loadWithOverrides(file: string, plan: PlannedOverrides): P
  * merging flags are merged into the new file's lists, not replayed at the
  * positions the first file had.
  */
-export function loadTextWithOverrides(text: string, file: string, plan: PlannedOverrides): StartLoad {
+export function loadTextWithOverrides(text: string, file: string, plan: PlannedOverrides): Promise<StartLoad> {
   const first = loadConfigText(text, file, { overrides: plan.set })
-  if (plan.addSubnets.length === 0 && plan.interfaces === null) return { ...first, overrides: plan.set }
-  if (first.ok) {
-    const overrides = [...plan.set, ...mergedListOverrides(plan, first.raw)]
-    return { ...loadConfigText(text, file, { overrides }), overrides }
-  }
-  return listFlagProblems(first, plan)
+  return finishLoad(first, plan, async (overrides) => loadConfigText(text, file, { overrides }))
 }
 
 async function finishLoad(first: LoadResult, plan: PlannedOverrides, again: (o: ConfigOverride[]) => Promise<LoadResult>): Promise<StartLoad> {

@@ -119,6 +119,6 @@ interface DaemonRunOptions {
   configPath: string | null
   log: Logger
   /** Loads a config text with the command-line flags applied (every reload uses it). */
-  load: (text: string, file: string) => LoadResult
+  load: (text: string, file: string) => Promise<LoadResult> | LoadResult
   stderr: NodeJS.WritableStream
 }

@@ -49,7 +49,7 @@ export interface DaemonInit {
   /** The file the config came from (watched for changes); `null` = no file (stdin, tests). */
   readonly configPath: string | null
   /** Loads a config text (with the command-line flags applied, so flags keep winning over the file). */
-  readonly load: (text: string, file: string) => LoadResult
+  readonly load: (text: string, file: string) => Promise<LoadResult> | LoadResult
   /** The text the config was loaded from (so the watcher only reacts to a real change). */
   readonly configText: string | null
 }
@@ -241,7 +241,7 @@ export class Daemon {
 
   async #reload(text: string, file: string): Promise<ReloadOutcome> {
     if (this.#stopping || !this.#gen) return { ok: false, errors: [], plan: [] }
-    const res = this.#init.load(text, file)
+    const res = await this.#init.load(text, file)
     if (!res.ok) {
       this.#pendingErrors = res.diagnostics.filter((d) => d.severity === 'error')
       for (const d of this.#pendingErrors) this.#log.error({ file: d.file, line: d.line, col: d.col, path: d.path, code: d.code }, `config not applied: ${d.message}`)
@@ -292,7 +292,7 @@ export class Daemon {
 
   /** Dry run of a config text against the running node: what `#reload` would do. */
   async #plan(text: string, file: string): Promise<PlanOutcome> {
-    const res = this.#init.load(text, file)
+    const res = await this.#init.load(text, file)
     if (!res.ok) return { ok: false, errors: res.diagnostics.filter((d) => d.severity === 'error'), actions: [], restartTunnels: false }
     const rec = this.#reconciler
     const prev = this.#gen

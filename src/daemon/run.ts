@@ -13,7 +13,7 @@ export interface RunDaemonOptions {
   configPath: string | null
   log: Logger
   /** Loads a config text with the command-line flags applied; every reload uses it (default: no flags). */
-  load?: (text: string, file: string) => LoadResult
+  load?: (text: string, file: string) => Promise<LoadResult> | LoadResult
   /** Where one-line errors go (default stderr). */
   stderr?: NodeJS.WritableStream
 }
