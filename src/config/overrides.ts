@@ -3,9 +3,9 @@
  * is checked by the same schema and rules as the file, and reported against the flag.
  */
 import type { ConfigOverride } from './index.js'
-import type { Path, PositionMap } from './positions.js'
+import type { Path, Positions } from './positions.js'
 
-export function applyOverrides(data: Record<string, unknown>, overrides: readonly ConfigOverride[], positions: PositionMap): void {
+export function applyOverrides(data: Record<string, unknown>, overrides: readonly ConfigOverride[], positions: Positions): void {
   for (const o of overrides) {
     if (o.path.length === 0) continue
     let cur: Record<string, unknown> | unknown[] = data

@@ -6,19 +6,22 @@
  * duplicate keys (with the line of the first one), rejects non-string keys, and
  * charges every alias for the size of what it expands to, so an alias bomb
  * ("billion laughs") stops at a budget instead of exhausting memory.
+ *
+ * Plain files (no anchors, tags, errors...) take the fast path first (parse-fast.ts,
+ * `js-yaml`); their positions are built with `yaml` only if a diagnostic asks for one.
  */
 import { LineCounter, parseAllDocuments, isAlias, isMap, isPair, isScalar, isSeq } from 'yaml'
 import type { Node as YamlNode, Document } from 'yaml'
 import type { Diagnostic, DiagnosticCode } from './diagnostics.js'
-import { fastParse } from './fast-yaml.js'
+import { parseFast, setOwn } from './parse-fast.js'
 import { MAX_ALIAS_EXPANSION, MAX_CONFIG_BYTES, MAX_DEPTH } from './limits.js'
-import { PositionMap, childKey } from './positions.js'
-import type { Position } from './positions.js'
+import { LazyPositions, PositionMap, childKey } from './positions.js'
+import type { Position, Positions } from './positions.js'
 
 export { MAX_ALIAS_EXPANSION, MAX_CONFIG_BYTES, MAX_DEPTH }
 
-export type ParseResult =
-  | { ok: true; data: Record<string, unknown>; positions: PositionMap; diagnostics: Diagnostic[] }
+export type ParseResult<P extends Positions = Positions> =
+  | { ok: true; data: Record<string, unknown>; positions: P; diagnostics: Diagnostic[] }
   | { ok: false; diagnostics: Diagnostic[] }
 
 class Fatal extends Error {
@@ -58,13 +61,20 @@ export function parseConfigText(text: string, file: string): ParseResult {
   }
 
   // Plain config files take the fast path; everything else (and every error) goes through `yaml`.
-  const fast = fastParse(text, file)
-  if (fast) return { ok: true, data: fast.data, positions: fast.positions, diagnostics: [] }
+  const data = parseFast(text)
+  if (data) return { ok: true, data, positions: new LazyPositions(() => positionsWithYaml(text, file)), diagnostics: [] }
   return parseWithYaml(text, file)
 }
 
+/** The positions of a document the fast path read (so `yaml` reads it the same way, without errors). */
+function positionsWithYaml(text: string, file: string): PositionMap {
+  const r = parseWithYaml(text, file)
+  // Unreachable while both paths agree (parse-fast.test.ts); line 1 beats an exception.
+  return r.ok ? r.positions : new PositionMap(file)
+}
+
 /** The reference path: the `yaml` package, for any text. Exported for the fast path's tests. */
-export function parseWithYaml(text: string, file: string): ParseResult {
+export function parseWithYaml(text: string, file: string): ParseResult<PositionMap> {
   const start: Position = { line: 1, col: 1 }
   const lc = new LineCounter()
   const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false, strict: true })
@@ -210,7 +220,7 @@ class Walker {
         seen.set(key, keyOffset)
         const child = pair.value as YamlNode | null
         this.positions.setOffsets(childPath, child?.range ? child.range[0] : keyOffset, keyOffset)
-        out[key] = child === null ? null : this.build(child, childPath, depth + 1)
+        setOwn(out, key, child === null ? null : this.build(child, childPath, depth + 1))
       }
       value = out
     } else if (isSeq(node)) {

@@ -7,7 +7,7 @@
  * checks sort, lookups use maps.
  */
 import type { DiagnosticCode } from './diagnostics.js'
-import type { Path, PositionMap } from './positions.js'
+import type { Path, Positions } from './positions.js'
 import { checkMultipath } from './rules-multipath.js'
 import { checkNetwork } from './rules-network.js'
 import { checkPeers } from './rules-peers.js'
@@ -47,7 +47,7 @@ export function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined
 }
 
-export function checkRules(raw: Raw, positions: PositionMap): RuleProblem[] {
+export function checkRules(raw: Raw, positions: Positions): RuleProblem[] {
   const problems: RuleProblem[] = []
   const peers = new Map<string, number>()
   list(raw.peers).forEach((p, i) => {

@@ -108,6 +108,11 @@ export class Daemon {
         if (this.#init.configText !== null) this.#watcher.setLoaded(this.#init.configText)
         await this.#watcher.start()
       }
+      if (config.policies.rules.length > 0 || config.policies.default === 'deny') {
+        // Honest about what runs: peers are authenticated (pinned keys) and anti-spoofing holds,
+        // but the ACL compiler and its forwarding-plane table are not built yet.
+        this.#log.warn({ rules: config.policies.rules.length, default: config.policies.default }, 'policies are validated but not enforced yet: every authenticated peer may reach this node')
+      }
       this.#log.info({ name: config.node.name, key: gen.selfKey, tun: config.tun.name, ipv4: gen.self.ipv4, ipv6: gen.self.ipv6, listen: `${config.listen.address}:${this.#engine?.listenPort}` }, 'node started')
     } catch (err) {
       await this.stop().catch(() => undefined)
