@@ -51,7 +51,7 @@ async function until(check: () => Promise<boolean>, limitMs: number): Promise<nu
 const lab = new Lab({ spec: { nodes: [{ name: 'node', daemon: true, config: null }], links: [] } })
 let daemon: LabDaemon | undefined
 const result: { routes: number; convergeMs: number; removeMs: number; pass: boolean }[] = []
-let idle: { seconds: number; cpuSeconds: number; percent: number; pass: boolean } | null = null
+let idle: { seconds: number; cpuSeconds: number; percent: number; pass: boolean } | undefined
 try {
   await lab.start()
   const daemons = await startDaemons({ lab, network: DEFAULT_NETWORK, detached: false })
