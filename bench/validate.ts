@@ -19,6 +19,7 @@ import { loadConfigFile } from '../src/config/index.js'
 import { resetParseCaches } from '../src/config/net.js'
 import { normalize } from '../src/config/normalize.js'
 import { parseConfigText } from '../src/config/parse.js'
+import { LazyPositions } from '../src/config/positions.js'
 import { checkRules } from '../src/config/rules.js'
 import { checkSchema } from '../src/config/schema.js'
 
@@ -84,6 +85,10 @@ interface Case {
   minMs: number
   maxMs: number
   phasesMs: { parse: number; schema: number; rules: number; normalize: number }
+  /** Whether the text took the js-yaml fast path (positions built only on demand). */
+  fastPath: boolean
+  /** Whether anything asked for positions during the phase runs (it should not, on a valid file). */
+  positionsBuilt: boolean
 }
 
 async function measure(name: string, file: string, text: string): Promise<Case> {
@@ -104,6 +109,8 @@ async function measure(name: string, file: string, text: string): Promise<Case> 
   }
   // Where the time goes (median of the same number of runs per phase).
   const phase = { parse: [] as number[], schema: [] as number[], rules: [] as number[], normalize: [] as number[] }
+  let fastPath = true
+  let positionsBuilt = false
   for (let i = 0; i < RUNS; i++) {
     resetParseCaches() // as loadConfigText does: nothing carries over between loads
     let t = performance.now()
@@ -119,6 +126,8 @@ async function measure(name: string, file: string, text: string): Promise<Case> 
     t = performance.now()
     normalize(p.data)
     phase.normalize.push(performance.now() - t)
+    if (p.positions instanceof LazyPositions) positionsBuilt ||= p.positions.built
+    else fastPath = false
   }
   return {
     name,
@@ -130,6 +139,8 @@ async function measure(name: string, file: string, text: string): Promise<Case> 
     minMs: round(Math.min(...times)),
     maxMs: round(Math.max(...times)),
     phasesMs: { parse: round(median(phase.parse)), schema: round(median(phase.schema)), rules: round(median(phase.rules)), normalize: round(median(phase.normalize)) },
+    fastPath,
+    positionsBuilt,
   }
 }
 
@@ -150,8 +161,8 @@ async function main(): Promise<number> {
     const report = { node: process.version, cpus: availableParallelism(), loadavg: loadavg().map(round), runs: RUNS, warmup: WARMUP, targetMs: TARGET_MS, pass, cases }
     process.stdout.write(JSON.stringify(report, null, 2) + '\n')
     if (!jsonOnly) {
-      const rows = cases.map((c) => [c.name, `${(c.bytes / 1024).toFixed(1)} KiB`, c.firstMs.toFixed(2), c.medianMs.toFixed(2), c.cpuMedianMs.toFixed(2), `${c.minMs.toFixed(2)}-${c.maxMs.toFixed(2)}`, `${c.phasesMs.parse}/${c.phasesMs.schema}/${c.phasesMs.rules}/${c.phasesMs.normalize}`])
-      const head = ['config', 'size', 'first ms', 'median ms', 'cpu ms', 'range ms', 'parse/schema/rules/normalize ms']
+      const rows = cases.map((c) => [c.name, `${(c.bytes / 1024).toFixed(1)} KiB`, c.firstMs.toFixed(2), c.medianMs.toFixed(2), c.cpuMedianMs.toFixed(2), `${c.minMs.toFixed(2)}-${c.maxMs.toFixed(2)}`, `${c.phasesMs.parse}/${c.phasesMs.schema}/${c.phasesMs.rules}/${c.phasesMs.normalize}`, c.fastPath ? 'js-yaml' : 'yaml'])
+      const head = ['config', 'size', 'first ms', 'median ms', 'cpu ms', 'range ms', 'parse/schema/rules/normalize ms', 'parser']
       const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
       const line = (r: string[]): string => r.map((x, i) => x.padEnd(widths[i]!)).join('  ')
       process.stdout.write(`\n${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}\n`)
