@@ -1,0 +1,132 @@
+/*
+ * The forwarding engine: one TUN device, one UDP socket, QUIC connections
+ * to peers, a forwarding table, all driven by one worker thread running its
+ * own epoll loop. Packets never leave C.
+ *
+ * Threading: qe_engine_new/start/stop/join/del and every command function
+ * are called from one control thread (the JS main thread). Commands are
+ * queued under a mutex and the worker is woken through an eventfd; the
+ * worker owns every connection, peer and table. Events travel the other way
+ * through the `qe_event_fn` given at creation, called on the worker thread;
+ * it takes ownership of the event (free it with qe_event_free).
+ */
+#ifndef QE_ENGINE_H
+#define QE_ENGINE_H
+
+#include "qe.h"
+
+#include <netinet/in.h>
+
+typedef struct qe_engine qe_engine;
+
+typedef struct qe_engine_config {
+  const char *tun_name;
+  int tun_mtu;
+  int tun_offload; /* IFF_VNET_HDR + TSO: fewer, bigger reads and writes */
+  const char *key_pem;
+  size_t key_pem_len;
+  const uint8_t *pubkey; /* QE_KEYLEN bytes; must match key_pem */
+  const char *listen_addr;
+  uint16_t listen_port;
+  const char *listen_device; /* NULL or "": no SO_BINDTODEVICE */
+  uint64_t keepalive_ns;
+  uint64_t idle_timeout_ns;
+  int path_mtu; /* outer IP MTU of the underlay, e.g. 1500 */
+  int cc_algo;  /* ngtcp2_cc_algo */
+} qe_engine_config;
+
+typedef enum qe_event_type {
+  QE_EV_PEER_UP,
+  QE_EV_PEER_DOWN,
+  QE_EV_CONTROL,
+  QE_EV_REFUSED,
+  QE_EV_ERROR,
+  QE_EV_DIAL_FAILED, /* a connection we dialled never came up */
+  QE_EV_STOPPED, /* the last event: the worker is about to exit */
+} qe_event_type;
+
+typedef struct qe_event {
+  qe_event_type type;
+  int has_key;
+  uint8_t key[QE_KEYLEN];
+  char addr[INET6_ADDRSTRLEN];
+  uint16_t port;
+  int server;         /* our role on that connection */
+  const char *reason; /* static string */
+  uint8_t *data;      /* control message, owned by the event */
+  size_t datalen;
+} qe_event;
+
+typedef void (*qe_event_fn)(void *user_data, qe_event *ev);
+void qe_event_free(qe_event *ev);
+/* Tells the engine an event was delivered (any thread); then free it. */
+void qe_engine_event_done(qe_engine *e, const qe_event *ev);
+
+typedef struct qe_route {
+  uint8_t family, plen;
+  uint8_t addr[16];
+  uint8_t key[QE_KEYLEN];
+} qe_route;
+
+typedef struct qe_peer_stats {
+  uint8_t key[QE_KEYLEN];
+  int up, server;
+  char addr[INET6_ADDRSTRLEN];
+  uint16_t port;
+  uint64_t rtt_smoothed_ns, rtt_min_ns, rtt_var_ns, rtt_latest_ns;
+  uint64_t cwnd, bytes_in_flight, delivery_rate;
+  uint64_t max_datagram; /* largest inner packet that fits one datagram */
+  uint64_t bytes_in, bytes_out, packets_in, packets_out;
+  uint64_t datagrams_lost, datagrams_acked;
+  uint64_t drop_congestion, drop_too_big, drop_spoofed, drop_not_up;
+} qe_peer_stats;
+
+typedef struct qe_global_stats {
+  uint64_t garbage;           /* UDP payloads that are no QUIC we know */
+  uint64_t refused;           /* handshakes refused: key not allowed */
+  uint64_t handshake_failed;  /* other handshake failures */
+  uint64_t half_open_dropped; /* new Initials over the half-open limit */
+  uint64_t no_route, no_peer, spoofed, too_big, malformed;
+  uint64_t tun_rx, tun_tx, tun_tx_errors, udp_rx, udp_tx, udp_tx_dropped;
+  uint64_t resets_sent, icmp_sent;
+  uint64_t duplicates; /* crossed dials: connections closed for another */
+  uint64_t connections; /* open QUIC connections now */
+} qe_global_stats;
+
+typedef struct qe_stats {
+  qe_global_stats g;
+  size_t npeers;
+  qe_peer_stats *peers; /* malloc'd; free with qe_stats_free */
+} qe_stats;
+
+void qe_stats_free(qe_stats *s);
+
+/*
+ * Opens the TUN device, the UDP socket and the TLS identity. Returns 0,
+ * QE_ERR_INVALID, QE_ERR_TLS, QE_ERR_NOMEM or QE_ERR_SYS (errno set).
+ */
+int qe_engine_new(qe_engine **pe, const qe_engine_config *cfg, qe_event_fn fn,
+                  void *user_data);
+/* Spawns the worker. Returns 0, QE_ERR_STATE or QE_ERR_SYS. */
+int qe_engine_start(qe_engine *e);
+/* Asks the worker to close every connection and exit (QE_EV_STOPPED). */
+int qe_engine_stop(qe_engine *e);
+/* Waits for the worker to exit; no-op if it never started. */
+void qe_engine_join(qe_engine *e);
+/* Closes the TUN (it vanishes) and the socket; joins first. */
+void qe_engine_del(qe_engine *e);
+
+int qe_engine_ifindex(const qe_engine *e);
+uint16_t qe_engine_port(const qe_engine *e);
+
+/* Commands. Each returns 0, QE_ERR_INVALID, QE_ERR_NOMEM or QE_ERR_STATE. */
+int qe_engine_connect(qe_engine *e, const char *addr, uint16_t port);
+int qe_engine_disconnect(qe_engine *e, const uint8_t key[QE_KEYLEN]);
+int qe_engine_set_allowed(qe_engine *e, const uint8_t *keys, size_t n);
+int qe_engine_set_routes(qe_engine *e, const qe_route *routes, size_t n);
+int qe_engine_send_control(qe_engine *e, const uint8_t key[QE_KEYLEN],
+                           const uint8_t *data, size_t len);
+/* Synchronous snapshot (waits for the worker, microseconds). */
+int qe_engine_stats(qe_engine *e, qe_stats *out);
+
+#endif /* QE_ENGINE_H */

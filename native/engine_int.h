@@ -1,0 +1,268 @@
+/*
+ * Engine internals shared by engine.c, quic_conn.c, forward.c and icmp.c.
+ * Everything here is owned by the worker thread unless marked otherwise.
+ */
+#ifndef QE_ENGINE_INT_H
+#define QE_ENGINE_INT_H
+
+#include "engine.h"
+#include "fib.h"
+#include "tls.h"
+#include "tun.h"
+#include "tun_offload.h"
+#include "udp.h"
+
+#include <ngtcp2/ngtcp2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define QE_MAX_CONNS 1024
+#define QE_MAX_PEERS 4096
+#define QE_MAX_HALF_OPEN 64
+#define QE_MAX_HALF_OPEN_PER_ADDR 8 /* replayed Initials from one source */
+#define QE_CONN_MAX_SCIDS 8
+#define QE_CTL_MAX_MSG (1024 * 1024)
+/* Control bytes handed to JS but not yet delivered: above this the peer is
+ * flow-controlled instead of us buffering without bound. */
+#define QE_CTL_BACKLOG_MAX (16 * 1024 * 1024)
+#define QE_CTL_MAGIC "QEC1"
+#define QE_TUN_BATCH 64
+#define QE_TUN_PKT_BUDGET 512 /* packets from the TUN per wakeup */
+#define QE_TUN_PAUSE_MAX_NS (10 * 1000000ULL)
+#define QE_TUN_BUFSIZE (65536 + 64)
+#define QE_UDP_BATCH 32
+#define QE_UDP_BUFSIZE 65536
+#define QE_REFUSED_RING 64
+#define QE_ODCID_RING 256 /* first DCIDs of finished handshakes: replays */
+#define QE_ODCID_TTL_NS (30 * 1000000000ULL)
+#define QE_SIMULTANEOUS_NS (3 * 1000000000ULL)
+
+/* Application error codes in CONNECTION_CLOSE. */
+#define QE_APP_NO_ERROR 0x0
+#define QE_APP_DUPLICATE 0x1   /* another connection to the same peer won */
+#define QE_APP_NOT_ALLOWED 0x2 /* the key left the allowed set */
+#define QE_APP_PROTOCOL 0x3    /* control stream framing error */
+
+typedef struct qe_conn qe_conn;
+
+typedef struct qe_peer {
+  uint8_t key[QE_KEYLEN];
+  int used;
+  qe_conn *conn; /* the one established connection, or NULL */
+  uint64_t bytes_in, bytes_out, packets_in, packets_out;
+  uint64_t datagrams_lost, datagrams_acked;
+  uint64_t drop_congestion, drop_too_big, drop_spoofed, drop_not_up;
+} qe_peer;
+
+/* Built on the control thread, then handed to the worker whole. */
+typedef struct qe_routes {
+  qe_fib *fib;
+  size_t nkeys;
+  uint8_t (*keys)[QE_KEYLEN];
+  qe_peer **peers; /* resolved by the worker when installed */
+} qe_routes;
+
+typedef struct qe_chunk {
+  struct qe_chunk *next;
+  uint64_t offset; /* stream offset of data[0] */
+  size_t len, sent;
+  int pooled; /* a NOP from the connection's pool, not malloc'd */
+  uint8_t data[];
+} qe_chunk;
+
+/*
+ * ngtcp2 0.12 arms no probe timeout for packets that carry only DATAGRAM
+ * frames: if a whole window of them is lost, nothing would ever be sent or
+ * acknowledged again. So every burst of datagrams is followed by a 4-byte
+ * NOP on the control stream (retransmittable, so it arms the timer), and one
+ * packet of congestion window is kept free for it.
+ */
+#define QE_NOP_POOL 16
+#define QE_NOP_SIZE (sizeof(qe_chunk) + 4)
+
+/*
+ * Packets waiting for congestion window, oldest first. Allocated once when
+ * the connection comes up; a full queue drops at the tail (TCP inside sees
+ * the loss and slows down, as at any router).
+ */
+typedef struct qe_txq {
+  uint8_t *buf;  /* cap slots of slotsize bytes */
+  uint32_t *lens;
+  size_t cap, slotsize, head, count;
+} qe_txq;
+
+#define QE_TXQ_SLOTS 1024
+
+/* qe_conn_send_datagram results */
+#define QE_SEND_OK 0
+#define QE_SEND_BLOCKED 1 /* congestion window full: try again after ACKs */
+#define QE_SEND_DROPPED 2 /* not sendable (too big, no DATAGRAM support) */
+#define QE_SEND_CLOSED -1 /* the connection failed and is gone */
+
+typedef enum qe_conn_state {
+  QE_CONN_FREE,
+  QE_CONN_HANDSHAKE,
+  QE_CONN_UP,
+} qe_conn_state;
+
+struct qe_conn {
+  qe_engine *eng;
+  qe_conn_state state;
+  uint16_t slot, gen;
+  int server;
+  ngtcp2_conn *conn;
+  gnutls_session_t tls;
+  ngtcp2_crypto_conn_ref ref;
+  struct sockaddr_storage remote;
+  socklen_t remotelen;
+  ngtcp2_cid odcid; /* server: the client's first DCID */
+  ngtcp2_cid scids[QE_CONN_MAX_SCIDS];
+  size_t nscids;
+  qe_ts created_ts, last_rx_ts;
+  uint8_t peer_key[QE_KEYLEN];
+  int key_known, refused, hs_done, announced, half_open;
+  qe_peer *peer;
+  size_t max_udp;    /* UDP payload we send on this path */
+  size_t max_dgram;  /* largest inner packet that fits one datagram */
+  uint64_t dgram_id;
+  qe_txq txq;
+  int64_t ctl_stream; /* -1 until opened */
+  qe_chunk *ctl_head, *ctl_tail, *ctl_cur;
+  uint8_t *nop_block;              /* QE_NOP_POOL chunks, one allocation */
+  qe_chunk *nop_free[QE_NOP_POOL]; /* the ones not in the stream now */
+  size_t nop_nfree;
+  int dgram_since_nop;
+  uint64_t ctl_next_off;
+  uint8_t *ctl_rbuf;
+  size_t ctl_rlen, ctl_rcap;
+  int ctl_magic_rcvd;
+  int dirty;
+};
+
+typedef struct qe_cmd qe_cmd;
+
+typedef struct qe_refused_entry {
+  uint8_t key[QE_KEYLEN];
+  qe_ts ts;
+} qe_refused_entry;
+
+struct qe_engine {
+  /* Set before the worker starts; read-only afterwards. */
+  qe_engine_config cfg;
+  char *tun_name, *listen_addr, *listen_device;
+  qe_tun tun;
+  qe_udp udp;
+  qe_tls_identity id;
+  int epfd, evfd, tfd;
+  qe_event_fn event_fn;
+  void *event_ud;
+  ngtcp2_callbacks cb_client, cb_server;
+
+  /* Control thread <-> worker. */
+  pthread_t thread;
+  int started, joined;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  qe_cmd *cmd_head, *cmd_tail;
+  int worker_done; /* under lock */
+  atomic_size_t ctl_backlog; /* control bytes queued towards JS */
+
+  /* Worker only. */
+  int stopping;
+  qe_conn *conns;
+  uint16_t *active; /* slots in use */
+  size_t nactive;
+  size_t next_slot, half_open;
+  qe_peer *peers;
+  size_t npeers;
+  uint8_t (*allowed)[QE_KEYLEN];
+  size_t nallowed;
+  qe_routes *routes;
+  qe_refused_entry refused[QE_REFUSED_RING];
+  size_t refused_next;
+  struct {
+    ngtcp2_cid cid;
+    qe_ts ts;
+  } odcids[QE_ODCID_RING];
+  size_t odcid_next;
+  qe_udp_rx rx;
+  qe_udp_tx tx;
+  uint8_t **tun_bufs;
+  size_t *tun_sizes;
+  uint8_t *scratch;  /* ICMP output */
+  uint8_t *scratch2; /* a two-part packet made contiguous (ICMP input) */
+  uint8_t hdr_scratch[128]; /* one rebuilt header while splitting TSO */
+  qe_gro gro;
+  qe_ts timer_armed;
+  int tun_failed;    /* the TUN read failed for good: out of epoll */
+  int tun_paused;    /* TUN taken out of epoll: a send queue is near full */
+  qe_ts tun_paused_ts;
+  qe_ts reset_tokens_ts, icmp_tokens_ts;
+  double reset_tokens, icmp_tokens;
+  qe_global_stats g;
+};
+
+/* engine.c */
+void qe_engine_emit(qe_engine *e, qe_event_type type, const qe_conn *c,
+                    const char *reason, uint8_t *data, size_t datalen);
+qe_peer *qe_engine_peer_get(qe_engine *e, const uint8_t key[QE_KEYLEN],
+                            int create);
+int qe_engine_key_allowed(const qe_engine *e, const uint8_t key[QE_KEYLEN]);
+void qe_engine_note_refused(qe_engine *e, qe_conn *c, qe_ts ts);
+/* Queues a NOP after datagrams sent since the last one (see QE_NOP_POOL). */
+void qe_conn_nop_after_datagrams(qe_conn *c);
+/* Parses buffered control data if JS has room for it (see backlog). */
+void qe_conn_ctl_resume(qe_conn *c, qe_ts ts);
+qe_conn *qe_engine_conn_alloc(qe_engine *e);
+void qe_engine_conn_release(qe_engine *e, qe_conn *c);
+/* Appends one packet for `c` to the UDP batch; returns the place to write. */
+uint8_t *qe_engine_tx_reserve(qe_engine *e, size_t len);
+
+/* quic_conn.c */
+int qe_conn_client_new(qe_engine *e, const struct sockaddr *remote,
+                       socklen_t remotelen, qe_ts ts);
+int qe_conn_server_new(qe_engine *e, const struct sockaddr *remote,
+                       socklen_t remotelen, const uint8_t *pkt, size_t len,
+                       qe_ts ts);
+void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
+                  socklen_t remotelen, const uint8_t *pkt, size_t len,
+                  qe_ts ts);
+/*
+ * The next three may close (free) the connection: they return -1 then, and
+ * the caller must not touch `c` again; 0 otherwise.
+ */
+/* Writes whatever the connection has to send (ACKs, control data ...). */
+int qe_conn_write(qe_conn *c, qe_ts ts);
+/*
+ * Sends one IP packet, given as `vcnt` (1 or 2) pieces of `total` bytes, in
+ * one DATAGRAM frame: a QE_SEND_* result.
+ */
+int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                          size_t total, qe_ts ts);
+/* Sends now if nothing is queued and the window allows, else queues. */
+int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                    size_t total, qe_ts ts);
+/* Sends queued packets while the window allows. */
+int qe_conn_flush_queue(qe_conn *c, qe_ts ts);
+int qe_conn_handle_expiry(qe_conn *c, qe_ts ts);
+qe_ts qe_conn_expiry(const qe_conn *c);
+/* Closes: sends CONNECTION_CLOSE when `app_code` >= 0, emits, frees. */
+void qe_conn_close(qe_conn *c, const char *reason, int64_t app_code,
+                   qe_ts ts);
+int qe_conn_queue_control(qe_conn *c, const uint8_t *data, size_t len);
+int qe_conn_has_cid(const qe_conn *c, const uint8_t *cid, size_t cidlen);
+void qe_conn_fill_stats(qe_conn *c, qe_peer_stats *ps);
+void qe_conn_free_state(qe_conn *c);
+int qe_conn_verify_key(void *user_data, const uint8_t key[QE_KEYLEN]);
+
+/* forward.c */
+/* Writes one IP packet into the TUN (adds the vnet header if needed). */
+int qe_engine_tun_write(qe_engine *e, const uint8_t *pkt, size_t len);
+void qe_forward_from_tun(qe_engine *e, uint8_t *pkt, size_t len, qe_ts ts);
+void qe_forward_to_tun(qe_conn *c, const uint8_t *pkt, size_t len);
+
+/* icmp.c: writes an ICMP "too big" for `pkt` into the TUN. */
+int qe_icmp_too_big(qe_engine *e, const uint8_t *pkt, size_t len,
+                    size_t mtu, qe_ts ts);
+
+#endif /* QE_ENGINE_INT_H */

@@ -1,0 +1,632 @@
+/*
+ * The N-API face of the engine (used only by src/engine/engine.ts).
+ *
+ * open(opts, onEvent) -> handle   opens TUN, socket, identity (may throw)
+ * start(handle)                   spawns the worker
+ * info(handle) -> {ifindex, port}
+ * stop(handle)                    asks the worker to stop; 'stopped' follows
+ * close(handle)                   joins, closes TUN and socket, idempotent
+ * connect(handle, addr, port), disconnect(handle, key)
+ * setAllowed(handle, keys)        keys: Buffer of n*32 bytes
+ * setRoutes(handle, routes)       routes: Buffer of n*50 bytes
+ *                                 (family, plen, addr[16], key[32])
+ * sendControl(handle, key, data)  data is copied
+ * stats(handle) -> object
+ * fibNew(entries) / fibLookup(fib, addr)  the trie alone, for tests
+ *
+ * Events reach JS through one threadsafe function, in order. Buffers given
+ * to JS are copies; buffers from JS are copied before the call returns.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include "engine.h"
+#include "fib.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Lives until both the JS external is collected and the threadsafe function
+ * has finalized (queued events may still reach call_js after close).
+ * Touched only on the JS thread.
+ */
+typedef struct qe_handle {
+  qe_engine *e;
+  napi_threadsafe_function tsfn;
+  int closed, ext_gone, tsfn_done;
+} qe_handle;
+
+#define CHECK(call)                                                            \
+  do {                                                                         \
+    if ((call) != napi_ok) {                                                   \
+      return NULL;                                                             \
+    }                                                                          \
+  } while (0)
+
+static napi_value throw_code(napi_env env, int rv, const char *what) {
+  char msg[256];
+  const char *code = "QE_ENGINE";
+  if (rv == QE_ERR_SYS) {
+    snprintf(msg, sizeof(msg), "%s: %s", what, strerror(errno));
+    code = "QE_ENGINE_SYS";
+  } else {
+    snprintf(msg, sizeof(msg), "%s: %s", what, qe_strerror(rv));
+    if (rv == QE_ERR_INVALID) {
+      code = "QE_ENGINE_INVALID";
+    } else if (rv == QE_ERR_TLS) {
+      code = "QE_ENGINE_TLS";
+    } else if (rv == QE_ERR_STATE) {
+      code = "QE_ENGINE_STATE";
+    }
+  }
+  napi_throw_error(env, code, msg);
+  return NULL;
+}
+
+static int get_prop(napi_env env, napi_value obj, const char *name,
+                    napi_value *out) {
+  bool has = false;
+  if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has) {
+    return -1;
+  }
+  return napi_get_named_property(env, obj, name, out) == napi_ok ? 0 : -1;
+}
+
+static char *get_string(napi_env env, napi_value obj, const char *name) {
+  napi_value v;
+  size_t len;
+  char *s;
+  if (get_prop(env, obj, name, &v) != 0 ||
+      napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+    return NULL;
+  }
+  s = malloc(len + 1);
+  if (s && napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+static int64_t get_int(napi_env env, napi_value obj, const char *name,
+                       int64_t dflt) {
+  napi_value v;
+  int64_t x;
+  if (get_prop(env, obj, name, &v) != 0 ||
+      napi_get_value_int64(env, v, &x) != napi_ok) {
+    return dflt;
+  }
+  return x;
+}
+
+static int get_buffer(napi_env env, napi_value v, void **data, size_t *len) {
+  bool is = false;
+  if (napi_is_buffer(env, v, &is) != napi_ok || !is) {
+    return -1;
+  }
+  return napi_get_buffer_info(env, v, data, len) == napi_ok ? 0 : -1;
+}
+
+static qe_handle *get_handle(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "not an engine handle");
+    return NULL;
+  }
+  return p;
+}
+
+static void set_u64(napi_env env, napi_value obj, const char *name,
+                    uint64_t v) {
+  napi_value x;
+  napi_create_double(env, (double)v, &x);
+  napi_set_named_property(env, obj, name, x);
+}
+
+static void set_str(napi_env env, napi_value obj, const char *name,
+                    const char *s) {
+  napi_value x;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &x);
+  napi_set_named_property(env, obj, name, x);
+}
+
+static void set_buf(napi_env env, napi_value obj, const char *name,
+                    const void *data, size_t len) {
+  napi_value x;
+  void *out;
+  napi_create_buffer_copy(env, len, data, &out, &x);
+  napi_set_named_property(env, obj, name, x);
+}
+
+/* ---- events ---- */
+
+static const char *event_name(qe_event_type t) {
+  switch (t) {
+  case QE_EV_PEER_UP:
+    return "peer-up";
+  case QE_EV_PEER_DOWN:
+    return "peer-down";
+  case QE_EV_CONTROL:
+    return "control";
+  case QE_EV_REFUSED:
+    return "refused";
+  case QE_EV_ERROR:
+    return "error";
+  case QE_EV_DIAL_FAILED:
+    return "dial-failed";
+  case QE_EV_STOPPED:
+    return "stopped";
+  }
+  return "unknown";
+}
+
+static void call_js(napi_env env, napi_value js_cb, void *context,
+                    void *data) {
+  qe_event *ev = data;
+  qe_handle *h = context;
+  napi_value obj, undef;
+  if (h->e != NULL) {
+    qe_engine_event_done(h->e, ev);
+  }
+  if (env == NULL || js_cb == NULL) {
+    qe_event_free(ev);
+    return;
+  }
+  napi_create_object(env, &obj);
+  set_str(env, obj, "type", event_name(ev->type));
+  if (ev->has_key) {
+    set_buf(env, obj, "key", ev->key, QE_KEYLEN);
+  }
+  if (ev->addr[0]) {
+    set_str(env, obj, "address", ev->addr);
+    set_u64(env, obj, "port", ev->port);
+    set_str(env, obj, "role", ev->server ? "server" : "client");
+  }
+  if (ev->reason) {
+    set_str(env, obj, "reason", ev->reason);
+  }
+  if (ev->type == QE_EV_CONTROL) {
+    set_buf(env, obj, "data", ev->data, ev->datalen);
+  }
+  qe_event_free(ev);
+  napi_get_undefined(env, &undef);
+  napi_call_function(env, undef, js_cb, 1, &obj, NULL);
+}
+
+static void on_event(void *user_data, qe_event *ev) {
+  qe_handle *h = user_data;
+  if (napi_call_threadsafe_function(h->tsfn, ev, napi_tsfn_nonblocking) !=
+      napi_ok) {
+    qe_event_free(ev);
+  }
+}
+
+/* ---- lifecycle ---- */
+
+static void handle_close(qe_handle *h) {
+  if (h->closed) {
+    return;
+  }
+  h->closed = 1;
+  qe_engine_del(h->e); /* stops and joins if needed */
+  h->e = NULL;
+  napi_release_threadsafe_function(h->tsfn, napi_tsfn_release);
+}
+
+static void handle_finalize(napi_env env, void *data, void *hint) {
+  qe_handle *h = data;
+  (void)env, (void)hint;
+  handle_close(h);
+  h->ext_gone = 1;
+  if (h->tsfn_done) {
+    free(h);
+  }
+}
+
+static void tsfn_finalize(napi_env env, void *data, void *hint) {
+  qe_handle *h = data;
+  (void)env, (void)hint;
+  h->tsfn_done = 1;
+  if (h->ext_gone) {
+    free(h);
+  }
+}
+
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], name, ext, v;
+  qe_engine_config cfg = {0};
+  char *tun = NULL, *pem = NULL, *addr = NULL, *dev = NULL;
+  void *pub = NULL;
+  size_t publen = 0;
+  qe_handle *h = NULL;
+  int rv;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "open(opts, onEvent)");
+    return NULL;
+  }
+  tun = get_string(env, argv[0], "tunName");
+  pem = get_string(env, argv[0], "privateKeyPem");
+  addr = get_string(env, argv[0], "listenAddress");
+  dev = get_string(env, argv[0], "listenDevice");
+  if (get_prop(env, argv[0], "publicKey", &v) != 0 ||
+      get_buffer(env, v, &pub, &publen) != 0 || publen != QE_KEYLEN ||
+      tun == NULL || pem == NULL || addr == NULL) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "bad engine options");
+    goto out;
+  }
+  cfg = (qe_engine_config){
+      .tun_name = tun,
+      .tun_mtu = (int)get_int(env, argv[0], "tunMtu", 1420),
+      .tun_offload = (int)get_int(env, argv[0], "tunOffload", 0),
+      .key_pem = pem,
+      .key_pem_len = strlen(pem),
+      .pubkey = pub,
+      .listen_addr = addr,
+      .listen_port = (uint16_t)get_int(env, argv[0], "listenPort", 0),
+      .listen_device = dev,
+      .keepalive_ns =
+          (uint64_t)get_int(env, argv[0], "keepaliveMs", 1000) * 1000000ULL,
+      .idle_timeout_ns =
+          (uint64_t)get_int(env, argv[0], "idleTimeoutMs", 4000) * 1000000ULL,
+      .path_mtu = (int)get_int(env, argv[0], "pathMtu", 1500),
+      .cc_algo = (int)get_int(env, argv[0], "ccAlgo", 3),
+  };
+  h = calloc(1, sizeof(*h));
+  if (h == NULL) {
+    napi_throw_error(env, "QE_ENGINE", "out of memory");
+    goto out;
+  }
+  napi_create_string_utf8(env, "quicether-engine", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, h,
+                                      tsfn_finalize, h, call_js,
+                                      &h->tsfn) != napi_ok) {
+    napi_throw_error(env, "QE_ENGINE", "cannot create the event channel");
+    free(h);
+    h = NULL;
+    goto out;
+  }
+  rv = qe_engine_new(&h->e, &cfg, on_event, h);
+  if (rv != 0) {
+    h->closed = 1;
+    h->ext_gone = 1; /* freed when the tsfn finalizes */
+    napi_release_threadsafe_function(h->tsfn, napi_tsfn_release);
+    h = NULL;
+    throw_code(env, rv, "engine open failed");
+    goto out;
+  }
+  if (napi_create_external(env, h, handle_finalize, NULL, &ext) != napi_ok) {
+    handle_close(h);
+    h->ext_gone = 1;
+    h = NULL;
+    goto out;
+  }
+out:
+  if (pem) {
+    memset(pem, 0, strlen(pem));
+  }
+  free(tun);
+  free(pem);
+  free(addr);
+  free(dev);
+  return h ? ext : NULL;
+}
+
+#define ARGS(n)                                                                \
+  size_t argc = n;                                                             \
+  napi_value argv[n];                                                          \
+  qe_handle *h;                                                                \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));                 \
+  if (argc < n) {                                                              \
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "missing arguments");      \
+    return NULL;                                                               \
+  }                                                                            \
+  h = get_handle(env, argv[0]);                                                \
+  if (h == NULL) {                                                             \
+    return NULL;                                                               \
+  }                                                                            \
+  if (h->closed) {                                                             \
+    napi_throw_error(env, "QE_ENGINE_STATE", "engine is closed");              \
+    return NULL;                                                               \
+  }
+
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int rv = qe_engine_start(h->e);
+  if (rv != 0) {
+    return throw_code(env, rv, "engine start failed");
+  }
+  return NULL;
+}
+
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  napi_value obj;
+  CHECK(napi_create_object(env, &obj));
+  set_u64(env, obj, "ifindex", (uint64_t)qe_engine_ifindex(h->e));
+  set_u64(env, obj, "port", qe_engine_port(h->e));
+  return obj;
+}
+
+static napi_value js_stop(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  napi_value r;
+  int rv = qe_engine_stop(h->e);
+  napi_get_boolean(env, rv == 0, &r);
+  return r; /* false: the worker is not running, no 'stopped' will come */
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  qe_handle *h;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  h = argc ? get_handle(env, argv[0]) : NULL;
+  if (h) {
+    handle_close(h);
+  }
+  return NULL;
+}
+
+static napi_value js_connect(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  char addr[INET6_ADDRSTRLEN + 1];
+  size_t len;
+  int64_t port;
+  int rv;
+  if (napi_get_value_string_utf8(env, argv[1], addr, sizeof(addr), &len) !=
+          napi_ok ||
+      napi_get_value_int64(env, argv[2], &port) != napi_ok || port < 1 ||
+      port > 65535) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "connect(addr, port)");
+    return NULL;
+  }
+  rv = qe_engine_connect(h->e, addr, (uint16_t)port);
+  return rv ? throw_code(env, rv, "connect") : NULL;
+}
+
+static int get_key(napi_env env, napi_value v, uint8_t **key) {
+  size_t len;
+  if (get_buffer(env, v, (void **)key, &len) != 0 || len != QE_KEYLEN) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "a key is 32 bytes");
+    return -1;
+  }
+  return 0;
+}
+
+static napi_value js_disconnect(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  uint8_t *key;
+  int rv;
+  if (get_key(env, argv[1], &key) != 0) {
+    return NULL;
+  }
+  rv = qe_engine_disconnect(h->e, key);
+  return rv ? throw_code(env, rv, "disconnect") : NULL;
+}
+
+static napi_value js_set_allowed(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  void *data;
+  size_t len;
+  int rv;
+  if (get_buffer(env, argv[1], &data, &len) != 0 || len % QE_KEYLEN) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "keys: n*32 bytes");
+    return NULL;
+  }
+  rv = qe_engine_set_allowed(h->e, data, len / QE_KEYLEN);
+  return rv ? throw_code(env, rv, "setAllowed") : NULL;
+}
+
+#define ROUTE_REC 50
+
+static napi_value js_set_routes(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  uint8_t *data;
+  size_t len, n;
+  qe_route *routes;
+  int rv;
+  if (get_buffer(env, argv[1], (void **)&data, &len) != 0 ||
+      len % ROUTE_REC) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "routes: n*50 bytes");
+    return NULL;
+  }
+  n = len / ROUTE_REC;
+  routes = calloc(n ? n : 1, sizeof(*routes));
+  if (routes == NULL) {
+    return throw_code(env, QE_ERR_NOMEM, "setRoutes");
+  }
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *r = data + i * ROUTE_REC;
+    routes[i].family = r[0];
+    routes[i].plen = r[1];
+    memcpy(routes[i].addr, r + 2, 16);
+    memcpy(routes[i].key, r + 18, QE_KEYLEN);
+  }
+  rv = qe_engine_set_routes(h->e, routes, n);
+  free(routes);
+  return rv ? throw_code(env, rv, "setRoutes") : NULL;
+}
+
+static napi_value js_send_control(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  uint8_t *key;
+  void *data;
+  size_t len;
+  int rv;
+  if (get_key(env, argv[1], &key) != 0) {
+    return NULL;
+  }
+  if (get_buffer(env, argv[2], &data, &len) != 0) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "data must be a Buffer");
+    return NULL;
+  }
+  rv = qe_engine_send_control(h->e, key, data, len);
+  return rv ? throw_code(env, rv, "sendControl") : NULL;
+}
+
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  qe_stats st;
+  napi_value obj, g, peers;
+  int rv = qe_engine_stats(h->e, &st);
+  if (rv != 0) {
+    return throw_code(env, rv, "stats");
+  }
+  CHECK(napi_create_object(env, &obj));
+  CHECK(napi_create_object(env, &g));
+#define G(f, n) set_u64(env, g, n, st.g.f)
+  G(garbage, "garbage");
+  G(refused, "refused");
+  G(handshake_failed, "handshakeFailed");
+  G(half_open_dropped, "halfOpenDropped");
+  G(no_route, "noRoute");
+  G(no_peer, "noPeer");
+  G(spoofed, "spoofed");
+  G(too_big, "tooBig");
+  G(malformed, "malformed");
+  G(tun_rx, "tunRx");
+  G(tun_tx, "tunTx");
+  G(tun_tx_errors, "tunTxErrors");
+  G(udp_rx, "udpRx");
+  G(udp_tx, "udpTx");
+  G(udp_tx_dropped, "udpTxDropped");
+  G(resets_sent, "resetsSent");
+  G(icmp_sent, "icmpSent");
+  G(duplicates, "duplicates");
+  G(connections, "connections");
+#undef G
+  napi_set_named_property(env, obj, "global", g);
+  CHECK(napi_create_array_with_length(env, st.npeers, &peers));
+  for (size_t i = 0; i < st.npeers; i++) {
+    qe_peer_stats *p = &st.peers[i];
+    napi_value po, b;
+    napi_create_object(env, &po);
+    set_buf(env, po, "key", p->key, QE_KEYLEN);
+    napi_get_boolean(env, p->up, &b);
+    napi_set_named_property(env, po, "up", b);
+    if (p->up) {
+      set_str(env, po, "role", p->server ? "server" : "client");
+      set_str(env, po, "address", p->addr);
+      set_u64(env, po, "port", p->port);
+    }
+#define P(f, n) set_u64(env, po, n, p->f)
+    P(rtt_smoothed_ns, "rttSmoothedNs");
+    P(rtt_min_ns, "rttMinNs");
+    P(rtt_var_ns, "rttVarNs");
+    P(rtt_latest_ns, "rttLatestNs");
+    P(cwnd, "cwnd");
+    P(bytes_in_flight, "bytesInFlight");
+    P(delivery_rate, "deliveryRate");
+    P(max_datagram, "maxDatagram");
+    P(bytes_in, "bytesIn");
+    P(bytes_out, "bytesOut");
+    P(packets_in, "packetsIn");
+    P(packets_out, "packetsOut");
+    P(datagrams_lost, "datagramsLost");
+    P(datagrams_acked, "datagramsAcked");
+    P(drop_congestion, "dropCongestion");
+    P(drop_too_big, "dropTooBig");
+    P(drop_spoofed, "dropSpoofed");
+    P(drop_not_up, "dropNotUp");
+#undef P
+    napi_set_element(env, peers, (uint32_t)i, po);
+  }
+  napi_set_named_property(env, obj, "peers", peers);
+  qe_stats_free(&st);
+  return obj;
+}
+
+/* ---- the trie alone, for tests ---- */
+
+static void fib_finalize(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  qe_fib_del(data);
+}
+
+#define FIB_REC 22
+
+static napi_value js_fib_new(napi_env env, napi_callback_info info) {
+  size_t argc = 1, len, n;
+  napi_value argv[1], ext;
+  uint8_t *data;
+  qe_fib_entry *entries;
+  qe_fib *fib = NULL;
+  int rv;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || get_buffer(env, argv[0], (void **)&data, &len) != 0 ||
+      len % FIB_REC) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "entries: n*22 bytes");
+    return NULL;
+  }
+  n = len / FIB_REC;
+  entries = calloc(n ? n : 1, sizeof(*entries));
+  if (entries == NULL) {
+    return throw_code(env, QE_ERR_NOMEM, "fibNew");
+  }
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *r = data + i * FIB_REC;
+    entries[i].family = r[0];
+    entries[i].plen = r[1];
+    memcpy(entries[i].addr, r + 2, 16);
+    entries[i].value = (uint32_t)r[18] | (uint32_t)r[19] << 8 |
+                       (uint32_t)r[20] << 16 | (uint32_t)r[21] << 24;
+  }
+  rv = qe_fib_new(&fib, entries, n);
+  free(entries);
+  if (rv != 0) {
+    return throw_code(env, rv, "fibNew");
+  }
+  if (napi_create_external(env, fib, fib_finalize, NULL, &ext) != napi_ok) {
+    qe_fib_del(fib);
+    return NULL;
+  }
+  return ext;
+}
+
+static napi_value js_fib_lookup(napi_env env, napi_callback_info info) {
+  size_t argc = 2, len;
+  napi_value argv[2], out;
+  void *fib = NULL;
+  uint8_t *addr;
+  uint32_t v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_external(env, argv[0], &fib) != napi_ok ||
+      get_buffer(env, argv[1], (void **)&addr, &len) != 0 ||
+      (len != 4 && len != 16)) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "fibLookup(fib, addr)");
+    return NULL;
+  }
+  v = len == 4 ? qe_fib_lookup4(fib, addr) : qe_fib_lookup6(fib, addr);
+  napi_create_int64(env, v == QE_FIB_NONE ? -1 : (int64_t)v, &out);
+  return out;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+#define F(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
+      F("open", js_open),
+      F("start", js_start),
+      F("info", js_info),
+      F("stop", js_stop),
+      F("close", js_close),
+      F("connect", js_connect),
+      F("disconnect", js_disconnect),
+      F("setAllowed", js_set_allowed),
+      F("setRoutes", js_set_routes),
+      F("sendControl", js_send_control),
+      F("stats", js_stats),
+      F("fibNew", js_fib_new),
+      F("fibLookup", js_fib_lookup),
+#undef F
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]),
+                         props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,352 @@
+/**
+ * The typed face of the native forwarding plane.
+ *
+ * Threading: the addon runs one worker thread per engine with its own epoll
+ * loop over the TUN device, the UDP socket, a command eventfd and one timer.
+ * Every method here only queues a command (a copy of its arguments) and
+ * returns at once; effects happen on the worker moments later, in call order.
+ * `stats()` is the one synchronous call: it waits microseconds for the worker
+ * to copy its counters out. Events come back on the main thread, in order,
+ * through one threadsafe function. Packets never enter JavaScript.
+ *
+ * Buffers: everything passed in is copied before the call returns, so the
+ * caller may reuse it; every Buffer in an event is a fresh copy the listener
+ * owns.
+ */
+import { EventEmitter } from 'node:events'
+import ipaddr from 'ipaddr.js'
+import { silentLogger, type Logger } from '../log.js'
+import { EngineArgumentError, EngineStartError, EngineStateError } from './errors.js'
+import { loadNative, type NativeAddon, type NativeEvent, type NativeHandle, type NativeStats } from './native.js'
+import type {
+  CongestionControl,
+  DialFailReason,
+  EngineEvents,
+  EngineInit,
+  EngineStats,
+  Endpoint,
+  ForwardingEngine,
+  PeerDownReason,
+  PeerRole,
+  PeerStats,
+  Route,
+} from './types.js'
+
+export * from './types.js'
+export * from './errors.js'
+
+/** QUIC bytes around one tunnelled packet: short header with an 8-byte CID, 4-byte packet number, AEAD tag, DATAGRAM frame header. */
+export const QUIC_DATAGRAM_OVERHEAD = 1 + 8 + 4 + 16 + 1 + 2
+
+/**
+ * The largest inner packet that fits one QUIC datagram on a path whose IP MTU
+ * is `pathMtu`, for an underlay of the given family: the TUN MTU to use.
+ * Mirrors QE_QUIC_DGRAM_OVERHEAD in native/qe.h.
+ */
+export function tunMtuFor(pathMtu: number, family: 4 | 6): number {
+  if (!Number.isInteger(pathMtu) || pathMtu < 1280 || pathMtu > 65535) {
+    throw new EngineArgumentError(`path MTU must be an integer in 1280..65535, got ${pathMtu}`)
+  }
+  if (family !== 4 && family !== 6) throw new EngineArgumentError(`family must be 4 or 6, got ${String(family)}`)
+  return pathMtu - (family === 4 ? 20 : 40) - 8 - QUIC_DATAGRAM_OVERHEAD
+}
+
+const CC: Record<CongestionControl, number> = { reno: 0, cubic: 1, bbr: 2, bbr2: 3 }
+
+/** Parses a base64 peer key into its raw 32 bytes, or throws EngineArgumentError. */
+export function peerKeyBytes(key: string): Buffer {
+  const raw = typeof key === 'string' ? Buffer.from(key, 'base64') : Buffer.alloc(0)
+  if (raw.length !== 32 || raw.toString('base64') !== key) {
+    throw new EngineArgumentError(`not a peer key (base64 of 32 bytes): ${String(key).slice(0, 60)}`)
+  }
+  return raw
+}
+
+/** One route as the addon's 50-byte record: family, prefix length, address (16), key (32). */
+export function packRoute(route: Route): Buffer {
+  let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number]
+  try {
+    parsed = ipaddr.parseCIDR(route.prefix)
+  } catch (err) {
+    throw new EngineArgumentError(`not a CIDR prefix: ${route.prefix}`, { cause: err })
+  }
+  const [addr, bits] = parsed
+  const rec = Buffer.alloc(50)
+  rec[0] = addr.kind() === 'ipv4' ? 4 : 6
+  rec[1] = bits
+  Buffer.from(addr.toByteArray()).copy(rec, 2)
+  peerKeyBytes(route.peer).copy(rec, 18)
+  return rec
+}
+
+function nonNegInt(name: string, v: number | undefined, dflt: number, max = 2 ** 31): number {
+  const x = v ?? dflt
+  if (!Number.isInteger(x) || x < 0 || x > max) throw new EngineArgumentError(`${name} must be an integer in 0..${max}, got ${String(v)}`)
+  return x
+}
+
+export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngine {
+  readonly #init: EngineInit
+  readonly #log: Logger
+  #native: NativeAddon | undefined
+  #handle: NativeHandle | undefined
+  #info = { ifindex: 0, port: 0 }
+  #stopping: Promise<void> | undefined
+  #onStopped: (() => void) | undefined
+
+  /** Wires only: nothing is opened until start(). */
+  constructor(init: EngineInit) {
+    super()
+    this.#init = init
+    this.#log = init.log ?? silentLogger
+  }
+
+  /** Creates the TUN device, binds the socket, loads the identity and starts the worker. */
+  async start(): Promise<void> {
+    if (this.#handle) throw new EngineStateError('the engine is already started')
+    const i = this.#init
+    if (!i.tun || typeof i.tun.name !== 'string' || i.tun.name.length === 0 || i.tun.name.length > 15) {
+      throw new EngineArgumentError(`TUN name must be 1..15 characters, got ${String(i.tun?.name)}`)
+    }
+    const mtu = nonNegInt('tun.mtu', i.tun.mtu, 0, 65535)
+    if (mtu < 576) throw new EngineArgumentError(`tun.mtu must be at least 576, got ${mtu}`)
+    if (!Buffer.isBuffer(i.identity?.publicKey) || i.identity.publicKey.length !== 32) {
+      throw new EngineArgumentError('identity.publicKey must be the raw 32-byte Ed25519 key')
+    }
+    const pathMtu = nonNegInt('pathMtu', i.pathMtu, 1500, 65535)
+    if (pathMtu < 1280) throw new EngineArgumentError(`pathMtu must be at least 1280, got ${pathMtu}`)
+    const idle = nonNegInt('idleTimeoutMs', i.idleTimeoutMs, 4000)
+    if (idle < 100) throw new EngineArgumentError(`idleTimeoutMs must be at least 100, got ${idle}`)
+    const cc = i.congestion ?? 'bbr2'
+    if (!(cc in CC)) throw new EngineArgumentError(`unknown congestion controller: ${String(cc)}`)
+    const native = loadNative()
+    let h: NativeHandle
+    try {
+      h = native.open(
+        {
+          tunName: i.tun.name,
+          tunMtu: mtu,
+          tunOffload: i.tun.offload === false ? 0 : 1,
+          privateKeyPem: i.identity.privateKeyPem,
+          publicKey: i.identity.publicKey,
+          listenAddress: i.listen.address,
+          listenPort: nonNegInt('listen.port', i.listen.port, 0, 65535),
+          listenDevice: i.listen.device ?? '',
+          keepaliveMs: nonNegInt('keepaliveMs', i.keepaliveMs, 1000),
+          idleTimeoutMs: idle,
+          pathMtu,
+          ccAlgo: CC[cc],
+        },
+        (ev) => this.#onNative(ev),
+      )
+    } catch (err) {
+      const e = err as Error & { code?: string }
+      throw new EngineStartError(`cannot start the engine: ${e.message}`, { cause: err, nativeCode: e.code ?? 'QE_ENGINE' })
+    }
+    try {
+      native.start(h)
+    } catch (err) {
+      native.close(h)
+      throw new EngineStartError(`cannot start the engine worker: ${(err as Error).message}`, { cause: err })
+    }
+    this.#native = native
+    this.#handle = h
+    this.#info = native.info(h)
+    this.#log.info({ tun: i.tun.name, ifindex: this.#info.ifindex, port: this.#info.port }, 'engine started')
+  }
+
+  /**
+   * Closes every connection (peers see CONNECTION_CLOSE, 'peer-down'
+   * {reason: 'stopped'} is emitted for each), joins the worker, removes the
+   * TUN device and closes the socket. Idempotent.
+   */
+  stop(): Promise<void> {
+    if (!this.#handle) return Promise.resolve()
+    if (this.#stopping) return this.#stopping
+    const native = this.#native as NativeAddon
+    const h = this.#handle
+    this.#stopping = new Promise<void>((resolve) => {
+      this.#onStopped = resolve
+      if (!native.stop(h)) resolve()
+    }).then(() => {
+      native.close(h)
+      this.#handle = undefined
+      this.#native = undefined
+      this.#stopping = undefined
+      this.#log.info('engine stopped')
+    })
+    return this.#stopping
+  }
+
+  /** Interface index of the TUN device (0 before start). */
+  get tunIfindex(): number {
+    return this.#info.ifindex
+  }
+
+  /** The bound UDP port (the real one when listen.port was 0). */
+  get listenPort(): number {
+    return this.#info.port
+  }
+
+  /**
+   * Replaces the set of peer keys allowed to connect (both directions).
+   * Connections to keys no longer in the set are closed ('not-allowed').
+   */
+  setAllowedPeers(keys: readonly string[]): void {
+    const buf = Buffer.concat(keys.map(peerKeyBytes))
+    this.#call((n, h) => n.setAllowed(h, buf))
+  }
+
+  /** Dials an endpoint. No-op if a connection to that address already exists. */
+  connect(endpoint: Endpoint): void {
+    if (typeof endpoint?.address !== 'string' || ipaddr.isValid(endpoint.address) === false) {
+      throw new EngineArgumentError(`not an IP address: ${String(endpoint?.address)}`)
+    }
+    const port = nonNegInt('port', endpoint.port, 0, 65535)
+    if (port === 0) throw new EngineArgumentError('port must be 1..65535')
+    this.#call((n, h) => n.connect(h, endpoint.address, port))
+  }
+
+  /** Closes the connection to a peer ('peer-down' {reason: 'disconnected'}). */
+  disconnect(peer: string): void {
+    const key = peerKeyBytes(peer)
+    this.#call((n, h) => n.disconnect(h, key))
+  }
+
+  /**
+   * Replaces the forwarding table atomically: longest-prefix match of the
+   * destination picks the peer. The same table checks sources: a packet from
+   * a peer is accepted only if its source address routes back to that peer,
+   * so a peer's own overlay addresses must be in it.
+   */
+  setRoutes(routes: readonly Route[]): void {
+    const buf = Buffer.concat(routes.map(packRoute))
+    this.#call((n, h) => n.setRoutes(h, buf))
+  }
+
+  /**
+   * Queues one control message (at most 1 MiB) on the peer's control stream;
+   * delivered whole and in order. Dropped if the peer is not up.
+   */
+  sendControl(peer: string, msg: Uint8Array): void {
+    const key = peerKeyBytes(peer)
+    if (!(msg instanceof Uint8Array) || msg.length > 1024 * 1024) {
+      throw new EngineArgumentError('a control message is a Uint8Array of at most 1 MiB')
+    }
+    const data = Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength)
+    this.#call((n, h) => n.sendControl(h, key, data))
+  }
+
+  /** A snapshot of the counters (copied out of the worker). */
+  stats(): EngineStats {
+    const raw = this.#call((n, h) => n.stats(h))
+    return convertStats(raw)
+  }
+
+  #call<T>(fn: (n: NativeAddon, h: NativeHandle) => T): T {
+    if (!this.#handle || !this.#native || this.#stopping) throw new EngineStateError()
+    try {
+      return fn(this.#native, this.#handle)
+    } catch (err) {
+      const e = err as Error & { code?: string }
+      if (e.code === 'QE_ENGINE_INVALID') throw new EngineArgumentError(e.message, { cause: err })
+      if (e.code === 'QE_ENGINE_STATE') throw new EngineStateError(e.message, { cause: err })
+      throw err
+    }
+  }
+
+  #onNative(ev: NativeEvent): void {
+    const peer = ev.key ? ev.key.toString('base64') : undefined
+    const remote: Endpoint = { address: ev.address ?? '', port: ev.port ?? 0 }
+    const role: PeerRole = ev.role ?? 'client'
+    switch (ev.type) {
+      case 'peer-up':
+        this.#log.info({ peer, remote, role }, 'peer up')
+        this.emit('peer-up', { peer: peer as string, remote, role })
+        break
+      case 'peer-down':
+        this.#log.info({ peer, remote, reason: ev.reason }, 'peer down')
+        this.emit('peer-down', { peer: peer as string, remote, role, reason: ev.reason as PeerDownReason })
+        break
+      case 'dial-failed':
+        this.#log.info({ remote, peer, reason: ev.reason }, 'dial failed')
+        this.emit('dial-failed', { remote, reason: ev.reason as DialFailReason, ...(peer ? { peer } : {}) })
+        break
+      case 'control':
+        this.emit('control', { peer: peer as string, data: ev.data as Buffer })
+        break
+      case 'refused':
+        this.#log.warn({ peer, remote }, 'refused a peer whose key is not allowed')
+        this.emit('refused', { peer: peer as string, remote })
+        break
+      case 'error': {
+        const err = new EngineStateError(`engine: ${ev.reason ?? 'error'}`)
+        if (this.listenerCount('error') > 0) this.emit('error', err)
+        else this.#log.warn({ reason: ev.reason }, 'engine error')
+        break
+      }
+      case 'stopped':
+        this.#onStopped?.()
+        this.#onStopped = undefined
+        break
+    }
+  }
+}
+
+function ms(ns: unknown): number {
+  const x = Number(ns)
+  return x >= 2 ** 62 || !Number.isFinite(x) ? 0 : x / 1e6
+}
+
+function convertStats(raw: NativeStats): EngineStats {
+  const peers: PeerStats[] = raw.peers.map((p) => {
+    const n = (k: string): number => Number(p[k] ?? 0)
+    return {
+      peer: (p.key as Buffer).toString('base64'),
+      up: p.up === true,
+      ...(p.up === true
+        ? { role: p.role as PeerRole, remote: { address: String(p.address), port: n('port') } }
+        : {}),
+      rttMs: ms(p.rttSmoothedNs),
+      rttMinMs: ms(p.rttMinNs),
+      rttVarMs: ms(p.rttVarNs),
+      cwnd: n('cwnd'),
+      bytesInFlight: n('bytesInFlight'),
+      deliveryRate: n('deliveryRate'),
+      maxDatagram: n('maxDatagram'),
+      bytesIn: n('bytesIn'),
+      bytesOut: n('bytesOut'),
+      packetsIn: n('packetsIn'),
+      packetsOut: n('packetsOut'),
+      datagramsLost: n('datagramsLost'),
+      datagramsAcked: n('datagramsAcked'),
+      drops: { congestion: n('dropCongestion'), tooBig: n('dropTooBig'), spoofed: n('dropSpoofed'), notUp: n('dropNotUp') },
+    }
+  })
+  const g = raw.global
+  const n = (k: string): number => Number(g[k] ?? 0)
+  return {
+    global: {
+      garbage: n('garbage'),
+      refused: n('refused'),
+      handshakeFailed: n('handshakeFailed'),
+      halfOpenDropped: n('halfOpenDropped'),
+      noRoute: n('noRoute'),
+      noPeer: n('noPeer'),
+      spoofed: n('spoofed'),
+      tooBig: n('tooBig'),
+      malformed: n('malformed'),
+      tunRx: n('tunRx'),
+      tunTx: n('tunTx'),
+      tunTxErrors: n('tunTxErrors'),
+      udpRx: n('udpRx'),
+      udpTx: n('udpTx'),
+      udpTxDropped: n('udpTxDropped'),
+      resetsSent: n('resetsSent'),
+      icmpSent: n('icmpSent'),
+      duplicates: n('duplicates'),
+      connections: n('connections'),
+    },
+    peers,
+  }
+}

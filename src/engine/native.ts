@@ -1,0 +1,80 @@
+/**
+ * Loads the N-API addon (build/Release/quicether_native.node) and describes
+ * its raw surface. Only engine.ts and the FIB test helpers use it.
+ */
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { EngineLoadError } from './errors.js'
+
+export interface NativeEvent {
+  type: 'peer-up' | 'peer-down' | 'dial-failed' | 'control' | 'refused' | 'error' | 'stopped'
+  key?: Buffer
+  address?: string
+  port?: number
+  role?: 'client' | 'server'
+  reason?: string
+  data?: Buffer
+}
+
+export interface NativeOpenOptions {
+  tunName: string
+  tunMtu: number
+  tunOffload: number
+  privateKeyPem: string
+  publicKey: Buffer
+  listenAddress: string
+  listenPort: number
+  listenDevice: string
+  keepaliveMs: number
+  idleTimeoutMs: number
+  pathMtu: number
+  ccAlgo: number
+}
+
+export type NativeHandle = { readonly __native: unique symbol }
+export type NativeFib = { readonly __fib: unique symbol }
+
+export interface NativeStats {
+  global: Record<string, number>
+  peers: Array<Record<string, number | boolean | string | Buffer>>
+}
+
+export interface NativeAddon {
+  open(opts: NativeOpenOptions, onEvent: (ev: NativeEvent) => void): NativeHandle
+  start(h: NativeHandle): void
+  info(h: NativeHandle): { ifindex: number; port: number }
+  stop(h: NativeHandle): boolean
+  close(h: NativeHandle): void
+  connect(h: NativeHandle, address: string, port: number): void
+  disconnect(h: NativeHandle, key: Buffer): void
+  setAllowed(h: NativeHandle, keys: Buffer): void
+  setRoutes(h: NativeHandle, routes: Buffer): void
+  sendControl(h: NativeHandle, key: Buffer, data: Buffer): void
+  stats(h: NativeHandle): NativeStats
+  fibNew(entries: Buffer): NativeFib
+  fibLookup(fib: NativeFib, addr: Buffer): number
+}
+
+const ADDON = join('build', 'Release', 'quicether_native.node')
+let cached: NativeAddon | undefined
+
+/** Finds the addon above this module (src/engine or dist/engine) and loads it once. */
+export function loadNative(): NativeAddon {
+  if (cached) return cached
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, ADDON)
+    if (existsSync(candidate)) {
+      try {
+        cached = createRequire(import.meta.url)(candidate) as NativeAddon
+        return cached
+      } catch (err) {
+        throw new EngineLoadError(`cannot load ${candidate}: ${(err as Error).message}`, { cause: err })
+      }
+    }
+    dir = dirname(dir)
+  }
+  throw new EngineLoadError()
+}

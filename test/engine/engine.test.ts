@@ -1,0 +1,93 @@
+/**
+ * The TypeScript face of the engine without root: MTU arithmetic, argument
+ * checks that fire before anything touches the system, route packing.
+ */
+import t from 'tap'
+import { generateKeyPairSync } from 'node:crypto'
+import {
+  Engine,
+  EngineArgumentError,
+  EngineStateError,
+  QUIC_DATAGRAM_OVERHEAD,
+  packRoute,
+  peerKeyBytes,
+  tunMtuFor,
+} from '../../src/engine/index.js'
+
+function identity(): { privateKeyPem: string; publicKey: Buffer } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  return {
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicKey: Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url'),
+  }
+}
+
+t.test('tunMtuFor leaves room for IP, UDP and QUIC', (t) => {
+  t.equal(QUIC_DATAGRAM_OVERHEAD, 32)
+  t.equal(tunMtuFor(1500, 4), 1500 - 20 - 8 - 32)
+  t.equal(tunMtuFor(1500, 6), 1500 - 40 - 8 - 32)
+  t.equal(tunMtuFor(9000, 6), 9000 - 80)
+  t.ok(tunMtuFor(1280, 6) < 1280, 'an IPv6 minimum path cannot carry a 1280-byte inner packet')
+  t.throws(() => tunMtuFor(1000, 4), EngineArgumentError)
+  t.throws(() => tunMtuFor(1500.5, 4), EngineArgumentError)
+  t.throws(() => tunMtuFor(1500, 5 as 4), EngineArgumentError)
+  t.end()
+})
+
+t.test('peer keys are canonical base64 of 32 bytes', (t) => {
+  const key = Buffer.alloc(32, 7).toString('base64')
+  t.same(peerKeyBytes(key), Buffer.alloc(32, 7))
+  t.throws(() => peerKeyBytes('short'), EngineArgumentError)
+  t.throws(() => peerKeyBytes(Buffer.alloc(33, 1).toString('base64')), EngineArgumentError)
+  t.throws(() => peerKeyBytes(key.replace('=', '')), EngineArgumentError, 'non-canonical (unpadded) form')
+  t.end()
+})
+
+t.test('routes pack to family, prefix length, address and key', (t) => {
+  const key = Buffer.alloc(32, 9).toString('base64')
+  const r4 = packRoute({ prefix: '10.77.0.0/16', peer: key })
+  t.equal(r4.length, 50)
+  t.equal(r4[0], 4)
+  t.equal(r4[1], 16)
+  t.same([...r4.subarray(2, 6)], [10, 77, 0, 0])
+  t.same(r4.subarray(18), Buffer.alloc(32, 9))
+  const r6 = packRoute({ prefix: 'fd77::/48', peer: key })
+  t.equal(r6[0], 6)
+  t.equal(r6[1], 48)
+  t.same([...r6.subarray(2, 4)], [0xfd, 0x77])
+  t.throws(() => packRoute({ prefix: '10.77.0.0', peer: key }), EngineArgumentError, 'no prefix length')
+  t.throws(() => packRoute({ prefix: '10.77.0.0/33', peer: key }), EngineArgumentError)
+  t.throws(() => packRoute({ prefix: 'fd77::/48', peer: 'nope' }), EngineArgumentError)
+  t.end()
+})
+
+t.test('bad init is refused before the system is touched', async (t) => {
+  const id = identity()
+  const ok = { tun: { name: 'qetest0', mtu: 1420 }, identity: id, listen: { address: '127.0.0.1', port: 0 } }
+  await t.rejects(new Engine({ ...ok, tun: { name: '', mtu: 1420 } }).start(), EngineArgumentError)
+  await t.rejects(new Engine({ ...ok, tun: { name: 'a-name-that-is-too-long', mtu: 1420 } }).start(), EngineArgumentError)
+  await t.rejects(new Engine({ ...ok, tun: { name: 'qetest0', mtu: 100 } }).start(), EngineArgumentError)
+  await t.rejects(new Engine({ ...ok, identity: { ...id, publicKey: Buffer.alloc(31) } }).start(), EngineArgumentError)
+  await t.rejects(new Engine({ ...ok, pathMtu: 1000 }).start(), EngineArgumentError)
+  await t.rejects(new Engine({ ...ok, idleTimeoutMs: 10 }).start(), EngineArgumentError)
+  await t.rejects(new Engine({ ...ok, congestion: 'vegas' as 'cubic' }).start(), EngineArgumentError)
+})
+
+t.test('commands before start are a state error, stop is a no-op', async (t) => {
+  const e = new Engine({ tun: { name: 'qetest0', mtu: 1420 }, identity: identity(), listen: { address: '127.0.0.1', port: 0 } })
+  const key = Buffer.alloc(32, 1).toString('base64')
+  t.throws(() => e.setAllowedPeers([key]), EngineStateError)
+  t.throws(() => e.setRoutes([]), EngineStateError)
+  t.throws(() => e.sendControl(key, new Uint8Array(1)), EngineStateError)
+  t.throws(() => e.stats(), EngineStateError)
+  t.throws(() => e.connect({ address: 'not-an-ip', port: 1 }), EngineArgumentError)
+  t.equal(e.tunIfindex, 0)
+  await e.stop()
+})
+
+t.test('a mismatched identity is refused by the native side', { skip: process.getuid?.() === 0 ? false : 'needs root (creates a TUN)' }, async (t) => {
+  const a = identity()
+  const b = identity()
+  const e = new Engine({ tun: { name: 'qetest9', mtu: 1420 }, identity: { privateKeyPem: a.privateKeyPem, publicKey: b.publicKey }, listen: { address: '127.0.0.1', port: 0 } })
+  await t.rejects(e.start(), { code: 'QE_ENGINE_START', nativeCode: 'QE_ENGINE_INVALID' })
+})
