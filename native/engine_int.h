@@ -136,6 +136,7 @@ struct qe_conn {
   uint8_t *ctl_rbuf;
   size_t ctl_rlen, ctl_rcap;
   int ctl_magic_rcvd;
+  int ctl_broken; /* the peer reset or stopped the control stream */
   int dirty;
 };
 

@@ -155,12 +155,15 @@ static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
     return 0;
   }
   if (c->ctl_rlen + datalen > c->ctl_rcap) {
-    size_t cap = c->ctl_rcap ? c->ctl_rcap : 4096;
+    size_t need = c->ctl_rlen + datalen, cap = c->ctl_rcap ? c->ctl_rcap : 4096;
     uint8_t *p;
-    while (cap < c->ctl_rlen + datalen) {
+    while (cap < need) {
       cap *= 2;
     }
     if (cap > QE_CTL_WINDOW) {
+      cap = QE_CTL_WINDOW;
+    }
+    if (need > cap) {
       return NGTCP2_ERR_CALLBACK_FAILURE; /* flow control was ignored */
     }
     p = realloc(c->ctl_rbuf, cap);
@@ -201,6 +204,26 @@ static int cb_acked_stream(ngtcp2_conn *conn, int64_t stream_id,
     }
   }
   return 0;
+}
+
+/* The control stream is the connection's lifeline: if the peer resets it
+ * or stops reading it, the connection is closed (after read_pkt returns). */
+static int cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
+                           uint64_t final_size, uint64_t app_error_code,
+                           void *user_data, void *stream_user_data) {
+  qe_conn *c = user_data;
+  (void)conn, (void)final_size, (void)app_error_code, (void)stream_user_data;
+  if (stream_id == c->ctl_stream) {
+    c->ctl_broken = 1;
+  }
+  return 0;
+}
+
+static int cb_stream_stop_sending(ngtcp2_conn *conn, int64_t stream_id,
+                                  uint64_t app_error_code, void *user_data,
+                                  void *stream_user_data) {
+  return cb_stream_reset(conn, stream_id, 0, app_error_code, user_data,
+                         stream_user_data);
 }
 
 static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
@@ -258,6 +281,8 @@ static const ngtcp2_callbacks conn_callbacks = {
     .stream_open = cb_stream_open,
     .recv_retry = ngtcp2_crypto_recv_retry_cb,
     .extend_max_local_streams_bidi = cb_extend_bidi,
+    .stream_reset = cb_stream_reset,
+    .stream_stop_sending = cb_stream_stop_sending,
     .rand = cb_rand,
     .get_new_connection_id = cb_get_new_cid,
     .remove_connection_id = cb_remove_cid,
@@ -686,6 +711,10 @@ void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
   }
   c->last_rx_ts = ts;
   c->dirty = 1;
+  if (c->ctl_broken) {
+    qe_conn_close(c, "error", QE_APP_PROTOCOL, ts);
+    return;
+  }
   if (c->hs_done && c->state == QE_CONN_HANDSHAKE) {
     conn_established(c, ts);
   }

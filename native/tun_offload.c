@@ -194,8 +194,9 @@ int qe_tun_split(uint8_t *frame, size_t len, uint8_t *scratch, qe_emit_fn emit,
   }
 }
 
+/* Written as is: the kernel verifies its checksums itself. */
 int qe_tun_write_vnet(qe_tun *tun, const uint8_t *pkt, size_t len) {
-  qe_vnet_hdr vh = {.flags = VIRTIO_NET_HDR_F_DATA_VALID};
+  qe_vnet_hdr vh = {0};
   struct iovec iov[2] = {{.iov_base = &vh, .iov_len = sizeof(vh)},
                          {.iov_base = (void *)pkt, .iov_len = len}};
   ssize_t r;
@@ -246,7 +247,7 @@ int qe_gro_flush(qe_gro *g, qe_tun *tun) {
         .csum_offset = 16,
     };
   } else {
-    vh.flags = VIRTIO_NET_HDR_F_DATA_VALID;
+    vh.flags = VIRTIO_NET_HDR_F_DATA_VALID; /* verified in qe_gro_add */
   }
   memcpy(g->buf, &vh, sizeof(vh));
   do {
@@ -286,7 +287,13 @@ static int gro_candidate(const uint8_t *pkt, size_t len, int *family,
     return 0; /* no payload: pure ACKs go through as they are */
   }
   /* Only plain data segments: ACK, optionally PSH (which ends a run). */
-  return (pkt[*iphl + 13] & ~TCP_PSH) == TCP_ACK;
+  if ((pkt[*iphl + 13] & ~TCP_PSH) != TCP_ACK) {
+    return 0;
+  }
+  /* Like a NIC's GRO: merge only segments whose checksum verifies (the
+   * merged packet's checksum is recomputed, so a bad one would be lost). */
+  return qe_csum_fold(qe_csum_add(pseudo_sum(pkt, *family, len - *iphl),
+                                  pkt + *iphl, len - *iphl)) == 0xffff;
 }
 
 static int gro_matches(const qe_gro *g, const uint8_t *pkt, size_t len,

@@ -200,7 +200,37 @@ static void test_split(int v4, size_t mss, size_t paylen) {
   }
 }
 
+/* A segment with a broken checksum is not merged (the kernel will drop it). */
+static void test_gro_rejects_bad_checksum(void) {
+  static uint8_t frame[70000], scratch[128];
+  static sink s;
+  int fds[2];
+  qe_tun tun;
+  qe_gro g;
+  size_t flen = make_tso(frame, 1, 1000, 3000, 1);
+  memset(&s, 0, sizeof(s));
+  qe_tun_split(frame, flen, scratch, collect, &s);
+  s.out[1][60] ^= 0x01; /* corrupt the second segment's payload */
+  if (pipe(fds) != 0 || qe_gro_init(&g) != 0) {
+    CHECK(0, "pipe/gro init");
+    return;
+  }
+  tun.fd = fds[1];
+  for (int i = 0; i < s.n; i++) {
+    qe_gro_add(&g, &tun, s.out[i], s.len[i]);
+  }
+  qe_gro_flush(&g, &tun);
+  /* Segment 0 alone, segment 1 written raw (outside GRO), segment 2 alone. */
+  CHECK(g.writes == 2 && g.segments == 2,
+        "bad segment not merged: %lu gro writes, %lu segments",
+        (unsigned long)g.writes, (unsigned long)g.segments);
+  close(fds[0]);
+  close(fds[1]);
+  qe_gro_free(&g);
+}
+
 int main(void) {
+  test_gro_rejects_bad_checksum();
   size_t mss_list[] = {536, 1380, 1388, 1399};
   size_t pay_list[] = {1, 500, 1380, 2761, 20000, 65000};
   for (int v4 = 0; v4 < 2; v4++) {

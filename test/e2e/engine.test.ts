@@ -134,6 +134,28 @@ async function run(): Promise<void> {
     t.equal(got.sha256, sent.sha256, 'checksums match')
   })
 
+  await t.test('a blackout that loses everything in flight: the transfer recovers', async (t) => {
+    const recv = jsonProc(L.nsA, [TCP_FIXTURE, 'recv', '10.77.0.1', '7001'], children)
+    await recv.next((o) => o.listening === true)
+    const send = jsonProc(L.nsB, [TCP_FIXTURE, 'send', '10.77.0.1', '7001', '60'], children)
+    await new Promise((r) => setTimeout(r, 300))
+    // Drop every tunnel datagram arriving at A for a moment, mid-transfer.
+    nsExec(L.nsA, ['nft', '-f', '-'], {
+      input: `table inet ${L.prefix}-bo {\n chain in {\n  type filter hook input priority 0;\n  udp dport ${PORT} drop\n }\n}\n`,
+    })
+    // Longer than the keepalive, shorter than the idle timeout: afterwards
+    // A's keepalives reach B, B only acknowledges them, and the window B
+    // lost must still be recovered.
+    await new Promise((r) => setTimeout(r, 2500))
+    nsExec(L.nsA, ['nft', 'delete', 'table', 'inet', `${L.prefix}-bo`])
+    const sent = await send.next((o) => typeof o.sha256 === 'string', 30_000)
+    const got = await recv.next((o) => typeof o.sha256 === 'string', 30_000)
+    t.equal(got.sha256, sent.sha256, 'the transfer completed intact after the blackout')
+    const st = await B.stats()
+    const peer = st.peers.find((p) => p.peer === kA.pub)
+    t.ok((peer?.datagramsLost as number) > 0, `losses were detected (${String(peer?.datagramsLost)} datagrams)`)
+  })
+
   await t.test('packets up to the TUN MTU pass; bigger ones get ICMP too-big', async (t) => {
     t.ok(pings(L.nsB, '10.77.0.1', { size: 1420 - 28 }), 'IPv4 packet of exactly the TUN MTU passes')
     t.ok(pings(L.nsB, 'fd77::1', { size: 1420 - 48 }), 'IPv6 packet of exactly the TUN MTU passes')
@@ -209,6 +231,12 @@ async function run(): Promise<void> {
     t.ok(pings(L.nsA, 'fd77::2', { count: 3 }), 'both ways')
     const up = after.peers.find((p) => p.peer === kB.pub)
     t.ok(up?.up, 'B is still up at A')
+    const victim = after.peers.find((p) => p.peer === kC.pub)
+    t.ok(victim?.up, 'C, whose address the garbage came from, is still up at A')
+    const back = A.events.length
+    C.send({ cmd: 'control', peer: kA.pub, text: 'still here' })
+    await A.waitFor((e) => e.event === 'control' && e.text === 'still here', 10_000, back)
+    t.pass('and C can still talk to A')
     await C.stop()
     fuzz.proc.stdin?.write(JSON.stringify({ cmd: 'exit' }) + '\n')
   })
