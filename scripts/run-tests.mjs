@@ -11,6 +11,7 @@ child.stdout.on('data', (chunk) => {
 })
 child.on('close', (code, signal) => {
   // tap's base reporter ends with e.g. "Suites:   12 pass  1 fail  1 skip  14 of 14 complete".
+  // eslint-disable-next-line no-control-regex -- stripping the reporter's terminal escape codes
   const clean = tail.replace(/\x1b\[[0-9;]*m/g, '')
   const m = [...clean.matchAll(/Suites:\s+(.*)/g)].at(-1)
   const count = (word) => Number((m?.[1].match(new RegExp(`(\\d+) ${word}`)) ?? [])[1] ?? 0)
