@@ -195,6 +195,20 @@ t.test('plan: nothing pending exits 0, a pending change exits 2 and names it', a
   t.notOk((await routes()).includes('10.65.0.0/16'), 'a plan changes nothing')
 })
 
+t.test('a listen-port change rebuilds the tunnels in-process, and the mesh comes back', async (t) => {
+  const pid = da.pid
+  const moved = readFileSync(cfgPath, 'utf8')
+  const doc = parseYaml(moved) as Doc & { listen: { port: number } }
+  doc.listen = { ...doc.listen, port: 7444 }
+  writeFileSync(cfgPath, toYaml(doc))
+  t.not(await until(async () => ((await status()).config as { generation: number } | undefined)?.generation !== undefined && (await runIn(nsA, 'ss', ['-Hlun', 'sport = :7444'], { allowFail: true })).stdout.includes('7444'), 10_000), -1, 'listening on the new port')
+  t.not(await until(async () => pingOnce(nsA, B.ipv4, 300), 15_000), -1, 'a reaches b again')
+  t.equal(da.pid, pid, 'same process: no restart')
+  writeFileSync(cfgPath, moved)
+  t.not(await until(async () => (await runIn(nsA, 'ss', ['-Hlun', 'sport = :7443'], { allowFail: true })).stdout.includes('7443'), 10_000), -1, 'back on 7443')
+  t.not(await until(async () => pingOnce(nsA, B.ipv4, 300), 15_000), -1, 'and reachable')
+})
+
 t.test('kill -9 and restart: the same routes, none duplicated or leaked', async (t) => {
   const before = await routes()
   process.kill(da.pid!, 'SIGKILL')
