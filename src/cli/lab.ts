@@ -3,6 +3,7 @@
  *
  *   lab demo                          a newcomer's first run: two sites, a tunnel, a transfer
  *   lab pair [--rate --delay --loss]  two daemons over one emulated link: throughput, RTT, CPU
+ *   lab bond --uplink … [--raw]       a client with several uplinks to a gateway: bonding figures
  *   lab up SCENARIO.yaml              build a topology from a file and leave it running
  *   lab down [--run ID]               remove everything a lab run left (also after a crash)
  *
@@ -19,6 +20,9 @@ import { labUp, type UpResult } from '../lab/up.js'
 import { labDown, type TeardownReport } from '../lab/teardown.js'
 import { loadScenario } from '../lab/scenario.js'
 import { parseDelay, parseLoss, parsePositiveInt, parseRate } from '../lab/units.js'
+import { runBond, runRaw } from '../lab/bond.js'
+import { parseCongestion, parseCut, parseMode, parseUplinks } from '../lab/bond-spec.js'
+import { renderBond, renderRaw, fmt } from '../lab/bond-report.js'
 
 function requireRoot(): void {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
@@ -32,6 +36,18 @@ function print(line = ''): void {
 
 function progress(line: string): void {
   process.stderr.write(`lab: ${line}\n`)
+}
+
+interface BondFlags {
+  uplink: string[]
+  mode: string
+  streams: string
+  seconds: string
+  cut?: string
+  raw?: boolean
+  mptcp?: boolean
+  congestion: string
+  json?: boolean
 }
 
 interface PairFlags {
@@ -57,6 +73,7 @@ export function registerLabCommands(program: Command): void {
 Examples:
   $ sudo quicether lab demo
   $ sudo quicether lab pair --rate 100mbit --delay 10ms --loss 0.5% --seconds 10 --json
+  $ sudo quicether lab bond --uplink 50mbit,10ms --uplink 100mbit,30ms,1% --cut 2@5
   $ sudo quicether lab up examples/lab/two-sites.yaml
   $ sudo quicether lab down`,
     )
@@ -90,6 +107,54 @@ Examples:
       const r = await withInterrupts((signal) => runPair({ ...opts, signal, progress }))
       if (f.json) print(JSON.stringify(r, null, 2))
       else printPair(r)
+    })
+
+  lab
+    .command('bond')
+    .summary('a client with several uplinks to a gateway: QuicEther alone per uplink, bonded, cut (or --raw links)')
+    .description(
+      'Builds a client with one emulated link per --uplink to a gateway (each link its own path: own\n' +
+        'interfaces and addresses), measures QuicEther over each uplink alone, then bonded over all of\n' +
+        'them (iperf3 TCP client → gateway through the tunnel), optionally cutting one uplink mid-way.\n' +
+        'With --raw: the links alone, no QuicEther, one iperf3 flow per link in parallel.',
+    )
+    .option('--uplink <spec>', '[NAME=]RATE[,DELAY[,LOSS]], one per uplink: 50mbit,10ms,1% or 50/10mbit,20ms (up/down)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--mode <mode>', 'aggregate, failover, redundant or weighted', 'aggregate')
+    .option('--streams <n>', 'parallel TCP streams (iperf3 -P)', '1')
+    .option('--seconds <n>', 'length of each transfer (each single-uplink run and the bonded run)', '10')
+    .option('--cut <N@T>', 'cut uplink N (counting from 1) T seconds into the bonded transfer, e.g. 2@5')
+    .option('--raw', 'the emulated links alone, no QuicEther: each must reach 95% of its rate')
+    .option('--mptcp', 'also measure kernel MPTCP over the same links (needs mptcpize)')
+    .option('--congestion <cc>', 'TCP congestion control of the iperf3 flows (iperf3 -C)', 'cubic')
+    .option('--json', 'print the result as JSON')
+    .action(async (f: BondFlags) => {
+      const uplinks = parseUplinks(f.uplink)
+      const seconds = parsePositiveInt(f.seconds, '--seconds', 3600)
+      const streams = parsePositiveInt(f.streams, '--streams', 128)
+      const congestion = parseCongestion(f.congestion)
+      const mode = parseMode(f.mode)
+      if (f.raw && f.cut !== undefined) throw new LabSpecError('--cut: a cut needs the bonded run; --raw measures the links alone')
+      const cut = f.cut === undefined ? null : parseCut(f.cut, uplinks.length, seconds)
+      if (f.mptcp && uplinks.length < 2) throw new LabSpecError('--mptcp: MPTCP needs two or more uplinks')
+      requireRoot()
+      if (f.raw) {
+        const r = await withInterrupts((signal) => runRaw({ uplinks, streams, seconds, congestion, signal, progress }))
+        print(f.json ? JSON.stringify(r, null, 2) : renderRaw(r))
+        return
+      }
+      const r = await withInterrupts((signal) => runBond({ uplinks, mode, streams, seconds, cut, congestion, mptcp: f.mptcp ?? false, signal, progress }))
+      if (f.json) {
+        print(JSON.stringify(r, null, 2))
+        return
+      }
+      print(renderBond(r, uplinks))
+      const m = r.mptcp
+      if (m) {
+        print()
+        print(`kernel MPTCP   ${fmt(m.total_mbit)} Mbit/s over ${m.links_used} link(s) (${m.subflows_joined} subflow(s) joined to ${m.connections} connection(s)); ` +
+          `efficiency ${fmt(m.efficiency, 3)} of ${fmt(m.tcp_sum_mbit)} Mbit/s plain TCP over each link` +
+          `${cut ? `; dip ${m.dip_ms ?? '—'} ms, ${m.resets} reset(s)` : ''}${m.error ? `; iperf3 failed: ${m.error}` : ''}`)
+      }
     })
 
   lab

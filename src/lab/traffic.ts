@@ -83,6 +83,8 @@ export interface PingOptions {
   intervalMs?: number
   /** Payload bytes (default ping's 56). */
   size?: number
+  /** IP TOS byte (ping -Q), e.g. 184 for DSCP EF; default none. */
+  tos?: number
   signal?: AbortSignal
 }
 
@@ -92,6 +94,7 @@ export async function ping(ns: string, dst: string, opts: PingOptions = {}): Pro
   const interval = (opts.intervalMs ?? 50) / 1000
   const args = ['-n', '-c', String(count), '-i', interval.toFixed(3), '-W', '1']
   if (opts.size !== undefined) args.push('-s', String(opts.size))
+  if (opts.tos !== undefined) args.push('-Q', String(opts.tos))
   const r = await runIn(ns, 'ping', [...args, dst], { allowFail: true, timeoutMs: count * (interval * 1000 + 50) + 5000, ...(opts.signal ? { signal: opts.signal } : {}) })
   if (r.code !== 0 && r.code !== 1) throw new LabCommandError(`ping ${dst} in ${ns}: ${r.stderr.trim()}`)
   return parsePing(r.stdout)

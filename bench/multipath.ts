@@ -1,0 +1,269 @@
+/**
+ * bench/multipath: QuicEther bonding against the uplinks alone and against
+ * kernel MPTCP, on the issue's three users' links (issue 5), in one run:
+ *
+ *   rural     25, 50, 50, 100 Mbit/s; one-way 15, 10, 35, 40 ms
+ *   creator   50 Mbit/s with 2% loss + 100 Mbit/s with 30 ms
+ *   homelab   2 × 100 Mbit/s at 5 and 20 ms
+ *
+ * Per scenario and per iperf3 -P1 / -P4, on one lab per scenario (bond.ts):
+ * the raw links (TCP over each at once: the emulation must not be the
+ * bottleneck, and MPTCP's baseline), kernel MPTCP, QuicEther over each
+ * uplink alone, QuicEther bonded (with an interactive-class ping under load
+ * against its idle p99), then MPTCP and QuicEther again with the biggest
+ * uplink cut half-way. The table shows each figure beside its bar.
+ *
+ *   sudo npx tsx bench/multipath.ts [--seconds 20] [--quick] [--only rural,creator,homelab]
+ *                                   [--streams 1,4] [--mode aggregate] [--congestion cubic] [--json] [--out FILE]
+ *
+ * Needs the compiled tree (npm run build: the daemons run it) and mptcpize.
+ * JSON goes to --out (default <tmp>/quicether-multipath.json) or to stdout
+ * with --json (the table then goes to stderr). Traffic stays inside the
+ * bench's own namespaces. Exit code 0 when every measurement ran (not
+ * whether the bars hold).
+ */
+import { writeFileSync } from 'node:fs'
+import { cpus, release, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { BondLab } from '../src/lab/bond.js'
+import { bondResult, mptcpFigures, rawResult, warmupFor, type Measured, type MptcpFigures } from '../src/lab/bond-figures.js'
+import { biggestUplink, describeUplink, parseCongestion, parseMode, parseUplinks, rateSum, type BondMode, type CutSpec, type UplinkSpec } from '../src/lab/bond-spec.js'
+import { fmt, round, sumOrNull, type BondResult, type RawResult } from '../src/lab/bond-report.js'
+import { withInterrupts } from '../src/lab/interrupt.js'
+import { requireMptcpize } from '../src/lab/mptcp.js'
+import { parsePositiveInt } from '../src/lab/units.js'
+
+const SCENARIOS: Record<string, { title: string; uplinks: string[] }> = {
+  rural: { title: 'rural user: DSL, cable, LTE, Starlink', uplinks: ['dsl=25mbit,15ms', 'cable=50mbit,10ms', 'lte=50mbit,35ms', 'starlink=100mbit,40ms'] },
+  creator: { title: 'travelling creator: hotel Wi-Fi + phone hotspot', uplinks: ['wifi=50mbit,0ms,2%', 'hotspot=100mbit,30ms'] },
+  homelab: { title: 'dual-ISP homelab', uplinks: ['isp1=100mbit,5ms', 'isp2=100mbit,20ms'] },
+}
+
+/** The issue's bars. */
+const BAR = { efficiencyP4: 0.95, efficiencyP1: 0.9, dipMs: 1000, resets: 0, interactiveMs: 10, raw: 0.95 }
+
+interface StreamFigures {
+  streams: number
+  raw: RawResult
+  singles: (number | null)[]
+  singles_error?: string
+  single_sum_mbit: number | null
+  bonded: BondResult | null
+  bonded_error?: string
+  mptcp: MptcpFigures | null
+  mptcp_error?: string
+  cut: { uplink: number; at_s: number; bonded: BondResult | null; bonded_error?: string; mptcp: MptcpFigures | null; mptcp_error?: string }
+}
+
+interface ScenarioResult {
+  name: string
+  title: string
+  uplinks: string[]
+  sum_mbit: number
+  run_id: string
+  ok: boolean
+  error?: string
+  streams: StreamFigures[]
+}
+
+const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err))
+
+/** Runs `fn`; a failure is recorded (and the run goes on), except an interrupt. */
+async function attempt<T>(signal: AbortSignal, say: (s: string) => void, what: string, fn: () => Promise<T>): Promise<{ value: T | null; error?: string }> {
+  try {
+    return { value: await fn() }
+  } catch (err) {
+    if (signal.aborted) throw err
+    say(`${what} failed: ${errText(err).split('\n')[0]}`)
+    return { value: null, error: errText(err) }
+  }
+}
+
+async function scenario(name: string, o: { seconds: number; streams: number[]; mode: BondMode; congestion: string; signal: AbortSignal; say: (s: string) => void }): Promise<ScenarioResult> {
+  const def = SCENARIOS[name]!
+  const uplinks: UplinkSpec[] = parseUplinks(def.uplinks)
+  const cut: CutSpec = { index: biggestUplink(uplinks), atS: o.seconds / 2 }
+  const say = (s: string): void => o.say(`${name}: ${s}`)
+  const bl = new BondLab({ uplinks, congestion: o.congestion, signal: o.signal, progress: say })
+  const base = { name, title: def.title, uplinks: uplinks.map((u) => `${u.name} ${describeUplink(u)}`), sum_mbit: round(rateSum(uplinks) / 1e6, 3), run_id: bl.runId }
+  try {
+    await bl.start()
+    const ifnames = bl.lab.links.map((l) => l.ifA)
+    const raws = new Map<number, Measured[]>()
+    for (const P of o.streams) raws.set(P, await bl.raw(P, o.seconds))
+    const mptcp = new Map<number, { plain: Awaited<ReturnType<typeof attempt<MptcpFigures>>>; cut: Awaited<ReturnType<typeof attempt<MptcpFigures>>> }>()
+    for (const P of o.streams) {
+      const tcp = raws.get(P)!.map((m) => m.mbit)
+      const plain = await attempt(o.signal, say, `MPTCP -P${P}`, async () => mptcpFigures(await bl.mptcp({ streams: P, seconds: o.seconds, cut: null }), tcp, null, o.seconds))
+      const withCut = await attempt(o.signal, say, `MPTCP -P${P} with a cut`, async () => mptcpFigures(await bl.mptcp({ streams: P, seconds: o.seconds, cut }), tcp, cut, o.seconds))
+      mptcp.set(P, { plain, cut: withCut })
+    }
+    const singlesRun = await attempt(o.signal, say, 'QuicEther over each uplink alone', () => bl.singles(o.streams, o.seconds))
+    const singles = singlesRun.value ?? uplinks.map(() => o.streams.map(() => null))
+    const streams: StreamFigures[] = []
+    for (const [k, P] of o.streams.entries()) {
+      const single = singles.map((row) => row[k]?.mbit ?? null)
+      const common = { uplinks, ifnames, singles: single, mode: o.mode, streams: P, seconds: o.seconds, congestion: o.congestion, runId: bl.runId }
+      const bonded = await attempt(o.signal, say, `bonded -P${P}`, async () => bondResult({ ...common, run: await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut: null, interactive: true }), cut: null }))
+      const bondedCut = await attempt(o.signal, say, `bonded -P${P} with a cut`, async () => bondResult({ ...common, run: await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut, interactive: false }), cut }))
+      const m = mptcp.get(P)!
+      streams.push({
+        streams: P,
+        raw: rawResult({ runs: raws.get(P)!, uplinks, streams: P, seconds: o.seconds, congestion: o.congestion, runId: bl.runId }),
+        singles: single,
+        ...(singlesRun.error ? { singles_error: singlesRun.error } : {}),
+        single_sum_mbit: sumOrNull(single),
+        bonded: bonded.value,
+        ...(bonded.error ? { bonded_error: bonded.error } : {}),
+        mptcp: m.plain.value,
+        ...(m.plain.error ? { mptcp_error: m.plain.error } : {}),
+        cut: {
+          uplink: cut.index + 1,
+          at_s: cut.atS,
+          bonded: bondedCut.value,
+          ...(bondedCut.error ? { bonded_error: bondedCut.error } : {}),
+          mptcp: m.cut.value,
+          ...(m.cut.error ? { mptcp_error: m.cut.error } : {}),
+        },
+      })
+    }
+    return { ...base, ok: true, streams }
+  } catch (err) {
+    if (o.signal.aborted) throw err
+    say(`failed: ${errText(err).split('\n')[0]}`)
+    return { ...base, ok: false, error: errText(err), streams: [] }
+  } finally {
+    await bl.stop()
+  }
+}
+
+type Verdict = 'PASS' | 'FAIL' | 'not bonded' | 'n/a'
+
+interface BarRow {
+  scenario: string
+  streams: number
+  what: string
+  bar: string
+  measured: string
+  verdict: Verdict
+}
+
+function verdict(ok: boolean | null, bonded: boolean | null = true): Verdict {
+  if (ok === null) return 'n/a'
+  if (bonded === false) return 'not bonded'
+  return ok ? 'PASS' : 'FAIL'
+}
+
+/** Every bar of one scenario and stream count. */
+function bars(s: ScenarioResult, f: StreamFigures): BarRow[] {
+  const row = (what: string, bar: string, measured: string, v: Verdict): BarRow => ({ scenario: s.name, streams: f.streams, what, bar, measured, verdict: v })
+  const b = f.bonded
+  const c = f.cut.bonded
+  const effBar = f.streams >= 4 ? BAR.efficiencyP4 : BAR.efficiencyP1
+  const judged = f.raw.links.filter((l) => !l.lossy)
+  const minRaw = judged.reduce((m, l) => Math.min(m, l.ratio ?? 0), Infinity)
+  const lossy = f.raw.links.filter((l) => l.lossy).map((l) => `${l.name} ${fmt(l.ratio, 3)}, loss-bound`)
+  const out = [row('raw links: each loss-free link ≥ 95% of its rate', `≥ ${BAR.raw}`, `min ${fmt(minRaw, 3)}${lossy.length ? ` (${lossy.join('; ')})` : ''}`, verdict(f.raw.pass))]
+  out.push(row('efficiency (bonded / alone, summed)', `≥ ${effBar}`, b ? `${fmt(b.efficiency, 3)} (${fmt(b.total_mbit)} / ${fmt(b.single_sum_mbit)})` : 'failed', verdict(b?.efficiency == null ? null : b.efficiency >= effBar, b?.bonded ?? null)))
+  const me = f.mptcp?.efficiency ?? null
+  out.push(row("efficiency not below MPTCP's", `≥ ${fmt(me, 3)}`, fmt(b?.efficiency, 3), verdict(b?.efficiency == null || me === null ? null : b.efficiency >= me, b?.bonded ?? null)))
+  out.push(row(`dip after cutting uplink ${f.cut.uplink} (ms)`, `< ${BAR.dipMs}`, c?.dip_ms == null ? (c ? '—' : 'failed') : `${c.dip_ms} (MPTCP ${f.cut.mptcp?.dip_ms ?? '—'})`, verdict(c?.dip_ms == null ? null : c.dip_ms < BAR.dipMs, c?.bonded ?? null)))
+  const resets = c && b ? c.resets + b.resets : null
+  out.push(row('resets (with and without the cut)', `= ${BAR.resets}`, resets === null ? 'failed' : `${resets} (MPTCP ${f.cut.mptcp?.resets ?? '—'})`, verdict(resets === null ? null : resets === BAR.resets, c && b ? c.bonded && b.bonded : null)))
+  const i = b?.interactive ?? null
+  out.push(row('interactive ping p99 under load − idle (ms)', `≤ ${BAR.interactiveMs}`, i ? `${fmt(i.delta_ms, 2)} (${fmt(i.loaded_p99_ms, 2)} vs ${fmt(i.idle_p99_ms, 2)})` : '—', verdict(i ? i.delta_ms <= BAR.interactiveMs : null, b?.bonded ?? null)))
+  return out
+}
+
+function table(head: string[], rows: string[][]): string[] {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ').trimEnd()
+  return [line(head), ...rows.map(line)]
+}
+
+function render(results: ScenarioResult[], o: { seconds: number; mode: BondMode; congestion: string }): string {
+  const out: string[] = [`iperf3 TCP (${o.congestion}), ${o.seconds} s per transfer, goodput after a ${warmupFor(o.seconds)} s warm-up; bonded mode ${o.mode}; the biggest uplink is cut at ${o.seconds / 2} s`]
+  for (const s of results) {
+    out.push('', `${s.name} — ${s.title} (run ${s.run_id})`, `  uplinks: ${s.uplinks.join('; ')}; sum of rates ${fmt(s.sum_mbit)} Mbit/s`)
+    if (!s.ok) {
+      out.push(`  failed: ${s.error}`)
+      continue
+    }
+    const head = ['  Mbit/s', ...s.streams.map((f) => `-P${f.streams}`)]
+    const cell = (f: StreamFigures, get: (f: StreamFigures) => string): string => get(f)
+    const rows: [string, (f: StreamFigures) => string][] = [
+      ['  raw links (TCP, all at once)', (f) => `${fmt(f.raw.total_mbit)} (${f.raw.links.map((l) => fmt(l.mbit)).join(' + ')})`],
+      ['  QuicEther alone, summed', (f) => `${fmt(f.single_sum_mbit)} (${f.singles.map((x) => fmt(x)).join(' + ')})`],
+      ['  QuicEther bonded', (f) => (f.bonded ? `${f.bonded.bonded ? '' : 'NOT BONDED: '}${fmt(f.bonded.total_mbit)} (${f.bonded.paths.map((p) => fmt(p.mbit)).join(' + ')})` : 'failed')],
+      ['  kernel MPTCP', (f) => (f.mptcp ? `${fmt(f.mptcp.total_mbit)} (${f.mptcp.links_used} links, eff ${fmt(f.mptcp.efficiency, 3)})` : 'failed')],
+      ['  QuicEther bonded, cut', (f) => (f.cut.bonded ? `${fmt(f.cut.bonded.cut?.pre_mbit ?? null)} → ${fmt(f.cut.bonded.cut?.post_mbit ?? null)}` : 'failed')],
+      ['  kernel MPTCP, cut', (f) => (f.cut.mptcp ? `${fmt(f.cut.mptcp.cut?.pre_mbit ?? null)} → ${fmt(f.cut.mptcp.cut?.post_mbit ?? null)}` : 'failed')],
+    ]
+    out.push(...table(head, rows.map(([k, get]) => [k, ...s.streams.map((f) => cell(f, get))])))
+    const b = s.streams.flatMap((f) => bars(s, f))
+    out.push('', ...table(['  bar', 'streams', 'target', 'measured', 'verdict'], b.map((r) => [`  ${r.what}`, `-P${r.streams}`, r.bar, r.measured, r.verdict])))
+    const nb = s.streams.find((f) => f.bonded && !f.bonded.bonded)?.bonded
+    if (nb) out.push(`  ${nb.bond_detection}`)
+  }
+  return out.join('\n')
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      streams: { type: 'string' },
+      mode: { type: 'string', default: 'aggregate' },
+      congestion: { type: 'string', default: 'cubic' },
+      json: { type: 'boolean', default: false },
+      out: { type: 'string' },
+    },
+  })
+  const quick = values.quick ?? false
+  const seconds = parsePositiveInt(values.seconds ?? (quick ? '6' : '20'), '--seconds', 600)
+  if (seconds < 4) throw new Error('--seconds: at least 4 (the cut comes half-way, after the warm-up)')
+  const streams = (values.streams ?? (quick ? '4' : '1,4')).split(',').map((x) => parsePositiveInt(x.trim(), '--streams', 64))
+  const only = values.only ? values.only.split(',').map((x) => x.trim()) : Object.keys(SCENARIOS)
+  for (const n of only) if (!SCENARIOS[n]) throw new Error(`--only: unknown scenario '${n}' (${Object.keys(SCENARIOS).join(', ')})`)
+  const mode = parseMode(values.mode ?? 'aggregate')
+  const congestion = parseCongestion(values.congestion ?? 'cubic')
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench/multipath needs root (network namespaces)\n')
+    return 2
+  }
+  requireMptcpize()
+  const say = (s: string): void => void process.stderr.write(`bench: ${s}\n`)
+  const results = await withInterrupts(async (signal) => {
+    const out: ScenarioResult[] = []
+    for (const name of only) out.push(await scenario(name, { seconds, streams, mode, congestion, signal, say }))
+    return out
+  })
+  const doc = {
+    bench: 'multipath',
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, kernel: release() },
+    seconds,
+    streams,
+    mode,
+    congestion,
+    bars: BAR,
+    results,
+    summary: results.flatMap((s) => s.streams.flatMap((f) => bars(s, f))),
+  }
+  const text = render(results, { seconds, mode, congestion })
+  if (values.json) {
+    process.stderr.write(text + '\n')
+    process.stdout.write(JSON.stringify(doc, null, 2) + '\n')
+  } else {
+    const file = values.out ?? join(tmpdir(), 'quicether-multipath.json')
+    writeFileSync(file, JSON.stringify(doc, null, 2) + '\n')
+    process.stdout.write(text + `\n\nJSON: ${file}\n`)
+  }
+  const failed = results.some((s) => !s.ok || s.streams.some((f) => f.singles_error || f.bonded_error || f.mptcp_error || f.cut.bonded_error || f.cut.mptcp_error))
+  return failed ? 1 : 0
+}
+
+process.exitCode = await main()

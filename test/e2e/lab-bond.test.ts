@@ -1,0 +1,84 @@
+/**
+ * The bonding lab, for real (root, short): raw links carry their rate in
+ * parallel, kernel MPTCP over two links uses a subflow on each, a cut shows
+ * in the throughput series at the time it was made, and a QuicEther bonded
+ * run reports a verdict that matches what the links carried. Each run
+ * leaves nothing behind.
+ */
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { BondLab, runRaw } from '../../src/lab/bond.js'
+import { parseUplinks } from '../../src/lab/bond-spec.js'
+import { meanMbit } from '../../src/lab/bond-series.js'
+import { listLabNetns } from '../../src/lab/netns.js'
+import { markedProcesses } from '../../src/lab/teardown.js'
+import { pingOnce } from '../../src/lab/traffic.js'
+import { readIfCounters } from '../../src/lab/bond-counters.js'
+import { runIn } from '../../src/lab/exec.js'
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
+
+async function leftovers(runId: string): Promise<string[]> {
+  return [...(await listLabNetns(runId)), ...(await markedProcesses(runId)).map(String), ...(existsSync(`/tmp/qel-${runId}`) ? [`/tmp/qel-${runId}`] : [])]
+}
+
+async function tests(): Promise<void> {
+  t.test('--raw: two links in parallel, each reaches 90% of its rate', async (t) => {
+    const r = await runRaw({ uplinks: parseUplinks(['20mbit,2ms', '30mbit,5ms']), streams: 1, seconds: 4, congestion: 'cubic' })
+    for (const l of r.links) t.ok(l.ratio !== null && l.ratio >= 0.9, `uplink ${l.uplink}: ${l.mbit} Mbit/s of ${l.rate_mbit} (${l.ratio})`)
+    t.same(await leftovers(r.run_id), [], 'nothing of the run is left')
+  })
+
+  t.test('every uplink reaches the gateway; kernel MPTCP: a subflow on each link; a cut shows in the series and the link comes back', async (t) => {
+    const bl = new BondLab({ uplinks: parseUplinks(['30mbit,2ms', '30mbit,4ms']), congestion: 'cubic' })
+    t.teardown(() => bl.stop())
+    await bl.start()
+    // Like a multi-homed host: a socket bound to either uplink reaches the gateway's first address over that uplink.
+    const client = bl.lab.node('client').netns
+    for (const l of bl.lab.links) {
+      const before = (await readIfCounters(client)).get(l.ifA)!.txPackets
+      const r = await runIn(client, 'ping', ['-n', '-c', '3', '-i', '0.05', '-W', '1', '-I', l.ifA, bl.lab.link(0).addrB.ipv4], { allowFail: true })
+      const sent = (await readIfCounters(client)).get(l.ifA)!.txPackets - before
+      t.equal(r.code, 0, `bound to ${l.ifA}: the gateway's first address answers`)
+      t.ok(sent >= 3, `and the echoes left through ${l.ifA} (${sent} packets)`)
+    }
+    const m = await bl.mptcp({ streams: 1, seconds: 3, cut: null })
+    t.equal(m.transfer.error, null)
+    t.ok(m.joined >= m.connections && m.connections >= 1, `${m.joined} subflow(s) joined to ${m.connections} connection(s)`)
+    t.same(m.carrying, [0, 1], `both links carried the transfer (${m.txBytes.join(' and ')} bytes)`)
+
+    const c = await bl.mptcp({ streams: 1, seconds: 5, cut: { index: 1, atS: 2 } })
+    t.equal(c.transfer.cutApplied, true)
+    const at = c.transfer.cutMs
+    t.ok(at !== null && at >= 1800 && at <= 3000, `the cut is placed on the series' clock at ${at} ms (asked: 2000)`)
+    const before = meanMbit(c.transfer.points, 1000, at ?? 2000)
+    const after = meanMbit(c.transfer.points, (at ?? 2000) + 1000, 5000)
+    t.ok(after < 0.75 * before, `throughput fell from ${before.toFixed(1)} to ${after.toFixed(1)} Mbit/s with one of two equal links cut`)
+    t.ok(after > 0, 'and the surviving link carries on')
+    t.ok(await pingOnce(bl.lab.node('client').netns, bl.lab.link(1).addrB.ipv4), 'the cut link is restored afterwards')
+  })
+
+  t.test('QuicEther bonded: the verdict matches what the links carried', { skip: existsSync(`${root}dist/cli/main.js`) ? false : 'needs the compiled tree (npm run build)' }, async (t) => {
+    const bl = new BondLab({ uplinks: parseUplinks(['30mbit,2ms', '30mbit,4ms']), congestion: 'cubic' })
+    t.teardown(() => bl.stop())
+    await bl.start()
+    const r = await bl.bonded({ mode: 'aggregate', streams: 1, seconds: 3, cut: null, interactive: false })
+    t.equal(r.transfer.error, null, 'the transfer through the tunnel ran')
+    t.ok(r.transfer.points.length > 0, 'and the receiver reported it')
+    t.equal(r.resets, 0)
+    const carried = r.links.filter((l) => l.txBytes > 0.05 * r.links.reduce((s, x) => s + x.txBytes, 0)).length
+    if (r.verdict.bonded) t.ok(carried >= 2 || (r.daemonPaths ?? 0) >= 2, r.verdict.why)
+    else t.ok(carried <= 1 && (r.daemonPaths ?? 0) < 2, r.verdict.why)
+  })
+}
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'needs root')
+} else if (!['ip', 'tc', 'nft', 'iperf3', 'ping', 'make', 'cc', 'mptcpize'].every(have)) {
+  t.plan(0, 'needs ip, tc, nft, iperf3, ping, make, cc and mptcpize')
+} else {
+  await tests()
+}
