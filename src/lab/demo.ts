@@ -3,7 +3,8 @@
  * over an emulated 100 Mbit/s link with 10 ms one-way delay, a quicether
  * daemon at each; it shows them finding each other (peer-up lines from their
  * logs), a ping and a 5 s transfer through the tunnel, prints a table, and
- * tears everything down. Later issues add scenes (bonding).
+ * tears everything down. Then the bonding scene (`demo-bond.ts`): four
+ * uplinks bonded, the biggest cut half-way.
  */
 import { Lab } from './topology.js'
 import { startDaemons, type LabDaemon } from './daemon.js'
@@ -14,6 +15,7 @@ import { IperfServer, iperfClient, ping, percentile } from './traffic.js'
 import { formatRate } from './units.js'
 import { round } from './pair.js'
 import type { TopologySpec } from './types.js'
+import { runBondScene, type BondSceneResult } from './demo-bond.js'
 
 export const DEMO_RATE = 100e6
 export const DEMO_DELAY_MS = 10
@@ -30,6 +32,7 @@ export function demoTopology(): TopologySpec {
 }
 
 export interface DemoResult {
+  readonly bonding: BondSceneResult
   readonly found_ms: number
   readonly rtt_ms_p50: number
   readonly mbit: number
@@ -89,9 +92,13 @@ export async function runDemo(out: (line: string) => void, signal?: AbortSignal)
     for (const [k, v] of rows) out(`  ${k.padEnd(w)}  ${v}`)
     out('')
     for (const d of daemons.values()) await d.stop()
-    return { found_ms: foundMs, rtt_ms_p50: round(rtt, 3), mbit: round(r.mbit, 1), run_id: lab.runId }
+    await lab.stop()
+    out('')
+    const bonding = await runBondScene(out, signal)
+    out('')
+    return { bonding, found_ms: foundMs, rtt_ms_p50: round(rtt, 3), mbit: round(r.mbit, 1), run_id: lab.runId }
   } finally {
     await lab.stop()
-    out(`torn down (run ${lab.runId}, ${((Date.now() - t0) / 1000).toFixed(1)} s in all). Build your own: quicether lab up examples/lab/two-sites.yaml`)
+    out(`torn down (run ${lab.runId}, ${((Date.now() - t0) / 1000).toFixed(1)} s in all). Build your own: quicether lab up examples/lab/two-sites.yaml, quicether lab bond --uplink 50mbit,10ms --uplink 100mbit,30ms --cut 2@5`)
   }
 }

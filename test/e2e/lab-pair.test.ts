@@ -74,6 +74,8 @@ async function tests(): Promise<void> {
     t.match(out, /found each other in [0-9.]+ s/)
     t.match(out, /peer up/i, "a peer-up line from the daemons' logs")
     t.match(out, /TCP through the tunnel\s+[0-9.]+ Mbit\/s/)
+    t.match(out, /Bonding: a rural desk/, 'the bonding scene runs')
+    t.match(out, /bonded total\s+[0-9.]+ Mbit\/s|did not bond/, 'and reports a total, or says plainly that it did not bond')
     const m = /torn down \(run ([0-9a-f]{4})/.exec(out)
     t.ok(m, 'the demo says it tore down')
     if (m?.[1]) t.same(await leftovers(m[1]), [])
