@@ -13,7 +13,9 @@
         "native/tls_gnutls.c",
         "native/tun_linux.c",
         "native/tun_offload.c",
-        "native/udp_linux.c"
+        "native/udp_linux.c",
+        "native/reorder.c",
+        "native/bond.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-fvisibility=hidden"],

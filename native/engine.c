@@ -16,7 +16,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-enum { TAG_CMD = 1, TAG_UDP, TAG_TUN, TAG_TIMER };
+enum { TAG_CMD = 1, TAG_UDP, TAG_TUN, TAG_TIMER, TAG_UPLINK0 = 16 };
 
 typedef enum qe_cmd_type {
   QE_CMD_CONNECT,
@@ -26,6 +26,8 @@ typedef enum qe_cmd_type {
   QE_CMD_CONTROL,
   QE_CMD_STATS,
   QE_CMD_STOP,
+  QE_CMD_UPLINKS,
+  QE_CMD_CONNECT_BONDED,
 } qe_cmd_type;
 
 struct qe_cmd {
@@ -39,6 +41,8 @@ struct qe_cmd {
   qe_routes *routes;
   qe_stats *stats;
   int done; /* QE_CMD_STATS: set by the worker under lock */
+  int mode; /* QE_CMD_CONNECT_BONDED */
+  qe_uplink *uplinks; /* QE_CMD_UPLINKS: len entries (names, settings) */
 };
 
 const char *qe_strerror(int rv) {
@@ -97,6 +101,7 @@ static void routes_free(qe_routes *r) {
 static void cmd_free(qe_cmd *c) {
   if (c) {
     free(c->data);
+    free(c->uplinks);
     routes_free(c->routes);
     free(c);
   }
@@ -142,6 +147,10 @@ void qe_engine_emit(qe_engine *e, qe_event_type type, const qe_conn *c,
     memcpy(ev->key, c->peer_key, QE_KEYLEN);
     sockaddr_str(&c->remote, ev->addr, &ev->port);
     ev->server = c->server;
+    ev->path_index = c->path_index;
+    if (c->uplink >= 0) {
+      memcpy(ev->uplink, e->uplinks[c->uplink].name, 16);
+    }
   }
   e->event_fn(e->event_ud, ev);
 }
@@ -204,7 +213,10 @@ qe_conn *qe_engine_conn_alloc(qe_engine *e) {
                      .state = QE_CONN_HANDSHAKE,
                      .slot = (uint16_t)slot,
                      .gen = gen,
-                     .ctl_stream = -1};
+                     .ctl_stream = -1,
+                     .udp = &e->udp,
+                     .tx = &e->tx,
+                     .uplink = -1};
       e->active[e->nactive++] = (uint16_t)slot;
       e->next_slot = slot + 1;
       return c;
@@ -251,6 +263,15 @@ uint8_t *qe_engine_tx_reserve(qe_engine *e, size_t len) {
   if (p == NULL) {
     qe_udp_flush(&e->udp, &e->tx);
     p = qe_udp_tx_reserve(&e->tx, len);
+  }
+  return p;
+}
+
+uint8_t *qe_conn_tx_reserve(qe_conn *c, size_t len) {
+  uint8_t *p = qe_udp_tx_reserve(c->tx, len);
+  if (p == NULL) {
+    qe_udp_flush(c->udp, c->tx);
+    p = qe_udp_tx_reserve(c->tx, len);
   }
   return p;
 }
@@ -338,7 +359,7 @@ static void maybe_reset(qe_engine *e, const struct sockaddr *from,
   }
 }
 
-static void on_packet(qe_engine *e, const struct sockaddr *from,
+static void on_packet(qe_engine *e, const qe_udp *u, const struct sockaddr *from,
                       socklen_t fromlen, uint8_t *pkt, size_t len, qe_ts ts) {
   ngtcp2_version_cid vc;
   qe_conn *c;
@@ -352,7 +373,15 @@ static void on_packet(qe_engine *e, const struct sockaddr *from,
   long_header = (pkt[0] & 0x80) != 0;
   c = conn_find(e, vc.dcid, vc.dcidlen, long_header);
   if (c != NULL) {
-    qe_conn_read(c, from, fromlen, pkt, len, ts);
+    if (c->udp == u) {
+      qe_conn_read(c, from, fromlen, pkt, len, ts);
+    } else {
+      e->g.garbage++;
+    }
+    return;
+  }
+  if (u != &e->udp) {
+    e->g.garbage++; /* uplink sockets only dial */
     return;
   }
   if (long_header) {
@@ -389,14 +418,15 @@ static void ack_now(qe_engine *e, qe_ts ts) {
   if (e->tx.nmsgs) {
     qe_udp_flush(&e->udp, &e->tx);
   }
+  qe_bond_flush(e);
 }
 
 /* `*ts` advances as bursts are handled; the caller's clock moves with it:
  * ngtcp2 requires time never to go backwards between calls. */
-static void on_udp(qe_engine *e, qe_ts *pts) {
+static void on_udp(qe_engine *e, qe_udp *u, qe_ts *pts) {
   qe_ts ts = *pts;
   for (int round = 0; round < 8; round++) {
-    int n = qe_udp_recv(&e->udp, &e->rx);
+    int n = qe_udp_recv(u, &e->rx);
     if (n <= 0) {
       break;
     }
@@ -410,7 +440,8 @@ static void on_udp(qe_engine *e, qe_ts *pts) {
       }
       for (size_t off = 0; off < len; off += seg) {
         size_t l = len - off < seg ? len - off : seg;
-        on_packet(e, from, fromlen, buf + off, l, ts);
+        e->now = ts;
+        on_packet(e, u, from, fromlen, buf + off, l, ts);
       }
       /* ACK what arrived before handling more: the sender's RTT (and so
        * its congestion window) must not include our whole batch. */
@@ -499,6 +530,8 @@ static void on_timer(qe_engine *e, qe_ts ts) {
       qe_conn_handle_expiry(c, ts);
     }
   }
+  e->now = ts;
+  qe_bond_tick(e, ts);
 }
 
 static void rearm(qe_engine *e) {
@@ -508,6 +541,12 @@ static void rearm(qe_engine *e) {
     qe_ts x = qe_conn_expiry(&e->conns[e->active[i]]);
     if (x < next) {
       next = x;
+    }
+  }
+  {
+    qe_ts b = qe_bond_expiry(e);
+    if (b < next) {
+      next = b;
     }
   }
   if (e->tun_paused && e->tun_paused_ts + QE_TUN_PAUSE_MAX_NS < next) {
@@ -545,6 +584,7 @@ static void flush_all(qe_engine *e, qe_ts ts) {
   if (e->tx.nmsgs) {
     qe_udp_flush(&e->udp, &e->tx);
   }
+  qe_bond_flush(e);
   tun_backpressure(e, ts);
   rearm(e);
 }
@@ -576,6 +616,99 @@ static void fill_stats(qe_engine *e, qe_stats *out) {
       sockaddr_str(&p->conn->remote, ps->addr, &ps->port);
       qe_conn_fill_stats(p->conn, ps);
     }
+    ps->bonded = p->bonded;
+    ps->mode = p->mode;
+    ps->reordered = p->rb.reordered;
+    ps->late = p->rb.late;
+    ps->bond_dropped = p->rb.dropped;
+    ps->resent = p->resent;
+    for (size_t k = 0; k < p->npaths && k < QE_STATS_MAX_PATHS; k++) {
+      qe_conn *c = p->paths[k];
+      qe_path_stats *x = &ps->paths[ps->npaths++];
+      ngtcp2_conn_stat cs;
+      ngtcp2_conn_get_conn_stat(c->conn, &cs);
+      if (c->uplink >= 0) {
+        memcpy(x->uplink, e->uplinks[c->uplink].name, 16);
+      }
+      x->index = c->path_index;
+      x->alive = !c->dead;
+      sockaddr_str(&c->remote, x->addr, &x->port);
+      x->rtt_ns = cs.smoothed_rtt;
+      x->cwnd = cs.cwnd;
+      x->delivery_rate = cs.delivery_rate_sec;
+      x->bytes_out = c->p_bytes_out;
+      x->bytes_in = c->p_bytes_in;
+      x->packets_out = c->p_pkts_out;
+      x->packets_in = c->p_pkts_in;
+      x->lost = c->p_lost;
+    }
+  }
+}
+
+/* Replaces the uplinks: same name keeps its socket (settings updated),
+ * a removed one closes its paths and socket, a new one opens. */
+static void uplinks_apply(qe_engine *e, const qe_uplink *want, size_t n,
+                          qe_ts ts) {
+  for (size_t i = 0; i < QE_MAX_UPLINKS; i++) {
+    qe_uplink *u = &e->uplinks[i];
+    int keep = 0;
+    if (!u->used) {
+      continue;
+    }
+    for (size_t k = 0; k < n; k++) {
+      if (strcmp(want[k].name, u->name) == 0) {
+        keep = 1;
+        u->weight = want[k].weight;
+        u->priority = want[k].priority;
+        u->role = want[k].role;
+      }
+    }
+    if (keep) {
+      continue;
+    }
+    for (size_t k = e->nactive; k-- > 0;) {
+      qe_conn *c = &e->conns[e->active[k]];
+      if (c->uplink == (int)i) {
+        qe_conn_close(c, "closed", QE_APP_NO_ERROR, ts);
+      }
+    }
+    if (u->tx.nmsgs) {
+      qe_udp_flush(&u->udp, &u->tx);
+    }
+    epoll_ctl(e->epfd, EPOLL_CTL_DEL, u->udp.fd, NULL);
+    qe_udp_close(&u->udp);
+    qe_udp_tx_free(&u->tx);
+    u->used = 0;
+  }
+  for (size_t k = 0; k < n; k++) {
+    int have = 0;
+    qe_uplink *slot = NULL;
+    struct epoll_event ev = {.events = EPOLLIN};
+    for (size_t i = 0; i < QE_MAX_UPLINKS; i++) {
+      if (e->uplinks[i].used && strcmp(e->uplinks[i].name, want[k].name) == 0) {
+        have = 1;
+      } else if (!e->uplinks[i].used && slot == NULL) {
+        slot = &e->uplinks[i];
+      }
+    }
+    if (have || slot == NULL) {
+      continue;
+    }
+    *slot = want[k];
+    slot->udp.fd = -1;
+    if (qe_udp_open(&slot->udp,
+                    e->udp.family == AF_INET6 ? "::" : "0.0.0.0", 0,
+                    slot->name) != 0 ||
+        qe_udp_tx_init(&slot->tx, 256 * 1024, 256) != 0) {
+      qe_udp_close(&slot->udp);
+      qe_udp_tx_free(&slot->tx);
+      memset(slot, 0, sizeof(*slot));
+      qe_engine_emit(e, QE_EV_ERROR, NULL, "uplink-failed", NULL, 0);
+      continue;
+    }
+    ev.data.u32 = TAG_UPLINK0 + (uint32_t)(slot - e->uplinks);
+    epoll_ctl(e->epfd, EPOLL_CTL_ADD, slot->udp.fd, &ev);
+    slot->used = 1;
   }
 }
 
@@ -594,6 +727,15 @@ static void cmd_run(qe_engine *e, qe_cmd *cmd, qe_ts ts) {
     for (size_t i = e->nactive; i-- > 0;) {
       qe_conn *c = &e->conns[e->active[i]];
       if (c->key_known && memcmp(c->peer_key, cmd->key, QE_KEYLEN) == 0) {
+        if (c->is_path && !c->server) {
+          for (size_t k = 0; k < QE_MAX_TARGETS; k++) {
+            if (e->targets[k].used &&
+                qe_sockaddr_eq((struct sockaddr *)&e->targets[k].addr,
+                               (struct sockaddr *)&c->remote)) {
+              e->targets[k].used = 0; /* no more redials */
+            }
+          }
+        }
         qe_conn_close(c, "disconnected", QE_APP_NO_ERROR, ts);
       }
     }
@@ -638,6 +780,36 @@ static void cmd_run(qe_engine *e, qe_cmd *cmd, qe_ts ts) {
   case QE_CMD_STOP:
     e->stopping = 1;
     break;
+  case QE_CMD_UPLINKS:
+    uplinks_apply(e, cmd->uplinks, cmd->len, ts);
+    break;
+  case QE_CMD_CONNECT_BONDED: {
+    qe_bond_target *free_t = NULL, *t = NULL;
+    for (size_t i = 0; i < QE_MAX_TARGETS; i++) {
+      qe_bond_target *x = &e->targets[i];
+      if (x->used && qe_sockaddr_eq((struct sockaddr *)&x->addr,
+                                    (struct sockaddr *)&cmd->addr)) {
+        t = x;
+        break;
+      }
+      if (!x->used && free_t == NULL) {
+        free_t = x;
+      }
+    }
+    if (t == NULL && free_t != NULL) {
+      t = free_t;
+      *t = (qe_bond_target){.used = 1, .addrlen = cmd->addrlen};
+      memcpy(&t->addr, &cmd->addr, cmd->addrlen);
+    }
+    if (t == NULL) {
+      qe_engine_emit(e, QE_EV_ERROR, NULL, "connect-failed", NULL, 0);
+      break;
+    }
+    t->mode = (uint8_t)cmd->mode;
+    memset(t->last_dial, 0, sizeof(t->last_dial));
+    qe_bond_tick(e, ts);
+    break;
+  }
   }
   cmd_free(cmd);
 }
@@ -667,6 +839,7 @@ static void *engine_main(void *arg) {
   while (!e->stopping) {
     int n = epoll_wait(e->epfd, evs, 8, -1);
     int udp = 0, tun = 0, tmr = 0, cmd = 0;
+    uint32_t upl = 0;
     qe_ts ts;
     if (n < 0) {
       if (errno == EINTR) {
@@ -689,6 +862,12 @@ static void *engine_main(void *arg) {
       case TAG_TIMER:
         tmr = 1;
         break;
+      default:
+        if (evs[i].data.u32 >= TAG_UPLINK0 &&
+            evs[i].data.u32 < TAG_UPLINK0 + QE_MAX_UPLINKS) {
+          upl |= 1u << (evs[i].data.u32 - TAG_UPLINK0);
+        }
+        break;
       }
     }
     ts = qe_now();
@@ -696,7 +875,12 @@ static void *engine_main(void *arg) {
       on_commands(e, ts);
     }
     if (udp) {
-      on_udp(e, &ts);
+      on_udp(e, &e->udp, &ts);
+    }
+    for (size_t i = 0; upl && i < QE_MAX_UPLINKS; i++) {
+      if ((upl & (1u << i)) && e->uplinks[i].used) {
+        on_udp(e, &e->uplinks[i].udp, &ts);
+      }
     }
     if (tmr) {
       on_timer(e, ts);
@@ -714,6 +898,7 @@ static void *engine_main(void *arg) {
     if (e->tx.nmsgs) {
       qe_udp_flush(&e->udp, &e->tx);
     }
+    qe_bond_flush(e);
   }
   qe_engine_emit(e, QE_EV_STOPPED, NULL, "stopped", NULL, 0);
   pthread_mutex_lock(&e->lock);
@@ -738,7 +923,8 @@ int qe_engine_new(qe_engine **pe, const qe_engine_config *cfg, qe_event_fn fn,
   if (cfg->tun_name == NULL || cfg->listen_addr == NULL ||
       cfg->key_pem == NULL || fn == NULL || cfg->path_mtu < 1280 ||
       cfg->cc_algo < NGTCP2_CC_ALGO_RENO || cfg->cc_algo > NGTCP2_CC_ALGO_BBR2 ||
-      cfg->path_mtu > 65535 || cfg->idle_timeout_ns == 0) {
+      cfg->path_mtu > 65535 || cfg->idle_timeout_ns == 0 ||
+      cfg->reorder_max_bytes < 65536) {
     return QE_ERR_INVALID;
   }
   e = calloc(1, sizeof(*e));
@@ -748,6 +934,7 @@ int qe_engine_new(qe_engine **pe, const qe_engine_config *cfg, qe_event_fn fn,
   e->epfd = e->evfd = e->tfd = -1;
   e->tun.fd = e->udp.fd = -1;
   e->timer_armed = UINT64_MAX;
+  gnutls_rnd(GNUTLS_RND_NONCE, &e->session, sizeof(e->session));
   pthread_mutex_init(&e->lock, NULL);
   pthread_cond_init(&e->cond, NULL);
   e->cfg = *cfg;
@@ -908,6 +1095,7 @@ void qe_engine_del(qe_engine *e) {
   }
   qe_tun_close(&e->tun);
   qe_udp_close(&e->udp);
+  qe_bond_close_all(e);
   qe_tls_identity_free(&e->id);
   qe_udp_rx_free(&e->rx);
   qe_udp_tx_free(&e->tx);
@@ -949,6 +1137,54 @@ int qe_engine_connect(qe_engine *e, const char *addr, uint16_t port) {
     cmd_free(c);
     return QE_ERR_INVALID;
   }
+  return cmd_post(e, c);
+}
+
+int qe_engine_connect_bonded(qe_engine *e, const char *addr, uint16_t port,
+                             int mode) {
+  qe_cmd *c = cmd_new(QE_CMD_CONNECT_BONDED);
+  if (c == NULL) {
+    return QE_ERR_NOMEM;
+  }
+  if (port == 0 || mode < QE_BOND_AGGREGATE || mode > QE_BOND_WEIGHTED ||
+      qe_udp_addr(&e->udp, addr, port, &c->addr, &c->addrlen)) {
+    cmd_free(c);
+    return QE_ERR_INVALID;
+  }
+  c->mode = mode;
+  return cmd_post(e, c);
+}
+
+int qe_engine_set_uplinks(qe_engine *e, const char *names, size_t n,
+                          const uint16_t *weight, const uint16_t *priority,
+                          const uint8_t *role) {
+  qe_cmd *c;
+  const char *p = names;
+  if (n > QE_MAX_UPLINKS) {
+    return QE_ERR_INVALID;
+  }
+  c = cmd_new(QE_CMD_UPLINKS);
+  if (c == NULL) {
+    return QE_ERR_NOMEM;
+  }
+  c->uplinks = calloc(n ? n : 1, sizeof(qe_uplink));
+  if (c->uplinks == NULL) {
+    cmd_free(c);
+    return QE_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(p);
+    if (len == 0 || len > 15) {
+      cmd_free(c);
+      return QE_ERR_INVALID;
+    }
+    memcpy(c->uplinks[i].name, p, len + 1);
+    c->uplinks[i].weight = weight[i] ? weight[i] : 1;
+    c->uplinks[i].priority = priority[i];
+    c->uplinks[i].role = role[i] ? 1 : 0;
+    p += len + 1;
+  }
+  c->len = n;
   return cmd_post(e, c);
 }
 

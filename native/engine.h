@@ -33,6 +33,10 @@ typedef struct qe_engine_config {
   uint64_t idle_timeout_ns;
   int path_mtu; /* outer IP MTU of the underlay, e.g. 1500 */
   int cc_algo;  /* ngtcp2_cc_algo */
+  /* Bonded peers' reorder buffer: the longest wait for a gap (the adaptive
+   * wait, RTT spread + 10 ms, is capped by it) and the bytes held. */
+  uint64_t reorder_max_ns;
+  size_t reorder_max_bytes;
 } qe_engine_config;
 
 typedef enum qe_event_type {
@@ -42,6 +46,8 @@ typedef enum qe_event_type {
   QE_EV_REFUSED,
   QE_EV_ERROR,
   QE_EV_DIAL_FAILED, /* a connection we dialled never came up */
+  QE_EV_PATH_UP,
+  QE_EV_PATH_DOWN,
   QE_EV_STOPPED, /* the last event: the worker is about to exit */
 } qe_event_type;
 
@@ -55,6 +61,8 @@ typedef struct qe_event {
   const char *reason; /* static string */
   uint8_t *data;      /* control message, owned by the event */
   size_t datalen;
+  char uplink[16];    /* path events: our uplink ('' accepting side) */
+  int path_index;
 } qe_event;
 
 typedef void (*qe_event_fn)(void *user_data, qe_event *ev);
@@ -68,7 +76,21 @@ typedef struct qe_route {
   uint8_t key[QE_KEYLEN];
 } qe_route;
 
+#define QE_STATS_MAX_PATHS 8
+typedef struct qe_path_stats {
+  char uplink[16];
+  int index, alive;
+  char addr[INET6_ADDRSTRLEN];
+  uint16_t port;
+  uint64_t rtt_ns, cwnd, delivery_rate;
+  uint64_t bytes_out, bytes_in, packets_out, packets_in, lost;
+} qe_path_stats;
+
 typedef struct qe_peer_stats {
+  int bonded, mode;
+  uint64_t reordered, late, bond_dropped, resent;
+  size_t npaths;
+  qe_path_stats paths[QE_STATS_MAX_PATHS];
   uint8_t key[QE_KEYLEN];
   int up, server;
   char addr[INET6_ADDRSTRLEN];
@@ -126,6 +148,17 @@ int qe_engine_set_allowed(qe_engine *e, const uint8_t *keys, size_t n);
 int qe_engine_set_routes(qe_engine *e, const qe_route *routes, size_t n);
 int qe_engine_send_control(qe_engine *e, const uint8_t key[QE_KEYLEN],
                            const uint8_t *data, size_t len);
+/*
+ * Uplinks (bonding): `names` is n NUL-terminated ifnames of at most 15
+ * characters each, concatenated; weight/priority/role arrays of n. Replaces
+ * the set live: sockets open and close on the worker.
+ */
+int qe_engine_set_uplinks(qe_engine *e, const char *names, size_t n,
+                          const uint16_t *weight, const uint16_t *priority,
+                          const uint8_t *role);
+/* Bonds the peer at addr:port: one path per uplink, kept dialled. */
+int qe_engine_connect_bonded(qe_engine *e, const char *addr, uint16_t port,
+                             int mode);
 /* Synchronous snapshot (waits for the worker, microseconds). */
 int qe_engine_stats(qe_engine *e, qe_stats *out);
 

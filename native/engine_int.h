@@ -7,6 +7,7 @@
 
 #include "engine.h"
 #include "fib.h"
+#include "reorder.h"
 #include "tls.h"
 #include "tun.h"
 #include "tun_offload.h"
@@ -45,10 +46,57 @@
 
 typedef struct qe_conn qe_conn;
 
+/* ---- multipath bonding (bond.c) ---- */
+#define QE_MAX_UPLINKS 8
+#define QE_MAX_PATHS 8
+#define QE_MAX_TARGETS 64
+#define QE_BOND_HDR 4 /* big-endian sequence number before each bonded packet */
+/* A bonded path's control stream starts "QEM1" + the hello instead of "QEC1":
+ * session (8), path index (1), mode (1), role (1), 0 (1), weight (2),
+ * priority (2). Same key + same session = another path of one peer. */
+#define QE_PATH_MAGIC "QEM1"
+#define QE_HELLO_LEN 20
+#define QE_PATH_KEEPALIVE_NS (200 * 1000000ULL)
+#define QE_PATH_DEAD_NS (600 * 1000000ULL)
+#define QE_BOND_TICK_NS (50 * 1000000ULL)
+#define QE_BOND_REDIAL_NS (2000 * 1000000ULL)
+/* Sent bonded datagrams kept per path until acknowledged (or lost), to be
+ * re-sent on another path if this one dies first. */
+#define QE_SENT_SLOTS 1024
+
+enum { QE_BOND_AGGREGATE, QE_BOND_FAILOVER, QE_BOND_REDUNDANT,
+       QE_BOND_WEIGHTED };
+
+typedef struct qe_uplink {
+  int used;
+  char name[16];
+  uint16_t weight, priority;
+  uint8_t role; /* 0 primary, 1 backup */
+  qe_udp udp;
+  qe_udp_tx tx;
+} qe_uplink;
+
+typedef struct qe_bond_target {
+  int used;
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  uint8_t mode;
+  qe_ts last_dial[QE_MAX_UPLINKS];
+} qe_bond_target;
+
 typedef struct qe_peer {
   uint8_t key[QE_KEYLEN];
   int used;
-  qe_conn *conn; /* the one established connection, or NULL */
+  qe_conn *conn; /* the one established connection (bonded: the control
+                    path), or NULL */
+  int bonded;
+  uint8_t mode;
+  uint64_t session;
+  qe_conn *paths[QE_MAX_PATHS];
+  size_t npaths;
+  uint32_t tx_seq;
+  qe_reorder rb;
+  uint64_t resent;
   uint64_t bytes_in, bytes_out, packets_in, packets_out;
   uint64_t datagrams_lost, datagrams_acked;
   uint64_t drop_congestion, drop_too_big, drop_spoofed, drop_not_up;
@@ -138,6 +186,20 @@ struct qe_conn {
   int ctl_magic_rcvd;
   int ctl_broken; /* the peer reset or stopped the control stream */
   int dirty;
+  /* Socket this connection sends on: the engine's, or an uplink's. */
+  qe_udp *udp;
+  qe_udp_tx *tx;
+  int uplink; /* index in e->uplinks, -1: the main socket */
+  /* Bonding: this connection is a path (hello sent or received). */
+  int is_path, dead;
+  uint64_t session;
+  uint8_t path_index, mode, role;
+  uint16_t weight, priority;
+  int64_t wrr_credit;
+  uint64_t p_bytes_out, p_bytes_in, p_pkts_out, p_pkts_in, p_lost;
+  uint8_t *sent_buf; /* QE_SENT_SLOTS of txq.slotsize bytes */
+  uint64_t *sent_id; /* dgram_id + 1, 0: free */
+  uint32_t *sent_len;
 };
 
 typedef struct qe_cmd qe_cmd;
@@ -201,6 +263,13 @@ struct qe_engine {
   qe_ts reset_tokens_ts, icmp_tokens_ts;
   double reset_tokens, icmp_tokens;
   qe_global_stats g;
+  /* Bonding. */
+  uint64_t session; /* random, per engine run */
+  qe_uplink uplinks[QE_MAX_UPLINKS];
+  qe_bond_target targets[QE_MAX_TARGETS];
+  size_t nbonded; /* peers with paths: bond ticks run while > 0 */
+  qe_ts bond_next_ts;
+  qe_ts now;
 };
 
 /* engine.c */
@@ -256,7 +325,34 @@ void qe_conn_fill_stats(qe_conn *c, qe_peer_stats *ps);
 void qe_conn_free_state(qe_conn *c);
 int qe_conn_verify_key(void *user_data, const uint8_t key[QE_KEYLEN]);
 
+/* Like qe_engine_tx_reserve, on the connection's own socket. */
+uint8_t *qe_conn_tx_reserve(qe_conn *c, size_t len);
+int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
+                          socklen_t remotelen, int uplink, uint8_t mode,
+                          qe_ts ts);
+void qe_conn_path_keepalive(qe_conn *c);
+void qe_conn_ctl_parse_now(qe_conn *c, qe_ts ts);
+
+/* bond.c */
+/* A path connection is established: joins (or restarts) its peer. Returns
+ * -1 if `c` was closed. */
+int qe_bond_path_up(qe_engine *e, qe_peer *p, qe_conn *c, qe_ts ts);
+/* A path connection is closing: leaves its peer. Returns 1 if the peer
+ * still has paths (emit path-down only), 0 if it was the last. */
+int qe_bond_path_gone(qe_engine *e, qe_conn *c, qe_ts ts);
+void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
+                  size_t total, qe_ts ts);
+void qe_bond_recv(qe_conn *c, const uint8_t *data, size_t len);
+void qe_bond_tick(qe_engine *e, qe_ts ts);
+/* Re-sends what `c` sent and never saw acknowledged on the other paths. */
+void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts);
+qe_ts qe_bond_expiry(const qe_engine *e);
+void qe_bond_flush(qe_engine *e);
+void qe_bond_close_all(qe_engine *e);
+
 /* forward.c */
+void qe_forward_to_tun_peer(qe_engine *e, qe_peer *p, const uint8_t *pkt,
+                            size_t len);
 /* Writes one IP packet into the TUN (adds the vnet header if needed). */
 int qe_engine_tun_write(qe_engine *e, const uint8_t *pkt, size_t len);
 void qe_forward_from_tun(qe_engine *e, uint8_t *pkt, size_t len, qe_ts ts);

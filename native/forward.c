@@ -96,6 +96,10 @@ static void forward_one(void *arg, const uint8_t *hdr, size_t hdrlen,
     qe_icmp_too_big(e, e->scratch2, total, c->max_dgram, ctx->ts);
     return;
   }
+  if (p->bonded) {
+    qe_bond_send(e, p, v, paylen ? 2 : 1, total, ctx->ts);
+    return;
+  }
   qe_conn_forward(c, v, paylen ? 2 : 1, total, ctx->ts);
 }
 
@@ -119,8 +123,11 @@ int qe_engine_tun_write(qe_engine *e, const uint8_t *pkt, size_t len) {
 }
 
 void qe_forward_to_tun(qe_conn *c, const uint8_t *pkt, size_t len) {
-  qe_engine *e = c->eng;
-  qe_peer *p = c->peer;
+  qe_forward_to_tun_peer(c->eng, c->peer, pkt, len);
+}
+
+void qe_forward_to_tun_peer(qe_engine *e, qe_peer *p, const uint8_t *pkt,
+                            size_t len) {
   const uint8_t *src, *dst;
   int family, rv;
   uint32_t idx;

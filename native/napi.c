@@ -157,6 +157,10 @@ static const char *event_name(qe_event_type t) {
     return "error";
   case QE_EV_DIAL_FAILED:
     return "dial-failed";
+  case QE_EV_PATH_UP:
+    return "path-up";
+  case QE_EV_PATH_DOWN:
+    return "path-down";
   case QE_EV_STOPPED:
     return "stopped";
   }
@@ -190,6 +194,10 @@ static void call_js(napi_env env, napi_value js_cb, void *context,
   }
   if (ev->type == QE_EV_CONTROL) {
     set_buf(env, obj, "data", ev->data, ev->datalen);
+  }
+  if (ev->type == QE_EV_PATH_UP || ev->type == QE_EV_PATH_DOWN) {
+    set_str(env, obj, "uplink", ev->uplink);
+    set_u64(env, obj, "index", (uint64_t)ev->path_index);
   }
   qe_event_free(ev);
   napi_get_undefined(env, &undef);
@@ -275,6 +283,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
           (uint64_t)get_int(env, argv[0], "idleTimeoutMs", 4000) * 1000000ULL,
       .path_mtu = (int)get_int(env, argv[0], "pathMtu", 1500),
       .cc_algo = (int)get_int(env, argv[0], "ccAlgo", 3),
+      .reorder_max_ns =
+          (uint64_t)get_int(env, argv[0], "reorderMaxDelayMs", 300) *
+          1000000ULL,
+      .reorder_max_bytes =
+          (size_t)get_int(env, argv[0], "reorderMaxBytes", 4 * 1024 * 1024),
   };
   h = calloc(1, sizeof(*h));
   if (h == NULL) {
@@ -387,6 +400,62 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   }
   rv = qe_engine_connect(h->e, addr, (uint16_t)port);
   return rv ? throw_code(env, rv, "connect") : NULL;
+}
+
+static napi_value js_connect_bonded(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  char addr[INET6_ADDRSTRLEN + 1];
+  size_t len;
+  int64_t port, mode;
+  int rv;
+  if (napi_get_value_string_utf8(env, argv[1], addr, sizeof(addr), &len) !=
+          napi_ok ||
+      napi_get_value_int64(env, argv[2], &port) != napi_ok || port < 1 ||
+      port > 65535 || napi_get_value_int64(env, argv[3], &mode) != napi_ok ||
+      mode < 0 || mode > 3) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID",
+                          "connectBonded(addr, port, mode)");
+    return NULL;
+  }
+  rv = qe_engine_connect_bonded(h->e, addr, (uint16_t)port, (int)mode);
+  return rv ? throw_code(env, rv, "connectBonded") : NULL;
+}
+
+/* uplinks: n records of 21 bytes: name (16, NUL-padded), weight (u16 BE),
+ * priority (u16 BE), role (0 primary, 1 backup). */
+#define UPLINK_REC 21
+
+static napi_value js_set_uplinks(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  uint8_t *data;
+  size_t len, n, off = 0;
+  char names[8 * 16];
+  uint16_t weight[8], priority[8];
+  uint8_t role[8];
+  int rv;
+  if (get_buffer(env, argv[1], (void **)&data, &len) != 0 ||
+      len % UPLINK_REC || len / UPLINK_REC > 8) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID",
+                          "uplinks: at most 8 records of 21 bytes");
+    return NULL;
+  }
+  n = len / UPLINK_REC;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *r = data + i * UPLINK_REC;
+    size_t nl = strnlen((const char *)r, 16);
+    if (nl == 0 || nl > 15) {
+      napi_throw_type_error(env, "QE_ENGINE_INVALID", "uplink name");
+      return NULL;
+    }
+    memcpy(names + off, r, nl);
+    names[off + nl] = '\0';
+    off += nl + 1;
+    weight[i] = (uint16_t)((r[16] << 8) | r[17]);
+    priority[i] = (uint16_t)((r[18] << 8) | r[19]);
+    role[i] = r[20];
+  }
+  rv = qe_engine_set_uplinks(h->e, names, n, weight, priority, role);
+  return rv ? throw_code(env, rv, "setUplinks") : NULL;
 }
 
 static int get_key(napi_env env, napi_value v, uint8_t **key) {
@@ -533,6 +602,38 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
     P(drop_too_big, "dropTooBig");
     P(drop_spoofed, "dropSpoofed");
     P(drop_not_up, "dropNotUp");
+    if (p->bonded) {
+      static const char *modes[] = {"aggregate", "failover", "redundant",
+                                    "weighted"};
+      napi_value paths;
+      set_str(env, po, "bondMode", modes[p->mode & 3]);
+      P(reordered, "reordered");
+      P(late, "late");
+      P(bond_dropped, "bondDropped");
+      P(resent, "resent");
+      napi_create_array_with_length(env, p->npaths, &paths);
+      for (size_t k = 0; k < p->npaths; k++) {
+        qe_path_stats *x = &p->paths[k];
+        napi_value o, alive;
+        napi_create_object(env, &o);
+        set_str(env, o, "uplink", x->uplink);
+        set_u64(env, o, "index", (uint64_t)x->index);
+        napi_get_boolean(env, x->alive, &alive);
+        napi_set_named_property(env, o, "alive", alive);
+        set_str(env, o, "address", x->addr);
+        set_u64(env, o, "port", x->port);
+        set_u64(env, o, "rttNs", x->rtt_ns);
+        set_u64(env, o, "cwnd", x->cwnd);
+        set_u64(env, o, "deliveryRate", x->delivery_rate);
+        set_u64(env, o, "bytesOut", x->bytes_out);
+        set_u64(env, o, "bytesIn", x->bytes_in);
+        set_u64(env, o, "packetsOut", x->packets_out);
+        set_u64(env, o, "packetsIn", x->packets_in);
+        set_u64(env, o, "lost", x->lost);
+        napi_set_element(env, paths, (uint32_t)k, o);
+      }
+      napi_set_named_property(env, po, "paths", paths);
+    }
 #undef P
     napi_set_element(env, peers, (uint32_t)i, po);
   }
@@ -615,6 +716,8 @@ static napi_value init(napi_env env, napi_value exports) {
       F("stop", js_stop),
       F("close", js_close),
       F("connect", js_connect),
+      F("connectBonded", js_connect_bonded),
+      F("setUplinks", js_set_uplinks),
       F("disconnect", js_disconnect),
       F("setAllowed", js_set_allowed),
       F("setRoutes", js_set_routes),

@@ -231,6 +231,10 @@ static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
                             void *user_data) {
   qe_conn *c = user_data;
   (void)conn, (void)flags;
+  if (c->announced && c->is_path) {
+    qe_bond_recv(c, data, datalen);
+    return 0;
+  }
   if (!c->announced) {
     if (c->peer) {
       c->peer->drop_not_up++;
@@ -243,10 +247,20 @@ static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
   return 0;
 }
 
+static void sent_forget(qe_conn *c, uint64_t dgram_id) {
+  if (c->sent_id != NULL) {
+    size_t slot = dgram_id % QE_SENT_SLOTS;
+    if (c->sent_id[slot] == dgram_id + 1) {
+      c->sent_id[slot] = 0;
+    }
+  }
+}
+
 static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                            void *user_data) {
   qe_conn *c = user_data;
-  (void)conn, (void)dgram_id;
+  (void)conn;
+  sent_forget(c, dgram_id);
   if (c->peer) {
     c->peer->datagrams_acked++;
   }
@@ -260,7 +274,9 @@ static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
 static int cb_lost_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                             void *user_data) {
   qe_conn *c = user_data;
-  (void)conn, (void)dgram_id;
+  (void)conn;
+  sent_forget(c, dgram_id); /* lost on a live path: TCP inside recovers */
+  c->p_lost++;
   if (c->peer) {
     c->peer->datagrams_lost++;
   }
@@ -402,21 +418,46 @@ static int conn_common_init(qe_conn *c, const struct sockaddr *remote,
   c->ctl_stream = -1;
   c->ref = (ngtcp2_crypto_conn_ref){.get_conn = get_conn, .user_data = c};
   conn_sizes(c, QE_CIDLEN);
+  if (c->is_path) {
+    uint8_t h[QE_HELLO_LEN];
+    memcpy(h, QE_PATH_MAGIC, 4);
+    for (int i = 0; i < 8; i++) {
+      h[4 + i] = (uint8_t)(c->session >> (56 - 8 * i));
+    }
+    h[12] = c->path_index;
+    h[13] = c->mode;
+    h[14] = c->role;
+    h[15] = 0;
+    h[16] = (uint8_t)(c->weight >> 8);
+    h[17] = (uint8_t)c->weight;
+    h[18] = (uint8_t)(c->priority >> 8);
+    h[19] = (uint8_t)c->priority;
+    return ctl_enqueue(c, h, QE_HELLO_LEN, NULL, 0);
+  }
   return ctl_enqueue(c, (const uint8_t *)QE_CTL_MAGIC, 4, NULL, 0);
 }
 
 static ngtcp2_path conn_path(qe_conn *c, const struct sockaddr *remote,
                              socklen_t remotelen) {
-  qe_engine *e = c->eng;
   return (ngtcp2_path){
-      .local = {.addr = (ngtcp2_sockaddr *)&e->udp.local,
-                .addrlen = e->udp.locallen},
+      .local = {.addr = (ngtcp2_sockaddr *)&c->udp->local,
+                .addrlen = c->udp->locallen},
       .remote = {.addr = (ngtcp2_sockaddr *)remote, .addrlen = remotelen},
   };
 }
 
 int qe_conn_client_new(qe_engine *e, const struct sockaddr *remote,
                        socklen_t remotelen, qe_ts ts) {
+  return qe_conn_client_new_on(e, remote, remotelen, -1, 0, ts);
+}
+
+void qe_conn_path_keepalive(qe_conn *c) {
+  ngtcp2_conn_set_keep_alive_timeout(c->conn, QE_PATH_KEEPALIVE_NS);
+}
+
+int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
+                          socklen_t remotelen, int uplink, uint8_t mode,
+                          qe_ts ts) {
   qe_conn *c = qe_engine_conn_alloc(e);
   ngtcp2_cid dcid, scid;
   ngtcp2_settings settings;
@@ -426,6 +467,19 @@ int qe_conn_client_new(qe_engine *e, const struct sockaddr *remote,
   int rv = QE_ERR_NOMEM;
   if (c == NULL) {
     return QE_ERR_FULL;
+  }
+  if (uplink >= 0) {
+    qe_uplink *u = &e->uplinks[uplink];
+    c->udp = &u->udp;
+    c->tx = &u->tx;
+    c->uplink = uplink;
+    c->is_path = 1;
+    c->session = e->session;
+    c->path_index = (uint8_t)uplink;
+    c->mode = mode;
+    c->role = u->role;
+    c->weight = u->weight;
+    c->priority = u->priority;
   }
   if (conn_common_init(c, remote, remotelen, 0, ts) != 0) {
     goto fail;
@@ -449,6 +503,9 @@ int qe_conn_client_new(qe_engine *e, const struct sockaddr *remote,
   }
   ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
   ngtcp2_conn_set_keep_alive_timeout(c->conn, e->cfg.keepalive_ns);
+  if (c->is_path) {
+    qe_conn_path_keepalive(c);
+  }
   qe_conn_write(c, ts);
   return 0;
 fail:
@@ -602,15 +659,41 @@ static void conn_established(qe_conn *c, qe_ts ts) {
   }
   c->state = QE_CONN_UP;
   conn_sizes(c, ngtcp2_conn_get_dcid(c->conn)->datalen);
+  if (c->is_path) {
+    c->max_dgram -= QE_BOND_HDR;
+  }
   p = qe_engine_peer_get(e, c->peer_key, 1);
   if (p == NULL) {
     qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
     return;
   }
   c->peer = p;
-  if (txq_init(&c->txq, c->max_dgram) != 0 || nop_pool_init(c) != 0) {
+  if (txq_init(&c->txq, c->max_dgram + (c->is_path ? QE_BOND_HDR : 0)) !=
+          0 ||
+      nop_pool_init(c) != 0) {
     qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
     return;
+  }
+  if (c->is_path) {
+    if (c->mode != QE_BOND_REDUNDANT) {
+      c->sent_buf = malloc(QE_SENT_SLOTS * c->txq.slotsize);
+      c->sent_id = calloc(QE_SENT_SLOTS, sizeof(uint64_t));
+      c->sent_len = calloc(QE_SENT_SLOTS, sizeof(uint32_t));
+      if (!c->sent_buf || !c->sent_id || !c->sent_len) {
+        qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
+        return;
+      }
+    }
+    qe_bond_path_up(e, p, c, ts);
+    return;
+  }
+  if (p->bonded) {
+    /* A plain connection from a bonded peer: it restarted unbonded. */
+    e->g.duplicates++;
+    while (p->npaths) {
+      qe_conn_close(p->paths[p->npaths - 1], "replaced", QE_APP_DUPLICATE,
+                    ts);
+    }
   }
   if (p->conn != NULL && p->conn != c) {
     e->g.duplicates++;
@@ -649,12 +732,18 @@ static void ctl_parse(qe_conn *c) {
     if (c->ctl_rlen < 4) {
       return;
     }
-    if (memcmp(c->ctl_rbuf, QE_CTL_MAGIC, 4) != 0) {
+    if (memcmp(c->ctl_rbuf, QE_CTL_MAGIC, 4) == 0) {
+      pos = 4;
+    } else if (memcmp(c->ctl_rbuf, QE_PATH_MAGIC, 4) == 0) {
+      if (c->ctl_rlen < QE_HELLO_LEN) {
+        return;
+      }
+      pos = QE_HELLO_LEN;
+    } else {
       c->ctl_rlen = SIZE_MAX;
       return;
     }
     c->ctl_magic_rcvd = 1;
-    pos = 4;
   }
   while (c->ctl_rlen - pos >= 4) {
     const uint8_t *h = c->ctl_rbuf + pos;
@@ -700,6 +789,40 @@ static void ctl_parse(qe_conn *c) {
 
 /* ---- I/O ---- */
 
+/*
+ * The server decides what a new connection is (a plain one, or a path of a
+ * bonded peer) from the first control bytes, so it waits for them.
+ */
+static int server_hello_ready(qe_conn *c) {
+  const uint8_t *h = c->ctl_rbuf;
+  if (c->ctl_rlen < 4) {
+    return 0;
+  }
+  if (memcmp(h, QE_PATH_MAGIC, 4) != 0) {
+    return 1;
+  }
+  if (c->ctl_rlen < QE_HELLO_LEN) {
+    return 0;
+  }
+  if (!c->is_path) {
+    c->is_path = 1;
+    c->session = 0;
+    for (int i = 0; i < 8; i++) {
+      c->session = (c->session << 8) | h[4 + i];
+    }
+    c->path_index = h[12];
+    c->mode = h[13] <= QE_BOND_WEIGHTED ? h[13] : QE_BOND_AGGREGATE;
+    c->role = h[14] ? 1 : 0;
+    c->weight = (uint16_t)((h[16] << 8) | h[17]);
+    c->priority = (uint16_t)((h[18] << 8) | h[19]);
+    if (c->weight == 0) {
+      c->weight = 1;
+    }
+    qe_conn_path_keepalive(c);
+  }
+  return 1;
+}
+
 void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
                   socklen_t remotelen, const uint8_t *pkt, size_t len,
                   qe_ts ts) {
@@ -715,7 +838,8 @@ void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
     qe_conn_close(c, "error", QE_APP_PROTOCOL, ts);
     return;
   }
-  if (c->hs_done && c->state == QE_CONN_HANDSHAKE) {
+  if (c->hs_done && c->state == QE_CONN_HANDSHAKE &&
+      (!c->server || server_hello_ready(c))) {
     conn_established(c, ts);
   }
 }
@@ -725,7 +849,7 @@ int qe_conn_write(qe_conn *c, qe_ts ts) {
   for (int guard = 0; guard < 256; guard++) {
     ngtcp2_path_storage ps;
     ngtcp2_ssize nwrite, ndatalen = -1;
-    uint8_t *buf = qe_engine_tx_reserve(e, c->max_udp);
+    uint8_t *buf = qe_conn_tx_reserve(c, c->max_udp);
     qe_chunk *ch = c->ctl_cur;
     ngtcp2_path_storage_zero(&ps);
     if (ch != NULL && c->ctl_stream >= 0) {
@@ -757,7 +881,7 @@ int qe_conn_write(qe_conn *c, qe_ts ts) {
     if (nwrite == 0) {
       break;
     }
-    qe_udp_tx_commit(&e->tx, &e->udp, (struct sockaddr *)ps.path.remote.addr,
+    qe_udp_tx_commit(c->tx, c->udp, (struct sockaddr *)ps.path.remote.addr,
                      ps.path.remote.addrlen, (size_t)nwrite);
     e->g.udp_tx++;
   }
@@ -778,7 +902,7 @@ int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   for (int tries = 0; tries < 4; tries++) {
     ngtcp2_path_storage ps;
     int accepted = 0;
-    uint8_t *buf = qe_engine_tx_reserve(e, c->max_udp);
+    uint8_t *buf = qe_conn_tx_reserve(c, c->max_udp);
     ngtcp2_ssize nwrite;
     ngtcp2_path_storage_zero(&ps);
     nwrite = ngtcp2_conn_writev_datagram(
@@ -796,12 +920,25 @@ int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
     if (nwrite == 0) {
       return QE_SEND_BLOCKED;
     }
-    qe_udp_tx_commit(&e->tx, &e->udp, (struct sockaddr *)ps.path.remote.addr,
+    qe_udp_tx_commit(c->tx, c->udp, (struct sockaddr *)ps.path.remote.addr,
                      ps.path.remote.addrlen, (size_t)nwrite);
     e->g.udp_tx++;
     if (accepted) {
       p->packets_out++;
       p->bytes_out += total;
+      c->p_pkts_out++;
+      c->p_bytes_out += total;
+      if (c->sent_buf != NULL && total <= c->txq.slotsize) {
+        uint64_t id = c->dgram_id - 1;
+        size_t slot = id % QE_SENT_SLOTS, off = 0;
+        uint8_t *dst = c->sent_buf + slot * c->txq.slotsize;
+        for (size_t i = 0; i < vcnt; i++) {
+          memcpy(dst + off, v[i].base, v[i].len);
+          off += v[i].len;
+        }
+        c->sent_id[slot] = id + 1;
+        c->sent_len[slot] = (uint32_t)total;
+      }
       return QE_SEND_OK;
     }
   }
@@ -985,13 +1122,13 @@ static void conn_close_ex(qe_conn *c, const char *reason,
       !ngtcp2_conn_is_in_closing_period(c->conn) &&
       !ngtcp2_conn_is_in_draining_period(c->conn)) {
     ngtcp2_path_storage ps;
-    uint8_t *buf = qe_engine_tx_reserve(e, c->max_udp);
+    uint8_t *buf = qe_conn_tx_reserve(c, c->max_udp);
     ngtcp2_ssize n;
     ngtcp2_path_storage_zero(&ps);
     n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, NULL, buf,
                                            c->max_udp, ccerr, ts);
     if (n > 0) {
-      qe_udp_tx_commit(&e->tx, &e->udp,
+      qe_udp_tx_commit(c->tx, c->udp,
                        (struct sockaddr *)ps.path.remote.addr,
                        ps.path.remote.addrlen, (size_t)n);
       e->g.udp_tx++;
@@ -1005,9 +1142,12 @@ static void conn_close_ex(qe_conn *c, const char *reason,
   if (c->peer && c->peer->conn == c) {
     c->peer->conn = NULL;
   }
-  if (!silent && c->announced) {
+  if (c->is_path && c->announced && c->peer &&
+      qe_bond_path_gone(e, c, ts)) {
+    /* Other paths carry the peer on: only path-down (emitted there). */
+  } else if (!silent && c->announced) {
     qe_engine_emit(e, QE_EV_PEER_DOWN, c, reason, NULL, 0);
-  } else if (!silent && !c->server) {
+  } else if (!silent && !c->server && !c->is_path) {
     qe_engine_emit(e, QE_EV_DIAL_FAILED, c, reason, NULL, 0);
   }
   qe_engine_conn_release(e, c);
@@ -1031,6 +1171,9 @@ void qe_conn_fill_stats(qe_conn *c, qe_peer_stats *ps) {
 /* Frees everything a connection holds; the slot becomes free. */
 void qe_conn_free_state(qe_conn *c) {
   txq_free(&c->txq);
+  free(c->sent_buf);
+  free(c->sent_id);
+  free(c->sent_len);
   while (c->ctl_head) {
     qe_chunk *ch = c->ctl_head;
     c->ctl_head = ch->next;

@@ -41,13 +41,16 @@ export function checkMultipath(ctx: RuleContext): void {
   if (target !== undefined) checkPeerRef(ctx, target, ['multipath', 'target'], 'multipath.target')
 
   const reorder = rec(mp.reorder)
+  // The bounds are the forwarding plane's: a reorder wait of 1 ms..10 s, a buffer of 64 KiB..256 MiB.
   if (reorder?.['max-delay'] !== undefined) {
     const r = parseDuration(reorder['max-delay'])
     if (r.error !== undefined) ctx.report(['multipath', 'reorder', 'max-delay'], 'bad-unit', r.error)
+    else if (r.value < 1 || r.value > 10_000) ctx.report(['multipath', 'reorder', 'max-delay'], 'bad-value', 'max-delay must be between 1ms and 10s')
   }
   if (reorder?.['max-bytes'] !== undefined) {
     const r = parseSize(reorder['max-bytes'])
     if (r.error !== undefined) ctx.report(['multipath', 'reorder', 'max-bytes'], 'bad-unit', r.error)
+    else if (r.value < 65_536 || r.value > 256 * 1024 * 1024) ctx.report(['multipath', 'reorder', 'max-bytes'], 'bad-value', 'max-bytes must be between 64KiB and 256MiB')
   }
 
   const classes = new Map<string, number>()

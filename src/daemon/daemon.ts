@@ -177,7 +177,9 @@ export class Daemon {
     const selfKey = publicKeyBase64(identity)
     const derived = deriveOverlayAddresses(identity.publicKey, config.network.overlay.ipv4, config.network.overlay.ipv6)
     const self = { ipv4: config.network.address.ipv4 ?? derived.ipv4, ipv6: config.network.address.ipv6 ?? derived.ipv6 }
-    const tunMtu = config.tun.mtu === 'auto' ? tunMtuFor(DEFAULT_PATH_MTU, 6) : config.tun.mtu
+    // Bonded datagrams carry a 4-byte sequence number: leave room for it on either end of a bond.
+    const bonded = config.interfaces.length > 0 || config.multipath.accept
+    const tunMtu = config.tun.mtu === 'auto' ? tunMtuFor(DEFAULT_PATH_MTU, 6, { bonded }) : config.tun.mtu
     return { config, identity, selfKey, self, tunMtu }
   }
 
@@ -187,6 +189,7 @@ export class Daemon {
       tun: { name: c.tun.name, mtu: gen.tunMtu },
       identity: { privateKeyPem: gen.identity.privateKeyPem, publicKey: gen.identity.publicKey },
       listen: { address: c.listen.address, port: c.listen.port },
+      reorder: { maxDelayMs: c.multipath.reorder.maxDelay, maxBytes: c.multipath.reorder.maxBytes },
       log: this.#log.child({ component: 'engine' }),
     })
     engine.on('peer-up', (ev) => this.#mesh?.onPeerUp(ev))
@@ -197,6 +200,17 @@ export class Daemon {
     engine.on('error', (err: Error) => this.#log.error({ err: err.message }, 'engine error'))
     await engine.start()
     this.#engine = engine
+    this.#applyUplinks(c)
+  }
+
+  /** The config's uplinks go to the engine as they are: live, each gets its own socket and paths. */
+  #applyUplinks(c: Config): void {
+    try {
+      this.#engine?.setUplinks(c.interfaces.map((u) => ({ name: u.name, weight: u.weight, role: u.role, priority: u.priority })))
+    } catch (err) {
+      // An uplink the engine cannot use is a degraded bond, not a reason to drop the node.
+      this.#log.error({ err: (err as Error).message, uplinks: c.interfaces.map((u) => u.name) }, 'uplinks not applied')
+    }
   }
 
   #startMesh(gen: Generation): void {
@@ -287,6 +301,7 @@ export class Daemon {
       }
       return { ok: false, errors: this.#pendingErrors, plan: applied.plan.actions.map((a) => a.text) }
     }
+    if (!restartEngine) this.#applyUplinks(next.config)
     if (restartEngine || !this.#mesh) this.#startMesh(next)
     else this.#mesh.reload(next.config)
     this.#generation++

@@ -19,7 +19,10 @@ import { silentLogger, type Logger } from '../log.js'
 import { EngineArgumentError, EngineStartError, EngineStateError } from './errors.js'
 import { loadNative, type NativeAddon, type NativeEvent, type NativeHandle, type NativeStats } from './native.js'
 import type {
+  BondMode,
+  BondStats,
   CongestionControl,
+  ConnectOptions,
   DialFailReason,
   EngineEvents,
   EngineInit,
@@ -28,8 +31,10 @@ import type {
   ForwardingEngine,
   PeerDownReason,
   PeerRole,
+  PathStats,
   PeerStats,
   Route,
+  Uplink,
 } from './types.js'
 
 export * from './types.js'
@@ -41,17 +46,53 @@ export const QUIC_DATAGRAM_OVERHEAD = 1 + 8 + 4 + 16 + 1 + 2
 /**
  * The largest inner packet that fits one QUIC datagram on a path whose IP MTU
  * is `pathMtu`, for an underlay of the given family: the TUN MTU to use.
- * Mirrors QE_QUIC_DGRAM_OVERHEAD in native/qe.h.
+ * Mirrors QE_QUIC_DGRAM_OVERHEAD in native/qe.h. With `bonded`, leaves room
+ * for the bonded path's sequence number (BOND_OVERHEAD): bigger packets to a
+ * bonded peer get an ICMP "too big".
  */
-export function tunMtuFor(pathMtu: number, family: 4 | 6): number {
+export function tunMtuFor(pathMtu: number, family: 4 | 6, opts?: { readonly bonded?: boolean }): number {
   if (!Number.isInteger(pathMtu) || pathMtu < 1280 || pathMtu > 65535) {
     throw new EngineArgumentError(`path MTU must be an integer in 1280..65535, got ${pathMtu}`)
   }
   if (family !== 4 && family !== 6) throw new EngineArgumentError(`family must be 4 or 6, got ${String(family)}`)
-  return pathMtu - (family === 4 ? 20 : 40) - 8 - QUIC_DATAGRAM_OVERHEAD
+  return pathMtu - (family === 4 ? 20 : 40) - 8 - QUIC_DATAGRAM_OVERHEAD - (opts?.bonded === true ? BOND_OVERHEAD : 0)
 }
 
 const CC: Record<CongestionControl, number> = { reno: 0, cubic: 1, bbr: 2, bbr2: 3 }
+
+/** Bytes a bonded path adds before each tunnelled packet (its sequence number). */
+export const BOND_OVERHEAD = 4
+
+const BOND_MODES: readonly BondMode[] = ['aggregate', 'failover', 'redundant', 'weighted']
+
+/** The uplinks as the addon's 21-byte records; throws EngineArgumentError on a bad entry. */
+export function packUplinks(uplinks: readonly Uplink[]): Buffer {
+  if (!Array.isArray(uplinks) || uplinks.length > 8) throw new EngineArgumentError('at most 8 uplinks')
+  const seen = new Set<string>()
+  return Buffer.concat(
+    uplinks.map((u) => {
+      if (typeof u?.name !== 'string' || !/^[^\s/\0]{1,15}$/.test(u.name) || Buffer.byteLength(u.name) > 15) {
+        throw new EngineArgumentError(`uplink name must be an interface name of 1..15 characters, got ${String(u?.name)}`)
+      }
+      if (seen.has(u.name)) throw new EngineArgumentError(`uplink ${u.name} given twice`)
+      seen.add(u.name)
+      const w = u.weight ?? 1
+      if (typeof w !== 'number' || !Number.isFinite(w) || w <= 0 || w > 655) {
+        throw new EngineArgumentError(`uplink ${u.name} weight must be a number in (0, 655], got ${String(u.weight)}`)
+      }
+      const weight = Math.max(1, Math.round(w * 100))
+      const priority = nonNegInt(`uplink ${u.name} priority`, u.priority, 0, 65535)
+      const role = u.role ?? 'primary'
+      if (role !== 'primary' && role !== 'backup') throw new EngineArgumentError(`uplink ${u.name} role must be primary or backup`)
+      const rec = Buffer.alloc(21)
+      rec.write(u.name, 0, 'utf8')
+      rec.writeUInt16BE(weight, 16)
+      rec.writeUInt16BE(priority, 18)
+      rec[20] = role === 'backup' ? 1 : 0
+      return rec
+    }),
+  )
+}
 
 /** Parses a base64 peer key into its raw 32 bytes, or throws EngineArgumentError. */
 export function peerKeyBytes(key: string): Buffer {
@@ -119,6 +160,10 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
     if (idle < 100) throw new EngineArgumentError(`idleTimeoutMs must be at least 100, got ${idle}`)
     const cc = i.congestion ?? 'bbr2'
     if (!(cc in CC)) throw new EngineArgumentError(`unknown congestion controller: ${String(cc)}`)
+    const reorderDelay = nonNegInt('reorder.maxDelayMs', i.reorder?.maxDelayMs, 300, 10_000)
+    if (reorderDelay < 1) throw new EngineArgumentError('reorder.maxDelayMs must be at least 1')
+    const reorderBytes = nonNegInt('reorder.maxBytes', i.reorder?.maxBytes, 4 * 1024 * 1024, 256 * 1024 * 1024)
+    if (reorderBytes < 65536) throw new EngineArgumentError(`reorder.maxBytes must be at least 65536, got ${reorderBytes}`)
     const native = loadNative()
     let h: NativeHandle
     try {
@@ -136,6 +181,8 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
           idleTimeoutMs: idle,
           pathMtu,
           ccAlgo: CC[cc],
+          reorderMaxDelayMs: reorderDelay,
+          reorderMaxBytes: reorderBytes,
         },
         (ev) => this.#onNative(ev),
       )
@@ -197,13 +244,35 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
     this.#call((n, h) => n.setAllowed(h, buf))
   }
 
-  /** Dials an endpoint. No-op if a connection to that address already exists. */
-  connect(endpoint: Endpoint): void {
+  /**
+   * Replaces the uplinks (live, at most 8): each gets its own UDP socket
+   * (ephemeral port, SO_BINDTODEVICE). Bonded peers gain a path on a new
+   * uplink within ~50 ms and lose the paths of a removed one at once. An
+   * uplink whose socket cannot be opened (no such device) is skipped with an
+   * 'error' event (reason 'uplink-failed'). An empty list turns bonding off.
+   */
+  setUplinks(uplinks: readonly Uplink[]): void {
+    const buf = packUplinks(uplinks)
+    this.#call((n, h) => n.setUplinks(h, buf))
+  }
+
+  /**
+   * Dials an endpoint. No-op if a connection to that address already exists.
+   * With `options.bond`, dials one path per uplink instead and keeps them
+   * dialled (see ConnectOptions); the peer comes up with its first path.
+   */
+  connect(endpoint: Endpoint, options?: ConnectOptions): void {
     if (typeof endpoint?.address !== 'string' || ipaddr.isValid(endpoint.address) === false) {
       throw new EngineArgumentError(`not an IP address: ${String(endpoint?.address)}`)
     }
     const port = nonNegInt('port', endpoint.port, 0, 65535)
     if (port === 0) throw new EngineArgumentError('port must be 1..65535')
+    if (options?.bond !== undefined) {
+      const mode = BOND_MODES.indexOf(options.bond)
+      if (mode < 0) throw new EngineArgumentError(`unknown bond mode: ${String(options.bond)}`)
+      this.#call((n, h) => n.connectBonded(h, endpoint.address, port, mode))
+      return
+    }
     this.#call((n, h) => n.connect(h, endpoint.address, port))
   }
 
@@ -275,6 +344,19 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
       case 'control':
         this.emit('control', { peer: peer as string, data: ev.data as Buffer })
         break
+      case 'path-up':
+      case 'path-down': {
+        const pe = {
+          peer: peer as string,
+          uplink: ev.uplink ?? '',
+          index: ev.index ?? 0,
+          remote,
+          ...(ev.type === 'path-down' ? { reason: ev.reason === 'dead' ? ('dead' as const) : ('closed' as const) } : {}),
+        }
+        this.#log.info(pe, ev.type)
+        this.emit(ev.type, pe)
+        break
+      }
       case 'refused':
         this.#log.warn({ peer, remote }, 'refused a peer whose key is not allowed')
         this.emit('refused', { peer: peer as string, remote })
@@ -296,6 +378,28 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
 function ms(ns: unknown): number {
   const x = Number(ns)
   return x >= 2 ** 62 || !Number.isFinite(x) ? 0 : x / 1e6
+}
+
+function bondStats(p: NativeStats['peers'][number]): { paths?: PathStats[]; bond?: BondStats } {
+  const raw = p.paths
+  if (!Array.isArray(raw)) return {}
+  const n = (k: string): number => Number(p[k] ?? 0)
+  const paths: PathStats[] = raw.map((x) => ({
+    uplink: String(x.uplink ?? ''),
+    index: Number(x.index ?? 0),
+    remote: { address: String(x.address ?? ''), port: Number(x.port ?? 0) },
+    alive: x.alive === true,
+    rttMs: ms(x.rttNs),
+    cwnd: Number(x.cwnd ?? 0),
+    deliveryRate: Number(x.deliveryRate ?? 0),
+    bytesOut: Number(x.bytesOut ?? 0),
+    bytesIn: Number(x.bytesIn ?? 0),
+    packetsOut: Number(x.packetsOut ?? 0),
+    packetsIn: Number(x.packetsIn ?? 0),
+    datagramsLost: Number(x.lost ?? 0),
+  }))
+  const mode = BOND_MODES.find((m) => m === p.bondMode) ?? 'aggregate'
+  return { paths, bond: { mode, reordered: n('reordered'), late: n('late'), dropped: n('bondDropped'), resent: n('resent') } }
 }
 
 function convertStats(raw: NativeStats): EngineStats {
@@ -321,6 +425,7 @@ function convertStats(raw: NativeStats): EngineStats {
       datagramsLost: n('datagramsLost'),
       datagramsAcked: n('datagramsAcked'),
       drops: { congestion: n('dropCongestion'), tooBig: n('dropTooBig'), spoofed: n('dropSpoofed'), notUp: n('dropNotUp') },
+      ...bondStats(p),
     }
   })
   const g = raw.global

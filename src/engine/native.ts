@@ -9,13 +9,16 @@ import { fileURLToPath } from 'node:url'
 import { EngineLoadError } from './errors.js'
 
 export interface NativeEvent {
-  type: 'peer-up' | 'peer-down' | 'dial-failed' | 'control' | 'refused' | 'error' | 'stopped'
+  type: 'peer-up' | 'peer-down' | 'dial-failed' | 'control' | 'refused' | 'error' | 'stopped' | 'path-up' | 'path-down'
   key?: Buffer
   address?: string
   port?: number
   role?: 'client' | 'server'
   reason?: string
   data?: Buffer
+  /** path-up / path-down */
+  uplink?: string
+  index?: number
 }
 
 export interface NativeOpenOptions {
@@ -31,6 +34,8 @@ export interface NativeOpenOptions {
   idleTimeoutMs: number
   pathMtu: number
   ccAlgo: number
+  reorderMaxDelayMs: number
+  reorderMaxBytes: number
 }
 
 export type NativeHandle = { readonly __native: unique symbol }
@@ -38,7 +43,7 @@ export type NativeFib = { readonly __fib: unique symbol }
 
 export interface NativeStats {
   global: Record<string, number>
-  peers: Array<Record<string, number | boolean | string | Buffer>>
+  peers: Array<Record<string, number | boolean | string | Buffer | Array<Record<string, number | boolean | string>>>>
 }
 
 export interface NativeAddon {
@@ -48,6 +53,10 @@ export interface NativeAddon {
   stop(h: NativeHandle): boolean
   close(h: NativeHandle): void
   connect(h: NativeHandle, address: string, port: number): void
+  /** mode: 0 aggregate, 1 failover, 2 redundant, 3 weighted */
+  connectBonded(h: NativeHandle, address: string, port: number, mode: number): void
+  /** n records of 21 bytes: name (16, NUL-padded), weight u16 BE, priority u16 BE, role u8 (1 backup) */
+  setUplinks(h: NativeHandle, records: Buffer): void
   disconnect(h: NativeHandle, key: Buffer): void
   setAllowed(h: NativeHandle, keys: Buffer): void
   setRoutes(h: NativeHandle, routes: Buffer): void

@@ -39,10 +39,56 @@ export interface EngineInit {
   readonly pathMtu?: number
   /** QUIC congestion controller (default 'bbr2': the fastest measured on a veth pair). */
   readonly congestion?: CongestionControl
+  /**
+   * Bonded peers' receive reorder buffer (config `multipath.reorder`): a gap
+   * is waited for about the RTT spread between paths + 10 ms, at most
+   * `maxDelayMs` (default 300, 1..10000); at most `maxBytes` held (default
+   * 4 MiB, 64 KiB..256 MiB), beyond which the oldest gap is given up.
+   */
+  readonly reorder?: { readonly maxDelayMs?: number; readonly maxBytes?: number }
   readonly log?: Logger
 }
 
 export type PeerRole = 'client' | 'server'
+
+/**
+ * Multipath bonding (issue 5). Bonding is inactive unless the engine is given
+ * uplinks (`setUplinks`) AND a peer is dialled with `connect(endpoint, { bond })`:
+ * every other peer keeps the single-connection behaviour and wire format.
+ */
+export type UplinkRole = 'primary' | 'backup'
+
+/** One uplink: a kernel interface the engine sends through (SO_BINDTODEVICE). */
+export interface Uplink {
+  /** Kernel interface name (1..15 characters); the engine opens its own UDP socket (ephemeral port) bound to it. */
+  readonly name: string
+  /** Relative share for `weighted` mode: a number in (0, 655], default 1, resolution 0.01. */
+  readonly weight?: number
+  /** `failover`: primaries are used first (default 'primary'). */
+  readonly role?: UplinkRole
+  /** `failover`: among uplinks of the same role, the LOWER number is preferred (default 0, 0..65535). */
+  readonly priority?: number
+}
+
+/**
+ * How a bonded peer's packets are spread over its paths (both directions: the
+ * dialling side tells the accepting side its mode, weights and roles).
+ * - aggregate: each packet on the path expected to deliver it first
+ *   (smoothed RTT + queued bytes / delivery rate, among paths with window room).
+ * - failover: the best primary, then backups by priority; back to the primary when it is alive again.
+ * - redundant: each packet on the two best alive paths (duplicates dropped at the receiver).
+ * - weighted: smooth weighted round-robin by the uplinks' weights.
+ */
+export type BondMode = 'aggregate' | 'failover' | 'redundant' | 'weighted'
+
+export interface ConnectOptions {
+  /**
+   * Bond this peer: dial one QUIC connection (a path) from every uplink to the
+   * endpoint, kept dialled (re-dialled within ~2 s when one closes; an uplink added
+   * by `setUplinks` later joins). Without uplinks this dials nothing: bonding is off.
+   */
+  readonly bond?: BondMode
+}
 
 /** Why a peer went down. */
 export type PeerDownReason =
@@ -90,7 +136,21 @@ export interface RefusedEvent {
   readonly remote: Endpoint
 }
 
+/** A path of a bonded peer came up / went down (dead = silent > ~600 ms, or its connection closed). */
+export interface PathEvent {
+  readonly peer: string
+  /** Our uplink's name (dialling side); '' on the accepting side. */
+  readonly uplink: string
+  /** The dialler's path index (its uplink's index in setUplinks order). */
+  readonly index: number
+  readonly remote: Endpoint
+  /** path-down: 'dead' (silent, still probed: it may come back) or 'closed'. */
+  readonly reason?: 'dead' | 'closed'
+}
+
 export interface EngineEvents {
+  'path-up': [PathEvent]
+  'path-down': [PathEvent]
   'peer-up': [PeerUpEvent]
   'peer-down': [PeerDownEvent]
   'dial-failed': [DialFailedEvent]
@@ -105,7 +165,40 @@ export interface Route {
   readonly peer: string
 }
 
+/** One path of a bonded peer. */
+export interface PathStats {
+  readonly uplink: string
+  readonly index: number
+  readonly remote: Endpoint
+  readonly alive: boolean
+  readonly rttMs: number
+  readonly cwnd: number
+  readonly deliveryRate: number
+  /** Tunnelled (inner) traffic on this path. */
+  readonly bytesOut: number
+  readonly bytesIn: number
+  readonly packetsOut: number
+  readonly packetsIn: number
+  readonly datagramsLost: number
+}
+
+/** Receive-side reordering of a bonded peer, and failover re-sends. */
+export interface BondStats {
+  readonly mode: BondMode
+  /** Arrived ahead of a gap and were held back. */
+  readonly reordered: number
+  /** Arrived after their gap had been given up (delivered anyway). */
+  readonly late: number
+  /** Duplicates (redundant mode, re-sends) and overflow. */
+  readonly dropped: number
+  /** Sent again on another path because theirs died before an ACK. */
+  readonly resent: number
+}
+
 export interface PeerStats {
+  /** Bonded peers only: one entry per path (connection). */
+  readonly paths?: readonly PathStats[]
+  readonly bond?: BondStats
   readonly peer: string
   readonly up: boolean
   readonly role?: PeerRole
@@ -177,7 +270,9 @@ export interface ForwardingEngine {
   readonly tunIfindex: number
   readonly listenPort: number
   setAllowedPeers(keys: readonly string[]): void
-  connect(endpoint: Endpoint): void
+  /** Replaces the uplinks (live): sockets open/close, bonded peers gain/lose paths. */
+  setUplinks(uplinks: readonly Uplink[]): void
+  connect(endpoint: Endpoint, options?: ConnectOptions): void
   disconnect(peer: string): void
   setRoutes(routes: readonly Route[]): void
   sendControl(peer: string, msg: Uint8Array): void

@@ -27,10 +27,13 @@ export interface PeerDownEvent {
   readonly reason: string
 }
 
+/** How a dial bonds (multipath): `null` = a plain single-path tunnel. */
+export type DialBond = 'aggregate' | 'failover' | 'redundant' | 'weighted' | null
+
 /** What the mesh needs from the forwarding plane. */
 export interface MeshEngine {
   setAllowedPeers(keys: string[]): void
-  connect(endpoint: { address: string; port: number }): void
+  connect(endpoint: { address: string; port: number }, options?: { bond?: Exclude<DialBond, null> }): void
   disconnect(peer: string): void
   sendControl(peer: string, msg: Uint8Array): void
 }
@@ -190,8 +193,23 @@ export class Mesh {
         return
       }
     }
-    this.#c.log.debug({ peer, endpoint: `${address}:${ep.port}` }, 'dialling')
-    this.#c.engine.connect({ address, port: ep.port })
+    const bond = this.#bondFor(peer)
+    this.#c.log.debug({ peer, endpoint: `${address}:${ep.port}`, bond }, 'dialling')
+    if (bond) this.#c.engine.connect({ address, port: ep.port }, { bond })
+    else this.#c.engine.connect({ address, port: ep.port })
+  }
+
+  /**
+   * A peer is bonded (one path per uplink) when this node has uplinks and the
+   * peer is the multipath target (or no target is set). `weighted` is the
+   * aggregate mode with the weighted scheduler.
+   */
+  #bondFor(peer: string | null): DialBond {
+    const cfg = this.#config
+    if (cfg.interfaces.length === 0) return null
+    if (cfg.multipath.target !== null && cfg.multipath.target !== peer) return null
+    if (cfg.multipath.mode === 'aggregate' && cfg.multipath.scheduler === 'weighted') return 'weighted'
+    return cfg.multipath.mode
   }
 
   #applyConfig(): void {

@@ -1,6 +1,7 @@
 /**
  * The TypeScript face of the engine without root: MTU arithmetic, argument
- * checks that fire before anything touches the system, route packing.
+ * checks that fire before anything touches the system, route and uplink
+ * packing.
  */
 import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
@@ -8,8 +9,10 @@ import {
   Engine,
   EngineArgumentError,
   EngineStateError,
+  BOND_OVERHEAD,
   QUIC_DATAGRAM_OVERHEAD,
   packRoute,
+  packUplinks,
   peerKeyBytes,
   tunMtuFor,
 } from '../../src/engine/index.js'
@@ -31,6 +34,29 @@ t.test('tunMtuFor leaves room for IP, UDP and QUIC', (t) => {
   t.throws(() => tunMtuFor(1000, 4), EngineArgumentError)
   t.throws(() => tunMtuFor(1500.5, 4), EngineArgumentError)
   t.throws(() => tunMtuFor(1500, 5 as 4), EngineArgumentError)
+  t.equal(tunMtuFor(1500, 4, { bonded: true }), tunMtuFor(1500, 4) - BOND_OVERHEAD, 'bonded paths carry a sequence number')
+  t.end()
+})
+
+t.test('uplinks pack to name, weight, priority and role', (t) => {
+  const buf = packUplinks([{ name: 'eth0' }, { name: 'wwan0', weight: 2.5, role: 'backup', priority: 7 }])
+  t.equal(buf.length, 42)
+  t.equal(buf.subarray(0, 16).toString('utf8').replace(/\0+$/, ''), 'eth0')
+  t.equal(buf.readUInt16BE(16), 100, 'default weight 1, in hundredths')
+  t.equal(buf.readUInt16BE(18), 0, 'default priority 0')
+  t.equal(buf[20], 0, 'default role primary')
+  t.equal(buf.subarray(21, 37).toString('utf8').replace(/\0+$/, ''), 'wwan0')
+  t.equal(buf.readUInt16BE(37), 250)
+  t.equal(buf.readUInt16BE(39), 7)
+  t.equal(buf[41], 1, 'backup')
+  t.equal(packUplinks([]).length, 0, 'no uplinks: bonding off')
+  t.throws(() => packUplinks([{ name: '' }]), EngineArgumentError)
+  t.throws(() => packUplinks([{ name: 'a-name-that-is-too-long' }]), EngineArgumentError)
+  t.throws(() => packUplinks([{ name: 'eth0' }, { name: 'eth0' }]), EngineArgumentError, 'duplicates')
+  t.throws(() => packUplinks([{ name: 'eth0', weight: 0 }]), EngineArgumentError)
+  t.throws(() => packUplinks([{ name: 'eth0', priority: -1 }]), EngineArgumentError)
+  t.throws(() => packUplinks([{ name: 'eth0', role: 'spare' as 'backup' }]), EngineArgumentError)
+  t.throws(() => packUplinks(Array.from({ length: 9 }, (_, i) => ({ name: `u${i}` }))), EngineArgumentError)
   t.end()
 })
 
@@ -71,6 +97,8 @@ t.test('bad init is refused before the system is touched', async (t) => {
   await t.rejects(new Engine({ ...ok, pathMtu: 1000 }).start(), EngineArgumentError)
   await t.rejects(new Engine({ ...ok, idleTimeoutMs: 10 }).start(), EngineArgumentError)
   await t.rejects(new Engine({ ...ok, congestion: 'vegas' as 'cubic' }).start(), EngineArgumentError)
+  await t.rejects(new Engine({ ...ok, reorder: { maxDelayMs: 0 } }).start(), EngineArgumentError)
+  await t.rejects(new Engine({ ...ok, reorder: { maxBytes: 1000 } }).start(), EngineArgumentError)
 })
 
 t.test('commands before start are a state error, stop is a no-op', async (t) => {
@@ -81,6 +109,8 @@ t.test('commands before start are a state error, stop is a no-op', async (t) => 
   t.throws(() => e.sendControl(key, new Uint8Array(1)), EngineStateError)
   t.throws(() => e.stats(), EngineStateError)
   t.throws(() => e.connect({ address: 'not-an-ip', port: 1 }), EngineArgumentError)
+  t.throws(() => e.connect({ address: '10.0.0.1', port: 1 }, { bond: 'fastest' as 'aggregate' }), EngineArgumentError)
+  t.throws(() => e.setUplinks([{ name: 'eth0' }]), EngineStateError)
   t.equal(e.tunIfindex, 0)
   await e.stop()
 })

@@ -28,7 +28,11 @@ class FakeEngine implements MeshEngine {
   sent: { peer: string; msg: Uint8Array }[] = []
   disconnected: string[] = []
   setAllowedPeers(keys: string[]) { this.allowed = keys }
-  connect(ep: { address: string; port: number }) { this.dials.push(`${ep.address}:${ep.port}`) }
+  bonds: (string | null)[] = []
+  connect(ep: { address: string; port: number }, opts?: { bond?: string }) {
+    this.dials.push(`${ep.address}:${ep.port}`)
+    this.bonds.push(opts?.bond ?? null)
+  }
   disconnect(peer: string) { this.disconnected.push(peer) }
   sendControl(peer: string, msg: Uint8Array) { this.sent.push({ peer, msg }) }
 }
@@ -117,4 +121,30 @@ t.test('reload drops peers no longer allowed and re-sends the hello to the rest'
   mesh.reload(noB.config)
   t.same(engine.allowed, [])
   t.same(engine.disconnected, [KEY_B])
+})
+
+t.test('with uplinks, the multipath target is dialled bonded in the configured mode', async (t) => {
+  const cases: [string, string | null][] = [
+    ['multipath: { mode: aggregate, target: b }', 'aggregate'],
+    ['multipath: { mode: aggregate, scheduler: weighted, target: b }', 'weighted'],
+    ['multipath: { mode: failover }', 'failover'],
+    ['multipath: { mode: redundant, target: somebody-else }', null],
+  ]
+  for (const [mp, want] of cases) {
+    const extra = mp.includes('somebody-else') ? `${mp}\npeers:\n  - { name: me, key: "${KEY_A}" }\n  - { name: b, key: "${KEY_B}", endpoints: ["10.99.0.2:7443"] }\n  - { name: somebody-else, key: "${Buffer.alloc(32, 7).toString('base64')}" }` : mp
+    const cfg = mp.includes('somebody-else')
+      ? loadConfigText(`node: { name: a }\nnetwork: { name: n }\ninterfaces: [ { name: eth0 }, { name: wwan0 } ]\ndiscovery: { connect-to: [ b ] }\n${extra}\n`, 'x.yaml')
+      : loadConfigText(`node: { name: a }\nnetwork: { name: n }\ninterfaces: [ { name: eth0 }, { name: wwan0 } ]\ndiscovery: { connect-to: [ b ] }\npeers:\n  - { name: b, key: "${KEY_B}", endpoints: ["10.99.0.2:7443"] }\n${extra}\n`, 'x.yaml')
+    if (!cfg.ok) throw new Error(JSON.stringify(cfg.diagnostics))
+    const { engine, mesh } = setup(cfg.config)
+    mesh.start()
+    await flush()
+    mesh.stop()
+    t.same(engine.bonds, [want], mp)
+  }
+  const plain = setup()
+  plain.mesh.start()
+  await flush()
+  plain.mesh.stop()
+  t.same(plain.engine.bonds, [null], 'no uplinks: a plain dial')
 })

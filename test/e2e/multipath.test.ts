@@ -1,0 +1,181 @@
+/**
+ * Multipath bonding end to end, as root: a client namespace and a gateway
+ * namespace joined by TWO veth pairs (two uplinks, separate subnets, each
+ * shaped to 50 Mbit/s with tbf both ways). The gateway has one address
+ * (on its loopback) reachable over both links; the client bonds to it with
+ * one path per uplink. Checks: both paths carry traffic (per-path counters),
+ * an uplink taken down mid-transfer loses nothing (the TCP transfer inside
+ * completes with a matching SHA-256, the dead path's unacknowledged packets
+ * re-sent), `failover` carries nothing on the backup while the primary is
+ * healthy, and uplinks removed/added at runtime leave/join. Everything carries the qet-<rand>
+ * prefix and is removed in teardown.
+ */
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { createBondLab } from './fixtures/engine-bond-lab.js'
+import { makeKeys, nsExec, peerConfig, pings, PeerProc } from './fixtures/engine-lab.js'
+
+const TCP_FIXTURE = fileURLToPath(new URL('./fixtures/engine-tcp.ts', import.meta.url))
+const PORT = 5000
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'needs root')
+} else {
+  await run()
+}
+
+function jsonProc(ns: string, args: string[], children: ChildProcess[]): (pred: (o: Record<string, unknown>) => boolean, ms?: number) => Promise<Record<string, unknown>> {
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  children.push(proc)
+  const lines: Array<Record<string, unknown>> = []
+  let stderr = ''
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
+  createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (l) => {
+    try {
+      lines.push(JSON.parse(l) as Record<string, unknown>)
+    } catch {
+      // not ours
+    }
+  })
+  return async (pred, ms = 30_000) => {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const hit = lines.find(pred)
+      if (hit) return hit
+      if (proc.exitCode !== null) throw new Error(`helper exited ${proc.exitCode}: ${stderr.slice(-1000)}`)
+      if (Date.now() > deadline) throw new Error(`helper timed out; stderr: ${stderr.slice(-1000)}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+}
+
+interface PathRow {
+  uplink: string
+  alive: boolean
+  packetsOut: number
+  packetsIn: number
+  bytesOut: number
+}
+
+async function pathsOf(p: PeerProc, key: string): Promise<PathRow[]> {
+  const st = await p.stats()
+  const peer = st.peers.find((x) => x.peer === key)
+  return (peer?.paths as PathRow[] | undefined) ?? []
+}
+
+async function run(): Promise<void> {
+  const children: ChildProcess[] = []
+  const peers: PeerProc[] = []
+  const L = createBondLab(50)
+  t.teardown(async () => {
+    for (const p of peers) await p.kill9().catch(() => undefined)
+    for (const c of children) c.kill('SIGKILL')
+    L.destroy()
+  })
+  const kC = makeKeys()
+  const kG = makeKeys()
+  const start = (ns: string, cfg: Record<string, unknown>): PeerProc => {
+    const p = new PeerProc(ns, cfg)
+    peers.push(p)
+    return p
+  }
+  const G = start(L.nsG, peerConfig(kG, kC, 2, { address: '0.0.0.0', port: PORT }))
+  await G.waitFor((e) => e.event === 'ready', 20_000)
+  const uplinks = [{ name: L.up[0] }, { name: L.up[1] }]
+  let C = start(
+    L.nsC,
+    peerConfig(kC, kG, 1, { address: '0.0.0.0', port: 0 }, { uplinks, bond: 'aggregate', connect: { address: L.gw, port: PORT } }),
+  )
+
+  await t.test('two uplinks: one peer, two paths, both carry traffic', async (t) => {
+    await C.waitFor((e) => e.event === 'peer-up', 20_000)
+    await C.waitFor((e) => e.event === 'path-up' && e.uplink === L.up[0], 10_000)
+    await C.waitFor((e) => e.event === 'path-up' && e.uplink === L.up[1], 10_000)
+    await G.waitFor((e) => e.event === 'path-up' && e.index === 1, 10_000)
+    t.equal(G.events.filter((e) => e.event === 'peer-up').length, 1, 'the gateway sees one peer, not a duplicate')
+    t.equal(G.events.filter((e) => e.event === 'peer-down').length, 0, 'and replaced nothing')
+    t.ok(pings(L.nsC, '10.77.0.2', { count: 3 }), 'overlay ping through the bond')
+    const recv = jsonProc(L.nsG, [TCP_FIXTURE, 'recv', '10.77.0.2', '7000'], children)
+    await recv((o) => o.listening === true)
+    const send = jsonProc(L.nsC, [TCP_FIXTURE, 'send', '10.77.0.2', '7000', '20'], children)
+    const sent = await send((o) => typeof o.sha256 === 'string', 60_000)
+    const got = await recv((o) => typeof o.sha256 === 'string', 60_000)
+    t.equal(got.sha256, sent.sha256, 'checksums match')
+    const paths = await pathsOf(C, kG.pub)
+    t.equal(paths.length, 2, 'two paths in the peer stats')
+    for (const p of paths) t.ok(p.packetsOut > 500, `path ${p.uplink} sent ${p.packetsOut} packets`)
+    const gpaths = await pathsOf(G, kC.pub)
+    t.equal(gpaths.length, 2, 'the gateway has both paths too')
+    for (const p of gpaths) t.ok(p.packetsIn > 500, `gateway received ${p.packetsIn} on path ${p.uplink || '(accepted)'}`)
+  })
+
+  await t.test('an uplink taken down mid-transfer: the transfer completes intact', async (t) => {
+    const recv = jsonProc(L.nsG, [TCP_FIXTURE, 'recv', '10.77.0.2', '7001'], children)
+    await recv((o) => o.listening === true)
+    const from = C.events.length
+    const send = jsonProc(L.nsC, [TCP_FIXTURE, 'send', '10.77.0.2', '7001', '40'], children)
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    nsExec(L.nsC, ['ip', 'link', 'set', L.up[1], 'down'])
+    const sent = await send((o) => typeof o.sha256 === 'string', 60_000)
+    const got = await recv((o) => typeof o.sha256 === 'string', 60_000)
+    t.equal(got.bytes, sent.bytes, 'every byte arrived')
+    t.equal(got.sha256, sent.sha256, 'checksums match')
+    t.ok(
+      C.events.slice(from).some((e) => e.event === 'path-down' && e.uplink === L.up[1]),
+      'the dead path was reported down',
+    )
+    t.notOk(
+      C.events.slice(from).some((e) => e.event === 'peer-down'),
+      'the peer stayed up',
+    )
+    const st = await C.stats()
+    const bond = st.peers.find((x) => x.peer === kG.pub)?.bond as { resent: number } | undefined
+    t.ok(bond && bond.resent > 0, `unacknowledged packets of the dead path were re-sent on the other (${bond?.resent})`)
+    nsExec(L.nsC, ['ip', 'link', 'set', L.up[1], 'up'])
+  })
+
+  await t.test('failover: nothing on the backup while the primary is healthy', async (t) => {
+    await C.stop()
+    await G.waitFor((e) => e.event === 'peer-down', 10_000)
+    const from = G.events.length
+    C = start(
+      L.nsC,
+      peerConfig(kC, kG, 1, { address: '0.0.0.0', port: 0 }, {
+        uplinks: [{ name: L.up[0], role: 'primary' }, { name: L.up[1], role: 'backup' }],
+        bond: 'failover',
+        connect: { address: L.gw, port: PORT },
+      }),
+    )
+    await C.waitFor((e) => e.event === 'path-up' && e.uplink === L.up[0], 20_000)
+    await C.waitFor((e) => e.event === 'path-up' && e.uplink === L.up[1], 20_000)
+    await G.waitFor((e) => e.event === 'path-up' && e.index === 1, 10_000, from)
+    const recv = jsonProc(L.nsG, [TCP_FIXTURE, 'recv', '10.77.0.2', '7002'], children)
+    await recv((o) => o.listening === true)
+    const send = jsonProc(L.nsC, [TCP_FIXTURE, 'send', '10.77.0.2', '7002', '5'], children)
+    const sent = await send((o) => typeof o.sha256 === 'string', 60_000)
+    const got = await recv((o) => typeof o.sha256 === 'string', 60_000)
+    t.equal(got.sha256, sent.sha256, 'checksums match')
+    const paths = await pathsOf(C, kG.pub)
+    const primary = paths.find((p) => p.uplink === L.up[0])
+    const backup = paths.find((p) => p.uplink === L.up[1])
+    t.ok(primary && primary.packetsOut > 1000, 'the primary carried the transfer')
+    t.equal(backup?.packetsOut, 0, 'the backup carried nothing (client → gateway)')
+    const gpaths = await pathsOf(G, kC.pub)
+    t.equal(gpaths.find((p) => p.packetsIn === 0 && p.packetsOut === 0) !== undefined, true, 'nor gateway → client')
+  })
+
+  await t.test('uplinks change live: a removed one leaves, an added one joins', async (t) => {
+    let from = C.events.length
+    C.send({ cmd: 'uplinks', uplinks: [{ name: L.up[0] }] })
+    await C.waitFor((e) => e.event === 'path-down' && e.uplink === L.up[1], 10_000, from)
+    t.equal((await pathsOf(C, kG.pub)).length, 1, 'one path left')
+    t.ok(pings(L.nsC, '10.77.0.2', { count: 2 }), 'the peer still answers')
+    from = C.events.length
+    C.send({ cmd: 'uplinks', uplinks: [{ name: L.up[0] }, { name: L.up[1] }] })
+    await C.waitFor((e) => e.event === 'path-up' && e.uplink === L.up[1], 10_000, from)
+    t.equal((await pathsOf(C, kG.pub)).length, 2, 'two paths again')
+    t.notOk(C.events.slice(from).some((e) => e.event === 'peer-down'), 'the peer never went down')
+  })
+}
