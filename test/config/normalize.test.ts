@@ -62,7 +62,7 @@ peers: [{ name: gw, key: "${key}", endpoints: ["[2001:DB8::1]:99", gw.example.co
 discovery: { connect-to: [gw, "198.51.100.1:7000", other.example.com] }
 interfaces: [{ name: eth0, bandwidth: { up: 1.5Gbit, down: 100mbit } }]
 multipath:
-  reorder: { max-delay: 1m30s, max-bytes: 64KiB }
+  reorder: { max-delay: 1s500ms, max-bytes: 64KiB }
   traffic-classes: [{ name: rt, match: { dscp: [EF, AF41, CS1, 10], ports: [22, "1000-2000"], max-packet-size: 200 }, path: eth0 }]
 subnets: ["10.0.0.0/24", { prefix: "0.0.0.0/0", exit: true }]
 gateway: { forward-for: [gw, 192.168.0.0/16], advertise-bandwidth: 1Gbps }
@@ -83,7 +83,7 @@ metrics: { listen: "127.0.0.1:9586" }
     { kind: 'endpoint', endpoint: { host: 'other.example.com', port: 7443 } },
   ])
   t.same(c.interfaces[0]!.bandwidth, { up: 1_500_000_000, down: 100_000_000 })
-  t.same(c.multipath.reorder, { maxDelay: 90_000, maxBytes: 65_536 })
+  t.same(c.multipath.reorder, { maxDelay: 1_500, maxBytes: 65_536 })
   t.same(c.multipath.trafficClasses[0]!.match, { dscp: [46, 34, 8, 10], ports: [{ from: 22, to: 22 }, { from: 1000, to: 2000 }], maxPacketSize: 200 })
   t.same(c.subnets, [{ prefix: '10.0.0.0/24', exit: false }, { prefix: '0.0.0.0/0', exit: true }])
   t.same(c.gateway.forwardFor, [{ kind: 'peer', peer: 'gw' }, { kind: 'cidr', cidr: '192.168.0.0/16' }])
