@@ -32,6 +32,15 @@ export class ConfigInvalidError extends QeError {
   }
 }
 
+/** The config could not be written (directory missing and not creatable, no permission). */
+export class ConfigWriteError extends QeError {
+  override readonly code = 'QE_CONFIG_WRITE'
+  constructor(message = 'cannot write the config file', options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'ConfigWriteError'
+  }
+}
+
 /** Command-line arguments are wrong (unknown flag, bad value the CLI itself checks). */
 export class UsageError extends QeError {
   override readonly code = 'QE_USAGE'

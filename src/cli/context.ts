@@ -44,14 +44,7 @@ export class ConfigExistsError extends QeError {
   }
 }
 
-/** The config could not be written (directory missing and not creatable, no permission). */
-export class ConfigWriteError extends QeError {
-  override readonly code = 'QE_CONFIG_WRITE'
-  constructor(message = 'cannot write the config file', options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'ConfigWriteError'
-  }
-}
+export { ConfigWriteError } from '../errors.js'
 
 /** The command exists but this build lacks what it needs (the daemon, before it lands). */
 export class NotAvailableError extends QeError {

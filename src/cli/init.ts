@@ -5,11 +5,12 @@
  * replaces an existing identity (a new key is a new node to every peer).
  */
 import { hostname } from 'node:os'
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises'
-import { basename, dirname, join, resolve } from 'node:path'
+import { stat } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Option, type Command } from 'commander'
 import { loadConfigText, type NodeRole } from '../config/index.js'
+import { writeConfigFile } from '../config/write.js'
 import { UsageError } from '../errors.js'
 import { deriveOverlayAddresses, generateIdentity, IdentityMissingError, loadIdentity, publicKeyBase64, saveIdentity, type Identity } from '../mesh/identity.js'
 import { ConfigExistsError, ConfigWriteError, describeFsError, EXIT_OK, type CliContext } from './context.js'
@@ -99,7 +100,7 @@ export async function runInit(opts: InitOptions, ctx: CliContext): Promise<numbe
   }
 
   if (created) await saveIdentity(identityPath, identity)
-  await writeConfig(configPath, text)
+  await writeConfigFile(configPath, text)
 
   const addrs = deriveOverlayAddresses(identity.publicKey, config.network.overlay.ipv4, config.network.overlay.ipv6)
   const defaultConfig = configPath === DEFAULT_CONFIG_PATH
@@ -148,22 +149,3 @@ async function fileKind(path: string): Promise<'missing' | 'file' | 'other'> {
   }
 }
 
-/** Write via a temporary file and rename, so a crash never leaves half a config. */
-async function writeConfig(path: string, text: string): Promise<void> {
-  const dir = dirname(path)
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`)
-  try {
-    await mkdir(dir, { recursive: true })
-    const fh = await open(tmp, 'w', 0o644)
-    try {
-      await fh.writeFile(text, 'utf8')
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, path)
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined)
-    throw new ConfigWriteError(`cannot write ${path}: ${describeFsError(err)}`, { cause: err })
-  }
-}

@@ -8,8 +8,8 @@
  * take the new slice. Only the reconciler writes kernel state; only the
  * engine touches packets.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises'
-import { basename, dirname, join, resolve as resolvePath } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { resolve as resolvePath } from 'node:path'
 import type { Config, Diagnostic, LoadResult } from '../config/index.js'
 import { QeError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -22,6 +22,7 @@ import { desiredFromConfig, type DesiredState } from '../state/index.js'
 import { createSystemAdapter } from '../system/index.js'
 import { Engine, tunMtuFor } from '../engine/index.js'
 import { ConfigWatcher } from './watch.js'
+import { writeConfigFile } from '../config/write.js'
 
 /** A config change was rejected (invalid, or its apply failed and was rolled back). */
 export class ReloadFailedError extends QeError {
@@ -344,7 +345,7 @@ export class Daemon {
     const outcome = await this.#queueReload(text, file)
     if (!outcome.ok) return { ...outcome }
     const commit = async () => {
-      if (file !== own && own) await writeAtomic(own, text)
+      if (file !== own && own) await writeConfigFile(own, text)
       this.#watcher?.setLoaded(text)
     }
     if (confirmMs === null) {
@@ -359,7 +360,7 @@ export class Daemon {
       // The config file is the truth: put back what ran before (it differs only when
       // the applied file was the config file itself), then run it again.
       void (async () => {
-        if (file === own) await writeAtomic(own, before)
+        if (file === own) await writeConfigFile(own, before)
         this.#watcher?.setLoaded(before)
         await this.#queueReload(before, own)
       })().catch((err: Error) => this.#log.error({ err: err.message }, 'revert failed'))
@@ -444,11 +445,6 @@ function needsEngineRestart(prev: Generation, next: Generation): boolean {
   )
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`)
-  await writeFile(tmp, text, { mode: 0o600 })
-  await rename(tmp, path)
-}
 
 function describeFailure(res: ApplyResult): string {
   if (res.failed) return `${res.failed.action.text}: ${res.failed.error.message}`
