@@ -68,6 +68,12 @@ interface DialTarget {
   backoff: number
   /** Index of the next endpoint to try (round-robin across a peer's endpoints). */
   next: number
+  /**
+   * Bonded: the endpoints already handed to the engine (`host:port`, with the
+   * mode). The engine keeps every bonded endpoint dialled from every uplink
+   * by itself, so each is given once, not tried in turn.
+   */
+  bonded?: Set<string>
 }
 
 export interface PeerStatus {
@@ -174,6 +180,22 @@ export class Mesh {
   tick(): void {
     const now = this.#now()
     for (const t of this.#targets) {
+      const bond = this.#bondFor(t.peer)
+      if (bond) {
+        // Every endpoint of a bonded peer (a gateway reachable at one address
+        // per uplink's network, say) is a path target, whether or not the
+        // peer is up already.
+        t.bonded ??= new Set()
+        for (const ep of t.endpoints) {
+          const id = `${bond} ${ep.host}:${ep.port}`
+          if (t.bonded.has(id)) continue
+          t.bonded.add(id)
+          void this.#dial(ep, t.peer).then((ok) => {
+            if (!ok) t.bonded?.delete(id) // not resolved: try again next tick
+          })
+        }
+        continue
+      }
       if (this.#satisfied(t) || now < t.nextAttempt || t.endpoints.length === 0) continue
       const ep = t.endpoints[t.next % t.endpoints.length] as Endpoint
       t.next++
@@ -183,20 +205,22 @@ export class Mesh {
     }
   }
 
-  async #dial(ep: Endpoint, peer: string | null): Promise<void> {
+  /** Hands the endpoint to the engine; false when its name did not resolve. */
+  async #dial(ep: Endpoint, peer: string | null): Promise<boolean> {
     let address = ep.host
     if (isIP(address) === 0) {
       try {
         address = (await lookup(ep.host)).address
       } catch (err) {
         this.#c.log.warn({ peer, endpoint: `${ep.host}:${ep.port}`, err: (err as Error).message }, 'cannot resolve peer endpoint')
-        return
+        return false
       }
     }
     const bond = this.#bondFor(peer)
     this.#c.log.debug({ peer, endpoint: `${address}:${ep.port}`, bond }, 'dialling')
     if (bond) this.#c.engine.connect({ address, port: ep.port }, { bond })
     else this.#c.engine.connect({ address, port: ep.port })
+    return true
   }
 
   /**

@@ -148,3 +148,29 @@ t.test('with uplinks, the multipath target is dialled bonded in the configured m
   plain.mesh.stop()
   t.same(plain.engine.bonds, [null], 'no uplinks: a plain dial')
 })
+
+t.test('a bonded peer: every endpoint goes to the engine once, up or not (the engine keeps each dialled per uplink)', async (t) => {
+  const cfg = loadConfigText(
+    `node: { name: a }\nnetwork: { name: n }\ninterfaces: [ { name: eth0 }, { name: wwan0 } ]\ndiscovery: { connect-to: [ b ] }\nmultipath: { mode: aggregate, target: b }\npeers:\n  - { name: b, key: "${KEY_B}", endpoints: ["10.99.0.2:7443", "10.98.0.2:7443"] }\n`,
+    'x.yaml',
+  )
+  if (!cfg.ok) throw new Error(JSON.stringify(cfg.diagnostics))
+  const { engine, mesh, advance } = setup(cfg.config)
+  mesh.start()
+  t.teardown(() => mesh.stop())
+  await flush()
+  t.same(engine.dials, ['10.99.0.2:7443', '10.98.0.2:7443'], 'both endpoints at once')
+  t.same(engine.bonds, ['aggregate', 'aggregate'])
+  mesh.onPeerUp({ peer: KEY_B, remote: { address: '10.99.0.2', port: 7443 }, role: 'client' })
+  for (let i = 0; i < 5; i++) {
+    advance(5_000)
+    mesh.tick()
+    await flush()
+  }
+  t.equal(engine.dials.length, 2, 'not dialled again: the engine redials its paths itself')
+  mesh.onPeerDown({ peer: KEY_B, reason: 'idle-timeout' })
+  advance(5_000)
+  mesh.tick()
+  await flush()
+  t.equal(engine.dials.length, 2, 'nor after the peer went down')
+})
