@@ -15,7 +15,8 @@
         "native/tun_offload.c",
         "native/udp_linux.c",
         "native/reorder.c",
-        "native/bond.c"
+        "native/bond.c",
+        "native/sched.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-fvisibility=hidden"],

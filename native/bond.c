@@ -8,6 +8,13 @@
  * sequence number, one sequence per peer and direction.
  */
 #include "engine_int.h"
+#include "sched.h"
+
+_Static_assert((int)QE_BOND_AGGREGATE == (int)QE_SCHED_AGGREGATE &&
+                   (int)QE_BOND_FAILOVER == (int)QE_SCHED_FAILOVER &&
+                   (int)QE_BOND_REDUNDANT == (int)QE_SCHED_REDUNDANT &&
+                   (int)QE_BOND_WEIGHTED == (int)QE_SCHED_WEIGHTED,
+               "bond modes are the scheduler's");
 
 #include <string.h>
 #include <sys/epoll.h>
@@ -77,6 +84,9 @@ int qe_bond_path_gone(qe_engine *e, qe_conn *c, qe_ts ts) {
       break;
     }
   }
+  if (p->fast == c) {
+    p->fast = NULL;
+  }
   qe_engine_emit(e, QE_EV_PATH_DOWN, c, "closed", NULL, 0);
   if (p->npaths > 0 && !c->dead) {
     qe_bond_rescue(e, c, ts);
@@ -100,136 +110,186 @@ int qe_bond_path_gone(qe_engine *e, qe_conn *c, qe_ts ts) {
   return 1;
 }
 
-/* ---- scheduler ---- */
+/* ---- scheduler (decisions in sched.c) ---- */
 
-/* Expected time until a new packet on `c` is delivered, ns. */
-static uint64_t path_cost(const qe_conn *c) {
-  ngtcp2_conn_stat cs;
-  uint64_t rate, queued;
-  ngtcp2_conn_get_conn_stat(c->conn, &cs);
-  /* ngtcp2 0.12's delivery_rate_sec overshoots wildly on shaped links
-   * (GBytes/s on 50 Mbit/s): the window per RTT is the better estimate. */
-  rate = cs.smoothed_rtt ? cs.cwnd * 1000000000ULL / cs.smoothed_rtt : 0;
-  if (rate < 65536) {
-    rate = 65536;
+/* The scheduler's view of p's paths, from the QUIC stack's statistics. */
+static void view(const qe_peer *p, qe_sched_path *v) {
+  for (size_t i = 0; i < p->npaths; i++) {
+    const qe_conn *c = p->paths[i];
+    ngtcp2_conn_stat cs;
+    uint64_t cap = qe_path_cap(c);
+    ngtcp2_conn_get_conn_stat(c->conn, &cs);
+    v[i] = (qe_sched_path){
+        .up = c->state == QE_CONN_UP,
+        .alive = path_alive(c),
+        .srtt_ns = cs.smoothed_rtt,
+        .cwnd = cs.cwnd,
+        .rate = c->bw,
+        .inflight = cs.bytes_in_flight,
+        .queued = c->txq.count * (uint64_t)c->max_udp,
+        .room = c->txq.count == 0 &&
+                ngtcp2_conn_get_cwnd_left(c->conn) >= c->max_udp + 64 &&
+                (cap == 0 || cs.bytes_in_flight + c->max_udp <= cap),
+        .last_rx = c->last_rx_ts,
+        .role = c->role,
+        .priority = c->priority,
+        .index = c->path_index,
+        .weight = c->weight,
+        .credit = c->wrr_credit,
+    };
   }
-  queued = cs.bytes_in_flight + c->txq.count * (uint64_t)c->max_udp;
-  return cs.smoothed_rtt / 2 + queued * 1000000000ULL / rate;
-}
-
-static int has_room(const qe_conn *c) {
-  return c->txq.count == 0 &&
-         ngtcp2_conn_get_cwnd_left(c->conn) >= c->max_udp + 64;
-}
-
-/* Lower sorts first: primaries, then by priority, then by index. */
-static uint32_t failover_rank(const qe_conn *c) {
-  return ((uint32_t)c->role << 24) | ((uint32_t)c->priority << 8) |
-         c->path_index;
 }
 
 static size_t pick(qe_peer *p, qe_conn **out) {
-  qe_conn *best = NULL, *second = NULL;
-  uint64_t bc = UINT64_MAX, sc = UINT64_MAX;
-  int any_room = 0;
-  size_t nalive = 0;
+  qe_sched_path v[QE_MAX_PATHS];
+  size_t idx[2], n;
+  view(p, v);
+  n = qe_sched_pick(p->mode, v, p->npaths, idx);
+  if (p->mode == QE_BOND_WEIGHTED) {
+    for (size_t i = 0; i < p->npaths; i++) {
+      p->paths[i]->wrr_credit = v[i].credit;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    out[i] = p->paths[idx[i]];
+  }
+  return n;
+}
+
+/* ---- traffic classes ---- */
+
+/* Byte `off` of the packet given as pieces, or -1 past its end. */
+static int byte_at(const ngtcp2_vec *v, size_t vcnt, size_t off) {
+  for (size_t i = 0; i < vcnt; i++) {
+    if (off < v[i].len) {
+      return v[i].base[off];
+    }
+    off -= v[i].len;
+  }
+  return -1;
+}
+
+static int port_in(const qe_class *k, int port) {
+  for (size_t i = 0; i < k->nports; i++) {
+    if (port >= k->port_lo[i] && port <= k->port_hi[i]) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The first class the packet matches, or NULL. Ports are read from TCP and
+ * UDP headers right after the IP header (IPv6 extension headers are not
+ * walked; IPv4 fragments after the first have no ports). */
+static const qe_class *classify(const qe_engine *e, const ngtcp2_vec *v,
+                                size_t vcnt, size_t total) {
+  int b0 = byte_at(v, vcnt, 0), b1 = byte_at(v, vcnt, 1);
+  int dscp, proto = -1, sport = -1, dport = -1;
+  size_t l4 = 0;
+  if (b0 < 0 || b1 < 0) {
+    return NULL;
+  }
+  if (b0 >> 4 == 4) {
+    int f6 = byte_at(v, vcnt, 6), f7 = byte_at(v, vcnt, 7);
+    dscp = b1 >> 2;
+    proto = byte_at(v, vcnt, 9);
+    l4 = (size_t)(b0 & 15) * 4;
+    if (f6 < 0 || f7 < 0 || ((f6 & 0x1f) | f7) != 0) {
+      proto = -1; /* a later fragment: no transport header */
+    }
+  } else if (b0 >> 4 == 6) {
+    dscp = (((b0 & 15) << 4) | (b1 >> 4)) >> 2;
+    proto = byte_at(v, vcnt, 6);
+    l4 = 40;
+  } else {
+    return NULL;
+  }
+  if (proto == 6 || proto == 17) {
+    int a = byte_at(v, vcnt, l4), b = byte_at(v, vcnt, l4 + 1);
+    int c = byte_at(v, vcnt, l4 + 2), d = byte_at(v, vcnt, l4 + 3);
+    if (a >= 0 && b >= 0 && c >= 0 && d >= 0) {
+      sport = a << 8 | b;
+      dport = c << 8 | d;
+    }
+  }
+  for (size_t i = 0; i < e->nclasses; i++) {
+    const qe_class *k = &e->classes[i];
+    if (k->dscp && !(k->dscp >> dscp & 1)) {
+      continue;
+    }
+    if (k->max_size && total > k->max_size) {
+      continue;
+    }
+    if (k->nports && (sport < 0 || (!port_in(k, sport) && !port_in(k, dport)))) {
+      continue;
+    }
+    return k;
+  }
+  return NULL;
+}
+
+/*
+ * The path for a class: its named uplink's path while that is alive, else
+ * the lowest-latency live path (smoothed RTT includes the bottleneck's
+ * queue), kept while it stays about as fast (qe_sched_fastest).
+ */
+static qe_conn *class_path(qe_peer *p, const qe_class *k) {
+  qe_sched_path v[QE_MAX_PATHS];
+  size_t cur = QE_SCHED_NONE, best;
+  if (k->uplink[0]) {
+    for (size_t i = 0; i < p->npaths; i++) {
+      qe_conn *c = p->paths[i];
+      if (path_alive(c) && c->uplink >= 0 &&
+          strcmp(c->eng->uplinks[c->uplink].name, k->uplink) == 0) {
+        return c;
+      }
+    }
+  }
+  view(p, v);
   for (size_t i = 0; i < p->npaths; i++) {
-    if (path_alive(p->paths[i])) {
-      nalive++;
-      any_room |= has_room(p->paths[i]);
+    if (p->paths[i] == p->fast) {
+      cur = i;
     }
   }
-  if (nalive == 0) {
-    /* Every path looks dead: the most recently heard one still may work. */
-    for (size_t i = 0; i < p->npaths; i++) {
-      qe_conn *c = p->paths[i];
-      if (c->state == QE_CONN_UP &&
-          (best == NULL || c->last_rx_ts > best->last_rx_ts)) {
-        best = c;
-      }
-    }
-    out[0] = best;
-    return best ? 1 : 0;
-  }
-  switch (p->mode) {
-  case QE_BOND_FAILOVER:
-    for (size_t i = 0; i < p->npaths; i++) {
-      qe_conn *c = p->paths[i];
-      if (path_alive(c) &&
-          (best == NULL || failover_rank(c) < failover_rank(best))) {
-        best = c;
-      }
-    }
-    out[0] = best;
-    return 1;
-  case QE_BOND_WEIGHTED: {
-    int64_t total = 0;
-    for (size_t i = 0; i < p->npaths; i++) {
-      qe_conn *c = p->paths[i];
-      if (path_alive(c)) {
-        c->wrr_credit += c->weight;
-        total += c->weight;
-        if (best == NULL || c->wrr_credit > best->wrr_credit) {
-          best = c;
-        }
-      }
-    }
-    best->wrr_credit -= total;
-    out[0] = best;
-    return 1;
-  }
-  default: /* aggregate, redundant */
-    for (size_t i = 0; i < p->npaths; i++) {
-      qe_conn *c = p->paths[i];
-      uint64_t cost;
-      if (!path_alive(c) || (any_room && !has_room(c))) {
-        continue;
-      }
-      cost = path_cost(c);
-      if (cost < bc) {
-        second = best;
-        sc = bc;
-        best = c;
-        bc = cost;
-      } else if (cost < sc) {
-        second = c;
-        sc = cost;
-      }
-    }
-    if (p->mode == QE_BOND_REDUNDANT && second == NULL && any_room) {
-      /* The second best may have no room now: it queues. */
-      for (size_t i = 0; i < p->npaths; i++) {
-        if (path_alive(p->paths[i]) && p->paths[i] != best) {
-          second = p->paths[i];
-          break;
-        }
-      }
-    }
-    out[0] = best;
-    if (p->mode == QE_BOND_REDUNDANT && second != NULL) {
-      out[1] = second;
-      return 2;
-    }
-    return best ? 1 : 0;
-  }
+  best = qe_sched_fastest(v, p->npaths, cur);
+  p->fast = best == QE_SCHED_NONE ? NULL : p->paths[best];
+  return p->fast;
 }
 
 void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
                   size_t total, qe_ts ts) {
   qe_conn *to[2];
-  size_t n = pick(p, to);
-  uint32_t seq = p->tx_seq++;
-  uint8_t hdr[QE_BOND_HDR] = {(uint8_t)(seq >> 24), (uint8_t)(seq >> 16),
-                              (uint8_t)(seq >> 8), (uint8_t)seq};
+  size_t n;
+  uint32_t seq;
+  uint8_t hdr[QE_BOND_HDR];
   ngtcp2_vec vv[3] = {{.base = hdr, .len = QE_BOND_HDR}};
-  (void)e;
   for (size_t i = 0; i < vcnt && i < 2; i++) {
     vv[1 + i] = v[i];
   }
+  if (e->nclasses &&
+      (p->mode == QE_BOND_AGGREGATE || p->mode == QE_BOND_WEIGHTED)) {
+    const qe_class *k = classify(e, v, vcnt, total);
+    qe_conn *c = k ? class_path(p, k) : NULL;
+    if (c != NULL) {
+      /* Outside the sequence: the receiver delivers it on arrival. */
+      memset(hdr, 0, sizeof(hdr));
+      hdr[0] = 0x80;
+      p->classed_out++;
+      qe_conn_forward_urgent(c, vv, vcnt + 1, total + QE_BOND_HDR, ts);
+      return;
+    }
+  }
+  n = pick(p, to);
   if (n == 0) {
     p->drop_not_up++;
     return;
   }
+  seq = p->tx_seq;
+  p->tx_seq = (p->tx_seq + 1) & QE_RB_SEQ_MASK;
+  hdr[0] = (uint8_t)(seq >> 24);
+  hdr[1] = (uint8_t)(seq >> 16);
+  hdr[2] = (uint8_t)(seq >> 8);
+  hdr[3] = (uint8_t)seq;
   for (size_t i = 0; i < n; i++) {
     /* May close to[i]: nothing below touches it again. */
     qe_conn_forward(to[i], vv, vcnt + 1, total + QE_BOND_HDR, ts);
@@ -245,6 +305,13 @@ void qe_bond_recv(qe_conn *c, const uint8_t *data, size_t len) {
   }
   c->p_pkts_in++;
   c->p_bytes_in += len - QE_BOND_HDR;
+  if (data[0] & 0x80) {
+    /* A traffic class's packet, outside the sequence. */
+    p->classed_in++;
+    p->rb.delivered++;
+    rb_deliver(p, data + QE_BOND_HDR, len - QE_BOND_HDR);
+    return;
+  }
   seq = ((uint32_t)data[0] << 24) | ((uint32_t)data[1] << 16) |
         ((uint32_t)data[2] << 8) | data[3];
   qe_reorder_push(&p->rb, seq, data + QE_BOND_HDR, len - QE_BOND_HDR,
@@ -298,8 +365,8 @@ void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts) {
 
 static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
   uint64_t lo = UINT64_MAX, hi = 0;
-  qe_conn *died[QE_MAX_PATHS];
-  size_t ndied = 0;
+  qe_conn *died[QE_MAX_PATHS], *stale[QE_MAX_PATHS];
+  size_t ndied = 0, nstale = 0;
   for (size_t i = 0; i < p->npaths; i++) {
     qe_conn *c = p->paths[i];
     ngtcp2_conn_stat cs;
@@ -324,6 +391,9 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
       qe_engine_emit(e, QE_EV_PATH_UP, c, NULL, NULL, 0);
     }
     if (c->dead) {
+      if (!c->server && ts > c->last_rx_ts + QE_PATH_RECYCLE_NS) {
+        stale[nstale++] = c;
+      }
       continue;
     }
     ngtcp2_conn_get_conn_stat(c->conn, &cs);
@@ -345,6 +415,16 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
     for (size_t k = 0; k < p->npaths; k++) {
       if (p->paths[k] == died[i]) {
         qe_bond_rescue(e, died[i], ts);
+        break;
+      }
+    }
+  }
+  for (size_t i = 0; i < nstale && lo != UINT64_MAX; i++) {
+    /* Only while another path is alive (lo: some alive path's RTT): with
+     * every path silent the keep-alives and the idle timeout decide. */
+    for (size_t k = 0; k < p->npaths; k++) {
+      if (p->paths[k] == stale[i]) {
+        qe_conn_close(stale[i], "dead", QE_APP_NO_ERROR, ts);
         break;
       }
     }
@@ -376,6 +456,7 @@ void qe_bond_tick(qe_engine *e, qe_ts ts) {
   if (ts < e->bond_next_ts) {
     return;
   }
+  qe_uplinks_check(e, ts);
   for (size_t k = 0; k < QE_MAX_TARGETS; k++) {
     qe_bond_target *t = &e->targets[k];
     if (!t->used) {
@@ -383,7 +464,7 @@ void qe_bond_tick(qe_engine *e, qe_ts ts) {
     }
     targets = 1;
     for (size_t u = 0; u < QE_MAX_UPLINKS; u++) {
-      if (!e->uplinks[u].used || have_path(e, t, u) ||
+      if (!e->uplinks[u].open || have_path(e, t, u) ||
           (t->last_dial[u] && ts < t->last_dial[u] + QE_BOND_REDIAL_NS)) {
         continue;
       }
@@ -412,7 +493,7 @@ qe_ts qe_bond_expiry(const qe_engine *e) {
 void qe_bond_flush(qe_engine *e) {
   for (size_t i = 0; i < QE_MAX_UPLINKS; i++) {
     qe_uplink *u = &e->uplinks[i];
-    if (u->used && u->tx.nmsgs) {
+    if (u->open && u->tx.nmsgs) {
       qe_udp_flush(&u->udp, &u->tx);
     }
   }

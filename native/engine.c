@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/crypto.h>
+#include <net/if.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ typedef enum qe_cmd_type {
   QE_CMD_STOP,
   QE_CMD_UPLINKS,
   QE_CMD_CONNECT_BONDED,
+  QE_CMD_CLASSES,
 } qe_cmd_type;
 
 struct qe_cmd {
@@ -490,7 +492,7 @@ static void on_tun(qe_engine *e, qe_ts ts) {
     for (int i = 0; i < n; i++) {
       qe_forward_from_tun(e, e->tun_bufs[i], e->tun_sizes[i], ts);
     }
-    if ((size_t)n < want || txq_quarters(e) >= 2) {
+    if ((size_t)n < want || (!e->nclasses && txq_quarters(e) >= 2)) {
       break;
     }
   }
@@ -500,9 +502,13 @@ static void on_tun(qe_engine *e, qe_ts ts) {
  * Backpressure: while a peer's send queue is nearly full, stop reading the
  * TUN so the kernel queues (and TCP inside slows down) instead of us
  * dropping. Bounded in time, so one stuck peer cannot starve the others.
+ * Not with traffic classes: an interactive packet would wait in the kernel's
+ * queue behind every bulk packet (megabytes with GSO), where no class can
+ * reach it. Then bulk waits in our per-path queues, which interactive
+ * packets jump, and a full queue drops at its tail as any router does.
  */
 static void tun_backpressure(qe_engine *e, qe_ts ts) {
-  int most = txq_quarters(e);
+  int most = e->nclasses ? 0 : txq_quarters(e);
   struct epoll_event ev = {.data.u32 = TAG_TUN};
   if (e->tun_failed) {
     return;
@@ -622,6 +628,8 @@ static void fill_stats(qe_engine *e, qe_stats *out) {
     ps->late = p->rb.late;
     ps->bond_dropped = p->rb.dropped;
     ps->resent = p->resent;
+    ps->classed_out = p->classed_out;
+    ps->classed_in = p->classed_in;
     for (size_t k = 0; k < p->npaths && k < QE_STATS_MAX_PATHS; k++) {
       qe_conn *c = p->paths[k];
       qe_path_stats *x = &ps->paths[ps->npaths++];
@@ -635,7 +643,7 @@ static void fill_stats(qe_engine *e, qe_stats *out) {
       sockaddr_str(&c->remote, x->addr, &x->port);
       x->rtt_ns = cs.smoothed_rtt;
       x->cwnd = cs.cwnd;
-      x->delivery_rate = cs.delivery_rate_sec;
+      x->delivery_rate = c->bw ? c->bw : cs.delivery_rate_sec;
       x->bytes_out = c->p_bytes_out;
       x->bytes_in = c->p_bytes_in;
       x->packets_out = c->p_pkts_out;
@@ -645,8 +653,67 @@ static void fill_stats(qe_engine *e, qe_stats *out) {
   }
 }
 
+/* Binds the uplink's socket to its device; 0, or -1 if it cannot (yet). */
+static int uplink_open(qe_engine *e, qe_uplink *u) {
+  struct epoll_event ev = {.events = EPOLLIN};
+  unsigned idx = if_nametoindex(u->name);
+  if (idx == 0 ||
+      qe_udp_open(&u->udp, e->udp.family == AF_INET6 ? "::" : "0.0.0.0", 0,
+                  u->name) != 0) {
+    qe_udp_close(&u->udp);
+    return -1;
+  }
+  ev.data.u32 = TAG_UPLINK0 + (uint32_t)(u - e->uplinks);
+  epoll_ctl(e->epfd, EPOLL_CTL_ADD, u->udp.fd, &ev);
+  u->ifindex = idx;
+  u->open = 1;
+  return 0;
+}
+
+/* Closes the uplink's paths and socket; the uplink stays wanted. */
+static void uplink_close(qe_engine *e, qe_uplink *u, qe_ts ts) {
+  int i = (int)(u - e->uplinks);
+  if (!u->open) {
+    return;
+  }
+  for (size_t k = e->nactive; k-- > 0;) {
+    qe_conn *c = &e->conns[e->active[k]];
+    if (c->uplink == i) {
+      qe_conn_close(c, "closed", QE_APP_NO_ERROR, ts);
+    }
+  }
+  if (u->tx.nmsgs) {
+    qe_udp_flush(&u->udp, &u->tx);
+  }
+  u->tx.nmsgs = 0;
+  epoll_ctl(e->epfd, EPOLL_CTL_DEL, u->udp.fd, NULL);
+  qe_udp_close(&u->udp);
+  u->open = 0;
+  u->ifindex = 0;
+}
+
+void qe_uplinks_check(qe_engine *e, qe_ts ts) {
+  if (ts < e->uplinks_checked_ts + QE_UPLINK_CHECK_NS) {
+    return;
+  }
+  e->uplinks_checked_ts = ts;
+  for (size_t i = 0; i < QE_MAX_UPLINKS; i++) {
+    qe_uplink *u = &e->uplinks[i];
+    if (!u->used) {
+      continue;
+    }
+    if (u->open && if_nametoindex(u->name) != u->ifindex) {
+      uplink_close(e, u, ts); /* gone, or a new device of that name */
+    }
+    if (!u->open) {
+      uplink_open(e, u);
+    }
+  }
+}
+
 /* Replaces the uplinks: same name keeps its socket (settings updated),
- * a removed one closes its paths and socket, a new one opens. */
+ * a removed one closes its paths and socket, a new one opens (or waits for
+ * its device to appear). */
 static void uplinks_apply(qe_engine *e, const qe_uplink *want, size_t n,
                           qe_ts ts) {
   for (size_t i = 0; i < QE_MAX_UPLINKS; i++) {
@@ -666,24 +733,13 @@ static void uplinks_apply(qe_engine *e, const qe_uplink *want, size_t n,
     if (keep) {
       continue;
     }
-    for (size_t k = e->nactive; k-- > 0;) {
-      qe_conn *c = &e->conns[e->active[k]];
-      if (c->uplink == (int)i) {
-        qe_conn_close(c, "closed", QE_APP_NO_ERROR, ts);
-      }
-    }
-    if (u->tx.nmsgs) {
-      qe_udp_flush(&u->udp, &u->tx);
-    }
-    epoll_ctl(e->epfd, EPOLL_CTL_DEL, u->udp.fd, NULL);
-    qe_udp_close(&u->udp);
+    uplink_close(e, u, ts);
     qe_udp_tx_free(&u->tx);
-    u->used = 0;
+    memset(u, 0, sizeof(*u));
   }
   for (size_t k = 0; k < n; k++) {
     int have = 0;
     qe_uplink *slot = NULL;
-    struct epoll_event ev = {.events = EPOLLIN};
     for (size_t i = 0; i < QE_MAX_UPLINKS; i++) {
       if (e->uplinks[i].used && strcmp(e->uplinks[i].name, want[k].name) == 0) {
         have = 1;
@@ -696,19 +752,17 @@ static void uplinks_apply(qe_engine *e, const qe_uplink *want, size_t n,
     }
     *slot = want[k];
     slot->udp.fd = -1;
-    if (qe_udp_open(&slot->udp,
-                    e->udp.family == AF_INET6 ? "::" : "0.0.0.0", 0,
-                    slot->name) != 0 ||
-        qe_udp_tx_init(&slot->tx, 256 * 1024, 256) != 0) {
-      qe_udp_close(&slot->udp);
-      qe_udp_tx_free(&slot->tx);
+    slot->open = 0;
+    if (qe_udp_tx_init(&slot->tx, 256 * 1024, 256) != 0) {
       memset(slot, 0, sizeof(*slot));
       qe_engine_emit(e, QE_EV_ERROR, NULL, "uplink-failed", NULL, 0);
       continue;
     }
-    ev.data.u32 = TAG_UPLINK0 + (uint32_t)(slot - e->uplinks);
-    epoll_ctl(e->epfd, EPOLL_CTL_ADD, slot->udp.fd, &ev);
     slot->used = 1;
+    if (uplink_open(e, slot) != 0) {
+      /* Not there (yet): checked again every QE_UPLINK_CHECK_NS. */
+      qe_engine_emit(e, QE_EV_ERROR, NULL, "uplink-waiting", NULL, 0);
+    }
   }
 }
 
@@ -783,6 +837,13 @@ static void cmd_run(qe_engine *e, qe_cmd *cmd, qe_ts ts) {
   case QE_CMD_UPLINKS:
     uplinks_apply(e, cmd->uplinks, cmd->len, ts);
     break;
+  case QE_CMD_CLASSES: {
+    uint8_t *old = (uint8_t *)e->classes;
+    e->classes = (qe_class *)(void *)cmd->data;
+    e->nclasses = cmd->len;
+    cmd->data = old;
+    break;
+  }
   case QE_CMD_CONNECT_BONDED: {
     qe_bond_target *free_t = NULL, *t = NULL;
     for (size_t i = 0; i < QE_MAX_TARGETS; i++) {
@@ -878,7 +939,7 @@ static void *engine_main(void *arg) {
       on_udp(e, &e->udp, &ts);
     }
     for (size_t i = 0; upl && i < QE_MAX_UPLINKS; i++) {
-      if ((upl & (1u << i)) && e->uplinks[i].used) {
+      if ((upl & (1u << i)) && e->uplinks[i].open) {
         on_udp(e, &e->uplinks[i].udp, &ts);
       }
     }
@@ -1084,6 +1145,7 @@ void qe_engine_del(qe_engine *e) {
   }
   routes_free(e->routes);
   free(e->allowed);
+  free(e->classes);
   if (e->epfd >= 0) {
     close(e->epfd);
   }
@@ -1183,6 +1245,33 @@ int qe_engine_set_uplinks(qe_engine *e, const char *names, size_t n,
     c->uplinks[i].priority = priority[i];
     c->uplinks[i].role = role[i] ? 1 : 0;
     p += len + 1;
+  }
+  c->len = n;
+  return cmd_post(e, c);
+}
+
+int qe_engine_set_classes(qe_engine *e, const qe_class *classes, size_t n) {
+  qe_cmd *c;
+  if (n > QE_MAX_CLASSES) {
+    return QE_ERR_INVALID;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (classes[i].nports > QE_CLASS_MAX_PORTS ||
+        memchr(classes[i].uplink, 0, sizeof(classes[i].uplink)) == NULL) {
+      return QE_ERR_INVALID;
+    }
+  }
+  c = cmd_new(QE_CMD_CLASSES);
+  if (c == NULL) {
+    return QE_ERR_NOMEM;
+  }
+  if (n) {
+    c->data = malloc(n * sizeof(qe_class));
+    if (c->data == NULL) {
+      cmd_free(c);
+      return QE_ERR_NOMEM;
+    }
+    memcpy(c->data, classes, n * sizeof(qe_class));
   }
   c->len = n;
   return cmd_post(e, c);

@@ -88,7 +88,7 @@ typedef struct qe_path_stats {
 
 typedef struct qe_peer_stats {
   int bonded, mode;
-  uint64_t reordered, late, bond_dropped, resent;
+  uint64_t reordered, late, bond_dropped, resent, classed_out, classed_in;
   size_t npaths;
   qe_path_stats paths[QE_STATS_MAX_PATHS];
   uint8_t key[QE_KEYLEN];
@@ -156,6 +156,23 @@ int qe_engine_send_control(qe_engine *e, const uint8_t key[QE_KEYLEN],
 int qe_engine_set_uplinks(qe_engine *e, const char *names, size_t n,
                           const uint16_t *weight, const uint16_t *priority,
                           const uint8_t *role);
+/*
+ * A traffic class: packets that match every given criterion bypass the
+ * bonding scheduler and go, outside the sequence (no reorder wait at the
+ * receiver), on one path: the lowest-latency live one, or a named uplink's.
+ */
+#define QE_MAX_CLASSES 16
+#define QE_CLASS_MAX_PORTS 32
+typedef struct qe_class {
+  uint64_t dscp;     /* bit n set: DSCP n matches; 0: any DSCP */
+  uint16_t max_size; /* 0: any size */
+  uint8_t nports;    /* 0: any port */
+  uint16_t port_lo[QE_CLASS_MAX_PORTS], port_hi[QE_CLASS_MAX_PORTS];
+  char uplink[16]; /* "": the lowest-latency live path */
+} qe_class;
+
+/* Replaces the traffic classes (at most QE_MAX_CLASSES; first match wins). */
+int qe_engine_set_classes(qe_engine *e, const qe_class *classes, size_t n);
 /* Bonds the peer at addr:port: one path per uplink, kept dialled. */
 int qe_engine_connect_bonded(qe_engine *e, const char *addr, uint16_t port,
                              int mode);

@@ -63,18 +63,31 @@ typedef struct qe_conn qe_conn;
 /* Sent bonded datagrams kept per path until acknowledged (or lost), to be
  * re-sent on another path if this one dies first. */
 #define QE_SENT_SLOTS 1024
+#define QE_RATE_WINDOWS 10
 
 enum { QE_BOND_AGGREGATE, QE_BOND_FAILOVER, QE_BOND_REDUNDANT,
        QE_BOND_WEIGHTED };
 
+/*
+ * An uplink the config names. It may not exist yet (an LTE dongle not
+ * plugged in) or vanish and come back: `open` says whether its socket is
+ * bound to the device now; qe_uplinks_check follows the device by ifindex.
+ */
 typedef struct qe_uplink {
-  int used;
+  int used, open, failed_once;
+  unsigned ifindex; /* the device the socket is bound to, when open */
   char name[16];
   uint16_t weight, priority;
   uint8_t role; /* 0 primary, 1 backup */
   qe_udp udp;
   qe_udp_tx tx;
 } qe_uplink;
+
+/* How often uplink devices are looked up (appear, vanish, re-created). */
+#define QE_UPLINK_CHECK_NS (250 * 1000000ULL)
+/* A client path silent this long is closed and dialled again (its uplink's
+ * address changed, or the link was down): a new handshake probes it. */
+#define QE_PATH_RECYCLE_NS (3000 * 1000000ULL)
 
 typedef struct qe_bond_target {
   int used;
@@ -96,7 +109,8 @@ typedef struct qe_peer {
   size_t npaths;
   uint32_t tx_seq;
   qe_reorder rb;
-  uint64_t resent;
+  qe_conn *fast; /* the classes' lowest-latency path, kept unless beaten */
+  uint64_t resent, classed_out, classed_in;
   uint64_t bytes_in, bytes_out, packets_in, packets_out;
   uint64_t datagrams_lost, datagrams_acked;
   uint64_t drop_congestion, drop_too_big, drop_spoofed, drop_not_up;
@@ -167,6 +181,7 @@ struct qe_conn {
   ngtcp2_cid scids[QE_CONN_MAX_SCIDS];
   size_t nscids;
   qe_ts created_ts, last_rx_ts;
+  qe_ts probe_ts; /* the last liveness probe sent while the peer was silent */
   uint8_t peer_key[QE_KEYLEN];
   int key_known, refused, hs_done, announced, half_open;
   qe_peer *peer;
@@ -192,11 +207,22 @@ struct qe_conn {
   int uplink; /* index in e->uplinks, -1: the main socket */
   /* Bonding: this connection is a path (hello sent or received). */
   int is_path, dead;
+  int urgent; /* the datagram being sent is a traffic class's */
   uint64_t session;
   uint8_t path_index, mode, role;
   uint16_t weight, priority;
   int64_t wrr_credit;
   uint64_t p_bytes_out, p_bytes_in, p_pkts_out, p_pkts_in, p_lost;
+  /*
+   * Bonded paths: delivery rate measured from acknowledged datagrams (bytes
+   * per second, the most of the last QE_RATE_WINDOWS windows of about one
+   * min RTT each), and the in-flight cap it sets for bulk packets
+   * (qe_path_cap): QUIC's own window probes into the bottleneck's buffer
+   * until packets are lost, and a lost datagram is a loss for TCP inside.
+   */
+  uint64_t rate_acked, rate_max[QE_RATE_WINDOWS], bw;
+  qe_ts rate_ts, aqm_drop_ts;
+  size_t rate_i;
   uint8_t *sent_buf; /* QE_SENT_SLOTS of txq.slotsize bytes */
   uint64_t *sent_id; /* dgram_id + 1, 0: free */
   uint32_t *sent_len;
@@ -267,12 +293,17 @@ struct qe_engine {
   uint64_t session; /* random, per engine run */
   qe_uplink uplinks[QE_MAX_UPLINKS];
   qe_bond_target targets[QE_MAX_TARGETS];
+  qe_class *classes; /* nclasses, replaced whole by QE_CMD_CLASSES */
+  size_t nclasses;
   size_t nbonded; /* peers with paths: bond ticks run while > 0 */
-  qe_ts bond_next_ts;
+  qe_ts bond_next_ts, uplinks_checked_ts;
   qe_ts now;
 };
 
 /* engine.c */
+/* Opens uplinks whose device appeared, closes (with their paths) those
+ * whose device vanished or was re-created; then they reopen. */
+void qe_uplinks_check(qe_engine *e, qe_ts ts);
 void qe_engine_emit(qe_engine *e, qe_event_type type, const qe_conn *c,
                     const char *reason, uint8_t *data, size_t datalen);
 qe_peer *qe_engine_peer_get(qe_engine *e, const uint8_t key[QE_KEYLEN],
@@ -312,6 +343,12 @@ int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
 /* Sends now if nothing is queued and the window allows, else queues. */
 int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
                     size_t total, qe_ts ts);
+/* Like qe_conn_forward, but ahead of every queued packet (a traffic
+ * class's); a full queue loses its newest packet instead. */
+int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                           size_t total, qe_ts ts);
+/* Bytes of bulk packets a bonded path may have in flight; 0: no cap. */
+uint64_t qe_path_cap(const qe_conn *c);
 /* Sends queued packets while the window allows. */
 int qe_conn_flush_queue(qe_conn *c, qe_ts ts);
 int qe_conn_handle_expiry(qe_conn *c, qe_ts ts);

@@ -458,6 +458,48 @@ static napi_value js_set_uplinks(napi_env env, napi_callback_info info) {
   return rv ? throw_code(env, rv, "setUplinks") : NULL;
 }
 
+/* classes: n records of CLASS_REC bytes: DSCP mask (u64 BE, bit n: DSCP
+ * n), max size (u16 BE, 0: any), port range count (u8), uplink name (16,
+ * NUL-padded; empty: lowest latency), QE_CLASS_MAX_PORTS ranges (u16 BE lo,
+ * u16 BE hi). */
+#define CLASS_REC (8 + 2 + 1 + 16 + 4 * QE_CLASS_MAX_PORTS)
+
+static napi_value js_set_classes(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  uint8_t *data;
+  size_t len, n;
+  qe_class k[QE_MAX_CLASSES];
+  int rv;
+  if (get_buffer(env, argv[1], (void **)&data, &len) != 0 ||
+      len % CLASS_REC || len / CLASS_REC > QE_MAX_CLASSES) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID",
+                          "classes: at most 16 records of 155 bytes");
+    return NULL;
+  }
+  n = len / CLASS_REC;
+  memset(k, 0, sizeof(k));
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *r = data + i * CLASS_REC;
+    for (int b = 0; b < 8; b++) {
+      k[i].dscp = k[i].dscp << 8 | r[b];
+    }
+    k[i].max_size = (uint16_t)(r[8] << 8 | r[9]);
+    k[i].nports = r[10];
+    if (k[i].nports > QE_CLASS_MAX_PORTS || strnlen((const char *)r + 11, 16) > 15) {
+      napi_throw_type_error(env, "QE_ENGINE_INVALID", "class record");
+      return NULL;
+    }
+    memcpy(k[i].uplink, r + 11, 15);
+    for (size_t j = 0; j < k[i].nports; j++) {
+      const uint8_t *x = r + 27 + 4 * j;
+      k[i].port_lo[j] = (uint16_t)(x[0] << 8 | x[1]);
+      k[i].port_hi[j] = (uint16_t)(x[2] << 8 | x[3]);
+    }
+  }
+  rv = qe_engine_set_classes(h->e, k, n);
+  return rv ? throw_code(env, rv, "setClasses") : NULL;
+}
+
 static int get_key(napi_env env, napi_value v, uint8_t **key) {
   size_t len;
   if (get_buffer(env, v, (void **)key, &len) != 0 || len != QE_KEYLEN) {
@@ -611,6 +653,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
       P(late, "late");
       P(bond_dropped, "bondDropped");
       P(resent, "resent");
+      P(classed_out, "classedOut");
+      P(classed_in, "classedIn");
       napi_create_array_with_length(env, p->npaths, &paths);
       for (size_t k = 0; k < p->npaths; k++) {
         qe_path_stats *x = &p->paths[k];
@@ -718,6 +762,7 @@ static napi_value init(napi_env env, napi_value exports) {
       F("connect", js_connect),
       F("connectBonded", js_connect_bonded),
       F("setUplinks", js_set_uplinks),
+      F("setClasses", js_set_classes),
       F("disconnect", js_disconnect),
       F("setAllowed", js_set_allowed),
       F("setRoutes", js_set_routes),

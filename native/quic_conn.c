@@ -256,10 +256,57 @@ static void sent_forget(qe_conn *c, uint64_t dgram_id) {
   }
 }
 
+/* Gain over the measured bandwidth-delay product: room for the rate to grow
+ * (twice per round trip at most), and a bounded queue at the bottleneck. */
+#define QE_CAP_GAIN_NUM 3
+#define QE_CAP_GAIN_DEN 2
+#define QE_CAP_MIN_PKTS 16
+
+uint64_t qe_path_cap(const qe_conn *c) {
+  ngtcp2_conn_stat cs;
+  uint64_t cap, floor = QE_CAP_MIN_PKTS * (uint64_t)c->max_udp;
+  if (!c->is_path || c->bw == 0) {
+    return 0;
+  }
+  ngtcp2_conn_get_conn_stat(c->conn, &cs);
+  cap = c->bw * cs.min_rtt / 1000000000ULL * QE_CAP_GAIN_NUM / QE_CAP_GAIN_DEN;
+  return cap > floor ? cap : floor;
+}
+
+/* Adds acknowledged bytes to the path's rate windows. */
+static void rate_sample(qe_conn *c, uint64_t bytes, qe_ts ts) {
+  ngtcp2_conn_stat cs;
+  qe_ts win;
+  c->rate_acked += bytes;
+  if (c->rate_ts == 0) {
+    c->rate_ts = ts;
+    return;
+  }
+  ngtcp2_conn_get_conn_stat(c->conn, &cs);
+  win = cs.min_rtt > 10 * 1000000ULL ? cs.min_rtt : 10 * 1000000ULL;
+  if (ts - c->rate_ts < win) {
+    return;
+  }
+  c->rate_max[c->rate_i] = c->rate_acked * 1000000000ULL / (ts - c->rate_ts);
+  c->rate_i = (c->rate_i + 1) % QE_RATE_WINDOWS;
+  c->rate_acked = 0;
+  c->rate_ts = ts;
+  c->bw = 0;
+  for (size_t i = 0; i < QE_RATE_WINDOWS; i++) {
+    if (c->rate_max[i] > c->bw) {
+      c->bw = c->rate_max[i];
+    }
+  }
+}
+
 static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                            void *user_data) {
   qe_conn *c = user_data;
   (void)conn;
+  if (c->sent_id != NULL &&
+      c->sent_id[dgram_id % QE_SENT_SLOTS] == dgram_id + 1) {
+    rate_sample(c, c->sent_len[dgram_id % QE_SENT_SLOTS], c->eng->now);
+  }
   sent_forget(c, dgram_id);
   if (c->peer) {
     c->peer->datagrams_acked++;
@@ -268,14 +315,16 @@ static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
 }
 
 /*
- * A tunnelled packet was declared lost. The tunnel never retransmits it
- * (TCP inside does); multipath will re-send it on another path from here.
+ * A tunnelled packet was declared lost. The tunnel never retransmits it:
+ * TCP inside does (re-sending from here was tried on bonded paths: with the
+ * congestion controller probing into a shaped bottleneck the re-sends fed
+ * the losses, and TCP inside did worse).
  */
 static int cb_lost_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                             void *user_data) {
   qe_conn *c = user_data;
   (void)conn;
-  sent_forget(c, dgram_id); /* lost on a live path: TCP inside recovers */
+  sent_forget(c, dgram_id);
   c->p_lost++;
   if (c->peer) {
     c->peer->datagrams_lost++;
@@ -897,6 +946,14 @@ int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   if (ngtcp2_conn_get_cwnd_left(c->conn) < c->max_udp + 64) {
     return QE_SEND_BLOCKED;
   }
+  if (c->is_path && !c->urgent) {
+    uint64_t cap = qe_path_cap(c);
+    ngtcp2_conn_stat cs;
+    ngtcp2_conn_get_conn_stat(c->conn, &cs);
+    if (cap && cs.bytes_in_flight + c->max_udp > cap) {
+      return QE_SEND_BLOCKED;
+    }
+  }
   c->dgram_since_nop = 1;
   c->dirty = 1;
   for (int tries = 0; tries < 4; tries++) {
@@ -979,6 +1036,28 @@ static void txq_free(qe_txq *q) {
   *q = (qe_txq){0};
 }
 
+/*
+ * Early drop on a bonded path's queue when the TUN is not paused (traffic
+ * classes): TCP inside would otherwise grow until the queue overflows and
+ * loses a burst (a stall of a retransmission timeout). One packet is dropped
+ * when the queue holds more than QE_AQM_TARGET_NS at the path's measured
+ * rate, at most one per QE_AQM_INTERVAL_NS: each a single loss that fast
+ * recovery repairs.
+ */
+#define QE_AQM_TARGET_NS (50 * 1000000ULL)
+#define QE_AQM_INTERVAL_NS (100 * 1000000ULL)
+
+static int aqm_drop(qe_conn *c, qe_ts ts) {
+  uint64_t bytes = (c->txq.count + 1) * (uint64_t)c->max_udp;
+  if (!c->is_path || !c->eng->nclasses || c->bw == 0 ||
+      bytes * 1000000000ULL / c->bw <= QE_AQM_TARGET_NS ||
+      ts < c->aqm_drop_ts + QE_AQM_INTERVAL_NS) {
+    return 0;
+  }
+  c->aqm_drop_ts = ts;
+  return 1;
+}
+
 int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
                     size_t total, qe_ts ts) {
   qe_txq *q = &c->txq;
@@ -989,7 +1068,7 @@ int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
       return rv;
     }
   }
-  if (q->count == q->cap || total > q->slotsize) {
+  if (q->count == q->cap || total > q->slotsize || aqm_drop(c, ts)) {
     c->peer->drop_congestion++;
     return QE_SEND_DROPPED;
   }
@@ -1003,6 +1082,39 @@ int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
     q->lens[slot] = (uint32_t)total;
     q->count++;
   }
+  return QE_SEND_BLOCKED;
+}
+
+int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                           size_t total, qe_ts ts) {
+  qe_txq *q = &c->txq;
+  int rv;
+  size_t off = 0;
+  uint8_t *dst;
+  c->urgent = 1; /* past the bulk cap: the congestion window still holds */
+  rv = qe_conn_send_datagram(c, v, vcnt, total, ts);
+  if (rv != QE_SEND_CLOSED) {
+    c->urgent = 0;
+  }
+  if (rv != QE_SEND_BLOCKED) {
+    return rv;
+  }
+  if (total > q->slotsize) {
+    c->peer->drop_congestion++;
+    return QE_SEND_DROPPED;
+  }
+  if (q->count == q->cap) {
+    q->count--; /* the newest bulk packet makes room */
+    c->peer->drop_congestion++;
+  }
+  q->head = (q->head + q->cap - 1) % q->cap;
+  q->count++;
+  dst = q->buf + q->head * q->slotsize;
+  for (size_t i = 0; i < vcnt; i++) {
+    memcpy(dst + off, v[i].base, v[i].len);
+    off += v[i].len;
+  }
+  q->lens[q->head] = (uint32_t)total;
   return QE_SEND_BLOCKED;
 }
 
@@ -1024,15 +1136,38 @@ int qe_conn_flush_queue(qe_conn *c, qe_ts ts) {
   return 0;
 }
 
+/* The keep-alive interval of this connection; 0: none. */
+static qe_ts keepalive_of(const qe_conn *c) {
+  return c->is_path ? QE_PATH_KEEPALIVE_NS : c->eng->cfg.keepalive_ns;
+}
+
+/*
+ * When the peer has been silent for two keep-alive intervals, a NOP goes on
+ * the control stream every interval. New stream data is sent as soon as the
+ * window allows, unlike QUIC's probes, whose timeout doubles each time: after
+ * an outage of a few seconds the next probe could come later than our idle
+ * timeout, and a link that is back would be declared dead. The NOP is
+ * ack-eliciting, so the peer's ACK shows it alive within one round trip.
+ */
+static qe_ts probe_deadline(const qe_conn *c) {
+  qe_ts k = keepalive_of(c), a, b;
+  if (c->state != QE_CONN_UP || k == 0 || c->ctl_stream < 0) {
+    return UINT64_MAX;
+  }
+  a = c->last_rx_ts + 2 * k;
+  b = c->probe_ts + k;
+  return a > b ? a : b;
+}
+
 qe_ts qe_conn_expiry(const qe_conn *c) {
-  qe_ts x = ngtcp2_conn_get_expiry(c->conn);
+  qe_ts x = ngtcp2_conn_get_expiry(c->conn), p = probe_deadline(c);
   if (c->state == QE_CONN_UP && c->eng->cfg.idle_timeout_ns) {
     qe_ts idle = c->last_rx_ts + c->eng->cfg.idle_timeout_ns;
     if (idle < x) {
       x = idle;
     }
   }
-  return x;
+  return p < x ? p : x;
 }
 
 int qe_conn_handle_expiry(qe_conn *c, qe_ts ts) {
@@ -1041,6 +1176,11 @@ int qe_conn_handle_expiry(qe_conn *c, qe_ts ts) {
       ts >= c->last_rx_ts + c->eng->cfg.idle_timeout_ns) {
     qe_conn_close(c, "idle-timeout", QE_APP_NO_ERROR, ts);
     return -1;
+  }
+  if (probe_deadline(c) <= ts) {
+    c->probe_ts = ts;
+    c->dgram_since_nop = 1;
+    qe_conn_nop_after_datagrams(c);
   }
   rv = ngtcp2_conn_handle_expiry(c->conn, ts);
   if (rv != 0) {

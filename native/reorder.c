@@ -39,6 +39,11 @@ void qe_reorder_reset(qe_reorder *rb) {
   rb->held = rb->held_bytes = 0;
 }
 
+/* seq - next in the 31-bit sequence space, sign-extended. */
+static int32_t seq_diff(uint32_t seq, uint32_t next) {
+  return (int32_t)(((seq - next) & QE_RB_SEQ_MASK) << 1) >> 1;
+}
+
 static void release(qe_reorder *rb, uint32_t seq, const uint8_t *pkt,
                     size_t len, qe_rb_deliver fn, void *ud) {
   rb->done[seq % QE_RB_SLOTS] = (uint64_t)seq + 1;
@@ -59,7 +64,7 @@ static void release_run(qe_reorder *rb, uint64_t ts, qe_rb_deliver fn,
     rb->held--;
     rb->held_bytes -= len;
     release(rb, rb->next, rb->buf + slot * rb->slotsize, len, fn, ud);
-    rb->next++;
+    rb->next = (rb->next + 1) & QE_RB_SEQ_MASK;
   }
   if (rb->held) {
     rb->gap_since = ts;
@@ -74,7 +79,7 @@ static void skip_gap(qe_reorder *rb, uint64_t ts, qe_rb_deliver fn,
     if (rb->lens[slot] != 0 && rb->seqs[slot] == rb->next) {
       break;
     }
-    rb->next++;
+    rb->next = (rb->next + 1) & QE_RB_SEQ_MASK;
   }
   release_run(rb, ts, fn, ud);
 }
@@ -82,7 +87,9 @@ static void skip_gap(qe_reorder *rb, uint64_t ts, qe_rb_deliver fn,
 void qe_reorder_push(qe_reorder *rb, uint32_t seq, const uint8_t *pkt,
                      size_t len, uint64_t ts, qe_rb_deliver fn, void *ud) {
   int32_t d;
-  size_t slot = seq % QE_RB_SLOTS;
+  size_t slot;
+  seq &= QE_RB_SEQ_MASK;
+  slot = seq % QE_RB_SLOTS;
   if (len == 0 || len > rb->slotsize) {
     rb->dropped++;
     return;
@@ -91,7 +98,7 @@ void qe_reorder_push(qe_reorder *rb, uint32_t seq, const uint8_t *pkt,
     rb->started = 1;
     rb->next = seq;
   }
-  d = (int32_t)(seq - rb->next);
+  d = seq_diff(seq, rb->next);
   if (d < 0) {
     if (d > -(int32_t)QE_RB_SLOTS && rb->done[slot] == (uint64_t)seq + 1) {
       rb->dropped++; /* a duplicate */
@@ -111,7 +118,7 @@ void qe_reorder_push(qe_reorder *rb, uint32_t seq, const uint8_t *pkt,
   }
   if (d == 0) {
     release(rb, seq, pkt, len, fn, ud);
-    rb->next++;
+    rb->next = (rb->next + 1) & QE_RB_SEQ_MASK;
     release_run(rb, ts, fn, ud);
     return;
   }

@@ -1,6 +1,8 @@
 /*
- * Receive-side reorder buffer of a bonded peer: packets carry a 32-bit
- * sequence number; they are released in order. A gap is given up after
+ * Receive-side reorder buffer of a bonded peer: packets carry a 31-bit
+ * sequence number (QE_RB_SEQ_MASK; on the wire the top bit marks a packet
+ * outside the sequence, which never reaches this buffer); they are released
+ * in order. A gap is given up after
  * `timeout_ns` (about the RTT spread between paths) or when the held bytes
  * exceed `max_bytes`; packets of a given-up gap that arrive later are
  * delivered at once ("late"); duplicates are dropped. Standalone (no engine
@@ -13,6 +15,7 @@
 #include <stdint.h>
 
 #define QE_RB_SLOTS 4096
+#define QE_RB_SEQ_MASK 0x7fffffffu
 
 typedef void (*qe_rb_deliver)(void *ud, const uint8_t *pkt, size_t len);
 

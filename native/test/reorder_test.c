@@ -3,7 +3,7 @@
  * (release in order; a gap is given up after the timeout or when the held
  * bytes overflow; late packets are delivered at once; duplicates dropped),
  * on scripted arrivals: random local shuffles, losses, duplicates, bursts
- * of delay, with a fake clock and sequence numbers that wrap around 2^32.
+ * of delay, with a fake clock and 31-bit sequence numbers that wrap around 2^31.
  * Also checks invariants on its own: each packet delivered at most once,
  * delivery in order except the ones counted late.
  */
@@ -53,7 +53,7 @@ typedef struct model {
 
 static void m_out(model *m, int64_t i) {
   m->done[i] = 1;
-  out_model[nmodel++] = base + (uint32_t)i;
+  out_model[nmodel++] = (base + (uint32_t)i) & QE_RB_SEQ_MASK;
 }
 
 static void m_run(model *m, uint64_t ts) {
@@ -149,7 +149,7 @@ static int run(int round, size_t max_bytes, uint64_t timeout, int shuffle,
   m.max_bytes = max_bytes;
   m.timeout = timeout;
   nreal = nmodel = 0;
-  base = (uint32_t)(0xffffffffu - (uint32_t)(rnd() % 3000)); /* wraps */
+  base = QE_RB_SEQ_MASK - (uint32_t)(rnd() % 3000); /* wraps */
   if (qe_reorder_init(&rb, SLOT, max_bytes, timeout) != 0) {
     return 1;
   }
@@ -173,7 +173,7 @@ static int run(int round, size_t max_bytes, uint64_t timeout, int shuffle,
   }
   for (size_t k = 0; k < norder; k++) {
     int64_t i = order[k];
-    uint32_t seq = base + (uint32_t)i;
+    uint32_t seq = (base + (uint32_t)i) & QE_RB_SEQ_MASK;
     size_t len = 4 + 4 * (rnd() % ((SLOT - 4) / 4 + 1));
     for (size_t o = 0; o + 4 <= len; o += 4) {
       memcpy(pkt + o, &seq, 4);
@@ -223,12 +223,12 @@ static int run(int round, size_t max_bytes, uint64_t timeout, int shuffle,
     int have_hi = 0;
     memset(seen, 0, sizeof(seen));
     for (size_t k = 0; k < nreal; k++) {
-      uint32_t i = out_real[k] - base;
+      uint32_t i = (out_real[k] - base) & QE_RB_SEQ_MASK;
       if (i >= N || seen[i]++) {
         fprintf(stderr, "round %d: %u delivered twice\n", round, i);
         return 1;
       }
-      if (have_hi && (int32_t)(out_real[k] - hi) < 0) {
+      if (have_hi && (int32_t)(((out_real[k] - hi) & QE_RB_SEQ_MASK) << 1) < 0) {
         outoforder++;
       } else {
         hi = out_real[k];

@@ -56,6 +56,7 @@ export const DIAGNOSTIC_CODES = [
   'duplicate-peer-name',
   'duplicate-peer-key',
   'duplicate-class',
+  'too-many',
   'peer-is-self',
   'exit-not-marked',
   'ports-need-proto',

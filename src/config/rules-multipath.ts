@@ -54,10 +54,14 @@ export function checkMultipath(ctx: RuleContext): void {
   }
 
   const classes = new Map<string, number>()
+  // The engine's limits (native/engine.h QE_MAX_CLASSES, QE_CLASS_MAX_PORTS).
+  const MAX_CLASSES = 16
+  const MAX_CLASS_PORTS = 32
   list(mp['traffic-classes']).forEach((item, i) => {
     const c = rec(item)
     if (!c) return
     const base = ['multipath', 'traffic-classes', i]
+    if (i === MAX_CLASSES) ctx.report(base, 'too-many', `at most ${MAX_CLASSES} traffic classes (the forwarding plane's table); merge some`)
     const name = str(c.name)
     if (name !== undefined) {
       const first = classes.get(name)
@@ -69,6 +73,7 @@ export function checkMultipath(ctx: RuleContext): void {
       ctx.report([...base, 'path'], 'unknown-uplink', `path '${path}' is neither lowest-latency nor an uplink in interfaces${didYouMean(path, ['lowest-latency', ...uplinks.keys()])}`)
     }
     list(rec(c.match)?.ports).forEach((port, j) => {
+      if (j === MAX_CLASS_PORTS) ctx.report([...base, 'match', 'ports', j], 'too-many', `at most ${MAX_CLASS_PORTS} ports or ranges in one class; use ranges (e.g. "5060-5090")`)
       const pr = parsePortSpec(port)
       if (pr.error !== undefined) ctx.report([...base, 'match', 'ports', j], pr.code, pr.error)
     })

@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { resolve as resolvePath } from 'node:path'
-import type { Config, Diagnostic, LoadResult } from '../config/index.js'
+import type { Config, Diagnostic, LoadResult, TrafficClassConfig } from '../config/index.js'
 import { QeError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { deriveOverlayAddresses, loadIdentity, publicKeyBase64, type Identity } from '../mesh/identity.js'
@@ -20,7 +20,7 @@ import { ControlServer } from '../observe/control-socket.js'
 import { Reconciler, type ApplyResult } from '../reconcile/index.js'
 import { desiredFromConfig, type DesiredState } from '../state/index.js'
 import { createSystemAdapter } from '../system/index.js'
-import { Engine, tunMtuFor } from '../engine/index.js'
+import { Engine, tunMtuFor, type TrafficClass } from '../engine/index.js'
 import { ConfigWatcher } from './watch.js'
 import { writeConfigFile } from '../config/write.js'
 
@@ -211,6 +211,11 @@ export class Daemon {
     } catch (err) {
       // An uplink the engine cannot use is a degraded bond, not a reason to drop the node.
       this.#log.error({ err: (err as Error).message, uplinks: c.interfaces.map((u) => u.name) }, 'uplinks not applied')
+    }
+    try {
+      this.#engine?.setClasses(engineClasses(c.multipath.trafficClasses))
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message, classes: c.multipath.trafficClasses.map((k) => k.name) }, 'traffic classes not applied')
     }
   }
 
@@ -463,4 +468,14 @@ function summarizeApply(res: ApplyResult): Record<string, unknown> {
     rolledBack: res.rolledBack,
     durationMs: Math.round(res.durationMs),
   }
+}
+
+/** The config's traffic classes as the engine takes them (`lowest-latency` is the engine's default path). */
+export function engineClasses(classes: readonly TrafficClassConfig[]): TrafficClass[] {
+  return classes.map((k) => ({
+    dscp: k.match.dscp,
+    ports: k.match.ports.map((r): [number, number] => [r.from, r.to]),
+    ...(k.match.maxPacketSize !== null ? { maxPacketSize: k.match.maxPacketSize } : {}),
+    ...(k.path !== 'lowest-latency' ? { uplink: k.path } : {}),
+  }))
 }

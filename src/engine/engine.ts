@@ -34,6 +34,7 @@ import type {
   PathStats,
   PeerStats,
   Route,
+  TrafficClass,
   Uplink,
 } from './types.js'
 
@@ -66,6 +67,43 @@ export const BOND_OVERHEAD = 4
 const BOND_MODES: readonly BondMode[] = ['aggregate', 'failover', 'redundant', 'weighted']
 
 /** The uplinks as the addon's 21-byte records; throws EngineArgumentError on a bad entry. */
+const CLASS_REC = 8 + 2 + 1 + 16 + 4 * 32
+
+/** Classes as the native records (see native.ts `setClasses`); throws EngineArgumentError. */
+export function packClasses(classes: readonly TrafficClass[]): Buffer {
+  if (!Array.isArray(classes) || classes.length > 16) throw new EngineArgumentError('at most 16 traffic classes')
+  return Buffer.concat(
+    classes.map((k, i) => {
+      const rec = Buffer.alloc(CLASS_REC)
+      let mask = 0n
+      for (const d of k.dscp ?? []) mask |= 1n << BigInt(nonNegInt(`class ${i} dscp`, d, 0, 63))
+      rec.writeBigUInt64BE(mask, 0)
+      if (k.maxPacketSize !== undefined) {
+        const m = nonNegInt(`class ${i} maxPacketSize`, k.maxPacketSize, 0, 65535)
+        if (m < 1) throw new EngineArgumentError(`class ${i} maxPacketSize must be 1..65535`)
+        rec.writeUInt16BE(m, 8)
+      }
+      const ports: readonly (readonly [number, number])[] = k.ports ?? []
+      if (ports.length > 32) throw new EngineArgumentError(`class ${i}: at most 32 port ranges, got ${ports.length}`)
+      rec[10] = ports.length
+      if (k.uplink !== undefined) {
+        if (typeof k.uplink !== 'string' || !/^[^\s/\0]{1,15}$/.test(k.uplink) || Buffer.byteLength(k.uplink) > 15) {
+          throw new EngineArgumentError(`class ${i} uplink must be an interface name of 1..15 characters, got ${String(k.uplink)}`)
+        }
+        rec.write(k.uplink, 11, 'utf8')
+      }
+      ports.forEach(([lo, hi], j) => {
+        const a = nonNegInt(`class ${i} port`, lo, 0, 65535)
+        const b = nonNegInt(`class ${i} port`, hi, 0, 65535)
+        if (a > b) throw new EngineArgumentError(`class ${i} port range ${a}-${b} is empty`)
+        rec.writeUInt16BE(a, 27 + 4 * j)
+        rec.writeUInt16BE(b, 29 + 4 * j)
+      })
+      return rec
+    }),
+  )
+}
+
 export function packUplinks(uplinks: readonly Uplink[]): Buffer {
   if (!Array.isArray(uplinks) || uplinks.length > 8) throw new EngineArgumentError('at most 8 uplinks')
   const seen = new Set<string>()
@@ -257,6 +295,15 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
   }
 
   /**
+   * Replaces the traffic classes (live; see TrafficClass). An empty list
+   * sends every packet through the bonding scheduler.
+   */
+  setClasses(classes: readonly TrafficClass[]): void {
+    const buf = packClasses(classes)
+    this.#call((n, h) => n.setClasses(h, buf))
+  }
+
+  /**
    * Dials an endpoint. No-op if a connection to that address already exists.
    * With `options.bond`, dials one path per uplink instead and keeps them
    * dialled (see ConnectOptions); the peer comes up with its first path.
@@ -399,7 +446,7 @@ function bondStats(p: NativeStats['peers'][number]): { paths?: PathStats[]; bond
     datagramsLost: Number(x.lost ?? 0),
   }))
   const mode = BOND_MODES.find((m) => m === p.bondMode) ?? 'aggregate'
-  return { paths, bond: { mode, reordered: n('reordered'), late: n('late'), dropped: n('bondDropped'), resent: n('resent') } }
+  return { paths, bond: { mode, reordered: n('reordered'), late: n('late'), dropped: n('bondDropped'), resent: n('resent'), classedOut: n('classedOut'), classedIn: n('classedIn') } }
 }
 
 function convertStats(raw: NativeStats): EngineStats {

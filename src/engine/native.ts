@@ -57,6 +57,8 @@ export interface NativeAddon {
   connectBonded(h: NativeHandle, address: string, port: number, mode: number): void
   /** n records of 21 bytes: name (16, NUL-padded), weight u16 BE, priority u16 BE, role u8 (1 backup) */
   setUplinks(h: NativeHandle, records: Buffer): void
+  /** n records of 155 bytes: DSCP mask u64 BE, max size u16 BE, port range count u8, uplink (16, NUL-padded), 32 × (lo u16 BE, hi u16 BE) */
+  setClasses(h: NativeHandle, records: Buffer): void
   disconnect(h: NativeHandle, key: Buffer): void
   setAllowed(h: NativeHandle, keys: Buffer): void
   setRoutes(h: NativeHandle, routes: Buffer): void

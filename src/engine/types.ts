@@ -81,6 +81,24 @@ export interface Uplink {
  */
 export type BondMode = 'aggregate' | 'failover' | 'redundant' | 'weighted'
 
+/**
+ * A traffic class (bonded peers in aggregate and weighted modes): packets
+ * matching every given criterion skip the scheduler and go, outside the
+ * sequence (the receiver delivers them on arrival, no reorder wait), ahead of
+ * queued bulk packets, on one path: the named uplink's while it is alive,
+ * else the lowest-latency live one. First match wins; at most 16 classes.
+ */
+export interface TrafficClass {
+  /** DSCP values 0..63; empty or absent: any. */
+  readonly dscp?: readonly number[]
+  /** TCP/UDP port ranges (source or destination), inclusive; at most 32; empty or absent: any. */
+  readonly ports?: readonly (readonly [number, number])[]
+  /** Inner packets of at most this many bytes (1..65535); absent: any size. */
+  readonly maxPacketSize?: number
+  /** An uplink's name; absent: the lowest-latency path. */
+  readonly uplink?: string
+}
+
 export interface ConnectOptions {
   /**
    * Bond this peer: dial one QUIC connection (a path) from every uplink to the
@@ -193,6 +211,9 @@ export interface BondStats {
   readonly dropped: number
   /** Sent again on another path because theirs died before an ACK. */
   readonly resent: number
+  /** Sent / received in a traffic class (outside the sequence). */
+  readonly classedOut: number
+  readonly classedIn: number
 }
 
 export interface PeerStats {
@@ -272,6 +293,8 @@ export interface ForwardingEngine {
   setAllowedPeers(keys: readonly string[]): void
   /** Replaces the uplinks (live): sockets open/close, bonded peers gain/lose paths. */
   setUplinks(uplinks: readonly Uplink[]): void
+  /** Replaces the traffic classes (live). */
+  setClasses(classes: readonly TrafficClass[]): void
   connect(endpoint: Endpoint, options?: ConnectOptions): void
   disconnect(peer: string): void
   setRoutes(routes: readonly Route[]): void

@@ -9,7 +9,7 @@
  *   multipath:    { mode, target: gateway, traffic-classes: small packets and
  *                 DSCP EF → lowest-latency } (`weighted`: see `multipathFor`)
  *   peers:        the gateway with its address on every link as `endpoints`
- * and the gateway gets `multipath: { accept: true }`.
+ * and the gateway gets `multipath: { accept: true }` and the same classes.
  *
  * Alone on one uplink (the baseline bonding is judged against), the client's
  * gateway entry lists only that link's gateway address, and neither side
@@ -88,10 +88,7 @@ export function bondedClient(config: Readonly<Raw>, init: BondedClientInit): Raw
   const multipath: Raw = {
     ...multipathFor(mode, init.schemaModes),
     target: GATEWAY,
-    'traffic-classes': [
-      { name: 'interactive-ef', match: { dscp: [INTERACTIVE_DSCP] }, path: 'lowest-latency' },
-      { name: 'interactive-small', match: { 'max-packet-size': INTERACTIVE_MAX_PACKET }, path: 'lowest-latency' },
-    ],
+    'traffic-classes': interactiveClasses(),
   }
   return {
     ...config,
@@ -104,8 +101,20 @@ export function bondedClient(config: Readonly<Raw>, init: BondedClientInit): Raw
   }
 }
 
-/** The gateway's config for a bonded run: it accepts the client's paths. */
+/** The interactive classes both ends use: DSCP EF and small packets go on the lowest-latency path. */
+export function interactiveClasses(): Raw[] {
+  return [
+    { name: 'interactive-ef', match: { dscp: [INTERACTIVE_DSCP] }, path: 'lowest-latency' },
+    { name: 'interactive-small', match: { 'max-packet-size': INTERACTIVE_MAX_PACKET }, path: 'lowest-latency' },
+  ]
+}
+
+/**
+ * The gateway's config for a bonded run: it accepts the client's paths, and
+ * steers its own interactive packets (the replies) like the client does:
+ * each side classifies what it sends.
+ */
 export function bondedGateway(config: Readonly<Raw>): Raw {
   const mp = typeof config['multipath'] === 'object' && config['multipath'] !== null ? (config['multipath'] as Raw) : {}
-  return { ...config, multipath: { ...mp, accept: true } }
+  return { ...config, multipath: { ...mp, accept: true, 'traffic-classes': interactiveClasses() } }
 }

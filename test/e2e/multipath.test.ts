@@ -7,8 +7,10 @@
  * an uplink taken down mid-transfer loses nothing (the TCP transfer inside
  * completes with a matching SHA-256, the dead path's unacknowledged packets
  * re-sent), `failover` carries nothing on the backup while the primary is
- * healthy, and uplinks removed/added at runtime leave/join. Everything carries the qet-<rand>
- * prefix and is removed in teardown.
+ * healthy, uplinks removed/added at runtime leave/join, an uplink whose
+ * device appears later (a dongle plugged in) joins and leaves with the
+ * device, and a path survives its uplink's address changing. Everything
+ * carries the qet-<rand> prefix and is removed in teardown.
  */
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -111,6 +113,37 @@ async function run(): Promise<void> {
     for (const p of gpaths) t.ok(p.packetsIn > 500, `gateway received ${p.packetsIn} on path ${p.uplink || '(accepted)'}`)
   })
 
+  await t.test('traffic classes: matching packets go outside the sequence, both ways; others do not', async (t) => {
+    const bondOf = async (p: PeerProc, key: string): Promise<{ classedOut: number; classedIn: number }> => {
+      const st = await p.stats()
+      return (st.peers.find((x) => x.peer === key)?.bond as { classedOut: number; classedIn: number } | undefined) ?? { classedOut: 0, classedIn: 0 }
+    }
+    const classes = [{ maxPacketSize: 200 }, { dscp: [46] }]
+    C.send({ cmd: 'classes', classes })
+    G.send({ cmd: 'classes', classes })
+    await new Promise((r) => setTimeout(r, 200))
+    const c0 = await bondOf(C, kG.pub)
+    const g0 = await bondOf(G, kC.pub)
+    t.ok(pings(L.nsC, '10.77.0.2', { count: 5 }), 'small pings answered')
+    const c1 = await bondOf(C, kG.pub)
+    const g1 = await bondOf(G, kC.pub)
+    t.ok(c1.classedOut - c0.classedOut >= 5, `the client sent its small pings in the class (${c1.classedOut - c0.classedOut})`)
+    t.ok(g1.classedIn - g0.classedIn >= 5, `the gateway received them outside the sequence (${g1.classedIn - g0.classedIn})`)
+    t.ok(g1.classedOut - g0.classedOut >= 5, `and answered in its own class (${g1.classedOut - g0.classedOut})`)
+    t.ok(pings(L.nsC, '10.77.0.2', { count: 5, size: 1000 }), 'big pings answered')
+    const c2 = await bondOf(C, kG.pub)
+    t.ok(c2.classedOut - c1.classedOut < 5, `big pings matched no class (${c2.classedOut - c1.classedOut} classed)`)
+    nsExec(L.nsC, ['ping', '-n', '-q', '-c', '5', '-i', '0.2', '-W', '1', '-s', '1000', '-Q', '184', '10.77.0.2'], { timeoutMs: 20_000 })
+    const c3 = await bondOf(C, kG.pub)
+    t.ok(c3.classedOut - c2.classedOut >= 5, `big pings marked EF matched the DSCP class (${c3.classedOut - c2.classedOut})`)
+    C.send({ cmd: 'classes', classes: [] })
+    G.send({ cmd: 'classes', classes: [] })
+    await new Promise((r) => setTimeout(r, 200))
+    const c4 = await bondOf(C, kG.pub)
+    t.ok(pings(L.nsC, '10.77.0.2', { count: 3 }), 'pings answered with no classes')
+    t.equal((await bondOf(C, kG.pub)).classedOut, c4.classedOut, 'no classes: nothing classed')
+  })
+
   await t.test('an uplink taken down mid-transfer: the transfer completes intact', async (t) => {
     const recv = jsonProc(L.nsG, [TCP_FIXTURE, 'recv', '10.77.0.2', '7001'], children)
     await recv((o) => o.listening === true)
@@ -176,6 +209,46 @@ async function run(): Promise<void> {
     C.send({ cmd: 'uplinks', uplinks: [{ name: L.up[0] }, { name: L.up[1] }] })
     await C.waitFor((e) => e.event === 'path-up' && e.uplink === L.up[1], 10_000, from)
     t.equal((await pathsOf(C, kG.pub)).length, 2, 'two paths again')
+    t.notOk(C.events.slice(from).some((e) => e.event === 'peer-down'), 'the peer never went down')
+  })
+
+  await t.test('an uplink whose device appears at runtime joins; when the device vanishes it leaves', async (t) => {
+    const third = L.up[0].replace(/1$/, '3')
+    let from = C.events.length
+    C.send({ cmd: 'uplinks', uplinks: [{ name: L.up[0] }, { name: L.up[1] }, { name: third }] })
+    await new Promise((r) => setTimeout(r, 1000))
+    t.equal((await pathsOf(C, kG.pub)).length, 2, 'a named uplink with no device yet carries no path')
+    const t0 = Date.now()
+    L.addUplink(3)
+    await C.waitFor((e) => e.event === 'path-up' && e.uplink === third, 10_000, from)
+    const joinedMs = Date.now() - t0
+    const rows = await pathsOf(C, kG.pub)
+    t.equal(rows.length, 3, `the plugged-in uplink has a path (${joinedMs} ms after its device appeared)`)
+    t.ok(rows.find((r) => r.uplink === third)?.alive, 'and it is alive')
+    from = C.events.length
+    nsExec(L.nsC, ['ip', 'link', 'del', third])
+    await C.waitFor((e) => e.event === 'path-down' && e.uplink === third, 10_000, from)
+    t.same((await pathsOf(C, kG.pub)).map((r) => r.uplink).sort(), [L.up[0], L.up[1]].sort(), 'its path left with the device')
+    t.ok(pings(L.nsC, '10.77.0.2', { count: 2 }), 'the peer still answers')
+    t.notOk(C.events.slice(from).some((e) => e.event === 'peer-down'), 'the peer never went down')
+  })
+
+  await t.test("an uplink's address changes: its path is alive again", async (t) => {
+    const from = C.events.length
+    const t0 = Date.now()
+    L.readdress(2, 9)
+    // Past the dead-path time and the recycle time: whatever happened (QUIC
+    // migration, or the path closed and dialled again) must have settled.
+    let alive = 0
+    let settledMs = -1
+    while (Date.now() - t0 < 15_000 && alive < 3) {
+      await new Promise((r) => setTimeout(r, 300))
+      const row = (await pathsOf(C, kG.pub)).find((r) => r.uplink === L.up[1])
+      alive = row?.alive && Date.now() - t0 > 1000 ? alive + 1 : 0
+      if (alive === 1) settledMs = Date.now() - t0
+    }
+    t.equal(alive, 3, `the path on the re-addressed uplink is alive (settled ${settledMs} ms after the change)`)
+    t.ok(pings(L.nsC, '10.77.0.2', { count: 2 }), 'the peer still answers')
     t.notOk(C.events.slice(from).some((e) => e.event === 'peer-down'), 'the peer never went down')
   })
 }

@@ -11,6 +11,7 @@ import {
   EngineStateError,
   BOND_OVERHEAD,
   QUIC_DATAGRAM_OVERHEAD,
+  packClasses,
   packRoute,
   packUplinks,
   peerKeyBytes,
@@ -35,6 +36,29 @@ t.test('tunMtuFor leaves room for IP, UDP and QUIC', (t) => {
   t.throws(() => tunMtuFor(1500.5, 4), EngineArgumentError)
   t.throws(() => tunMtuFor(1500, 5 as 4), EngineArgumentError)
   t.equal(tunMtuFor(1500, 4, { bonded: true }), tunMtuFor(1500, 4) - BOND_OVERHEAD, 'bonded paths carry a sequence number')
+  t.end()
+})
+
+t.test('traffic classes pack to DSCP mask, size, ports and uplink', (t) => {
+  const buf = packClasses([{ dscp: [46, 0, 63], maxPacketSize: 256 }, { ports: [[5060, 5061], [3478, 3478]], uplink: 'wwan0' }, {}])
+  t.equal(buf.length, 3 * 155)
+  t.equal(buf.readBigUInt64BE(0), (1n << 46n) | 1n | (1n << 63n), 'DSCP 46, 0 and 63 as bits')
+  t.equal(buf.readUInt16BE(8), 256)
+  t.equal(buf[10], 0, 'no ports: any')
+  t.equal(buf.subarray(11, 27).toString('utf8').replace(/\0+$/, ''), '', 'lowest latency')
+  const k = buf.subarray(155)
+  t.equal(k.readBigUInt64BE(0), 0n, 'no DSCP: any')
+  t.equal(k.readUInt16BE(8), 0, 'no size: any')
+  t.equal(k[10], 2)
+  t.same([k.readUInt16BE(27), k.readUInt16BE(29), k.readUInt16BE(31), k.readUInt16BE(33)], [5060, 5061, 3478, 3478])
+  t.equal(k.subarray(11, 27).toString('utf8').replace(/\0+$/, ''), 'wwan0')
+  t.equal(packClasses([]).length, 0, 'no classes')
+  t.throws(() => packClasses([{ dscp: [64] }]), EngineArgumentError)
+  t.throws(() => packClasses([{ maxPacketSize: 0 }]), EngineArgumentError)
+  t.throws(() => packClasses([{ ports: [[10, 9]] }]), EngineArgumentError, 'an empty range')
+  t.throws(() => packClasses([{ ports: Array.from({ length: 33 }, (_, i): [number, number] => [i, i]) }]), EngineArgumentError)
+  t.throws(() => packClasses([{ uplink: 'a-name-that-is-too-long' }]), EngineArgumentError)
+  t.throws(() => packClasses(Array.from({ length: 17 }, () => ({}))), EngineArgumentError)
   t.end()
 })
 

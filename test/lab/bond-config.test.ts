@@ -42,11 +42,15 @@ t.test('bonded client: every uplink in interfaces, multipath toward the gateway,
   t.equal(cfg.node.name, 'client', 'the rest of the generated config is kept')
 })
 
-t.test('bonded gateway accepts the paths; nothing else changes', async (t) => {
+t.test('bonded gateway accepts the paths and classifies its replies like the client; nothing else changes', async (t) => {
   const cfg = load(bondedGateway(gateway), 'gateway')
   t.equal(cfg.multipath.accept, true)
   t.same(cfg.interfaces, [])
-  t.same(bondedGateway({ ...gateway, multipath: { reorder: { 'max-delay': '100ms' } } })['multipath'], { reorder: { 'max-delay': '100ms' }, accept: true })
+  t.same(cfg.multipath.trafficClasses.map((k) => k.name), ['interactive-ef', 'interactive-small'])
+  t.same(cfg.multipath.trafficClasses.map((k) => k.path), ['lowest-latency', 'lowest-latency'])
+  const mp = bondedGateway({ ...gateway, multipath: { reorder: { 'max-delay': '100ms' } } })['multipath'] as Record<string, unknown>
+  t.same(mp['reorder'], { 'max-delay': '100ms' }, 'its own multipath settings are kept')
+  t.equal(mp['accept'], true)
 })
 
 t.test('alone on one uplink: only that link’s gateway address, no multipath', async (t) => {

@@ -1,0 +1,121 @@
+/* The bonding scheduler (see sched.h). */
+#include "sched.h"
+
+uint64_t qe_sched_cost(const qe_sched_path *p) {
+  /* ngtcp2 0.12's delivery_rate_sec overshoots wildly on shaped links
+   * (GBytes/s on 50 Mbit/s): our own measure, else the window per RTT. */
+  uint64_t rate = p->rate          ? p->rate
+                  : p->srtt_ns     ? p->cwnd * 1000000000ULL / p->srtt_ns
+                                   : 0;
+  if (rate < 65536) {
+    rate = 65536;
+  }
+  return p->srtt_ns / 2 + (p->inflight + p->queued) * 1000000000ULL / rate;
+}
+
+/* Lower sorts first: primaries, then by priority, then by index. */
+static uint32_t failover_rank(const qe_sched_path *p) {
+  return ((uint32_t)p->role << 24) | ((uint32_t)p->priority << 8) | p->index;
+}
+
+size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
+                     size_t out[2]) {
+  size_t best = QE_SCHED_NONE, second = QE_SCHED_NONE, nalive = 0;
+  uint64_t bc = UINT64_MAX, sc = UINT64_MAX;
+  int any_room = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (paths[i].alive) {
+      nalive++;
+      any_room |= paths[i].room;
+    }
+  }
+  if (nalive == 0) {
+    /* Every path looks dead: the most recently heard one still may work. */
+    for (size_t i = 0; i < n; i++) {
+      if (paths[i].up &&
+          (best == QE_SCHED_NONE || paths[i].last_rx > paths[best].last_rx)) {
+        best = i;
+      }
+    }
+    out[0] = best;
+    return best == QE_SCHED_NONE ? 0 : 1;
+  }
+  switch (mode) {
+  case QE_SCHED_FAILOVER:
+    for (size_t i = 0; i < n; i++) {
+      if (paths[i].alive &&
+          (best == QE_SCHED_NONE ||
+           failover_rank(&paths[i]) < failover_rank(&paths[best]))) {
+        best = i;
+      }
+    }
+    out[0] = best;
+    return 1;
+  case QE_SCHED_WEIGHTED: {
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (paths[i].alive) {
+        paths[i].credit += paths[i].weight;
+        total += paths[i].weight;
+        if (best == QE_SCHED_NONE || paths[i].credit > paths[best].credit) {
+          best = i;
+        }
+      }
+    }
+    paths[best].credit -= total;
+    out[0] = best;
+    return 1;
+  }
+  default: /* aggregate, redundant */
+    for (size_t i = 0; i < n; i++) {
+      uint64_t cost;
+      if (!paths[i].alive || (any_room && !paths[i].room)) {
+        continue;
+      }
+      cost = qe_sched_cost(&paths[i]);
+      if (cost < bc) {
+        second = best;
+        sc = bc;
+        best = i;
+        bc = cost;
+      } else if (cost < sc) {
+        second = i;
+        sc = cost;
+      }
+    }
+    if (mode == QE_SCHED_REDUNDANT && second == QE_SCHED_NONE) {
+      /* The second best may have no room now: it queues. */
+      for (size_t i = 0; i < n; i++) {
+        if (paths[i].alive && i != best) {
+          second = i;
+          break;
+        }
+      }
+    }
+    out[0] = best;
+    if (mode == QE_SCHED_REDUNDANT && second != QE_SCHED_NONE) {
+      out[1] = second;
+      return 2;
+    }
+    return 1;
+  }
+}
+
+size_t qe_sched_fastest(const qe_sched_path *paths, size_t n,
+                        size_t current) {
+  size_t best = QE_SCHED_NONE;
+  for (size_t i = 0; i < n; i++) {
+    if (paths[i].alive &&
+        (best == QE_SCHED_NONE || paths[i].srtt_ns < paths[best].srtt_ns)) {
+      best = i;
+    }
+  }
+  if (best != QE_SCHED_NONE && current != QE_SCHED_NONE && current < n &&
+      current != best && paths[current].alive &&
+      paths[current].srtt_ns <= paths[best].srtt_ns +
+                                    paths[best].srtt_ns / 4 +
+                                    2 * 1000000ULL) {
+    return current;
+  }
+  return best;
+}

@@ -1,0 +1,586 @@
+/*
+ * The bonding scheduler (sched.c) driven on simulated paths with a fake
+ * clock. Prints the measured figures, then "N passed, M failed".
+ *
+ * The simulation, kept simple on purpose:
+ *  - A path has a rate (bytes/s), a one-way delay and a fixed congestion
+ *    window of rate x RTT x 1.2 bytes (RTT = 2 x delay): no slow start, no
+ *    loss, no pacing. Packets are PKT bytes.
+ *  - A packet put on the wire enters the path's bottleneck queue, which
+ *    serialises it at the path's rate; it is delivered `delay` after its
+ *    serialisation ends, and its ACK arrives `delay` later, which is when
+ *    its bytes leave the in-flight count.
+ *  - The scheduler's view of a path, rebuilt before each packet: srtt =
+ *    2 x delay + what is waiting in the bottleneck queue now; room = the
+ *    local queue is empty and inflight + PKT <= cwnd (as bond.c does);
+ *    role, priority, index, weight and credit persist across calls.
+ *  - The sender is backlogged: whenever some path has room it offers a
+ *    packet and sends it on the picked path. If that path has no room, the
+ *    packet waits in the path's local queue (sent as ACKs open the window,
+ *    counted in `queued`) and the sender waits for the next ACK: a correct
+ *    aggregate scheduler never does this, a broken one cannot spin forever.
+ *    With no room anywhere, time jumps to the next ACK.
+ *  - Backlogged, every window stays full whichever path is chosen first, so
+ *    those runs check room and capacity but not the cost order. A paced
+ *    sender (one packet every fixed interval, below capacity) gives the
+ *    scheduler a real choice, and fixed views check the cost itself.
+ *  - Time is in fake nanoseconds. Throughput, shares and reorder spread are
+ *    measured after a warm-up (the whole window leaves at t = 0 without
+ *    slow start, a start-up burst a real sender does not make; its spread
+ *    is printed, not checked).
+ * Then the modes that need no simulation are checked on fixed views.
+ */
+#include "../sched.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PKT 1400
+#define MAXP 4
+#define RING 4096 /* ACKs or local-queue packets per path */
+#define MAXPKT (1 << 18)
+#define MS 1000000ULL
+#define SEC 1000000000ULL
+#define MBIT 125000ULL /* bytes/s per Mbit/s */
+
+static unsigned passed, failed;
+
+/* One named assertion; `fmt` gives the figures behind a failure. */
+__attribute__((format(printf, 3, 4))) static void
+check(int ok, const char *name, const char *fmt, ...) {
+  va_list ap;
+  if (ok) {
+    passed++;
+    return;
+  }
+  failed++;
+  fprintf(stderr, "FAIL %s: ", name);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+/* ---- the simulated paths ---- */
+
+typedef struct spath {
+  uint64_t rate, delay, cwnd; /* bytes/s, ns, bytes */
+  uint64_t inflight, link_free, last_rx;
+  uint64_t ack[RING]; /* ACK times, in order (FIFO link, fixed delay) */
+  size_t ack_head, nack;
+  uint32_t txq[RING]; /* packets waiting locally for window */
+  size_t txq_head, ntxq;
+  uint64_t picks;  /* scheduler decisions for this path, since reset */
+  qe_sched_path v; /* the persistent fields: up, alive, role, ..., credit */
+} spath;
+
+typedef struct sim {
+  spath p[MAXP];
+  size_t n;
+  int mode;
+  uint64_t now;
+  uint64_t interval;        /* paced: ns between packets; 0: backlogged */
+  uint64_t next_offer;
+  uint32_t nsent;           /* packets offered so far (their numbers) */
+  uint64_t sent_at[MAXPKT]; /* when offered to the scheduler */
+  uint64_t deliv[MAXPKT];   /* when delivered; 0: never on the wire */
+  uint64_t dropped;         /* local queue full (a broken scheduler) */
+} sim;
+
+static sim S;
+
+static void sim_init(sim *s, int mode, size_t n, const unsigned *mbit,
+                     const unsigned *delay_ms) {
+  memset(s, 0, sizeof(*s));
+  s->mode = mode;
+  s->n = n;
+  for (size_t i = 0; i < n; i++) {
+    spath *p = &s->p[i];
+    p->rate = mbit[i] * MBIT;
+    p->delay = delay_ms[i] * MS;
+    p->cwnd = p->rate * (2 * p->delay) / SEC * 6 / 5;
+    p->v = (qe_sched_path){.up = 1, .alive = 1, .index = (uint8_t)i,
+                           .weight = 1};
+  }
+}
+
+static uint64_t ser_ns(const spath *p) {
+  return PKT * SEC / p->rate;
+}
+
+/* Into the bottleneck queue now; delivery and ACK times follow. */
+static void wire_send(sim *s, spath *p, uint32_t seq) {
+  uint64_t start = p->link_free > s->now ? p->link_free : s->now;
+  p->link_free = start + ser_ns(p);
+  s->deliv[seq] = p->link_free + p->delay;
+  p->ack[(p->ack_head + p->nack++) % RING] = s->deliv[seq] + p->delay;
+  p->inflight += PKT;
+}
+
+static int window_open(const spath *p) {
+  return p->inflight + PKT <= p->cwnd;
+}
+
+/* ACKs due by now leave the window; the local queue takes the room. */
+static void sim_acks(sim *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    spath *p = &s->p[i];
+    while (p->nack && p->ack[p->ack_head] <= s->now) {
+      p->last_rx = p->ack[p->ack_head];
+      p->ack_head = (p->ack_head + 1) % RING;
+      p->nack--;
+      p->inflight -= PKT;
+    }
+    while (p->ntxq && window_open(p)) {
+      wire_send(s, p, p->txq[p->txq_head]);
+      p->txq_head = (p->txq_head + 1) % RING;
+      p->ntxq--;
+    }
+  }
+}
+
+static void sim_view(const sim *s, qe_sched_path *v) {
+  for (size_t i = 0; i < s->n; i++) {
+    const spath *p = &s->p[i];
+    uint64_t backlog = p->link_free > s->now ? p->link_free - s->now : 0;
+    v[i] = p->v;
+    v[i].srtt_ns = 2 * p->delay + backlog;
+    v[i].cwnd = p->cwnd;
+    v[i].inflight = p->inflight;
+    v[i].queued = (uint64_t)p->ntxq * PKT;
+    v[i].room = p->ntxq == 0 && window_open(p);
+    v[i].last_rx = p->last_rx;
+  }
+}
+
+/* The next ACK on any path, or a millisecond on if none is pending. */
+static uint64_t sim_next_event(const sim *s) {
+  uint64_t t = UINT64_MAX;
+  for (size_t i = 0; i < s->n; i++) {
+    const spath *p = &s->p[i];
+    if (p->nack && p->ack[p->ack_head] < t) {
+      t = p->ack[p->ack_head];
+    }
+  }
+  return t == UINT64_MAX ? s->now + MS : t;
+}
+
+/*
+ * Offers one packet; returns 0 when the sender must wait for an ACK. A
+ * backlogged sender offers only while some path has room; a paced one
+ * (`paced`) offers on its clock regardless.
+ */
+static int sim_offer(sim *s, int paced) {
+  qe_sched_path v[MAXP];
+  size_t out[2], k;
+  int any_room = 0;
+  uint32_t seq;
+  spath *p;
+  sim_view(s, v);
+  for (size_t i = 0; i < s->n; i++) {
+    any_room |= v[i].up && v[i].room;
+  }
+  if ((!any_room && !paced) || s->nsent >= MAXPKT) {
+    return 0;
+  }
+  k = qe_sched_pick(s->mode, v, s->n, out);
+  for (size_t i = 0; i < s->n; i++) {
+    s->p[i].v.credit = v[i].credit;
+  }
+  if (k == 0 || out[0] >= s->n) {
+    return 0;
+  }
+  /* Redundant copies are not simulated: only out[0] is sent. */
+  p = &s->p[out[0]];
+  p->picks++;
+  seq = s->nsent++;
+  s->sent_at[seq] = s->now;
+  if (v[out[0]].room) {
+    wire_send(s, p, seq);
+    return 1;
+  }
+  if (p->ntxq == RING) {
+    s->dropped++;
+  } else {
+    p->txq[(p->txq_head + p->ntxq++) % RING] = seq;
+  }
+  return 0;
+}
+
+/* The sender until `until`. */
+static void sim_run(sim *s, uint64_t until) {
+  while (s->now < until) {
+    uint64_t next;
+    sim_acks(s);
+    if (s->interval == 0) {
+      while (sim_offer(s, 0)) {
+      }
+    } else if (s->now >= s->next_offer) {
+      sim_offer(s, 1);
+      s->next_offer += s->interval;
+    }
+    next = sim_next_event(s);
+    if (s->interval && s->next_offer < next) {
+      next = s->next_offer;
+    }
+    s->now = next;
+  }
+}
+
+static void sim_reset_picks(sim *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    s->p[i].picks = 0;
+  }
+}
+
+/*
+ * The reorder spread of packets offered in [from, to): the most by which a
+ * packet is delivered after one offered later (what the receive reorder
+ * buffer must wait out).
+ */
+static uint64_t sim_spread(const sim *s, uint64_t from, uint64_t to) {
+  uint64_t hi = 0, spread = 0;
+  for (uint32_t i = 0; i < s->nsent; i++) {
+    if (s->sent_at[i] < from || s->sent_at[i] >= to || s->deliv[i] == 0) {
+      continue;
+    }
+    if (s->deliv[i] > hi) {
+      hi = s->deliv[i];
+    } else if (hi - s->deliv[i] > spread) {
+      spread = hi - s->deliv[i];
+    }
+  }
+  return spread;
+}
+
+static uint64_t sim_delivered_bytes(const sim *s, uint64_t from,
+                                    uint64_t to) {
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < s->nsent; i++) {
+    n += s->deliv[i] >= from && s->deliv[i] < to;
+  }
+  return n * PKT;
+}
+
+/* A fixed view: up, room, 100 packets of window. */
+static qe_sched_path vp(int alive, uint64_t srtt_ms, uint8_t index) {
+  return (qe_sched_path){.up = 1, .alive = alive, .srtt_ns = srtt_ms * MS,
+                         .cwnd = 100 * PKT, .room = 1, .index = index,
+                         .weight = 1};
+}
+
+/* ---- aggregate on simulated paths (assertions 1, 2, 3) ---- */
+
+#define WARMUP (500 * MS)
+#define RUN (3 * SEC)
+
+/*
+ * Backlogged (load 0), every path's window stays full whatever the order of
+ * choice, so shares follow capacity: each path is used and carries at most
+ * its capacity share + 10 points. Paced below capacity, the scheduler
+ * really chooses: the earliest expected delivery fills the fast paths first
+ * and balances equal ones by what is in flight (shares per path).
+ */
+typedef struct scenario {
+  const char *name;
+  size_t n;
+  unsigned mbit[MAXP], delay_ms[MAXP];
+  double load;     /* paced at this fraction of the sum of rates; 0: not */
+  double min_tput; /* delivered, as a fraction of what was offered */
+  double lo[MAXP], hi[MAXP]; /* bounds on each path's share; hi 0: none */
+} scenario;
+
+typedef struct figures {
+  uint64_t sum_rate, rtt_lo, rtt_hi, slow_ser, total;
+} figures;
+
+static figures sim_figures(const sim *s) {
+  figures f = {.rtt_lo = UINT64_MAX};
+  for (size_t i = 0; i < s->n; i++) {
+    const spath *p = &s->p[i];
+    f.sum_rate += p->rate;
+    f.total += p->picks;
+    f.rtt_lo = 2 * p->delay < f.rtt_lo ? 2 * p->delay : f.rtt_lo;
+    f.rtt_hi = 2 * p->delay > f.rtt_hi ? 2 * p->delay : f.rtt_hi;
+    f.slow_ser = ser_ns(p) > f.slow_ser ? ser_ns(p) : f.slow_ser;
+  }
+  return f;
+}
+
+/* Shares: each within the scenario's bounds; backlogged, within capacity. */
+static void aggregate_shares(const scenario *sc, const sim *s,
+                             const figures *f, char *figs, size_t len) {
+  size_t off = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    const spath *p = &s->p[i];
+    double share = f->total ? (double)p->picks / (double)f->total : 0;
+    double cap = (double)p->rate / (double)f->sum_rate;
+    int w = snprintf(figs + off, len - off, " %.1f%%", 100 * share);
+    off += w > 0 && (size_t)w < len - off ? (size_t)w : 0;
+    if (sc->load == 0) {
+      check(p->picks > 0, "aggregate every path used",
+            "%s: path %zu unused", sc->name, i);
+      check(share <= cap + 0.10, "aggregate share <= capacity share + 10",
+            "%s: path %zu carries %.1f%%, capacity share %.1f%%", sc->name,
+            i, 100 * share, 100 * cap);
+    }
+    if (sc->hi[i] > 0) {
+      check(share >= sc->lo[i] && share <= sc->hi[i], "aggregate shares",
+            "%s: path %zu carries %.1f%%, want %.0f-%.0f%%", sc->name, i,
+            100 * share, 100 * sc->lo[i], 100 * sc->hi[i]);
+    }
+  }
+}
+
+static void aggregate(const scenario *sc) {
+  sim *s = &S;
+  figures f;
+  uint64_t spread, startup, bound;
+  double offered, tput;
+  char figs[64];
+  sim_init(s, QE_SCHED_AGGREGATE, sc->n, sc->mbit, sc->delay_ms);
+  f = sim_figures(s);
+  offered = (double)f.sum_rate * (sc->load > 0 ? sc->load : 1);
+  if (sc->load > 0) {
+    s->interval = (uint64_t)(PKT * SEC / offered);
+  }
+  sim_run(s, WARMUP);
+  sim_reset_picks(s);
+  sim_run(s, RUN);
+  f = sim_figures(s);
+  tput = (double)sim_delivered_bytes(s, WARMUP, RUN) /
+         ((double)(RUN - WARMUP) / SEC) / offered;
+  check(tput >= sc->min_tput, "aggregate throughput",
+        "%s: %.3f of %s, want >= %.2f", sc->name, tput,
+        sc->load > 0 ? "the offered load" : "the sum of rates", sc->min_tput);
+  check(s->dropped == 0, "aggregate no local-queue overflow", "%s: %lu",
+        sc->name, (unsigned long)s->dropped);
+  aggregate_shares(sc, s, &f, figs, sizeof(figs));
+  /* Assertion 3: what the receive reorder buffer must absorb. The RTTs are
+   * the base ones (2 x delay), without queueing. */
+  bound = f.rtt_hi - f.rtt_lo + f.slow_ser + 5 * MS;
+  spread = sim_spread(s, WARMUP, RUN);
+  startup = sim_spread(s, 0, WARMUP);
+  check(spread < bound, "aggregate reorder spread",
+        "%s: %.2f ms, bound %.2f ms (RTT difference %.1f + serialisation "
+        "%.3f + 5)",
+        sc->name, (double)spread / MS, (double)bound / MS,
+        (double)(f.rtt_hi - f.rtt_lo) / MS, (double)f.slow_ser / MS);
+  printf("%-24s shares%s  throughput %.3f  spread %.2f ms (bound %.2f, "
+         "start-up %.2f)\n",
+         sc->name, figs, tput, (double)spread / MS, (double)bound / MS,
+         (double)startup / MS);
+}
+
+/* The cost and the aggregate choice on fixed views. */
+static void aggregate_fixed(void) {
+  qe_sched_path a = {.alive = 1, .up = 1, .srtt_ns = 20 * MS,
+                     .cwnd = 100000, .inflight = 30000, .queued = 20000};
+  qe_sched_path v[3];
+  size_t out[2] = {9, 9};
+  uint64_t c = qe_sched_cost(&a);
+  /* srtt/2 + (inflight + queued) / (cwnd / srtt) = 10 ms + 10 ms */
+  check(c == 20 * MS, "cost: half RTT + in flight and queued at cwnd/srtt",
+        "%lu ns, want %lu", (unsigned long)c, (unsigned long)(20 * MS));
+  a = (qe_sched_path){.srtt_ns = SEC, .cwnd = 1000, .inflight = 65536};
+  c = qe_sched_cost(&a);
+  check(c == SEC / 2 + SEC, "cost: rate floor 64 KiB/s", "%lu ns",
+        (unsigned long)c);
+  /* 0: 10 ms RTT, 90% of the window used: 5 + 9 ms; 1: 20 ms, idle: 10 */
+  v[0] = vp(1, 10, 0);
+  v[0].cwnd = 100000;
+  v[0].inflight = 90000;
+  v[1] = vp(1, 20, 1);
+  v[2] = vp(0, 1, 2); /* the cheapest, but not alive */
+  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+        "aggregate earliest delivery", "out[0] %zu, want 1", out[0]);
+  v[0].inflight = 0;
+  v[0].queued = 90000;
+  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+        "aggregate counts the local queue", "out[0] %zu, want 1", out[0]);
+  v[0].queued = 0;
+  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
+        "aggregate earliest delivery", "out[0] %zu, want 0", out[0]);
+  v[0].room = 0;
+  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+        "aggregate prefers a path with room", "out[0] %zu, want 1", out[0]);
+  v[1].room = 0;
+  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
+        "aggregate no room anywhere: earliest delivery", "out[0] %zu, want 0",
+        out[0]);
+}
+
+/* ---- failover on simulated paths (assertion 4) ---- */
+
+/* Runs a phase of `len`; 1 when every decision went to path `want`. */
+static int failover_phase(sim *s, uint64_t len, size_t want, double *share) {
+  uint64_t total = 0;
+  sim_reset_picks(s);
+  sim_run(s, s->now + len);
+  for (size_t i = 0; i < s->n; i++) {
+    total += s->p[i].picks;
+  }
+  *share = total ? (double)s->p[want].picks / (double)total : 0;
+  return total > 0 && s->p[want].picks == total;
+}
+
+static void failover(void) {
+  static const unsigned mbit[] = {50, 50}, delay[] = {10, 20};
+  sim *s = &S;
+  double share;
+  int ok;
+  sim_init(s, QE_SCHED_FAILOVER, 2, mbit, delay);
+  /* the backup first in the array, so index order alone would pick it */
+  s->p[0].v.role = 1;
+  s->p[1].v.role = 0;
+  ok = failover_phase(s, SEC, 1, &share);
+  check(ok, "failover healthy primary", "%.1f%% on the primary", 100 * share);
+  printf("%-24s primary %.1f%%", "failover", 100 * share);
+  s->p[1].v.alive = 0;
+  ok = failover_phase(s, SEC, 0, &share);
+  check(ok, "failover primary dead", "%.1f%% on the backup", 100 * share);
+  printf(", primary dead: backup %.1f%%", 100 * share);
+  s->p[1].v.alive = 1;
+  ok = failover_phase(s, SEC, 1, &share);
+  check(ok, "failover primary back", "%.1f%% on the primary", 100 * share);
+  printf(", back: primary %.1f%%\n", 100 * share);
+}
+
+/* ---- the modes on fixed views (assertions 4 to 8) ---- */
+
+static void failover_priority(void) {
+  qe_sched_path v[3] = {vp(1, 10, 0), vp(1, 10, 1), vp(1, 10, 2)};
+  size_t out[2] = {9, 9};
+  size_t k;
+  v[0].priority = 20;
+  v[1].priority = 10;
+  v[2].role = 1;
+  v[2].priority = 0;
+  k = qe_sched_pick(QE_SCHED_FAILOVER, v, 3, out);
+  check(k == 1 && out[0] == 1, "failover lowest priority primary",
+        "got %zu paths, out[0] %zu, want path 1 (priority 10)", k, out[0]);
+}
+
+static void redundant(void) {
+  qe_sched_path v[3] = {vp(1, 30, 0), vp(1, 10, 1), vp(1, 20, 2)};
+  size_t out[2] = {9, 9};
+  size_t k = qe_sched_pick(QE_SCHED_REDUNDANT, v, 3, out);
+  check(k == 2 && out[0] != out[1] && out[0] < 3 && out[1] < 3,
+        "redundant two distinct paths", "got %zu: %zu, %zu", k, out[0],
+        out[1]);
+  /* only one with room: the second still gets a copy (it queues) */
+  v[1].alive = 0;
+  v[2].room = 0;
+  k = qe_sched_pick(QE_SCHED_REDUNDANT, v, 3, out);
+  check(k == 2 && out[0] != out[1] && v[out[0]].alive && v[out[1]].alive,
+        "redundant two distinct alive paths", "got %zu: %zu, %zu", k, out[0],
+        out[1]);
+  v[0].alive = 0;
+  out[0] = 9;
+  k = qe_sched_pick(QE_SCHED_REDUNDANT, v, 3, out);
+  check(k == 1 && out[0] == 2, "redundant one alive path",
+        "got %zu, out[0] %zu, want 1 path: 2", k, out[0]);
+}
+
+static void weighted(void) {
+  qe_sched_path v[3] = {vp(1, 10, 0), vp(1, 10, 1), vp(0, 10, 2)};
+  unsigned count[3] = {0, 0, 0};
+  size_t out[2];
+  v[0].weight = 1;
+  v[1].weight = 3;
+  v[2].weight = 5; /* not alive: must get nothing */
+  for (int i = 0; i < 10000; i++) {
+    if (qe_sched_pick(QE_SCHED_WEIGHTED, v, 3, out) == 1 && out[0] < 3) {
+      count[out[0]]++;
+    }
+  }
+  check(count[0] >= 2400 && count[0] <= 2600 && count[1] >= 7400 &&
+            count[1] <= 7600,
+        "weighted shares 1 to 3", "%.2f%% / %.2f%%, want 25/75 +- 1",
+        count[0] / 100.0, count[1] / 100.0);
+  check(count[2] == 0, "weighted not-alive path gets nothing", "%u picks",
+        count[2]);
+  printf("%-24s %.2f%% / %.2f%% / dead %u\n",
+         "weighted 1:3", count[0] / 100.0, count[1] / 100.0, count[2]);
+}
+
+static void none_alive(void) {
+  static const int modes[] = {QE_SCHED_AGGREGATE, QE_SCHED_FAILOVER,
+                              QE_SCHED_REDUNDANT, QE_SCHED_WEIGHTED};
+  for (size_t m = 0; m < 4; m++) {
+    qe_sched_path v[3] = {vp(0, 10, 0), vp(0, 10, 1), vp(0, 10, 2)};
+    size_t out[2] = {9, 9};
+    size_t k;
+    v[0].last_rx = 100;
+    v[1].last_rx = 300;
+    v[2].last_rx = 500;
+    v[2].up = 0; /* heard from last, but down */
+    k = qe_sched_pick(modes[m], v, 3, out);
+    check(k == 1 && out[0] == 1, "none alive: latest heard up path",
+          "mode %d: got %zu, out[0] %zu, want 1 path: 1", modes[m], k, out[0]);
+    v[0].up = v[1].up = 0;
+    k = qe_sched_pick(modes[m], v, 3, out);
+    check(k == 0, "none up: no path", "mode %d: got %zu", modes[m], k);
+  }
+}
+
+static void fastest(void) {
+  /* the best is 20 ms: another is kept up to 20 + 20/4 + 2 = 27 ms */
+  qe_sched_path v[4] = {vp(1, 30, 0), vp(1, 20, 1), vp(1, 26, 2),
+                        vp(0, 1, 3)};
+  size_t got;
+  got = qe_sched_fastest(v, 4, QE_SCHED_NONE);
+  check(got == 1, "fastest lowest srtt", "got %zu, want 1", got);
+  got = qe_sched_fastest(v, 4, 2);
+  check(got == 2, "fastest keeps current when close", "got %zu, want 2 "
+        "(26 ms vs 20 ms)", got);
+  v[2].srtt_ns = 28 * MS;
+  got = qe_sched_fastest(v, 4, 2);
+  check(got == 1, "fastest switches when clearly worse", "got %zu, want 1 "
+        "(28 ms vs 20 ms)", got);
+  got = qe_sched_fastest(v, 4, 0);
+  check(got == 1, "fastest switches when clearly worse", "got %zu, want 1 "
+        "(30 ms vs 20 ms)", got);
+  v[1].alive = 0; /* now 28 ms is best; 30 is within 28 + 7 + 2 */
+  got = qe_sched_fastest(v, 4, 1);
+  check(got == 2, "fastest ignores not-alive paths", "got %zu, want 2", got);
+  got = qe_sched_fastest(v, 4, 0);
+  check(got == 0, "fastest keeps current when close", "got %zu, want 0", got);
+  v[0].alive = v[2].alive = 0;
+  got = qe_sched_fastest(v, 4, 0);
+  check(got == QE_SCHED_NONE, "fastest none alive", "got %zu", got);
+}
+
+int main(void) {
+  static const scenario scs[] = {
+      /* the assertions' backlogged cases */
+      {"equal 2x50M 10ms", 2, {50, 50}, {10, 10}, 0, 0.95,
+       {0.45, 0.45}, {0.55, 0.55}},
+      {"unequal RTT 5/40ms", 2, {50, 50}, {5, 40}, 0, 0.90, {0}, {0}},
+      {"rural 25/50/50/100M", 4, {25, 50, 50, 100}, {15, 10, 35, 40}, 0,
+       0.90, {0}, {0}},
+      /* paced: light load stays on the fast path; equal paths balance;
+       * beyond the fast path's rate the rest spills to the slow one */
+      {"paced 20% 5/40ms", 2, {50, 50}, {5, 40}, 0.2, 0.99, {0.99, 0},
+       {1, 0.01}},
+      {"paced 60% 5/40ms", 2, {50, 50}, {5, 40}, 0.6, 0.99, {0.80, 0},
+       {0.87, 0.20}},
+      {"paced 50% 2x50M 10ms", 2, {50, 50}, {10, 10}, 0.5, 0.99,
+       {0.45, 0.45}, {0.55, 0.55}},
+      {"paced 60% rural", 4, {25, 50, 50, 100}, {15, 10, 35, 40}, 0.6, 0.99,
+       {0}, {0}},
+  };
+  for (size_t i = 0; i < sizeof(scs) / sizeof(scs[0]); i++) {
+    aggregate(&scs[i]);
+  }
+  aggregate_fixed();
+  failover();
+  failover_priority();
+  redundant();
+  weighted();
+  none_alive();
+  fastest();
+  printf("sched_test: %u passed, %u failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
