@@ -363,6 +363,59 @@ void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts) {
   }
 }
 
+void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
+  e->lost_pending = 0;
+  for (size_t i = e->nactive; i-- > 0;) {
+    qe_conn *c = &e->conns[e->active[i]];
+    qe_peer *p = c->peer;
+    size_t n = c->nlost;
+    c->nlost = 0;
+    if (n == 0 || p == NULL || !p->bonded) {
+      continue;
+    }
+    for (size_t k = 0; k < n; k++) {
+      size_t slot = c->lost[k];
+      qe_conn *to[2];
+      ngtcp2_vec v;
+      if (c->sent_id[slot] == 0) {
+        continue;
+      }
+      /* A copy: sending on c may reuse this very slot. */
+      v.base = e->scratch2;
+      v.len = c->sent_len[slot];
+      memcpy(e->scratch2, c->sent_buf + slot * c->txq.slotsize, v.len);
+      c->sent_id[slot] = 0;
+      if (pick(p, to) == 0) {
+        continue;
+      }
+      p->lost_resent++;
+      if (qe_conn_forward(to[0], &v, 1, v.len, ts) == QE_SEND_CLOSED) {
+        return; /* the paths changed under us: the rest is TCP's */
+      }
+    }
+  }
+}
+
+/*
+ * How long a path may be silent before it is declared dead. With data in
+ * flight, ACKs come all the time: a round trip and QE_PATH_DEAD_LOADED_NS
+ * more of silence is a dead path (the sooner it is known, the sooner what it
+ * had in flight is sent again on the others). Idle, only a keep-alive's ACK
+ * comes, once an interval: an interval and two round trips. Between
+ * QE_PATH_DEAD_FAST_NS and QE_PATH_DEAD_NS either way; a path declared dead
+ * by mistake is alive again when next heard.
+ */
+static qe_ts dead_after(const qe_conn *c) {
+  ngtcp2_conn_stat cs;
+  qe_ts t;
+  ngtcp2_conn_get_conn_stat(c->conn, &cs);
+  t = cs.bytes_in_flight > 0 ? cs.smoothed_rtt + QE_PATH_DEAD_LOADED_NS
+                             : QE_PATH_KEEPALIVE_NS + 2 * cs.smoothed_rtt;
+  return t < QE_PATH_DEAD_FAST_NS ? QE_PATH_DEAD_FAST_NS
+         : t > QE_PATH_DEAD_NS    ? QE_PATH_DEAD_NS
+                                  : t;
+}
+
 static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
   uint64_t lo = UINT64_MAX, hi = 0;
   qe_conn *died[QE_MAX_PATHS], *stale[QE_MAX_PATHS];
@@ -373,7 +426,7 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
     if (c->state != QE_CONN_UP) {
       continue;
     }
-    if (!c->dead && ts > c->last_rx_ts + QE_PATH_DEAD_NS) {
+    if (!c->dead && ts > c->last_rx_ts + dead_after(c)) {
       c->dead = 1;
       died[ndied++] = c;
       qe_engine_emit(e, QE_EV_PATH_DOWN, c, "dead", NULL, 0);
@@ -385,7 +438,7 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
           }
         }
       }
-    } else if (c->dead && ts < c->last_rx_ts + QE_PATH_DEAD_NS / 2) {
+    } else if (c->dead && ts < c->last_rx_ts + QE_PATH_DEAD_MIN_NS / 2) {
       /* Heard again (our keep-alive PINGs are the probe). */
       c->dead = 0;
       qe_engine_emit(e, QE_EV_PATH_UP, c, NULL, NULL, 0);

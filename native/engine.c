@@ -574,6 +574,9 @@ static void flush_all(qe_engine *e, qe_ts ts) {
   if (e->tun.vnet_hdr) {
     qe_gro_flush(&e->gro, &e->tun);
   }
+  if (e->lost_pending) {
+    qe_bond_resend_lost(e, ts);
+  }
   for (size_t i = e->nactive; i-- > 0;) {
     qe_conn *c = &e->conns[e->active[i]];
     if (c->txq.count && qe_conn_flush_queue(c, ts) != 0) {
@@ -628,6 +631,7 @@ static void fill_stats(qe_engine *e, qe_stats *out) {
     ps->late = p->rb.late;
     ps->bond_dropped = p->rb.dropped;
     ps->resent = p->resent;
+    ps->lost_resent = p->lost_resent;
     ps->classed_out = p->classed_out;
     ps->classed_in = p->classed_in;
     for (size_t k = 0; k < p->npaths && k < QE_STATS_MAX_PATHS; k++) {

@@ -58,11 +58,14 @@ typedef struct qe_conn qe_conn;
 #define QE_HELLO_LEN 20
 #define QE_PATH_KEEPALIVE_NS (200 * 1000000ULL)
 #define QE_PATH_DEAD_NS (600 * 1000000ULL)
+#define QE_PATH_DEAD_MIN_NS (300 * 1000000ULL)
+#define QE_PATH_DEAD_FAST_NS (150 * 1000000ULL)
+#define QE_PATH_DEAD_LOADED_NS (100 * 1000000ULL)
 #define QE_BOND_TICK_NS (50 * 1000000ULL)
 #define QE_BOND_REDIAL_NS (2000 * 1000000ULL)
 /* Sent bonded datagrams kept per path until acknowledged (or lost), to be
  * re-sent on another path if this one dies first. */
-#define QE_SENT_SLOTS 1024
+#define QE_SENT_SLOTS 2048
 #define QE_RATE_WINDOWS 10
 
 enum { QE_BOND_AGGREGATE, QE_BOND_FAILOVER, QE_BOND_REDUNDANT,
@@ -110,7 +113,7 @@ typedef struct qe_peer {
   uint32_t tx_seq;
   qe_reorder rb;
   qe_conn *fast; /* the classes' lowest-latency path, kept unless beaten */
-  uint64_t resent, classed_out, classed_in;
+  uint64_t resent, lost_resent, classed_out, classed_in;
   uint64_t bytes_in, bytes_out, packets_in, packets_out;
   uint64_t datagrams_lost, datagrams_acked;
   uint64_t drop_congestion, drop_too_big, drop_spoofed, drop_not_up;
@@ -221,11 +224,16 @@ struct qe_conn {
    * until packets are lost, and a lost datagram is a loss for TCP inside.
    */
   uint64_t rate_acked, rate_max[QE_RATE_WINDOWS], bw;
-  qe_ts rate_ts, aqm_drop_ts;
+  qe_ts rate_ts, aqm_next_ts;
+  uint64_t aqm_count;
   size_t rate_i;
   uint8_t *sent_buf; /* QE_SENT_SLOTS of txq.slotsize bytes */
   uint64_t *sent_id; /* dgram_id + 1, 0: free */
   uint32_t *sent_len;
+  /* Sent slots the QUIC stack declared lost, re-sent once it has returned
+   * (qe_bond_resend_lost): QE_SENT_SLOTS entries. */
+  uint16_t *lost;
+  size_t nlost;
 };
 
 typedef struct qe_cmd qe_cmd;
@@ -297,6 +305,7 @@ struct qe_engine {
   size_t nclasses;
   size_t nbonded; /* peers with paths: bond ticks run while > 0 */
   qe_ts bond_next_ts, uplinks_checked_ts;
+  int lost_pending; /* some path has lost datagrams to re-send */
   qe_ts now;
 };
 
@@ -383,6 +392,8 @@ void qe_bond_recv(qe_conn *c, const uint8_t *data, size_t len);
 void qe_bond_tick(qe_engine *e, qe_ts ts);
 /* Re-sends what `c` sent and never saw acknowledged on the other paths. */
 void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts);
+/* Re-sends what the QUIC stack declared lost on bonded paths. */
+void qe_bond_resend_lost(qe_engine *e, qe_ts ts);
 qe_ts qe_bond_expiry(const qe_engine *e);
 void qe_bond_flush(qe_engine *e);
 void qe_bond_close_all(qe_engine *e);

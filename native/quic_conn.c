@@ -256,10 +256,12 @@ static void sent_forget(qe_conn *c, uint64_t dgram_id) {
   }
 }
 
-/* Gain over the measured bandwidth-delay product: room for the rate to grow
- * (twice per round trip at most), and a bounded queue at the bottleneck. */
-#define QE_CAP_GAIN_NUM 3
-#define QE_CAP_GAIN_DEN 2
+/* Gain over the measured bandwidth-delay product, in quarters: room for the
+ * rate to grow (by the gain per round trip at most) and a queue at the
+ * bottleneck of at most (gain - 1) BDP: half a round trip on most paths, a
+ * quarter on the traffic classes' path. */
+#define QE_CAP_GAIN_Q 6
+#define QE_CAP_FAST_GAIN_Q 5
 #define QE_CAP_MIN_PKTS 16
 
 uint64_t qe_path_cap(const qe_conn *c) {
@@ -269,7 +271,13 @@ uint64_t qe_path_cap(const qe_conn *c) {
     return 0;
   }
   ngtcp2_conn_get_conn_stat(c->conn, &cs);
-  cap = c->bw * cs.min_rtt / 1000000000ULL * QE_CAP_GAIN_NUM / QE_CAP_GAIN_DEN;
+  cap = c->bw * cs.min_rtt / 1000000000ULL;
+  if (c->peer != NULL && c->peer->fast == c && c->eng->nclasses) {
+    /* The traffic classes' path: a shorter queue for their packets. */
+    cap = cap * QE_CAP_FAST_GAIN_Q / 4;
+  } else {
+    cap = cap * QE_CAP_GAIN_Q / 4;
+  }
   return cap > floor ? cap : floor;
 }
 
@@ -315,16 +323,26 @@ static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
 }
 
 /*
- * A tunnelled packet was declared lost. The tunnel never retransmits it:
- * TCP inside does (re-sending from here was tried on bonded paths: with the
- * congestion controller probing into a shaped bottleneck the re-sends fed
- * the losses, and TCP inside did worse).
+ * A tunnelled packet was declared lost. A plain tunnel never retransmits it
+ * (TCP inside does). A bonded path notes it, and it is sent again once the
+ * QUIC stack has returned (qe_bond_resend_lost), within the time the
+ * receiver's reorder buffer waits for the gap: a lossy path bonded with a
+ * slow one would otherwise show TCP inside its losses at the slow one's
+ * round trip, and that TCP crawls (2% loss at 60 ms: a few Mbit/s).
+ * Congestion losses are rare here: bulk in flight is capped (qe_path_cap).
  */
 static int cb_lost_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                             void *user_data) {
   qe_conn *c = user_data;
+  size_t slot = dgram_id % QE_SENT_SLOTS;
   (void)conn;
-  sent_forget(c, dgram_id);
+  if (c->lost != NULL && c->sent_id[slot] == dgram_id + 1 &&
+      c->nlost < QE_SENT_SLOTS) {
+    c->lost[c->nlost++] = (uint16_t)slot;
+    c->eng->lost_pending = 1;
+  } else {
+    sent_forget(c, dgram_id);
+  }
   c->p_lost++;
   if (c->peer) {
     c->peer->datagrams_lost++;
@@ -728,7 +746,8 @@ static void conn_established(qe_conn *c, qe_ts ts) {
       c->sent_buf = malloc(QE_SENT_SLOTS * c->txq.slotsize);
       c->sent_id = calloc(QE_SENT_SLOTS, sizeof(uint64_t));
       c->sent_len = calloc(QE_SENT_SLOTS, sizeof(uint32_t));
-      if (!c->sent_buf || !c->sent_id || !c->sent_len) {
+      c->lost = calloc(QE_SENT_SLOTS, sizeof(uint16_t));
+      if (!c->sent_buf || !c->sent_id || !c->sent_len || !c->lost) {
         qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
         return;
       }
@@ -1039,22 +1058,37 @@ static void txq_free(qe_txq *q) {
 /*
  * Early drop on a bonded path's queue when the TUN is not paused (traffic
  * classes): TCP inside would otherwise grow until the queue overflows and
- * loses a burst (a stall of a retransmission timeout). One packet is dropped
- * when the queue holds more than QE_AQM_TARGET_NS at the path's measured
- * rate, at most one per QE_AQM_INTERVAL_NS: each a single loss that fast
- * recovery repairs.
+ * loses a burst (a stall of a retransmission timeout). While the queue holds
+ * more than QE_AQM_TARGET_NS at the path's measured rate, one packet is
+ * dropped, then the next after QE_AQM_INTERVAL_NS / sqrt(drops so far), as
+ * CoDel does: a single loss when TCP merely overshoots, and a quick answer
+ * when the capacity falls (an uplink died and its share moved here).
  */
 #define QE_AQM_TARGET_NS (50 * 1000000ULL)
 #define QE_AQM_INTERVAL_NS (100 * 1000000ULL)
 
+static uint64_t isqrt(uint64_t x) {
+  uint64_t r = 0;
+  while ((r + 1) * (r + 1) <= x) {
+    r++;
+  }
+  return r;
+}
+
 static int aqm_drop(qe_conn *c, qe_ts ts) {
   uint64_t bytes = (c->txq.count + 1) * (uint64_t)c->max_udp;
-  if (!c->is_path || !c->eng->nclasses || c->bw == 0 ||
-      bytes * 1000000000ULL / c->bw <= QE_AQM_TARGET_NS ||
-      ts < c->aqm_drop_ts + QE_AQM_INTERVAL_NS) {
+  if (!c->is_path || !c->eng->nclasses || c->bw == 0) {
     return 0;
   }
-  c->aqm_drop_ts = ts;
+  if (bytes * 1000000000ULL / c->bw <= QE_AQM_TARGET_NS) {
+    c->aqm_count = 0;
+    return 0;
+  }
+  if (ts < c->aqm_next_ts) {
+    return 0;
+  }
+  c->aqm_count++;
+  c->aqm_next_ts = ts + QE_AQM_INTERVAL_NS / isqrt(c->aqm_count);
   return 1;
 }
 
@@ -1314,6 +1348,9 @@ void qe_conn_free_state(qe_conn *c) {
   free(c->sent_buf);
   free(c->sent_id);
   free(c->sent_len);
+  free(c->lost);
+  c->lost = NULL;
+  c->nlost = 0;
   while (c->ctl_head) {
     qe_chunk *ch = c->ctl_head;
     c->ctl_head = ch->next;

@@ -211,6 +211,8 @@ export interface BondStats {
   readonly dropped: number
   /** Sent again on another path because theirs died before an ACK. */
   readonly resent: number
+  /** Declared lost by the QUIC stack of their path, and sent again. */
+  readonly lostResent: number
   /** Sent / received in a traffic class (outside the sequence). */
   readonly classedOut: number
   readonly classedIn: number
