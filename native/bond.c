@@ -397,9 +397,9 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
 }
 
 /*
- * How long a path may be silent before it is declared dead. With data in
- * flight, ACKs come all the time: a round trip and QE_PATH_DEAD_LOADED_NS
- * more of silence is a dead path (the sooner it is known, the sooner what it
+ * How long a path may be silent before it is declared dead. With bulk data
+ * in flight, ACKs come all the time: two round trips and
+ * QE_PATH_DEAD_LOADED_NS more of silence is a dead path (the sooner it is known, the sooner what it
  * had in flight is sent again on the others). Idle, only a keep-alive's ACK
  * comes, once an interval: an interval and two round trips. Between
  * QE_PATH_DEAD_FAST_NS and QE_PATH_DEAD_NS either way; a path declared dead
@@ -409,8 +409,10 @@ static qe_ts dead_after(const qe_conn *c) {
   ngtcp2_conn_stat cs;
   qe_ts t;
   ngtcp2_conn_get_conn_stat(c->conn, &cs);
-  t = cs.bytes_in_flight > 0 ? cs.smoothed_rtt + QE_PATH_DEAD_LOADED_NS
-                             : QE_PATH_KEEPALIVE_NS + 2 * cs.smoothed_rtt;
+  /* Loaded: more than a keep-alive's PING or a NOP in flight. */
+  t = cs.bytes_in_flight >= 4 * (uint64_t)c->max_udp
+          ? 2 * cs.smoothed_rtt + QE_PATH_DEAD_LOADED_NS
+          : QE_PATH_KEEPALIVE_NS + 2 * cs.smoothed_rtt;
   return t < QE_PATH_DEAD_FAST_NS ? QE_PATH_DEAD_FAST_NS
          : t > QE_PATH_DEAD_NS    ? QE_PATH_DEAD_NS
                                   : t;
