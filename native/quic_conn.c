@@ -1059,12 +1059,13 @@ static void txq_free(qe_txq *q) {
  * Early drop on a bonded path's queue when the TUN is not paused (traffic
  * classes): TCP inside would otherwise grow until the queue overflows and
  * loses a burst (a stall of a retransmission timeout). While the queue holds
- * more than QE_AQM_TARGET_NS at the path's measured rate, one packet is
- * dropped, then the next after QE_AQM_INTERVAL_NS / sqrt(drops so far), as
+ * more than QE_AQM_TARGET_NS at the path's measured rate (100 ms: a single
+ * TCP flow across paths of different round trips needs deep queues to keep
+ * every path busy, 50 ms halved its throughput), one packet is dropped, then the next after QE_AQM_INTERVAL_NS / sqrt(drops so far), as
  * CoDel does: a single loss when TCP merely overshoots, and a quick answer
  * when the capacity falls (an uplink died and its share moved here).
  */
-#define QE_AQM_TARGET_NS (50 * 1000000ULL)
+#define QE_AQM_TARGET_NS (100 * 1000000ULL)
 #define QE_AQM_INTERVAL_NS (100 * 1000000ULL)
 
 static uint64_t isqrt(uint64_t x) {
