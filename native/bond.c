@@ -256,6 +256,21 @@ static qe_conn *class_path(qe_peer *p, const qe_class *k) {
   return p->fast;
 }
 
+/*
+ * Where a datagram sent before goes again (a dead path's backlog, a loss):
+ * a traffic class's packet (the out-of-sequence bit) to the lowest-latency
+ * live path, as it went the first time, not behind bulk on a slow path;
+ * the rest through the scheduler. NULL: no path.
+ */
+static qe_conn *resend_path(qe_peer *p, const uint8_t *dgram) {
+  static const qe_class any; /* no uplink: the lowest-latency path */
+  qe_conn *to[2];
+  if (dgram[0] & 0x80) {
+    return class_path(p, &any);
+  }
+  return pick(p, to) ? to[0] : NULL;
+}
+
 void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
                   size_t total, qe_ts ts) {
   qe_conn *to[2];
@@ -330,34 +345,36 @@ void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts) {
   start = c->dgram_id % QE_SENT_SLOTS; /* the oldest first */
   for (size_t n = 0; n < QE_SENT_SLOTS; n++) {
     size_t slot = (start + n) % QE_SENT_SLOTS;
-    qe_conn *to[2];
+    qe_conn *to;
     ngtcp2_vec v;
     if (c->sent_id[slot] == 0) {
       continue;
     }
     c->sent_id[slot] = 0;
-    if (pick(p, to) == 0 || to[0] == c) {
-      continue;
-    }
     v.base = c->sent_buf + slot * c->txq.slotsize;
     v.len = c->sent_len[slot];
+    to = resend_path(p, v.base);
+    if (to == NULL || to == c) {
+      continue;
+    }
     p->resent++;
-    if (qe_conn_forward(to[0], &v, 1, v.len, ts) == QE_SEND_CLOSED) {
+    if (qe_conn_forward(to, &v, 1, v.len, ts) == QE_SEND_CLOSED) {
       return; /* the paths changed under us: stop here */
     }
   }  /* And what waited in its queue, never sent. */
   while (c->txq.count) {
     qe_txq *q = &c->txq;
-    qe_conn *to[2];
+    qe_conn *to;
     ngtcp2_vec v = {.base = q->buf + q->head * q->slotsize,
                     .len = q->lens[q->head]};
     q->head = (q->head + 1) % q->cap;
     q->count--;
-    if (pick(p, to) == 0 || to[0] == c) {
+    to = resend_path(p, v.base);
+    if (to == NULL || to == c) {
       continue;
     }
     p->resent++;
-    if (qe_conn_forward(to[0], &v, 1, v.len, ts) == QE_SEND_CLOSED) {
+    if (qe_conn_forward(to, &v, 1, v.len, ts) == QE_SEND_CLOSED) {
       return;
     }
   }
@@ -375,7 +392,7 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
     }
     for (size_t k = 0; k < n; k++) {
       size_t slot = c->lost[k];
-      qe_conn *to[2];
+      qe_conn *to;
       ngtcp2_vec v;
       if (c->sent_id[slot] == 0) {
         continue;
@@ -385,11 +402,11 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
       v.len = c->sent_len[slot];
       memcpy(e->scratch2, c->sent_buf + slot * c->txq.slotsize, v.len);
       c->sent_id[slot] = 0;
-      if (pick(p, to) == 0) {
+      if ((to = resend_path(p, e->scratch2)) == NULL) {
         continue;
       }
       p->lost_resent++;
-      if (qe_conn_forward(to[0], &v, 1, v.len, ts) == QE_SEND_CLOSED) {
+      if (qe_conn_forward(to, &v, 1, v.len, ts) == QE_SEND_CLOSED) {
         return; /* the paths changed under us: the rest is TCP's */
       }
     }
