@@ -117,8 +117,9 @@ static void view(const qe_peer *p, qe_sched_path *v) {
   for (size_t i = 0; i < p->npaths; i++) {
     const qe_conn *c = p->paths[i];
     ngtcp2_conn_stat cs;
-    uint64_t cap = qe_path_cap(c);
+    uint64_t cap;
     ngtcp2_conn_get_conn_stat(c->conn, &cs);
+    cap = qe_path_cap(c, &cs);
     v[i] = (qe_sched_path){
         .up = c->state == QE_CONN_UP,
         .alive = path_alive(c),

@@ -356,8 +356,9 @@ int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
  * class's); a full queue loses its newest packet instead. */
 int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
                            size_t total, qe_ts ts);
-/* Bytes of bulk packets a bonded path may have in flight; 0: no cap. */
-uint64_t qe_path_cap(const qe_conn *c);
+/* Bytes of bulk packets a bonded path may have in flight (cs: its
+ * statistics, which the caller has at hand); 0: no cap. */
+uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs);
 /* Sends queued packets while the window allows. */
 int qe_conn_flush_queue(qe_conn *c, qe_ts ts);
 int qe_conn_handle_expiry(qe_conn *c, qe_ts ts);

@@ -264,14 +264,12 @@ static void sent_forget(qe_conn *c, uint64_t dgram_id) {
 #define QE_CAP_FAST_GAIN_Q 5
 #define QE_CAP_MIN_PKTS 16
 
-uint64_t qe_path_cap(const qe_conn *c) {
-  ngtcp2_conn_stat cs;
+uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs) {
   uint64_t cap, floor = QE_CAP_MIN_PKTS * (uint64_t)c->max_udp;
   if (!c->is_path || c->bw == 0) {
     return 0;
   }
-  ngtcp2_conn_get_conn_stat(c->conn, &cs);
-  cap = c->bw * cs.min_rtt / 1000000000ULL;
+  cap = c->bw * cs->min_rtt / 1000000000ULL;
   if (c->peer != NULL && c->peer->fast == c && c->eng->nclasses) {
     /* The traffic classes' path: a shorter queue for their packets. */
     cap = cap * QE_CAP_FAST_GAIN_Q / 4;
@@ -965,11 +963,12 @@ int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   if (ngtcp2_conn_get_cwnd_left(c->conn) < c->max_udp + 64) {
     return QE_SEND_BLOCKED;
   }
-  if (c->is_path && !c->urgent) {
-    uint64_t cap = qe_path_cap(c);
+  if (c->is_path && !c->urgent && c->bw) {
     ngtcp2_conn_stat cs;
+    uint64_t cap;
     ngtcp2_conn_get_conn_stat(c->conn, &cs);
-    if (cap && cs.bytes_in_flight + c->max_udp > cap) {
+    cap = qe_path_cap(c, &cs);
+    if (cs.bytes_in_flight + c->max_udp > cap) {
       return QE_SEND_BLOCKED;
     }
   }
