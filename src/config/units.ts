@@ -31,6 +31,7 @@ const BYTERATE = /^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]i?)?(Bps|B\/s|byte\/s|byte
 /** A bit rate in bits/s, at least 1. */
 export function parseBitrate(input: unknown): UnitResult {
   if (typeof input === 'number') {
+    if (Number.isInteger(input) && !Number.isSafeInteger(input)) return { error: `${show(input)} is too large` }
     return Number.isInteger(input) && input >= 1 ? { value: input } : { error: `${show(input)} is not a bit rate: a plain number means bits/s and must be a whole number ≥ 1` }
   }
   if (typeof input !== 'string') return { error: `${show(input)} is not a bit rate; write a number and a unit, like 25Mbps` }
@@ -79,6 +80,7 @@ const SIZE = /^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]i?)?(B|b|bytes?)$/
 /** A size in bytes (integer), at least 0. */
 export function parseSize(input: unknown): UnitResult {
   if (typeof input === 'number') {
+    if (Number.isInteger(input) && !Number.isSafeInteger(input)) return { error: `${show(input)} is too large` }
     return Number.isInteger(input) && input >= 0 ? { value: input } : { error: `${show(input)} is not a size: a plain number means bytes and must be a whole number ≥ 0` }
   }
   if (typeof input !== 'string') return { error: `${show(input)} is not a size; write a number and a unit, like 4MB or 64KiB` }

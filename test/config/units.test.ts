@@ -20,6 +20,8 @@ t.test('bit rates → bits/s', async (t) => {
 
 t.test('bad bit rates say why', async (t) => {
   t.match(parseBitrate('25MBps').error, /bytes per second.*200Mbps/)
+  t.match(parseBitrate(2 ** 53).error, /too large/, 'a plain number past 2^53 is refused, not rendered back unloadable')
+  t.match(parseSize(2 ** 53).error, /too large/)
   t.match(parseBitrate('25 Mbsp').error, /is not a bit rate/)
   t.match(parseBitrate('fast').error, /like 25Mbps/)
   t.match(parseBitrate('0Mbps').error, /zero/)
