@@ -272,6 +272,15 @@ static qe_conn *resend_path(qe_peer *p, const uint8_t *dgram) {
   return pick(p, to) ? to[0] : NULL;
 }
 
+/* Sends a datagram again on `to`: a traffic class's packet ahead of the
+ * bulk queued there, as the first time, the rest behind it. */
+static int resend_on(qe_conn *to, ngtcp2_vec *v, qe_ts ts) {
+  if (v->base[0] & 0x80) {
+    return qe_conn_forward_urgent(to, v, 1, v->len, ts);
+  }
+  return qe_conn_forward(to, v, 1, v->len, ts);
+}
+
 void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
                   size_t total, qe_ts ts) {
   qe_conn *to[2];
@@ -359,7 +368,7 @@ void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts) {
       continue;
     }
     p->resent++;
-    if (qe_conn_forward(to, &v, 1, v.len, ts) == QE_SEND_CLOSED) {
+    if (resend_on(to, &v, ts) == QE_SEND_CLOSED) {
       return; /* the paths changed under us: stop here */
     }
   }  /* And what waited in its queue, never sent. */
@@ -375,7 +384,7 @@ void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts) {
       continue;
     }
     p->resent++;
-    if (qe_conn_forward(to, &v, 1, v.len, ts) == QE_SEND_CLOSED) {
+    if (resend_on(to, &v, ts) == QE_SEND_CLOSED) {
       return;
     }
   }
@@ -407,7 +416,7 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
         continue;
       }
       p->lost_resent++;
-      if (qe_conn_forward(to, &v, 1, v.len, ts) == QE_SEND_CLOSED) {
+      if (resend_on(to, &v, ts) == QE_SEND_CLOSED) {
         return; /* the paths changed under us: the rest is TCP's */
       }
     }

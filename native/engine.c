@@ -653,6 +653,10 @@ static void fill_stats(qe_engine *e, qe_stats *out) {
       x->packets_out = c->p_pkts_out;
       x->packets_in = c->p_pkts_in;
       x->lost = c->p_lost;
+      x->rtt_min_ns = cs.min_rtt;
+      x->bytes_in_flight = cs.bytes_in_flight;
+      x->queued = c->txq.count;
+      x->dropped = c->p_dropped;
     }
   }
 }

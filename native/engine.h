@@ -84,6 +84,7 @@ typedef struct qe_path_stats {
   uint16_t port;
   uint64_t rtt_ns, cwnd, delivery_rate;
   uint64_t bytes_out, bytes_in, packets_out, packets_in, lost;
+  uint64_t rtt_min_ns, bytes_in_flight, queued, dropped;
 } qe_path_stats;
 
 typedef struct qe_peer_stats {

@@ -216,6 +216,7 @@ struct qe_conn {
   uint16_t weight, priority;
   int64_t wrr_credit;
   uint64_t p_bytes_out, p_bytes_in, p_pkts_out, p_pkts_in, p_lost;
+  uint64_t p_dropped; /* dropped from this path's queue: full, or early */
   /*
    * Bonded paths: delivery rate measured from acknowledged datagrams (bytes
    * per second, the most of the last QE_RATE_WINDOWS windows of about one

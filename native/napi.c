@@ -675,6 +675,10 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
         set_u64(env, o, "packetsOut", x->packets_out);
         set_u64(env, o, "packetsIn", x->packets_in);
         set_u64(env, o, "lost", x->lost);
+        set_u64(env, o, "rttMinNs", x->rtt_min_ns);
+        set_u64(env, o, "bytesInFlight", x->bytes_in_flight);
+        set_u64(env, o, "queued", x->queued);
+        set_u64(env, o, "dropped", x->dropped);
         napi_set_element(env, paths, (uint32_t)k, o);
       }
       napi_set_named_property(env, po, "paths", paths);

@@ -1104,6 +1104,7 @@ int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   }
   if (q->count == q->cap || total > q->slotsize || aqm_drop(c, ts)) {
     c->peer->drop_congestion++;
+    c->p_dropped++;
     return QE_SEND_DROPPED;
   }
   {
@@ -1135,11 +1136,13 @@ int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   }
   if (total > q->slotsize) {
     c->peer->drop_congestion++;
+    c->p_dropped++;
     return QE_SEND_DROPPED;
   }
   if (q->count == q->cap) {
     q->count--; /* the newest bulk packet makes room */
     c->peer->drop_congestion++;
+    c->p_dropped++;
   }
   q->head = (q->head + q->cap - 1) % q->cap;
   q->count++;

@@ -437,6 +437,7 @@ function bondStats(p: NativeStats['peers'][number]): { paths?: PathStats[]; bond
     remote: { address: String(x.address ?? ''), port: Number(x.port ?? 0) },
     alive: x.alive === true,
     rttMs: ms(x.rttNs),
+    rttMinMs: ms(x.rttMinNs),
     cwnd: Number(x.cwnd ?? 0),
     deliveryRate: Number(x.deliveryRate ?? 0),
     bytesOut: Number(x.bytesOut ?? 0),
@@ -444,6 +445,9 @@ function bondStats(p: NativeStats['peers'][number]): { paths?: PathStats[]; bond
     packetsOut: Number(x.packetsOut ?? 0),
     packetsIn: Number(x.packetsIn ?? 0),
     datagramsLost: Number(x.lost ?? 0),
+    bytesInFlight: Number(x.bytesInFlight ?? 0),
+    queued: Number(x.queued ?? 0),
+    dropped: Number(x.dropped ?? 0),
   }))
   const mode = BOND_MODES.find((m) => m === p.bondMode) ?? 'aggregate'
   return { paths, bond: { mode, reordered: n('reordered'), late: n('late'), dropped: n('bondDropped'), resent: n('resent'), lostResent: n('lostResent'), classedOut: n('classedOut'), classedIn: n('classedIn') } }

@@ -189,8 +189,11 @@ export interface PathStats {
   readonly index: number
   readonly remote: Endpoint
   readonly alive: boolean
+  /** Smoothed round trip (includes the queue at the bottleneck), and the lowest seen. */
   readonly rttMs: number
+  readonly rttMinMs: number
   readonly cwnd: number
+  /** Bytes per second this path delivered lately (its own measure from acknowledged datagrams). */
   readonly deliveryRate: number
   /** Tunnelled (inner) traffic on this path. */
   readonly bytesOut: number
@@ -198,6 +201,12 @@ export interface PathStats {
   readonly packetsOut: number
   readonly packetsIn: number
   readonly datagramsLost: number
+  /** QUIC bytes sent and not yet acknowledged or lost. */
+  readonly bytesInFlight: number
+  /** Packets waiting in this path's queue now. */
+  readonly queued: number
+  /** Packets dropped from this path's queue (full, or early drop under a standing queue). */
+  readonly dropped: number
 }
 
 /** Receive-side reordering of a bonded peer, and failover re-sends. */

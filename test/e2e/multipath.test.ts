@@ -59,6 +59,11 @@ interface PathRow {
   packetsOut: number
   packetsIn: number
   bytesOut: number
+  rttMs: number
+  rttMinMs: number
+  bytesInFlight: number
+  queued: number
+  dropped: number
 }
 
 async function pathsOf(p: PeerProc, key: string): Promise<PathRow[]> {
@@ -108,6 +113,10 @@ async function run(): Promise<void> {
     const paths = await pathsOf(C, kG.pub)
     t.equal(paths.length, 2, 'two paths in the peer stats')
     for (const p of paths) t.ok(p.packetsOut > 500, `path ${p.uplink} sent ${p.packetsOut} packets`)
+    for (const p of paths) {
+      t.ok(p.rttMinMs > 0 && p.rttMinMs <= p.rttMs, `path ${p.uplink}: lowest RTT ${p.rttMinMs} ms, smoothed ${p.rttMs} ms`)
+      t.ok([p.bytesInFlight, p.queued, p.dropped].every((x) => Number.isInteger(x) && x >= 0), `path ${p.uplink}: in flight ${p.bytesInFlight} B, queued ${p.queued}, dropped ${p.dropped}`)
+    }
     const gpaths = await pathsOf(G, kC.pub)
     t.equal(gpaths.length, 2, 'the gateway has both paths too')
     for (const p of gpaths) t.ok(p.packetsIn > 500, `gateway received ${p.packetsIn} on path ${p.uplink || '(accepted)'}`)
