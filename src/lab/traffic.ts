@@ -100,9 +100,14 @@ export async function ping(ns: string, dst: string, opts: PingOptions = {}): Pro
   return parsePing(r.stdout)
 }
 
-/** True once one echo to `dst` is answered within `waitMs`. */
-export async function pingOnce(ns: string, dst: string, waitMs = 1000): Promise<boolean> {
-  const r = await runIn(ns, 'ping', ['-n', '-c', '1', '-W', String(Math.max(1, Math.ceil(waitMs / 1000))), dst], { allowFail: true })
+/**
+ * True once one echo to `dst` is answered within `waitMs`. With `dev`, the
+ * echo may only leave through that device (ping -I): an overlay address
+ * the underlay also reaches (a gateway answers for its own addresses on
+ * any interface) then does not pass for a working tunnel.
+ */
+export async function pingOnce(ns: string, dst: string, waitMs = 1000, dev?: string): Promise<boolean> {
+  const r = await runIn(ns, 'ping', ['-n', '-c', '1', '-W', String(Math.max(1, Math.ceil(waitMs / 1000))), ...(dev ? ['-I', dev] : []), dst], { allowFail: true })
   return r.code === 0
 }
 

@@ -45,9 +45,9 @@ const da = daemons.get('a')!
 const db = daemons.get('b')!
 
 t.test('overlay ping both ways, IPv4 and IPv6', async (t) => {
-  t.ok(await pingOnce(lab.node('a').netns, B.ipv4), 'a → b ipv4')
-  t.ok(await pingOnce(lab.node('b').netns, A.ipv4), 'b → a ipv4')
-  t.ok(await pingOnce(lab.node('a').netns, B.ipv6), 'a → b ipv6')
+  t.ok(await pingOnce(lab.node('a').netns, B.ipv4, 1000, 'qe0'), 'a → b ipv4')
+  t.ok(await pingOnce(lab.node('b').netns, A.ipv4, 1000, 'qe0'), 'b → a ipv4')
+  t.ok(await pingOnce(lab.node('a').netns, B.ipv6, 1000, 'qe0'), 'a → b ipv6')
   t.ok(await pingOnce(lab.node('b').netns, A.ipv6), 'b → a ipv6')
 })
 
@@ -83,7 +83,7 @@ t.test('the same config started twice: the second refuses with a clear message',
   t.equal(r.code, 1, 'exit code 1')
   t.match(r.stderr, /already running/, r.stderr)
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace')
-  t.ok(await pingOnce(lab.node('a').netns, B.ipv4), 'the running daemon is undisturbed')
+  t.ok(await pingOnce(lab.node('a').netns, B.ipv4, 1000, 'qe0'), 'the running daemon is undisturbed')
 })
 
 t.test('kill -9 of one daemon, restart: traffic resumes without touching the other', async (t) => {
@@ -92,10 +92,10 @@ t.test('kill -9 of one daemon, restart: traffic resumes without touching the oth
   await new Promise((r) => setTimeout(r, 300))
   const t0 = Date.now()
   da.start()
-  const ms = await waitForOverlay({ netns: lab.node('a').netns, to: B.ipv4, daemons: [da, db], timeoutMs: 20_000, label: 'a → b after restart' })
+  const ms = await waitForOverlay({ netns: lab.node('a').netns, to: B.ipv4, dev: 'qe0', daemons: [da, db], timeoutMs: 20_000, label: 'a → b after restart' })
   t.comment(`traffic resumed ${Date.now() - t0} ms after the restart (ping success after ${ms} ms)`)
   t.equal(db.pid, pidB, 'b was not restarted')
-  t.ok(await pingOnce(lab.node('b').netns, A.ipv4), 'b → a too')
+  t.ok(await pingOnce(lab.node('b').netns, A.ipv4, 1000, 'qe0'), 'b → a too')
   const routes = await run('ip', ['-n', lab.node('a').netns, '-j', 'route', 'show', 'table', '5280'])
   const dsts = (JSON.parse(routes.stdout) as { dst: string }[]).map((r) => r.dst)
   t.equal(new Set(dsts).size, dsts.length, 'no duplicate routes after the crash')

@@ -119,7 +119,7 @@ t.test('an invalid edit changes nothing and status shows the error with its line
   t.equal(errors[0]?.line, line, `the error points at line ${line}`)
   t.same(await routes(), before, 'routes unchanged')
   t.equal(await mtu(), 1300, 'MTU unchanged')
-  t.ok(await pingOnce(nsA, B.ipv4), 'the network stays up')
+  t.ok(await pingOnce(nsA, B.ipv4, 1000, 'qe0'), 'the network stays up')
   const st = await runIn(nsA, process.execPath, [quicetherLauncher(), 'status', '--socket', socket], { allowFail: true })
   t.equal(st.code, 1, 'status exits 1 while an error is pending')
   t.match(st.stdout, new RegExp(`:${line}:\\d+: `), 'the text status shows file:line:col')
@@ -202,11 +202,11 @@ t.test('a listen-port change rebuilds the tunnels in-process, and the mesh comes
   doc.listen = { ...doc.listen, port: 7444 }
   writeFileSync(cfgPath, toYaml(doc))
   t.not(await until(async () => ((await status()).config as { generation: number } | undefined)?.generation !== undefined && (await runIn(nsA, 'ss', ['-Hlun', 'sport = :7444'], { allowFail: true })).stdout.includes('7444'), 10_000), -1, 'listening on the new port')
-  t.not(await until(async () => pingOnce(nsA, B.ipv4, 300), 15_000), -1, 'a reaches b again')
+  t.not(await until(async () => pingOnce(nsA, B.ipv4, 300, 'qe0'), 15_000), -1, 'a reaches b again')
   t.equal(da.pid, pid, 'same process: no restart')
   writeFileSync(cfgPath, moved)
   t.not(await until(async () => (await runIn(nsA, 'ss', ['-Hlun', 'sport = :7443'], { allowFail: true })).stdout.includes('7443'), 10_000), -1, 'back on 7443')
-  t.not(await until(async () => pingOnce(nsA, B.ipv4, 300), 15_000), -1, 'and reachable')
+  t.not(await until(async () => pingOnce(nsA, B.ipv4, 300, 'qe0'), 15_000), -1, 'and reachable')
 })
 
 t.test('kill -9 and restart: the same routes, none duplicated or leaked', async (t) => {
@@ -214,7 +214,7 @@ t.test('kill -9 and restart: the same routes, none duplicated or leaked', async 
   process.kill(da.pid!, 'SIGKILL')
   await new Promise((r) => setTimeout(r, 300))
   da.start()
-  t.not(await until(async () => pingOnce(nsA, B.ipv4, 300), 20_000), -1, 'back up')
+  t.not(await until(async () => pingOnce(nsA, B.ipv4, 300, 'qe0'), 20_000), -1, 'back up')
   const after = await routes()
   t.same(after, before, 'same owned routes')
   t.equal(new Set(after).size, after.length, 'no duplicates')
