@@ -124,6 +124,7 @@ static void view(const qe_peer *p, qe_sched_path *v) {
         .up = c->state == QE_CONN_UP,
         .alive = path_alive(c),
         .srtt_ns = cs.smoothed_rtt,
+        .min_rtt_ns = cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt,
         .cwnd = cs.cwnd,
         .rate = c->bw,
         .inflight = cs.bytes_in_flight,

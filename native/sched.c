@@ -10,7 +10,39 @@ uint64_t qe_sched_cost(const qe_sched_path *p) {
   if (rate < 65536) {
     rate = 65536;
   }
+  if (p->min_rtt_ns) {
+    /* In flight beyond one BDP stands in the bottleneck's queue (and in
+     * delayed ACKs): a new packet waits behind it. Counting all of it, as
+     * for an unknown RTT, would count the way there twice and keep a
+     * long path idle while a short one's queue grew by its whole RTT. */
+    uint64_t bdp = rate * p->min_rtt_ns / 1000000000ULL;
+    uint64_t standing = p->inflight > bdp ? p->inflight - bdp : 0;
+    return p->min_rtt_ns / 2 + (standing + p->queued) * 1000000000ULL / rate;
+  }
   return p->srtt_ns / 2 + (p->inflight + p->queued) * 1000000000ULL / rate;
+}
+
+/* Bytes in flight on p, as time at its rate: how loaded it is. */
+static uint64_t load_of(const qe_sched_path *p) {
+  uint64_t rate = p->rate          ? p->rate
+                  : p->srtt_ns     ? p->cwnd * 1000000000ULL / p->srtt_ns
+                                   : 0;
+  return p->inflight * 1000000000ULL / (rate < 65536 ? 65536 : rate);
+}
+
+/* Expected deliveries within this of each other are a tie... */
+#define QE_SCHED_TIE_NS (1000000ULL)
+
+/* ...which the less loaded path wins: paths of about the same RTT share
+ * the traffic instead of one filling up first. */
+static int sooner(uint64_t ca, uint64_t la, uint64_t cb, uint64_t lb) {
+  if (ca + QE_SCHED_TIE_NS < cb) {
+    return 1;
+  }
+  if (cb + QE_SCHED_TIE_NS < ca) {
+    return 0;
+  }
+  return la < lb || (la == lb && ca < cb);
 }
 
 /* Lower sorts first: primaries, then by priority, then by index. */
@@ -21,7 +53,7 @@ static uint32_t failover_rank(const qe_sched_path *p) {
 size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
                      size_t out[2]) {
   size_t best = QE_SCHED_NONE, second = QE_SCHED_NONE, nalive = 0;
-  uint64_t bc = UINT64_MAX, sc = UINT64_MAX;
+  uint64_t bc = 0, sc = 0, bl = 0, sl = 0;
   int any_room = 0;
   for (size_t i = 0; i < n; i++) {
     if (paths[i].alive) {
@@ -68,19 +100,23 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
   }
   default: /* aggregate, redundant */
     for (size_t i = 0; i < n; i++) {
-      uint64_t cost;
+      uint64_t cost, load;
       if (!paths[i].alive || (any_room && !paths[i].room)) {
         continue;
       }
       cost = qe_sched_cost(&paths[i]);
-      if (cost < bc) {
+      load = load_of(&paths[i]);
+      if (best == QE_SCHED_NONE || sooner(cost, load, bc, bl)) {
         second = best;
         sc = bc;
+        sl = bl;
         best = i;
         bc = cost;
-      } else if (cost < sc) {
+        bl = load;
+      } else if (second == QE_SCHED_NONE || sooner(cost, load, sc, sl)) {
         second = i;
         sc = cost;
+        sl = load;
       }
     }
     if (mode == QE_SCHED_REDUNDANT && second == QE_SCHED_NONE) {

@@ -19,6 +19,7 @@ typedef struct qe_sched_path {
   int up;             /* the connection is established */
   int alive;          /* up, and heard from within the dead-path time */
   uint64_t srtt_ns;   /* smoothed RTT */
+  uint64_t min_rtt_ns; /* lowest RTT seen; 0: not known yet */
   uint64_t cwnd;      /* congestion window, bytes */
   uint64_t rate;      /* measured delivery rate, bytes/s; 0: cwnd/srtt */
   uint64_t inflight;  /* bytes sent, not yet acknowledged or lost */
@@ -35,9 +36,8 @@ typedef struct qe_sched_path {
 /*
  * The path(s) for the next packet: indices into `paths` in out[0] (and
  * out[1] for redundant); returns how many (0: no path is up).
- *  aggregate  the earliest expected delivery (half the smoothed RTT plus
- *             what is in flight and queued at the path's rate: measured,
- *             else cwnd/srtt),
+ *  aggregate  the earliest expected delivery (qe_sched_cost; within 1 ms
+ *             a tie, which the path with less in flight for its rate wins),
  *             among paths with window room when any has room
  *  failover   the best-ranked alive path (primaries, priority, index)
  *  redundant  the two best by expected delivery among paths with room (if
@@ -49,7 +49,13 @@ typedef struct qe_sched_path {
 size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
                      size_t out[2]);
 
-/* Expected time until a new packet on `p` is delivered, ns. */
+/*
+ * Expected time until a new packet on `p` is delivered, ns: half the
+ * lowest RTT (the way there), plus the queue at the bottleneck (what is in
+ * flight beyond one bandwidth-delay product), plus our own queue, both at
+ * the path's rate (measured, else cwnd/srtt). Without a lowest RTT yet:
+ * half the smoothed RTT plus everything in flight and queued at that rate.
+ */
 uint64_t qe_sched_cost(const qe_sched_path *p);
 
 /*

@@ -146,6 +146,7 @@ static void sim_view(const sim *s, qe_sched_path *v) {
     uint64_t backlog = p->link_free > s->now ? p->link_free - s->now : 0;
     v[i] = p->v;
     v[i].srtt_ns = 2 * p->delay + backlog;
+    v[i].min_rtt_ns = 2 * p->delay;
     v[i].cwnd = p->cwnd;
     v[i].inflight = p->inflight;
     v[i].queued = (uint64_t)p->ntxq * PKT;
@@ -409,6 +410,35 @@ static void aggregate_fixed(void) {
   check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
         "aggregate no room anywhere: earliest delivery", "out[0] %zu, want 0",
         out[0]);
+  /* With a lowest RTT known: the way there once, plus the bottleneck's
+   * queue (in flight beyond one BDP). 100 Mbit/s at 60 ms with 1 MB in
+   * flight: 30 ms + 250 kB standing at 12.5 MB/s = 50 ms. */
+  a = (qe_sched_path){.alive = 1, .up = 1, .srtt_ns = 80 * MS,
+                      .min_rtt_ns = 60 * MS, .rate = 12500000,
+                      .inflight = 1000000};
+  c = qe_sched_cost(&a);
+  check(c == 50 * MS, "cost: half the lowest RTT + the standing queue",
+        "%lu ns, want %lu", (unsigned long)c, (unsigned long)(50 * MS));
+  a.inflight = 500000; /* below one BDP: no queue to wait behind */
+  c = qe_sched_cost(&a);
+  check(c == 30 * MS, "cost: no standing queue below one BDP", "%lu ns",
+        (unsigned long)c);
+  /* A 1 ms, 50 Mbit/s path with 350 kB queued (56 ms) against the long
+   * path above (50 ms): the long one, although all of its megabyte in
+   * flight at its rate (80 ms) plus half its smoothed RTT would say 120. */
+  a.inflight = 1000000;
+  a.room = 0;
+  v[0] = (qe_sched_path){.alive = 1, .up = 1, .srtt_ns = 4 * MS,
+                         .min_rtt_ns = 1 * MS, .rate = 6250000,
+                         .inflight = 20000, .queued = 350000};
+  v[1] = a;
+  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 2, out) == 1 && out[0] == 1,
+        "aggregate: a long path's pipe is not a queue", "out[0] %zu, want 1",
+        out[0]);
+  v[0].queued = 250000; /* 40 ms: now the short path is sooner */
+  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 2, out) == 1 && out[0] == 0,
+        "aggregate: the short path while its queue is shorter",
+        "out[0] %zu, want 0", out[0]);
 }
 
 /* ---- failover on simulated paths (assertion 4) ---- */
