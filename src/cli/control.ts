@@ -162,11 +162,54 @@ async function overlayAddresses(config: Config): Promise<{ ipv4: string | null; 
   }
 }
 
-function renderStatus(st: Record<string, unknown>): string {
+/** One path of a bonded peer, as the engine reports it (src/engine/types.ts PathStats). */
+interface StatusPath {
+  uplink: string
+  alive: boolean
+  remote: { address: string; port: number }
+  rttMs: number
+  rttMinMs?: number
+  deliveryRate: number
+  bytesInFlight?: number
+  queued?: number
+  dropped?: number
+  datagramsLost: number
+}
+
+interface StatusBond {
+  mode: string
+  reordered: number
+  late: number
+  dropped: number
+  resent: number
+  lostResent?: number
+  classedOut?: number
+  classedIn?: number
+}
+
+/** The lines of a bonded peer's paths and reorder counters (none for a plain peer). */
+function renderBond(stats: { paths?: StatusPath[]; bond?: StatusBond } | null): string[] {
+  const lines: string[] = []
+  for (const x of stats?.paths ?? []) {
+    const rtt = `rtt ${x.rttMs.toFixed(1)} ms${x.rttMinMs ? ` (min ${x.rttMinMs.toFixed(1)})` : ''}`
+    const rate = `${((x.deliveryRate * 8) / 1e6).toFixed(1)} Mbit/s`
+    const queue = `in flight ${Math.round((x.bytesInFlight ?? 0) / 1000)} kB  queued ${x.queued ?? 0}  dropped ${x.dropped ?? 0}  lost ${x.datagramsLost}`
+    lines.push(`    path ${(x.uplink || '(accepted)').padEnd(14)} ${x.alive ? 'alive' : 'DEAD '}  → ${x.remote.address}:${x.remote.port}  ${rtt}  ${rate}  ${queue}`)
+  }
+  const b = stats?.bond
+  if (b) {
+    const classed = b.classedOut !== undefined ? `  classed out/in ${b.classedOut}/${b.classedIn ?? 0}` : ''
+    lines.push(`    bond ${b.mode}: reordered ${b.reordered}  late ${b.late}  dropped ${b.dropped}  re-sent ${b.resent} (dead path) + ${b.lostResent ?? 0} (lost)${classed}`)
+  }
+  return lines
+}
+
+/** `quicether status` without --json (exported for tests). */
+export function renderStatus(st: Record<string, unknown>): string {
   const node = st.node as { name: string; key: string; overlay: { ipv4: string; ipv6: string }; tun: string; tunMtu: number } | null
   const cfg = st.config as { file: string | null; generation: number; errors: { file: string; line: number; col: number; message: string }[]; pendingConfirm: { deadline: string } | null }
   const last = st.lastApply as { at: string; ok: boolean; plan: string[]; failure: string | null } | null
-  const peers = st.peers as { key: string; name: string | null; remote: { address: string; port: number }; since: string; hello: { name: string; overlay: { ipv4: string | null } } | null; stats: { rttMs: number; bytesIn: number; bytesOut: number } | null }[]
+  const peers = st.peers as { key: string; name: string | null; remote: { address: string; port: number }; since: string; hello: { name: string; overlay: { ipv4: string | null } } | null; stats: { rttMs: number; bytesIn: number; bytesOut: number; paths?: StatusPath[]; bond?: StatusBond } | null }[]
   const routes = st.routes as { fib: { prefix: string; peer: string }[] }
   const lines: string[] = []
   if (node) {
@@ -182,6 +225,7 @@ function renderStatus(st: Record<string, unknown>): string {
     const name = p.name ?? p.hello?.name ?? p.key.slice(0, 8)
     const s = p.stats
     lines.push(`  ${name.padEnd(16)} ${(p.hello?.overlay.ipv4 ?? '-').padEnd(15)} via ${p.remote.address}:${p.remote.port}  up since ${p.since}${s ? `  rtt ${s.rttMs.toFixed(2)} ms  in ${s.bytesIn} B  out ${s.bytesOut} B` : ''}`)
+    lines.push(...renderBond(s))
   }
   lines.push(`routes   ${routes.fib.length}`)
   for (const r of routes.fib) lines.push(`  ${r.prefix.padEnd(20)} → ${peers.find((p) => p.key === r.peer)?.name ?? r.peer.slice(0, 8)}`)
