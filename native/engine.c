@@ -29,6 +29,7 @@ typedef enum qe_cmd_type {
   QE_CMD_STOP,
   QE_CMD_UPLINKS,
   QE_CMD_CONNECT_BONDED,
+  QE_CMD_FORGET_BONDED,
   QE_CMD_CLASSES,
 } qe_cmd_type;
 
@@ -879,6 +880,26 @@ static void cmd_run(qe_engine *e, qe_cmd *cmd, qe_ts ts) {
     qe_bond_tick(e, ts);
     break;
   }
+  case QE_CMD_FORGET_BONDED: {
+    /* The endpoint left the config: no more dials, and the paths we
+     * dialled to it close (what they had in flight goes to the others). */
+    for (size_t i = 0; i < QE_MAX_TARGETS; i++) {
+      qe_bond_target *x = &e->targets[i];
+      if (x->used && qe_sockaddr_eq((struct sockaddr *)&x->addr,
+                                    (struct sockaddr *)&cmd->addr)) {
+        x->used = 0;
+      }
+    }
+    for (size_t i = e->nactive; i-- > 0;) {
+      qe_conn *c = &e->conns[e->active[i]];
+      if (c->is_path && !c->server &&
+          qe_sockaddr_eq((struct sockaddr *)&c->remote,
+                         (struct sockaddr *)&cmd->addr)) {
+        qe_conn_close(c, "forgotten", QE_APP_NO_ERROR, ts);
+      }
+    }
+    break;
+  }
   }
   cmd_free(cmd);
 }
@@ -1198,8 +1219,10 @@ uint16_t qe_engine_port(const qe_engine *e) {
   return e->udp.port;
 }
 
-int qe_engine_connect(qe_engine *e, const char *addr, uint16_t port) {
-  qe_cmd *c = cmd_new(QE_CMD_CONNECT);
+/* Posts a command that carries an address (connect, forget). */
+static int post_addr_cmd(qe_engine *e, qe_cmd_type type, const char *addr,
+                         uint16_t port) {
+  qe_cmd *c = cmd_new(type);
   if (c == NULL) {
     return QE_ERR_NOMEM;
   }
@@ -1208,6 +1231,10 @@ int qe_engine_connect(qe_engine *e, const char *addr, uint16_t port) {
     return QE_ERR_INVALID;
   }
   return cmd_post(e, c);
+}
+
+int qe_engine_connect(qe_engine *e, const char *addr, uint16_t port) {
+  return post_addr_cmd(e, QE_CMD_CONNECT, addr, port);
 }
 
 int qe_engine_connect_bonded(qe_engine *e, const char *addr, uint16_t port,
@@ -1223,6 +1250,10 @@ int qe_engine_connect_bonded(qe_engine *e, const char *addr, uint16_t port,
   }
   c->mode = mode;
   return cmd_post(e, c);
+}
+
+int qe_engine_forget_bonded(qe_engine *e, const char *addr, uint16_t port) {
+  return post_addr_cmd(e, QE_CMD_FORGET_BONDED, addr, port);
 }
 
 int qe_engine_set_uplinks(qe_engine *e, const char *names, size_t n,

@@ -178,6 +178,9 @@ int qe_engine_set_classes(qe_engine *e, const qe_class *classes, size_t n);
 /* Bonds the peer at addr:port: one path per uplink, kept dialled. */
 int qe_engine_connect_bonded(qe_engine *e, const char *addr, uint16_t port,
                              int mode);
+/* Stops dialling the bonded endpoint addr:port and closes the paths dialled
+ * to it (the endpoint left the config). */
+int qe_engine_forget_bonded(qe_engine *e, const char *addr, uint16_t port);
 /* Synchronous snapshot (waits for the worker, microseconds). */
 int qe_engine_stats(qe_engine *e, qe_stats *out);
 

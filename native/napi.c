@@ -385,20 +385,33 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* argv[1], argv[2] as an address string and a port 1..65535; 0, or -1
+ * after throwing a TypeError that names `usage`. */
+static int get_addr_port(napi_env env, napi_value *argv, char *addr,
+                         size_t addrsize, uint16_t *port, const char *usage) {
+  size_t len;
+  int64_t p;
+  if (napi_get_value_string_utf8(env, argv[1], addr, addrsize, &len) !=
+          napi_ok ||
+      napi_get_value_int64(env, argv[2], &p) != napi_ok || p < 1 ||
+      p > 65535) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", usage);
+    return -1;
+  }
+  *port = (uint16_t)p;
+  return 0;
+}
+
 static napi_value js_connect(napi_env env, napi_callback_info info) {
   ARGS(3);
   char addr[INET6_ADDRSTRLEN + 1];
-  size_t len;
-  int64_t port;
+  uint16_t port;
   int rv;
-  if (napi_get_value_string_utf8(env, argv[1], addr, sizeof(addr), &len) !=
-          napi_ok ||
-      napi_get_value_int64(env, argv[2], &port) != napi_ok || port < 1 ||
-      port > 65535) {
-    napi_throw_type_error(env, "QE_ENGINE_INVALID", "connect(addr, port)");
+  if (get_addr_port(env, argv, addr, sizeof(addr), &port,
+                    "connect(addr, port)")) {
     return NULL;
   }
-  rv = qe_engine_connect(h->e, addr, (uint16_t)port);
+  rv = qe_engine_connect(h->e, addr, port);
   return rv ? throw_code(env, rv, "connect") : NULL;
 }
 
@@ -419,6 +432,19 @@ static napi_value js_connect_bonded(napi_env env, napi_callback_info info) {
   }
   rv = qe_engine_connect_bonded(h->e, addr, (uint16_t)port, (int)mode);
   return rv ? throw_code(env, rv, "connectBonded") : NULL;
+}
+
+static napi_value js_forget_bonded(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  char addr[INET6_ADDRSTRLEN + 1];
+  uint16_t port;
+  int rv;
+  if (get_addr_port(env, argv, addr, sizeof(addr), &port,
+                    "forgetBonded(addr, port)")) {
+    return NULL;
+  }
+  rv = qe_engine_forget_bonded(h->e, addr, port);
+  return rv ? throw_code(env, rv, "forgetBonded") : NULL;
 }
 
 /* uplinks: n records of 21 bytes: name (16, NUL-padded), weight (u16 BE),
@@ -766,6 +792,7 @@ static napi_value init(napi_env env, napi_value exports) {
       F("close", js_close),
       F("connect", js_connect),
       F("connectBonded", js_connect_bonded),
+      F("forgetBonded", js_forget_bonded),
       F("setUplinks", js_set_uplinks),
       F("setClasses", js_set_classes),
       F("disconnect", js_disconnect),

@@ -323,6 +323,20 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
     this.#call((n, h) => n.connect(h, endpoint.address, port))
   }
 
+  /**
+   * Undoes `connect(endpoint, { bond })`: the endpoint is no longer dialled,
+   * and the paths dialled to it close ('path-down'); the peer stays up on
+   * its other paths.
+   */
+  forgetBonded(endpoint: Endpoint): void {
+    if (typeof endpoint?.address !== 'string' || ipaddr.isValid(endpoint.address) === false) {
+      throw new EngineArgumentError(`not an IP address: ${String(endpoint?.address)}`)
+    }
+    const port = nonNegInt('port', endpoint.port, 0, 65535)
+    if (port === 0) throw new EngineArgumentError('port must be 1..65535')
+    this.#call((n, h) => n.forgetBonded(h, endpoint.address, port))
+  }
+
   /** Closes the connection to a peer ('peer-down' {reason: 'disconnected'}). */
   disconnect(peer: string): void {
     const key = peerKeyBytes(peer)

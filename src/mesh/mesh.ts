@@ -34,6 +34,8 @@ export type DialBond = 'aggregate' | 'failover' | 'redundant' | 'weighted' | nul
 export interface MeshEngine {
   setAllowedPeers(keys: string[]): void
   connect(endpoint: { address: string; port: number }, options?: { bond?: Exclude<DialBond, null> }): void
+  /** Undoes a bonded connect: no more dials to the endpoint, its paths close. */
+  forgetBonded(endpoint: { address: string; port: number }): void
   disconnect(peer: string): void
   sendControl(peer: string, msg: Uint8Array): void
 }
@@ -69,11 +71,13 @@ interface DialTarget {
   /** Index of the next endpoint to try (round-robin across a peer's endpoints). */
   next: number
   /**
-   * Bonded: the endpoints already handed to the engine (`host:port`, with the
-   * mode). The engine keeps every bonded endpoint dialled from every uplink
-   * by itself, so each is given once, not tried in turn.
+   * Bonded: the endpoints already handed to the engine, by `host:port`: the
+   * mode and the address it resolved to (null while resolving). The engine
+   * keeps every bonded endpoint dialled from every uplink by itself, so each
+   * is given once, not tried in turn; one that leaves the config is
+   * forgotten there (#forgetRemoved).
    */
-  bonded?: Set<string>
+  bonded?: Map<string, { bond: Exclude<DialBond, null>; address: string | null }>
 }
 
 export interface PeerStatus {
@@ -185,13 +189,19 @@ export class Mesh {
         // Every endpoint of a bonded peer (a gateway reachable at one address
         // per uplink's network, say) is a path target, whether or not the
         // peer is up already.
-        t.bonded ??= new Set()
+        t.bonded ??= new Map()
         for (const ep of t.endpoints) {
-          const id = `${bond} ${ep.host}:${ep.port}`
-          if (t.bonded.has(id)) continue
-          t.bonded.add(id)
-          void this.#dial(ep, t.peer).then((ok) => {
-            if (!ok) t.bonded?.delete(id) // not resolved: try again next tick
+          const id = `${ep.host}:${ep.port}`
+          const known = t.bonded.get(id)
+          if (known?.bond === bond) continue
+          const entry = { bond, address: null as string | null }
+          t.bonded.set(id, entry)
+          void this.#dial(ep, t.peer).then((address) => {
+            entry.address = address
+            if (t.bonded?.get(id) !== entry) {
+              // Removed (or its mode changed) while its name resolved.
+              if (address !== null && !t.bonded?.has(id)) this.#c.engine.forgetBonded({ address, port: ep.port })
+            } else if (address === null) t.bonded.delete(id) // not resolved: try again next tick
           })
         }
         continue
@@ -205,22 +215,43 @@ export class Mesh {
     }
   }
 
-  /** Hands the endpoint to the engine; false when its name did not resolve. */
-  async #dial(ep: Endpoint, peer: string | null): Promise<boolean> {
+  /** Hands the endpoint to the engine; the address it dialled, or null when its name did not resolve. */
+  async #dial(ep: Endpoint, peer: string | null): Promise<string | null> {
     let address = ep.host
     if (isIP(address) === 0) {
       try {
         address = (await lookup(ep.host)).address
       } catch (err) {
         this.#c.log.warn({ peer, endpoint: `${ep.host}:${ep.port}`, err: (err as Error).message }, 'cannot resolve peer endpoint')
-        return false
+        return null
       }
     }
     const bond = this.#bondFor(peer)
     this.#c.log.debug({ peer, endpoint: `${address}:${ep.port}`, bond }, 'dialling')
     if (bond) this.#c.engine.connect({ address, port: ep.port }, { bond })
     else this.#c.engine.connect({ address, port: ep.port })
-    return true
+    return address
+  }
+
+  /**
+   * Bonded endpoints handed to the engine that the new targets no longer
+   * have (an endpoint or the peer left the config, or the peer is no longer
+   * bonded): the engine stops dialling them and closes their paths.
+   */
+  #forgetRemoved(before: readonly DialTarget[], after: readonly DialTarget[]): void {
+    for (const t of before) {
+      if (!t.bonded) continue
+      const kept = after.find((a) => a === t && this.#bondFor(a.peer) !== null)
+      const wanted = new Set(kept ? kept.endpoints.map((e) => `${e.host}:${e.port}`) : [])
+      for (const [id, entry] of t.bonded) {
+        if (wanted.has(id)) continue
+        t.bonded.delete(id)
+        if (entry.address === null) continue
+        const port = Number(id.slice(id.lastIndexOf(':') + 1))
+        this.#c.log.info({ peer: t.peer, endpoint: `${entry.address}:${port}` }, 'bonded endpoint removed: its paths close')
+        this.#c.engine.forgetBonded({ address: entry.address, port })
+      }
+    }
   }
 
   /**
@@ -250,6 +281,7 @@ export class Mesh {
       const prev = old.get(targetId(t))
       targets.push(prev ? Object.assign(prev, { endpoints: t.endpoints }) : t)
     }
+    this.#forgetRemoved(this.#targets, targets)
     this.#targets = targets
   }
 

@@ -260,4 +260,19 @@ async function run(): Promise<void> {
     t.ok(pings(L.nsC, '10.77.0.2', { count: 2 }), 'the peer still answers')
     t.notOk(C.events.slice(from).some((e) => e.event === 'peer-down'), 'the peer never went down')
   })
+
+  await t.test('a bonded endpoint forgotten (it left the config): its paths close and stay closed', async (t) => {
+    let from = C.events.length
+    C.send({ cmd: 'forget', address: L.gw, port: PORT })
+    await C.waitFor((e) => e.event === 'path-down' && e.uplink === L.up[0], 10_000, from)
+    await C.waitFor((e) => e.event === 'path-down' && e.uplink === L.up[1], 10_000, from)
+    // Several redial periods: a forgotten endpoint is not dialled again.
+    await new Promise((r) => setTimeout(r, 3000))
+    t.equal((await pathsOf(C, kG.pub)).length, 0, 'no path left')
+    t.notOk(C.events.slice(from).some((e) => e.event === 'path-up'), 'none dialled again in 3 s')
+    from = C.events.length
+    C.send({ cmd: 'connect', address: L.gw, port: PORT, bond: 'failover' })
+    await C.waitFor((e) => e.event === 'path-up', 10_000, from)
+    t.ok(pings(L.nsC, '10.77.0.2', { count: 2 }), 'given again, it is dialled and answers')
+  })
 }

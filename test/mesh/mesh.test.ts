@@ -33,6 +33,8 @@ class FakeEngine implements MeshEngine {
     this.dials.push(`${ep.address}:${ep.port}`)
     this.bonds.push(opts?.bond ?? null)
   }
+  forgotten: string[] = []
+  forgetBonded(ep: { address: string; port: number }) { this.forgotten.push(`${ep.address}:${ep.port}`) }
   disconnect(peer: string) { this.disconnected.push(peer) }
   sendControl(peer: string, msg: Uint8Array) { this.sent.push({ peer, msg }) }
 }
@@ -173,4 +175,35 @@ t.test('a bonded peer: every endpoint goes to the engine once, up or not (the en
   mesh.tick()
   await flush()
   t.equal(engine.dials.length, 2, 'nor after the peer went down')
+})
+
+t.test('a bonded endpoint that leaves the config is forgotten by the engine; the others stay', async (t) => {
+  const text = (endpoints: string, mp = 'multipath: { mode: aggregate, target: b }') =>
+    `node: { name: a }\nnetwork: { name: n }\ninterfaces: [ { name: eth0 }, { name: wwan0 } ]\ndiscovery: { connect-to: [ b ] }\n${mp}\npeers:\n  - { name: b, key: "${KEY_B}", endpoints: [${endpoints}] }\n`
+  const load = (s: string) => {
+    const r = loadConfigText(s, 'x.yaml')
+    if (!r.ok) throw new Error(JSON.stringify(r.diagnostics))
+    return r.config
+  }
+  const { engine, mesh } = setup(load(text('"10.99.0.2:7443", "10.98.0.2:7443"')))
+  mesh.start()
+  t.teardown(() => mesh.stop())
+  await flush()
+  t.same(engine.dials, ['10.99.0.2:7443', '10.98.0.2:7443'])
+  mesh.reload(load(text('"10.99.0.2:7443"')))
+  t.same(engine.forgotten, ['10.98.0.2:7443'], 'the removed endpoint is forgotten')
+  mesh.tick()
+  await flush()
+  t.same(engine.dials, ['10.99.0.2:7443', '10.98.0.2:7443'], 'the kept one is not dialled again')
+  mesh.reload(load(text('"10.99.0.2:7443", "10.98.0.2:7443"')))
+  mesh.tick()
+  await flush()
+  t.same(engine.dials.slice(2), ['10.98.0.2:7443'], 'put back: handed to the engine again')
+  mesh.reload(load(text('"10.99.0.2:7443", "10.98.0.2:7443"', 'multipath: { mode: failover, target: b }')))
+  mesh.tick()
+  await flush()
+  t.same(engine.forgotten, ['10.98.0.2:7443'], 'a mode change forgets nothing...')
+  t.same(engine.bonds.slice(3), ['failover', 'failover'], '...and hands both endpoints over with the new mode')
+  mesh.reload(load(text('"10.99.0.2:7443", "10.98.0.2:7443"', 'multipath: { mode: aggregate, target: somebody-else }').replace('peers:\n', `peers:\n  - { name: somebody-else, key: "${Buffer.alloc(32, 7).toString('base64')}" }\n`)))
+  t.same(engine.forgotten.slice(1).sort(), ['10.98.0.2:7443', '10.99.0.2:7443'], 'no longer the bond target: both forgotten')
 })
