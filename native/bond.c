@@ -286,6 +286,7 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
                   size_t total, qe_ts ts) {
   qe_conn *to[2];
   size_t n;
+  int admitted = 0;
   uint32_t seq;
   uint8_t hdr[QE_BOND_HDR];
   ngtcp2_vec vv[3] = {{.base = hdr, .len = QE_BOND_HDR}};
@@ -310,12 +311,26 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
     p->drop_not_up++;
     return;
   }
+  if (n == 1 && to[0]->txq.count > 0) {
+    /* It will wait in the path's queue: a drop (full, or early) happens
+     * before it takes a sequence number. A hole in the sequence would hold
+     * the receiver's later packets for the whole reorder wait, and TCP
+     * inside sees the loss either way. */
+    if (!qe_conn_admit(to[0], total + QE_BOND_HDR, ts)) {
+      return;
+    }
+    admitted = 1;
+  }
   seq = p->tx_seq;
   p->tx_seq = (p->tx_seq + 1) & QE_RB_SEQ_MASK;
   hdr[0] = (uint8_t)(seq >> 24);
   hdr[1] = (uint8_t)(seq >> 16);
   hdr[2] = (uint8_t)(seq >> 8);
   hdr[3] = (uint8_t)seq;
+  if (admitted) {
+    qe_conn_forward_admitted(to[0], vv, vcnt + 1, total + QE_BOND_HDR, ts);
+    return;
+  }
   for (size_t i = 0; i < n; i++) {
     /* May close to[i]: nothing below touches it again. */
     qe_conn_forward(to[i], vv, vcnt + 1, total + QE_BOND_HDR, ts);

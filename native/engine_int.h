@@ -353,6 +353,12 @@ int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
 /* Sends now if nothing is queued and the window allows, else queues. */
 int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
                     size_t total, qe_ts ts);
+/* Whether a packet of `total` bytes that must wait may join c's queue now
+ * (room, size, early drop); 0: it is dropped, and counted. */
+int qe_conn_admit(qe_conn *c, size_t total, qe_ts ts);
+/* qe_conn_forward for a packet qe_conn_admit has let in. */
+int qe_conn_forward_admitted(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                             size_t total, qe_ts ts);
 /* Like qe_conn_forward, but ahead of every queued packet (a traffic
  * class's); a full queue loses its newest packet instead. */
 int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,

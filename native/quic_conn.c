@@ -1092,8 +1092,19 @@ static int aqm_drop(qe_conn *c, qe_ts ts) {
   return 1;
 }
 
-int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
-                    size_t total, qe_ts ts) {
+int qe_conn_admit(qe_conn *c, size_t total, qe_ts ts) {
+  qe_txq *q = &c->txq;
+  if (q->count == q->cap || total > q->slotsize || aqm_drop(c, ts)) {
+    c->peer->drop_congestion++;
+    c->p_dropped++;
+    return 0;
+  }
+  return 1;
+}
+
+/* qe_conn_forward; `admitted`: qe_conn_admit said yes already. */
+static int forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt, size_t total,
+                   qe_ts ts, int admitted) {
   qe_txq *q = &c->txq;
   int rv;
   if (q->count == 0) {
@@ -1102,9 +1113,7 @@ int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
       return rv;
     }
   }
-  if (q->count == q->cap || total > q->slotsize || aqm_drop(c, ts)) {
-    c->peer->drop_congestion++;
-    c->p_dropped++;
+  if (!admitted && !qe_conn_admit(c, total, ts)) {
     return QE_SEND_DROPPED;
   }
   {
@@ -1118,6 +1127,16 @@ int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
     q->count++;
   }
   return QE_SEND_BLOCKED;
+}
+
+int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                    size_t total, qe_ts ts) {
+  return forward(c, v, vcnt, total, ts, 0);
+}
+
+int qe_conn_forward_admitted(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                             size_t total, qe_ts ts) {
+  return forward(c, v, vcnt, total, ts, 1);
 }
 
 int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
