@@ -503,8 +503,13 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
     }
   }
   if (hi >= lo) {
-    /* Wait for a gap about as long as the paths' RTT spread, plus jitter. */
-    uint64_t t = hi - lo + 10 * 1000000ULL;
+    /* Wait for a gap about as long as the paths' RTT spread, plus the
+     * time to repair a loss on the slowest path (declared lost about 9/8
+     * of its RTT after it was sent, then sent again on a fast one), plus
+     * jitter. Early drops take no sequence number, so a gap is a loss the
+     * sender repairs or reordering: waiting for it costs little, and TCP
+     * inside seeing it costs a congestion-window cut. */
+    uint64_t t = hi - lo + hi / 4 + 10 * 1000000ULL;
     p->rb.timeout_ns = t > e->cfg.reorder_max_ns ? e->cfg.reorder_max_ns : t;
   }
   qe_reorder_tick(&p->rb, ts, rb_deliver, p);
