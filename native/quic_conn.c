@@ -258,10 +258,11 @@ static void sent_forget(qe_conn *c, uint64_t dgram_id) {
 
 /* Gain over the measured bandwidth-delay product, in quarters: room for the
  * rate to grow (by the gain per round trip at most) and a queue at the
- * bottleneck of at most (gain - 1) BDP: half a round trip on most paths, a
- * quarter on the traffic classes' path. */
-#define QE_CAP_GAIN_Q 6
-#define QE_CAP_FAST_GAIN_Q 5
+ * bottleneck of at most (gain - 1) BDP, a quarter of a round trip: short
+ * for the traffic classes' packets behind it, and within a link's buffer
+ * (at 1.5, a single TCP flow reaching full rate overflowed three one-RTT
+ * lab buffers at once). */
+#define QE_CAP_GAIN_Q 5
 #define QE_CAP_MIN_PKTS 16
 
 uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs) {
@@ -269,13 +270,7 @@ uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs) {
   if (!c->is_path || c->bw == 0) {
     return 0;
   }
-  cap = c->bw * cs->min_rtt / 1000000000ULL;
-  if (c->peer != NULL && c->peer->fast == c && c->eng->nclasses) {
-    /* The traffic classes' path: a shorter queue for their packets. */
-    cap = cap * QE_CAP_FAST_GAIN_Q / 4;
-  } else {
-    cap = cap * QE_CAP_GAIN_Q / 4;
-  }
+  cap = c->bw * cs->min_rtt / 1000000000ULL * QE_CAP_GAIN_Q / 4;
   return cap > floor ? cap : floor;
 }
 
