@@ -282,12 +282,20 @@ static int resend_on(qe_conn *to, ngtcp2_vec *v, qe_ts ts) {
   return qe_conn_forward(to, v, 1, v->len, ts);
 }
 
+/* Gives the next packet of p's sequence its number (big-endian in hdr). */
+static void number(qe_peer *p, uint8_t hdr[QE_BOND_HDR]) {
+  uint32_t seq = p->tx_seq;
+  p->tx_seq = (p->tx_seq + 1) & QE_RB_SEQ_MASK;
+  hdr[0] = (uint8_t)(seq >> 24);
+  hdr[1] = (uint8_t)(seq >> 16);
+  hdr[2] = (uint8_t)(seq >> 8);
+  hdr[3] = (uint8_t)seq;
+}
+
 void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
                   size_t total, qe_ts ts) {
   qe_conn *to[2];
   size_t n;
-  int admitted = 0;
-  uint32_t seq;
   uint8_t hdr[QE_BOND_HDR];
   ngtcp2_vec vv[3] = {{.base = hdr, .len = QE_BOND_HDR}};
   for (size_t i = 0; i < vcnt && i < 2; i++) {
@@ -319,18 +327,11 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
     if (!qe_conn_admit(to[0], total + QE_BOND_HDR, ts)) {
       return;
     }
-    admitted = 1;
-  }
-  seq = p->tx_seq;
-  p->tx_seq = (p->tx_seq + 1) & QE_RB_SEQ_MASK;
-  hdr[0] = (uint8_t)(seq >> 24);
-  hdr[1] = (uint8_t)(seq >> 16);
-  hdr[2] = (uint8_t)(seq >> 8);
-  hdr[3] = (uint8_t)seq;
-  if (admitted) {
+    number(p, hdr);
     qe_conn_forward_admitted(to[0], vv, vcnt + 1, total + QE_BOND_HDR, ts);
     return;
   }
+  number(p, hdr);
   for (size_t i = 0; i < n; i++) {
     /* May close to[i]: nothing below touches it again. */
     qe_conn_forward(to[i], vv, vcnt + 1, total + QE_BOND_HDR, ts);

@@ -1,15 +1,18 @@
 /* The bonding scheduler (see sched.h). */
 #include "sched.h"
 
-uint64_t qe_sched_cost(const qe_sched_path *p) {
-  /* ngtcp2 0.12's delivery_rate_sec overshoots wildly on shaped links
-   * (GBytes/s on 50 Mbit/s): our own measure, else the window per RTT. */
+/* The path's rate, bytes/s: ngtcp2 0.12's delivery_rate_sec overshoots
+ * wildly on shaped links (GBytes/s on 50 Mbit/s), so our own measure, else
+ * the window per RTT; at least 64 KiB/s. */
+static uint64_t rate_of(const qe_sched_path *p) {
   uint64_t rate = p->rate          ? p->rate
                   : p->srtt_ns     ? p->cwnd * 1000000000ULL / p->srtt_ns
                                    : 0;
-  if (rate < 65536) {
-    rate = 65536;
-  }
+  return rate < 65536 ? 65536 : rate;
+}
+
+uint64_t qe_sched_cost(const qe_sched_path *p) {
+  uint64_t rate = rate_of(p);
   if (p->min_rtt_ns) {
     /* In flight beyond one BDP stands in the bottleneck's queue (and in
      * delayed ACKs): a new packet waits behind it. Counting all of it, as
@@ -24,10 +27,7 @@ uint64_t qe_sched_cost(const qe_sched_path *p) {
 
 /* Bytes in flight on p, as time at its rate: how loaded it is. */
 static uint64_t load_of(const qe_sched_path *p) {
-  uint64_t rate = p->rate          ? p->rate
-                  : p->srtt_ns     ? p->cwnd * 1000000000ULL / p->srtt_ns
-                                   : 0;
-  return p->inflight * 1000000000ULL / (rate < 65536 ? 65536 : rate);
+  return p->inflight * 1000000000ULL / rate_of(p);
 }
 
 /* Expected deliveries within this of each other are a tie... */
