@@ -23,6 +23,43 @@ static int path_alive(const qe_conn *c) {
   return c->state == QE_CONN_UP && !c->dead;
 }
 
+int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs) {
+  return cs->bytes_in_flight >= 4 * (uint64_t)c->max_udp;
+}
+
+static qe_ts silence(const qe_conn *c, const ngtcp2_conn_stat *cs, qe_ts ts) {
+  return qe_sched_silence(ts, c->last_rx_ts, c->busy_ts, cs->smoothed_rtt);
+}
+
+/* When c's oldest unacknowledged datagram was sent; 0: none. The cursor
+ * moves past acknowledged, lost and rescued ones (their slots are clear or
+ * hold a later datagram). */
+static qe_ts oldest_sent(qe_conn *c) {
+  if (c->sent_id == NULL) {
+    return 0;
+  }
+  if (c->dgram_id - c->oldest_id > QE_SENT_SLOTS) {
+    c->oldest_id = c->dgram_id - QE_SENT_SLOTS;
+  }
+  while (c->oldest_id < c->dgram_id &&
+         c->sent_id[c->oldest_id % QE_SENT_SLOTS] != c->oldest_id + 1) {
+    c->oldest_id++;
+  }
+  return c->oldest_id < c->dgram_id ? c->sent_ts[c->oldest_id % QE_SENT_SLOTS]
+                                    : 0;
+}
+
+/* Suspect (qe_sched_overdue), or rescued and not heard since. */
+static int suspect(qe_conn *c, qe_ts ts) {
+  if (c->rescued) {
+    if (c->last_rx_ts <= c->rescue_ts) {
+      return 1;
+    }
+    c->rescued = 0;
+  }
+  return qe_sched_overdue(ts, oldest_sent(c), ngtcp2_conn_get_pto(c->conn));
+}
+
 static void rb_deliver(void *ud, const uint8_t *pkt, size_t len) {
   qe_peer *p = ud;
   qe_conn *c = p->conn;
@@ -57,6 +94,7 @@ int qe_bond_path_up(qe_engine *e, qe_peer *p, qe_conn *c, qe_ts ts) {
   }
   if (!p->bonded || p->npaths == 0) {
     qe_reorder_reset(&p->rb);
+    p->suspect_ts = UINT64_MAX;
     e->nbonded++;
   }
   p->bonded = 1;
@@ -115,23 +153,28 @@ int qe_bond_path_gone(qe_engine *e, qe_conn *c, qe_ts ts) {
 /* The scheduler's view of p's paths, from the QUIC stack's statistics. */
 static void view(const qe_peer *p, qe_sched_path *v) {
   for (size_t i = 0; i < p->npaths; i++) {
-    const qe_conn *c = p->paths[i];
+    qe_conn *c = p->paths[i];
     ngtcp2_conn_stat cs;
     uint64_t cap;
+    int room;
     ngtcp2_conn_get_conn_stat(c->conn, &cs);
     cap = qe_path_cap(c, &cs);
+    room = c->txq.count == 0 &&
+           ngtcp2_conn_get_cwnd_left(c->conn) >= c->max_udp + 64 &&
+           (cap == 0 || cs.bytes_in_flight + c->max_udp <= cap);
+    if (!room) {
+      c->rate.limited = 1; /* at its limit: not an app-limited window */
+    }
     v[i] = (qe_sched_path){
         .up = c->state == QE_CONN_UP,
-        .alive = path_alive(c),
+        .alive = path_alive(c) && !suspect(c, c->eng->now),
         .srtt_ns = cs.smoothed_rtt,
         .min_rtt_ns = cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt,
         .cwnd = cs.cwnd,
-        .rate = c->bw,
+        .rate = c->rate.bw,
         .inflight = cs.bytes_in_flight,
         .queued = c->txq.count * (uint64_t)c->max_udp,
-        .room = c->txq.count == 0 &&
-                ngtcp2_conn_get_cwnd_left(c->conn) >= c->max_udp + 64 &&
-                (cap == 0 || cs.bytes_in_flight + c->max_udp <= cap),
+        .room = room,
         .last_rx = c->last_rx_ts,
         .role = c->role,
         .priority = c->priority,
@@ -273,13 +316,15 @@ static qe_conn *resend_path(qe_peer *p, const uint8_t *dgram) {
   return pick(p, to) ? to[0] : NULL;
 }
 
-/* Sends a datagram again on `to`: a traffic class's packet ahead of the
- * bulk queued there, as the first time, the rest behind it. */
+/* Sends a datagram again on `to`, ahead of the bulk queued there: a
+ * traffic class's packet as urgently as the first time, the rest within
+ * the path's window (qe_conn_forward_front). Several go at the front
+ * newest first, so that they leave oldest first. */
 static int resend_on(qe_conn *to, ngtcp2_vec *v, qe_ts ts) {
   if (v->base[0] & 0x80) {
     return qe_conn_forward_urgent(to, v, 1, v->len, ts);
   }
-  return qe_conn_forward(to, v, 1, v->len, ts);
+  return qe_conn_forward_front(to, v, 1, v->len, ts);
 }
 
 /* Gives the next packet of p's sequence its number (big-endian in hdr). */
@@ -362,17 +407,39 @@ void qe_bond_recv(qe_conn *c, const uint8_t *data, size_t len) {
 
 /* ---- liveness, reorder timeouts, re-dialling ---- */
 
+/* Sends one rescued datagram of c again; 0: stop (the paths changed). */
+static int rescue_one(qe_peer *p, qe_conn *c, ngtcp2_vec *v, qe_ts ts) {
+  qe_conn *to = resend_path(p, v->base);
+  if (to == NULL || to == c) {
+    return 1;
+  }
+  p->resent++;
+  return resend_on(to, v, ts) != QE_SEND_CLOSED;
+}
+
+/*
+ * Sends what c has not delivered on the other paths: what waits in its
+ * queue, and what it sent that is not acknowledged, newest first (they go
+ * ahead of the others' queues, so they leave oldest first).
+ */
 void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts) {
   qe_peer *p = c->peer;
-  size_t start;
+  qe_txq *q = &c->txq;
   (void)e;
   if (c->sent_id == NULL || p == NULL) {
     return;
   }
-  start = c->dgram_id % QE_SENT_SLOTS; /* the oldest first */
+  while (q->count) {
+    size_t slot = (q->head + q->count - 1) % q->cap;
+    ngtcp2_vec v = {.base = q->buf + slot * q->slotsize, .len = q->lens[slot]};
+    q->count--;
+    if (!rescue_one(p, c, &v, ts)) {
+      return;
+    }
+  }
   for (size_t n = 0; n < QE_SENT_SLOTS; n++) {
-    size_t slot = (start + n) % QE_SENT_SLOTS;
-    qe_conn *to;
+    /* From the newest sent back: dgram_id - 1 is the last one. */
+    size_t slot = (c->dgram_id + QE_SENT_SLOTS - 1 - n) % QE_SENT_SLOTS;
     ngtcp2_vec v;
     if (c->sent_id[slot] == 0) {
       continue;
@@ -380,28 +447,7 @@ void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts) {
     c->sent_id[slot] = 0;
     v.base = c->sent_buf + slot * c->txq.slotsize;
     v.len = c->sent_len[slot];
-    to = resend_path(p, v.base);
-    if (to == NULL || to == c) {
-      continue;
-    }
-    p->resent++;
-    if (resend_on(to, &v, ts) == QE_SEND_CLOSED) {
-      return; /* the paths changed under us: stop here */
-    }
-  }  /* And what waited in its queue, never sent. */
-  while (c->txq.count) {
-    qe_txq *q = &c->txq;
-    qe_conn *to;
-    ngtcp2_vec v = {.base = q->buf + q->head * q->slotsize,
-                    .len = q->lens[q->head]};
-    q->head = (q->head + 1) % q->cap;
-    q->count--;
-    to = resend_path(p, v.base);
-    if (to == NULL || to == c) {
-      continue;
-    }
-    p->resent++;
-    if (resend_on(to, &v, ts) == QE_SEND_CLOSED) {
+    if (!rescue_one(p, c, &v, ts)) {
       return;
     }
   }
@@ -417,7 +463,8 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
     if (n == 0 || p == NULL || !p->bonded) {
       continue;
     }
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = n; k-- > 0;) {
+      /* Newest first: they go ahead of the queue, and leave oldest first. */
       size_t slot = c->lost[k];
       qe_conn *to;
       ngtcp2_vec v;
@@ -440,41 +487,25 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
   }
 }
 
-/*
- * How long a path may be silent before it is declared dead. With bulk data
- * in flight, ACKs come all the time: two round trips and
- * QE_PATH_DEAD_LOADED_NS more of silence is a dead path (the sooner it is known, the sooner what it
- * had in flight is sent again on the others). Idle, only a keep-alive's ACK
- * comes, once an interval: an interval and two round trips. Between
- * QE_PATH_DEAD_FAST_NS and QE_PATH_DEAD_NS either way; a path declared dead
- * by mistake is alive again when next heard.
- */
-static qe_ts dead_after(const qe_conn *c) {
-  ngtcp2_conn_stat cs;
-  qe_ts t;
-  ngtcp2_conn_get_conn_stat(c->conn, &cs);
-  /* Loaded: more than a keep-alive's PING or a NOP in flight. */
-  t = cs.bytes_in_flight >= 4 * (uint64_t)c->max_udp
-          ? 2 * cs.smoothed_rtt + QE_PATH_DEAD_LOADED_NS
-          : QE_PATH_KEEPALIVE_NS + 2 * cs.smoothed_rtt;
-  return t < QE_PATH_DEAD_FAST_NS ? QE_PATH_DEAD_FAST_NS
-         : t > QE_PATH_DEAD_NS    ? QE_PATH_DEAD_NS
-                                  : t;
-}
-
 static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
   uint64_t lo = UINT64_MAX, hi = 0;
   qe_conn *died[QE_MAX_PATHS], *stale[QE_MAX_PATHS];
   size_t ndied = 0, nstale = 0;
+  p->suspect_ts = UINT64_MAX;
   for (size_t i = 0; i < p->npaths; i++) {
     qe_conn *c = p->paths[i];
     ngtcp2_conn_stat cs;
+    qe_ts quiet;
+    int loaded;
     if (c->state != QE_CONN_UP) {
       continue;
     }
-    if (!c->dead && ts > c->last_rx_ts + dead_after(c)) {
+    ngtcp2_conn_get_conn_stat(c->conn, &cs);
+    quiet = silence(c, &cs, ts);
+    loaded = qe_path_loaded(c, &cs);
+    if (!c->dead && quiet > qe_sched_dead_after(cs.smoothed_rtt, loaded)) {
       c->dead = 1;
-      died[ndied++] = c;
+      died[ndied++] = c; /* what it sent since it was suspect, if anything */
       qe_engine_emit(e, QE_EV_PATH_DOWN, c, "dead", NULL, 0);
       if (p->conn == c) {
         for (size_t k = 0; k < p->npaths; k++) {
@@ -495,7 +526,21 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
       }
       continue;
     }
-    ngtcp2_conn_get_conn_stat(c->conn, &cs);
+    if (suspect(c, ts)) {
+      if (!c->rescued) {
+        c->rescued = 1; /* once, until heard again */
+        c->rescue_ts = ts;
+        died[ndied++] = c;
+      }
+    } else {
+      qe_ts at = oldest_sent(c);
+      if (at != 0) {
+        at += ngtcp2_conn_get_pto(c->conn);
+        if (at < p->suspect_ts) {
+          p->suspect_ts = at;
+        }
+      }
+    }
     if (cs.smoothed_rtt < lo) {
       lo = cs.smoothed_rtt;
     }
@@ -515,7 +560,8 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
   }
   qe_reorder_tick(&p->rb, ts, rb_deliver, p);
   for (size_t i = 0; i < ndied; i++) {
-    /* Still a path of p (a rescue may close paths): re-send its backlog. */
+    /* Suspect or dead, and still a path of p (a rescue may close paths):
+     * re-send what it has not delivered. */
     for (size_t k = 0; k < p->npaths; k++) {
       if (p->paths[k] == died[i]) {
         qe_bond_rescue(e, died[i], ts);
@@ -552,7 +598,8 @@ void qe_bond_tick(qe_engine *e, qe_ts ts) {
   for (size_t i = 0; i < e->npeers && e->nbonded; i++) {
     qe_peer *p = &e->peers[i];
     if (p->bonded && p->npaths) {
-      if (ts >= e->bond_next_ts || qe_reorder_deadline(&p->rb) <= ts) {
+      if (ts >= e->bond_next_ts || qe_reorder_deadline(&p->rb) <= ts ||
+          p->suspect_ts <= ts) {
         peer_tick(e, p, ts);
       }
     }
@@ -588,6 +635,9 @@ qe_ts qe_bond_expiry(const qe_engine *e) {
       qe_ts d = qe_reorder_deadline(&p->rb);
       if (d < x) {
         x = d;
+      }
+      if (p->suspect_ts < x) {
+        x = p->suspect_ts;
       }
     }
   }

@@ -648,7 +648,7 @@ static void fill_stats(qe_engine *e, qe_stats *out) {
       sockaddr_str(&c->remote, x->addr, &x->port);
       x->rtt_ns = cs.smoothed_rtt;
       x->cwnd = cs.cwnd;
-      x->delivery_rate = c->bw ? c->bw : cs.delivery_rate_sec;
+      x->delivery_rate = c->rate.bw ? c->rate.bw : cs.delivery_rate_sec;
       x->bytes_out = c->p_bytes_out;
       x->bytes_in = c->p_bytes_in;
       x->packets_out = c->p_pkts_out;

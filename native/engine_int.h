@@ -8,6 +8,7 @@
 #include "engine.h"
 #include "fib.h"
 #include "reorder.h"
+#include "sched.h"
 #include "tls.h"
 #include "tun.h"
 #include "tun_offload.h"
@@ -56,17 +57,12 @@ typedef struct qe_conn qe_conn;
  * priority (2). Same key + same session = another path of one peer. */
 #define QE_PATH_MAGIC "QEM1"
 #define QE_HELLO_LEN 20
-#define QE_PATH_KEEPALIVE_NS (200 * 1000000ULL)
-#define QE_PATH_DEAD_NS (600 * 1000000ULL)
 #define QE_PATH_DEAD_MIN_NS (300 * 1000000ULL)
-#define QE_PATH_DEAD_FAST_NS (150 * 1000000ULL)
-#define QE_PATH_DEAD_LOADED_NS (100 * 1000000ULL)
 #define QE_BOND_TICK_NS (50 * 1000000ULL)
 #define QE_BOND_REDIAL_NS (2000 * 1000000ULL)
 /* Sent bonded datagrams kept per path until acknowledged (or lost), to be
  * re-sent on another path if this one dies first. */
 #define QE_SENT_SLOTS 2048
-#define QE_RATE_WINDOWS 10
 
 enum { QE_BOND_AGGREGATE, QE_BOND_FAILOVER, QE_BOND_REDUNDANT,
        QE_BOND_WEIGHTED };
@@ -113,6 +109,7 @@ typedef struct qe_peer {
   uint32_t tx_seq;
   qe_reorder rb;
   qe_conn *fast; /* the classes' lowest-latency path, kept unless beaten */
+  qe_ts suspect_ts; /* when a loaded path of it next becomes suspect */
   uint64_t resent, lost_resent, classed_out, classed_in;
   uint64_t bytes_in, bytes_out, packets_in, packets_out;
   uint64_t datagrams_lost, datagrams_acked;
@@ -157,6 +154,13 @@ typedef struct qe_txq {
 } qe_txq;
 
 #define QE_TXQ_SLOTS 1024
+/* A bonded path's queue is deeper: when an uplink dies, what it had in
+ * flight and queued (up to a few MB for a single TCP flow's window) comes
+ * here at once, and a full queue would lose it as one burst, which TCP
+ * inside recovers from at a few packets per round trip. The early drop
+ * (QE_AQM_TARGET_NS) keeps the standing queue short; the memory is only
+ * touched when used. */
+#define QE_TXQ_PATH_SLOTS 4096
 
 /* qe_conn_send_datagram results */
 #define QE_SEND_OK 0
@@ -185,6 +189,13 @@ struct qe_conn {
   size_t nscids;
   qe_ts created_ts, last_rx_ts;
   qe_ts probe_ts; /* the last liveness probe sent while the peer was silent */
+  /* Bonded path: the last datagram sent while it was not loaded. Its first
+   * ACK is due a round trip later: silence before then is not a dead path. */
+  qe_ts busy_ts;
+  /* Suspect (qe_sched_overdue): what it had in flight was sent again on
+   * the others at rescue_ts; it carries nothing new until heard again. */
+  int rescued;
+  qe_ts rescue_ts;
   uint8_t peer_key[QE_KEYLEN];
   int key_known, refused, hs_done, announced, half_open;
   qe_peer *peer;
@@ -218,19 +229,19 @@ struct qe_conn {
   uint64_t p_bytes_out, p_bytes_in, p_pkts_out, p_pkts_in, p_lost;
   uint64_t p_dropped; /* dropped from this path's queue: full, or early */
   /*
-   * Bonded paths: delivery rate measured from acknowledged datagrams (bytes
-   * per second, the most of the last QE_RATE_WINDOWS windows of about one
-   * min RTT each), and the in-flight cap it sets for bulk packets
-   * (qe_path_cap): QUIC's own window probes into the bottleneck's buffer
-   * until packets are lost, and a lost datagram is a loss for TCP inside.
+   * Bonded paths: the delivery rate, and the in-flight cap it sets for bulk
+   * packets (qe_path_cap): QUIC's own window probes into the bottleneck's
+   * buffer until packets are lost, and a lost datagram is a loss for TCP
+   * inside.
    */
-  uint64_t rate_acked, rate_max[QE_RATE_WINDOWS], bw;
-  qe_ts rate_ts, aqm_next_ts;
+  qe_rate rate;
+  qe_ts aqm_next_ts;
   uint64_t aqm_count;
-  size_t rate_i;
   uint8_t *sent_buf; /* QE_SENT_SLOTS of txq.slotsize bytes */
   uint64_t *sent_id; /* dgram_id + 1, 0: free */
   uint32_t *sent_len;
+  qe_ts *sent_ts;     /* when it was sent */
+  uint64_t oldest_id; /* no datagram before this one is unacknowledged */
   /* Sent slots the QUIC stack declared lost, re-sent once it has returned
    * (qe_bond_resend_lost): QE_SENT_SLOTS entries. */
   uint16_t *lost;
@@ -359,6 +370,13 @@ int qe_conn_admit(qe_conn *c, size_t total, qe_ts ts);
 /* qe_conn_forward for a packet qe_conn_admit has let in. */
 int qe_conn_forward_admitted(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
                              size_t total, qe_ts ts);
+/* Like qe_conn_forward, but ahead of every queued packet, with no early
+ * drop (a full queue loses its newest packet instead): a bonded datagram
+ * sent again. It is older than anything queued, and the receiver holds
+ * every later packet until it comes; behind a deep queue it would come
+ * after the receiver stopped waiting. */
+int qe_conn_forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                          size_t total, qe_ts ts);
 /* Like qe_conn_forward, but ahead of every queued packet (a traffic
  * class's); a full queue loses its newest packet instead. */
 int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
@@ -366,6 +384,8 @@ int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
 /* Bytes of bulk packets a bonded path may have in flight (cs: its
  * statistics, which the caller has at hand); 0: no cap. */
 uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs);
+/* More than a keep-alive's PING or a NOP in flight: ACKs come all the time. */
+int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs);
 /* Sends queued packets while the window allows. */
 int qe_conn_flush_queue(qe_conn *c, qe_ts ts);
 int qe_conn_handle_expiry(qe_conn *c, qe_ts ts);

@@ -21,7 +21,7 @@ static void conn_close_ex(qe_conn *c, const char *reason,
                           int silent, qe_ts ts);
 static void conn_fail(qe_conn *c, int liberr, qe_ts ts);
 static void ctl_parse(qe_conn *c);
-static int txq_init(qe_txq *q, size_t slotsize);
+static int txq_init(qe_txq *q, size_t slots, size_t slotsize);
 static int nop_pool_init(qe_conn *c);
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
@@ -256,48 +256,21 @@ static void sent_forget(qe_conn *c, uint64_t dgram_id) {
   }
 }
 
-/* Gain over the measured bandwidth-delay product, in quarters: room for the
- * rate to grow (by the gain per round trip at most) and a queue at the
- * bottleneck of at most (gain - 1) BDP, a quarter of a round trip: short
- * for the traffic classes' packets behind it, and within a link's buffer
- * (at 1.5, a single TCP flow reaching full rate overflowed three one-RTT
- * lab buffers at once). */
-#define QE_CAP_GAIN_Q 5
 #define QE_CAP_MIN_PKTS 16
 
 uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs) {
-  uint64_t cap, floor = QE_CAP_MIN_PKTS * (uint64_t)c->max_udp;
-  if (!c->is_path || c->bw == 0) {
+  if (!c->is_path) {
     return 0;
   }
-  cap = c->bw * cs->min_rtt / 1000000000ULL * QE_CAP_GAIN_Q / 4;
-  return cap > floor ? cap : floor;
+  return qe_rate_cap(&c->rate, cs->min_rtt,
+                     QE_CAP_MIN_PKTS * (uint64_t)c->max_udp);
 }
 
-/* Adds acknowledged bytes to the path's rate windows. */
+/* Adds acknowledged bytes to the path's rate (qe_rate_acked). */
 static void rate_sample(qe_conn *c, uint64_t bytes, qe_ts ts) {
   ngtcp2_conn_stat cs;
-  qe_ts win;
-  c->rate_acked += bytes;
-  if (c->rate_ts == 0) {
-    c->rate_ts = ts;
-    return;
-  }
   ngtcp2_conn_get_conn_stat(c->conn, &cs);
-  win = cs.min_rtt > 10 * 1000000ULL ? cs.min_rtt : 10 * 1000000ULL;
-  if (ts - c->rate_ts < win) {
-    return;
-  }
-  c->rate_max[c->rate_i] = c->rate_acked * 1000000000ULL / (ts - c->rate_ts);
-  c->rate_i = (c->rate_i + 1) % QE_RATE_WINDOWS;
-  c->rate_acked = 0;
-  c->rate_ts = ts;
-  c->bw = 0;
-  for (size_t i = 0; i < QE_RATE_WINDOWS; i++) {
-    if (c->rate_max[i] > c->bw) {
-      c->bw = c->rate_max[i];
-    }
-  }
+  qe_rate_acked(&c->rate, bytes, ts, cs.min_rtt);
 }
 
 static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
@@ -728,7 +701,8 @@ static void conn_established(qe_conn *c, qe_ts ts) {
     return;
   }
   c->peer = p;
-  if (txq_init(&c->txq, c->max_dgram + (c->is_path ? QE_BOND_HDR : 0)) !=
+  if (txq_init(&c->txq, c->is_path ? QE_TXQ_PATH_SLOTS : QE_TXQ_SLOTS,
+               c->max_dgram + (c->is_path ? QE_BOND_HDR : 0)) !=
           0 ||
       nop_pool_init(c) != 0) {
     qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
@@ -739,8 +713,10 @@ static void conn_established(qe_conn *c, qe_ts ts) {
       c->sent_buf = malloc(QE_SENT_SLOTS * c->txq.slotsize);
       c->sent_id = calloc(QE_SENT_SLOTS, sizeof(uint64_t));
       c->sent_len = calloc(QE_SENT_SLOTS, sizeof(uint32_t));
+      c->sent_ts = calloc(QE_SENT_SLOTS, sizeof(qe_ts));
       c->lost = calloc(QE_SENT_SLOTS, sizeof(uint16_t));
-      if (!c->sent_buf || !c->sent_id || !c->sent_len || !c->lost) {
+      if (!c->sent_buf || !c->sent_id || !c->sent_len || !c->sent_ts ||
+          !c->lost) {
         qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
         return;
       }
@@ -956,15 +932,19 @@ int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   qe_peer *p = c->peer;
   /* Keep room for the NOP that must follow (see QE_NOP_POOL). */
   if (ngtcp2_conn_get_cwnd_left(c->conn) < c->max_udp + 64) {
+    c->rate.limited = 1;
     return QE_SEND_BLOCKED;
   }
-  if (c->is_path && !c->urgent && c->bw) {
+  if (c->is_path) {
     ngtcp2_conn_stat cs;
-    uint64_t cap;
     ngtcp2_conn_get_conn_stat(c->conn, &cs);
-    cap = qe_path_cap(c, &cs);
-    if (cs.bytes_in_flight + c->max_udp > cap) {
+    if (!c->urgent && c->rate.bw &&
+        cs.bytes_in_flight + c->max_udp > qe_path_cap(c, &cs)) {
+      c->rate.limited = 1;
       return QE_SEND_BLOCKED;
+    }
+    if (!qe_path_loaded(c, &cs)) {
+      c->busy_ts = ts;
     }
   }
   c->dgram_since_nop = 1;
@@ -1007,6 +987,7 @@ int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
           off += v[i].len;
         }
         c->sent_id[slot] = id + 1;
+        c->sent_ts[slot] = ts;
         c->sent_len[slot] = (uint32_t)total;
       }
       return QE_SEND_OK;
@@ -1015,16 +996,16 @@ int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   return QE_SEND_BLOCKED;
 }
 
-static int txq_init(qe_txq *q, size_t slotsize) {
-  q->buf = malloc(QE_TXQ_SLOTS * slotsize);
-  q->lens = calloc(QE_TXQ_SLOTS, sizeof(uint32_t));
+static int txq_init(qe_txq *q, size_t slots, size_t slotsize) {
+  q->buf = malloc(slots * slotsize);
+  q->lens = calloc(slots, sizeof(uint32_t));
   if (q->buf == NULL || q->lens == NULL) {
     free(q->buf);
     free(q->lens);
     *q = (qe_txq){0};
     return QE_ERR_NOMEM;
   }
-  q->cap = QE_TXQ_SLOTS;
+  q->cap = slots;
   q->slotsize = slotsize;
   return 0;
 }
@@ -1072,10 +1053,10 @@ static uint64_t isqrt(uint64_t x) {
 
 static int aqm_drop(qe_conn *c, qe_ts ts) {
   uint64_t bytes = (c->txq.count + 1) * (uint64_t)c->max_udp;
-  if (!c->is_path || !c->eng->nclasses || c->bw == 0) {
+  if (!c->is_path || !c->eng->nclasses || c->rate.bw == 0) {
     return 0;
   }
-  if (bytes * 1000000000ULL / c->bw <= QE_AQM_TARGET_NS) {
+  if (bytes * 1000000000ULL / c->rate.bw <= QE_AQM_TARGET_NS) {
     c->aqm_count = 0;
     return 0;
   }
@@ -1134,27 +1115,20 @@ int qe_conn_forward_admitted(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   return forward(c, v, vcnt, total, ts, 1);
 }
 
-int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
-                           size_t total, qe_ts ts) {
+/* Puts a packet at the head of c's queue; a full queue loses its newest
+ * packet instead. */
+static int push_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                      size_t total) {
   qe_txq *q = &c->txq;
-  int rv;
   size_t off = 0;
   uint8_t *dst;
-  c->urgent = 1; /* past the bulk cap: the congestion window still holds */
-  rv = qe_conn_send_datagram(c, v, vcnt, total, ts);
-  if (rv != QE_SEND_CLOSED) {
-    c->urgent = 0;
-  }
-  if (rv != QE_SEND_BLOCKED) {
-    return rv;
-  }
   if (total > q->slotsize) {
     c->peer->drop_congestion++;
     c->p_dropped++;
     return QE_SEND_DROPPED;
   }
   if (q->count == q->cap) {
-    q->count--; /* the newest bulk packet makes room */
+    q->count--; /* the newest packet makes room */
     c->peer->drop_congestion++;
     c->p_dropped++;
   }
@@ -1167,6 +1141,31 @@ int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   }
   q->lens[q->head] = (uint32_t)total;
   return QE_SEND_BLOCKED;
+}
+
+int qe_conn_forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                          size_t total, qe_ts ts) {
+  if (c->txq.count == 0) {
+    int rv = qe_conn_send_datagram(c, v, vcnt, total, ts);
+    if (rv != QE_SEND_BLOCKED) {
+      return rv;
+    }
+  }
+  return push_front(c, v, vcnt, total);
+}
+
+int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                           size_t total, qe_ts ts) {
+  int rv;
+  c->urgent = 1; /* past the bulk cap: the congestion window still holds */
+  rv = qe_conn_send_datagram(c, v, vcnt, total, ts);
+  if (rv != QE_SEND_CLOSED) {
+    c->urgent = 0;
+  }
+  if (rv != QE_SEND_BLOCKED) {
+    return rv;
+  }
+  return push_front(c, v, vcnt, total);
 }
 
 int qe_conn_flush_queue(qe_conn *c, qe_ts ts) {
@@ -1365,6 +1364,7 @@ void qe_conn_free_state(qe_conn *c) {
   free(c->sent_buf);
   free(c->sent_id);
   free(c->sent_len);
+  free(c->sent_ts);
   free(c->lost);
   c->lost = NULL;
   c->nlost = 0;

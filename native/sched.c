@@ -155,3 +155,77 @@ size_t qe_sched_fastest(const qe_sched_path *paths, size_t n,
   }
   return best;
 }
+
+/* ---- rate ---- */
+
+void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
+                   uint64_t min_rtt_ns) {
+  uint64_t win = min_rtt_ns > 10 * 1000000ULL ? min_rtt_ns : 10 * 1000000ULL;
+  uint64_t sample;
+  int app_limited;
+  r->acked += bytes;
+  if (r->ts == 0) {
+    r->ts = ts;
+    return;
+  }
+  if (ts - r->ts < win) {
+    return;
+  }
+  sample = r->acked * 1000000000ULL / (ts - r->ts);
+  app_limited = !r->limited;
+  r->limited = 0;
+  r->acked = 0;
+  r->ts = ts;
+  if (app_limited && sample < r->bw) {
+    return;
+  }
+  r->max[r->i] = sample;
+  r->i = (r->i + 1) % QE_RATE_WINDOWS;
+  r->bw = 0;
+  for (unsigned k = 0; k < QE_RATE_WINDOWS; k++) {
+    if (r->max[k] > r->bw) {
+      r->bw = r->max[k];
+    }
+  }
+  if (!r->filled && !app_limited) {
+    if (r->bw >= r->full_bw + r->full_bw / 4) {
+      r->full_bw = r->bw;
+      r->full_cnt = 0;
+    } else if (++r->full_cnt >= QE_FULL_WINDOWS) {
+      r->filled = 1;
+    }
+  }
+}
+
+uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t floor) {
+  uint64_t cap;
+  if (r->bw == 0) {
+    return 0;
+  }
+  cap = r->bw * min_rtt_ns / 1000000000ULL *
+        (r->filled ? QE_CAP_GAIN_Q : QE_CAP_STARTUP_Q) / 4;
+  return cap > floor ? cap : floor;
+}
+
+/* ---- liveness ---- */
+
+uint64_t qe_sched_silence(uint64_t now, uint64_t last_rx, uint64_t busy_ts,
+                          uint64_t srtt_ns) {
+  uint64_t heard = last_rx, due = busy_ts + srtt_ns;
+  if (due > heard) {
+    heard = due;
+  }
+  return now > heard ? now - heard : 0;
+}
+
+int qe_sched_overdue(uint64_t now, uint64_t oldest_sent, uint64_t pto) {
+  return oldest_sent != 0 && now > oldest_sent + pto;
+}
+
+uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded) {
+  uint64_t t = loaded ? srtt_ns + QE_PATH_DEAD_LOADED_NS
+                      : QE_PATH_KEEPALIVE_NS + 2 * srtt_ns;
+  return t < QE_PATH_DEAD_FAST_NS ? QE_PATH_DEAD_FAST_NS
+         : t > QE_PATH_DEAD_NS    ? QE_PATH_DEAD_NS
+                                  : t;
+}

@@ -65,4 +65,92 @@ uint64_t qe_sched_cost(const qe_sched_path *p);
  */
 size_t qe_sched_fastest(const qe_sched_path *paths, size_t n, size_t current);
 
+/* ---- a path's delivery rate and the in-flight cap it sets ---- */
+
+#define QE_RATE_WINDOWS 10
+/* Gain over the measured bandwidth-delay product, in quarters: room for the
+ * rate to grow (by the gain per round trip at most) and a queue at the
+ * bottleneck of at most (gain - 1) BDP, a quarter of a round trip: short
+ * for the traffic classes' packets behind it, and within a link's buffer
+ * (at 1.5, a single TCP flow reaching full rate overflowed three one-RTT
+ * lab buffers at once). */
+#define QE_CAP_GAIN_Q 5
+/* Startup: the gain is 2 until the rate stops growing by a quarter for
+ * QE_FULL_WINDOWS windows in which the path was the limit, as BBR's startup
+ * ends. At 1.25 a new path took 17 round trips to reach 100 Mbit/s over
+ * 80 ms (1.4 s). */
+#define QE_CAP_STARTUP_Q 8
+#define QE_FULL_WINDOWS 3
+
+/*
+ * Delivery rate measured from acknowledged datagrams: bytes per second, the
+ * most of the last QE_RATE_WINDOWS windows of about one lowest RTT each
+ * (ngtcp2 0.12's own delivery rate overshoots wildly on shaped links).
+ */
+typedef struct qe_rate {
+  uint64_t acked; /* in the current window */
+  uint64_t ts;    /* the current window's start; 0: none yet */
+  uint64_t max[QE_RATE_WINDOWS];
+  unsigned i;
+  uint64_t bw;     /* bytes/s; 0: not measured yet */
+  int limited;     /* the path refused a bulk packet in this window */
+  int filled;      /* startup is over */
+  uint64_t full_bw; /* startup: the rate to beat by a quarter... */
+  unsigned full_cnt; /* ...and the windows that did not */
+} qe_rate;
+
+/*
+ * `bytes` acknowledged at `ts`. A window in which the path never refused a
+ * bulk packet (r->limited unset) is app-limited: it says what was sent, not
+ * what the path carries, so it counts only if it is higher. A path that
+ * carried 100 Mbit/s and then little keeps its measure, and its cap, for
+ * when the load comes back (after a stall, or an uplink's death).
+ */
+void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
+                   uint64_t min_rtt_ns);
+
+/* The most bulk bytes in flight: the measured rate times the lowest RTT,
+ * times the gain (startup's until it is over); at least `floor`; 0: no cap
+ * (nothing measured yet). */
+uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t floor);
+
+/* ---- path liveness ---- */
+
+#define QE_PATH_KEEPALIVE_NS (200 * 1000000ULL)
+#define QE_PATH_DEAD_NS (600 * 1000000ULL)
+#define QE_PATH_DEAD_FAST_NS (150 * 1000000ULL)
+#define QE_PATH_DEAD_LOADED_NS (100 * 1000000ULL)
+
+/*
+ * How long a path has been silent past when it should have been heard, at
+ * `now`: since its last packet (last_rx), or, when it was idle until lately,
+ * since the first ACK for what it sent then was due (busy_ts, the last send
+ * while it was not loaded, plus a round trip).
+ */
+uint64_t qe_sched_silence(uint64_t now, uint64_t last_rx, uint64_t busy_ts,
+                          uint64_t srtt_ns);
+
+/*
+ * A path is suspect when its oldest unacknowledged datagram, sent at
+ * `oldest_sent` (0: none), has waited longer than the QUIC stack's probe
+ * timeout `pto` (smoothed RTT, 4 x its variation, the peer's ACK delay):
+ * most likely it died. New packets go to the other paths at once, and what
+ * it has in flight is sent again on them (bond.c), in time for the
+ * receiver's reorder wait: each packet left in a dead path is otherwise a
+ * loss TCP inside sees. A hiccup costs a round trip's worth of duplicates,
+ * which the receiver drops; the path is declared dead (and closed if it
+ * stays so) only later (qe_sched_dead_after).
+ */
+int qe_sched_overdue(uint64_t now, uint64_t oldest_sent, uint64_t pto);
+
+/*
+ * The silence after which a path is declared dead. Loaded: a round trip
+ * and QE_PATH_DEAD_LOADED_NS (the sooner it is known, the sooner what it
+ * had in flight is sent again on the others). Idle, only a keep-alive's
+ * ACK comes, once an interval: an interval and two round trips. Between
+ * QE_PATH_DEAD_FAST_NS and QE_PATH_DEAD_NS either way; a path declared dead
+ * by mistake is alive again when next heard.
+ */
+uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded);
+
 #endif /* QE_SCHED_H */

@@ -582,6 +582,116 @@ static void fastest(void) {
   check(got == QE_SCHED_NONE, "fastest none alive", "got %zu", got);
 }
 
+/* ---- the rate estimator (qe_rate) ---- */
+
+/* Feeds `r` ACKs of PKT bytes at `mbit` for `ms` from *t, one per packet
+ * time; `limited`: the path refused a packet in every window (it was the
+ * limit), else it never did (app-limited). */
+static void rate_feed(qe_rate *r, uint64_t *t, unsigned mbit, unsigned ms,
+                      int limited, uint64_t min_rtt) {
+  uint64_t gap = PKT * SEC / (mbit * MBIT), end = *t + ms * MS;
+  for (; *t < end; *t += gap) {
+    if (limited) {
+      r->limited = 1;
+    }
+    qe_rate_acked(r, PKT, *t, min_rtt);
+  }
+}
+
+static int near_mbit(uint64_t bw, unsigned mbit) {
+  double m = (double)bw / MBIT;
+  return m > mbit * 0.95 && m < mbit * 1.05;
+}
+
+static void rate(void) {
+  qe_rate r = {0};
+  uint64_t t = 1 * SEC, rtt = 40 * MS, bdp;
+  check(qe_rate_cap(&r, rtt, 16 * PKT) == 0, "rate: no cap before a measure",
+        "cap %llu", (unsigned long long)qe_rate_cap(&r, rtt, 16 * PKT));
+  /* Startup: the rate doubles every window; the cap is 2 x BDP. */
+  for (unsigned m = 2; m <= 64; m *= 2) {
+    rate_feed(&r, &t, m, 40, 1, rtt);
+  }
+  bdp = r.bw * rtt / SEC;
+  check(!r.filled && qe_rate_cap(&r, rtt, 0) == bdp * 2,
+        "rate: startup cap is twice the BDP while the rate grows",
+        "filled %d cap %llu bdp %llu", r.filled,
+        (unsigned long long)qe_rate_cap(&r, rtt, 0), (unsigned long long)bdp);
+  /* The rate stops growing: startup ends after QE_FULL_WINDOWS windows. */
+  rate_feed(&r, &t, 64, 40 * QE_FULL_WINDOWS + 20, 1, rtt);
+  bdp = r.bw * rtt / SEC;
+  check(r.filled && qe_rate_cap(&r, rtt, 0) == bdp * QE_CAP_GAIN_Q / 4,
+        "rate: a plateau ends startup; the cap is 1.25 x BDP",
+        "filled %d cap %llu bdp %llu", r.filled,
+        (unsigned long long)qe_rate_cap(&r, rtt, 0), (unsigned long long)bdp);
+  check(near_mbit(r.bw, 64), "rate: the measure is the rate delivered",
+        "%.1f Mbit/s", (double)r.bw / MBIT);
+  /* App-limited: a long lull at 2 Mbit/s keeps the measure. */
+  rate_feed(&r, &t, 2, 2000, 0, rtt);
+  check(near_mbit(r.bw, 64), "rate: app-limited windows do not lower it",
+        "%.1f Mbit/s after a lull", (double)r.bw / MBIT);
+  /* Limited at a lower rate (the link slowed): the measure follows within
+   * QE_RATE_WINDOWS windows. */
+  rate_feed(&r, &t, 16, 40 * (QE_RATE_WINDOWS + 2), 1, rtt);
+  check(near_mbit(r.bw, 16), "rate: limited windows at a lower rate lower it",
+        "%.1f Mbit/s", (double)r.bw / MBIT);
+  check(qe_rate_cap(&r, rtt, 100 * PKT) == 100 * PKT,
+        "rate: the cap is at least the floor", "cap %llu",
+        (unsigned long long)qe_rate_cap(&r, rtt, 100 * PKT));
+  /* An app-limited start does not end startup: only windows at the limit
+   * count towards the plateau. */
+  {
+    qe_rate a = {0};
+    uint64_t ta = 1 * SEC;
+    for (unsigned m = 10; m <= 20; m++) { /* growing, but not by a quarter */
+      rate_feed(&a, &ta, m, 40, 0, rtt);
+    }
+    check(!a.filled && near_mbit(a.bw, 20),
+          "rate: app-limited windows do not end startup",
+          "filled %d at %.1f Mbit/s", a.filled, (double)a.bw / MBIT);
+  }
+}
+
+/* ---- liveness ---- */
+
+static void liveness(void) {
+  uint64_t srtt = 80 * MS, pto = 130 * MS, t0 = 10 * SEC;
+  /* Suspect: the oldest unacknowledged datagram waited past the PTO. */
+  check(!qe_sched_overdue(t0, t0 - 129 * MS, pto) &&
+            qe_sched_overdue(t0, t0 - 131 * MS, pto),
+        "liveness: a datagram unacknowledged past the PTO is overdue", "%s",
+        "");
+  check(!qe_sched_overdue(t0, 0, pto),
+        "liveness: nothing unacknowledged is never overdue", "%s", "");
+  /* A loaded path heard 1 ms ago has been silent 1 ms. */
+  check(qe_sched_silence(t0, t0 - 1 * MS, 0, srtt) == 1 * MS,
+        "liveness: silence since the last packet", "%s", "");
+  /* Idle until 1 ms ago, last heard 150 ms ago: its first ACK is due a
+   * round trip after the send, so it has not been silent, nor dead. */
+  {
+    uint64_t sil = qe_sched_silence(t0, t0 - 150 * MS, t0 - 1 * MS, srtt);
+    check(sil == 0 && sil <= qe_sched_dead_after(srtt, 1),
+          "liveness: a path just busy again is not silent",
+          "silence %llu ms", (unsigned long long)(sil / MS));
+    sil = qe_sched_silence(t0 + srtt + 30 * MS, t0 - 150 * MS, t0 - 1 * MS,
+                           srtt);
+    check(sil == 31 * MS, "liveness: silence counts from the ACK's due time",
+          "silence %llu ms", (unsigned long long)(sil / MS));
+  }
+  /* Dead: loaded, a round trip + 100 ms (at least 150); idle, a keep-alive
+   * interval + two round trips; at most 600 ms. */
+  check(qe_sched_dead_after(80 * MS, 1) == 180 * MS &&
+            qe_sched_dead_after(10 * MS, 1) == QE_PATH_DEAD_FAST_NS &&
+            qe_sched_dead_after(80 * MS, 0) == 360 * MS &&
+            qe_sched_dead_after(500 * MS, 0) == QE_PATH_DEAD_NS,
+        "liveness: dead-path times", "loaded 80 ms %llu, idle 80 ms %llu",
+        (unsigned long long)(qe_sched_dead_after(80 * MS, 1) / MS),
+        (unsigned long long)(qe_sched_dead_after(80 * MS, 0) / MS));
+  check(qe_sched_dead_after(80 * MS, 1) < 1000 * MS &&
+            qe_sched_dead_after(250 * MS, 0) < 1000 * MS,
+        "liveness: a dead path is declared in under 1 s", "%s", "");
+}
+
 int main(void) {
   static const scenario scs[] = {
       /* the assertions' backlogged cases */
@@ -611,6 +721,8 @@ int main(void) {
   weighted();
   none_alive();
   fastest();
+  rate();
+  liveness();
   printf("sched_test: %u passed, %u failed\n", passed, failed);
   return failed ? 1 : 0;
 }
