@@ -60,6 +60,18 @@ static int suspect(qe_conn *c, qe_ts ts) {
   return qe_sched_overdue(ts, oldest_sent(c), ngtcp2_conn_get_pto(c->conn));
 }
 
+/* Whether a path of p other than c may take c's traffic: with none, a
+ * rescue would have nowhere to go, and c keeps what it sent. */
+static int another_alive(const qe_peer *p, const qe_conn *c, qe_ts ts) {
+  for (size_t i = 0; i < p->npaths; i++) {
+    qe_conn *o = p->paths[i];
+    if (o != c && path_alive(o) && !suspect(o, ts)) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static void rb_deliver(void *ud, const uint8_t *pkt, size_t len) {
   qe_peer *p = ud;
   qe_conn *c = p->conn;
@@ -527,7 +539,7 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
       continue;
     }
     if (suspect(c, ts)) {
-      if (!c->rescued) {
+      if (!c->rescued && another_alive(p, c, ts)) {
         c->rescued = 1; /* once, until heard again */
         c->rescue_ts = ts;
         died[ndied++] = c;
