@@ -235,8 +235,7 @@ struct qe_conn {
    * inside.
    */
   qe_rate rate;
-  qe_ts aqm_next_ts;
-  uint64_t aqm_count;
+  qe_aqm aqm;
   uint8_t *sent_buf; /* QE_SENT_SLOTS of txq.slotsize bytes */
   uint64_t *sent_id; /* dgram_id + 1, 0: free */
   uint32_t *sent_len;

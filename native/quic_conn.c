@@ -1030,42 +1030,14 @@ static void txq_free(qe_txq *q) {
   *q = (qe_txq){0};
 }
 
-/*
- * Early drop on a bonded path's queue when the TUN is not paused (traffic
- * classes): TCP inside would otherwise grow until the queue overflows and
- * loses a burst (a stall of a retransmission timeout). While the queue holds
- * more than QE_AQM_TARGET_NS at the path's measured rate (100 ms: a single
- * TCP flow across paths of different round trips needs deep queues to keep
- * every path busy, 50 ms halved its throughput), one packet is dropped, then the next after QE_AQM_INTERVAL_NS / sqrt(drops so far), as
- * CoDel does: a single loss when TCP merely overshoots, and a quick answer
- * when the capacity falls (an uplink died and its share moved here).
- */
-#define QE_AQM_TARGET_NS (100 * 1000000ULL)
-#define QE_AQM_INTERVAL_NS (100 * 1000000ULL)
-
-static uint64_t isqrt(uint64_t x) {
-  uint64_t r = 0;
-  while ((r + 1) * (r + 1) <= x) {
-    r++;
-  }
-  return r;
-}
-
+/* Early drop on a bonded path's queue when the TUN is not paused (traffic
+ * classes): qe_aqm_drop. */
 static int aqm_drop(qe_conn *c, qe_ts ts) {
-  uint64_t bytes = (c->txq.count + 1) * (uint64_t)c->max_udp;
-  if (!c->is_path || !c->eng->nclasses || c->rate.bw == 0) {
+  if (!c->is_path || !c->eng->nclasses) {
     return 0;
   }
-  if (bytes * 1000000000ULL / c->rate.bw <= QE_AQM_TARGET_NS) {
-    c->aqm_count = 0;
-    return 0;
-  }
-  if (ts < c->aqm_next_ts) {
-    return 0;
-  }
-  c->aqm_count++;
-  c->aqm_next_ts = ts + QE_AQM_INTERVAL_NS / isqrt(c->aqm_count);
-  return 1;
+  return qe_aqm_drop(&c->aqm, (c->txq.count + 1) * (uint64_t)c->max_udp,
+                     &c->rate, ts);
 }
 
 int qe_conn_admit(qe_conn *c, size_t total, qe_ts ts) {

@@ -207,6 +207,32 @@ uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t floor) {
   return cap > floor ? cap : floor;
 }
 
+/* ---- early drop ---- */
+
+static uint64_t isqrt(uint64_t x) {
+  uint64_t r = 0;
+  while ((r + 1) * (r + 1) <= x) {
+    r++;
+  }
+  return r;
+}
+
+int qe_aqm_drop(qe_aqm *a, uint64_t queued, const qe_rate *r, uint64_t ts) {
+  if (r->bw == 0 || !r->filled) {
+    return 0;
+  }
+  if (queued * 1000000000ULL / r->bw <= QE_AQM_TARGET_NS) {
+    a->count = 0;
+    return 0;
+  }
+  if (ts < a->next_ts) {
+    return 0;
+  }
+  a->count++;
+  a->next_ts = ts + QE_AQM_INTERVAL_NS / isqrt(a->count);
+  return 1;
+}
+
 /* ---- liveness ---- */
 
 uint64_t qe_sched_silence(uint64_t now, uint64_t last_rx, uint64_t busy_ts,

@@ -114,6 +114,34 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
  * (nothing measured yet). */
 uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t floor);
 
+/* ---- early drop on a path's queue ---- */
+
+/*
+ * TCP inside would otherwise grow until the queue overflows and loses a
+ * burst (a stall of a retransmission timeout). While the queue holds more
+ * than QE_AQM_TARGET_NS at the path's measured rate (100 ms: a single TCP
+ * flow across paths of different round trips needs deep queues to keep
+ * every path busy, 50 ms halved its throughput), one packet is dropped,
+ * then the next after QE_AQM_INTERVAL_NS / sqrt(drops so far), as CoDel
+ * does: a single loss when TCP merely overshoots, and a quick answer when
+ * the capacity falls (an uplink died and its share moved here). Never
+ * before the path's rate is known (startup over): a path that has carried
+ * only keep-alives measures a few kbit/s, two queued packets looked like a
+ * 200 ms queue, and the first burst on a new or backup path lost a packet
+ * (TCP inside then left slow start at 25 packets: 2.5 s to reach 50 Mbit/s
+ * over 20 ms, and after a failover to a 100 Mbit/s backup, seconds more).
+ */
+#define QE_AQM_TARGET_NS (100 * 1000000ULL)
+#define QE_AQM_INTERVAL_NS (100 * 1000000ULL)
+
+typedef struct qe_aqm {
+  uint64_t count;   /* drops in the current standing queue */
+  uint64_t next_ts; /* no drop before */
+} qe_aqm;
+
+/* Whether the packet that would make the queue `queued` bytes is dropped. */
+int qe_aqm_drop(qe_aqm *a, uint64_t queued, const qe_rate *r, uint64_t ts);
+
 /* ---- path liveness ---- */
 
 #define QE_PATH_KEEPALIVE_NS (200 * 1000000ULL)

@@ -652,6 +652,40 @@ static void rate(void) {
   }
 }
 
+/* ---- early drop (qe_aqm) ---- */
+
+static void aqm(void) {
+  qe_rate r = {0};
+  qe_aqm a = {0};
+  uint64_t t = 1 * SEC, rtt = 20 * MS, q;
+  unsigned drops = 0;
+  /* A path that has carried only keep-alives: a few kbit/s measured. */
+  rate_feed(&r, &t, 1, 200, 0, rtt);
+  check(r.bw > 0 && !qe_aqm_drop(&a, 3 * PKT, &r, t) &&
+            !qe_aqm_drop(&a, 1000 * PKT, &r, t + 1 * SEC),
+        "aqm: no early drop before the path's rate is known",
+        "bw %llu filled %d", (unsigned long long)r.bw, r.filled);
+  /* 50 Mbit/s, startup over: 100 ms is 625 kB. */
+  for (unsigned m = 2; m <= 50; m *= 2) {
+    rate_feed(&r, &t, m, 40, 1, rtt);
+  }
+  rate_feed(&r, &t, 50, 40 * (QE_FULL_WINDOWS + 1), 1, rtt);
+  q = r.bw * QE_AQM_TARGET_NS / SEC;
+  check(r.filled && !qe_aqm_drop(&a, q - PKT, &r, t),
+        "aqm: no drop under the target", "filled %d", r.filled);
+  check(qe_aqm_drop(&a, q + PKT, &r, t) && !qe_aqm_drop(&a, q + PKT, &r, t + 1),
+        "aqm: one drop over the target, then a pause", "%s", "");
+  /* Standing over the target for 1 s: drops come faster (CoDel's law). */
+  for (uint64_t u = t; u < t + 1 * SEC; u += 1 * MS) {
+    drops += (unsigned)qe_aqm_drop(&a, q + PKT, &r, u);
+  }
+  check(drops > 10 && drops < 200, "aqm: drops grow while the queue stands",
+        "%u drops in 1 s", drops);
+  check(!qe_aqm_drop(&a, q / 2, &r, t + 2 * SEC) && a.count == 0,
+        "aqm: under the target again resets the count", "count %llu",
+        (unsigned long long)a.count);
+}
+
 /* ---- liveness ---- */
 
 static void liveness(void) {
@@ -722,6 +756,7 @@ int main(void) {
   none_alive();
   fastest();
   rate();
+  aqm();
   liveness();
   printf("sched_test: %u passed, %u failed\n", passed, failed);
   return failed ? 1 : 0;
