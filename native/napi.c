@@ -402,49 +402,49 @@ static int get_addr_port(napi_env env, napi_value *argv, char *addr,
   return 0;
 }
 
-static napi_value js_connect(napi_env env, napi_callback_info info) {
+/* engine(addr, port) for js_connect and js_forget_bonded: `usage` names the
+ * call in errors. */
+static napi_value addr_port_call(napi_env env, napi_callback_info info,
+                                 int (*fn)(qe_engine *, const char *, uint16_t),
+                                 const char *usage, const char *what) {
   ARGS(3);
   char addr[INET6_ADDRSTRLEN + 1];
   uint16_t port;
   int rv;
-  if (get_addr_port(env, argv, addr, sizeof(addr), &port,
-                    "connect(addr, port)")) {
+  if (get_addr_port(env, argv, addr, sizeof(addr), &port, usage)) {
     return NULL;
   }
-  rv = qe_engine_connect(h->e, addr, port);
-  return rv ? throw_code(env, rv, "connect") : NULL;
+  rv = fn(h->e, addr, port);
+  return rv ? throw_code(env, rv, what) : NULL;
+}
+
+static napi_value js_connect(napi_env env, napi_callback_info info) {
+  return addr_port_call(env, info, qe_engine_connect, "connect(addr, port)",
+                        "connect");
 }
 
 static napi_value js_connect_bonded(napi_env env, napi_callback_info info) {
   ARGS(4);
   char addr[INET6_ADDRSTRLEN + 1];
-  size_t len;
-  int64_t port, mode;
+  uint16_t port;
+  int64_t mode;
   int rv;
-  if (napi_get_value_string_utf8(env, argv[1], addr, sizeof(addr), &len) !=
-          napi_ok ||
-      napi_get_value_int64(env, argv[2], &port) != napi_ok || port < 1 ||
-      port > 65535 || napi_get_value_int64(env, argv[3], &mode) != napi_ok ||
-      mode < 0 || mode > 3) {
-    napi_throw_type_error(env, "QE_ENGINE_INVALID",
-                          "connectBonded(addr, port, mode)");
+  static const char usage[] = "connectBonded(addr, port, mode)";
+  if (get_addr_port(env, argv, addr, sizeof(addr), &port, usage)) {
     return NULL;
   }
-  rv = qe_engine_connect_bonded(h->e, addr, (uint16_t)port, (int)mode);
+  if (napi_get_value_int64(env, argv[3], &mode) != napi_ok || mode < 0 ||
+      mode > 3) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", usage);
+    return NULL;
+  }
+  rv = qe_engine_connect_bonded(h->e, addr, port, (int)mode);
   return rv ? throw_code(env, rv, "connectBonded") : NULL;
 }
 
 static napi_value js_forget_bonded(napi_env env, napi_callback_info info) {
-  ARGS(3);
-  char addr[INET6_ADDRSTRLEN + 1];
-  uint16_t port;
-  int rv;
-  if (get_addr_port(env, argv, addr, sizeof(addr), &port,
-                    "forgetBonded(addr, port)")) {
-    return NULL;
-  }
-  rv = qe_engine_forget_bonded(h->e, addr, port);
-  return rv ? throw_code(env, rv, "forgetBonded") : NULL;
+  return addr_port_call(env, info, qe_engine_forget_bonded,
+                        "forgetBonded(addr, port)", "forgetBonded");
 }
 
 /* uplinks: n records of 21 bytes: name (16, NUL-padded), weight (u16 BE),
