@@ -23,10 +23,6 @@ static int path_alive(const qe_conn *c) {
   return c->state == QE_CONN_UP && !c->dead;
 }
 
-int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs) {
-  return cs->bytes_in_flight >= 4 * (uint64_t)c->max_udp;
-}
-
 static qe_ts silence(const qe_conn *c, const ngtcp2_conn_stat *cs, qe_ts ts) {
   return qe_sched_silence(ts, c->last_rx_ts, c->busy_ts, cs->smoothed_rtt);
 }
@@ -49,15 +45,15 @@ static qe_ts oldest_sent(qe_conn *c) {
                                     : 0;
 }
 
-/* Suspect (qe_sched_overdue), or rescued and not heard since. */
+/* What c had was sent on the others, and it has not been heard since. */
+static int rescued(const qe_conn *c) {
+  return c->rescue_ts != 0 && c->last_rx_ts <= c->rescue_ts;
+}
+
+/* Suspect (qe_sched_overdue), or rescued. */
 static int suspect(qe_conn *c, qe_ts ts) {
-  if (c->rescued) {
-    if (c->last_rx_ts <= c->rescue_ts) {
-      return 1;
-    }
-    c->rescued = 0;
-  }
-  return qe_sched_overdue(ts, oldest_sent(c), ngtcp2_conn_get_pto(c->conn));
+  return rescued(c) ||
+         qe_sched_overdue(ts, oldest_sent(c), ngtcp2_conn_get_pto(c->conn));
 }
 
 /* Whether a path of p other than c may take c's traffic: with none, a
@@ -501,8 +497,8 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
 
 static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
   uint64_t lo = UINT64_MAX, hi = 0;
-  qe_conn *died[QE_MAX_PATHS], *stale[QE_MAX_PATHS];
-  size_t ndied = 0, nstale = 0;
+  qe_conn *rescue[QE_MAX_PATHS], *stale[QE_MAX_PATHS];
+  size_t nrescue = 0, nstale = 0;
   p->suspect_ts = UINT64_MAX;
   for (size_t i = 0; i < p->npaths; i++) {
     qe_conn *c = p->paths[i];
@@ -517,7 +513,7 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
     loaded = qe_path_loaded(c, &cs);
     if (!c->dead && quiet > qe_sched_dead_after(cs.smoothed_rtt, loaded)) {
       c->dead = 1;
-      died[ndied++] = c; /* what it sent since it was suspect, if anything */
+      rescue[nrescue++] = c; /* what it sent since it was suspect, if any */
       qe_engine_emit(e, QE_EV_PATH_DOWN, c, "dead", NULL, 0);
       if (p->conn == c) {
         for (size_t k = 0; k < p->npaths; k++) {
@@ -539,10 +535,9 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
       continue;
     }
     if (suspect(c, ts)) {
-      if (!c->rescued && another_alive(p, c, ts)) {
-        c->rescued = 1; /* once, until heard again */
-        c->rescue_ts = ts;
-        died[ndied++] = c;
+      if (!rescued(c) && another_alive(p, c, ts)) {
+        c->rescue_ts = ts; /* once, until heard again */
+        rescue[nrescue++] = c;
       }
     } else {
       qe_ts at = oldest_sent(c);
@@ -571,12 +566,12 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
     p->rb.timeout_ns = t > e->cfg.reorder_max_ns ? e->cfg.reorder_max_ns : t;
   }
   qe_reorder_tick(&p->rb, ts, rb_deliver, p);
-  for (size_t i = 0; i < ndied; i++) {
+  for (size_t i = 0; i < nrescue; i++) {
     /* Suspect or dead, and still a path of p (a rescue may close paths):
      * re-send what it has not delivered. */
     for (size_t k = 0; k < p->npaths; k++) {
-      if (p->paths[k] == died[i]) {
-        qe_bond_rescue(e, died[i], ts);
+      if (p->paths[k] == rescue[i]) {
+        qe_bond_rescue(e, rescue[i], ts);
         break;
       }
     }

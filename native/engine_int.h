@@ -193,8 +193,8 @@ struct qe_conn {
    * ACK is due a round trip later: silence before then is not a dead path. */
   qe_ts busy_ts;
   /* Suspect (qe_sched_overdue): what it had in flight was sent again on
-   * the others at rescue_ts; it carries nothing new until heard again. */
-  int rescued;
+   * the others at rescue_ts (0: never); it carries nothing new until heard
+   * again after that. */
   qe_ts rescue_ts;
   uint8_t peer_key[QE_KEYLEN];
   int key_known, refused, hs_done, announced, half_open;

@@ -266,6 +266,10 @@ uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs) {
                      QE_CAP_MIN_PKTS * (uint64_t)c->max_udp);
 }
 
+int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs) {
+  return cs->bytes_in_flight >= 4 * (uint64_t)c->max_udp;
+}
+
 /* Adds acknowledged bytes to the path's rate (qe_rate_acked). */
 static void rate_sample(qe_conn *c, uint64_t bytes, qe_ts ts) {
   ngtcp2_conn_stat cs;
@@ -1115,10 +1119,18 @@ static int push_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   return QE_SEND_BLOCKED;
 }
 
-int qe_conn_forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
-                          size_t total, qe_ts ts) {
-  if (c->txq.count == 0) {
-    int rv = qe_conn_send_datagram(c, v, vcnt, total, ts);
+/* Sends now if the window allows, else puts the packet at the head of
+ * c's queue. `urgent` (a traffic class's): past the bulk cap, and ahead of
+ * a queue that is not empty; else only into an empty queue's window. */
+static int forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                         size_t total, qe_ts ts, int urgent) {
+  if (urgent || c->txq.count == 0) {
+    int rv;
+    c->urgent = urgent; /* the congestion window still holds */
+    rv = qe_conn_send_datagram(c, v, vcnt, total, ts);
+    if (rv != QE_SEND_CLOSED) {
+      c->urgent = 0;
+    }
     if (rv != QE_SEND_BLOCKED) {
       return rv;
     }
@@ -1126,18 +1138,14 @@ int qe_conn_forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   return push_front(c, v, vcnt, total);
 }
 
+int qe_conn_forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
+                          size_t total, qe_ts ts) {
+  return forward_front(c, v, vcnt, total, ts, 0);
+}
+
 int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
                            size_t total, qe_ts ts) {
-  int rv;
-  c->urgent = 1; /* past the bulk cap: the congestion window still holds */
-  rv = qe_conn_send_datagram(c, v, vcnt, total, ts);
-  if (rv != QE_SEND_CLOSED) {
-    c->urgent = 0;
-  }
-  if (rv != QE_SEND_BLOCKED) {
-    return rv;
-  }
-  return push_front(c, v, vcnt, total);
+  return forward_front(c, v, vcnt, total, ts, 1);
 }
 
 int qe_conn_flush_queue(qe_conn *c, qe_ts ts) {
