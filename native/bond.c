@@ -94,9 +94,13 @@ int qe_bond_path_up(qe_engine *e, qe_peer *p, qe_conn *c, qe_ts ts) {
     qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
     return -1;
   }
-  if (p->rb.buf == NULL &&
-      qe_reorder_init(&p->rb, c->max_dgram, e->cfg.reorder_max_bytes,
-                      20 * 1000000ULL) != 0) {
+  if (p->flows == NULL) {
+    p->flows = calloc(1, sizeof(qe_flows));
+  }
+  if (p->flows == NULL ||
+      (p->rb.buf == NULL &&
+       qe_reorder_init(&p->rb, c->max_dgram, e->cfg.reorder_max_bytes,
+                       20 * 1000000ULL) != 0)) {
     qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
     return -1;
   }
@@ -212,16 +216,6 @@ static size_t pick(qe_peer *p, qe_conn **out) {
 /* ---- traffic classes ---- */
 
 /* Byte `off` of the packet given as pieces, or -1 past its end. */
-static int byte_at(const ngtcp2_vec *v, size_t vcnt, size_t off) {
-  for (size_t i = 0; i < vcnt; i++) {
-    if (off < v[i].len) {
-      return v[i].base[off];
-    }
-    off -= v[i].len;
-  }
-  return -1;
-}
-
 static int port_in(const qe_class *k, int port) {
   for (size_t i = 0; i < k->nports; i++) {
     if (port >= k->port_lo[i] && port <= k->port_hi[i]) {
@@ -231,54 +225,40 @@ static int port_in(const qe_class *k, int port) {
   return 0;
 }
 
-/* The first class the packet matches, or NULL. Ports are read from TCP and
- * UDP headers right after the IP header (IPv6 extension headers are not
- * walked; IPv4 fragments after the first have no ports). */
-static const qe_class *classify(const qe_engine *e, const ngtcp2_vec *v,
-                                size_t vcnt, size_t total) {
-  int b0 = byte_at(v, vcnt, 0), b1 = byte_at(v, vcnt, 1);
-  int dscp, proto = -1, sport = -1, dport = -1;
-  size_t l4 = 0;
-  if (b0 < 0 || b1 < 0) {
-    return NULL;
-  }
-  if (b0 >> 4 == 4) {
-    int f6 = byte_at(v, vcnt, 6), f7 = byte_at(v, vcnt, 7);
-    dscp = b1 >> 2;
-    proto = byte_at(v, vcnt, 9);
-    l4 = (size_t)(b0 & 15) * 4;
-    if (f6 < 0 || f7 < 0 || ((f6 & 0x1f) | f7) != 0) {
-      proto = -1; /* a later fragment: no transport header */
-    }
-  } else if (b0 >> 4 == 6) {
-    dscp = (((b0 & 15) << 4) | (b1 >> 4)) >> 2;
-    proto = byte_at(v, vcnt, 6);
-    l4 = 40;
-  } else {
-    return NULL;
-  }
-  if (proto == 6 || proto == 17) {
-    int a = byte_at(v, vcnt, l4), b = byte_at(v, vcnt, l4 + 1);
-    int c = byte_at(v, vcnt, l4 + 2), d = byte_at(v, vcnt, l4 + 3);
-    if (a >= 0 && b >= 0 && c >= 0 && d >= 0) {
-      sport = a << 8 | b;
-      dport = c << 8 | d;
-    }
-  }
+/* The first class the packet matches, or NULL. A class that matches by size
+ * does not take a packet whose flow is in the sequence (qe_flows). */
+static const qe_class *classify(const qe_engine *e, const qe_peer *p,
+                                const qe_pkt_info *pi, size_t total,
+                                qe_ts ts) {
   for (size_t i = 0; i < e->nclasses; i++) {
     const qe_class *k = &e->classes[i];
-    if (k->dscp && !(k->dscp >> dscp & 1)) {
+    if (k->dscp && !(k->dscp >> pi->dscp & 1)) {
       continue;
     }
-    if (k->max_size && total > k->max_size) {
+    if (k->max_size &&
+        (total > k->max_size || qe_flow_in_sequence(p->flows, pi->flow, ts))) {
       continue;
     }
-    if (k->nports && (sport < 0 || (!port_in(k, sport) && !port_in(k, dport)))) {
+    if (k->nports &&
+        (pi->sport < 0 || (!port_in(k, pi->sport) && !port_in(k, pi->dport)))) {
       continue;
     }
     return k;
   }
   return NULL;
+}
+
+/* The packet's first bytes, contiguous (a split super-packet's segment
+ * comes as its rebuilt header and its payload). */
+static size_t gather(const ngtcp2_vec *v, size_t vcnt,
+                     uint8_t h[QE_PKT_HDR_MAX]) {
+  size_t n = 0;
+  for (size_t i = 0; i < vcnt && n < QE_PKT_HDR_MAX; i++) {
+    size_t take = v[i].len < QE_PKT_HDR_MAX - n ? v[i].len : QE_PKT_HDR_MAX - n;
+    memcpy(h + n, v[i].base, take);
+    n += take;
+  }
+  return n;
 }
 
 /*
@@ -351,12 +331,18 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
   size_t n;
   uint8_t hdr[QE_BOND_HDR];
   ngtcp2_vec vv[3] = {{.base = hdr, .len = QE_BOND_HDR}};
+  qe_pkt_info pi;
+  int classes = e->nclasses && p->flows &&
+                (p->mode == QE_BOND_AGGREGATE || p->mode == QE_BOND_WEIGHTED);
   for (size_t i = 0; i < vcnt && i < 2; i++) {
     vv[1 + i] = v[i];
   }
-  if (e->nclasses &&
-      (p->mode == QE_BOND_AGGREGATE || p->mode == QE_BOND_WEIGHTED)) {
-    const qe_class *k = classify(e, v, vcnt, total);
+  if (classes) {
+    uint8_t h[QE_PKT_HDR_MAX];
+    classes = qe_pkt_parse(h, gather(v, vcnt, h), &pi) == 0;
+  }
+  if (classes) {
+    const qe_class *k = classify(e, p, &pi, total, ts);
     qe_conn *c = k ? class_path(p, k) : NULL;
     if (c != NULL) {
       /* Outside the sequence: the receiver delivers it on arrival. */
@@ -381,10 +367,16 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
       return;
     }
     number(p, hdr);
+    if (classes) {
+      qe_flow_sequenced(p->flows, pi.flow, ts);
+    }
     qe_conn_forward_admitted(to[0], vv, vcnt + 1, total + QE_BOND_HDR, ts);
     return;
   }
   number(p, hdr);
+  if (classes) {
+    qe_flow_sequenced(p->flows, pi.flow, ts);
+  }
   for (size_t i = 0; i < n; i++) {
     /* May close to[i]: nothing below touches it again. */
     qe_conn_forward(to[i], vv, vcnt + 1, total + QE_BOND_HDR, ts);
@@ -672,6 +664,8 @@ void qe_bond_close_all(qe_engine *e) {
   if (e->peers) {
     for (size_t i = 0; i < e->npeers; i++) {
       qe_reorder_free(&e->peers[i].rb);
+      free(e->peers[i].flows);
+      e->peers[i].flows = NULL;
     }
   }
 }

@@ -108,6 +108,7 @@ typedef struct qe_peer {
   size_t npaths;
   uint32_t tx_seq;
   qe_reorder rb;
+  qe_flows *flows; /* when its flows last sent in the sequence (bonded) */
   qe_conn *fast; /* the classes' lowest-latency path, kept unless beaten */
   qe_ts suspect_ts; /* when a loaded path of it next becomes suspect */
   uint64_t resent, lost_resent, classed_out, classed_in;

@@ -274,7 +274,7 @@ int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs) {
 static void rate_sample(qe_conn *c, uint64_t bytes, qe_ts ts) {
   ngtcp2_conn_stat cs;
   ngtcp2_conn_get_conn_stat(c->conn, &cs);
-  qe_rate_acked(&c->rate, bytes, ts, cs.min_rtt);
+  qe_rate_acked(&c->rate, bytes, ts, cs.min_rtt, cs.latest_rtt);
 }
 
 static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
@@ -306,6 +306,9 @@ static int cb_lost_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
   qe_conn *c = user_data;
   size_t slot = dgram_id % QE_SENT_SLOTS;
   (void)conn;
+  if (c->sent_id != NULL && c->sent_id[slot] == dgram_id + 1) {
+    qe_rate_lost(&c->rate, c->sent_len[slot]);
+  }
   if (c->lost != NULL && c->sent_id[slot] == dgram_id + 1 &&
       c->nlost < QE_SENT_SLOTS) {
     c->lost[c->nlost++] = (uint16_t)slot;

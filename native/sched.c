@@ -158,12 +158,31 @@ size_t qe_sched_fastest(const qe_sched_path *paths, size_t n,
 
 /* ---- rate ---- */
 
+/* Startup is over when a window shows the bottleneck full: its lowest RTT
+ * sample stands a quarter of the lowest RTT (at least QE_FULL_QUEUE_NS)
+ * above it, or more than a sixteenth of what it delivered (and more than a
+ * few packets) was lost. Only with enough ACKs in the window that one
+ * delayed ACK is not a queue (a path carrying keep-alives has a few). */
+static int pipe_full(const qe_rate *r, uint64_t min_rtt_ns) {
+  uint64_t over = min_rtt_ns / 4 > QE_FULL_QUEUE_NS ? min_rtt_ns / 4
+                                                    : QE_FULL_QUEUE_NS;
+  if (r->win_acks < QE_FULL_SAMPLES) {
+    return 0;
+  }
+  return (min_rtt_ns && r->win_rtt > min_rtt_ns + over) ||
+         (r->lost >= QE_FULL_LOSS_MIN && r->lost * 16 > r->acked);
+}
+
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
-                   uint64_t min_rtt_ns) {
+                   uint64_t min_rtt_ns, uint64_t rtt_ns) {
   uint64_t win = min_rtt_ns > 10 * 1000000ULL ? min_rtt_ns : 10 * 1000000ULL;
   uint64_t sample;
   int app_limited;
   r->acked += bytes;
+  r->win_acks++;
+  if (rtt_ns && (r->win_rtt == 0 || rtt_ns < r->win_rtt)) {
+    r->win_rtt = rtt_ns;
+  }
   if (r->ts == 0) {
     r->ts = ts;
     return;
@@ -173,8 +192,14 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
   }
   sample = r->acked * 1000000000ULL / (ts - r->ts);
   app_limited = !r->limited;
+  if (!r->filled && pipe_full(r, min_rtt_ns)) {
+    /* Even when the path never refused a packet: we sent into a standing
+     * queue below our cap, faster than the link. */
+    r->filled = 1;
+  }
   r->limited = 0;
-  r->acked = 0;
+  r->acked = r->lost = r->win_rtt = 0;
+  r->win_acks = 0;
   r->ts = ts;
   if (app_limited && sample < r->bw) {
     return;
@@ -195,6 +220,10 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
       r->filled = 1;
     }
   }
+}
+
+void qe_rate_lost(qe_rate *r, uint64_t bytes) {
+  r->lost += bytes;
 }
 
 uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t floor) {
@@ -254,4 +283,60 @@ uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded) {
   return t < QE_PATH_DEAD_FAST_NS ? QE_PATH_DEAD_FAST_NS
          : t > QE_PATH_DEAD_NS    ? QE_PATH_DEAD_NS
                                   : t;
+}
+
+/* ---- traffic classes ---- */
+
+/* FNV-1a: the flow hash needs spread, not strength (the slots are ours). */
+static uint32_t fnv(uint32_t h, const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    h = (h ^ p[i]) * 16777619u;
+  }
+  return h;
+}
+
+int qe_pkt_parse(const uint8_t *h, size_t n, qe_pkt_info *out) {
+  size_t l4, addr, alen;
+  out->sport = out->dport = -1;
+  if (n >= 20 && h[0] >> 4 == 4) {
+    out->dscp = h[1] >> 2;
+    out->proto = ((h[6] & 0x1f) | h[7]) != 0 ? -1 : h[9];
+    l4 = (size_t)(h[0] & 15) * 4;
+    addr = 12;
+    alen = 8;
+  } else if (n >= 40 && h[0] >> 4 == 6) {
+    out->dscp = (((h[0] & 15) << 4) | (h[1] >> 4)) >> 2;
+    out->proto = h[6];
+    l4 = 40;
+    addr = 8;
+    alen = 32;
+  } else {
+    return -1;
+  }
+  if ((out->proto == 6 || out->proto == 17) && l4 + 4 <= n) {
+    out->sport = h[l4] << 8 | h[l4 + 1];
+    out->dport = h[l4 + 2] << 8 | h[l4 + 3];
+  }
+  uint8_t proto = (uint8_t)out->proto;
+  out->flow = fnv(2166136261u, h + addr, alen);
+  out->flow = fnv(out->flow, &proto, 1);
+  if (out->sport >= 0) {
+    out->flow = fnv(out->flow, h + l4, 4);
+  }
+  return 0;
+}
+
+_Static_assert(QE_FLOW_SLOTS == 1 << 10, "flow_slot takes 10 bits");
+
+static size_t flow_slot(uint32_t flow) {
+  return (flow * 2654435761u) >> 22; /* the top 10 bits: QE_FLOW_SLOTS */
+}
+
+int qe_flow_in_sequence(const qe_flows *f, uint32_t flow, uint64_t ts) {
+  uint64_t last = f->seq_ts[flow_slot(flow)];
+  return last != 0 && ts < last + QE_FLOW_ORDER_NS;
+}
+
+void qe_flow_sequenced(qe_flows *f, uint32_t flow, uint64_t ts) {
+  f->seq_ts[flow_slot(flow)] = ts;
 }

@@ -81,6 +81,17 @@ size_t qe_sched_fastest(const qe_sched_path *paths, size_t n, size_t current);
  * 80 ms (1.4 s). */
 #define QE_CAP_STARTUP_Q 8
 #define QE_FULL_WINDOWS 3
+/* Startup also ends as soon as the bottleneck is full: a standing queue
+ * (the window's lowest RTT a quarter of the lowest RTT, and at least this,
+ * above it) or a burst of loss (a sixteenth of the window), as HyStart and
+ * BBR's startup do, whether or not the path refused a packet in the window
+ * (a queue says we sent faster than the link). Waiting for the plateau
+ * alone, a 100 Mbit/s 80 ms path reached full rate at gain 2 with a BDP
+ * queued, and its one-RTT buffer overflowed: 530 datagrams lost at once,
+ * and TCP inside stalled while they were sent again. */
+#define QE_FULL_QUEUE_NS (4 * 1000000ULL)
+#define QE_FULL_LOSS_MIN 4096 /* bytes: a few packets, not one random loss */
+#define QE_FULL_SAMPLES 8     /* ACKs in the window, as HyStart's */
 
 /*
  * Delivery rate measured from acknowledged datagrams: bytes per second, the
@@ -97,17 +108,23 @@ typedef struct qe_rate {
   int filled;      /* startup is over */
   uint64_t full_bw; /* startup: the rate to beat by a quarter... */
   unsigned full_cnt; /* ...and the windows that did not */
+  uint64_t win_rtt;  /* the window's lowest RTT sample; 0: none */
+  unsigned win_acks; /* ACKed datagrams in the window */
+  uint64_t lost;     /* bytes declared lost in the window */
 } qe_rate;
 
 /*
- * `bytes` acknowledged at `ts`. A window in which the path never refused a
- * bulk packet (r->limited unset) is app-limited: it says what was sent, not
- * what the path carries, so it counts only if it is higher. A path that
+ * `bytes` acknowledged at `ts`, with the latest RTT sample `rtt_ns` (0:
+ * none). A window in which the path never refused a bulk packet
+ * (r->limited unset) is app-limited: it says what was sent, not what the
+ * path carries, so it counts only if it is higher. A path that
  * carried 100 Mbit/s and then little keeps its measure, and its cap, for
  * when the load comes back (after a stall, or an uplink's death).
  */
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
-                   uint64_t min_rtt_ns);
+                   uint64_t min_rtt_ns, uint64_t rtt_ns);
+/* `bytes` sent on the path were declared lost (startup's loss signal). */
+void qe_rate_lost(qe_rate *r, uint64_t bytes);
 
 /* The most bulk bytes in flight: the measured rate times the lowest RTT,
  * times the gain (startup's until it is over); at least `floor`; 0: no cap
@@ -180,5 +197,51 @@ int qe_sched_overdue(uint64_t now, uint64_t oldest_sent, uint64_t pto);
  * by mistake is alive again when next heard.
  */
 uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded);
+
+/* ---- traffic classes: what a packet is, and its flow's order ---- */
+
+/* Enough of a packet to read: IPv4 with options (60) or IPv6 (40), plus
+ * the TCP or UDP ports. */
+#define QE_PKT_HDR_MAX 64
+
+typedef struct qe_pkt_info {
+  int dscp;         /* the DSCP (6 bits) */
+  int proto;        /* IP protocol; -1 for a later IPv4 fragment */
+  int sport, dport; /* TCP or UDP ports; -1 when there are none */
+  uint32_t flow;    /* hash of addresses, protocol and ports */
+} qe_pkt_info;
+
+/*
+ * Reads an IP packet's first `n` bytes (`h`). 0, or -1 when it is neither
+ * IPv4 nor IPv6. IPv6 extension headers are not walked (no ports then).
+ */
+int qe_pkt_parse(const uint8_t *h, size_t n, qe_pkt_info *out);
+
+/*
+ * A flow's packets keep their order. A traffic class that matches by size
+ * (small packets: pings, ACKs, keystrokes) would otherwise send the short
+ * segments of a bulk TCP flow, such as the tail of each super-packet cut to
+ * MSS, outside the sequence on the fastest path, ahead of the full segments
+ * sent before them. TCP inside reads that as loss: in the lab a single
+ * overtaking segment in the first 100 ms made one flow over two 100 Mbit/s
+ * uplinks leave slow start at one uplink's rate and spend 8 s creeping to
+ * both, in a third of the runs. So a packet whose flow was sent in the
+ * sequence within QE_FLOW_ORDER_NS stays in it (longer than any packet
+ * waits in a path's queue, crosses it and waits in the reorder buffer). A
+ * flow that only sends small packets is classed as before. Flows share
+ * QE_FLOW_SLOTS slots by hash: two flows in one slot may keep a small
+ * packet in the sequence that could have gone ahead, never the reverse.
+ */
+#define QE_FLOW_SLOTS 1024
+#define QE_FLOW_ORDER_NS (1000 * 1000000ULL)
+
+typedef struct qe_flows {
+  uint64_t seq_ts[QE_FLOW_SLOTS]; /* last sent in the sequence; 0: never */
+} qe_flows;
+
+/* Whether `flow` sent in the sequence within QE_FLOW_ORDER_NS before ts. */
+int qe_flow_in_sequence(const qe_flows *f, uint32_t flow, uint64_t ts);
+/* `flow` sends a packet in the sequence at ts. */
+void qe_flow_sequenced(qe_flows *f, uint32_t flow, uint64_t ts);
 
 #endif /* QE_SCHED_H */

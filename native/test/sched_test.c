@@ -587,15 +587,22 @@ static void fastest(void) {
 /* Feeds `r` ACKs of PKT bytes at `mbit` for `ms` from *t, one per packet
  * time; `limited`: the path refused a packet in every window (it was the
  * limit), else it never did (app-limited). */
-static void rate_feed(qe_rate *r, uint64_t *t, unsigned mbit, unsigned ms,
-                      int limited, uint64_t min_rtt) {
+static void rate_feed_rtt(qe_rate *r, uint64_t *t, unsigned mbit,
+                          unsigned ms, int limited, uint64_t min_rtt,
+                          uint64_t rtt) {
   uint64_t gap = PKT * SEC / (mbit * MBIT), end = *t + ms * MS;
   for (; *t < end; *t += gap) {
     if (limited) {
       r->limited = 1;
     }
-    qe_rate_acked(r, PKT, *t, min_rtt);
+    qe_rate_acked(r, PKT, *t, min_rtt, rtt);
   }
+}
+
+/* The same, every RTT sample at the lowest RTT (no queue). */
+static void rate_feed(qe_rate *r, uint64_t *t, unsigned mbit, unsigned ms,
+                      int limited, uint64_t min_rtt) {
+  rate_feed_rtt(r, t, mbit, ms, limited, min_rtt, min_rtt);
 }
 
 static int near_mbit(uint64_t bw, unsigned mbit) {
@@ -650,6 +657,131 @@ static void rate(void) {
           "rate: app-limited windows do not end startup",
           "filled %d at %.1f Mbit/s", a.filled, (double)a.bw / MBIT);
   }
+}
+
+/* Startup ends when the bottleneck is full, before the rate stops growing:
+ * a standing queue, or a burst of loss; not a delayed ACK or random loss. */
+static void rate_full(void) {
+  uint64_t rtt = 80 * MS;
+  qe_rate q = {0}, d = {0}, l = {0}, n = {0}, a = {0};
+  uint64_t tq = 1 * SEC, td = 1 * SEC, tl = 1 * SEC, tn = 1 * SEC,
+           ta = 1 * SEC;
+  for (unsigned m = 2; m <= 32; m *= 2) {
+    rate_feed(&q, &tq, m, 80, 1, rtt);
+    rate_feed(&d, &td, m, 80, 1, rtt);
+    rate_feed(&l, &tl, m, 80, 1, rtt);
+    rate_feed(&n, &tn, m, 80, 1, rtt);
+    rate_feed(&a, &ta, m, 80, 0, rtt);
+  }
+  check(!q.filled, "rate full: growing at the lowest RTT is startup",
+        "filled %d", q.filled);
+  /* One packet lost in a window of eight (1 Mbit/s): not a burst. */
+  {
+    qe_rate o = {0};
+    uint64_t to = 1 * SEC;
+    rate_feed(&o, &to, 1, 80, 1, rtt);
+    qe_rate_lost(&o, PKT);
+    rate_feed(&o, &to, 1, 160, 1, rtt);
+    check(!o.filled, "rate full: one loss in a small window is not a burst",
+          "filled %d", o.filled);
+  }
+  /* Still growing, but every sample 30 ms over 80 ms: a standing queue. */
+  rate_feed_rtt(&q, &tq, 64, 2 * 80, 1, rtt, rtt + 30 * MS);
+  check(q.filled, "rate full: a standing queue ends startup", "filled %d",
+        q.filled);
+  /* Samples 15 ms over 80 ms (under a quarter): not yet. */
+  rate_feed_rtt(&d, &td, 64, 2 * 80, 1, rtt, rtt + 15 * MS);
+  check(!d.filled, "rate full: a queue under a quarter of the RTT is not",
+        "filled %d", d.filled);
+  /* One delayed ACK per window (a 60 ms sample), the rest at 80 ms. */
+  for (unsigned w = 0; w < 2; w++) {
+    rate_feed_rtt(&d, &td, 128, 1, 1, rtt, rtt + 60 * MS);
+    rate_feed(&d, &td, 128, 79, 1, rtt);
+  }
+  check(!d.filled, "rate full: a delayed ACK is not a queue", "filled %d",
+        d.filled);
+  /* A burst: an eighth of a window lost. */
+  rate_feed(&l, &tl, 64, 40, 1, rtt);
+  qe_rate_lost(&l, 64 * MBIT * 80 / 1000 / 8); /* 64 Mbit/s x 80 ms / 8 */
+  rate_feed(&l, &tl, 64, 80, 1, rtt);
+  check(l.filled, "rate full: a burst of loss ends startup", "filled %d",
+        l.filled);
+  /* 2% random loss while the rate grows: startup goes on. */
+  for (unsigned m = 64; m <= 256; m *= 2) {
+    for (unsigned k = 0; k < 8; k++) {
+      rate_feed(&n, &tn, m, 10, 1, rtt);
+      qe_rate_lost(&n, m * MBIT / 100 / 50); /* 2% of 10 ms */
+    }
+  }
+  check(!n.filled, "rate full: random loss is not a full pipe", "filled %d",
+        n.filled);
+  /* The path never refused a packet, but what we sent stood in its
+   * bottleneck's queue: the pipe is full all the same. */
+  rate_feed_rtt(&a, &ta, 64, 3 * 80, 0, rtt, rtt + 40 * MS);
+  check(a.filled, "rate full: a standing queue ends startup below our cap",
+        "filled %d", a.filled);
+  /* Keep-alives only (a few ACKs a window), each 40 ms late. */
+  {
+    qe_rate k = {0};
+    uint64_t tk = 1 * SEC;
+    for (; tk < 3 * SEC; tk += 100 * MS) {
+      qe_rate_acked(&k, 100, tk, rtt, rtt + 40 * MS);
+    }
+    check(!k.filled, "rate full: a few late keep-alive ACKs are not a queue",
+          "filled %d", k.filled);
+  }
+}
+
+/* ---- traffic classes: packets and flows ---- */
+
+static void pkt_flow(void) {
+  uint8_t v4[40] = {0x45, 46 << 2, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0,
+                    10, 0, 0, 1, 10, 0, 0, 2, 0x9c, 0x40, 0x14, 0x51};
+  uint8_t v6[48] = {0x6b, 0x80, 0, 0, 0, 8, 17, 64};
+  uint8_t junk[24] = {0x20}; /* version 2: not IP */
+  qe_pkt_info a = {0}, b = {0}, c = {0};
+  qe_flows f;
+  uint64_t t = 5 * SEC;
+  memset(&f, 0, sizeof(f));
+  check(qe_pkt_parse(v4, sizeof(v4), &a) == 0 && a.dscp == 46 &&
+            a.proto == 6 && a.sport == 40000 && a.dport == 5201,
+        "pkt: IPv4 TCP: DSCP, protocol, ports", "dscp %d proto %d %d>%d",
+        a.dscp, a.proto, a.sport, a.dport);
+  v6[8 + 15] = 1;
+  v6[24 + 15] = 2;
+  v6[40] = 0x13;
+  v6[41] = 0x88;
+  v6[43] = 53;
+  check(qe_pkt_parse(v6, sizeof(v6), &b) == 0 && b.dscp == 46 &&
+            b.proto == 17 && b.sport == 5000 && b.dport == 53,
+        "pkt: IPv6 UDP: DSCP, protocol, ports", "dscp %d proto %d %d>%d",
+        b.dscp, b.proto, b.sport, b.dport);
+  v4[6] = 0x00;
+  v4[7] = 0xb9; /* a later fragment: no transport header */
+  check(qe_pkt_parse(v4, sizeof(v4), &c) == 0 && c.proto == -1 &&
+            c.sport == -1,
+        "pkt: a later fragment has no ports", "proto %d sport %d", c.proto,
+        c.sport);
+  v4[6] = 0x40;
+  v4[7] = 0;
+  check(qe_pkt_parse(v4, 19, &c) == -1 && qe_pkt_parse(v6, 39, &c) == -1 &&
+            qe_pkt_parse(junk, sizeof(junk), &c) == -1,
+        "pkt: not IP, or too short", "%s", "");
+  qe_pkt_parse(v4, sizeof(v4), &b);
+  v4[21] ^= 1; /* another source port */
+  qe_pkt_parse(v4, sizeof(v4), &c);
+  check(a.flow == b.flow && a.flow != c.flow,
+        "pkt: one flow, one hash; another port, another", "%x %x %x",
+        a.flow, b.flow, c.flow);
+  check(!qe_flow_in_sequence(&f, a.flow, t),
+        "flows: a flow never sequenced is not in the sequence", "%s", "");
+  qe_flow_sequenced(&f, a.flow, t);
+  check(qe_flow_in_sequence(&f, a.flow, t + QE_FLOW_ORDER_NS - 1) &&
+            !qe_flow_in_sequence(&f, a.flow, t + QE_FLOW_ORDER_NS),
+        "flows: in the sequence for QE_FLOW_ORDER_NS after its last", "%s",
+        "");
+  check(!qe_flow_in_sequence(&f, c.flow, t + 1),
+        "flows: another flow is not held by it", "%s", "");
 }
 
 /* ---- early drop (qe_aqm) ---- */
@@ -756,6 +888,8 @@ int main(void) {
   none_alive();
   fastest();
   rate();
+  rate_full();
+  pkt_flow();
   aqm();
   liveness();
   printf("sched_test: %u passed, %u failed\n", passed, failed);
