@@ -487,8 +487,24 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
   }
 }
 
+/* Each alive path's early-drop slack (qe_aqm): half the difference between
+ * the bond's highest lowest-RTT and its own. */
+static void aqm_slack(qe_peer *p, const uint64_t min_rtt[QE_MAX_PATHS]) {
+  uint64_t top = 0;
+  for (size_t i = 0; i < p->npaths; i++) {
+    if (min_rtt[i] > top) {
+      top = min_rtt[i];
+    }
+  }
+  for (size_t i = 0; i < p->npaths; i++) {
+    if (min_rtt[i]) {
+      p->paths[i]->aqm.slack_ns = (top - min_rtt[i]) / 2;
+    }
+  }
+}
+
 static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
-  uint64_t lo = UINT64_MAX, hi = 0;
+  uint64_t lo = UINT64_MAX, hi = 0, min_rtt[QE_MAX_PATHS] = {0};
   qe_conn *rescue[QE_MAX_PATHS], *stale[QE_MAX_PATHS];
   size_t nrescue = 0, nstale = 0;
   p->suspect_ts = UINT64_MAX;
@@ -540,6 +556,9 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
         }
       }
     }
+    if (cs.min_rtt != UINT64_MAX) {
+      min_rtt[i] = cs.min_rtt;
+    }
     if (cs.smoothed_rtt < lo) {
       lo = cs.smoothed_rtt;
     }
@@ -557,6 +576,7 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
     uint64_t t = hi - lo + hi / 4 + 10 * 1000000ULL;
     p->rb.timeout_ns = t > e->cfg.reorder_max_ns ? e->cfg.reorder_max_ns : t;
   }
+  aqm_slack(p, min_rtt);
   qe_reorder_tick(&p->rb, ts, rb_deliver, p);
   for (size_t i = 0; i < nrescue; i++) {
     /* Suspect or dead, and still a path of p (a rescue may close paths):

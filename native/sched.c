@@ -250,7 +250,7 @@ int qe_aqm_drop(qe_aqm *a, uint64_t queued, const qe_rate *r, uint64_t ts) {
   if (r->bw == 0 || !r->filled) {
     return 0;
   }
-  if (queued * 1000000000ULL / r->bw <= QE_AQM_TARGET_NS) {
+  if (queued * 1000000000ULL / r->bw <= QE_AQM_TARGET_NS + a->slack_ns) {
     a->count = 0;
     return 0;
   }

@@ -151,9 +151,20 @@ uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t floor);
 #define QE_AQM_TARGET_NS (100 * 1000000ULL)
 #define QE_AQM_INTERVAL_NS (100 * 1000000ULL)
 
+/*
+ * A packet's wait is judged by when it arrives: the aggregate scheduler
+ * fills a short path's queue until its packets arrive no sooner than the
+ * long path's, so at the same delivery delay a 20 ms path queues 30 ms more
+ * than an 80 ms one. Each path's target is raised by that difference
+ * (`slack_ns`: half the bond's highest lowest-RTT minus half its own, set
+ * by bond.c); with one target for all, the shortest path dropped first, at
+ * a third of the queue on the long one, and after TCP's cut the long
+ * path's queue ran dry.
+ */
 typedef struct qe_aqm {
   uint64_t count;   /* drops in the current standing queue */
   uint64_t next_ts; /* no drop before */
+  uint64_t slack_ns; /* added to QE_AQM_TARGET_NS */
 } qe_aqm;
 
 /* Whether the packet that would make the queue `queued` bytes is dropped. */

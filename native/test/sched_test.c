@@ -816,6 +816,15 @@ static void aqm(void) {
   check(!qe_aqm_drop(&a, q / 2, &r, t + 2 * SEC) && a.count == 0,
         "aqm: under the target again resets the count", "count %llu",
         (unsigned long long)a.count);
+  /* A short path's target is raised by its slack: 30 ms more queue. */
+  {
+    qe_aqm b = {.slack_ns = 30 * MS};
+    uint64_t q30 = r.bw * (QE_AQM_TARGET_NS + 30 * MS) / SEC;
+    check(!qe_aqm_drop(&b, q30 - PKT, &r, t + 3 * SEC) &&
+              qe_aqm_drop(&b, q30 + PKT, &r, t + 3 * SEC),
+          "aqm: the slack raises the target", "count %llu",
+          (unsigned long long)b.count);
+  }
 }
 
 /* ---- liveness ---- */
