@@ -169,6 +169,7 @@ static void view(const qe_peer *p, qe_sched_path *v) {
     ngtcp2_conn_stat cs;
     uint64_t cap;
     int room;
+    uint64_t rate;
     ngtcp2_conn_get_conn_stat(c->conn, &cs);
     cap = qe_path_cap(c, &cs);
     room = c->txq.count == 0 &&
@@ -177,13 +178,18 @@ static void view(const qe_peer *p, qe_sched_path *v) {
     if (!room) {
       c->rate.limited = 1; /* at its limit: not an app-limited window */
     }
+    rate = c->rate.bw;
+    if (qe_sched_throttled(cs.cwnd, cap) && cs.min_rtt != UINT64_MAX &&
+        cs.min_rtt != 0) {
+      rate = cs.cwnd * 1000000000ULL / cs.min_rtt; /* what it carries now */
+    }
     v[i] = (qe_sched_path){
         .up = c->state == QE_CONN_UP,
         .alive = path_alive(c) && !suspect(c, c->eng->now),
         .srtt_ns = cs.smoothed_rtt,
         .min_rtt_ns = cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt,
         .cwnd = cs.cwnd,
-        .rate = c->rate.bw,
+        .rate = rate,
         .inflight = cs.bytes_in_flight,
         .queued = c->txq.count * (uint64_t)c->max_udp,
         .room = room,
@@ -418,6 +424,28 @@ static int rescue_one(qe_peer *p, qe_conn *c, ngtcp2_vec *v, qe_ts ts) {
 }
 
 /*
+ * Moves what waits in a throttled path's queue (qe_sched_throttled) to the
+ * others, ahead of their queues: newest first, so that they leave oldest
+ * first. Stops where the scheduler would keep a packet on c.
+ */
+static void unload(qe_peer *p, qe_conn *c, qe_ts ts) {
+  qe_txq *q = &c->txq;
+  while (q->count) {
+    size_t slot = (q->head + q->count - 1) % q->cap;
+    ngtcp2_vec v = {.base = q->buf + slot * q->slotsize, .len = q->lens[slot]};
+    qe_conn *to = resend_path(p, v.base);
+    if (to == NULL || to == c) {
+      return;
+    }
+    q->count--;
+    p->moved++;
+    if (resend_on(to, &v, ts) == QE_SEND_CLOSED) {
+      return;
+    }
+  }
+}
+
+/*
  * Sends what c has not delivered on the other paths: what waits in its
  * queue, and what it sent that is not acknowledged, newest first (they go
  * ahead of the others' queues, so they leave oldest first).
@@ -505,8 +533,8 @@ static void aqm_slack(qe_peer *p, const uint64_t min_rtt[QE_MAX_PATHS]) {
 
 static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
   uint64_t lo = UINT64_MAX, hi = 0, min_rtt[QE_MAX_PATHS] = {0};
-  qe_conn *rescue[QE_MAX_PATHS], *stale[QE_MAX_PATHS];
-  size_t nrescue = 0, nstale = 0;
+  qe_conn *rescue[QE_MAX_PATHS], *stale[QE_MAX_PATHS], *held[QE_MAX_PATHS];
+  size_t nrescue = 0, nstale = 0, nheld = 0;
   p->suspect_ts = UINT64_MAX;
   for (size_t i = 0; i < p->npaths; i++) {
     qe_conn *c = p->paths[i];
@@ -555,6 +583,12 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
           p->suspect_ts = at;
         }
       }
+      if (qe_sched_throttled(cs.cwnd, qe_path_cap(c, &cs))) {
+        p->aqm_grace_ts = ts + QE_THROTTLE_GRACE_NS;
+        if (c->txq.count) {
+          held[nheld++] = c;
+        }
+      }
     }
     if (cs.min_rtt != UINT64_MAX) {
       min_rtt[i] = cs.min_rtt;
@@ -584,6 +618,14 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
     for (size_t k = 0; k < p->npaths; k++) {
       if (p->paths[k] == rescue[i]) {
         qe_bond_rescue(e, rescue[i], ts);
+        break;
+      }
+    }
+  }
+  for (size_t i = 0; i < nheld; i++) {
+    for (size_t k = 0; k < p->npaths; k++) {
+      if (p->paths[k] == held[i]) {
+        unload(p, held[i], ts);
         break;
       }
     }

@@ -633,6 +633,7 @@ static void fill_stats(qe_engine *e, qe_stats *out) {
     ps->bond_dropped = p->rb.dropped;
     ps->resent = p->resent;
     ps->lost_resent = p->lost_resent;
+    ps->moved = p->moved;
     ps->classed_out = p->classed_out;
     ps->classed_in = p->classed_in;
     for (size_t k = 0; k < p->npaths && k < QE_STATS_MAX_PATHS; k++) {

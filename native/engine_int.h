@@ -59,6 +59,7 @@ typedef struct qe_conn qe_conn;
 #define QE_HELLO_LEN 20
 #define QE_PATH_DEAD_MIN_NS (300 * 1000000ULL)
 #define QE_BOND_TICK_NS (50 * 1000000ULL)
+#define QE_THROTTLE_GRACE_NS (300 * 1000000ULL) /* see qe_sched_throttled */
 #define QE_BOND_REDIAL_NS (2000 * 1000000ULL)
 /* Sent bonded datagrams kept per path until acknowledged (or lost), to be
  * re-sent on another path if this one dies first. */
@@ -111,7 +112,8 @@ typedef struct qe_peer {
   qe_flows *flows; /* when its flows last sent in the sequence (bonded) */
   qe_conn *fast; /* the classes' lowest-latency path, kept unless beaten */
   qe_ts suspect_ts; /* when a loaded path of it next becomes suspect */
-  uint64_t resent, lost_resent, classed_out, classed_in;
+  qe_ts aqm_grace_ts; /* no early drop before: a path is throttled */
+  uint64_t resent, lost_resent, moved, classed_out, classed_in;
   uint64_t bytes_in, bytes_out, packets_in, packets_out;
   uint64_t datagrams_lost, datagrams_acked;
   uint64_t drop_congestion, drop_too_big, drop_spoofed, drop_not_up;

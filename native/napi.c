@@ -680,6 +680,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
       P(bond_dropped, "bondDropped");
       P(resent, "resent");
       P(lost_resent, "lostResent");
+      P(moved, "moved");
       P(classed_out, "classedOut");
       P(classed_in, "classedIn");
       napi_create_array_with_length(env, p->npaths, &paths);

@@ -1040,7 +1040,8 @@ static void txq_free(qe_txq *q) {
 /* Early drop on a bonded path's queue when the TUN is not paused (traffic
  * classes): qe_aqm_drop. */
 static int aqm_drop(qe_conn *c, qe_ts ts) {
-  if (!c->is_path || !c->eng->nclasses) {
+  if (!c->is_path || !c->eng->nclasses ||
+      (c->peer && ts < c->peer->aqm_grace_ts)) {
     return 0;
   }
   return qe_aqm_drop(&c->aqm, (c->txq.count + 1) * (uint64_t)c->max_udp,

@@ -156,6 +156,10 @@ size_t qe_sched_fastest(const qe_sched_path *paths, size_t n,
   return best;
 }
 
+int qe_sched_throttled(uint64_t cwnd, uint64_t cap) {
+  return cap != 0 && cwnd * 2 < cap;
+}
+
 /* ---- rate ---- */
 
 /* Startup is over when a window shows the bottleneck full: its lowest RTT

@@ -65,6 +65,22 @@ uint64_t qe_sched_cost(const qe_sched_path *p);
  */
 size_t qe_sched_fastest(const qe_sched_path *paths, size_t n, size_t current);
 
+/*
+ * Whether the QUIC stack holds a path to under half of what it carries:
+ * its congestion window `cwnd` below half our in-flight cap `cap` (0: not
+ * measured yet, never throttled). BBR does this for ~200 ms every 5 s
+ * (PROBE_RTT: a quarter of its window, to see the RTT without the queue our
+ * cap keeps). A throttled path takes bulk as if it carried cwnd per lowest
+ * RTT, and what waits in its queue moves to the others (bond.c): it held
+ * a whole path's queue for 200 ms, and the receiver every later packet.
+ * For QE_THROTTLE_GRACE_NS after, no early drop on the peer's paths: the
+ * others' queues stand longer for a moment, and a drop would tell TCP
+ * inside to halve for a dip that is over in 300 ms. In rural lab runs of
+ * one flow this took the dips every ~1.5 s (each path's PROBE_RTT every
+ * 5 s) from holds of 0.3 s to slowdowns.
+ */
+int qe_sched_throttled(uint64_t cwnd, uint64_t cap);
+
 /* ---- a path's delivery rate and the in-flight cap it sets ---- */
 
 #define QE_RATE_WINDOWS 10

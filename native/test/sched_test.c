@@ -732,6 +732,17 @@ static void rate_full(void) {
   }
 }
 
+/* BBR's PROBE_RTT holds a path to a quarter of its window: throttled. */
+static void throttled(void) {
+  uint64_t cap = 1250000; /* 1.25 x a 1 MB BDP */
+  check(!qe_sched_throttled(2000000, cap) && !qe_sched_throttled(cap / 2, cap),
+        "throttled: a window at half our cap or more is not", "%s", "");
+  check(qe_sched_throttled(cap / 2 - 1, cap) && qe_sched_throttled(5000, cap),
+        "throttled: a window under half our cap is", "%s", "");
+  check(!qe_sched_throttled(5000, 0),
+        "throttled: not before the path's rate is measured", "%s", "");
+}
+
 /* ---- traffic classes: packets and flows ---- */
 
 static void pkt_flow(void) {
@@ -898,6 +909,7 @@ int main(void) {
   fastest();
   rate();
   rate_full();
+  throttled();
   pkt_flow();
   aqm();
   liveness();

@@ -183,6 +183,7 @@ interface StatusBond {
   dropped: number
   resent: number
   lostResent?: number
+  moved?: number
   classedOut?: number
   classedIn?: number
 }
@@ -199,7 +200,7 @@ function renderBond(stats: { paths?: StatusPath[]; bond?: StatusBond } | null): 
   const b = stats?.bond
   if (b) {
     const classed = b.classedOut !== undefined ? `  classed out/in ${b.classedOut}/${b.classedIn ?? 0}` : ''
-    lines.push(`    bond ${b.mode}: reordered ${b.reordered}  late ${b.late}  dropped ${b.dropped}  re-sent ${b.resent} (dead path) + ${b.lostResent ?? 0} (lost)${classed}`)
+    lines.push(`    bond ${b.mode}: reordered ${b.reordered}  late ${b.late}  dropped ${b.dropped}  re-sent ${b.resent} (dead path) + ${b.lostResent ?? 0} (lost)  moved ${b.moved ?? 0}${classed}`)
   }
   return lines
 }

@@ -222,6 +222,8 @@ export interface BondStats {
   readonly resent: number
   /** Declared lost by the QUIC stack of their path, and sent again. */
   readonly lostResent: number
+  /** Moved, unsent, from the queue of a path its QUIC stack throttled. */
+  readonly moved: number
   /** Sent / received in a traffic class (outside the sequence). */
   readonly classedOut: number
   readonly classedIn: number
