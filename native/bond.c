@@ -321,14 +321,19 @@ static int resend_on(qe_conn *to, ngtcp2_vec *v, qe_ts ts) {
   return qe_conn_forward_front(to, v, 1, v->len, ts);
 }
 
-/* Gives the next packet of p's sequence its number (big-endian in hdr). */
-static void number(qe_peer *p, uint8_t hdr[QE_BOND_HDR]) {
+/* Gives the next packet of p's sequence its number (big-endian in hdr),
+ * and notes its flow in the sequence (`pi`: NULL when not classified). */
+static void number(qe_peer *p, uint8_t hdr[QE_BOND_HDR],
+                   const qe_pkt_info *pi, qe_ts ts) {
   uint32_t seq = p->tx_seq;
   p->tx_seq = (p->tx_seq + 1) & QE_RB_SEQ_MASK;
   hdr[0] = (uint8_t)(seq >> 24);
   hdr[1] = (uint8_t)(seq >> 16);
   hdr[2] = (uint8_t)(seq >> 8);
   hdr[3] = (uint8_t)seq;
+  if (pi != NULL) {
+    qe_flow_sequenced(p->flows, pi->flow, ts);
+  }
 }
 
 void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
@@ -337,18 +342,18 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
   size_t n;
   uint8_t hdr[QE_BOND_HDR];
   ngtcp2_vec vv[3] = {{.base = hdr, .len = QE_BOND_HDR}};
-  qe_pkt_info pi;
-  int classes = e->nclasses && p->flows &&
-                (p->mode == QE_BOND_AGGREGATE || p->mode == QE_BOND_WEIGHTED);
+  qe_pkt_info info;
+  const qe_pkt_info *pi = NULL; /* parsed: traffic classes apply */
   for (size_t i = 0; i < vcnt && i < 2; i++) {
     vv[1 + i] = v[i];
   }
-  if (classes) {
+  if (e->nclasses && p->flows &&
+      (p->mode == QE_BOND_AGGREGATE || p->mode == QE_BOND_WEIGHTED)) {
     uint8_t h[QE_PKT_HDR_MAX];
-    classes = qe_pkt_parse(h, gather(v, vcnt, h), &pi) == 0;
+    pi = qe_pkt_parse(h, gather(v, vcnt, h), &info) == 0 ? &info : NULL;
   }
-  if (classes) {
-    const qe_class *k = classify(e, p, &pi, total, ts);
+  if (pi != NULL) {
+    const qe_class *k = classify(e, p, pi, total, ts);
     qe_conn *c = k ? class_path(p, k) : NULL;
     if (c != NULL) {
       /* Outside the sequence: the receiver delivers it on arrival. */
@@ -372,17 +377,11 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
     if (!qe_conn_admit(to[0], total + QE_BOND_HDR, ts)) {
       return;
     }
-    number(p, hdr);
-    if (classes) {
-      qe_flow_sequenced(p->flows, pi.flow, ts);
-    }
+    number(p, hdr, pi, ts);
     qe_conn_forward_admitted(to[0], vv, vcnt + 1, total + QE_BOND_HDR, ts);
     return;
   }
-  number(p, hdr);
-  if (classes) {
-    qe_flow_sequenced(p->flows, pi.flow, ts);
-  }
+  number(p, hdr, pi, ts);
   for (size_t i = 0; i < n; i++) {
     /* May close to[i]: nothing below touches it again. */
     qe_conn_forward(to[i], vv, vcnt + 1, total + QE_BOND_HDR, ts);
@@ -424,25 +423,27 @@ static int rescue_one(qe_peer *p, qe_conn *c, ngtcp2_vec *v, qe_ts ts) {
 }
 
 /*
- * Moves what waits in a throttled path's queue (qe_sched_throttled) to the
- * others, ahead of their queues: newest first, so that they leave oldest
- * first. Stops where the scheduler would keep a packet on c.
+ * Moves what waits in c's queue to the paths the scheduler picks, ahead of
+ * their queues: newest first, so that they leave oldest first. What it
+ * would keep on c, or has no path for, stays queued. Each moved counts in
+ * *moved. 0: the paths changed under us (a send closed one).
  */
-static void unload(qe_peer *p, qe_conn *c, qe_ts ts) {
+static int move_queue(qe_peer *p, qe_conn *c, uint64_t *moved, qe_ts ts) {
   qe_txq *q = &c->txq;
   while (q->count) {
     size_t slot = (q->head + q->count - 1) % q->cap;
     ngtcp2_vec v = {.base = q->buf + slot * q->slotsize, .len = q->lens[slot]};
     qe_conn *to = resend_path(p, v.base);
     if (to == NULL || to == c) {
-      return;
+      return 1;
     }
     q->count--;
-    p->moved++;
+    (*moved)++;
     if (resend_on(to, &v, ts) == QE_SEND_CLOSED) {
-      return;
+      return 0;
     }
   }
+  return 1;
 }
 
 /*
@@ -452,18 +453,9 @@ static void unload(qe_peer *p, qe_conn *c, qe_ts ts) {
  */
 void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts) {
   qe_peer *p = c->peer;
-  qe_txq *q = &c->txq;
   (void)e;
-  if (c->sent_id == NULL || p == NULL) {
+  if (c->sent_id == NULL || p == NULL || !move_queue(p, c, &p->resent, ts)) {
     return;
-  }
-  while (q->count) {
-    size_t slot = (q->head + q->count - 1) % q->cap;
-    ngtcp2_vec v = {.base = q->buf + slot * q->slotsize, .len = q->lens[slot]};
-    q->count--;
-    if (!rescue_one(p, c, &v, ts)) {
-      return;
-    }
   }
   for (size_t n = 0; n < QE_SENT_SLOTS; n++) {
     /* From the newest sent back: dgram_id - 1 is the last one. */
@@ -529,6 +521,16 @@ static void aqm_slack(qe_peer *p, const uint64_t min_rtt[QE_MAX_PATHS]) {
       p->paths[i]->aqm.slack_ns = (top - min_rtt[i]) / 2;
     }
   }
+}
+
+/* Whether c is still a path of p (a rescue or a move may close paths). */
+static int is_path_of(const qe_peer *p, const qe_conn *c) {
+  for (size_t k = 0; k < p->npaths; k++) {
+    if (p->paths[k] == c) {
+      return 1;
+    }
+  }
+  return 0;
 }
 
 static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
@@ -613,31 +615,22 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
   aqm_slack(p, min_rtt);
   qe_reorder_tick(&p->rb, ts, rb_deliver, p);
   for (size_t i = 0; i < nrescue; i++) {
-    /* Suspect or dead, and still a path of p (a rescue may close paths):
-     * re-send what it has not delivered. */
-    for (size_t k = 0; k < p->npaths; k++) {
-      if (p->paths[k] == rescue[i]) {
-        qe_bond_rescue(e, rescue[i], ts);
-        break;
-      }
+    /* Suspect or dead: re-send what it has not delivered. */
+    if (is_path_of(p, rescue[i])) {
+      qe_bond_rescue(e, rescue[i], ts);
     }
   }
   for (size_t i = 0; i < nheld; i++) {
-    for (size_t k = 0; k < p->npaths; k++) {
-      if (p->paths[k] == held[i]) {
-        unload(p, held[i], ts);
-        break;
-      }
+    /* Throttled (qe_sched_throttled): its queue goes to the others. */
+    if (is_path_of(p, held[i])) {
+      move_queue(p, held[i], &p->moved, ts);
     }
   }
   for (size_t i = 0; i < nstale && lo != UINT64_MAX; i++) {
     /* Only while another path is alive (lo: some alive path's RTT): with
      * every path silent the keep-alives and the idle timeout decide. */
-    for (size_t k = 0; k < p->npaths; k++) {
-      if (p->paths[k] == stale[i]) {
-        qe_conn_close(stale[i], "dead", QE_APP_NO_ERROR, ts);
-        break;
-      }
+    if (is_path_of(p, stale[i])) {
+      qe_conn_close(stale[i], "dead", QE_APP_NO_ERROR, ts);
     }
   }
 }

@@ -305,12 +305,12 @@ static int cb_lost_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                             void *user_data) {
   qe_conn *c = user_data;
   size_t slot = dgram_id % QE_SENT_SLOTS;
+  int kept = c->sent_id != NULL && c->sent_id[slot] == dgram_id + 1;
   (void)conn;
-  if (c->sent_id != NULL && c->sent_id[slot] == dgram_id + 1) {
+  if (kept) {
     qe_rate_lost(&c->rate, c->sent_len[slot]);
   }
-  if (c->lost != NULL && c->sent_id[slot] == dgram_id + 1 &&
-      c->nlost < QE_SENT_SLOTS) {
+  if (kept && c->lost != NULL && c->nlost < QE_SENT_SLOTS) {
     c->lost[c->nlost++] = (uint16_t)slot;
     c->eng->lost_pending = 1;
   } else {
