@@ -9,7 +9,7 @@ import { access } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { loadConfigFile, type Config } from '../config/index.js'
 import { silentLogger } from '../log.js'
-import { deriveOverlayAddresses, loadIdentity } from '../mesh/identity.js'
+import { deriveOverlayAddresses, loadIdentity, publicKeyBase64 } from '../mesh/identity.js'
 import { controlRequest, DaemonNotRunningError } from '../observe/control-socket.js'
 import { EXIT_INVALID, EXIT_OK, type CliContext } from './context.js'
 import { formatLines } from './report.js'
@@ -19,8 +19,6 @@ import { UsageError } from '../errors.js'
 const DEFAULT_SOCKET = '/run/quicether/control.sock'
 /** `quicether plan` exit code when changes are pending (like `terraform plan -detailed-exitcode`). */
 const EXIT_PENDING = 2
-/** The TUN MTU a node uses for `mtu: auto` (1500-byte path over IPv6): see the daemon. */
-const AUTO_TUN_MTU_GUESS = 1500 - 40 - 8 - 44
 
 interface CommonOpts {
   config: string
@@ -135,30 +133,32 @@ async function planAgainstKernel(file: string) {
   const r = await loadConfigFile(file)
   if (!r.ok) return { ok: false, errors: r.diagnostics.filter((d) => d.severity === 'error'), actions: [], restartTunnels: false }
   const config: Config = r.config
-  const addresses = await overlayAddresses(config)
+  const self = await selfOf(config)
   // Loaded here, not at the top: only this path needs netlink, and every other command starts faster without it.
-  const [{ Reconciler }, { desiredFromConfig }, { createSystemAdapter }] = await Promise.all([
-    import('../reconcile/index.js'),
-    import('../state/index.js'),
-    import('../system/index.js'),
-  ])
-  const desired = desiredFromConfig(config, { overlayAddresses: addresses, learnedRoutes: [], tunMtu: AUTO_TUN_MTU_GUESS })
+  const [{ Reconciler }, state, { createSystemAdapter }] = await Promise.all([import('../reconcile/index.js'), import('../state/index.js'), import('../system/index.js')])
+  // What `quicether start` would set: the same MTU rule, and the engine's first tables (no peer connected yet).
+  const tunMtu = state.tunMtuOf(config)
+  const kernel = state.desiredFromConfig(config, { overlayAddresses: self.addresses, learnedRoutes: [], tunMtu })
+  const engine = state.engineFromConfig(config, { selfKey: self.key ?? '', fib: [] })
   const rec = new Reconciler({}, { system: createSystemAdapter(), log: silentLogger })
-  const { plan, issues } = await rec.plan(desired)
+  const { plan, issues } = await rec.plan(kernel)
   const errors = issues
     .filter((i) => i.severity === 'error' && i.code !== 'QE_LINK_MISSING') // the TUN appears when the daemon starts
     .map((i) => ({ file, line: 0, col: 0, path: '', severity: 'error' as const, code: i.code, message: i.message }))
-  return { ok: errors.length === 0, errors, actions: plan.actions.map((a) => ({ text: a.text, live: a.live })), restartTunnels: false }
+  const names = new Map(config.peers.map((p) => [p.key, p.name]))
+  const engineActions = state.diffEngine(engine, null, (k) => `${names.get(k) ?? '?'} (${state.shortKey(k)})`)
+  const actions = [...plan.actions.map((a) => ({ text: a.text, live: a.live })), ...engineActions.map((a) => ({ text: a.text, live: true }))]
+  return { ok: errors.length === 0, errors, actions, restartTunnels: false }
 }
 
-async function overlayAddresses(config: Config): Promise<{ ipv4: string | null; ipv6: string | null }> {
-  if (config.network.address.ipv4 && config.network.address.ipv6) return config.network.address
+/** The node's overlay addresses and key, from the config and its identity file (when there is one yet). */
+async function selfOf(config: Config): Promise<{ addresses: { ipv4: string | null; ipv6: string | null }; key: string | null }> {
   try {
     const id = await loadIdentity(config.node.identity)
     const d = deriveOverlayAddresses(id.publicKey, config.network.overlay.ipv4, config.network.overlay.ipv6)
-    return { ipv4: config.network.address.ipv4 ?? d.ipv4, ipv6: config.network.address.ipv6 ?? d.ipv6 }
+    return { addresses: { ipv4: config.network.address.ipv4 ?? d.ipv4, ipv6: config.network.address.ipv6 ?? d.ipv6 }, key: publicKeyBase64(id) }
   } catch {
-    return config.network.address // no identity yet: `quicether init` makes one
+    return { addresses: config.network.address, key: null } // no identity yet: `quicether init` makes one
   }
 }
 
@@ -210,7 +210,18 @@ export function renderStatus(st: Record<string, unknown>): string {
   const node = st.node as { name: string; key: string; overlay: { ipv4: string; ipv6: string }; tun: string; tunMtu: number } | null
   const cfg = st.config as { file: string | null; generation: number; errors: { file: string; line: number; col: number; message: string }[]; pendingConfirm: { deadline: string } | null }
   const last = st.lastApply as { at: string; ok: boolean; plan: string[]; failure: string | null } | null
-  const peers = st.peers as { key: string; name: string | null; remote: { address: string; port: number }; since: string; hello: { name: string; overlay: { ipv4: string | null } } | null; stats: { rttMs: number; bytesIn: number; bytesOut: number; paths?: StatusPath[]; bond?: StatusBond } | null }[]
+  const peers = st.peers as {
+    key: string
+    name: string | null
+    state?: string
+    lastError?: string | null
+    remote: { address: string; port: number } | null
+    since: string
+    hello: { name: string; overlay: { ipv4: string | null } } | null
+    stats: { rttMs: number; bytesIn: number; bytesOut: number; paths?: StatusPath[]; bond?: StatusBond } | null
+  }[]
+  const warnings = (cfg as { warnings?: { file: string; line: number; col: number; message: string }[] }).warnings ?? []
+  const engine = st.engine as { tablesVersion?: number } | null
   const routes = st.routes as { fib: { prefix: string; peer: string }[] }
   const lines: string[] = []
   if (node) {
@@ -219,14 +230,21 @@ export function renderStatus(st: Record<string, unknown>): string {
   }
   lines.push(`config   ${cfg.file ?? '(flags only)'}  generation ${cfg.generation}  uptime ${String(st.uptimeS)}s`)
   for (const e of cfg.errors) lines.push(`  error  ${e.file}:${e.line}:${e.col}: ${e.message}   (not applied; the node runs the previous config)`)
+  for (const w of warnings) lines.push(`  warning  ${w.file}:${w.line}:${w.col}: ${w.message}`)
   if (cfg.pendingConfirm) lines.push(`  waiting for 'quicether confirm' until ${cfg.pendingConfirm.deadline}`)
-  if (last) lines.push(`apply    ${last.at}  ${last.ok ? 'ok' : `FAILED: ${last.failure ?? ''}`}  (${last.plan.length} action(s))`)
-  lines.push(`peers    ${peers.length}`)
+  if (last) lines.push(`apply    ${last.at}  ${last.ok ? 'ok' : `FAILED: ${last.failure ?? ''}`}  (${last.plan.length} action(s))${engine?.tablesVersion ? `  engine tables v${engine.tablesVersion}` : ''}`)
+  const up = peers.filter((p) => (p.state ?? 'up') === 'up').length
+  lines.push(`peers    ${up} up of ${peers.length}`)
   for (const p of peers) {
     const name = p.name ?? p.hello?.name ?? p.key.slice(0, 8)
     const s = p.stats
-    lines.push(`  ${name.padEnd(16)} ${(p.hello?.overlay.ipv4 ?? '-').padEnd(15)} via ${p.remote.address}:${p.remote.port}  up since ${p.since}${s ? `  rtt ${s.rttMs.toFixed(2)} ms  in ${s.bytesIn} B  out ${s.bytesOut} B` : ''}`)
-    lines.push(...renderBond(s))
+    const state = p.state ?? 'up'
+    if (state === 'up' && p.remote) {
+      lines.push(`  ${name.padEnd(16)} ${(p.hello?.overlay.ipv4 ?? '-').padEnd(15)} via ${p.remote.address}:${p.remote.port}  up since ${p.since}${s ? `  rtt ${s.rttMs.toFixed(2)} ms  in ${s.bytesIn} B  out ${s.bytesOut} B` : ''}`)
+      lines.push(...renderBond(s))
+    } else {
+      lines.push(`  ${name.padEnd(16)} ${'-'.padEnd(15)} ${state} since ${p.since}${p.lastError ? `  last error: ${p.lastError}` : ''}`)
+    }
   }
   lines.push(`routes   ${routes.fib.length}`)
   for (const r of routes.fib) lines.push(`  ${r.prefix.padEnd(20)} → ${peers.find((p) => p.key === r.peer)?.name ?? r.peer.slice(0, 8)}`)

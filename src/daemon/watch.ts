@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { watch, type FSWatcher } from 'chokidar'
 import type { Logger } from '../log.js'
+import type { Subsystem } from './subsystem.js'
 
 export interface ConfigWatcherInit {
   readonly path: string
@@ -90,4 +91,46 @@ export class ConfigWatcher {
 
 function hash(text: string): string {
   return createHash('sha256').update(text).digest('hex')
+}
+
+/** The watcher as a daemon subsystem: a changed file's text goes to `onChange`. */
+export class WatchHost implements Subsystem<{ readonly file: string } | null> {
+  readonly name = 'watch'
+  readonly #path: string | null
+  readonly #components: { onChange: (text: string) => void; log: Logger }
+  #watcher: ConfigWatcher | null = null
+  #loaded: string | null
+
+  /** `path` null: no file (stdin, tests): nothing to watch. `loaded`: the text the node runs now. */
+  constructor(init: { path: string | null; loaded: string | null }, components: { onChange: (text: string) => void; log: Logger }) {
+    this.#path = init.path
+    this.#loaded = init.loaded
+    this.#components = components
+  }
+
+  /** Records the content the node runs now, so only a different content counts as a change. */
+  setLoaded(text: string): void {
+    this.#loaded = text
+    this.#watcher?.setLoaded(text)
+  }
+
+  async start(): Promise<void> {
+    if (this.#path === null) return
+    const w = new ConfigWatcher({ path: this.#path }, this.#components)
+    if (this.#loaded !== null) w.setLoaded(this.#loaded)
+    await w.start()
+    this.#watcher = w
+  }
+
+  async stop(): Promise<void> {
+    const w = this.#watcher
+    this.#watcher = null
+    await w?.stop().catch(() => undefined)
+  }
+
+  async onReload(): Promise<void> {}
+
+  status(): { readonly file: string } | null {
+    return this.#path === null ? null : { file: this.#path }
+  }
 }

@@ -36,6 +36,7 @@ import type {
   Route,
   TrafficClass,
   Uplink,
+  EngineTables,
 } from './types.js'
 
 export * from './types.js'
@@ -367,10 +368,31 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
     this.#call((n, h) => n.sendControl(h, key, data))
   }
 
+  #tables: EngineTables | null = null
+
+  /** TEMPORARY shim: every table, posted in order (the native one-command swap replaces it). */
+  setTables(t: EngineTables): void {
+    const keys = Buffer.concat(t.allowedPeers.map(peerKeyBytes))
+    const routes = Buffer.concat(t.routes.map(packRoute))
+    const uplinks = packUplinks(t.uplinks)
+    const classes = packClasses(t.classes)
+    this.#call((n, h) => n.setAllowed(h, keys))
+    this.#call((n, h) => n.setRoutes(h, routes))
+    this.#call((n, h) => n.setUplinks(h, uplinks))
+    this.#call((n, h) => n.setClasses(h, classes))
+    this.#tables = t
+  }
+
+  /** TEMPORARY shim: the tables last set. */
+  readTables(): EngineTables | null {
+    return this.#tables
+  }
+
   /** A snapshot of the counters (copied out of the worker). */
   stats(): EngineStats {
     const raw = this.#call((n, h) => n.stats(h))
-    return convertStats(raw)
+    const s = convertStats(raw)
+    return { ...s, global: { ...s.global, tablesVersion: this.#tables?.version ?? 0 } }
   }
 
   #call<T>(fn: (n: NativeAddon, h: NativeHandle) => T): T {
@@ -516,6 +538,7 @@ function convertStats(raw: NativeStats): EngineStats {
       icmpSent: n('icmpSent'),
       duplicates: n('duplicates'),
       connections: n('connections'),
+      tablesVersion: 0,
     },
     peers,
   }

@@ -290,11 +290,24 @@ export interface GlobalStats {
   readonly duplicates: number
   /** QUIC connections open now (handshaking included). */
   readonly connections: number
+  /** The version of the tables the engine runs (0 before the first setTables). */
+  readonly tablesVersion: number
 }
 
 export interface EngineStats {
   readonly global: GlobalStats
   readonly peers: readonly PeerStats[]
+}
+
+/** Every table the engine enforces, given at once (TEMPORARY JS shim until the native command lands). */
+export interface EngineTables {
+  readonly version: number
+  readonly allowedPeers: readonly string[]
+  readonly routes: readonly Route[]
+  readonly uplinks: readonly Uplink[]
+  readonly classes: readonly TrafficClass[]
+  readonly acceptBonded: boolean
+  readonly reorder: { readonly maxDelayMs: number; readonly maxBytes: number }
 }
 
 /** The engine's public face (what the daemon and mesh use). */

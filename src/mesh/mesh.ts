@@ -1,11 +1,13 @@
 /**
- * The mesh: which peers may connect, whom to dial and when to dial again,
- * what each connected peer told us (its hello), and from that the routes.
+ * The mesh: whom to dial and when to dial again, and what each connected
+ * peer told us (its hello).
  *
- * It talks to the forwarding plane only through `MeshEngine`, the slice of
- * the engine it needs, so it can be tested with a scripted fake. It never
- * touches the kernel: it hands computed routes to `onRoutes`, and the daemon
- * gives them to the engine (FIB) and the reconciler (kernel routes).
+ * It reports facts and sets no tables: which peers are up and what their
+ * hellos say go to `onPeers`; the daemon turns them into desired state
+ * (`desiredNode`), and the reconciler alone writes the engine's tables
+ * (allowed keys, FIB) and the kernel's routes. It talks to the forwarding
+ * plane only through `MeshEngine` (dials and control messages: commands,
+ * not tables), so it can be tested with a scripted fake.
  *
  * Housekeeping runs on one coarse tick (redials with backoff), not a timer
  * per peer.
@@ -15,7 +17,7 @@ import { isIP } from 'node:net'
 import type { Config, Endpoint } from '../config/index.js'
 import type { Logger } from '../log.js'
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type HelloMessage } from './messages.js'
-import { computeMeshRoutes, type ConnectedPeer, type MeshRoutes } from './routing.js'
+import type { ConnectedPeer } from '../state/routes.js'
 
 export interface PeerUpEvent {
   readonly peer: string
@@ -30,9 +32,8 @@ export interface PeerDownEvent {
 /** How a dial bonds (multipath): `null` = a plain single-path tunnel. */
 export type DialBond = 'aggregate' | 'failover' | 'redundant' | 'weighted' | null
 
-/** What the mesh needs from the forwarding plane. */
+/** What the mesh needs from the forwarding plane: commands only (its tables are the reconciler's). */
 export interface MeshEngine {
-  setAllowedPeers(keys: string[]): void
   connect(endpoint: { address: string; port: number }, options?: { bond?: Exclude<DialBond, null> }): void
   /** Undoes a bonded connect: no more dials to the endpoint, its paths close. */
   forgetBonded(endpoint: { address: string; port: number }): void
@@ -56,8 +57,11 @@ export interface MeshInit {
 export interface MeshComponents {
   readonly engine: MeshEngine
   readonly log: Logger
-  /** Called whenever the routes change (and once after start). */
-  readonly onRoutes: (routes: MeshRoutes) => void
+  /**
+   * The connected peers and their last hellos, sorted by key: called when
+   * they change (a peer up or down, a hello or bye) and once after start.
+   */
+  readonly onPeers: (peers: readonly ConnectedPeer[]) => void
   /** Injected clock, for tests. */
   readonly now?: () => number
 }
@@ -88,6 +92,23 @@ export interface PeerStatus {
   readonly hello: HelloMessage | null
 }
 
+/**
+ * A peer this node admits (listed in `peers:`), connected or not.
+ * - `up`: a tunnel is open;
+ * - `connecting`: it is a dial target (`connect-to`) not yet up;
+ * - `waiting`: nothing dials it from here: it is up when it dials us.
+ */
+export interface AdmittedPeerStatus {
+  readonly key: string
+  readonly name: string
+  readonly state: 'up' | 'connecting' | 'waiting'
+  /** When it entered this state (ms since the epoch). */
+  readonly since: number
+  /** Why the last dial failed or the tunnel went down; null when nothing failed yet. */
+  readonly lastError: string | null
+  readonly remote: { readonly address: string; readonly port: number } | null
+}
+
 export class Mesh {
   #config: Config
   readonly #init: MeshInit
@@ -96,9 +117,9 @@ export class Mesh {
   readonly #up = new Map<string, { remote: PeerUpEvent['remote']; since: number; hello: HelloMessage | null }>()
   #targets: DialTarget[] = []
   #timer: NodeJS.Timeout | null = null
-  #lastRoutes = ''
-  #reported = new Set<string>()
-  #routes: MeshRoutes = { fib: [], learned: [], rejected: [] }
+  #lastFacts = ''
+  /** Per admitted key: when its state last changed and its last error. */
+  readonly #history = new Map<string, { state: AdmittedPeerStatus['state']; since: number; lastError: string | null }>()
 
   constructor(init: MeshInit, components: MeshComponents) {
     this.#init = init
@@ -112,7 +133,7 @@ export class Mesh {
     this.#timer = setInterval(() => this.tick(), this.#init.tickMs ?? 250)
     this.#timer.unref()
     this.tick()
-    this.#recompute(true)
+    this.#report(true)
   }
 
   stop(): void {
@@ -127,28 +148,48 @@ export class Mesh {
     }
   }
 
-  /** Swap in a new config: allowed keys, dial targets and advertised subnets follow; live tunnels stay. */
+  /**
+   * Swap in a new config: dial targets and advertised subnets follow; live
+   * tunnels stay. A peer that left the config is cut off by the engine once
+   * the reconciler applies the new allowed keys (before this is called).
+   */
   reload(next: Config): void {
     this.#config = next
     this.#applyConfig()
-    for (const key of this.#up.keys()) {
-      if (!next.peers.some((p) => p.key === key)) this.#c.engine.disconnect(key)
-      else this.#sendHello(key)
-    }
-    this.#recompute(false)
+    for (const key of this.#up.keys()) if (next.peers.some((p) => p.key === key)) this.#sendHello(key)
+    this.#report(false)
   }
 
-  get routes(): MeshRoutes {
-    return this.#routes
-  }
-
+  /** The connected peers (a config peer or not). */
   peers(): PeerStatus[] {
     return [...this.#up.entries()].map(([key, p]) => ({ key, name: this.#nameOf(key), remote: p.remote, since: p.since, hello: p.hello }))
+  }
+
+  /** Every peer the config admits, connected or not, sorted by name. */
+  admitted(): AdmittedPeerStatus[] {
+    const out: AdmittedPeerStatus[] = []
+    for (const p of this.#config.peers) {
+      if (p.key === this.#init.selfKey) continue
+      const up = this.#up.get(p.key)
+      const state = up ? 'up' : this.#targets.some((t) => t.peer === p.name) ? 'connecting' : 'waiting'
+      const h = this.#touch(p.key, state)
+      out.push({ key: p.key, name: p.name, state, since: up ? up.since : h.since, lastError: h.lastError, remote: up?.remote ?? null })
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  }
+
+  /** A dial that never produced a peer: remembered as the peer's last error. */
+  onDialFailed(ev: { remote: { address: string; port: number }; peer?: string; reason: string }): void {
+    const key = ev.peer ?? this.#keyAt(ev.remote)
+    if (key === null) return
+    const h = this.#touch(key, this.#up.has(key) ? 'up' : 'connecting')
+    h.lastError = `dial ${ev.remote.address}:${ev.remote.port} failed: ${ev.reason}`
   }
 
   onPeerUp(ev: PeerUpEvent): void {
     const name = this.#nameOf(ev.peer)
     this.#up.set(ev.peer, { remote: ev.remote, since: this.#now(), hello: null })
+    this.#touch(ev.peer, 'up')
     this.#c.log.info({ peer: name ?? ev.peer, key: ev.peer, remote: `${ev.remote.address}:${ev.remote.port}`, role: ev.role }, 'peer connected')
     for (const t of this.#targets) if (this.#satisfied(t)) t.backoff = this.#init.minBackoffMs ?? 250
     this.#sendHello(ev.peer)
@@ -158,9 +199,11 @@ export class Mesh {
     const had = this.#up.delete(ev.peer)
     if (!had) return
     this.#c.log.info({ peer: this.#nameOf(ev.peer) ?? ev.peer, key: ev.peer, reason: ev.reason }, 'peer disconnected')
+    const h = this.#touch(ev.peer, 'connecting')
+    h.lastError = `tunnel went down: ${ev.reason}`
     const now = this.#now()
     for (const t of this.#targets) if (!this.#satisfied(t)) t.nextAttempt = Math.min(t.nextAttempt, now)
-    this.#recompute(false)
+    this.#report(false)
   }
 
   onControl(peer: string, data: Uint8Array): void {
@@ -173,10 +216,10 @@ export class Mesh {
     }
     if (r.msg.type === 'hello') {
       p.hello = r.msg
-      this.#recompute(false)
+      this.#report(false)
     } else if (r.msg.type === 'bye') {
       p.hello = null
-      this.#recompute(false)
+      this.#report(false)
     }
   }
 
@@ -269,7 +312,6 @@ export class Mesh {
 
   #applyConfig(): void {
     const cfg = this.#config
-    this.#c.engine.setAllowedPeers(cfg.peers.map((p) => p.key).filter((k) => k !== this.#init.selfKey))
     const min = this.#init.minBackoffMs ?? 250
     const old = new Map(this.#targets.map((t) => [targetId(t), t]))
     const targets: DialTarget[] = []
@@ -317,22 +359,36 @@ export class Mesh {
     }
   }
 
-  #recompute(force: boolean): void {
-    const peers: ConnectedPeer[] = [...this.#up.entries()].map(([key, p]) => ({ key, configName: this.#nameOf(key), hello: p.hello }))
-    const routes = computeMeshRoutes(this.#config, this.#init.self, peers)
-    const sig = JSON.stringify([routes.fib, routes.learned])
-    // Each refusal is logged once while it lasts, not on every recompute.
-    const now = new Set<string>()
-    for (const r of routes.rejected) {
-      const id = `${r.peer}|${r.what}|${r.reason}`
-      now.add(id)
-      if (!this.#reported.has(id)) this.#c.log.warn({ peer: this.#nameOf(r.peer) ?? r.peer, what: r.what, reason: r.reason }, 'refused a route from a peer')
+  /** Hands the facts (connected peers and their hellos) to `onPeers` when they changed. */
+  #report(force: boolean): void {
+    const peers: ConnectedPeer[] = [...this.#up.entries()]
+      .map(([key, p]) => ({ key, configName: this.#nameOf(key), hello: p.hello ? { overlay: p.hello.overlay, subnets: p.hello.subnets } : null }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    const sig = JSON.stringify(peers)
+    if (!force && sig === this.#lastFacts) return
+    this.#lastFacts = sig
+    this.#c.onPeers(peers)
+  }
+
+  /** The history entry of a key, moved to `state` (its `since` restarts when the state changes). */
+  #touch(key: string, state: AdmittedPeerStatus['state']) {
+    let h = this.#history.get(key)
+    if (!h) {
+      h = { state, since: this.#now(), lastError: null }
+      this.#history.set(key, h)
+    } else if (h.state !== state) {
+      h.state = state
+      h.since = this.#now()
     }
-    this.#reported = now
-    this.#routes = routes
-    if (!force && sig === this.#lastRoutes) return
-    this.#lastRoutes = sig
-    this.#c.onRoutes(routes)
+    return h
+  }
+
+  /** The admitted key whose configured endpoint is this address, if one is. */
+  #keyAt(remote: { address: string; port: number }): string | null {
+    for (const p of this.#config.peers) {
+      if (p.endpoints.some((e) => e.port === remote.port && sameHost(e.host, remote.address))) return p.key
+    }
+    return null
   }
 }
 

@@ -36,3 +36,12 @@ export class ReconcilerStateError extends QeError {
     this.name = 'ReconcilerStateError'
   }
 }
+
+/** The engine's tables did not read back as set (a bug in the engine, or it stopped meanwhile). */
+export class EngineVerifyError extends QeError {
+  override readonly code = 'QE_ENGINE_VERIFY'
+  constructor(message = 'the engine did not apply the tables it was given', options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'EngineVerifyError'
+  }
+}

@@ -1,15 +1,19 @@
 /**
  * The reconcile module's public face. The daemon does:
  *
- *   const rec = new Reconciler({}, { system: createSystemAdapter(), log: log.child({ component: 'reconcile' }) })
- *   await rec.start()                                  // drift repair on
- *   const r = await rec.apply(desiredFromConfig(config, runtime))
+ *   const kernel = new Reconciler({}, { system: createSystemAdapter(), log })
+ *   const node = new NodeReconciler({}, { kernel, log })   // kernel + engine, one writer
+ *   await node.start()                                      // drift repair on
+ *   await node.attachEngine(port)                           // when the engine starts
+ *   const r = await node.apply(desiredNode(config, facts).state)
  *   ...
- *   await rec.cleanup(); await rec.stop()              // clean stop
+ *   await node.cleanup(); await node.stop()                 // clean stop
  */
 export type * from './types.js'
 export { Reconciler } from './reconciler.js'
-export { InjectedFaultError, PlanInvalidError, VerifyMismatchError, ReconcilerStateError } from './errors.js'
+export { NodeReconciler, type EngineTablesPort, type VersionedTables, type NodeApplyResult, type EngineApplyInfo, type NodePlan } from './node.js'
+export { ConfirmWindow, NothingToConfirmError, type PendingConfirm } from './confirm.js'
+export { InjectedFaultError, PlanInvalidError, VerifyMismatchError, ReconcilerStateError, EngineVerifyError } from './errors.js'
 export { observe } from './observe.js'
 export { executePlan, type ExecuteOptions, type ExecuteOutcome } from './execute.js'
 export { verify } from './verify.js'

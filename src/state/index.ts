@@ -1,6 +1,7 @@
 /**
- * The state module's public face: desired/actual kernel state, diff → plan,
- * validation, rendering. Pure data; nothing here talks to the kernel.
+ * The state module's public face: desired/actual kernel state and the engine
+ * slice, diff → plan, validation, rendering. Pure data; nothing here talks to
+ * the kernel or the engine.
  */
 export type * from './types.js'
 export { desiredFromConfig, FORWARDING_SYSCTLS, LEARNED_ROUTE_METRIC, OVERLAY_ROUTE_METRIC, type KernelConfig } from './desired.js'
@@ -10,3 +11,20 @@ export { renderPlan, renderAction, renderRoute, renderRule, renderAddress, summa
 export { normalizeState, normalizeActual, kernelMetric, EMPTY_STATE, IP6_DEFAULT_METRIC } from './normalize.js'
 export { routeKey, ruleKey, addressKey, routeEqual } from './keys.js'
 export { simulate } from './simulate.js'
+export {
+  engineFromConfig,
+  engineClasses,
+  diffEngine,
+  engineStateEqual,
+  normalizeEngineState,
+  shortKey,
+  type EngineState,
+  type EngineUplink,
+  type EngineClass,
+  type EngineAction,
+  type EngineFacts,
+  type PeerNamer,
+} from './engine.js'
+export { computeMeshRoutes, type ConnectedPeer, type MeshRoutes, type FibEntry, type Rejection, type PeerHello } from './routes.js'
+export { desiredNode, type NodeState, type NodeFacts } from './node.js'
+export { tunMtuOf, DEFAULT_PATH_MTU } from './mtu.js'

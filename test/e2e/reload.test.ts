@@ -193,6 +193,16 @@ t.test('plan: nothing pending exits 0, a pending change exits 2 and names it', a
   t.equal(pending.code, 2)
   t.match(pending.stdout, /\+ route 10\.65\.0\.0\/16 dev qe0 table 5280/)
   t.notOk((await routes()).includes('10.65.0.0/16'), 'a plan changes nothing')
+
+  // A peer the new config adds is an engine table change: plan names it, and applies nothing.
+  const newKey = Buffer.alloc(32, 77).toString('base64')
+  const withPeer = join(lab.dir, 'a', 'plan-peer.yaml')
+  writeFileSync(withPeer, edit((doc) => ((doc.peers as unknown[]).push({ name: 'newcomer', key: newKey }))))
+  const peerPlan = await plan(withPeer)
+  t.equal(peerPlan.code, 2, peerPlan.stdout + peerPlan.stderr)
+  t.match(peerPlan.stdout, /\+ engine peer newcomer \(/)
+  const st = (await status()) as { peers: { name: string }[] }
+  t.notOk(st.peers.some((p) => p.name === 'newcomer'), 'a plan admits nobody')
 })
 
 t.test('a listen-port change rebuilds the tunnels in-process, and the mesh comes back', async (t) => {

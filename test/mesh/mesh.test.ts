@@ -2,7 +2,7 @@ import t from 'tap'
 import { loadConfigText, type Config } from '../../src/config/index.js'
 import { Mesh, type MeshEngine } from '../../src/mesh/mesh.js'
 import { decodeMessage, encodeMessage } from '../../src/mesh/messages.js'
-import type { MeshRoutes } from '../../src/mesh/routing.js'
+import { computeMeshRoutes, type ConnectedPeer } from '../../src/state/routes.js'
 import { silentLogger } from '../../src/log.js'
 
 const KEY_A = Buffer.alloc(32, 1).toString('base64')
@@ -23,11 +23,9 @@ ${extra}`, 'mesh.yaml')
 }
 
 class FakeEngine implements MeshEngine {
-  allowed: string[] = []
   dials: string[] = []
   sent: { peer: string; msg: Uint8Array }[] = []
   disconnected: string[] = []
-  setAllowedPeers(keys: string[]) { this.allowed = keys }
   bonds: (string | null)[] = []
   connect(ep: { address: string; port: number }, opts?: { bond?: string }) {
     this.dials.push(`${ep.address}:${ep.port}`)
@@ -42,21 +40,28 @@ class FakeEngine implements MeshEngine {
 function setup(cfg = config()) {
   let now = 1000
   const engine = new FakeEngine()
-  const routes: MeshRoutes[] = []
+  const facts: (readonly ConnectedPeer[])[] = []
   const mesh = new Mesh(
     { config: cfg, self: { ipv4: '100.88.0.1', ipv6: 'fd00:88::1' }, selfKey: KEY_A, tickMs: 3_600_000 },
-    { engine, log: silentLogger, onRoutes: (r) => routes.push(r), now: () => now },
+    { engine, log: silentLogger, onPeers: (p) => facts.push(p), now: () => now },
   )
-  return { engine, routes, mesh, advance: (ms: number) => { now += ms } }
+  return { engine, facts, mesh, advance: (ms: number) => { now += ms } }
 }
 
 const flush = () => new Promise((r) => setImmediate(r))
 
-t.test('allowed keys are the configured peers, never our own key', async (t) => {
-  const { engine, mesh } = setup()
+t.test('every admitted peer is listed, connected or not, never our own key; a failed dial is its last error', async (t) => {
+  const { mesh, advance } = setup()
   mesh.start()
   t.teardown(() => mesh.stop())
-  t.same(engine.allowed, [KEY_B])
+  t.match(mesh.admitted(), [{ key: KEY_B, name: 'b', state: 'connecting', lastError: null, remote: null }])
+  mesh.onDialFailed({ remote: { address: '10.99.0.2', port: 7443 }, reason: 'handshake-failed' })
+  t.match(mesh.admitted()[0], { state: 'connecting', lastError: /10\.99\.0\.2:7443 failed: handshake-failed/ })
+  advance(1000)
+  mesh.onPeerUp({ peer: KEY_B, remote: { address: '10.99.0.2', port: 7443 }, role: 'client' })
+  t.match(mesh.admitted()[0], { state: 'up', since: 2000, remote: { address: '10.99.0.2', port: 7443 } })
+  mesh.onPeerDown({ peer: KEY_B, reason: 'idle-timeout' })
+  t.match(mesh.admitted()[0], { state: 'connecting', lastError: 'tunnel went down: idle-timeout' })
 })
 
 t.test('connect-to targets are dialled with exponential backoff until the peer is up', async (t) => {
@@ -81,8 +86,9 @@ t.test('connect-to targets are dialled with exponential backoff until the peer i
   t.equal(engine.dials.length, 4, 'redialled at once after it went down')
 })
 
-t.test('a hello goes out on peer-up and the peer\'s hello installs routes; down withdraws them', async (t) => {
-  const { engine, mesh, routes } = setup()
+t.test('a hello goes out on peer-up; the peer\'s hello is reported as a fact that routes follow; down withdraws it', async (t) => {
+  const { engine, mesh, facts } = setup()
+  const routesOf = (peers: readonly ConnectedPeer[]) => computeMeshRoutes(config(), { ipv4: '100.88.0.1', ipv6: 'fd00:88::1' }, peers)
   mesh.start()
   t.teardown(() => mesh.stop())
   mesh.onPeerUp({ peer: KEY_B, remote: { address: '10.99.0.2', port: 7443 }, role: 'client' })
@@ -91,26 +97,27 @@ t.test('a hello goes out on peer-up and the peer\'s hello installs routes; down 
   const decoded = decodeMessage(out!.msg)
   t.match(decoded, { ok: true, msg: { type: 'hello', name: 'a', overlay: { ipv4: '100.88.0.1' }, subnets: ['192.168.1.0/24'] } })
   mesh.onControl(KEY_B, encodeMessage({ type: 'hello', v: 1, name: 'b', role: 'gateway', overlay: { ipv4: '100.88.0.2', ipv6: null }, subnets: ['10.20.0.0/16'] }))
-  const last = routes.at(-1)!
+  t.same(facts.at(-1), [{ key: KEY_B, configName: 'b', hello: { overlay: { ipv4: '100.88.0.2', ipv6: null }, subnets: ['10.20.0.0/16'] } }])
+  const last = routesOf(facts.at(-1)!)
   t.same(last.fib.map((e) => e.prefix), ['10.20.0.0/16', '100.88.0.2/32'])
   t.same(last.learned, [{ prefix: '10.20.0.0/16', peer: KEY_B }])
   t.equal(mesh.peers()[0]?.name, 'b')
   mesh.onPeerDown({ peer: KEY_B, reason: 'closed-by-peer' })
-  t.same(routes.at(-1)!.fib, [])
+  t.same(facts.at(-1), [])
 })
 
 t.test('garbage control messages change nothing', async (t) => {
-  const { mesh, routes } = setup()
+  const { mesh, facts } = setup()
   mesh.start()
   t.teardown(() => mesh.stop())
   mesh.onPeerUp({ peer: KEY_B, remote: { address: '10.99.0.2', port: 7443 }, role: 'server' })
-  const before = routes.length
+  const before = facts.length
   mesh.onControl(KEY_B, Buffer.from('{"type":"hello"'))
   mesh.onControl(KEY_B, Buffer.from([0xff, 0x00]))
-  t.equal(routes.length, before)
+  t.equal(facts.length, before)
 })
 
-t.test('reload drops peers no longer allowed and re-sends the hello to the rest', async (t) => {
+t.test('reload re-sends the hello to peers still admitted; one no longer admitted leaves the list (the engine cuts it off)', async (t) => {
   const { engine, mesh } = setup()
   mesh.start()
   t.teardown(() => mesh.stop())
@@ -120,9 +127,11 @@ t.test('reload drops peers no longer allowed and re-sends the hello to the rest'
   t.equal(engine.sent.length, sentBefore + 1, 'hello re-sent')
   const noB = loadConfigText(`node: { name: a }\nnetwork: { name: n }\npeers:\n  - { name: me, key: "${KEY_A}" }\n`, 'x.yaml')
   if (!noB.ok) throw new Error('fixture')
+  const sentMid = engine.sent.length
   mesh.reload(noB.config)
-  t.same(engine.allowed, [])
-  t.same(engine.disconnected, [KEY_B])
+  t.equal(engine.sent.length, sentMid, 'no hello to a peer no longer admitted')
+  t.same(mesh.admitted(), [])
+  t.same(engine.disconnected, [], 'the mesh sets no tables and cuts nobody: the reconciler\'s allowed keys do')
 })
 
 t.test('with uplinks, the multipath target is dialled bonded in the configured mode', async (t) => {

@@ -13,8 +13,7 @@
  *   every node decides the same way); later claims are rejected and reported.
  */
 import ipaddr from 'ipaddr.js'
-import type { Config } from '../config/index.js'
-import type { HelloMessage } from './messages.js'
+import type { Config } from '../config/types.js'
 
 /** One forwarding-table entry: destination prefix → peer (base64 key). */
 export interface FibEntry {
@@ -40,11 +39,17 @@ export interface MeshRoutes {
   readonly rejected: readonly Rejection[]
 }
 
+/** What a peer's hello tells the router: its overlay addresses and the subnets it advertises. */
+export interface PeerHello {
+  readonly overlay: { readonly ipv4: string | null; readonly ipv6: string | null }
+  readonly subnets: readonly string[]
+}
+
 /** A connected peer as the router sees it: its pinned key, its config name (if any) and its last hello. */
 export interface ConnectedPeer {
   readonly key: string
   readonly configName: string | null
-  readonly hello: HelloMessage | null
+  readonly hello: PeerHello | null
 }
 
 type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number]
@@ -77,7 +82,7 @@ function hostPrefix(addr: string): Cidr | null {
   return [ip, ip.kind() === 'ipv4' ? 32 : 128]
 }
 
-export function computeMeshRoutes(config: Config, self: { ipv4: string; ipv6: string }, peers: readonly ConnectedPeer[]): MeshRoutes {
+export function computeMeshRoutes(config: Pick<Config, 'network' | 'subnets' | 'routes'>, self: { ipv4: string; ipv6: string }, peers: readonly ConnectedPeer[]): MeshRoutes {
   const overlay4 = parseCidr(config.network.overlay.ipv4)
   const overlay6 = parseCidr(config.network.overlay.ipv6)
   const overlays = [overlay4, overlay6].filter((c): c is Cidr => c !== null)

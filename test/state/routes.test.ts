@@ -1,6 +1,6 @@
 import t from 'tap'
 import { loadConfigText, type Config } from '../../src/config/index.js'
-import { computeMeshRoutes, type ConnectedPeer } from '../../src/mesh/routing.js'
+import { computeMeshRoutes, type ConnectedPeer } from '../../src/state/routes.js'
 import type { HelloMessage } from '../../src/mesh/messages.js'
 
 const KEY_B = Buffer.alloc(32, 2).toString('base64')

@@ -1,0 +1,83 @@
+/**
+ * The mesh as a subsystem: whom to dial, hellos, and the facts (connected
+ * peers and what they said) handed to the daemon, which turns them into
+ * desired state. A new engine (identity or listen socket changed) gets a new
+ * mesh; otherwise a reload swaps the config in and live tunnels stay.
+ */
+import type { Logger } from '../log.js'
+import { Mesh, type AdmittedPeerStatus, type PeerStatus } from '../mesh/mesh.js'
+import type { ConnectedPeer } from '../state/routes.js'
+import type { EngineHost, EngineListener } from './engine-host.js'
+import type { Generation } from './generation.js'
+import type { Subsystem } from './subsystem.js'
+
+export interface MeshStatus {
+  readonly admitted: readonly AdmittedPeerStatus[]
+  readonly connected: readonly PeerStatus[]
+}
+
+/** Time for the byes a stopping mesh sent to leave before the engine goes. */
+const BYE_GRACE_MS = 50
+
+export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
+  readonly name = 'mesh'
+  readonly #log: Logger
+  readonly #engines: EngineHost
+  readonly #onPeers: (peers: readonly ConnectedPeer[]) => void
+  #mesh: Mesh | null = null
+  /** The engine the running mesh dials through. */
+  #engine: unknown = null
+
+  constructor(components: { log: Logger; engines: EngineHost; onPeers: (peers: readonly ConnectedPeer[]) => void }) {
+    this.#log = components.log
+    this.#engines = components.engines
+    this.#onPeers = components.onPeers
+  }
+
+  async start(gen: Generation): Promise<void> {
+    const engine = this.#engines.engine
+    if (!engine) return
+    this.#engine = engine
+    this.#mesh = new Mesh({ config: gen.config, self: gen.self, selfKey: gen.selfKey }, { engine, log: this.#log, onPeers: (p) => this.#onPeers(p) })
+    this.#mesh.start()
+  }
+
+  /** Says bye to every peer and stops dialling. */
+  async stop(): Promise<void> {
+    const mesh = this.#mesh
+    this.#mesh = null
+    this.#engine = null
+    if (!mesh) return
+    mesh.stop()
+    await new Promise((r) => setTimeout(r, BYE_GRACE_MS))
+  }
+
+  async onReload(_prev: Generation, next: Generation): Promise<void> {
+    if (this.#mesh && this.#engine === this.#engines.engine) {
+      this.#mesh.reload(next.config)
+      return
+    }
+    await this.stop()
+    await this.start(next)
+  }
+
+  status(): MeshStatus {
+    return { admitted: this.#mesh?.admitted() ?? [], connected: this.#mesh?.peers() ?? [] }
+  }
+
+  onPeerUp(ev: Parameters<EngineListener['onPeerUp']>[0]): void {
+    this.#mesh?.onPeerUp(ev)
+  }
+
+  onPeerDown(ev: Parameters<EngineListener['onPeerDown']>[0]): void {
+    this.#mesh?.onPeerDown(ev)
+  }
+
+  onControl(peer: string, data: Uint8Array): void {
+    this.#mesh?.onControl(peer, data)
+  }
+
+  onDialFailed(ev: Parameters<EngineListener['onDialFailed']>[0]): void {
+    this.#mesh?.onDialFailed(ev)
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The typed status snapshot of a running node: the one source for the
+ * control socket's `status`, the CLI, and (as they land) metrics and the UI.
+ * Built from the subsystems' slices by a pure function, so its shape is
+ * tested without a daemon.
+ */
+import type { Diagnostic } from '../config/index.js'
+import type { GlobalStats, PeerStats } from '../engine/types.js'
+import type { AdmittedPeerStatus, PeerStatus } from '../mesh/mesh.js'
+import type { HelloMessage } from '../mesh/messages.js'
+import type { ApplyResult } from '../reconcile/types.js'
+import type { EngineApplyInfo, NodeApplyResult } from '../reconcile/node.js'
+import type { PendingConfirm } from '../reconcile/confirm.js'
+import type { MeshRoutes } from '../state/routes.js'
+
+export interface PeerView {
+  readonly key: string
+  /** The config name; for a connected peer the config does not name, null. */
+  readonly name: string | null
+  readonly state: AdmittedPeerStatus['state']
+  /** When it entered its state (ISO). */
+  readonly since: string
+  readonly lastError: string | null
+  readonly remote: { readonly address: string; readonly port: number } | null
+  readonly hello: HelloMessage | null
+  /** The engine's counters for this peer (null when it has none). */
+  readonly stats: PeerStats | null
+}
+
+export interface ApplySummary {
+  readonly at: string
+  readonly ok: boolean
+  readonly trigger: ApplyResult['trigger']
+  /** Kernel actions, then engine table changes, as `plan` prints them. */
+  readonly plan: readonly string[]
+  readonly failure: string | null
+  readonly rolledBack: boolean
+  readonly durationMs: number
+}
+
+export interface NodeStatus {
+  readonly node: {
+    readonly name: string
+    readonly key: string
+    readonly overlay: { readonly ipv4: string; readonly ipv6: string }
+    readonly tun: string
+    readonly tunMtu: number
+  } | null
+  readonly config: {
+    readonly file: string | null
+    readonly generation: number
+    /** Why the last edit was not applied (the node runs the previous config). */
+    readonly errors: readonly Diagnostic[]
+    /** Warnings of the running config (keys this version does not act on, …). */
+    readonly warnings: readonly Diagnostic[]
+    readonly pendingConfirm: PendingConfirm | null
+  }
+  readonly lastApply: ApplySummary | null
+  /** Every admitted peer, connected or not, by name. */
+  readonly peers: readonly PeerView[]
+  readonly routes: MeshRoutes
+  readonly engine: { readonly listenPort: number; readonly tablesVersion: number; readonly global: GlobalStats } | null
+  readonly uptimeS: number
+}
+
+export interface StatusParts {
+  readonly node: NodeStatus['node']
+  readonly config: NodeStatus['config']
+  readonly lastApply: NodeApplyResult | null
+  readonly mesh: { readonly admitted: readonly AdmittedPeerStatus[]; readonly connected: readonly PeerStatus[] }
+  readonly routes: MeshRoutes
+  readonly engine: { readonly listenPort: number; readonly tablesVersion: number; readonly stats: { readonly global: GlobalStats; readonly peers: readonly PeerStats[] } | null } | null
+  readonly startedAt: number
+  readonly now: number
+}
+
+export function buildStatus(p: StatusParts): NodeStatus {
+  const statsOf = (key: string) => p.engine?.stats?.peers.find((s) => s.peer === key) ?? null
+  const connected = new Map(p.mesh.connected.map((c) => [c.key, c]))
+  const peers: PeerView[] = p.mesh.admitted.map((a) => ({
+    key: a.key,
+    name: a.name,
+    state: a.state,
+    since: new Date(a.since).toISOString(),
+    lastError: a.lastError,
+    remote: a.remote,
+    hello: connected.get(a.key)?.hello ?? null,
+    stats: statsOf(a.key),
+  }))
+  // A connected peer the config does not name (cannot happen with pinned keys alone; kept honest).
+  for (const c of p.mesh.connected) {
+    if (peers.some((x) => x.key === c.key)) continue
+    peers.push({ key: c.key, name: c.name, state: 'up', since: new Date(c.since).toISOString(), lastError: null, remote: c.remote, hello: c.hello, stats: statsOf(c.key) })
+  }
+  return {
+    node: p.node,
+    config: p.config,
+    lastApply: p.lastApply ? summarizeApply(p.lastApply) : null,
+    peers,
+    routes: p.routes,
+    engine: p.engine && p.engine.stats ? { listenPort: p.engine.listenPort, tablesVersion: p.engine.tablesVersion, global: p.engine.stats.global } : null,
+    uptimeS: Math.round((p.now - p.startedAt) / 1000),
+  }
+}
+
+export function summarizeApply(r: NodeApplyResult): ApplySummary {
+  const k = r.kernel
+  return {
+    at: k.startedAt,
+    ok: r.ok,
+    trigger: k.trigger,
+    plan: [...k.plan.actions.map((a) => a.text), ...r.engine.actions.map((a) => a.text)],
+    failure: r.ok ? null : describeFailure(r),
+    rolledBack: k.ok ? r.engine.rolledBack : k.rolledBack,
+    durationMs: Math.round(k.durationMs),
+  }
+}
+
+/** One line on why an apply failed: the kernel's failed step, or the engine's. */
+export function describeFailure(r: NodeApplyResult | { kernel: ApplyResult; engine: EngineApplyInfo }): string {
+  const res = r.kernel
+  if (!res.ok) {
+    if (res.failed) return `${res.failed.action.text}: ${res.failed.error.message}`
+    if (res.error) return res.error.message
+    if (res.verify === 'mismatch') return `verify mismatch: ${res.verifyDiff.join('; ')}`
+    return 'unknown failure'
+  }
+  if (r.engine.error) return `engine tables: ${r.engine.error.message}`
+  return 'unknown failure'
+}

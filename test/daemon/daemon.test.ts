@@ -1,0 +1,151 @@
+import t from 'tap'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfigText } from '../../src/config/index.js'
+import { Daemon } from '../../src/daemon/daemon.js'
+import { silentLogger } from '../../src/log.js'
+import { generateIdentity, publicKeyBase64, saveIdentity } from '../../src/mesh/identity.js'
+import { encodeMessage } from '../../src/mesh/messages.js'
+import { controlRequest } from '../../src/observe/control-socket.js'
+import { FakeAdapter } from '../reconcile/fake-adapter.js'
+import { FakeEngine } from './fake-engine.js'
+
+const KEY_B = Buffer.alloc(32, 2).toString('base64')
+const KEY_C = Buffer.alloc(32, 3).toString('base64')
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+async function until(check: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time')
+    await sleep(5)
+  }
+}
+
+type TestT = { teardown(fn: () => unknown): void }
+
+async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`) {
+  // A short directory: a unix socket path is at most 107 bytes.
+  const dir = await mkdtemp(join(tmpdir(), 'qed-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const idPath = join(dir, 'identity.key')
+  const id = generateIdentity()
+  await saveIdentity(idPath, id)
+  const text = (p: string) =>
+    `node: { name: a, identity: ${idPath} }\nnetwork: { name: n, overlay: { ipv4: 100.88.0.0/16, ipv6: "fd00:88::/48" } }\ncontrol: { socket: ${join(dir, 'c.sock')} }\ntun: { name: qe9, mtu: 1400 }\n` +
+    `discovery: { connect-to: [ b ] }\npeers:\n${p}\n`
+  const file = join(dir, 'node.yaml')
+  await writeFile(file, text(peers))
+  const load = (s: string, f: string) => loadConfigText(s, f)
+  const first = load(text(peers), file)
+  if (!first.ok) throw new Error(JSON.stringify(first.diagnostics))
+  const kernel = new FakeAdapter()
+  kernel.sysctls.set('net.ipv4.conf.qe9.promote_secondaries', '0')
+  const engines: FakeEngine[] = []
+  const daemon = new Daemon(
+    { config: first.config, configPath: file, load, configText: text(peers) },
+    { log: silentLogger, system: kernel, createEngine: (init) => { const e = new FakeEngine(init, kernel); engines.push(e); return e } },
+  )
+  await daemon.start()
+  t.teardown(() => daemon.stop())
+  const socket = join(dir, 'c.sock')
+  return { dir, daemon, kernel, engines, text, socket, selfKey: publicKeyBase64(id), file }
+}
+
+t.test('start: kernel and engine tables from one apply; every admitted peer is in status, connected or not', async (t) => {
+  const { daemon, kernel, engines } = await setup(t)
+  const engine = engines[0]!
+  t.ok(engine.started)
+  await until(() => engine.tables.applied !== null)
+  t.same(engine.tables.applied?.allowedPeers, [KEY_B], 'the peer key reached the engine through the reconciler')
+  t.ok([...kernel.routes.values()].some((r) => r.dst === '100.88.0.0/16' && r.dev === 'qe9'), 'the overlay route is in the kernel')
+  t.same(engine.dials, ['192.0.2.2:7443'], 'the mesh dials (a command, not a table)')
+  const st = daemon.status()
+  t.match(st.peers, [{ key: KEY_B, name: 'b', state: 'connecting', remote: null }])
+  t.equal(st.engine?.tablesVersion, 1)
+  t.equal(st.lastApply?.ok, true)
+})
+
+t.test('a peer\'s hello is a fact: its routes reach the engine FIB and the kernel; its going down withdraws them', async (t) => {
+  const { daemon, kernel, engines } = await setup(t)
+  const engine = engines[0]!
+  engine.emit('peer-up', { peer: KEY_B, remote: { address: '192.0.2.2', port: 7443 }, role: 'client' })
+  engine.emit('control', { peer: KEY_B, data: encodeMessage({ type: 'hello', v: 1, name: 'b', role: 'gateway', overlay: { ipv4: '100.88.0.2', ipv6: null }, subnets: ['10.20.0.0/16'] }) })
+  await until(() => engine.tables.applied?.routes.some((r) => r.prefix === '10.20.0.0/16') === true)
+  t.same(engine.tables.applied?.routes, [{ prefix: '10.20.0.0/16', peer: KEY_B }, { prefix: '100.88.0.2/32', peer: KEY_B }])
+  await until(() => [...kernel.routes.values()].some((r) => r.dst === '10.20.0.0/16'))
+  t.match(daemon.status().peers, [{ name: 'b', state: 'up', hello: { name: 'b' } }])
+  engine.emit('peer-down', { peer: KEY_B, remote: { address: '192.0.2.2', port: 7443 }, role: 'client', reason: 'idle-timeout' })
+  await until(() => engine.tables.applied?.routes.length === 0)
+  await until(() => ![...kernel.routes.values()].some((r) => r.dst === '10.20.0.0/16'))
+  t.match(daemon.status().peers, [{ name: 'b', state: 'connecting', lastError: 'tunnel went down: idle-timeout' }])
+})
+
+t.test('plan names the peer a new config adds (nothing applied); apply adds it to the engine', async (t) => {
+  const { engines, text, socket, dir } = await setup(t)
+  const engine = engines[0]!
+  await until(() => engine.tables.applied !== null)
+  const next = join(dir, 'next.yaml')
+  await writeFile(next, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }\n  - { name: carol, key: "${KEY_C}" }`))
+  const plan = (await controlRequest(socket, 'plan', { file: next })) as { ok: boolean; actions: { text: string }[] }
+  t.equal(plan.ok, true)
+  t.match(plan.actions.map((a) => a.text), [/^\+ engine peer carol \(/])
+  t.same(engine.tables.applied?.allowedPeers, [KEY_B], 'plan applied nothing')
+})
+
+t.test('an engine failure on reload leaves kernel, engine and config file as they were; status names the error', async (t) => {
+  const { daemon, kernel, engines, text, dir, socket, file } = await setup(t)
+  const engine = engines[0]!
+  await until(() => engine.tables.applied !== null)
+  const kernelBefore = kernel.dump()
+  const tablesBefore = JSON.stringify(engine.tables.applied)
+  const fileBefore = await readFile(file, 'utf8')
+  engine.tables.refuseNext = new Error('injected: the engine refuses these tables')
+  const next = join(dir, 'next.yaml')
+  await writeFile(next, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }\n  - { name: carol, key: "${KEY_C}" }`) + 'routes: [ { to: 10.77.0.0/16, via: carol } ]\n')
+  const res = (await controlRequest(socket, 'apply', { file: next })) as { ok: boolean; plan: string[]; errors: { message: string }[] }
+  t.equal(res.ok, false)
+  t.match(res.plan, [/10\.77\.0\.0\/16/], 'the kernel route was planned (and applied, then rolled back)')
+  t.match(res.errors[0]?.message, /rolled back: engine tables: injected/)
+  t.same(JSON.stringify(engine.tables.applied), tablesBefore, 'engine: the same tables')
+  t.same(kernel.dump(), kernelBefore, 'kernel: exactly as before')
+  t.equal(await readFile(file, 'utf8'), fileBefore, 'the config file was not adopted')
+  const st = daemon.status()
+  t.equal(st.config.generation, 1, 'still the first generation')
+  t.match(st.config.errors, [{ severity: 'error', message: /engine tables/ }])
+  t.equal(st.lastApply?.ok, false)
+
+  // The same change once the engine takes it: applied, and the file becomes the config.
+  const ok = (await controlRequest(socket, 'apply', { file: next })) as { ok: boolean; plan: string[] }
+  t.equal(ok.ok, true)
+  t.match(ok.plan, [/10\.77\.0\.0\/16/, /engine peer carol/])
+  t.same(engine.tables.applied?.allowedPeers, [KEY_B, KEY_C].sort())
+  t.equal(daemon.status().config.generation, 2)
+  t.equal(await readFile(file, 'utf8'), await readFile(next, 'utf8'))
+})
+
+t.test('a change of listen port builds a new engine, which gets every table again', async (t) => {
+  const { daemon, engines, text, dir, socket } = await setup(t)
+  await until(() => engines[0]!.tables.applied !== null)
+  const next = join(dir, 'next.yaml')
+  await writeFile(next, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`) + 'listen: { port: 7555 }\n')
+  const res = (await controlRequest(socket, 'apply', { file: next })) as { ok: boolean; restartedTunnels: boolean }
+  t.equal(res.ok, true)
+  t.equal(res.restartedTunnels, true)
+  t.equal(engines.length, 2)
+  t.ok(engines[0]!.stopped, 'the old engine stopped')
+  t.same(engines[1]!.tables.applied?.allowedPeers, [KEY_B], 'the new engine has its tables')
+  t.same(engines[1]!.dials, ['192.0.2.2:7443'], 'a new mesh dials through the new engine')
+  t.match(daemon.status().peers, [{ name: 'b', state: 'connecting' }])
+})
+
+t.test('a clean stop removes every kernel object the node made', async (t) => {
+  const { daemon, kernel, engines } = await setup(t)
+  await until(() => engines[0]!.tables.applied !== null)
+  t.ok(kernel.routes.size > 0)
+  await daemon.stop()
+  t.equal(kernel.routes.size, 0)
+  t.equal(kernel.rules.size, 0)
+  t.ok(engines[0]!.stopped)
+})

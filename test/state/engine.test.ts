@@ -1,0 +1,96 @@
+import t from 'tap'
+import fc from 'fast-check'
+import { loadConfigText, type Config } from '../../src/config/index.js'
+import { diffEngine, engineFromConfig, engineStateEqual, normalizeEngineState, type EngineState } from '../../src/state/engine.js'
+
+const key = (n: number) => Buffer.alloc(32, n).toString('base64')
+const SELF = key(1)
+
+function config(extra = ''): Config {
+  const r = loadConfigText(
+    `
+node: { name: a }
+network: { name: n, overlay: { ipv4: 100.88.0.0/16, ipv6: "fd00:88::/48" } }
+peers:
+  - { name: me, key: "${SELF}" }
+  - { name: c, key: "${key(3)}" }
+  - { name: b, key: "${key(2)}" }
+${extra}`,
+    'engine.yaml',
+  )
+  if (!r.ok) throw new Error(JSON.stringify(r.diagnostics))
+  return r.config
+}
+
+t.test('engineFromConfig: allowed keys sorted without our own, FIB sorted, uplinks in order, classes, accept, reorder', async (t) => {
+  const cfg = config(`
+interfaces: [ { name: wwan0, weight: 2, role: backup, priority: 3 }, { name: eth0 } ]
+multipath:
+  mode: aggregate
+  accept: true
+  reorder: { max-delay: 150ms, max-bytes: 1MiB }
+  traffic-classes:
+    - { name: voice, match: { dscp: [EF] } }
+    - { name: ssh, match: { ports: [22] }, path: eth0 }
+`)
+  const s = engineFromConfig(cfg, { selfKey: SELF, fib: [{ prefix: '10.9.0.0/16', peer: key(3) }, { prefix: '10.1.0.0/16', peer: key(2) }] })
+  t.same(s.allowedPeers, [key(2), key(3)].sort())
+  t.notOk(s.allowedPeers.includes(SELF), 'never our own key')
+  t.same(s.routes.map((r) => r.prefix), ['10.1.0.0/16', '10.9.0.0/16'])
+  t.same(s.uplinks, [
+    { name: 'wwan0', weight: 2, role: 'backup', priority: 3 },
+    { name: 'eth0', weight: 1, role: 'primary', priority: 100 },
+  ])
+  t.same(s.classes, [{ dscp: [46], ports: [] }, { dscp: [], ports: [[22, 22]], uplink: 'eth0' }])
+  t.equal(s.acceptBonded, true)
+  t.same(s.reorder, { maxDelayMs: 150, maxBytes: 1024 * 1024 })
+})
+
+t.test('diffEngine names what changes, for people; equal states give nothing', async (t) => {
+  const a = engineFromConfig(config(), { selfKey: SELF, fib: [] })
+  t.same(diffEngine(a, a), [])
+  const fresh = diffEngine(a, null, (k) => (k === key(2) ? 'b' : 'c'))
+  t.same(fresh.map((x) => x.text), ['+ engine peer b', '+ engine peer c'], 'a fresh engine gets everything')
+
+  const more = config(`  - { name: d, key: "${key(4)}" }\ninterfaces: [ { name: eth0 } ]\nmultipath: { accept: true }`)
+  const b = engineFromConfig(more, { selfKey: SELF, fib: [{ prefix: '10.1.0.0/16', peer: key(2) }] })
+  const texts = diffEngine(b, a, (k) => `k${Buffer.from(k, 'base64')[0]}`).map((x) => x.text)
+  t.same(texts, ['+ engine peer k4', '+ engine route 10.1.0.0/16 → k2', '+ engine uplink eth0 (primary, weight 1, priority 100)', '~ engine setting multipath.accept false → true'])
+  const back = diffEngine(a, b, (k) => `k${Buffer.from(k, 'base64')[0]}`).map((x) => x.text)
+  t.same(back, ['- engine peer k4', '- engine route 10.1.0.0/16 → k2', '- engine uplink eth0', '~ engine setting multipath.accept true → false'])
+
+  const moved = { ...b, routes: [{ prefix: '10.1.0.0/16', peer: key(3) }] }
+  t.match(diffEngine(moved, b, (k) => `k${Buffer.from(k, 'base64')[0]}`)[0]?.text, '~ engine route 10.1.0.0/16 → k3 (was k2)')
+  const reorder = { ...b, reorder: { maxDelayMs: 50, maxBytes: b.reorder.maxBytes } }
+  t.match(diffEngine(reorder, b).map((x) => x.text), [/~ engine setting multipath\.reorder 150 ms .* → 50 ms/])
+})
+
+t.test('classes compare by position: first match wins, so a reorder is a change', async (t) => {
+  const two = config(`multipath:\n  traffic-classes:\n    - { name: v, match: { dscp: [EF] } }\n    - { name: s, match: { max-packet-size: 256 } }\n`)
+  const swapped = config(`multipath:\n  traffic-classes:\n    - { name: s, match: { max-packet-size: 256 } }\n    - { name: v, match: { dscp: [EF] } }\n`)
+  const a = engineFromConfig(two, { selfKey: SELF, fib: [] })
+  const b = engineFromConfig(swapped, { selfKey: SELF, fib: [] })
+  t.same(diffEngine(b, a).map((x) => `${x.table} ${x.op}`), ['class change', 'class change'])
+})
+
+const arbState: fc.Arbitrary<EngineState> = fc.record({
+  allowedPeers: fc.uniqueArray(fc.integer({ min: 2, max: 60 }).map(key), { maxLength: 6 }),
+  routes: fc.uniqueArray(fc.record({ prefix: fc.integer({ min: 0, max: 255 }).map((n) => `10.${n}.0.0/16`), peer: fc.integer({ min: 2, max: 60 }).map(key) }), { maxLength: 6, selector: (r) => r.prefix }),
+  uplinks: fc.uniqueArray(fc.record({ name: fc.constantFrom('eth0', 'eth1', 'wwan0', 'wlan0'), weight: fc.integer({ min: 1, max: 5 }), role: fc.constantFrom('primary' as const, 'backup' as const), priority: fc.integer({ min: 0, max: 3 }) }), { maxLength: 4, selector: (u) => u.name }),
+  classes: fc.array(fc.record({ dscp: fc.uniqueArray(fc.integer({ min: 0, max: 63 }), { maxLength: 3 }), ports: fc.array(fc.integer({ min: 1, max: 9 }).map((p): [number, number] => [p, p]), { maxLength: 2 }) }), { maxLength: 3 }),
+  acceptBonded: fc.boolean(),
+  reorder: fc.record({ maxDelayMs: fc.integer({ min: 1, max: 1000 }), maxBytes: fc.integer({ min: 65536, max: 1 << 24 }) }),
+})
+
+t.test('property: diff is empty exactly when the normalized states are equal', async (t) => {
+  fc.assert(
+    fc.property(arbState, arbState, (a, b) => {
+      const same = engineStateEqual(a, b)
+      const texts = diffEngine(normalizeEngineState(a), normalizeEngineState(b))
+      return same === (texts.length === 0)
+    }),
+    { numRuns: 500 },
+  )
+  fc.assert(fc.property(arbState, (a) => diffEngine(normalizeEngineState(a), normalizeEngineState(a)).length === 0 && engineStateEqual(a, normalizeEngineState(a))))
+  t.pass('held for random states')
+})
