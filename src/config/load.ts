@@ -6,7 +6,7 @@ import { ConfigReadError } from '../errors.js'
 import type { Diagnostic } from './diagnostics.js'
 import { hasErrors, sortDiagnostics } from './diagnostics.js'
 import type { LoadOptions, LoadResult } from './index.js'
-import { resetParseCaches } from './net.js'
+import { clearIpCaches } from '../net/index.js'
 import { normalize } from './normalize.js'
 import { applyOverrides } from './overrides.js'
 import { formatBytes, MAX_CONFIG_BYTES, parseConfigText } from './parse.js'
@@ -19,7 +19,7 @@ export { MAX_CONFIG_BYTES }
 
 /** Parse, validate and normalize config text. Never throws for bad content. */
 export function loadConfigText(text: string, file: string, opts: LoadOptions = {}): LoadResult {
-  resetParseCaches()
+  clearIpCaches()
   const parsed = parseConfigText(text, file)
   if (!parsed.ok) return { ok: false, diagnostics: sortDiagnostics(parsed.diagnostics) }
   const { data, positions } = parsed

@@ -1,5 +1,5 @@
 /** Rules for uplinks and multipath: names, units, classes, target. */
-import { parsePortSpec } from './net.js'
+import { parsePortSpec } from './syntax.js'
 import type { RuleContext } from './rules.js'
 import { list, rec, str } from './rules.js'
 import { checkPeerRef, didYouMean } from './rules-peers.js'
