@@ -9,17 +9,16 @@
  */
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { hasErrors, renderConfigYaml, type Config, type LoadResult } from '../config/index.js'
+import { applyOverrides, hasErrors, makeLoader, readConfigFile, renderConfigYaml, type Config, type ConfigFlags, type ConfigLoader } from '../config/index.js'
 import { ConfigReadError } from '../errors.js'
 import { createLogger, type Logger } from '../log.js'
 import { EXIT_INVALID, EXIT_OK, NotAvailableError, type CliContext } from './context.js'
 import type * as DaemonModule from '../daemon/run.js'
 import { importOptional } from './optional-module.js'
-import { buildOverrides, loadTextWithOverrides, loadWithOverrides, type StartFlags } from './start-overrides.js'
 import { countBySeverity, formatLines, plural } from './report.js'
 import { DEFAULT_CONFIG_PATH } from './validate.js'
 
-export interface StartOptions extends StartFlags {
+export interface StartOptions extends ConfigFlags {
   config: string
   printConfig?: boolean
 }
@@ -73,17 +72,19 @@ Examples:
 
 export async function runStart(opts: StartOptions, ctx: CliContext): Promise<number> {
   const { stdout, stderr } = ctx.io
-  const plan = buildOverrides(opts)
-  const result = await loadWithOverrides(opts.config, plan).catch((err: unknown) => {
+  // One loader for the first load and every reload: flags keep winning over the file.
+  const load = makeLoader(opts)
+  const read = await readConfigFile(opts.config).catch((err: unknown) => {
     if (err instanceof ConfigReadError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
       throw new ConfigReadError(`${err.message} (create it with 'quicether init', or name another with --config)`, { cause: err })
     }
     throw err
   })
+  const result = read.ok ? load(read.text, opts.config) : read
   if (!result.ok || hasErrors(result.diagnostics)) {
     stderr.write(formatLines(result.diagnostics, 'text'))
     const { errors, warnings } = countBySeverity(result.diagnostics)
-    const what = result.overrides.length > 0 ? `${opts.config} with these flags` : opts.config
+    const what = applyOverrides(opts, undefined).length > 0 ? `${opts.config} with these flags` : opts.config
     stderr.write(`quicether: ${what} is not valid: ${plural(errors, 'error')}${warnings ? `, ${plural(warnings, 'warning')}` : ''} (QE_CONFIG_INVALID)\n`)
     return EXIT_INVALID
   }
@@ -94,8 +95,6 @@ export async function runStart(opts: StartOptions, ctx: CliContext): Promise<num
   }
   const log = createLogger({ level: result.config.logging.level, destination: logDestination(result.config.logging.destination) })
   // The daemon only ever calls write(); any TextSink will do.
-  // Every reload re-runs the same flags against the new file, so flags keep winning over it.
-  const load = (text: string, file: string) => loadTextWithOverrides(text, file, plan)
   return runDaemon(result.config, { configPath: resolve(opts.config), log, load, stderr: ctx.io.stderr as NodeJS.WritableStream })
 }
 
@@ -119,6 +118,6 @@ interface DaemonRunOptions {
   configPath: string | null
   log: Logger
   /** Loads a config text with the command-line flags applied (every reload uses it). */
-  load: (text: string, file: string) => Promise<LoadResult> | LoadResult
+  load: ConfigLoader
   stderr: NodeJS.WritableStream
 }

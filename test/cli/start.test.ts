@@ -1,8 +1,7 @@
 import t from 'tap'
 import { join } from 'node:path'
 import { parse } from 'yaml'
-import { loadConfigText } from '../../src/config/index.js'
-import { buildOverrides, FLAG_KEYS } from '../../src/cli/start-overrides.js'
+import { applyOverrides, FLAG_KEYS, loadConfigText } from '../../src/config/index.js'
 import { importOptional } from '../../src/cli/optional-module.js'
 import { lines, positionOf, run } from './run.js'
 
@@ -110,8 +109,7 @@ t.test('the flag table covers every flag of the product brief, each once', async
 })
 
 t.test('a bare number for --advertise-bandwidth is bits/s, as in the file', async (t) => {
-  const p = buildOverrides({ advertiseBandwidth: '2500000' })
-  t.same(p.set, [{ path: ['gateway', 'advertise-bandwidth'], value: 2500000, source: '--advertise-bandwidth' }])
+  t.same(applyOverrides({ advertiseBandwidth: '2500000' }, undefined), [{ path: ['gateway', 'advertise-bandwidth'], value: 2500000, source: '--advertise-bandwidth' }])
   const r = await printConfig(t, ['--advertise-bandwidth', '2500000'])
   t.equal(r.code, 0)
   t.equal(r.doc.gateway?.['advertise-bandwidth'], '2.5Mbps')
