@@ -124,7 +124,11 @@ function checkRoutes(ctx: RuleContext, subnets: readonly Placed[]): Placed[] {
     if (first !== undefined) {
       ctx.report(path, 'route-duplicate', `a route to ${p.value.cidr} with metric ${metric} already exists (${ctx.where(['routes', first, 'to'])}); give one of them a different metric to make it a backup`)
     } else seen.set(id, i)
-    if (p.value.prefixLen === 0) return
+    if (p.value.prefixLen === 0) {
+      // The planner refuses the same route (QE_DEFAULT_ROUTE in src/state/validate.ts): the tunnel's own UDP would enter the tunnel.
+      ctx.report(path, 'QE_DEFAULT_ROUTE', `a route to ${p.value.cidr} through the mesh would carry the tunnel's own packets into the tunnel; exit routing comes in a later version, so route the prefixes you need (like 10.0.0.0/8) instead`)
+      return
+    }
     const s = containing(own, p.value)
     if (s) {
       ctx.report(path, 'route-overlaps-subnet', `route to ${p.value.cidr} points into ${s.prefix.cidr}, which this node advertises itself (${ctx.where(s.path)})`)
