@@ -40,21 +40,21 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .option('--print-config', 'print the effective config as YAML and exit (1 if invalid)')
     .option('--name <name>', 'node name [node.name]')
     .option('--role <role>', 'client | gateway | bootstrap [node.role]')
-    .option('--bootstrap <host:port,...>', 'DHT bootstrap nodes, repeatable [discovery.bootstrap]', list)
+    .option('--bootstrap <host:port,...>', 'DHT bootstrap nodes, repeatable (not acted on yet) [discovery.bootstrap]', list)
     .option('--connect-to <peer|host:port,...>', 'peers to dial at start, repeatable [discovery.connect-to]', list)
     .option('--advertise-subnet <cidr,...>', 'prefix to advertise, repeatable, added to the file\'s [subnets]', list)
     .option('--interfaces <if,...>', 'uplinks to use, e.g. eth0,wwan0; settings of listed names are kept [interfaces]', list)
-    .option('--multipath <mode>', 'aggregate | failover | redundant [multipath.mode]')
-    .option('--scheduler <name>', 'min-rtt | weighted | round-robin | ecf [multipath.scheduler]')
+    .option('--multipath <mode>', 'aggregate | failover | redundant (two best paths) [multipath.mode]')
+    .option('--scheduler <name>', 'min-rtt | weighted (round-robin, ecf: run min-rtt) [multipath.scheduler]')
     .option('--target <peer>', 'bond uplinks toward this peer [multipath.target]')
     .option('--accept-multipath', 'accept bonded connections from peers [multipath.accept]')
-    .option('--advertise-bandwidth <rate>', 'capacity announced to peers, e.g. 1Gbps [gateway.advertise-bandwidth]')
-    .option('--forward-for <peer|cidr,...>', 'forward traffic for these peers or prefixes, repeatable [gateway.forward-for]', list)
-    .option('--bootstrap-mode', 'serve as a DHT bootstrap node [node.bootstrap-mode]')
-    .option('--public-ip <ip>', 'public address to announce [discovery.public-address]')
-    .option('--advertise-as-bootstrap', 'announce this node as a bootstrap node [discovery.advertise-as-bootstrap]')
-    .option('--audit-log <path>', 'append-only audit log file [audit.path]')
-    .option('--require-2fa', 'require a second factor before joining [auth.require-2fa]')
+    .option('--advertise-bandwidth <rate>', 'capacity announced to peers, e.g. 1Gbps (not acted on yet) [gateway.advertise-bandwidth]')
+    .option('--forward-for <peer|cidr,...>', 'forward traffic for these peers or prefixes, repeatable (not acted on yet) [gateway.forward-for]', list)
+    .option('--bootstrap-mode', 'serve as a DHT bootstrap node (not acted on yet) [node.bootstrap-mode]')
+    .option('--public-ip <ip>', 'public address to announce (not acted on yet) [discovery.public-address]')
+    .option('--advertise-as-bootstrap', 'announce this node as a bootstrap node (not acted on yet) [discovery.advertise-as-bootstrap]')
+    .option('--audit-log <path>', 'append-only audit log file (not acted on yet) [audit.path]')
+    .option('--require-2fa', 'require a second factor before joining (not acted on yet) [auth.require-2fa]')
     .option('--log-level <level>', 'trace | debug | info | warn | error | fatal | silent [logging.level]')
     .addHelpText(
       'after',
@@ -62,8 +62,10 @@ export function registerStart(program: Command, ctx: CliContext): void {
 Examples:
   $ quicether start                                   # /etc/quicether.yaml
   $ quicether start --config ./laptop.yaml --multipath aggregate --interfaces wlan0,wwan0
-  $ quicether start --name seed --role bootstrap --bootstrap-mode --public-ip 203.0.113.10 --print-config
-  $ quicether start --role gateway --advertise-subnet 192.168.1.0/24 --advertise-bandwidth 1Gbps`,
+  $ quicether start --role gateway --advertise-subnet 192.168.1.0/24 --print-config
+
+Flags marked "not acted on yet" set keys this version validates but does not act on;
+each draws a QE_NOT_IMPLEMENTED warning.`,
     )
     .action(async (opts: StartOptions) => {
       ctx.exitCode = await runStart(opts, ctx)

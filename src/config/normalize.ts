@@ -77,7 +77,7 @@ export function normalize(raw: Raw): Config {
       connectTo: strings(disc['connect-to']).map((t): ConnectTarget =>
         peerNames.has(t) || /^[A-Za-z0-9_-]+$/.test(t) && !/^[0-9]+$/.test(t) ? { kind: 'peer', peer: t } : { kind: 'endpoint', endpoint: endpoint(t) },
       ),
-      lan: b(disc.lan, true),
+      lan: b(disc.lan, false),
       publicAddress: addressOrNull(disc['public-address']),
       advertiseAsBootstrap: b(disc['advertise-as-bootstrap'], false),
     },
