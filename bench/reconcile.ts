@@ -63,7 +63,7 @@ async function inside(): Promise<Report> {
   const { Reconciler } = await import('../src/reconcile/reconciler.js')
   const { silentLogger } = await import('../src/log.js')
   const { desiredFromConfig } = await import('../src/state/desired.js')
-  const { ROUTE_PROTOCOL } = await import('../src/system/marks.js')
+  const { ROUTE_PROTOCOL } = await import('../src/state/marks.js')
 
   const system = new NetlinkAdapter()
   const rec = new Reconciler({}, { system, log: silentLogger })

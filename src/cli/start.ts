@@ -9,17 +9,16 @@
  */
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { hasErrors, renderConfigYaml, type Config, type LoadResult } from '../config/index.js'
+import { applyOverrides, hasErrors, makeLoader, readConfigFile, renderConfigYaml, type Config, type ConfigFlags, type ConfigLoader } from '../config/index.js'
 import { ConfigReadError } from '../errors.js'
 import { createLogger, type Logger } from '../log.js'
 import { EXIT_INVALID, EXIT_OK, NotAvailableError, type CliContext } from './context.js'
 import type * as DaemonModule from '../daemon/run.js'
 import { importOptional } from './optional-module.js'
-import { buildOverrides, loadTextWithOverrides, loadWithOverrides, type StartFlags } from './start-overrides.js'
 import { countBySeverity, formatLines, plural } from './report.js'
 import { DEFAULT_CONFIG_PATH } from './validate.js'
 
-export interface StartOptions extends StartFlags {
+export interface StartOptions extends ConfigFlags {
   config: string
   printConfig?: boolean
 }
@@ -41,21 +40,21 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .option('--print-config', 'print the effective config as YAML and exit (1 if invalid)')
     .option('--name <name>', 'node name [node.name]')
     .option('--role <role>', 'client | gateway | bootstrap [node.role]')
-    .option('--bootstrap <host:port,...>', 'DHT bootstrap nodes, repeatable [discovery.bootstrap]', list)
+    .option('--bootstrap <host:port,...>', 'DHT bootstrap nodes, repeatable (not acted on yet) [discovery.bootstrap]', list)
     .option('--connect-to <peer|host:port,...>', 'peers to dial at start, repeatable [discovery.connect-to]', list)
     .option('--advertise-subnet <cidr,...>', 'prefix to advertise, repeatable, added to the file\'s [subnets]', list)
     .option('--interfaces <if,...>', 'uplinks to use, e.g. eth0,wwan0; settings of listed names are kept [interfaces]', list)
-    .option('--multipath <mode>', 'aggregate | failover | redundant [multipath.mode]')
-    .option('--scheduler <name>', 'min-rtt | weighted | round-robin | ecf [multipath.scheduler]')
+    .option('--multipath <mode>', 'aggregate | failover | redundant (two best paths) [multipath.mode]')
+    .option('--scheduler <name>', 'min-rtt | weighted (round-robin, ecf: run min-rtt) [multipath.scheduler]')
     .option('--target <peer>', 'bond uplinks toward this peer [multipath.target]')
     .option('--accept-multipath', 'accept bonded connections from peers [multipath.accept]')
-    .option('--advertise-bandwidth <rate>', 'capacity announced to peers, e.g. 1Gbps [gateway.advertise-bandwidth]')
-    .option('--forward-for <peer|cidr,...>', 'forward traffic for these peers or prefixes, repeatable [gateway.forward-for]', list)
-    .option('--bootstrap-mode', 'serve as a DHT bootstrap node [node.bootstrap-mode]')
-    .option('--public-ip <ip>', 'public address to announce [discovery.public-address]')
-    .option('--advertise-as-bootstrap', 'announce this node as a bootstrap node [discovery.advertise-as-bootstrap]')
-    .option('--audit-log <path>', 'append-only audit log file [audit.path]')
-    .option('--require-2fa', 'require a second factor before joining [auth.require-2fa]')
+    .option('--advertise-bandwidth <rate>', 'capacity announced to peers, e.g. 1Gbps (not acted on yet) [gateway.advertise-bandwidth]')
+    .option('--forward-for <peer|cidr,...>', 'forward traffic for these peers or prefixes, repeatable (not acted on yet) [gateway.forward-for]', list)
+    .option('--bootstrap-mode', 'serve as a DHT bootstrap node (not acted on yet) [node.bootstrap-mode]')
+    .option('--public-ip <ip>', 'public address to announce (not acted on yet) [discovery.public-address]')
+    .option('--advertise-as-bootstrap', 'announce this node as a bootstrap node (not acted on yet) [discovery.advertise-as-bootstrap]')
+    .option('--audit-log <path>', 'append-only audit log file (not acted on yet) [audit.path]')
+    .option('--require-2fa', 'require a second factor before joining (not acted on yet) [auth.require-2fa]')
     .option('--log-level <level>', 'trace | debug | info | warn | error | fatal | silent [logging.level]')
     .addHelpText(
       'after',
@@ -63,8 +62,10 @@ export function registerStart(program: Command, ctx: CliContext): void {
 Examples:
   $ quicether start                                   # /etc/quicether.yaml
   $ quicether start --config ./laptop.yaml --multipath aggregate --interfaces wlan0,wwan0
-  $ quicether start --name seed --role bootstrap --bootstrap-mode --public-ip 203.0.113.10 --print-config
-  $ quicether start --role gateway --advertise-subnet 192.168.1.0/24 --advertise-bandwidth 1Gbps`,
+  $ quicether start --role gateway --advertise-subnet 192.168.1.0/24 --print-config
+
+Flags marked "not acted on yet" set keys this version validates but does not act on;
+each draws a QE_NOT_IMPLEMENTED warning.`,
     )
     .action(async (opts: StartOptions) => {
       ctx.exitCode = await runStart(opts, ctx)
@@ -73,17 +74,19 @@ Examples:
 
 export async function runStart(opts: StartOptions, ctx: CliContext): Promise<number> {
   const { stdout, stderr } = ctx.io
-  const plan = buildOverrides(opts)
-  const result = await loadWithOverrides(opts.config, plan).catch((err: unknown) => {
+  // One loader for the first load and every reload: flags keep winning over the file.
+  const load = makeLoader(opts)
+  const read = await readConfigFile(opts.config).catch((err: unknown) => {
     if (err instanceof ConfigReadError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
       throw new ConfigReadError(`${err.message} (create it with 'quicether init', or name another with --config)`, { cause: err })
     }
     throw err
   })
+  const result = read.ok ? load(read.text, opts.config) : read
   if (!result.ok || hasErrors(result.diagnostics)) {
     stderr.write(formatLines(result.diagnostics, 'text'))
     const { errors, warnings } = countBySeverity(result.diagnostics)
-    const what = result.overrides.length > 0 ? `${opts.config} with these flags` : opts.config
+    const what = applyOverrides(opts, undefined).length > 0 ? `${opts.config} with these flags` : opts.config
     stderr.write(`quicether: ${what} is not valid: ${plural(errors, 'error')}${warnings ? `, ${plural(warnings, 'warning')}` : ''} (QE_CONFIG_INVALID)\n`)
     return EXIT_INVALID
   }
@@ -94,8 +97,6 @@ export async function runStart(opts: StartOptions, ctx: CliContext): Promise<num
   }
   const log = createLogger({ level: result.config.logging.level, destination: logDestination(result.config.logging.destination) })
   // The daemon only ever calls write(); any TextSink will do.
-  // Every reload re-runs the same flags against the new file, so flags keep winning over it.
-  const load = (text: string, file: string) => loadTextWithOverrides(text, file, plan)
   return runDaemon(result.config, { configPath: resolve(opts.config), log, load, stderr: ctx.io.stderr as NodeJS.WritableStream })
 }
 
@@ -119,6 +120,6 @@ interface DaemonRunOptions {
   configPath: string | null
   log: Logger
   /** Loads a config text with the command-line flags applied (every reload uses it). */
-  load: (text: string, file: string) => Promise<LoadResult> | LoadResult
+  load: ConfigLoader
   stderr: NodeJS.WritableStream
 }

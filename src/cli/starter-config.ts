@@ -43,13 +43,17 @@ export function renderStarterConfig(o: StarterOptions): string {
     `# QuicEther config of node ${o.name}, written by 'quicether init'.`,
     `# Check it with 'quicether validate FILE'; 'quicether schema' documents every key.`,
     `# Keys are kebab-case. Bit rates: 25Mbps, 1Gbps. Durations: 500ms, 2s. Sizes: 4MiB.`,
+    `# Keys marked "not acted on yet" are validated but change nothing in this version;`,
+    `# 'quicether validate' warns about them (QE_NOT_IMPLEMENTED).`,
     ``,
     `node:`,
     `  name: ${y(o.name)}`,
-    c(`  role: ${o.role}`, 'client | gateway | bootstrap'),
+    c(`  role: ${o.role}`, 'client | gateway (forwards for its subnets) | bootstrap (runs as a client)'),
     `  state-dir: ${y(o.stateDir)}`,
     `  # identity: <state-dir>/identity.key  (Ed25519, mode 0600; public key ${o.publicKey})`,
-    c(`  bootstrap-mode: ${o.bootstrapMode || bootstrap}`, 'serve as a DHT bootstrap node for this network'),
+    o.bootstrapMode || bootstrap
+      ? c(`  bootstrap-mode: true`, 'a DHT bootstrap node: not acted on yet')
+      : c(`  # bootstrap-mode: true`, 'a DHT bootstrap node: not acted on yet'),
     ``,
     `network:`,
     `  # Every node of one mesh uses the same network name.`,
@@ -72,47 +76,39 @@ export function renderStarterConfig(o: StarterOptions): string {
     `#    endpoints: [gw.example.com:7443]`,
     ``,
     `discovery:`,
-    c(`  lan: true`, 'find peers on the local network segment'),
-    c(`  dht: ${bootstrap}`, 'a private DHT seeded by the bootstrap nodes below'),
+    c(`  connect-to: []`, 'peers (by name) or host:port to dial at start, e.g. [office-gw]'),
+    `  # Not acted on yet: this version reaches peers through their endpoints and connect-to.`,
+    c(`  # lan: true`, 'find peers on the local network segment'),
+    c(`  # dht: true`, 'a private DHT seeded by bootstrap nodes'),
     `  # bootstrap: [bootstrap.example.com:7443]`,
-    c(`  # connect-to: [office-gw]`, 'peers (by name) or host:port to dial at start'),
+    c(`  # public-address: 203.0.113.10`, 'the public IP to announce'),
   )
-  if (bootstrap) {
-    add(
-      `  advertise-as-bootstrap: true`,
-      c(`  # public-address: 203.0.113.10`, 'the public IP peers reach this node at'),
-    )
-  } else {
-    add(c(`  # public-address: 203.0.113.10`, 'set on a node with a fixed public IP'))
-  }
+  if (bootstrap) add(c(`  # advertise-as-bootstrap: true`, 'announce this node as a bootstrap node'))
   add(
     ``,
     `# Uplinks to bond. Empty: the interface of the default route.`,
     `interfaces: []`,
     `#  - name: eth0`,
-    `#    bandwidth: { up: 20Mbps, down: 100Mbps }`,
+    c(`#    weight: 2`, 'share under the weighted scheduler'),
     `#  - name: wwan0`,
-    c(`#    role: backup`, 'used only when every primary uplink is down'),
-    c(`#    cost: 10`, 'metered: avoided when others suffice'),
+    c(`#    role: backup`, 'failover: used only when every primary uplink is down'),
     ``,
     `multipath:`,
-    c(`  mode: failover`, 'aggregate | failover | redundant'),
-    c(`  scheduler: min-rtt`, 'min-rtt | weighted | round-robin | ecf (aggregate mode)'),
+    c(`  mode: failover`, 'aggregate (every live uplink) | failover | redundant (each packet on the two best live paths)'),
+    c(`  scheduler: min-rtt`, 'aggregate mode: min-rtt (earliest expected delivery) | weighted (by weight)'),
     c(`  accept: ${gateway}`, 'accept bonded connections from peers (receiving side)'),
     c(`  # target: home-nas`, 'bond toward this peer only'),
     ``,
   )
   if (gateway) {
     add(
-      `# Prefixes behind this gateway, advertised to the mesh.`,
+      `# Prefixes behind this gateway, advertised to the mesh (IP forwarding is switched on).`,
       `subnets: []`,
       `#  - 192.168.1.0/24`,
-      c(`#  - { prefix: 0.0.0.0/0, exit: true }`, 'an exit node for internet traffic'),
       ``,
-      `gateway:`,
-      c(`  relay: false`, 'relay for peers that cannot reach each other directly'),
-      c(`  # forward-for: [home-server]`, 'peers (by name) or prefixes this gateway forwards for'),
-      `  # advertise-bandwidth: 1Gbps`,
+      `# Not acted on yet: exits ({ prefix: 0.0.0.0/0, exit: true }) and the gateway section`,
+      `# (relay, forward-for, advertise-bandwidth) come in a later version.`,
+      `# gateway: { relay: true }`,
       ``,
     )
   } else {
@@ -128,6 +124,9 @@ export function renderStarterConfig(o: StarterOptions): string {
   }
   if (o.enterprise) {
     add(
+      `# Not acted on yet (validated only): policies, the audit log and require-2fa are the`,
+      `# enterprise settings to come. This version admits every peer whose key is pinned in`,
+      `# peers; 'quicether validate' warns about each key below (QE_NOT_IMPLEMENTED).`,
       `# Zero trust: traffic no rule allows is dropped. Rules are checked in order.`,
       `policies:`,
       `  default: deny`,
@@ -151,20 +150,21 @@ export function renderStarterConfig(o: StarterOptions): string {
       `    #   ports: [443, 8000-8100]`,
       `    #   action: allow`,
       ``,
-      `# Append-only, hash-chained audit log.`,
+      `# Append-only, hash-chained audit log (not acted on yet).`,
       `audit:`,
       `  path: /var/log/quicether/audit.log`,
       ``,
       `auth:`,
-      `  require-2fa: true`,
+      c(`  require-2fa: true`, 'not acted on yet'),
       ``,
     )
   } else {
     add(
-      `# Who may reach what through this node. 'deny' is zero trust: then add rules, e.g.`,
+      `# Who may reach what through this node: not acted on yet. This version admits every`,
+      `# peer whose key is pinned in peers. Policies to come look like:`,
+      `# policies:`,
+      `#   default: deny`,
       `#   rules: [{ from: group:staff, to: 10.0.0.0/16, proto: tcp, ports: [443], action: allow }]`,
-      `policies:`,
-      `  default: allow`,
       ``,
     )
   }
@@ -173,8 +173,9 @@ export function renderStarterConfig(o: StarterOptions): string {
     c(`  level: warn`, 'trace | debug | info | warn | error | fatal | silent'),
     c(`  destination: stderr`, 'stderr | stdout | a file path'),
     ``,
-    c(`# metrics: { listen: 127.0.0.1:9586 }`, 'Prometheus /metrics'),
-    c(`# ui: { listen: 127.0.0.1:9587 }`, 'web UI'),
+    `# Not acted on yet: a Prometheus endpoint and a web UI. Use 'quicether status'.`,
+    `# metrics: { listen: 127.0.0.1:9586 }`,
+    `# ui: { listen: 127.0.0.1:9587 }`,
   )
   return out.join('\n') + '\n'
 }

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto'
 import { posix } from 'node:path'
-import { parsePrefix } from './net.js'
+import { parsePrefix } from '../net/index.js'
 
 export const DEFAULT_STATE_DIR = '/var/lib/quicether'
 export const DEFAULT_OVERLAY_IPV4 = '100.88.0.0/16'
@@ -24,7 +24,7 @@ export function defaultOverlayIpv6(networkName: string): string {
   const h = createHash('sha256').update(`quicether-ula:${networkName}`).digest()
   const hex = (i: number): string => h[i]!.toString(16).padStart(2, '0')
   const text = `fd${hex(0)}:${hex(1)}${hex(2)}:${hex(3)}${hex(4)}::/48`
-  return parsePrefix(text).value!.text
+  return parsePrefix(text).value!.cidr
 }
 
 /** DSCP names → code points (RFC 2474, 2597, 3246, 5865). */

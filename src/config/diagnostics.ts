@@ -60,8 +60,11 @@ export const DIAGNOSTIC_CODES = [
   'peer-is-self',
   'exit-not-marked',
   'ports-need-proto',
+  'QE_DEFAULT_ROUTE',
   // warnings
+  'QE_NOT_IMPLEMENTED',
   'dht-without-bootstrap',
+  // Not emitted while interfaces[].bandwidth is not acted on (see not-implemented.ts).
   'uplink-without-bandwidth',
   'aggregate-single-uplink',
   'gateway-settings-on-client',

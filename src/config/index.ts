@@ -1,7 +1,7 @@
 /**
  * The config module's public face. Everything else imports from here.
  *
- *   text ─ parse (YAML, positions, guards) ─ overrides ─ schema (ajv) ─ semantic rules ─ normalize → frozen Config
+ *   text ─ parse (YAML, positions, guards) ─ overrides (flags.ts) ─ schema (ajv) ─ semantic rules ─ normalize → frozen Config
  *
  * Nothing here throws for bad content: every problem becomes a `Diagnostic`.
  * Only `loadConfigFile` throws, `ConfigReadError`, when the file cannot be read.
@@ -37,6 +37,7 @@ export type LoadResult =
   | { ok: true; config: Config; raw: unknown; diagnostics: Diagnostic[] }
   | { ok: false; diagnostics: Diagnostic[] }
 
-export { loadConfigText, loadConfigFile, MAX_CONFIG_BYTES } from './load.js'
+export { loadConfigText, loadConfigFile, readConfigFile, MAX_CONFIG_BYTES } from './load.js'
+export { applyOverrides, makeLoader, FLAG_KEYS, type ConfigFlags, type ConfigLoader } from './flags.js'
 export { renderConfigYaml } from './render.js'
 export { SCHEMA } from './schema.js'

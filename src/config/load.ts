@@ -6,9 +6,9 @@ import { ConfigReadError } from '../errors.js'
 import type { Diagnostic } from './diagnostics.js'
 import { hasErrors, sortDiagnostics } from './diagnostics.js'
 import type { LoadOptions, LoadResult } from './index.js'
-import { resetParseCaches } from './net.js'
+import { clearIpCaches } from '../net/index.js'
 import { normalize } from './normalize.js'
-import { applyOverrides } from './overrides.js'
+import { writeOverrides } from './overrides.js'
 import { formatBytes, MAX_CONFIG_BYTES, parseConfigText } from './parse.js'
 import { formatPath } from './positions.js'
 import type { Path } from './positions.js'
@@ -19,12 +19,12 @@ export { MAX_CONFIG_BYTES }
 
 /** Parse, validate and normalize config text. Never throws for bad content. */
 export function loadConfigText(text: string, file: string, opts: LoadOptions = {}): LoadResult {
-  resetParseCaches()
+  clearIpCaches()
   const parsed = parseConfigText(text, file)
   if (!parsed.ok) return { ok: false, diagnostics: sortDiagnostics(parsed.diagnostics) }
   const { data, positions } = parsed
   const diagnostics: Diagnostic[] = [...parsed.diagnostics]
-  applyOverrides(data, opts.overrides ?? [], positions)
+  writeOverrides(data, opts.overrides ?? [], positions)
 
   const make = (path: Path, at: 'key' | 'value', severity: 'error' | 'warning', code: string, message: string): Diagnostic => {
     const loc = positions.locate(path, at)
@@ -60,18 +60,26 @@ function coveredBy(path: Path, flagged: ReadonlySet<string>): boolean {
  * Reads at most MAX_CONFIG_BYTES + 1 bytes, so a huge file or a device is refused fast.
  */
 export async function loadConfigFile(file: string, opts: LoadOptions = {}): Promise<LoadResult> {
+  const read = await readConfigFile(file)
+  return read.ok ? loadConfigText(read.text, file, opts) : read
+}
+
+/**
+ * Read a config file's text, for a loader of one's own (`makeLoader`). A file too large
+ * or not UTF-8 is a failed load with its diagnostic; one that cannot be read at all
+ * throws `ConfigReadError`, as for `loadConfigFile`.
+ */
+export async function readConfigFile(file: string): Promise<{ ok: true; text: string } | { ok: false; diagnostics: Diagnostic[] }> {
   const read = await readLimited(file)
   if (read.tooLarge) {
     const size = read.size > MAX_CONFIG_BYTES ? formatBytes(read.size) : `more than ${formatBytes(MAX_CONFIG_BYTES)}`
     return { ok: false, diagnostics: [{ file, line: 1, col: 1, path: '', severity: 'error', code: 'too-large', message: `file is too large (${size}; the limit is ${formatBytes(MAX_CONFIG_BYTES)})` }] }
   }
-  let text: string
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(read.bytes)
+    return { ok: true, text: new TextDecoder('utf-8', { fatal: true }).decode(read.bytes) }
   } catch {
     return { ok: false, diagnostics: [{ file, line: 1, col: 1, path: '', severity: 'error', code: 'not-text', message: 'not a text file (it is not valid UTF-8)' }] }
   }
-  return loadConfigText(text, file, opts)
 }
 
 async function readLimited(file: string): Promise<{ bytes: Uint8Array; size: number; tooLarge: boolean }> {

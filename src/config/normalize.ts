@@ -3,8 +3,9 @@
  * Only called when there are no errors, so every value here parses; a failure is a bug.
  */
 import { defaultIdentity, defaultOverlayIpv6, dscpValue, DEFAULT_OVERLAY_IPV4, DEFAULT_PORT, DEFAULT_STATE_DIR } from './defaults.js'
-import { parseAddress, parseEndpoint, parsePortSpec, parsePrefix } from './net.js'
-import type { Parsed } from './net.js'
+import { parseAddress, parsePrefix } from '../net/index.js'
+import { parseEndpoint, parsePortSpec } from './syntax.js'
+import type { Parsed } from './syntax.js'
 import { hostPrefix } from './rules-peers.js'
 import type { Raw } from './rules.js'
 import { list, rec } from './rules.js'
@@ -31,7 +32,7 @@ const n = (v: unknown, d: number): number => (typeof v === 'number' ? v : d)
 const strings = (v: unknown): string[] => list(v).filter((x): x is string => typeof x === 'string')
 const endpoint = (v: unknown): Endpoint => must(parseEndpoint(v, DEFAULT_PORT))
 const listenOrNull = (v: unknown): Endpoint | null => (v === undefined || v === null ? null : must(parseEndpoint(v)))
-const cidr = (v: unknown): string => must(parsePrefix(v)).text
+const cidr = (v: unknown): string => must(parsePrefix(v)).cidr
 const ports = (v: unknown): PortRange[] => list(v).map((p) => must(parsePortSpec(p)))
 const addressOrNull = (v: unknown): string | null => (v === undefined || v === null ? null : must(parseAddress(v)).text)
 
@@ -76,7 +77,7 @@ export function normalize(raw: Raw): Config {
       connectTo: strings(disc['connect-to']).map((t): ConnectTarget =>
         peerNames.has(t) || /^[A-Za-z0-9_-]+$/.test(t) && !/^[0-9]+$/.test(t) ? { kind: 'peer', peer: t } : { kind: 'endpoint', endpoint: endpoint(t) },
       ),
-      lan: b(disc.lan, true),
+      lan: b(disc.lan, false),
       publicAddress: addressOrNull(disc['public-address']),
       advertiseAsBootstrap: b(disc['advertise-as-bootstrap'], false),
     },

@@ -5,7 +5,8 @@
 import type { ConfigOverride } from './index.js'
 import type { Path, Positions } from './positions.js'
 
-export function applyOverrides(data: Record<string, unknown>, overrides: readonly ConfigOverride[], positions: Positions): void {
+/** Writes each override into `data` (in place) and marks its place in `positions` with the override's source. */
+export function writeOverrides(data: Record<string, unknown>, overrides: readonly ConfigOverride[], positions: Positions): void {
   for (const o of overrides) {
     if (o.path.length === 0) continue
     let cur: Record<string, unknown> | unknown[] = data

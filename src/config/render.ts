@@ -4,7 +4,7 @@
  * absence is how the file says "off". Loading the output gives back an equal Config.
  */
 import { Document, isScalar, isSeq, visit } from 'yaml'
-import { formatEndpoint, formatPortRange } from './net.js'
+import { formatEndpoint, formatPortRange } from './syntax.js'
 import type { Config, ConnectTarget, ForwardTarget, PolicyDestination, PolicySource } from './types.js'
 import { formatBitrate, formatDuration, formatSize } from './units.js'
 

@@ -1,5 +1,5 @@
 /** Rules for uplinks and multipath: names, units, classes, target. */
-import { parsePortSpec } from './net.js'
+import { parsePortSpec } from './syntax.js'
 import type { RuleContext } from './rules.js'
 import { list, rec, str } from './rules.js'
 import { checkPeerRef, didYouMean } from './rules-peers.js'
@@ -7,7 +7,6 @@ import { parseBitrate, parseDuration, parseSize } from './units.js'
 
 export function checkMultipath(ctx: RuleContext): void {
   const mp = rec(ctx.raw.multipath)
-  const scheduler = str(mp?.scheduler) ?? 'min-rtt'
   const mode = str(mp?.mode) ?? 'failover'
   const uplinks = new Map<string, number>()
   const interfaces = list(ctx.raw.interfaces)
@@ -26,9 +25,6 @@ export function checkMultipath(ctx: RuleContext): void {
       if (bw?.[dir] === undefined) continue
       const r = parseBitrate(bw[dir])
       if (r.error !== undefined) ctx.report(['interfaces', i, 'bandwidth', dir], 'bad-unit', r.error)
-    }
-    if (scheduler === 'weighted' && bw?.up === undefined && bw?.down === undefined) {
-      ctx.report(['interfaces', i], 'uplink-without-bandwidth', `uplink '${name ?? i}' has no bandwidth; the weighted scheduler then splits by weight alone`, { severity: 'warning' })
     }
   })
 

@@ -1,7 +1,8 @@
 /** Rules for addresses and prefixes: overlay, this node's address, subnets, routes, gateway. */
 import { DEFAULT_OVERLAY_IPV4, defaultOverlayIpv6 } from './defaults.js'
-import type { Family, Prefix } from './net.js'
-import { findOverlaps, parseAddress, parseEndpoint, parsePrefix, prefixContains, prefixesOverlap } from './net.js'
+import type { Family, Prefix } from '../net/index.js'
+import { findOverlaps, parseAddress, parsePrefix, prefixContains, prefixesOverlap } from '../net/index.js'
+import { parseEndpoint } from './syntax.js'
 import type { Path } from './positions.js'
 import type { RuleContext } from './rules.js'
 import { list, rec, str } from './rules.js'
@@ -22,9 +23,9 @@ export function checkNetwork(ctx: RuleContext): void {
   // covers everything by design, so it is left out.
   for (const o of overlays) {
     for (const x of [...subnets, ...routes]) {
-      if (x.prefix.bits === 0 || !prefixesOverlap(o.prefix, x.prefix)) continue
+      if (x.prefix.prefixLen === 0 || !prefixesOverlap(o.prefix, x.prefix)) continue
       const what = x.path[0] === 'subnets' ? 'advertised subnet' : 'route to'
-      ctx.report(x.path, 'overlay-overlap', `${what} ${x.prefix.text} overlaps the overlay range ${o.prefix.text} (network.overlay.${o.prefix.family}); pick a different overlay range or subnet`)
+      ctx.report(x.path, 'overlay-overlap', `${what} ${x.prefix.cidr} overlaps the overlay range ${o.prefix.cidr} (network.overlay.${FAMILY_KEY[o.prefix.family]}); pick a different overlay range or subnet`)
     }
   }
   checkGateway(ctx)
@@ -36,35 +37,37 @@ function checkOverlay(ctx: RuleContext): Placed[] {
   const overlay = rec(net?.overlay)
   const out: Placed[] = []
   const netName = str(net?.name)
-  for (const family of ['ipv4', 'ipv6'] as const) {
-    const path = ['network', 'overlay', family]
+  for (const family of [4, 6] as const) {
+    const key = FAMILY_KEY[family]
+    const path = ['network', 'overlay', key]
     // Absent: the default range, which is checked against subnets and routes all the same.
-    const text = overlay?.[family] ?? (family === 'ipv4' ? DEFAULT_OVERLAY_IPV4 : netName !== undefined ? defaultOverlayIpv6(netName) : undefined)
+    const text = overlay?.[key] ?? (family === 4 ? DEFAULT_OVERLAY_IPV4 : netName !== undefined ? defaultOverlayIpv6(netName) : undefined)
     if (text === undefined) continue
     const p = parsePrefix(text)
     if (p.error !== undefined) ctx.report(path, p.code, p.error)
-    else if (p.value.family !== family) ctx.report(path, 'bad-cidr', `network.overlay.${family} must be an ${label(family)} prefix, not ${p.value.text}`)
+    else if (p.value.family !== family) ctx.report(path, 'bad-cidr', `network.overlay.${key} must be an IPv${family} prefix, not ${p.value.cidr}`)
     else out.push({ prefix: p.value, path })
   }
   const address = rec(net?.address)
-  for (const family of ['ipv4', 'ipv6'] as const) {
-    if (address?.[family] === undefined) continue
-    const path = ['network', 'address', family]
-    const a = parseAddress(address[family])
+  for (const family of [4, 6] as const) {
+    const key = FAMILY_KEY[family]
+    if (address?.[key] === undefined) continue
+    const path = ['network', 'address', key]
+    const a = parseAddress(address[key])
     if (a.error !== undefined) {
       ctx.report(path, a.code, a.error)
       continue
     }
     if (a.value.family !== family) {
-      ctx.report(path, 'bad-ip', `network.address.${family} must be an ${label(family)} address, not ${a.value.text}`)
+      ctx.report(path, 'bad-ip', `network.address.${key} must be an IPv${family} address, not ${a.value.text}`)
       continue
     }
     const range = out.find((o) => o.prefix.family === family)?.prefix
     if (!range) continue
     if (!prefixContains(range, a.value)) {
-      ctx.report(path, 'address-outside-overlay', `${a.value.text} is outside the overlay range ${range.text} (network.overlay.${family})`)
-    } else if (family === 'ipv4' && range.bits < 31 && (a.value.n === range.first || a.value.n === range.last)) {
-      ctx.report(path, 'address-reserved', `${a.value.text} is the ${a.value.n === range.first ? 'network' : 'broadcast'} address of ${range.text}; pick a host address`)
+      ctx.report(path, 'address-outside-overlay', `${a.value.text} is outside the overlay range ${range.cidr} (network.overlay.${key})`)
+    } else if (family === 4 && range.prefixLen < 31 && (a.value.n === range.first || a.value.n === range.last)) {
+      ctx.report(path, 'address-reserved', `${a.value.text} is the ${a.value.n === range.first ? 'network' : 'broadcast'} address of ${range.cidr}; pick a host address`)
     }
   }
   return out
@@ -83,16 +86,16 @@ function checkSubnets(ctx: RuleContext): Placed[] {
       return
     }
     const exit = obj?.exit === true
-    if (p.value.bits === 0) {
-      if (!exit) ctx.report(path, 'exit-not-marked', `${p.value.text} is a default route: advertising it makes this node an internet exit; if that is meant, write { prefix: ${p.value.text}, exit: true }`)
-      else if (ctx.role === 'client') ctx.report(path, 'exit-on-client', `an exit (${p.value.text}) on a client; exits are usually gateways (node.role: gateway)`, { severity: 'warning' })
+    if (p.value.prefixLen === 0) {
+      if (!exit) ctx.report(path, 'exit-not-marked', `${p.value.cidr} is a default route: advertising it makes this node an internet exit; if that is meant, write { prefix: ${p.value.cidr}, exit: true }`)
+      else if (ctx.role === 'client') ctx.report(path, 'exit-on-client', `an exit (${p.value.cidr}) on a client; exits are usually gateways (node.role: gateway)`, { severity: 'warning' })
       return // an exit covers everything by design: no overlap checks
     }
     placed.push({ prefix: p.value, path })
   })
   for (const { item, other } of findOverlaps(placed)) {
-    const same = item.prefix.text === other.prefix.text
-    ctx.report(item.path, 'subnet-overlap', same ? `subnet ${item.prefix.text} is advertised twice (also at ${ctx.where(other.path)})` : `subnet ${item.prefix.text} overlaps ${other.prefix.text} (${ctx.where(other.path)})`)
+    const same = item.prefix.cidr === other.prefix.cidr
+    ctx.report(item.path, 'subnet-overlap', same ? `subnet ${item.prefix.cidr} is advertised twice (also at ${ctx.where(other.path)})` : `subnet ${item.prefix.cidr} overlaps ${other.prefix.cidr} (${ctx.where(other.path)})`)
   }
   return placed
 }
@@ -116,15 +119,19 @@ function checkRoutes(ctx: RuleContext, subnets: readonly Placed[]): Placed[] {
     }
     placed.push({ prefix: p.value, path })
     const metric = typeof r.metric === 'number' ? r.metric : 100
-    const id = `${p.value.text} ${metric}`
+    const id = `${p.value.cidr} ${metric}`
     const first = seen.get(id)
     if (first !== undefined) {
-      ctx.report(path, 'route-duplicate', `a route to ${p.value.text} with metric ${metric} already exists (${ctx.where(['routes', first, 'to'])}); give one of them a different metric to make it a backup`)
+      ctx.report(path, 'route-duplicate', `a route to ${p.value.cidr} with metric ${metric} already exists (${ctx.where(['routes', first, 'to'])}); give one of them a different metric to make it a backup`)
     } else seen.set(id, i)
-    if (p.value.bits === 0) return
+    if (p.value.prefixLen === 0) {
+      // The planner refuses the same route (QE_DEFAULT_ROUTE in src/state/validate.ts): the tunnel's own UDP would enter the tunnel.
+      ctx.report(path, 'QE_DEFAULT_ROUTE', `a route to ${p.value.cidr} through the mesh would carry the tunnel's own packets into the tunnel; exit routing comes in a later version, so route the prefixes you need (like 10.0.0.0/8) instead`)
+      return
+    }
     const s = containing(own, p.value)
     if (s) {
-      ctx.report(path, 'route-overlaps-subnet', `route to ${p.value.text} points into ${s.prefix.text}, which this node advertises itself (${ctx.where(s.path)})`)
+      ctx.report(path, 'route-overlaps-subnet', `route to ${p.value.cidr} points into ${s.prefix.cidr}, which this node advertises itself (${ctx.where(s.path)})`)
     }
   })
   return placed
@@ -132,7 +139,7 @@ function checkRoutes(ctx: RuleContext, subnets: readonly Placed[]): Placed[] {
 
 function cmp(a: Prefix, b: Prefix): number {
   if (a.family !== b.family) return a.family < b.family ? -1 : 1
-  return a.first < b.first ? -1 : a.first > b.first ? 1 : a.bits - b.bits
+  return a.first < b.first ? -1 : a.first > b.first ? 1 : a.prefixLen - b.prefixLen
 }
 
 /** The subnet (sorted, non-overlapping) that contains `p`, if any: O(log n). */
@@ -198,6 +205,5 @@ function checkListeners(ctx: RuleContext): void {
   }
 }
 
-function label(f: Family): string {
-  return f === 'ipv4' ? 'IPv4' : 'IPv6'
-}
+/** The config's key for each family (`network.overlay.ipv4`). */
+const FAMILY_KEY: Record<Family, 'ipv4' | 'ipv6'> = { 4: 'ipv4', 6: 'ipv6' }

@@ -1,5 +1,6 @@
 /** Rules for peers, discovery and policies: names, keys, endpoints, groups. */
-import { parseAddress, parseEndpoint, parsePortSpec, parsePrefix, parsePublicKey } from './net.js'
+import { parseAddress, parsePrefix, WIDTH } from '../net/index.js'
+import { parseEndpoint, parsePortSpec, parsePublicKey } from './syntax.js'
 import type { RuleContext } from './rules.js'
 import { list, rec, str } from './rules.js'
 import { closest } from './suggest.js'
@@ -127,5 +128,5 @@ function checkPolicies(ctx: RuleContext): void {
 /** An IP written alone in a rule means that one host. */
 export function hostPrefix(ip: string): string {
   const a = parseAddress(ip)
-  return a.value ? `${a.value.text}/${a.value.family === 'ipv4' ? 32 : 128}` : ip
+  return a.value ? `${a.value.text}/${WIDTH[a.value.family]}` : ip
 }

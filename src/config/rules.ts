@@ -9,6 +9,7 @@
 import type { DiagnosticCode } from './diagnostics.js'
 import type { Path, Positions } from './positions.js'
 import { checkMultipath } from './rules-multipath.js'
+import { checkNotImplemented } from './not-implemented.js'
 import { checkNetwork } from './rules-network.js'
 import { checkPeers } from './rules-peers.js'
 
@@ -74,5 +75,6 @@ export function checkRules(raw: Raw, positions: Positions): RuleProblem[] {
   checkPeers(ctx)
   checkNetwork(ctx)
   checkMultipath(ctx)
+  problems.push(...checkNotImplemented(raw))
   return problems
 }

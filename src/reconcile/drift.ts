@@ -8,8 +8,8 @@ import type { KernelEvent } from '../system/types.js'
 import type { KernelState, LinkState, Route } from '../state/types.js'
 import { addressKey, routeEqual, routeKey, ruleKey } from '../state/keys.js'
 import { normalizeAddress, normalizeRule, normalizeState } from '../state/normalize.js'
-import { isOwnedLinkName, isOwnedRouteProtocol, isOwnedRulePriority } from '../system/marks.js'
-import { isLinkLocal } from '../system/ip.js'
+import { isOwnedLinkName, isOwnedRouteProtocol, isOwnedRulePriority } from '../state/marks.js'
+import { isLinkLocal } from '../net/ip.js'
 
 export class DriftFilter {
   private readonly links: Map<string, LinkState>

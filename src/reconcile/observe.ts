@@ -6,8 +6,8 @@
  */
 import type { SystemAdapter } from '../system/types.js'
 import type { ActualState, KernelState } from '../state/types.js'
-import { isOwnedLinkName, isOwnedRouteProtocol, RULE_PRIORITY_MAX, RULE_PRIORITY_MIN } from '../system/marks.js'
-import { isLinkLocal } from '../system/ip.js'
+import { isOwnedLinkName, isOwnedRouteProtocol, RULE_PRIORITY_MAX, RULE_PRIORITY_MIN } from '../state/marks.js'
+import { isLinkLocal } from '../net/ip.js'
 import { normalizeActual, normalizeState } from '../state/normalize.js'
 import { routeKey } from '../state/keys.js'
 import { SysctlError } from '../system/errors.js'

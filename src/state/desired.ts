@@ -14,8 +14,8 @@
  */
 import type { Config } from '../config/types.js'
 import type { Address, DesiredState, Family, RuntimeInputs, Route, Rule } from './types.js'
-import { parseCidr } from '../system/ip.js'
-import { ROUTE_PROTOCOL, ROUTE_TABLE, RULE_PRIORITY_MIN } from '../system/marks.js'
+import { parseCidr } from '../net/ip.js'
+import { ROUTE_PROTOCOL, ROUTE_TABLE, RULE_PRIORITY_MIN } from './marks.js'
 import { kernelMetric, normalizeState } from './normalize.js'
 
 /** Metric of the overlay range route: before anything else on that prefix. */

@@ -5,7 +5,7 @@
  */
 import type { Address, Route, Rule } from './types.js'
 import type { LinkState } from './types.js'
-import { ipToBytes } from '../system/ip.js'
+import { ipToBytes } from '../net/ip.js'
 
 /** Kernel route identity: `(family, table, dst, metric)`. */
 export function routeKey(r: Route): string {

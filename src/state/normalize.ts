@@ -6,7 +6,7 @@
  */
 import type { ActualState, Address, KernelState, Route, Rule } from './types.js'
 import { compareAddresses, compareLinks, compareRoutes, compareRules } from './keys.js'
-import { canonicalCidr, canonicalIp } from '../system/ip.js'
+import { canonicalCidr, canonicalIp } from '../net/ip.js'
 
 /** The metric the kernel stores for an IPv6 route added with metric 0. */
 export const IP6_DEFAULT_METRIC = 1024

@@ -5,7 +5,7 @@
  *   ~ link qe0 mtu 1400 → 1380
  */
 import type { ActionBody, Address, Plan, Route, Rule } from './types.js'
-import { ROUTE_PROTOCOL, ROUTE_PROTOCOL_NAME } from '../system/marks.js'
+import { ROUTE_PROTOCOL, ROUTE_PROTOCOL_NAME } from './marks.js'
 
 export function renderProtocol(protocol: number): string {
   return protocol === ROUTE_PROTOCOL ? ROUTE_PROTOCOL_NAME : String(protocol)

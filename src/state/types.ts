@@ -7,9 +7,9 @@
  * rollback simple: a checkpoint (an `ActualState`) is itself a valid desired
  * state, and `diff(checkpoint, now)` is the plan that restores it.
  */
-import type { Address, Route, Rule } from '../system/types.js'
+import type { Address, Route, Rule } from '../net/types.js'
 
-export type { Address, Route, Rule, Family } from '../system/types.js'
+export type { Address, Route, Rule, Family } from '../net/types.js'
 
 /** The settings we hold a link to. We never create or delete links (the engine does). */
 export interface LinkState {

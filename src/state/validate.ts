@@ -7,7 +7,7 @@ import type { ActualState, KernelState, ValidationIssue } from './types.js'
 import { addressKey, routeKey, ruleKey } from './keys.js'
 import { normalizeActual, normalizeState } from './normalize.js'
 import { renderRoute, renderRule } from './render.js'
-import { isOwnedLinkName, isOwnedRouteProtocol, isOwnedRulePriority } from '../system/marks.js'
+import { isOwnedLinkName, isOwnedRouteProtocol, isOwnedRulePriority } from './marks.js'
 
 /** IPv6 needs at least this MTU; the kernel drops a link's IPv6 addresses below it. */
 const IPV6_MIN_MTU = 1280

@@ -6,7 +6,7 @@
 import netlink from 'netlink'
 import type { rt } from 'netlink'
 import type { Address, Family, Link, Route, RouteScope, RouteType, Rule } from './types.js'
-import { bytesToIp, ipToBytes, parseCidr } from './ip.js'
+import { bytesToIp, ipToBytes, parseCidr } from '../net/ip.js'
 import { InvalidRecordError } from './errors.js'
 import { decodeRouteBody, type RouteBody } from './wire.js'
 

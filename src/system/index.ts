@@ -3,10 +3,8 @@
  * Only `src/reconcile/` (and tests) should change the kernel through it.
  */
 export type * from './types.js'
-export * from './marks.js'
 export { NetlinkAdapter, type NetlinkAdapterOptions } from './netlink.js'
 export { NetlinkError, LinkNotFoundError, SysctlError, InvalidRecordError, NetlinkSocketError, isTransientErrno } from './errors.js'
-export { canonicalCidr, canonicalIp, parseCidr, familyOf, isLinkLocal } from './ip.js'
 
 import { NetlinkAdapter, type NetlinkAdapterOptions } from './netlink.js'
 import type { SystemAdapter } from './types.js'

@@ -11,7 +11,10 @@
  *   indexes, so records stay meaningful across a link being re-created.
  */
 
-export type Family = 4 | 6
+import type { Address, Family, Route, Rule } from '../net/types.js'
+
+/** The records are the network vocabulary's (`src/net/types.ts`); the adapter reads and writes them. */
+export type { Address, Family, Route, RouteScope, RouteType, Rule } from '../net/types.js'
 
 /** An interface, as read back. */
 export interface Link {
@@ -26,58 +29,6 @@ export interface Link {
 export interface LinkChange {
   readonly mtu?: number
   readonly up?: boolean
-}
-
-/** An interface address (`ip addr`). */
-export interface Address {
-  readonly family: Family
-  readonly dev: string
-  readonly address: string
-  readonly prefixLen: number
-  /**
-   * Added with IFA_F_NOPREFIXROUTE: the kernel installs no prefix route in
-   * `main` for it, so the only route to the overlay range is our marked one.
-   */
-  readonly noPrefixRoute: boolean
-}
-
-export type RouteType = 'unicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw'
-export type RouteScope = 'universe' | 'link' | 'host'
-
-/**
- * A route. Its kernel identity (what `add` collides with and `del` selects)
- * is `(family, table, dst, metric)`; see `routeKey` in `src/state/keys.ts`.
- */
-export interface Route {
-  readonly family: Family
-  readonly table: number
-  /** Canonical CIDR; a default route is `0.0.0.0/0` / `::/0`. */
-  readonly dst: string
-  readonly type: RouteType
-  readonly dev: string | null
-  readonly gateway: string | null
-  /** RTA_PRIORITY. For IPv6 the kernel turns 0 into 1024; records hold the kernel's value. */
-  readonly metric: number
-  readonly protocol: number
-  readonly scope: RouteScope
-}
-
-/** A policy-routing rule (`ip rule`). Identity: every field but `protocol`. */
-export interface Rule {
-  readonly family: Family
-  readonly priority: number
-  /** Table to look up (action `to_tbl`). */
-  readonly table: number
-  readonly src: string | null
-  readonly dst: string | null
-  readonly fwmark: number | null
-  readonly fwmask: number | null
-  readonly iif: string | null
-  readonly oif: string | null
-  /** `ip rule add not ...` */
-  readonly invert: boolean
-  /** Rule originator (FRA_PROTOCOL); we write ROUTE_PROTOCOL. Informational only. */
-  readonly protocol: number
 }
 
 export interface RouteFilter {

@@ -20,13 +20,14 @@ multipath:
   mode: fast
 `
 
-// Valid, with a warning: a DHT with no bootstrap node to seed it.
+// Valid, with a warning: aggregate mode with a single uplink to aggregate.
 const WARNS = `node:
   name: seed
 network:
   name: home
-discovery:
-  dht: true
+interfaces: [{ name: eth0 }]
+multipath:
+  mode: aggregate
 `
 
 const FILES = { 'valid.yaml': VALID, 'invalid.yaml': INVALID, 'warns.yaml': WARNS }
@@ -121,13 +122,28 @@ t.test('warnings: printed as warning:, exit 0; --strict makes them fail', async 
   t.equal(r.code, 0)
   const out = lines(r.stdout)
   t.equal(out.length, 1)
-  t.match(out[0], new RegExp(`^${re(f.warns)}:\\d+:\\d+: warning: .+ \\(at discovery\\.`))
+  t.match(out[0], new RegExp(`^${re(f.warns)}:\\d+:\\d+: warning: .+ \\(at multipath\\.`))
   const strict = await run(['validate', '--strict', f.warns])
   t.equal(strict.code, 1)
   t.match(lines(strict.stdout)[0], /: error: /)
   const json = await run(['validate', '--strict', '--format', 'json', f.warns])
   t.equal(json.code, 1)
   t.match(JSON.parse(json.stdout), [{ severity: 'error' }])
+})
+
+t.test('a key this version does not act on: a QE_NOT_IMPLEMENTED warning at the key; --strict fails on it', async (t) => {
+  const text = VALID + 'auth:\n  require-2fa: true\n'
+  const dir = t.testdir({ 'inert.yaml': text })
+  const file = join(dir, 'inert.yaml')
+  const at = positionOf(text, 'require-2fa')
+  const r = await run(['validate', file])
+  t.equal(r.code, 0, 'valid: a warning')
+  t.match(r.stdout, new RegExp(`^${re(file)}:${at.line}:${at.col}: warning: auth\\.require-2fa is not acted on by this version .*\\(at auth\\.require-2fa\\)$`, 'm'))
+  const json = await run(['validate', '--format', 'json', file])
+  t.match(JSON.parse(json.stdout), [{ line: at.line, column: at.col, severity: 'warning', code: 'QE_NOT_IMPLEMENTED', path: 'auth.require-2fa' }])
+  const strict = await run(['validate', '--strict', file])
+  t.equal(strict.code, 1)
+  t.match(strict.stdout, /: error: auth\.require-2fa is not acted on/)
 })
 
 t.test('--quiet: errors only, no warnings and no summary', async (t) => {

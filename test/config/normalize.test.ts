@@ -17,7 +17,7 @@ t.test('a minimal file gets every default', async (t) => {
     tun: { name: 'qe0', mtu: 'auto' },
     listen: { address: '::', port: 7443 },
     peers: [],
-    discovery: { dht: false, bootstrap: [], connectTo: [], lan: true, publicAddress: null, advertiseAsBootstrap: false },
+    discovery: { dht: false, bootstrap: [], connectTo: [], lan: false, publicAddress: null, advertiseAsBootstrap: false },
     interfaces: [],
     multipath: { mode: 'failover', scheduler: 'min-rtt', target: null, accept: false, reorder: { maxDelay: 150, maxBytes: 4 * 1024 * 1024 }, trafficClasses: [] },
     subnets: [],

@@ -3,6 +3,7 @@ import netlink from 'netlink'
 import { formatAddress, formatRoute, formatRule, parseAddress, parseRoute, parseRouteBody, parseRule, parseLink } from '../../src/system/codec.js'
 import { encodeRouteBody } from '../../src/system/wire.js'
 import { InvalidRecordError } from '../../src/system/errors.js'
+import { InvalidAddressError } from '../../src/net/index.js'
 import type { Address, Route, Rule } from '../../src/system/types.js'
 
 const names = new Map([
@@ -40,7 +41,7 @@ t.test('route bodies reject records that do not make sense', async (t) => {
   t.throws(() => formatRoute({ ...r, gateway: 'fd00::1' }, indexOf), InvalidRecordError, 'gateway family')
   t.throws(() => formatRoute({ ...r, metric: -1 }, indexOf), InvalidRecordError)
   t.throws(() => formatRoute({ ...r, protocol: 300 }, indexOf), InvalidRecordError)
-  t.throws(() => formatRoute({ ...r, dst: 'not-a-prefix' }, indexOf), InvalidRecordError)
+  t.throws(() => formatRoute({ ...r, dst: 'not-a-prefix' }, indexOf), InvalidAddressError, 'a malformed address fails in the net vocabulary')
 })
 
 t.test('addresses and rules round-trip through the package formatters and parsers', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { isOwnedLinkName, isOwnedRouteProtocol, isOwnedRulePriority, ROUTE_PROTOCOL, ROUTE_TABLE } from '../../src/system/marks.js'
+import { isOwnedLinkName, isOwnedRouteProtocol, isOwnedRulePriority, ROUTE_PROTOCOL, ROUTE_TABLE } from '../../src/state/marks.js'
 
 t.test('the marks are the ones the team agreed on', async (t) => {
   t.equal(ROUTE_PROTOCOL, 113)

@@ -1,0 +1,87 @@
+/**
+ * Keys this version validates and documents but does not act on. A config that
+ * sets one to anything but its default gets a warning with the stable code
+ * QE_NOT_IMPLEMENTED at the key (so `validate --strict` fails on it, and the
+ * daemon logs it at start and on every reload).
+ *
+ * This table is the one list: when a feature lands, delete its entries here
+ * (and the "not acted on" words in the schema text, the starter and the examples).
+ */
+import type { Path } from './positions.js'
+import type { Raw, RuleProblem } from './rules.js'
+
+export interface InertKey {
+  /** Dotted key; `[]` stands for every item of a list (`interfaces[].cost`). */
+  readonly key: string
+  /** True when the value asks for nothing this version lacks (absent is always so). */
+  readonly isDefault: (value: unknown) => boolean
+  /** What happens instead, for the message. */
+  readonly instead: string
+}
+
+const isFalse = (v: unknown): boolean => v === false
+const isEmpty = (v: unknown): boolean => Array.isArray(v) ? v.length === 0 : typeof v === 'object' && v !== null && Object.keys(v).length === 0
+const absent = (): boolean => false
+const NO_DISCOVERY = 'peers are reached only through their endpoints and discovery.connect-to'
+const NO_POLICY = 'every peer whose key is pinned in peers may reach this node'
+
+export const NOT_IMPLEMENTED: readonly InertKey[] = [
+  { key: 'node.bootstrap-mode', isDefault: isFalse, instead: 'there is no DHT to serve' },
+  { key: 'discovery.dht', isDefault: isFalse, instead: NO_DISCOVERY },
+  { key: 'discovery.lan', isDefault: isFalse, instead: NO_DISCOVERY },
+  { key: 'discovery.bootstrap', isDefault: isEmpty, instead: NO_DISCOVERY },
+  { key: 'discovery.public-address', isDefault: absent, instead: 'peers learn this node\'s address from the packets it sends' },
+  { key: 'discovery.advertise-as-bootstrap', isDefault: isFalse, instead: 'nothing is announced' },
+  { key: 'gateway.forward-for', isDefault: isEmpty, instead: 'a gateway forwards only for the subnets it advertises' },
+  { key: 'gateway.advertise-bandwidth', isDefault: absent, instead: 'nothing is announced' },
+  { key: 'gateway.relay', isDefault: isFalse, instead: 'peers that cannot reach each other directly are not connected' },
+  // Written at all, `default` promises something (deny: zero trust) that is not enforced.
+  { key: 'policies.default', isDefault: absent, instead: NO_POLICY },
+  { key: 'policies.groups', isDefault: isEmpty, instead: NO_POLICY },
+  { key: 'policies.rules', isDefault: isEmpty, instead: NO_POLICY },
+  { key: 'audit.path', isDefault: absent, instead: 'no audit log is written' },
+  { key: 'metrics.listen', isDefault: absent, instead: 'nothing listens; use quicether status' },
+  { key: 'ui.listen', isDefault: absent, instead: 'nothing listens; use quicether status' },
+  { key: 'auth.require-2fa', isDefault: isFalse, instead: 'the node joins with its key alone' },
+  { key: 'interfaces[].cost', isDefault: (v) => v === 0, instead: 'every uplink is used as if it cost nothing' },
+  { key: 'interfaces[].bandwidth', isDefault: isEmpty, instead: 'each path\'s rate is measured' },
+  {
+    key: 'multipath.scheduler',
+    // min-rtt (the default) names the aggregate scheduler; weighted is its own algorithm.
+    isDefault: (v) => v === 'min-rtt' || v === 'weighted',
+    instead: 'round-robin and ecf run the aggregate scheduler, as min-rtt does (earliest expected delivery); write min-rtt or weighted',
+  },
+  { key: 'subnets[].exit', isDefault: isFalse, instead: 'exits come in a later version; the prefix is advertised but no peer can route it' },
+]
+
+/** One warning per inert key the document sets to a non-default value, in table order. */
+export function checkNotImplemented(raw: Raw): RuleProblem[] {
+  const out: RuleProblem[] = []
+  for (const k of NOT_IMPLEMENTED) {
+    for (const { path, value } of find(raw, k.key.split('.'))) {
+      if (value === undefined || k.isDefault(value)) continue
+      out.push({
+        path,
+        at: 'key',
+        code: 'QE_NOT_IMPLEMENTED',
+        severity: 'warning',
+        message: `${k.key.replace('[]', `[${String(path[1])}]`)} is not acted on by this version (it is only validated): ${k.instead}`,
+      })
+    }
+  }
+  return out
+}
+
+/** Every (path, value) the dotted key names in `doc`; `name[]` expands over a list's items. */
+function find(doc: unknown, segments: readonly string[], at: Path = []): Array<{ path: Path; value: unknown }> {
+  if (segments.length === 0) return [{ path: at, value: doc }]
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return []
+  const [head, ...rest] = segments as [string, ...string[]]
+  if (head.endsWith('[]')) {
+    const name = head.slice(0, -2)
+    const items = (doc as Raw)[name]
+    if (!Array.isArray(items)) return []
+    return items.flatMap((item, i) => find(item, rest, [...at, name, i]))
+  }
+  return find((doc as Raw)[head], rest, [...at, head])
+}

@@ -1,0 +1,83 @@
+/**
+ * Every key this version does not act on says so: a warning with the stable code
+ * QE_NOT_IMPLEMENTED at the key (file:line:col), naming it, when it is set to
+ * anything but its default; nothing when it is left alone.
+ */
+import t from 'tap'
+import { loadConfigText } from '../../src/config/index.js'
+import { NOT_IMPLEMENTED } from '../../src/config/not-implemented.js'
+
+const HEAD = 'node: { name: n1, role: gateway }\nnetwork: { name: net }\n'
+
+/** For each table entry: a document that sets it (the key on line 3 or 4), and one that sets it to its default. */
+const SAMPLES: Record<string, { set: string; line: number; col: number; path: string; quiet?: string }> = {
+  'node.bootstrap-mode': { set: 'node: { name: n1, bootstrap-mode: true }\nnetwork: { name: net }\n', line: 1, col: 19, path: 'node.bootstrap-mode', quiet: 'node: { name: n1, bootstrap-mode: false }\nnetwork: { name: net }\n' },
+  'discovery.dht': { set: HEAD + 'discovery:\n  dht: true\n  bootstrap: [b.example.com:7443]\n', line: 4, col: 3, path: 'discovery.dht', quiet: HEAD + 'discovery:\n  dht: false\n' },
+  'discovery.lan': { set: HEAD + 'discovery:\n  lan: true\n', line: 4, col: 3, path: 'discovery.lan', quiet: HEAD + 'discovery:\n  lan: false\n' },
+  'discovery.bootstrap': { set: HEAD + 'discovery:\n  bootstrap: [b.example.com:7443]\n', line: 4, col: 3, path: 'discovery.bootstrap', quiet: HEAD + 'discovery:\n  bootstrap: []\n' },
+  'discovery.public-address': { set: HEAD + 'discovery:\n  public-address: 203.0.113.9\n', line: 4, col: 3, path: 'discovery.public-address' },
+  'discovery.advertise-as-bootstrap': { set: HEAD + 'discovery:\n  advertise-as-bootstrap: true\n  public-address: 203.0.113.9\n', line: 4, col: 3, path: 'discovery.advertise-as-bootstrap', quiet: HEAD + 'discovery:\n  advertise-as-bootstrap: false\n' },
+  'gateway.forward-for': { set: HEAD + 'gateway:\n  forward-for: [10.8.0.0/16]\n', line: 4, col: 3, path: 'gateway.forward-for', quiet: HEAD + 'gateway:\n  forward-for: []\n' },
+  'gateway.advertise-bandwidth': { set: HEAD + 'gateway:\n  advertise-bandwidth: 1Gbps\n', line: 4, col: 3, path: 'gateway.advertise-bandwidth' },
+  'gateway.relay': { set: HEAD + 'gateway:\n  relay: true\n', line: 4, col: 3, path: 'gateway.relay', quiet: HEAD + 'gateway:\n  relay: false\n' },
+  'policies.default': { set: HEAD + 'policies:\n  default: deny\n', line: 4, col: 3, path: 'policies.default' },
+  'policies.groups': { set: HEAD + 'policies:\n  groups: { ops: [n1] }\n', line: 4, col: 3, path: 'policies.groups', quiet: HEAD + 'policies:\n  groups: {}\n' },
+  'policies.rules': { set: HEAD + 'policies:\n  rules: [{ action: allow }]\n', line: 4, col: 3, path: 'policies.rules', quiet: HEAD + 'policies:\n  rules: []\n' },
+  'audit.path': { set: HEAD + 'audit:\n  path: /var/log/qe-audit.log\n', line: 4, col: 3, path: 'audit.path' },
+  'metrics.listen': { set: HEAD + 'metrics:\n  listen: 127.0.0.1:9586\n', line: 4, col: 3, path: 'metrics.listen' },
+  'ui.listen': { set: HEAD + 'ui:\n  listen: 127.0.0.1:9587\n', line: 4, col: 3, path: 'ui.listen' },
+  'auth.require-2fa': { set: HEAD + 'auth:\n  require-2fa: true\n', line: 4, col: 3, path: 'auth.require-2fa', quiet: HEAD + 'auth:\n  require-2fa: false\n' },
+  'interfaces[].cost': { set: HEAD + 'interfaces:\n  - name: eth0\n  - name: wwan0\n    cost: 20\n', line: 6, col: 5, path: 'interfaces[1].cost', quiet: HEAD + 'interfaces:\n  - name: eth0\n    cost: 0\n' },
+  'interfaces[].bandwidth': { set: HEAD + 'interfaces:\n  - name: eth0\n    bandwidth: { up: 5Mbps }\n', line: 5, col: 5, path: 'interfaces[0].bandwidth', quiet: HEAD + 'interfaces:\n  - name: eth0\n    bandwidth: {}\n' },
+  'multipath.scheduler': { set: HEAD + 'multipath:\n  scheduler: ecf\n', line: 4, col: 3, path: 'multipath.scheduler', quiet: HEAD + 'multipath:\n  scheduler: min-rtt\n' },
+  'subnets[].exit': { set: HEAD + 'subnets:\n  - prefix: 0.0.0.0/0\n    exit: true\n', line: 5, col: 5, path: 'subnets[0].exit', quiet: HEAD + 'subnets:\n  - { prefix: 10.1.0.0/16, exit: false }\n' },
+}
+
+t.test('every entry of the table is tested here, and only those', async (t) => {
+  t.same(Object.keys(SAMPLES).sort(), NOT_IMPLEMENTED.map((k) => k.key).sort())
+})
+
+for (const { key } of NOT_IMPLEMENTED) {
+  t.test(key, async (t) => {
+    const s = SAMPLES[key]!
+    const r = loadConfigText(s.set, 'f.yaml')
+    t.ok(r.ok, 'still loads: a warning, not an error')
+    const w = r.diagnostics.filter((d) => d.code === 'QE_NOT_IMPLEMENTED' && d.path === s.path)
+    t.equal(w.length, 1, 'one warning at the key')
+    t.match(w[0], { file: 'f.yaml', line: s.line, col: s.col, path: s.path, severity: 'warning', message: new RegExp(`^${s.path.replace(/[[\].]/g, '\\$&')} is not acted on by this version`) })
+    const quiet = loadConfigText(s.quiet ?? HEAD, 'f.yaml')
+    t.ok(quiet.ok)
+    t.same(quiet.diagnostics.filter((d) => d.code === 'QE_NOT_IMPLEMENTED'), [], 'nothing when left at its default')
+  })
+}
+
+t.test('the scheduler names: min-rtt and weighted are quiet, round-robin and ecf say they run the aggregate scheduler', async (t) => {
+  for (const name of ['min-rtt', 'weighted']) {
+    t.same(loadConfigText(HEAD + `multipath: { scheduler: ${name} }\n`, 'f.yaml').diagnostics, [], name)
+  }
+  for (const name of ['round-robin', 'ecf']) {
+    const r = loadConfigText(HEAD + `multipath: { scheduler: ${name} }\n`, 'f.yaml')
+    t.match(r.diagnostics, [{ code: 'QE_NOT_IMPLEMENTED', message: /run the aggregate scheduler, as min-rtt does/ }], name)
+  }
+})
+
+t.test('a flag that sets an inert key is reported against the flag', async (t) => {
+  const r = loadConfigText(HEAD, 'f.yaml', { overrides: [{ path: ['auth', 'require-2fa'], value: true, source: '--require-2fa' }] })
+  t.match(r.diagnostics, [{ file: '--require-2fa', code: 'QE_NOT_IMPLEMENTED', severity: 'warning' }])
+})
+
+t.test('every inert key in the schema text says it is not acted on', async (t) => {
+  const { SCHEMA } = await import('../../src/config/index.js')
+  for (const { key } of NOT_IMPLEMENTED) {
+    if (key === 'multipath.scheduler') continue
+    let node = SCHEMA as Record<string, unknown>
+    for (const seg of key.split('.')) {
+      const props = (n: Record<string, unknown>): Record<string, Record<string, unknown>> => n['properties'] as Record<string, Record<string, unknown>>
+      if (seg.endsWith('[]')) {
+        node = props(node)[seg.slice(0, -2)]!['items'] as Record<string, unknown>
+        if (node['else']) node = node['else'] as Record<string, unknown>
+      } else node = props(node)[seg]!
+    }
+    t.match(node['description'], /[Nn]ot acted on by this version/, key)
+  }
+})
