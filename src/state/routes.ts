@@ -12,8 +12,8 @@
  * - the first peer to claim a prefix keeps it (peers are ordered by key, so
  *   every node decides the same way); later claims are rejected and reported.
  */
-import ipaddr from 'ipaddr.js'
 import type { Config } from '../config/types.js'
+import { parseAddress, parsePrefix, prefixesOverlap, WIDTH, type Prefix } from '../net/index.js'
 
 /** One forwarding-table entry: destination prefix → peer (base64 key). */
 export interface FibEntry {
@@ -52,34 +52,22 @@ export interface ConnectedPeer {
   readonly hello: PeerHello | null
 }
 
-type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number]
+type Cidr = Prefix
 
+/** A canonical prefix (host bits clear, so one prefix has one spelling), or null. */
 function parseCidr(text: string): Cidr | null {
-  try {
-    const c = ipaddr.parseCIDR(text)
-    // Canonical only: host bits must be clear, so one prefix has one spelling.
-    const net = c[0].kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(text) : ipaddr.IPv6.networkAddressFromCIDR(text)
-    if (net.toString() !== c[0].toString()) return null
-    return c
-  } catch {
-    return null
-  }
+  return parsePrefix(text).value ?? null
 }
 
 function canonical(c: Cidr): string {
-  return `${c[0].toString()}/${c[1]}`
+  return c.cidr
 }
 
-function overlaps(a: Cidr, b: Cidr): boolean {
-  if (a[0].kind() !== b[0].kind()) return false
-  const bits = Math.min(a[1], b[1])
-  return a[0].match(b[0] as never, bits)
-}
+const overlaps = prefixesOverlap
 
 function hostPrefix(addr: string): Cidr | null {
-  if (!ipaddr.isValid(addr)) return null
-  const ip = ipaddr.parse(addr)
-  return [ip, ip.kind() === 'ipv4' ? 32 : 128]
+  const ip = parseAddress(addr).value
+  return ip ? (parsePrefix(`${ip.text}/${WIDTH[ip.family]}`).value ?? null) : null
 }
 
 export function computeMeshRoutes(config: Pick<Config, 'network' | 'subnets' | 'routes'>, self: { ipv4: string; ipv6: string }, peers: readonly ConnectedPeer[]): MeshRoutes {
@@ -98,7 +86,7 @@ export function computeMeshRoutes(config: Pick<Config, 'network' | 'subnets' | '
   const exitFor = new Map<string, Set<string>>() // peer name → default prefixes our routes send there
   for (const r of config.routes) {
     const c = parseCidr(r.to)
-    if (c && c[1] === 0) exitFor.set(r.via, (exitFor.get(r.via) ?? new Set()).add(canonical(c)))
+    if (c && c.prefixLen === 0) exitFor.set(r.via, (exitFor.get(r.via) ?? new Set()).add(canonical(c)))
   }
 
   const sorted = [...peers].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
@@ -137,7 +125,7 @@ export function computeMeshRoutes(config: Pick<Config, 'network' | 'subnets' | '
         rejected.push({ peer: peer.key, what, reason: 'not a canonical CIDR' })
         continue
       }
-      if (c[1] === 0) {
+      if (c.prefixLen === 0) {
         // A default route contains everything; only our own routes can make a peer our exit.
         if (!(peer.configName !== null && exitFor.get(peer.configName)?.has(canonical(c)))) {
           rejected.push({ peer: peer.key, what, reason: 'a default route is only accepted from a peer this node\'s routes name as its exit' })
