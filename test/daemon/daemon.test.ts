@@ -25,7 +25,7 @@ async function until(check: () => boolean, ms = 3000): Promise<void> {
 
 type TestT = { teardown(fn: () => unknown): void }
 
-async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`) {
+async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`, extra = '') {
   // A short directory: a unix socket path is at most 107 bytes.
   const dir = await mkdtemp(join(tmpdir(), 'qed-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
@@ -34,7 +34,7 @@ async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoint
   await saveIdentity(idPath, id)
   const text = (p: string) =>
     `node: { name: a, identity: ${idPath} }\nnetwork: { name: n, overlay: { ipv4: 100.88.0.0/16, ipv6: "fd00:88::/48" } }\ncontrol: { socket: ${join(dir, 'c.sock')} }\ntun: { name: qe9, mtu: 1400 }\n` +
-    `discovery: { connect-to: [ b ] }\npeers:\n${p}\n`
+    `discovery: { connect-to: [ b ] }\npeers:\n${p}\n${extra}`
   const file = join(dir, 'node.yaml')
   await writeFile(file, text(peers))
   const load = (s: string, f: string) => loadConfigText(s, f)
@@ -148,4 +148,14 @@ t.test('a clean stop removes every kernel object the node made', async (t) => {
   t.equal(kernel.routes.size, 0)
   t.equal(kernel.rules.size, 0)
   t.ok(engines[0]!.stopped)
+})
+
+t.test('keys this version does not act on are warnings of the running config: in status, and again after a reload', async (t) => {
+  const { daemon, dir, socket, text } = await setup(t, undefined, 'policies: { default: deny }\n')
+  t.match(daemon.status().config.warnings, [{ severity: 'warning', code: 'QE_NOT_IMPLEMENTED', path: /policies/ }])
+  const next = join(dir, 'next.yaml')
+  await writeFile(next, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`).replace('policies: { default: deny }\n', ''))
+  const res = (await controlRequest(socket, 'apply', { file: next })) as { ok: boolean }
+  t.equal(res.ok, true)
+  t.same(daemon.status().config.warnings, [], 'gone with the key')
 })
