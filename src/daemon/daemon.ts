@@ -106,7 +106,9 @@ export class Daemon {
   #errors: Diagnostic[] = []
   #warnings: Diagnostic[] = []
   #startedAt = 0
+  /** The one queue of changes: reloads, and applies the mesh's facts ask for. Never two at once. */
   #reloading: Promise<void> = Promise.resolve()
+  #factsQueued = false
   /** The config text the running generation came from (what a revert goes back to). */
   #appliedText: string | null = null
   #stopping = false
@@ -194,11 +196,23 @@ export class Daemon {
 
   // ---- desired state and its apply ----
 
-  /** The mesh's facts changed: the same generation, applied again with them. */
+  /**
+   * The mesh's facts changed: the running generation, applied again with them,
+   * on the same queue as reloads (a reload in flight finishes first, and the
+   * apply then runs whichever generation it left running). Coalesced: at most
+   * one waits.
+   */
   #onPeers(peers: readonly ConnectedPeer[]): void {
     this.#facts = peers
-    const gen = this.#gen
-    if (gen && !this.#stopping) void this.#applyNode(gen)
+    if (this.#factsQueued || this.#stopping) return
+    this.#factsQueued = true
+    this.#reloading = this.#reloading
+      .then(async () => {
+        this.#factsQueued = false
+        const gen = this.#gen
+        if (gen && !this.#stopping) await this.#applyNode(gen)
+      })
+      .catch((err: Error) => this.#log.error({ err: err.message }, 'apply failed'))
   }
 
   #desired(gen: Generation) {
@@ -207,8 +221,8 @@ export class Daemon {
 
   async #applyNode(gen: Generation): Promise<NodeApplyResult> {
     const { state, routes } = this.#desired(gen)
-    this.#noteRoutes(gen, routes)
     const res = await this.#node.apply(state, namer(gen.config))
+    if (res.ok) this.#noteRoutes(gen, routes)
     // The reconciler logs every apply (plan and result) itself; add only why a failure failed.
     if (!res.ok) this.#log.error({ failure: describeFailure(res), rolledBack: res.kernel.ok ? res.engine.rolledBack : res.kernel.rolledBack }, 'apply failed')
     return res
@@ -268,7 +282,13 @@ export class Daemon {
     const rebuild = needsEngineRestart(prev, next)
     if (rebuild) {
       this.#log.info('identity, listen address or TUN name changed: rebuilding tunnels')
-      await this.#rebuildEngine(next)
+      try {
+        await this.#rebuildEngine(next)
+      } catch (err) {
+        this.#errors = [{ file, line: 0, col: 0, path: 'listen', severity: 'error', code: (err as QeError).code ?? 'QE_START_FAILED', message: `cannot rebuild the tunnels: ${(err as Error).message}; the previous config runs` }]
+        await this.#recover(prev)
+        return { ok: false, errors: this.#errors, plan: [], restartedTunnels: true }
+      }
     }
     this.#gen = next
     const applied = await this.#applyNode(next)
@@ -277,12 +297,8 @@ export class Daemon {
       // The reconciler rolled kernel and engine back; keep running the previous generation.
       this.#gen = prev
       this.#errors = [{ file, line: 0, col: 0, path: '', severity: 'error', code: applied.engine.error?.code ?? applied.kernel.error?.code ?? 'QE_APPLY_FAILED', message: `apply failed and was rolled back: ${describeFailure(applied)}` }]
-      if (rebuild) {
-        await this.#rebuildEngine(prev)
-        await this.#applyNode(prev)
-        await this.#mesh.start(prev)
-      }
-      return { ok: false, errors: this.#errors, plan }
+      if (rebuild) await this.#recover(prev)
+      return { ok: false, errors: this.#errors, plan, restartedTunnels: rebuild }
     }
     for (const s of this.#subsystems) await s.onReload(prev, next)
     this.#generation++
@@ -290,6 +306,19 @@ export class Daemon {
     await this.#noteWarnings(text)
     this.#log.info({ generation: this.#generation, changes: plan.length, restartedTunnels: rebuild }, 'config reloaded')
     return { ok: true, errors: [], plan, restartedTunnels: rebuild }
+  }
+
+  /** After a failed rebuild: the previous generation's engine, state and mesh again. */
+  async #recover(prev: Generation): Promise<void> {
+    this.#gen = prev
+    try {
+      await this.#rebuildEngine(prev)
+      const r = await this.#applyNode(prev)
+      if (!r.ok) this.#log.error({ failure: describeFailure(r) }, 'recovery of the previous config failed')
+      await this.#mesh.start(prev)
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message }, 'recovery of the previous config failed: no tunnels run until the next good config')
+    }
   }
 
   /** A new engine for `gen`: the mesh goes with the old one, and what it learned is forgotten. */
@@ -308,11 +337,15 @@ export class Daemon {
     if (!prev) throw new StartFailedError('the daemon is not running')
     const next = await prepareGeneration(res.config)
     const restartTunnels = needsEngineRestart(prev, next)
-    const { state } = this.#desired(next)
+    // A rebuild forgets what the mesh learned, and the new engine starts with no tables: everything is sent again.
+    const { state } = desiredNode(next.config, { selfKey: next.selfKey, self: next.self, tunMtu: next.tunMtu, peers: restartTunnels ? [] : this.#facts })
     const p = await this.#node.plan(state, namer(next.config))
-    // A rebuilt engine starts with no tables: everything is sent again.
     const engine = restartTunnels ? diffEngine(state.engine, null, namer(next.config)) : p.engine
-    const errors = p.issues.filter((i) => i.severity === 'error').map((i) => ({ file, line: 0, col: 0, path: '', severity: 'error' as const, code: i.code, message: i.message }))
+    // A renamed TUN does not exist yet: the new engine creates it.
+    const newTun = next.config.tun.name !== prev.config.tun.name
+    const errors = p.issues
+      .filter((i) => i.severity === 'error' && !(newTun && i.code === 'QE_LINK_MISSING'))
+      .map((i) => ({ file, line: 0, col: 0, path: '', severity: 'error' as const, code: i.code, message: i.message }))
     const actions = [...p.kernel.actions.map((a) => ({ text: a.text, live: a.live })), ...engine.map((a) => ({ text: a.text, live: true }))]
     return { ok: errors.length === 0, errors, actions, restartTunnels }
   }

@@ -43,6 +43,7 @@ export class EngineHost implements Subsystem<EngineStatus | null> {
   readonly #listener: () => EngineListener | null
   readonly #create: EngineFactory
   #engine: HostedEngine | null = null
+  #starting: HostedEngine | null = null
 
   constructor(components: { log: Logger; node: NodeReconciler; listener: () => EngineListener | null; createEngine?: EngineFactory }) {
     this.#log = components.log
@@ -65,16 +66,23 @@ export class EngineHost implements Subsystem<EngineStatus | null> {
       reorder: { maxDelayMs: c.multipath.reorder.maxDelay, maxBytes: c.multipath.reorder.maxBytes },
       log: this.#log,
     })
-    engine.on('peer-up', (ev) => this.#listener()?.onPeerUp(ev))
-    engine.on('peer-down', (ev) => this.#listener()?.onPeerDown(ev))
-    engine.on('control', (ev) => this.#listener()?.onControl(ev.peer, ev.data))
+    // Events of an engine that was replaced (a late peer-down from a stopped one) reach nobody.
+    const listener = () => (this.#engine === engine || this.#starting === engine ? this.#listener() : null)
+    engine.on('peer-up', (ev) => listener()?.onPeerUp(ev))
+    engine.on('peer-down', (ev) => listener()?.onPeerDown(ev))
+    engine.on('control', (ev) => listener()?.onControl(ev.peer, ev.data))
     engine.on('refused', (ev) => this.#log.warn({ key: ev.peer, remote: `${ev.remote.address}:${ev.remote.port}` }, 'refused a peer whose key is not allowed'))
     engine.on('dial-failed', (ev) => {
       this.#log.info({ remote: `${ev.remote.address}:${ev.remote.port}`, key: ev.peer ?? null, reason: ev.reason }, 'dial failed')
-      this.#listener()?.onDialFailed(ev)
+      listener()?.onDialFailed(ev)
     })
     engine.on('error', (err: Error) => this.#log.error({ err: err.message }, 'engine error'))
-    await engine.start()
+    this.#starting = engine
+    try {
+      await engine.start()
+    } finally {
+      this.#starting = null
+    }
     this.#engine = engine
     await this.#node.attachEngine(tablesPort(engine))
   }

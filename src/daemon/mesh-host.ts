@@ -18,6 +18,10 @@ export interface MeshStatus {
 
 /** Time for the byes a stopping mesh sent to leave before the engine goes. */
 const BYE_GRACE_MS = 50
+/** Engine events kept while no mesh runs (between an engine's first tables and the mesh's start). */
+const MAX_EARLY_EVENTS = 4096
+
+type EarlyEvent = (mesh: Mesh) => void
 
 export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
   readonly name = 'mesh'
@@ -27,6 +31,12 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
   #mesh: Mesh | null = null
   /** The engine the running mesh dials through. */
   #engine: unknown = null
+  /**
+   * Events from the current engine that came before the mesh started (a peer
+   * the first tables admitted connected at once): replayed by `start`, so the
+   * peer is not lost. Dropped with the engine.
+   */
+  #early: { engine: unknown; events: EarlyEvent[] } = { engine: null, events: [] }
 
   constructor(components: { log: Logger; engines: EngineHost; onPeers: (peers: readonly ConnectedPeer[]) => void }) {
     this.#log = components.log
@@ -38,8 +48,12 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
     const engine = this.#engines.engine
     if (!engine) return
     this.#engine = engine
-    this.#mesh = new Mesh({ config: gen.config, self: gen.self, selfKey: gen.selfKey }, { engine, log: this.#log, onPeers: (p) => this.#onPeers(p) })
-    this.#mesh.start()
+    const mesh = new Mesh({ config: gen.config, self: gen.self, selfKey: gen.selfKey }, { engine, log: this.#log, onPeers: (p) => this.#onPeers(p) })
+    this.#mesh = mesh
+    mesh.start()
+    const early = this.#early.engine === engine ? this.#early.events : []
+    this.#early = { engine: null, events: [] }
+    for (const replay of early) replay(mesh)
   }
 
   /** Says bye to every peer and stops dialling. */
@@ -66,18 +80,27 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
   }
 
   onPeerUp(ev: Parameters<EngineListener['onPeerUp']>[0]): void {
-    this.#mesh?.onPeerUp(ev)
+    this.#deliver((m) => m.onPeerUp(ev))
   }
 
   onPeerDown(ev: Parameters<EngineListener['onPeerDown']>[0]): void {
-    this.#mesh?.onPeerDown(ev)
+    this.#deliver((m) => m.onPeerDown(ev))
   }
 
   onControl(peer: string, data: Uint8Array): void {
-    this.#mesh?.onControl(peer, data)
+    this.#deliver((m) => m.onControl(peer, data))
   }
 
   onDialFailed(ev: Parameters<EngineListener['onDialFailed']>[0]): void {
-    this.#mesh?.onDialFailed(ev)
+    this.#deliver((m) => m.onDialFailed(ev))
+  }
+
+  /** To the running mesh, or kept for the mesh about to start on the current engine. */
+  #deliver(event: EarlyEvent): void {
+    if (this.#mesh) return event(this.#mesh)
+    const engine = this.#engines.engine
+    if (!engine) return
+    if (this.#early.engine !== engine) this.#early = { engine, events: [] }
+    if (this.#early.events.length < MAX_EARLY_EVENTS) this.#early.events.push(event)
   }
 }

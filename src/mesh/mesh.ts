@@ -171,7 +171,7 @@ export class Mesh {
     for (const p of this.#config.peers) {
       if (p.key === this.#init.selfKey) continue
       const up = this.#up.get(p.key)
-      const state = up ? 'up' : this.#targets.some((t) => t.peer === p.name) ? 'connecting' : 'waiting'
+      const state = this.#stateOf(p.key)
       const h = this.#touch(p.key, state)
       out.push({ key: p.key, name: p.name, state, since: up ? up.since : h.since, lastError: h.lastError, remote: up?.remote ?? null })
     }
@@ -182,7 +182,7 @@ export class Mesh {
   onDialFailed(ev: { remote: { address: string; port: number }; peer?: string; reason: string }): void {
     const key = ev.peer ?? this.#keyAt(ev.remote)
     if (key === null) return
-    const h = this.#touch(key, this.#up.has(key) ? 'up' : 'connecting')
+    const h = this.#touch(key, this.#stateOf(key))
     h.lastError = `dial ${ev.remote.address}:${ev.remote.port} failed: ${ev.reason}`
   }
 
@@ -199,7 +199,7 @@ export class Mesh {
     const had = this.#up.delete(ev.peer)
     if (!had) return
     this.#c.log.info({ peer: this.#nameOf(ev.peer) ?? ev.peer, key: ev.peer, reason: ev.reason }, 'peer disconnected')
-    const h = this.#touch(ev.peer, 'connecting')
+    const h = this.#touch(ev.peer, this.#stateOf(ev.peer))
     h.lastError = `tunnel went down: ${ev.reason}`
     const now = this.#now()
     for (const t of this.#targets) if (!this.#satisfied(t)) t.nextAttempt = Math.min(t.nextAttempt, now)
@@ -325,6 +325,15 @@ export class Mesh {
     }
     this.#forgetRemoved(this.#targets, targets)
     this.#targets = targets
+    // Each admitted peer's state is dated from when the config (or an event) put it there.
+    for (const p of cfg.peers) if (p.key !== this.#init.selfKey) this.#touch(p.key, this.#stateOf(p.key))
+  }
+
+  /** Up; else connecting when something here dials it; else waiting for it to dial us. */
+  #stateOf(key: string): AdmittedPeerStatus['state'] {
+    if (this.#up.has(key)) return 'up'
+    const name = this.#nameOf(key)
+    return name !== null && this.#targets.some((t) => t.peer === name) ? 'connecting' : 'waiting'
   }
 
   #satisfied(t: DialTarget): boolean {

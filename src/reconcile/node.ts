@@ -33,6 +33,10 @@ export interface EngineTablesPort {
   readTables(): VersionedTables | null
 }
 
+/** Tries at putting the previous kernel state back after an engine failure, and the first pause between them. */
+const KERNEL_RESTORE_ATTEMPTS = 3
+const KERNEL_RESTORE_BACKOFF_MS = 100
+
 export interface NodeReconcilerInit {
   /** Read-backs of the engine's tables before a mismatch is declared. Default 50. */
   readonly engineVerifyAttempts?: number
@@ -124,8 +128,9 @@ export class NodeReconciler {
   /** Dry run: what `apply(desired)` would change now, in the kernel and in the engine. */
   async plan(desired: NodeState, name: PeerNamer = shortKey): Promise<NodePlan> {
     const { plan, issues, actual } = await this.#kernel.plan(desired.kernel)
-    const have = this.#engine ? this.#readState() : this.#engineCommitted
-    return { kernel: plan, engine: diffEngine(desired.engine, have, name), issues, actual }
+    // With no engine attached, an apply sends it nothing.
+    const engine = this.#engine ? diffEngine(desired.engine, this.#tryReadState(), name) : []
+    return { kernel: plan, engine, issues, actual }
   }
 
   apply(desired: NodeState, name: PeerNamer = shortKey): Promise<NodeApplyResult> {
@@ -134,9 +139,11 @@ export class NodeReconciler {
 
   async #apply(desired: NodeState, name: PeerNamer): Promise<NodeApplyResult> {
     const prevKernel: KernelState | null = this.#kernel.desired
-    const prevEngine = this.#engineCommitted
     const engine = this.#engine
-    const have = engine ? this.#readState() : null
+    // An engine that cannot be read (stopping) is sent everything; the send then fails cleanly.
+    const have = engine ? this.#tryReadState() : null
+    // What a failure restores: the last committed tables, else what the engine ran before this apply.
+    const prevEngine = this.#engineCommitted ?? have
     const actions = diffEngine(desired.engine, have, name)
     const skipped: EngineApplyInfo = { actions: [], ok: true, version: engine ? this.#version : null, error: null, rolledBack: false }
 
@@ -158,8 +165,7 @@ export class NodeReconciler {
     let rolledBack = true
     if (posted && prevEngine !== null && (await this.#setAndVerify(engine, prevEngine)).error !== null) rolledBack = false
     if (posted && prevEngine === null) rolledBack = false // a first set that failed half-way has nothing to go back to
-    const back = prevKernel !== null ? await this.#kernel.apply(prevKernel) : await this.#kernel.cleanup()
-    if (!back.ok) rolledBack = false
+    if (!(await this.#restoreKernel(prevKernel))) rolledBack = false
     return this.#finish({ ok: false, kernel, engine: { actions, ok: false, version: this.#version, error: errorInfo(err), rolledBack } })
   }
 
@@ -192,9 +198,30 @@ export class NodeReconciler {
     return { error: new EngineVerifyError(`the engine did not apply tables version ${version} within ${this.#attempts} read-backs`), posted: true }
   }
 
-  #readState(): EngineState | null {
-    const t = this.#engine?.readTables() ?? null
-    return t === null ? null : normalizeEngineState(t)
+  /**
+   * Puts the previous kernel state back. A restore that fails leaves the
+   * kernel reconciler committed to the new state (its own rollback target),
+   * and drift repair would hold the kernel there: so it is tried again, with
+   * backoff, a bounded number of times.
+   */
+  async #restoreKernel(prev: KernelState | null): Promise<boolean> {
+    for (let attempt = 0; attempt < KERNEL_RESTORE_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, KERNEL_RESTORE_BACKOFF_MS << (attempt - 1)))
+      const back = prev !== null ? await this.#kernel.apply(prev) : await this.#kernel.cleanup()
+      if (back.ok) return true
+    }
+    return false
+  }
+
+  /** The engine's tables in normal form; `null` when it has none, or cannot be read now. */
+  #tryReadState(): EngineState | null {
+    try {
+      const t = this.#engine?.readTables() ?? null
+      return t === null ? null : normalizeEngineState(t)
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'cannot read the engine\'s tables')
+      return null
+    }
   }
 
   #finish(r: NodeApplyResult): NodeApplyResult {

@@ -25,7 +25,7 @@ async function until(check: () => boolean, ms = 3000): Promise<void> {
 
 type TestT = { teardown(fn: () => unknown): void }
 
-async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`, extra = '') {
+async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`, extra = '', prepare: (e: FakeEngine) => void = () => undefined) {
   // A short directory: a unix socket path is at most 107 bytes.
   const dir = await mkdtemp(join(tmpdir(), 'qed-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
@@ -45,7 +45,7 @@ async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoint
   const engines: FakeEngine[] = []
   const daemon = new Daemon(
     { config: first.config, configPath: file, load, configText: text(peers) },
-    { log: silentLogger, system: kernel, createEngine: (init) => { const e = new FakeEngine(init, kernel); engines.push(e); return e } },
+    { log: silentLogger, system: kernel, createEngine: (init) => { const e = new FakeEngine(init, kernel); prepare(e); engines.push(e); return e } },
   )
   await daemon.start()
   t.teardown(() => daemon.stop())
@@ -158,4 +158,69 @@ t.test('keys this version does not act on are warnings of the running config: in
   const res = (await controlRequest(socket, 'apply', { file: next })) as { ok: boolean }
   t.equal(res.ok, true)
   t.same(daemon.status().config.warnings, [], 'gone with the key')
+})
+
+const helloFromB = () => encodeMessage({ type: 'hello', v: 1, name: 'b', role: 'gateway', overlay: { ipv4: '100.88.0.2', ipv6: null }, subnets: ['10.20.0.0/16'] })
+
+t.test('a peer that connects the moment the first tables admit it (before the mesh starts) is not lost', async (t) => {
+  const { daemon, engines } = await setup(t, undefined, '', (e) => {
+    e.tables.onSet = (tables) => {
+      if (tables.version !== 1) return
+      e.emit('peer-up', { peer: KEY_B, remote: { address: '192.0.2.2', port: 7443 }, role: 'server' })
+      e.emit('control', { peer: KEY_B, data: helloFromB() })
+    }
+  })
+  const engine = engines[0]!
+  await until(() => engine.tables.applied?.routes.some((r) => r.prefix === '10.20.0.0/16') === true)
+  t.match(daemon.status().peers, [{ name: 'b', state: 'up', hello: { name: 'b' } }])
+  t.ok(engine.sent.some((m) => m.peer === KEY_B), 'our hello went out to it')
+})
+
+t.test('facts that arrive while a reload fails are applied to the generation that keeps running, not the rejected one', async (t) => {
+  const { daemon, engines, text, dir, socket } = await setup(t)
+  const engine = engines[0]!
+  await until(() => engine.tables.applied !== null)
+  engine.tables.refuseNext = new Error('injected: refused')
+  // In the middle of the reload's apply (the set it refuses), a peer connects and says hello.
+  engine.tables.onSet = () => {
+    engine.emit('peer-up', { peer: KEY_B, remote: { address: '192.0.2.2', port: 7443 }, role: 'client' })
+    engine.emit('control', { peer: KEY_B, data: helloFromB() })
+  }
+  const refuse = engine.tables.setTables.bind(engine.tables)
+  engine.tables.setTables = (tb) => {
+    if (engine.tables.refuseNext) engine.tables.onSet?.(tb)
+    refuse(tb)
+  }
+  const next = join(dir, 'next.yaml')
+  await writeFile(next, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }\n  - { name: carol, key: "${KEY_C}" }`))
+  const res = (await controlRequest(socket, 'apply', { file: next })) as { ok: boolean }
+  t.equal(res.ok, false)
+  engine.tables.onSet = null
+  await until(() => daemon.status().lastApply?.ok === true)
+  t.same(engine.tables.applied?.allowedPeers, [KEY_B], 'the rejected peer carol was never admitted')
+  const st = daemon.status()
+  t.equal(st.config.generation, 1)
+  t.equal(st.lastApply?.ok, true, 'the facts were applied with the running config')
+  t.same(st.routes.fib.map((r) => r.prefix), ['10.20.0.0/16', '100.88.0.2/32'])
+})
+
+t.test('a rebuild whose new engine cannot start (port in use) brings the previous config back, and says why', async (t) => {
+  const { daemon, engines, text, dir, socket } = await setup(t, undefined, '', (e) => {
+    if (e.init.listen.port === 7555) e.failStart = new Error('listen 7555: address in use')
+  })
+  await until(() => engines[0]!.tables.applied !== null)
+  const next = join(dir, 'next.yaml')
+  await writeFile(next, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`) + 'listen: { port: 7555 }\n')
+  const res = (await controlRequest(socket, 'apply', { file: next })) as { ok: boolean; restartedTunnels: boolean; errors: { message: string }[] }
+  t.equal(res.ok, false)
+  t.equal(res.restartedTunnels, true)
+  t.match(res.errors[0]?.message, /cannot rebuild the tunnels: listen 7555: address in use; the previous config runs/)
+  const back = engines.at(-1)!
+  t.equal(back.init.listen.port, 7443, 'an engine of the previous config runs again')
+  t.same(back.tables.applied?.allowedPeers, [KEY_B], 'with its tables')
+  t.same(back.dials, ['192.0.2.2:7443'], 'and a mesh that dials')
+  const st = daemon.status()
+  t.equal(st.config.generation, 1)
+  t.match(st.config.errors, [{ message: /address in use/ }])
+  t.match(st.peers, [{ name: 'b', state: 'connecting' }])
 })

@@ -25,7 +25,11 @@ export class FakeEngine extends EventEmitter<EngineEvents> implements HostedEngi
     super()
   }
 
+  /** Make start() fail (a listen port in use, say). */
+  failStart: Error | null = null
+
   async start(): Promise<void> {
+    if (this.failStart) throw this.failStart
     // The native engine creates its TUN; the fake kernel gets the link.
     if (!this.kernel.links.has(this.init.tun.name)) this.kernel.addLink(this.init.tun.name, this.init.tun.mtu)
     this.started = true

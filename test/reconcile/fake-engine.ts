@@ -16,6 +16,10 @@ export class FakeTables implements EngineTablesPort {
   corruptNext = false
   /** Never apply anything (the worker is stuck). */
   stuck = false
+  /** Throw this from every readTables (an engine that is stopping). */
+  readFails: Error | null = null
+  /** Called after each set was taken (to play events that happen meanwhile). */
+  onSet: ((t: VersionedTables) => void) | null = null
 
   setTables(t: VersionedTables): void {
     if (this.refuseNext) {
@@ -31,9 +35,11 @@ export class FakeTables implements EngineTablesPort {
     setImmediate(() => {
       this.applied = corrupt ? { ...copy, routes: [] } : copy
     })
+    this.onSet?.(t)
   }
 
   readTables(): VersionedTables | null {
+    if (this.readFails) throw this.readFails
     return this.applied
   }
 }

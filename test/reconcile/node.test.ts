@@ -132,3 +132,52 @@ t.test('a new engine (restart) gets every table again; none attached means kerne
   t.same(fresh.applied?.allowedPeers, [key(2)], 'the fresh engine got its tables')
   t.equal(fresh.applied?.version, 1)
 })
+
+t.test('an engine that cannot be read (stopping) fails the apply cleanly: a result, not a rejection; the kernel goes back', async (t) => {
+  const { fake, node, tables } = setup()
+  await node.attachEngine(tables)
+  t.equal((await node.apply(desired(config([['b', 2]])))).ok, true)
+  const kernelBefore = fake.dump()
+  tables.readFails = new Error('engine stopping')
+  tables.refuseNext = new Error('engine stopping')
+  const r = await node.apply(desired(config([['b', 2], ['c', 3]], 'routes: [ { to: 10.99.0.0/16, via: c } ]')))
+  t.equal(r.ok, false)
+  t.match(r.engine.error, { message: 'engine stopping' })
+  t.same(fake.dump(), kernelBefore)
+})
+
+t.test('a failed first set rolls back to the tables the engine ran before it (not only to a committed state)', async (t) => {
+  const { node } = setup()
+  const tables = new FakeTables()
+  const before = desired(config([['b', 2]]))
+  tables.applied = { ...before.engine, version: 5 } // an engine that already runs tables (adopted)
+  await node.attachEngine(tables)
+  tables.corruptNext = true
+  const r = await node.apply(desired(config([['b', 2], ['c', 3]]), [helloB]))
+  t.equal(r.ok, false)
+  t.equal(r.engine.rolledBack, true)
+  t.same(tables.applied?.allowedPeers, [key(2)], 'back to the adopted tables')
+  t.same(tables.sets, [6, 7], 'the failed set, then the restore')
+})
+
+t.test('a kernel restore that fails once is tried again; one that keeps failing is reported, not hidden', async (t) => {
+  for (const failures of [1, 99]) {
+    const { fake, node, tables } = setup()
+    await node.attachEngine(tables)
+    t.equal((await node.apply(desired(config([['b', 2]])))).ok, true)
+    const kernelBefore = fake.dump()
+    tables.refuseNext = new Error('refused')
+    let left = failures
+    // The forward apply only adds (the route to 10.99.0.0/16); the restore deletes it, and fails `failures` times.
+    fake.failWith = (method) => (method === 'delRoute' && left-- > 0 ? new Error('injected: netlink busy') : null)
+    const r = await node.apply(desired(config([['b', 2], ['c', 3]], 'routes: [ { to: 10.99.0.0/16, via: c } ]')))
+    t.ok(fake.calls.some((c) => c.startsWith('addRoute')), 'the forward apply added the route')
+    t.equal(r.ok, false, `${failures} failure(s)`)
+    if (failures === 1) {
+      t.equal(r.engine.rolledBack, true, 'restored on the second try')
+      t.same(fake.dump(), kernelBefore)
+    } else {
+      t.equal(r.engine.rolledBack, false, 'a kernel that cannot be restored is ROLLBACK INCOMPLETE')
+    }
+  }
+})

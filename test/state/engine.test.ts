@@ -77,7 +77,18 @@ const arbState: fc.Arbitrary<EngineState> = fc.record({
   allowedPeers: fc.uniqueArray(fc.integer({ min: 2, max: 60 }).map(key), { maxLength: 6 }),
   routes: fc.uniqueArray(fc.record({ prefix: fc.integer({ min: 0, max: 255 }).map((n) => `10.${n}.0.0/16`), peer: fc.integer({ min: 2, max: 60 }).map(key) }), { maxLength: 6, selector: (r) => r.prefix }),
   uplinks: fc.uniqueArray(fc.record({ name: fc.constantFrom('eth0', 'eth1', 'wwan0', 'wlan0'), weight: fc.integer({ min: 1, max: 5 }), role: fc.constantFrom('primary' as const, 'backup' as const), priority: fc.integer({ min: 0, max: 3 }) }), { maxLength: 4, selector: (u) => u.name }),
-  classes: fc.array(fc.record({ dscp: fc.uniqueArray(fc.integer({ min: 0, max: 63 }), { maxLength: 3 }), ports: fc.array(fc.integer({ min: 1, max: 9 }).map((p): [number, number] => [p, p]), { maxLength: 2 }) }), { maxLength: 3 }),
+  classes: fc.array(
+    fc.record(
+      {
+        dscp: fc.uniqueArray(fc.integer({ min: 0, max: 63 }), { maxLength: 3 }),
+        ports: fc.array(fc.integer({ min: 1, max: 9 }).map((p): [number, number] => [p, p]), { maxLength: 2 }),
+        maxPacketSize: fc.integer({ min: 1, max: 1500 }),
+        uplink: fc.constantFrom('eth0', 'wwan0'),
+      },
+      { requiredKeys: ['dscp', 'ports'] },
+    ),
+    { maxLength: 3 },
+  ),
   acceptBonded: fc.boolean(),
   reorder: fc.record({ maxDelayMs: fc.integer({ min: 1, max: 1000 }), maxBytes: fc.integer({ min: 65536, max: 1 << 24 }) }),
 })
@@ -93,4 +104,36 @@ t.test('property: diff is empty exactly when the normalized states are equal', a
   )
   fc.assert(fc.property(arbState, (a) => diffEngine(normalizeEngineState(a), normalizeEngineState(a)).length === 0 && engineStateEqual(a, normalizeEngineState(a))))
   t.pass('held for random states')
+})
+
+/** One change a person could make to a state: every field the engine enforces. */
+const arbMutation = fc.oneof(
+  fc.constant((s: EngineState): EngineState => ({ ...s, allowedPeers: [...s.allowedPeers, key(99)] })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, routes: [...s.routes, { prefix: '172.16.0.0/12', peer: key(99) }] })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, routes: s.routes.map((r, i) => (i === 0 ? { ...r, peer: key(98) } : r)) })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: [...s.uplinks, { name: 'lte9', weight: 1, role: 'primary', priority: 0 }] })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: s.uplinks.map((u, i) => (i === 0 ? { ...u, weight: u.weight + 1 } : u)) })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: s.uplinks.map((u, i) => (i === 0 ? { ...u, role: u.role === 'primary' ? 'backup' : 'primary' } : u)) })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: s.uplinks.map((u, i) => (i === 0 ? { ...u, priority: u.priority + 1 } : u)) })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: [...s.uplinks].reverse() })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, classes: [...s.classes, { dscp: [46], ports: [] }] })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, classes: s.classes.map((k, i) => (i === 0 ? { ...k, maxPacketSize: (k.maxPacketSize ?? 0) + 1 } : k)) })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, classes: s.classes.map((k, i) => (i === 0 ? { ...k, uplink: k.uplink === 'eth0' ? 'wwan0' : 'eth0' } : k)) })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, classes: s.classes.map((k, i) => (i === 0 ? { ...k, ports: [...k.ports, [443, 443]] } : k)) })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, acceptBonded: !s.acceptBonded })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, reorder: { ...s.reorder, maxDelayMs: s.reorder.maxDelayMs + 1 } })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, reorder: { ...s.reorder, maxBytes: s.reorder.maxBytes + 1 } })),
+)
+
+t.test('property: any one change to any table is seen (an empty diff is what lets the reconciler skip a set)', async (t) => {
+  fc.assert(
+    fc.property(arbState, arbMutation, (a, mutate) => {
+      const b = normalizeEngineState(mutate(a))
+      const na = normalizeEngineState(a)
+      if (engineStateEqual(na, b)) return true // a mutation with nothing to act on (no first route, no uplink)
+      return diffEngine(b, na).length > 0 && diffEngine(na, b).length > 0
+    }),
+    { numRuns: 2000 },
+  )
+  t.pass('held for random states and mutations')
 })
