@@ -5,6 +5,8 @@
       "sources": [
         "native/napi.c",
         "native/engine.c",
+        "native/engine_cmd.c",
+        "native/uplink.c",
         "native/quic_conn.c",
         "native/forward.c",
         "native/icmp.c",

@@ -10,12 +10,6 @@
 #include "engine_int.h"
 #include "sched.h"
 
-_Static_assert((int)QE_BOND_AGGREGATE == (int)QE_SCHED_AGGREGATE &&
-                   (int)QE_BOND_FAILOVER == (int)QE_SCHED_FAILOVER &&
-                   (int)QE_BOND_REDUNDANT == (int)QE_SCHED_REDUNDANT &&
-                   (int)QE_BOND_WEIGHTED == (int)QE_SCHED_WEIGHTED,
-               "bond modes are the scheduler's");
-
 #include <string.h>
 #include <sys/epoll.h>
 
@@ -99,7 +93,7 @@ int qe_bond_path_up(qe_engine *e, qe_peer *p, qe_conn *c, qe_ts ts) {
   }
   if (p->flows == NULL ||
       (p->rb.buf == NULL &&
-       qe_reorder_init(&p->rb, c->max_dgram, e->cfg.reorder_max_bytes,
+       qe_reorder_init(&p->rb, c->max_dgram, e->reorder_max_bytes,
                        20 * 1000000ULL) != 0)) {
     qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
     return -1;
@@ -208,7 +202,7 @@ static size_t pick(qe_peer *p, qe_conn **out) {
   size_t idx[2], n;
   view(p, v);
   n = qe_sched_pick(p->mode, v, p->npaths, idx);
-  if (p->mode == QE_BOND_WEIGHTED) {
+  if (p->mode == QE_MODE_WEIGHTED) {
     for (size_t i = 0; i < p->npaths; i++) {
       p->paths[i]->wrr_credit = v[i].credit;
     }
@@ -348,7 +342,7 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
     vv[1 + i] = v[i];
   }
   if (e->nclasses && p->flows &&
-      (p->mode == QE_BOND_AGGREGATE || p->mode == QE_BOND_WEIGHTED)) {
+      (p->mode == QE_MODE_AGGREGATE || p->mode == QE_MODE_WEIGHTED)) {
     uint8_t h[QE_PKT_HDR_MAX];
     pi = qe_pkt_parse(h, gather(v, vcnt, h), &info) == 0 ? &info : NULL;
   }
@@ -610,7 +604,7 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
      * sender repairs or reordering: waiting for it costs little, and TCP
      * inside seeing it costs a congestion-window cut. */
     uint64_t t = hi - lo + hi / 4 + 10 * 1000000ULL;
-    p->rb.timeout_ns = t > e->cfg.reorder_max_ns ? e->cfg.reorder_max_ns : t;
+    p->rb.timeout_ns = t > e->reorder_max_ns ? e->reorder_max_ns : t;
   }
   aqm_slack(p, min_rtt);
   qe_reorder_tick(&p->rb, ts, rb_deliver, p);
@@ -647,6 +641,40 @@ static int have_path(qe_engine *e, const qe_bond_target *t, size_t u) {
   return 0;
 }
 
+static int plain_conn_to(qe_engine *e, const qe_bond_target *t) {
+  for (size_t i = 0; i < e->nactive; i++) {
+    const qe_conn *c = &e->conns[e->active[i]];
+    if (!c->is_path &&
+        qe_sockaddr_eq((const struct sockaddr *)&c->remote,
+                       (const struct sockaddr *)&t->addr)) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+void qe_bond_refused(qe_engine *e, const qe_conn *c) {
+  for (size_t k = 0; k < QE_MAX_TARGETS; k++) {
+    qe_bond_target *t = &e->targets[k];
+    if (t->used && qe_sockaddr_eq((const struct sockaddr *)&t->addr,
+                                  (const struct sockaddr *)&c->remote)) {
+      t->refused = 1;
+    }
+  }
+}
+
+void qe_bond_set_reorder(qe_engine *e, uint64_t max_ns, size_t max_bytes) {
+  e->reorder_max_ns = max_ns;
+  e->reorder_max_bytes = max_bytes;
+  for (size_t i = 0; i < e->npeers; i++) {
+    qe_peer *p = &e->peers[i];
+    p->rb.max_bytes = max_bytes;
+    if (p->rb.timeout_ns > max_ns) {
+      p->rb.timeout_ns = max_ns;
+    }
+  }
+}
+
 void qe_bond_tick(qe_engine *e, qe_ts ts) {
   int targets = 0;
   for (size_t i = 0; i < e->npeers && e->nbonded; i++) {
@@ -665,6 +693,14 @@ void qe_bond_tick(qe_engine *e, qe_ts ts) {
   for (size_t k = 0; k < QE_MAX_TARGETS; k++) {
     qe_bond_target *t = &e->targets[k];
     if (!t->used) {
+      continue;
+    }
+    if (t->refused) {
+      /* It accepts no bonded paths: one plain connection instead. */
+      t->used = 0;
+      if (!plain_conn_to(e, t)) {
+        qe_conn_client_new(e, (struct sockaddr *)&t->addr, t->addrlen, ts);
+      }
       continue;
     }
     targets = 1;

@@ -44,6 +44,10 @@
 #define QE_APP_DUPLICATE 0x1   /* another connection to the same peer won */
 #define QE_APP_NOT_ALLOWED 0x2 /* the key left the allowed set */
 #define QE_APP_PROTOCOL 0x3    /* control stream framing error */
+#define QE_APP_NO_BOND 0x4     /* this node accepts no bonded paths */
+
+/* epoll tags of the worker's loop; uplink i's socket is TAG_UPLINK0 + i. */
+enum { TAG_CMD = 1, TAG_UDP, TAG_TUN, TAG_TIMER, TAG_UPLINK0 = 16 };
 
 typedef struct qe_conn qe_conn;
 
@@ -65,8 +69,6 @@ typedef struct qe_conn qe_conn;
  * re-sent on another path if this one dies first. */
 #define QE_SENT_SLOTS 2048
 
-enum { QE_BOND_AGGREGATE, QE_BOND_FAILOVER, QE_BOND_REDUNDANT,
-       QE_BOND_WEIGHTED };
 
 /*
  * An uplink the config names. It may not exist yet (an LTE dongle not
@@ -79,6 +81,7 @@ typedef struct qe_uplink {
   char name[16];
   uint16_t weight, priority;
   uint8_t role; /* 0 primary, 1 backup */
+  uint8_t rank; /* its place in the list last given (read back in order) */
   qe_udp udp;
   qe_udp_tx tx;
 } qe_uplink;
@@ -94,6 +97,9 @@ typedef struct qe_bond_target {
   struct sockaddr_storage addr;
   socklen_t addrlen;
   uint8_t mode;
+  /* The endpoint refused bonding (QE_APP_NO_BOND): the next bond tick
+   * forgets the target and dials it once plainly instead. */
+  int refused;
   qe_ts last_dial[QE_MAX_UPLINKS];
 } qe_bond_target;
 
@@ -125,6 +131,8 @@ typedef struct qe_routes {
   size_t nkeys;
   uint8_t (*keys)[QE_KEYLEN];
   qe_peer **peers; /* resolved by the worker when installed */
+  qe_route *list;  /* the routes as given, for qe_engine_read_tables */
+  size_t nlist;
 } qe_routes;
 
 typedef struct qe_chunk {
@@ -277,6 +285,7 @@ struct qe_engine {
   qe_cmd *cmd_head, *cmd_tail;
   int worker_done; /* under lock */
   atomic_size_t ctl_backlog; /* control bytes queued towards JS */
+  uint64_t posted_version;   /* control thread only: last tables posted */
 
   /* Worker only. */
   int stopping;
@@ -289,6 +298,12 @@ struct qe_engine {
   uint8_t (*allowed)[QE_KEYLEN];
   size_t nallowed;
   qe_routes *routes;
+  /* Tables that are not one of the above (see qe_tables); version: of the
+   * last set_tables applied, 0 before it. */
+  uint64_t tables_version;
+  int accept_bonded;
+  uint64_t reorder_max_ns;
+  size_t reorder_max_bytes;
   qe_refused_entry refused[QE_REFUSED_RING];
   size_t refused_next;
   struct {
@@ -323,10 +338,28 @@ struct qe_engine {
   qe_ts now;
 };
 
-/* engine.c */
+/* uplink.c */
 /* Opens uplinks whose device appeared, closes (with their paths) those
  * whose device vanished or was re-created; then they reopen. */
 void qe_uplinks_check(qe_engine *e, qe_ts ts);
+/* Replaces the uplinks (n <= QE_MAX_UPLINKS, names valid): same name keeps
+ * its socket, a removed one closes its paths, a new one opens or waits. */
+void qe_uplinks_apply(qe_engine *e, const qe_uplink_conf *want, size_t n,
+                      qe_ts ts);
+
+/* engine_cmd.c */
+/* Runs every queued command (the eventfd woke the worker). */
+void qe_engine_run_commands(qe_engine *e, qe_ts ts);
+/* Frees commands never run (the worker is gone). */
+void qe_engine_cmds_free(qe_engine *e);
+/* Frees a routes table (NULL is fine). */
+void qe_routes_free(qe_routes *r);
+
+/* engine.c */
+/* Copies the counters out (the worker, for a stats command). */
+void qe_engine_fill_stats(qe_engine *e, qe_stats *out);
+/* Any connection (plain or path) whose remote is `sa`, or NULL. */
+qe_conn *qe_engine_conn_by_remote(qe_engine *e, const struct sockaddr *sa);
 void qe_engine_emit(qe_engine *e, qe_event_type type, const qe_conn *c,
                     const char *reason, uint8_t *data, size_t datalen);
 qe_peer *qe_engine_peer_get(qe_engine *e, const uint8_t key[QE_KEYLEN],
@@ -427,6 +460,11 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts);
 qe_ts qe_bond_expiry(const qe_engine *e);
 void qe_bond_flush(qe_engine *e);
 void qe_bond_close_all(qe_engine *e);
+/* The path `c` we dialled was refused (QE_APP_NO_BOND): stop bonding to its
+ * endpoint; the next tick dials it once plainly. */
+void qe_bond_refused(qe_engine *e, const qe_conn *c);
+/* The reorder limits changed (qe_tables): every bonded peer follows. */
+void qe_bond_set_reorder(qe_engine *e, uint64_t max_ns, size_t max_bytes);
 
 /* forward.c */
 void qe_forward_to_tun_peer(qe_engine *e, qe_peer *p, const uint8_t *pkt,

@@ -693,6 +693,12 @@ static void conn_established(qe_conn *c, qe_ts ts) {
     qe_conn_close(c, "refused", QE_APP_NOT_ALLOWED, ts);
     return;
   }
+  if (c->is_path && c->server && !e->accept_bonded) {
+    /* The dialler falls back to one plain connection (qe_bond_refused). */
+    e->g.bond_refused++;
+    qe_conn_close(c, "bonding-refused", QE_APP_NO_BOND, ts);
+    return;
+  }
   if (c->half_open) {
     e->half_open--;
     c->half_open = 0;
@@ -716,7 +722,7 @@ static void conn_established(qe_conn *c, qe_ts ts) {
     return;
   }
   if (c->is_path) {
-    if (c->mode != QE_BOND_REDUNDANT) {
+    if (c->mode != QE_MODE_REDUNDANT) {
       c->sent_buf = malloc(QE_SENT_SLOTS * c->txq.slotsize);
       c->sent_id = calloc(QE_SENT_SLOTS, sizeof(uint64_t));
       c->sent_len = calloc(QE_SENT_SLOTS, sizeof(uint32_t));
@@ -855,7 +861,7 @@ static int server_hello_ready(qe_conn *c) {
       c->session = (c->session << 8) | h[4 + i];
     }
     c->path_index = h[12];
-    c->mode = h[13] <= QE_BOND_WEIGHTED ? h[13] : QE_BOND_AGGREGATE;
+    c->mode = h[13] < QE_MODE_COUNT ? h[13] : QE_MODE_AGGREGATE;
     c->role = h[14] ? 1 : 0;
     c->weight = (uint16_t)((h[16] << 8) | h[17]);
     c->priority = (uint16_t)((h[18] << 8) | h[19]);
@@ -1237,6 +1243,9 @@ static const char *draining_reason(qe_conn *c) {
     if (ccerr.error_code == QE_APP_NOT_ALLOWED) {
       return "refused-by-peer";
     }
+    if (ccerr.error_code == QE_APP_NO_BOND) {
+      return "bonding-refused";
+    }
   }
   if (c->state != QE_CONN_UP) {
     return "handshake-failed";
@@ -1250,6 +1259,9 @@ static void conn_fail(qe_conn *c, int liberr, qe_ts ts) {
   switch (liberr) {
   case NGTCP2_ERR_DRAINING:
     reason = draining_reason(c);
+    if (c->is_path && !c->server && strcmp(reason, "bonding-refused") == 0) {
+      qe_bond_refused(c->eng, c);
+    }
     /* A crossed dial that lost on the other side says nothing here. */
     conn_close_ex(c, reason, NULL,
                   !c->announced && strcmp(reason, "replaced") == 0, ts);

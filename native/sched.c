@@ -73,7 +73,7 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
     return best == QE_SCHED_NONE ? 0 : 1;
   }
   switch (mode) {
-  case QE_SCHED_FAILOVER:
+  case QE_MODE_FAILOVER:
     for (size_t i = 0; i < n; i++) {
       if (paths[i].alive &&
           (best == QE_SCHED_NONE ||
@@ -83,7 +83,7 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
     }
     out[0] = best;
     return 1;
-  case QE_SCHED_WEIGHTED: {
+  case QE_MODE_WEIGHTED: {
     int64_t total = 0;
     for (size_t i = 0; i < n; i++) {
       if (paths[i].alive) {
@@ -119,7 +119,7 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
         sl = load;
       }
     }
-    if (mode == QE_SCHED_REDUNDANT && second == QE_SCHED_NONE) {
+    if (mode == QE_MODE_REDUNDANT && second == QE_SCHED_NONE) {
       /* The second best may have no room now: it queues. */
       for (size_t i = 0; i < n; i++) {
         if (paths[i].alive && i != best) {
@@ -129,7 +129,7 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
       }
     }
     out[0] = best;
-    if (mode == QE_SCHED_REDUNDANT && second != QE_SCHED_NONE) {
+    if (mode == QE_MODE_REDUNDANT && second != QE_SCHED_NONE) {
       out[1] = second;
       return 2;
     }

@@ -10,8 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { QE_SCHED_AGGREGATE, QE_SCHED_FAILOVER, QE_SCHED_REDUNDANT,
-       QE_SCHED_WEIGHTED };
+/* How a bonded peer spreads packets over its paths; the one list of modes
+ * (the wire hello, the engine API and the addon use these numbers). */
+typedef enum qe_mode {
+  QE_MODE_AGGREGATE,
+  QE_MODE_FAILOVER,
+  QE_MODE_REDUNDANT,
+  QE_MODE_WEIGHTED,
+  QE_MODE_COUNT /* not a mode: how many there are */
+} qe_mode;
 
 #define QE_SCHED_NONE ((size_t)-1)
 

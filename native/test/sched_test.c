@@ -340,7 +340,7 @@ static void aggregate(const scenario *sc) {
   uint64_t spread, startup, bound;
   double offered, tput;
   char figs[64];
-  sim_init(s, QE_SCHED_AGGREGATE, sc->n, sc->mbit, sc->delay_ms);
+  sim_init(s, QE_MODE_AGGREGATE, sc->n, sc->mbit, sc->delay_ms);
   f = sim_figures(s);
   offered = (double)f.sum_rate * (sc->load > 0 ? sc->load : 1);
   if (sc->load > 0) {
@@ -394,20 +394,20 @@ static void aggregate_fixed(void) {
   v[0].inflight = 90000;
   v[1] = vp(1, 20, 1);
   v[2] = vp(0, 1, 2); /* the cheapest, but not alive */
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
         "aggregate earliest delivery", "out[0] %zu, want 1", out[0]);
   v[0].inflight = 0;
   v[0].queued = 90000;
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
         "aggregate counts the local queue", "out[0] %zu, want 1", out[0]);
   v[0].queued = 0;
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
         "aggregate earliest delivery", "out[0] %zu, want 0", out[0]);
   v[0].room = 0;
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
         "aggregate prefers a path with room", "out[0] %zu, want 1", out[0]);
   v[1].room = 0;
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
         "aggregate no room anywhere: earliest delivery", "out[0] %zu, want 0",
         out[0]);
   /* With a lowest RTT known: the way there once, plus the bottleneck's
@@ -432,11 +432,11 @@ static void aggregate_fixed(void) {
                          .min_rtt_ns = 1 * MS, .rate = 6250000,
                          .inflight = 20000, .queued = 350000};
   v[1] = a;
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 2, out) == 1 && out[0] == 1,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 2, out) == 1 && out[0] == 1,
         "aggregate: a long path's pipe is not a queue", "out[0] %zu, want 1",
         out[0]);
   v[0].queued = 250000; /* 40 ms: now the short path is sooner */
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 2, out) == 1 && out[0] == 0,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 2, out) == 1 && out[0] == 0,
         "aggregate: the short path while its queue is shorter",
         "out[0] %zu, want 0", out[0]);
 }
@@ -460,7 +460,7 @@ static void failover(void) {
   sim *s = &S;
   double share;
   int ok;
-  sim_init(s, QE_SCHED_FAILOVER, 2, mbit, delay);
+  sim_init(s, QE_MODE_FAILOVER, 2, mbit, delay);
   /* the backup first in the array, so index order alone would pick it */
   s->p[0].v.role = 1;
   s->p[1].v.role = 0;
@@ -487,7 +487,7 @@ static void failover_priority(void) {
   v[1].priority = 10;
   v[2].role = 1;
   v[2].priority = 0;
-  k = qe_sched_pick(QE_SCHED_FAILOVER, v, 3, out);
+  k = qe_sched_pick(QE_MODE_FAILOVER, v, 3, out);
   check(k == 1 && out[0] == 1, "failover lowest priority primary",
         "got %zu paths, out[0] %zu, want path 1 (priority 10)", k, out[0]);
 }
@@ -495,20 +495,20 @@ static void failover_priority(void) {
 static void redundant(void) {
   qe_sched_path v[3] = {vp(1, 30, 0), vp(1, 10, 1), vp(1, 20, 2)};
   size_t out[2] = {9, 9};
-  size_t k = qe_sched_pick(QE_SCHED_REDUNDANT, v, 3, out);
+  size_t k = qe_sched_pick(QE_MODE_REDUNDANT, v, 3, out);
   check(k == 2 && out[0] != out[1] && out[0] < 3 && out[1] < 3,
         "redundant two distinct paths", "got %zu: %zu, %zu", k, out[0],
         out[1]);
   /* only one with room: the second still gets a copy (it queues) */
   v[1].alive = 0;
   v[2].room = 0;
-  k = qe_sched_pick(QE_SCHED_REDUNDANT, v, 3, out);
+  k = qe_sched_pick(QE_MODE_REDUNDANT, v, 3, out);
   check(k == 2 && out[0] != out[1] && v[out[0]].alive && v[out[1]].alive,
         "redundant two distinct alive paths", "got %zu: %zu, %zu", k, out[0],
         out[1]);
   v[0].alive = 0;
   out[0] = 9;
-  k = qe_sched_pick(QE_SCHED_REDUNDANT, v, 3, out);
+  k = qe_sched_pick(QE_MODE_REDUNDANT, v, 3, out);
   check(k == 1 && out[0] == 2, "redundant one alive path",
         "got %zu, out[0] %zu, want 1 path: 2", k, out[0]);
 }
@@ -521,7 +521,7 @@ static void weighted(void) {
   v[1].weight = 3;
   v[2].weight = 5; /* not alive: must get nothing */
   for (int i = 0; i < 10000; i++) {
-    if (qe_sched_pick(QE_SCHED_WEIGHTED, v, 3, out) == 1 && out[0] < 3) {
+    if (qe_sched_pick(QE_MODE_WEIGHTED, v, 3, out) == 1 && out[0] < 3) {
       count[out[0]]++;
     }
   }
@@ -536,8 +536,8 @@ static void weighted(void) {
 }
 
 static void none_alive(void) {
-  static const int modes[] = {QE_SCHED_AGGREGATE, QE_SCHED_FAILOVER,
-                              QE_SCHED_REDUNDANT, QE_SCHED_WEIGHTED};
+  static const int modes[] = {QE_MODE_AGGREGATE, QE_MODE_FAILOVER,
+                              QE_MODE_REDUNDANT, QE_MODE_WEIGHTED};
   for (size_t m = 0; m < 4; m++) {
     qe_sched_path v[3] = {vp(0, 10, 0), vp(0, 10, 1), vp(0, 10, 2)};
     size_t out[2] = {9, 9};

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { EngineLoadError } from './errors.js'
+import type { NativeTables } from './tables.js'
 
 export interface NativeEvent {
   type: 'peer-up' | 'peer-down' | 'dial-failed' | 'control' | 'refused' | 'error' | 'stopped' | 'path-up' | 'path-down'
@@ -63,6 +64,10 @@ export interface NativeAddon {
   disconnect(h: NativeHandle, key: Buffer): void
   setAllowed(h: NativeHandle, keys: Buffer): void
   setRoutes(h: NativeHandle, routes: Buffer): void
+  /** Every table in one command; the records as in setAllowed/setRoutes/setUplinks/setClasses. */
+  setTables(h: NativeHandle, tables: NativeTables): void
+  /** What the worker enforces now; null before the first setTables. */
+  readTables(h: NativeHandle): NativeTables | null
   sendControl(h: NativeHandle, key: Buffer, data: Buffer): void
   stats(h: NativeHandle): NativeStats
   fibNew(entries: Buffer): NativeFib
