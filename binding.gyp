@@ -18,7 +18,8 @@
         "native/udp_linux.c",
         "native/reorder.c",
         "native/bond.c",
-        "native/sched.c"
+        "native/sched.c",
+        "native/pkt.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-fvisibility=hidden"],

@@ -8,6 +8,7 @@
  * sequence number, one sequence per peer and direction.
  */
 #include "engine_int.h"
+#include "pkt.h"
 #include "sched.h"
 
 #include <string.h>

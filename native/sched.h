@@ -232,24 +232,7 @@ int qe_sched_overdue(uint64_t now, uint64_t oldest_sent, uint64_t pto);
  */
 uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded);
 
-/* ---- traffic classes: what a packet is, and its flow's order ---- */
-
-/* Enough of a packet to read: IPv4 with options (60) or IPv6 (40), plus
- * the TCP or UDP ports. */
-#define QE_PKT_HDR_MAX 64
-
-typedef struct qe_pkt_info {
-  int dscp;         /* the DSCP (6 bits) */
-  int proto;        /* IP protocol; -1 for a later IPv4 fragment */
-  int sport, dport; /* TCP or UDP ports; -1 when there are none */
-  uint32_t flow;    /* hash of addresses, protocol and ports */
-} qe_pkt_info;
-
-/*
- * Reads an IP packet's first `n` bytes (`h`). 0, or -1 when it is neither
- * IPv4 nor IPv6. IPv6 extension headers are not walked (no ports then).
- */
-int qe_pkt_parse(const uint8_t *h, size_t n, qe_pkt_info *out);
+/* ---- traffic classes: a flow's order (what a packet is: pkt.h) ---- */
 
 /*
  * A flow's packets keep their order. A traffic class that matches by size

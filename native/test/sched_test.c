@@ -30,6 +30,7 @@
  *    is printed, not checked).
  * Then the modes that need no simulation are checked on fixed views.
  */
+#include "../pkt.h"
 #include "../sched.h"
 
 #include <stdarg.h>
