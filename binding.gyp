@@ -8,6 +8,8 @@
         "native/engine_cmd.c",
         "native/uplink.c",
         "native/quic_conn.c",
+        "native/txq.c",
+        "native/ctrl_stream.c",
         "native/forward.c",
         "native/icmp.c",
         "native/fib.c",

@@ -103,7 +103,7 @@ void qe_engine_emit(qe_engine *e, qe_event_type type, const qe_conn *c,
     memcpy(ev->key, c->peer_key, QE_KEYLEN);
     sockaddr_str(&c->remote, ev->addr, &ev->port);
     ev->server = c->server;
-    ev->path_index = c->path_index;
+    ev->path_index = c->path.index;
     if (c->uplink >= 0) {
       memcpy(ev->uplink, e->uplinks[c->uplink].name, 16);
     }
@@ -598,21 +598,22 @@ void qe_engine_fill_stats(qe_engine *e, qe_stats *out) {
       if (c->uplink >= 0) {
         memcpy(x->uplink, e->uplinks[c->uplink].name, 16);
       }
-      x->index = c->path_index;
-      x->alive = !c->dead;
+      x->index = c->path.index;
+      x->alive = !c->path.dead;
       sockaddr_str(&c->remote, x->addr, &x->port);
       x->rtt_ns = cs.smoothed_rtt;
       x->cwnd = cs.cwnd;
-      x->delivery_rate = c->rate.bw ? c->rate.bw : cs.delivery_rate_sec;
-      x->bytes_out = c->p_bytes_out;
-      x->bytes_in = c->p_bytes_in;
-      x->packets_out = c->p_pkts_out;
-      x->packets_in = c->p_pkts_in;
-      x->lost = c->p_lost;
+      x->delivery_rate =
+          c->path.rate.bw ? c->path.rate.bw : cs.delivery_rate_sec;
+      x->bytes_out = c->path.bytes_out;
+      x->bytes_in = c->path.bytes_in;
+      x->packets_out = c->path.pkts_out;
+      x->packets_in = c->path.pkts_in;
+      x->lost = c->path.lost;
       x->rtt_min_ns = cs.min_rtt;
       x->bytes_in_flight = cs.bytes_in_flight;
       x->queued = c->txq.count;
-      x->dropped = c->p_dropped;
+      x->dropped = c->path.dropped;
     }
   }
 }

@@ -5,6 +5,7 @@
 #ifndef QE_ENGINE_INT_H
 #define QE_ENGINE_INT_H
 
+#include "bond.h"
 #include "engine.h"
 #include "fib.h"
 #include "reorder.h"
@@ -12,6 +13,7 @@
 #include "tls.h"
 #include "tun.h"
 #include "tun_offload.h"
+#include "txq.h"
 #include "udp.h"
 
 #include <ngtcp2/ngtcp2.h>
@@ -24,6 +26,8 @@
 #define QE_MAX_HALF_OPEN_PER_ADDR 8 /* replayed Initials from one source */
 #define QE_CONN_MAX_SCIDS 8
 #define QE_CTL_MAX_MSG (1024 * 1024)
+/* The control stream's flow-control window (and receive buffer cap). */
+#define QE_CTL_WINDOW (2 * 1024 * 1024 + 64)
 /* Control bytes handed to JS but not yet delivered: above this the peer is
  * flow-controlled instead of us buffering without bound. */
 #define QE_CTL_BACKLOG_MAX (16 * 1024 * 1024)
@@ -65,9 +69,6 @@ typedef struct qe_conn qe_conn;
 #define QE_BOND_TICK_NS (50 * 1000000ULL)
 #define QE_THROTTLE_GRACE_NS (300 * 1000000ULL) /* see qe_sched_throttled */
 #define QE_BOND_REDIAL_NS (2000 * 1000000ULL)
-/* Sent bonded datagrams kept per path until acknowledged (or lost), to be
- * re-sent on another path if this one dies first. */
-#define QE_SENT_SLOTS 2048
 
 
 /*
@@ -153,17 +154,6 @@ typedef struct qe_chunk {
 #define QE_NOP_POOL 16
 #define QE_NOP_SIZE (sizeof(qe_chunk) + 4)
 
-/*
- * Packets waiting for congestion window, oldest first. Allocated once when
- * the connection comes up; a full queue drops at the tail (TCP inside sees
- * the loss and slows down, as at any router).
- */
-typedef struct qe_txq {
-  uint8_t *buf;  /* cap slots of slotsize bytes */
-  uint32_t *lens;
-  size_t cap, slotsize, head, count;
-} qe_txq;
-
 #define QE_TXQ_SLOTS 1024
 /* A bonded path's queue is deeper: when an uplink dies, what it had in
  * flight and queued (up to a few MB for a single TCP flow's window) comes
@@ -200,13 +190,6 @@ struct qe_conn {
   size_t nscids;
   qe_ts created_ts, last_rx_ts;
   qe_ts probe_ts; /* the last liveness probe sent while the peer was silent */
-  /* Bonded path: the last datagram sent while it was not loaded. Its first
-   * ACK is due a round trip later: silence before then is not a dead path. */
-  qe_ts busy_ts;
-  /* Suspect (qe_sched_overdue): what it had in flight was sent again on
-   * the others at rescue_ts (0: never); it carries nothing new until heard
-   * again after that. */
-  qe_ts rescue_ts;
   uint8_t peer_key[QE_KEYLEN];
   int key_known, refused, hs_done, announced, half_open;
   qe_peer *peer;
@@ -230,32 +213,11 @@ struct qe_conn {
   qe_udp *udp;
   qe_udp_tx *tx;
   int uplink; /* index in e->uplinks, -1: the main socket */
-  /* Bonding: this connection is a path (hello sent or received). */
-  int is_path, dead;
+  /* Bonding: this connection is a path (hello sent or received), and its
+   * path state (bond.h). */
+  int is_path;
+  qe_path path;
   int urgent; /* the datagram being sent is a traffic class's */
-  uint64_t session;
-  uint8_t path_index, mode, role;
-  uint16_t weight, priority;
-  int64_t wrr_credit;
-  uint64_t p_bytes_out, p_bytes_in, p_pkts_out, p_pkts_in, p_lost;
-  uint64_t p_dropped; /* dropped from this path's queue: full, or early */
-  /*
-   * Bonded paths: the delivery rate, and the in-flight cap it sets for bulk
-   * packets (qe_path_cap): QUIC's own window probes into the bottleneck's
-   * buffer until packets are lost, and a lost datagram is a loss for TCP
-   * inside.
-   */
-  qe_rate rate;
-  qe_aqm aqm;
-  uint8_t *sent_buf; /* QE_SENT_SLOTS of txq.slotsize bytes */
-  uint64_t *sent_id; /* dgram_id + 1, 0: free */
-  uint32_t *sent_len;
-  qe_ts *sent_ts;     /* when it was sent */
-  uint64_t oldest_id; /* no datagram before this one is unacknowledged */
-  /* Sent slots the QUIC stack declared lost, re-sent once it has returned
-   * (qe_bond_resend_lost): QE_SENT_SLOTS entries. */
-  uint16_t *lost;
-  size_t nlost;
 };
 
 typedef struct qe_cmd qe_cmd;
@@ -366,10 +328,6 @@ qe_peer *qe_engine_peer_get(qe_engine *e, const uint8_t key[QE_KEYLEN],
                             int create);
 int qe_engine_key_allowed(const qe_engine *e, const uint8_t key[QE_KEYLEN]);
 void qe_engine_note_refused(qe_engine *e, qe_conn *c, qe_ts ts);
-/* Queues a NOP after datagrams sent since the last one (see QE_NOP_POOL). */
-void qe_conn_nop_after_datagrams(qe_conn *c);
-/* Parses buffered control data if JS has room for it (see backlog). */
-void qe_conn_ctl_resume(qe_conn *c, qe_ts ts);
 qe_conn *qe_engine_conn_alloc(qe_engine *e);
 void qe_engine_conn_release(qe_engine *e, qe_conn *c);
 /* Appends one packet for `c` to the UDP batch; returns the place to write. */
@@ -390,6 +348,44 @@ void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
  */
 /* Writes whatever the connection has to send (ACKs, control data ...). */
 int qe_conn_write(qe_conn *c, qe_ts ts);
+/* The connection failed inside ngtcp2 (`liberr`): closes it, with the
+ * reason the error implies. */
+void qe_conn_fail(qe_conn *c, int liberr, qe_ts ts);
+
+/* ctrl_stream.c */
+/* Queues a NOP after datagrams sent since the last one (see QE_NOP_POOL). */
+void qe_conn_nop_after_datagrams(qe_conn *c);
+/* Parses buffered control data if JS has room for it (see backlog); may
+ * close `c` on a framing error. */
+void qe_conn_ctl_resume(qe_conn *c, qe_ts ts);
+/* Queues one control message (a copy) on the stream: 0, QE_ERR_INVALID or
+ * QE_ERR_NOMEM. */
+int qe_conn_queue_control(qe_conn *c, const uint8_t *data, size_t len);
+/* Queues raw bytes (`hdr` then `data`) on the stream: the magic or hello. */
+int qe_ctl_enqueue(qe_conn *c, const uint8_t *hdr, size_t hdrlen,
+                   const uint8_t *data, size_t len);
+/* The NOP pool, when the connection comes up: 0 or QE_ERR_NOMEM. */
+int qe_ctl_init(qe_conn *c);
+/* Frees queued and received control data and the NOP pool. */
+void qe_ctl_free(qe_conn *c);
+/* ngtcp2 callbacks for the control stream (quic_conn.c's table). */
+int qe_ctl_on_extend_bidi(ngtcp2_conn *conn, uint64_t max_streams,
+                          void *user_data);
+int qe_ctl_on_stream_open(ngtcp2_conn *conn, int64_t stream_id,
+                          void *user_data);
+int qe_ctl_on_recv(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
+                   uint64_t offset, const uint8_t *data, size_t datalen,
+                   void *user_data, void *stream_user_data);
+int qe_ctl_on_acked(ngtcp2_conn *conn, int64_t stream_id, uint64_t offset,
+                    uint64_t datalen, void *user_data, void *stream_user_data);
+int qe_ctl_on_reset(ngtcp2_conn *conn, int64_t stream_id, uint64_t final_size,
+                    uint64_t app_error_code, void *user_data,
+                    void *stream_user_data);
+int qe_ctl_on_stop_sending(ngtcp2_conn *conn, int64_t stream_id,
+                           uint64_t app_error_code, void *user_data,
+                           void *stream_user_data);
+
+/* txq.c */
 /*
  * Sends one IP packet, given as `vcnt` (1 or 2) pieces of `total` bytes, in
  * one DATAGRAM frame: a QE_SEND_* result.
@@ -416,19 +412,22 @@ int qe_conn_forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
  * class's); a full queue loses its newest packet instead. */
 int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
                            size_t total, qe_ts ts);
+/* Sends queued packets while the window allows; -1: `c` was closed. */
+int qe_conn_flush_queue(qe_conn *c, qe_ts ts);
+
+/* quic_conn.c, bonded paths */
 /* Bytes of bulk packets a bonded path may have in flight (cs: its
  * statistics, which the caller has at hand); 0: no cap. */
 uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs);
 /* More than a keep-alive's PING or a NOP in flight: ACKs come all the time. */
 int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs);
-/* Sends queued packets while the window allows. */
-int qe_conn_flush_queue(qe_conn *c, qe_ts ts);
+
+/* quic_conn.c */
 int qe_conn_handle_expiry(qe_conn *c, qe_ts ts);
 qe_ts qe_conn_expiry(const qe_conn *c);
 /* Closes: sends CONNECTION_CLOSE when `app_code` >= 0, emits, frees. */
 void qe_conn_close(qe_conn *c, const char *reason, int64_t app_code,
                    qe_ts ts);
-int qe_conn_queue_control(qe_conn *c, const uint8_t *data, size_t len);
 int qe_conn_has_cid(const qe_conn *c, const uint8_t *cid, size_t cidlen);
 void qe_conn_fill_stats(qe_conn *c, qe_peer_stats *ps);
 void qe_conn_free_state(qe_conn *c);
@@ -440,7 +439,6 @@ int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
                           socklen_t remotelen, int uplink, uint8_t mode,
                           qe_ts ts);
 void qe_conn_path_keepalive(qe_conn *c);
-void qe_conn_ctl_parse_now(qe_conn *c, qe_ts ts);
 
 /* bond.c */
 /* A path connection is established: joins (or restarts) its peer. Returns
