@@ -7,6 +7,7 @@
         "native/engine.c",
         "native/engine_cmd.c",
         "native/uplink.c",
+        "native/peer.c",
         "native/quic_conn.c",
         "native/txq.c",
         "native/ctrl_stream.c",
@@ -20,6 +21,7 @@
         "native/udp_linux.c",
         "native/reorder.c",
         "native/bond.c",
+        "native/path.c",
         "native/sched.c",
         "native/pkt.c"
       ],

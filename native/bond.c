@@ -15,34 +15,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 
-int qe_path_init(qe_path *p, size_t slotsize) {
-  p->sent_buf = malloc(QE_SENT_SLOTS * slotsize);
-  p->sent_id = calloc(QE_SENT_SLOTS, sizeof(uint64_t));
-  p->sent_len = calloc(QE_SENT_SLOTS, sizeof(uint32_t));
-  p->sent_ts = calloc(QE_SENT_SLOTS, sizeof(qe_ts));
-  p->lost_slots = calloc(QE_SENT_SLOTS, sizeof(uint16_t));
-  if (!p->sent_buf || !p->sent_id || !p->sent_len || !p->sent_ts ||
-      !p->lost_slots) {
-    qe_path_free(p);
-    return QE_ERR_NOMEM;
-  }
-  return 0;
-}
-
-void qe_path_free(qe_path *p) {
-  free(p->sent_buf);
-  free(p->sent_id);
-  free(p->sent_len);
-  free(p->sent_ts);
-  free(p->lost_slots);
-  p->sent_buf = NULL;
-  p->sent_id = NULL;
-  p->sent_len = NULL;
-  p->sent_ts = NULL;
-  p->lost_slots = NULL;
-  p->nlost = 0;
-}
-
 static int path_alive(const qe_conn *c) {
   return c->state == QE_CONN_UP && !c->path.dead;
 }

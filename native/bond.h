@@ -4,9 +4,8 @@
  * its liveness, its delivery rate and early drop, its counters, and the
  * datagrams it sent that are not yet acknowledged (kept to be sent again on
  * another path if this one dies or loses them). Embedded in qe_conn; owned
- * by bond.c (qe_path_init when the path comes up, qe_path_free with the
- * connection). Other files read it; only bond.c and the path's ACK/loss
- * callbacks change it.
+ * by bond.c and path.c (qe_path_init when the path comes up, qe_path_free
+ * with the connection; the sent slots through qe_path_sent/acked/lost).
  */
 #ifndef QE_BOND_H
 #define QE_BOND_H
@@ -46,7 +45,8 @@ typedef struct qe_path {
   qe_rate rate;
   qe_aqm aqm;
   /* Sent and not yet acknowledged (not in redundant mode: NULL). */
-  uint8_t *sent_buf;  /* QE_SENT_SLOTS of the queue's slot size */
+  size_t slotsize;
+  uint8_t *sent_buf;  /* QE_SENT_SLOTS of slotsize bytes */
   uint64_t *sent_id;  /* dgram_id + 1, 0: free */
   uint32_t *sent_len;
   qe_ts *sent_ts;     /* when it was sent */
@@ -62,5 +62,15 @@ typedef struct qe_path {
 int qe_path_init(qe_path *p, size_t slotsize);
 /* Releases what qe_path_init took; safe on a path never initialised. */
 void qe_path_free(qe_path *p);
+/* Datagram `id` (ids grow by one per datagram) of `len` bytes was sent at
+ * `ts`: the slot to copy it into, or NULL when the path keeps none (not
+ * initialised, or too big). Its slot's older datagram is forgotten. */
+uint8_t *qe_path_sent(qe_path *p, uint64_t id, size_t len, qe_ts ts);
+/* Datagram `id` was acknowledged: its bytes if it was kept (for the rate
+ * sample), else 0; its slot is cleared. */
+uint32_t qe_path_acked(qe_path *p, uint64_t id);
+/* Datagram `id` was declared lost: counted; if kept, the rate hears of it
+ * and its slot is listed in lost_slots to be sent again (1), else 0. */
+int qe_path_lost(qe_path *p, uint64_t id);
 
 #endif /* QE_BOND_H */

@@ -261,7 +261,7 @@ static void ctl_parse(qe_conn *c) {
       msg = malloc(n ? n : 1);
       if (msg != NULL) {
         memcpy(msg, c->ctl_rbuf + pos + QE_CTL_HDR, n);
-        qe_engine_emit(c->eng, QE_EV_CONTROL, c, NULL, msg, n);
+        c->eng->up->control(c, msg, n);
       }
     }
     pos += QE_CTL_HDR + n; /* padding (a NOP) is skipped */

@@ -111,52 +111,6 @@ void qe_engine_emit(qe_engine *e, qe_event_type type, const qe_conn *c,
   e->event_fn(e->event_ud, ev);
 }
 
-/* ---- peers, allowed keys ---- */
-
-qe_peer *qe_engine_peer_get(qe_engine *e, const uint8_t key[QE_KEYLEN],
-                            int create) {
-  for (size_t i = 0; i < e->npeers; i++) {
-    if (memcmp(e->peers[i].key, key, QE_KEYLEN) == 0) {
-      return &e->peers[i];
-    }
-  }
-  if (!create || e->npeers >= QE_MAX_PEERS) {
-    return NULL;
-  }
-  qe_peer *p = &e->peers[e->npeers++];
-  *p = (qe_peer){.used = 1};
-  memcpy(p->key, key, QE_KEYLEN);
-  return p;
-}
-
-static int key_cmp(const void *a, const void *b) {
-  return memcmp(a, b, QE_KEYLEN);
-}
-
-int qe_engine_key_allowed(const qe_engine *e, const uint8_t key[QE_KEYLEN]) {
-  return e->nallowed > 0 &&
-         bsearch(key, e->allowed, e->nallowed, QE_KEYLEN, key_cmp) != NULL;
-}
-
-void qe_engine_note_refused(qe_engine *e, qe_conn *c, qe_ts ts) {
-  e->g.refused++;
-  for (size_t i = 0; i < QE_REFUSED_RING; i++) {
-    qe_refused_entry *r = &e->refused[i];
-    if (r->ts != 0 && memcmp(r->key, c->peer_key, QE_KEYLEN) == 0) {
-      if (ts - r->ts < 60 * 1000000000ULL) {
-        return; /* one event per key per minute */
-      }
-      r->ts = ts;
-      qe_engine_emit(e, QE_EV_REFUSED, c, "not-allowed", NULL, 0);
-      return;
-    }
-  }
-  qe_refused_entry *r = &e->refused[e->refused_next++ % QE_REFUSED_RING];
-  memcpy(r->key, c->peer_key, QE_KEYLEN);
-  r->ts = ts ? ts : 1;
-  qe_engine_emit(e, QE_EV_REFUSED, c, "not-allowed", NULL, 0);
-}
-
 /* ---- connection slots ---- */
 
 qe_conn *qe_engine_conn_alloc(qe_engine *e) {
@@ -219,15 +173,6 @@ uint8_t *qe_engine_tx_reserve(qe_engine *e, size_t len) {
   if (p == NULL) {
     qe_udp_flush(&e->udp, &e->tx);
     p = qe_udp_tx_reserve(&e->tx, len);
-  }
-  return p;
-}
-
-uint8_t *qe_conn_tx_reserve(qe_conn *c, size_t len) {
-  uint8_t *p = qe_udp_tx_reserve(c->tx, len);
-  if (p == NULL) {
-    qe_udp_flush(c->udp, c->tx);
-    p = qe_udp_tx_reserve(c->tx, len);
   }
   return p;
 }
@@ -726,6 +671,7 @@ int qe_engine_new(qe_engine **pe, const qe_engine_config *cfg, qe_event_fn fn,
   pthread_mutex_init(&e->lock, NULL);
   pthread_cond_init(&e->cond, NULL);
   e->cfg = *cfg;
+  e->up = &qe_peer_conn_up;
   e->accept_bonded = 1;
   e->reorder_max_ns = cfg->reorder_max_ns;
   e->reorder_max_bytes = cfg->reorder_max_bytes;

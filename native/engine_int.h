@@ -222,6 +222,38 @@ struct qe_conn {
 
 typedef struct qe_cmd qe_cmd;
 
+/*
+ * What a connection tells the layer above it: quic_conn.c, txq.c and
+ * ctrl_stream.c call upward only through this table (e->up, peer.c's
+ * qe_peer_conn_up), never into the engine or bond.c directly. Worker
+ * thread. `established` and `closed` may close other connections.
+ */
+typedef struct qe_conn_up {
+  /* A free connection slot (QE_CONN_HANDSHAKE), or NULL when all are used. */
+  qe_conn *(*alloc)(qe_engine *e);
+  /* Gives the slot back (frees the connection's state). */
+  void (*release)(qe_conn *c);
+  /* Whether a peer key may connect (handshake, then established). */
+  int (*allowed)(const qe_engine *e, const uint8_t key[QE_KEYLEN]);
+  /* Handshake done, key allowed, queues in place: join a peer. */
+  void (*established)(qe_conn *c, qe_ts ts);
+  /* One tunnelled packet (a bonded path's: with its sequence number). */
+  void (*datagram)(qe_conn *c, const uint8_t *data, size_t len);
+  /* One whole control message; the handler owns `msg` (malloc'd). */
+  void (*control)(qe_conn *c, uint8_t *msg, size_t len);
+  /* Closing for `reason` (silent: no event): leave the peer, release. */
+  void (*closed)(qe_conn *c, const char *reason, int silent, qe_ts ts);
+  /* A bonded path we dialled was refused (QE_APP_NO_BOND). */
+  void (*bond_refused)(qe_conn *c);
+} qe_conn_up;
+
+/* peer.c */
+extern const qe_conn_up qe_peer_conn_up;
+qe_peer *qe_engine_peer_get(qe_engine *e, const uint8_t key[QE_KEYLEN],
+                            int create);
+int qe_engine_key_allowed(const qe_engine *e, const uint8_t key[QE_KEYLEN]);
+void qe_engine_note_refused(qe_engine *e, qe_conn *c, qe_ts ts);
+
 typedef struct qe_refused_entry {
   uint8_t key[QE_KEYLEN];
   qe_ts ts;
@@ -238,6 +270,7 @@ struct qe_engine {
   qe_event_fn event_fn;
   void *event_ud;
   ngtcp2_callbacks cb_client, cb_server;
+  const qe_conn_up *up; /* what connections report to (peer.c) */
 
   /* Control thread <-> worker. */
   pthread_t thread;
@@ -324,10 +357,6 @@ void qe_engine_fill_stats(qe_engine *e, qe_stats *out);
 qe_conn *qe_engine_conn_by_remote(qe_engine *e, const struct sockaddr *sa);
 void qe_engine_emit(qe_engine *e, qe_event_type type, const qe_conn *c,
                     const char *reason, uint8_t *data, size_t datalen);
-qe_peer *qe_engine_peer_get(qe_engine *e, const uint8_t key[QE_KEYLEN],
-                            int create);
-int qe_engine_key_allowed(const qe_engine *e, const uint8_t key[QE_KEYLEN]);
-void qe_engine_note_refused(qe_engine *e, qe_conn *c, qe_ts ts);
 qe_conn *qe_engine_conn_alloc(qe_engine *e);
 void qe_engine_conn_release(qe_engine *e, qe_conn *c);
 /* Appends one packet for `c` to the UDP batch; returns the place to write. */
@@ -386,6 +415,8 @@ int qe_ctl_on_stop_sending(ngtcp2_conn *conn, int64_t stream_id,
                            void *stream_user_data);
 
 /* txq.c */
+/* Like qe_engine_tx_reserve, on the connection's own socket. */
+uint8_t *qe_conn_tx_reserve(qe_conn *c, size_t len);
 /*
  * Sends one IP packet, given as `vcnt` (1 or 2) pieces of `total` bytes, in
  * one DATAGRAM frame: a QE_SEND_* result.
@@ -425,6 +456,10 @@ int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs);
 /* quic_conn.c */
 int qe_conn_handle_expiry(qe_conn *c, qe_ts ts);
 qe_ts qe_conn_expiry(const qe_conn *c);
+/* Sends CONNECTION_CLOSE with `app_code` and frees, telling no one (a
+ * crossed dial that lost). */
+void qe_conn_close_quiet(qe_conn *c, const char *reason, int64_t app_code,
+                         qe_ts ts);
 /* Closes: sends CONNECTION_CLOSE when `app_code` >= 0, emits, frees. */
 void qe_conn_close(qe_conn *c, const char *reason, int64_t app_code,
                    qe_ts ts);
@@ -433,8 +468,6 @@ void qe_conn_fill_stats(qe_conn *c, qe_peer_stats *ps);
 void qe_conn_free_state(qe_conn *c);
 int qe_conn_verify_key(void *user_data, const uint8_t key[QE_KEYLEN]);
 
-/* Like qe_engine_tx_reserve, on the connection's own socket. */
-uint8_t *qe_conn_tx_reserve(qe_conn *c, size_t len);
 int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
                           socklen_t remotelen, int uplink, uint8_t mode,
                           qe_ts ts);

@@ -117,29 +117,8 @@ static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
                             void *user_data) {
   qe_conn *c = user_data;
   (void)conn, (void)flags;
-  if (c->announced && c->is_path) {
-    qe_bond_recv(c, data, datalen);
-    return 0;
-  }
-  if (!c->announced) {
-    if (c->peer) {
-      c->peer->drop_not_up++;
-    } else {
-      c->eng->g.no_peer++;
-    }
-    return 0;
-  }
-  qe_forward_to_tun(c, data, datalen);
+  c->eng->up->datagram(c, data, datalen);
   return 0;
-}
-
-static void sent_forget(qe_conn *c, uint64_t dgram_id) {
-  if (c->path.sent_id != NULL) {
-    size_t slot = dgram_id % QE_SENT_SLOTS;
-    if (c->path.sent_id[slot] == dgram_id + 1) {
-      c->path.sent_id[slot] = 0;
-    }
-  }
 }
 
 #define QE_CAP_MIN_PKTS 16
@@ -156,22 +135,17 @@ int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs) {
   return cs->bytes_in_flight >= 4 * (uint64_t)c->max_udp;
 }
 
-/* Adds acknowledged bytes to the path's rate (qe_rate_acked). */
-static void rate_sample(qe_conn *c, uint64_t bytes, qe_ts ts) {
-  ngtcp2_conn_stat cs;
-  ngtcp2_conn_get_conn_stat(c->conn, &cs);
-  qe_rate_acked(&c->path.rate, bytes, ts, cs.min_rtt, cs.latest_rtt);
-}
-
 static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                            void *user_data) {
   qe_conn *c = user_data;
-  (void)conn;
-  if (c->path.sent_id != NULL &&
-      c->path.sent_id[dgram_id % QE_SENT_SLOTS] == dgram_id + 1) {
-    rate_sample(c, c->path.sent_len[dgram_id % QE_SENT_SLOTS], c->eng->now);
+  uint32_t bytes = qe_path_acked(&c->path, dgram_id);
+  if (bytes) {
+    /* The path's own delivery rate (qe_rate_acked). */
+    ngtcp2_conn_stat cs;
+    ngtcp2_conn_get_conn_stat(conn, &cs);
+    qe_rate_acked(&c->path.rate, bytes, c->eng->now, cs.min_rtt,
+                  cs.latest_rtt);
   }
-  sent_forget(c, dgram_id);
   if (c->peer) {
     c->peer->datagrams_acked++;
   }
@@ -190,19 +164,10 @@ static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
 static int cb_lost_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                             void *user_data) {
   qe_conn *c = user_data;
-  size_t slot = dgram_id % QE_SENT_SLOTS;
-  int kept = c->path.sent_id != NULL && c->path.sent_id[slot] == dgram_id + 1;
   (void)conn;
-  if (kept) {
-    qe_rate_lost(&c->path.rate, c->path.sent_len[slot]);
-  }
-  if (kept && c->path.lost_slots != NULL && c->path.nlost < QE_SENT_SLOTS) {
-    c->path.lost_slots[c->path.nlost++] = (uint16_t)slot;
+  if (qe_path_lost(&c->path, dgram_id)) {
     c->eng->lost_pending = 1;
-  } else {
-    sent_forget(c, dgram_id);
   }
-  c->path.lost++;
   if (c->peer) {
     c->peer->datagrams_lost++;
   }
@@ -244,7 +209,7 @@ int qe_conn_verify_key(void *user_data, const uint8_t key[QE_KEYLEN]) {
   memcpy(c->peer_key, key, QE_KEYLEN);
   c->key_known = 1;
   if (memcmp(key, c->eng->id.pubkey, QE_KEYLEN) == 0 ||
-      !qe_engine_key_allowed(c->eng, key)) {
+      !c->eng->up->allowed(c->eng, key)) {
     c->refused = 1;
     return -1;
   }
@@ -327,7 +292,7 @@ void qe_conn_path_keepalive(qe_conn *c) {
 int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
                           socklen_t remotelen, int uplink, uint8_t mode,
                           qe_ts ts) {
-  qe_conn *c = qe_engine_conn_alloc(e);
+  qe_conn *c = e->up->alloc(e);
   ngtcp2_cid dcid, scid;
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
@@ -378,7 +343,7 @@ int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
   qe_conn_write(c, ts);
   return 0;
 fail:
-  qe_engine_conn_release(e, c);
+  e->up->release(c);
   return rv;
 }
 
@@ -426,7 +391,7 @@ int qe_conn_server_new(qe_engine *e, const struct sockaddr *remote,
     e->g.half_open_dropped++;
     return QE_ERR_FULL;
   }
-  c = qe_engine_conn_alloc(e);
+  c = e->up->alloc(e);
   if (c == NULL) {
     e->g.half_open_dropped++;
     return QE_ERR_FULL;
@@ -479,37 +444,14 @@ int qe_conn_server_new(qe_engine *e, const struct sockaddr *remote,
   return 0;
 fail:
   e->g.handshake_failed++;
-  qe_engine_conn_release(e, c);
+  e->up->release(c);
   return QE_ERR_QUIC;
 }
 
 /* ---- established ---- */
 
-static const uint8_t *client_key(const qe_conn *c) {
-  return c->server ? c->peer_key : c->eng->id.pubkey;
-}
-
-/*
- * Two connections to one peer: which stays. Dials that crossed (created
- * within a few seconds of each other) keep the one whose client has the
- * lower key, the same answer on both sides; otherwise the newer one wins,
- * because the peer must have restarted and forgotten the old one.
- */
-static int conn_wins(const qe_conn *nc, const qe_conn *old) {
-  qe_ts d = nc->created_ts > old->created_ts ? nc->created_ts - old->created_ts
-                                              : old->created_ts - nc->created_ts;
-  if (d < QE_SIMULTANEOUS_NS) {
-    int cmp = memcmp(client_key(nc), client_key(old), QE_KEYLEN);
-    if (cmp != 0) {
-      return cmp < 0;
-    }
-  }
-  return nc->created_ts >= old->created_ts;
-}
-
 static void conn_established(qe_conn *c, qe_ts ts) {
   qe_engine *e = c->eng;
-  qe_peer *p;
   ngtcp2_connection_close_error ccerr;
   if (!c->key_known || qe_tls_check_alpn(c->tls) != 0) {
     ngtcp2_connection_close_error_set_transport_error(
@@ -517,7 +459,7 @@ static void conn_established(qe_conn *c, qe_ts ts) {
     conn_close_ex(c, "handshake-failed", &ccerr, 0, ts);
     return;
   }
-  if (!qe_engine_key_allowed(e, c->peer_key)) {
+  if (!e->up->allowed(e, c->peer_key)) {
     c->refused = 1;
     qe_conn_close(c, "refused", QE_APP_NOT_ALLOWED, ts);
     return;
@@ -537,50 +479,15 @@ static void conn_established(qe_conn *c, qe_ts ts) {
   if (c->is_path) {
     c->max_dgram -= QE_BOND_HDR;
   }
-  p = qe_engine_peer_get(e, c->peer_key, 1);
-  if (p == NULL) {
-    qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
-    return;
-  }
-  c->peer = p;
   if (qe_txq_init(&c->txq, c->is_path ? QE_TXQ_PATH_SLOTS : QE_TXQ_SLOTS,
-               c->max_dgram + (c->is_path ? QE_BOND_HDR : 0)) !=
-          0 ||
-      qe_ctl_init(c) != 0) {
+                  c->max_dgram + (c->is_path ? QE_BOND_HDR : 0)) != 0 ||
+      qe_ctl_init(c) != 0 ||
+      (c->is_path && c->path.mode != QE_MODE_REDUNDANT &&
+       qe_path_init(&c->path, c->txq.slotsize) != 0)) {
     qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
     return;
   }
-  if (c->is_path) {
-    if (c->path.mode != QE_MODE_REDUNDANT &&
-        qe_path_init(&c->path, c->txq.slotsize) != 0) {
-      qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
-      return;
-    }
-    qe_bond_path_up(e, p, c, ts);
-    return;
-  }
-  if (p->bonded) {
-    /* A plain connection from a bonded peer: it restarted unbonded. */
-    e->g.duplicates++;
-    while (p->npaths) {
-      qe_conn_close(p->paths[p->npaths - 1], "replaced", QE_APP_DUPLICATE,
-                    ts);
-    }
-  }
-  if (p->conn != NULL && p->conn != c) {
-    e->g.duplicates++;
-    if (!conn_wins(c, p->conn)) {
-      ngtcp2_connection_close_error_set_application_error(
-          &ccerr, QE_APP_DUPLICATE, NULL, 0);
-      conn_close_ex(c, "replaced", &ccerr, 1, ts);
-      return;
-    }
-    qe_conn_close(p->conn, "replaced", QE_APP_DUPLICATE, ts);
-  }
-  p->conn = c;
-  c->announced = 1;
-  qe_engine_emit(e, QE_EV_PEER_UP, c, NULL, NULL, 0);
-  qe_conn_ctl_resume(c, ts);
+  e->up->established(c, ts);
 }
 
 /* ---- I/O ---- */
@@ -769,7 +676,7 @@ void qe_conn_fail(qe_conn *c, int liberr, qe_ts ts) {
   case NGTCP2_ERR_DRAINING:
     reason = draining_reason(c);
     if (c->is_path && !c->server && strcmp(reason, "bonding-refused") == 0) {
-      qe_bond_refused(c->eng, c);
+      c->eng->up->bond_refused(c);
     }
     /* A crossed dial that lost on the other side says nothing here. */
     conn_close_ex(c, reason, NULL,
@@ -795,6 +702,14 @@ void qe_conn_fail(qe_conn *c, int liberr, qe_ts ts) {
     break;
   }
   conn_close_ex(c, c->refused ? "refused" : reason, &ccerr, 0, ts);
+}
+
+void qe_conn_close_quiet(qe_conn *c, const char *reason, int64_t app_code,
+                         qe_ts ts) {
+  ngtcp2_connection_close_error ccerr;
+  ngtcp2_connection_close_error_set_application_error(
+      &ccerr, (uint64_t)app_code, NULL, 0);
+  conn_close_ex(c, reason, &ccerr, 1, ts);
 }
 
 void qe_conn_close(qe_conn *c, const char *reason, int64_t app_code,
@@ -829,23 +744,7 @@ static void conn_close_ex(qe_conn *c, const char *reason,
       e->g.udp_tx++;
     }
   }
-  if (c->refused) {
-    qe_engine_note_refused(e, c, ts);
-  } else if (!c->announced && !silent && c->state == QE_CONN_HANDSHAKE) {
-    e->g.handshake_failed++;
-  }
-  if (c->peer && c->peer->conn == c) {
-    c->peer->conn = NULL;
-  }
-  if (c->is_path && c->announced && c->peer &&
-      qe_bond_path_gone(e, c, ts)) {
-    /* Other paths carry the peer on: only path-down (emitted there). */
-  } else if (!silent && c->announced) {
-    qe_engine_emit(e, QE_EV_PEER_DOWN, c, reason, NULL, 0);
-  } else if (!silent && !c->server && !c->is_path) {
-    qe_engine_emit(e, QE_EV_DIAL_FAILED, c, reason, NULL, 0);
-  }
-  qe_engine_conn_release(e, c);
+  e->up->closed(c, reason, silent, ts);
 }
 
 void qe_conn_fill_stats(qe_conn *c, qe_peer_stats *ps) {

@@ -11,12 +11,30 @@
 
 #include <string.h>
 
+/* Room for one UDP payload in the batch of the connection's socket
+ * (flushing it first when full). */
+uint8_t *qe_conn_tx_reserve(qe_conn *c, size_t len) {
+  uint8_t *p = qe_udp_tx_reserve(c->tx, len);
+  if (p == NULL) {
+    qe_udp_flush(c->udp, c->tx);
+    p = qe_udp_tx_reserve(c->tx, len);
+  }
+  return p;
+}
+
 /* Copies a packet given in pieces into `dst` (a queue slot). */
 static void gather(uint8_t *dst, const ngtcp2_vec *v, size_t vcnt) {
   size_t off = 0;
   for (size_t i = 0; i < vcnt; i++) {
     memcpy(dst + off, v[i].base, v[i].len);
     off += v[i].len;
+  }
+}
+
+/* A bonded path keeps what it sends (qe_path_sent): NULL keeps nothing. */
+static void gather_or_skip(uint8_t *dst, const ngtcp2_vec *v, size_t vcnt) {
+  if (dst != NULL) {
+    gather(dst, v, vcnt);
   }
 }
 
@@ -72,18 +90,8 @@ int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
       p->bytes_out += total;
       c->path.pkts_out++;
       c->path.bytes_out += total;
-      if (c->path.sent_buf != NULL && total <= c->txq.slotsize) {
-        uint64_t id = c->dgram_id - 1;
-        size_t slot = id % QE_SENT_SLOTS, off = 0;
-        uint8_t *dst = c->path.sent_buf + slot * c->txq.slotsize;
-        for (size_t i = 0; i < vcnt; i++) {
-          memcpy(dst + off, v[i].base, v[i].len);
-          off += v[i].len;
-        }
-        c->path.sent_id[slot] = id + 1;
-        c->path.sent_ts[slot] = ts;
-        c->path.sent_len[slot] = (uint32_t)total;
-      }
+      gather_or_skip(qe_path_sent(&c->path, c->dgram_id - 1, total, ts), v,
+                     vcnt);
       return QE_SEND_OK;
     }
   }
