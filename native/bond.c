@@ -197,6 +197,9 @@ static void view(const qe_peer *p, qe_sched_path *v) {
         .index = c->path.index,
         .weight = c->path.weight,
         .credit = c->path.wrr_credit,
+        /* The dialler's uplink, live (the config may change it). */
+        .cost = c->uplink >= 0 ? c->eng->uplinks[c->uplink].cost
+                               : c->path.cost,
     };
   }
 }

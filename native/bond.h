@@ -24,6 +24,7 @@ typedef struct qe_path {
   /* The hello (the dialler's view; the accepting side copies it). */
   uint64_t session;
   uint8_t index, mode, role;
+  uint8_t cost; /* the accepting side's copy of the dialler's uplink cost */
   uint16_t weight, priority;
   int64_t wrr_credit;
   int dead; /* silent past the dead-path time; still probed */

@@ -175,6 +175,12 @@ typedef struct qe_uplink_conf {
   uint16_t weight;   /* hundredths; 0 is taken as 1 */
   uint16_t priority; /* failover: lower is preferred */
   uint8_t role;      /* 0 primary, 1 backup */
+  /* Bulk goes to a higher-cost uplink's paths only when every cheaper live
+   * path has no room (metered LTE); 0..255, 0 the cheapest. */
+  uint8_t cost;
+  /* Bytes/s the uplink is known to send (config bandwidth.up): seeds its
+   * paths' delivery rate until measured; 0: unknown. */
+  uint32_t rate_bps;
 } qe_uplink_conf;
 
 /*

@@ -297,6 +297,8 @@ static int read_tables(qe_engine *e, qe_tables *out) {
         x->weight = u->weight;
         x->priority = u->priority;
         x->role = u->role;
+        x->cost = u->cost;
+        x->rate_bps = u->rate_bps;
       }
     }
   }

@@ -61,7 +61,7 @@ typedef struct qe_conn qe_conn;
 #define QE_MAX_TARGETS 64
 #define QE_BOND_HDR 4 /* big-endian sequence number before each bonded packet */
 /* A bonded path's control stream starts "QEM1" + the hello instead of "QEC1":
- * session (8), path index (1), mode (1), role (1), 0 (1), weight (2),
+ * session (8), path index (1), mode (1), role (1), cost (1), weight (2),
  * priority (2). Same key + same session = another path of one peer. */
 #define QE_PATH_MAGIC "QEM1"
 #define QE_HELLO_LEN 20
@@ -82,6 +82,8 @@ typedef struct qe_uplink {
   char name[16];
   uint16_t weight, priority;
   uint8_t role; /* 0 primary, 1 backup */
+  uint8_t cost; /* see qe_uplink_conf */
+  uint32_t rate_bps;
   uint8_t rank; /* its place in the list last given (read back in order) */
   qe_udp udp;
   qe_udp_tx tx;

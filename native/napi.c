@@ -452,9 +452,10 @@ static napi_value js_forget_bonded(napi_env env, napi_callback_info info) {
                         "forgetBonded(addr, port)", "forgetBonded");
 }
 
-/* uplinks: n records of 21 bytes: name (16, NUL-padded), weight (u16 BE),
- * priority (u16 BE), role (0 primary, 1 backup). */
-#define UPLINK_REC 21
+/* uplinks: n records of 26 bytes: name (16, NUL-padded), weight (u16 BE),
+ * priority (u16 BE), role (0 primary, 1 backup), cost (u8), rate (u32 BE,
+ * bytes/s, 0: unknown). */
+#define UPLINK_REC 26
 
 /* Parses uplink records into u[QE_MAX_UPLINKS]; 0, or -1 (thrown). */
 static int parse_uplinks(napi_env env, napi_value v, qe_uplink_conf *u,
@@ -464,7 +465,7 @@ static int parse_uplinks(napi_env env, napi_value v, qe_uplink_conf *u,
   if (get_buffer(env, v, (void **)&data, &len) != 0 || len % UPLINK_REC ||
       len / UPLINK_REC > 8) {
     napi_throw_type_error(env, "QE_ENGINE_INVALID",
-                          "uplinks: at most 8 records of 21 bytes");
+                          "uplinks: at most 8 records of 26 bytes");
     return -1;
   }
   *n = len / UPLINK_REC;
@@ -480,6 +481,9 @@ static int parse_uplinks(napi_env env, napi_value v, qe_uplink_conf *u,
     u[i].weight = (uint16_t)((r[16] << 8) | r[17]);
     u[i].priority = (uint16_t)((r[18] << 8) | r[19]);
     u[i].role = r[20];
+    u[i].cost = r[21];
+    u[i].rate_bps = (uint32_t)r[22] << 24 | (uint32_t)r[23] << 16 |
+                    (uint32_t)r[24] << 8 | r[25];
   }
   return 0;
 }
@@ -494,6 +498,11 @@ static void encode_uplinks(const qe_uplink_conf *u, size_t n, uint8_t *out) {
     r[18] = (uint8_t)(u[i].priority >> 8);
     r[19] = (uint8_t)u[i].priority;
     r[20] = u[i].role;
+    r[21] = u[i].cost;
+    r[22] = (uint8_t)(u[i].rate_bps >> 24);
+    r[23] = (uint8_t)(u[i].rate_bps >> 16);
+    r[24] = (uint8_t)(u[i].rate_bps >> 8);
+    r[25] = (uint8_t)u[i].rate_bps;
   }
 }
 

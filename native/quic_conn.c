@@ -261,7 +261,7 @@ static int conn_common_init(qe_conn *c, const struct sockaddr *remote,
     h[12] = c->path.index;
     h[13] = c->path.mode;
     h[14] = c->path.role;
-    h[15] = 0;
+    h[15] = c->path.cost;
     h[16] = (uint8_t)(c->path.weight >> 8);
     h[17] = (uint8_t)c->path.weight;
     h[18] = (uint8_t)(c->path.priority >> 8);
@@ -314,6 +314,8 @@ int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
     c->path.role = u->role;
     c->path.weight = u->weight;
     c->path.priority = u->priority;
+    c->path.cost = u->cost;
+    qe_rate_seed(&c->path.rate, u->rate_bps);
   }
   if (conn_common_init(c, remote, remotelen, 0, ts) != 0) {
     goto fail;
@@ -516,6 +518,7 @@ static int server_hello_ready(qe_conn *c) {
     c->path.index = h[12];
     c->path.mode = h[13] < QE_MODE_COUNT ? h[13] : QE_MODE_AGGREGATE;
     c->path.role = h[14] ? 1 : 0;
+    c->path.cost = h[15];
     c->path.weight = (uint16_t)((h[16] << 8) | h[17]);
     c->path.priority = (uint16_t)((h[18] << 8) | h[19]);
     if (c->path.weight == 0) {

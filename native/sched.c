@@ -55,10 +55,17 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
   size_t best = QE_SCHED_NONE, second = QE_SCHED_NONE, nalive = 0;
   uint64_t bc = 0, sc = 0, bl = 0, sl = 0;
   int any_room = 0;
+  unsigned tier = 256; /* the lowest cost among the candidates */
   for (size_t i = 0; i < n; i++) {
     if (paths[i].alive) {
       nalive++;
       any_room |= paths[i].room;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (paths[i].alive && (paths[i].room || !any_room) &&
+        paths[i].cost < tier) {
+      tier = paths[i].cost;
     }
   }
   if (nalive == 0) {
@@ -101,7 +108,8 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
   default: /* aggregate, redundant */
     for (size_t i = 0; i < n; i++) {
       uint64_t cost, load;
-      if (!paths[i].alive || (any_room && !paths[i].room)) {
+      if (!paths[i].alive || (any_room && !paths[i].room) ||
+          paths[i].cost != tier) {
         continue;
       }
       cost = qe_sched_cost(&paths[i]);
@@ -223,6 +231,12 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
     } else if (++r->full_cnt >= QE_FULL_WINDOWS) {
       r->filled = 1;
     }
+  }
+}
+
+void qe_rate_seed(qe_rate *r, uint64_t bw) {
+  if (r->bw == 0 && r->ts == 0) {
+    r->bw = bw;
   }
 }
 

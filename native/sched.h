@@ -38,6 +38,7 @@ typedef struct qe_sched_path {
   uint8_t index;      /* the dialler's uplink index (stable tie-break) */
   uint16_t weight;    /* weighted: share */
   int64_t credit;     /* weighted: smooth round-robin state, kept here */
+  uint8_t cost;       /* aggregate (redundant's first copy): uplink cost */
 } qe_sched_path;
 
 /*
@@ -45,7 +46,10 @@ typedef struct qe_sched_path {
  * out[1] for redundant); returns how many (0: no path is up).
  *  aggregate  the earliest expected delivery (qe_sched_cost; within 1 ms
  *             a tie, which the path with less in flight for its rate wins),
- *             among paths with window room when any has room
+ *             among paths with window room when any has room, and of
+ *             those only the lowest `cost`: a costlier path takes a packet
+ *             only when every cheaper alive path has no room (with no room
+ *             anywhere, the cheapest alive paths queue it)
  *  failover   the best-ranked alive path (primaries, priority, index)
  *  redundant  the two best by expected delivery among paths with room (if
  *             only one has room, the second is the first other alive path:
@@ -146,6 +150,10 @@ typedef struct qe_rate {
  */
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
                    uint64_t min_rtt_ns, uint64_t rtt_ns);
+/* A rate known before it is measured (bytes/s, e.g. the uplink's
+ * configured bandwidth): taken only while nothing is measured; the first
+ * window that measures the path replaces it. */
+void qe_rate_seed(qe_rate *r, uint64_t bw);
 /* `bytes` sent on the path were declared lost (startup's loss signal). */
 void qe_rate_lost(qe_rate *r, uint64_t bytes);
 

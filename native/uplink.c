@@ -83,6 +83,8 @@ void qe_uplinks_apply(qe_engine *e, const qe_uplink_conf *want, size_t n,
         u->weight = want[k].weight;
         u->priority = want[k].priority;
         u->role = want[k].role;
+        u->cost = want[k].cost;
+        u->rate_bps = want[k].rate_bps;
         u->rank = (uint8_t)k;
       }
     }
@@ -109,6 +111,8 @@ void qe_uplinks_apply(qe_engine *e, const qe_uplink_conf *want, size_t n,
     *slot = (qe_uplink){.weight = want[k].weight,
                         .priority = want[k].priority,
                         .role = want[k].role,
+                        .cost = want[k].cost,
+                        .rate_bps = want[k].rate_bps,
                         .rank = (uint8_t)k};
     memcpy(slot->name, want[k].name, sizeof(slot->name));
     slot->udp.fd = -1;

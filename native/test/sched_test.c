@@ -879,6 +879,87 @@ static void liveness(void) {
         "liveness: a dead path is declared in under 1 s", "%s", "");
 }
 
+/* ---- uplink cost: costlier paths take bulk only when cheaper ones cannot ---- */
+
+static void cost_tiers(void) {
+  qe_sched_path v[3];
+  size_t out[2] = {9, 9};
+  /* 0: cheap and slow (40 ms); 1: metered and fast (5 ms); 2: metered. */
+  v[0] = vp(1, 40, 0);
+  v[1] = vp(1, 5, 1);
+  v[2] = vp(1, 5, 2);
+  v[1].cost = 10;
+  v[2].cost = 20;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
+        "cost: the cheap path although slower", "out[0] %zu, want 0", out[0]);
+  v[0].room = 0;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+        "cost: the next cost up when the cheap one has no room",
+        "out[0] %zu, want 1", out[0]);
+  v[1].room = 0;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 2,
+        "cost: the costliest only when every cheaper one is full",
+        "out[0] %zu, want 2", out[0]);
+  v[2].room = 0;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
+        "cost: no room anywhere: the cheapest queues it", "out[0] %zu, want 0",
+        out[0]);
+  v[0].room = v[1].room = v[2].room = 1;
+  v[0].alive = 0;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+        "cost: a dead cheap path does not hold bulk back",
+        "out[0] %zu, want 1", out[0]);
+  v[0].alive = 1;
+  v[2].cost = 0;
+  v[2].srtt_ns = 1 * MS;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 2,
+        "cost: within one cost, the earliest delivery", "out[0] %zu, want 2",
+        out[0]);
+  for (unsigned k = 0; k < 100; k++) {
+    /* Random costs and room: never a costlier path while a cheaper alive
+     * one has room. */
+    unsigned cheapest_room = 256;
+    for (size_t i = 0; i < 3; i++) {
+      v[i] = vp((k >> i) & 1 || i == 0, 1 + (k * 7 + i * 13) % 50,
+                (uint8_t)i);
+      v[i].cost = (uint8_t)((k * 31 + i * 17) % 4);
+      v[i].room = ((k / 8) >> i) & 1;
+      if (v[i].alive && v[i].room && v[i].cost < cheapest_room) {
+        cheapest_room = v[i].cost;
+      }
+    }
+    qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out);
+    check(cheapest_room == 256 || v[out[0]].cost == cheapest_room,
+          "cost: random views keep the cheapest tier with room",
+          "case %u: picked %zu cost %u, cheapest with room %u", k, out[0],
+          v[out[0]].cost, cheapest_room);
+  }
+}
+
+/* ---- a configured rate seeds the measure ---- */
+
+static void rate_seed(void) {
+  qe_rate r = {0};
+  uint64_t t = 1 * SEC, rtt = 40 * MS;
+  qe_rate_seed(&r, 2500000); /* 20 Mbit/s */
+  check(r.bw == 2500000 && qe_rate_cap(&r, rtt, 0) == 2500000 * rtt / SEC * 2,
+        "seed: a cap (2 x BDP, startup) before any measure", "bw %llu",
+        (unsigned long long)r.bw);
+  rate_feed(&r, &t, 4, 200, 0, rtt);
+  check(r.bw == 2500000, "seed: app-limited windows below it keep it",
+        "bw %llu", (unsigned long long)r.bw);
+  rate_feed(&r, &t, 8, 200, 1, rtt);
+  check(near_mbit(r.bw, 8), "seed: the first limited window replaces it",
+        "%.1f Mbit/s", (double)r.bw / MBIT);
+  qe_rate_seed(&r, 2500000);
+  check(near_mbit(r.bw, 8), "seed: never over a measure", "%.1f Mbit/s",
+        (double)r.bw / MBIT);
+  r = (qe_rate){0};
+  qe_rate_seed(&r, 0);
+  check(r.bw == 0 && qe_rate_cap(&r, rtt, 0) == 0, "seed 0: unknown, no cap",
+        "bw %llu", (unsigned long long)r.bw);
+}
+
 int main(void) {
   static const scenario scs[] = {
       /* the assertions' backlogged cases */
@@ -914,6 +995,8 @@ int main(void) {
   pkt_flow();
   aqm();
   liveness();
+  cost_tiers();
+  rate_seed();
   printf("sched_test: %u passed, %u failed\n", passed, failed);
   return failed ? 1 : 0;
 }

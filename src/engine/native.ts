@@ -57,7 +57,7 @@ export interface NativeAddon {
   /** mode: 0 aggregate, 1 failover, 2 redundant, 3 weighted */
   connectBonded(h: NativeHandle, address: string, port: number, mode: number): void
   forgetBonded(h: NativeHandle, address: string, port: number): void
-  /** n records of 21 bytes: name (16, NUL-padded), weight u16 BE, priority u16 BE, role u8 (1 backup) */
+  /** n records of 26 bytes: name (16, NUL-padded), weight u16 BE, priority u16 BE, role u8 (1 backup), cost u8, rate u32 BE (bytes/s, 0 unknown) */
   setUplinks(h: NativeHandle, records: Buffer): void
   /** n records of 155 bytes: DSCP mask u64 BE, max size u16 BE, port range count u8, uplink (16, NUL-padded), 32 × (lo u16 BE, hi u16 BE) */
   setClasses(h: NativeHandle, records: Buffer): void

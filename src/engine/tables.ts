@@ -10,7 +10,7 @@ import type { EngineTables, Route, TrafficClass, Uplink } from './types.js'
 
 /** Route record: family, prefix length, address (16), key (32). */
 const ROUTE_REC = 50
-const UPLINK_REC = 21
+const UPLINK_REC = 26
 
 const CLASS_REC = 8 + 2 + 1 + 16 + 4 * 32
 
@@ -49,7 +49,7 @@ export function packClasses(classes: readonly TrafficClass[]): Buffer {
   )
 }
 
-/** The uplinks as the addon's 21-byte records; throws EngineArgumentError on a bad entry. */
+/** The uplinks as the addon's 26-byte records; throws EngineArgumentError on a bad entry. */
 export function packUplinks(uplinks: readonly Uplink[]): Buffer {
   if (!Array.isArray(uplinks) || uplinks.length > 8) throw new EngineArgumentError('at most 8 uplinks')
   const seen = new Set<string>()
@@ -68,11 +68,16 @@ export function packUplinks(uplinks: readonly Uplink[]): Buffer {
       const priority = nonNegInt(`uplink ${u.name} priority`, u.priority, 0, 65535)
       const role = u.role ?? 'primary'
       if (role !== 'primary' && role !== 'backup') throw new EngineArgumentError(`uplink ${u.name} role must be primary or backup`)
-      const rec = Buffer.alloc(21)
+      const cost = nonNegInt(`uplink ${u.name} cost`, u.cost, 0, 255)
+      const rate = nonNegInt(`uplink ${u.name} rateBps`, u.rateBps, 0, 2 ** 32 - 1)
+      if (u.rateBps !== undefined && rate < 1) throw new EngineArgumentError(`uplink ${u.name} rateBps must be 1..${2 ** 32 - 1}`)
+      const rec = Buffer.alloc(UPLINK_REC)
       rec.write(u.name, 0, 'utf8')
       rec.writeUInt16BE(weight, 16)
       rec.writeUInt16BE(priority, 18)
       rec[20] = role === 'backup' ? 1 : 0
+      rec[21] = cost
+      rec.writeUInt32BE(rate, 22)
       return rec
     }),
   )
@@ -138,7 +143,14 @@ function normalRoute(r: Route): Route {
 
 function normalUplink(u: Uplink): Uplink {
   packUplinks([u]) // validates
-  return { name: u.name, weight: Math.max(1, Math.round((u.weight ?? 1) * 100)) / 100, role: u.role ?? 'primary', priority: u.priority ?? 0 }
+  return {
+    name: u.name,
+    weight: Math.max(1, Math.round((u.weight ?? 1) * 100)) / 100,
+    role: u.role ?? 'primary',
+    priority: u.priority ?? 0,
+    cost: u.cost ?? 0,
+    ...(u.rateBps !== undefined ? { rateBps: u.rateBps } : {}),
+  }
 }
 
 function normalClass(k: TrafficClass): TrafficClass {
@@ -207,12 +219,17 @@ export function unpackTables(n: NativeTables): EngineTables {
     const addr = r[0] === 4 ? ipaddr.fromByteArray([...r.subarray(2, 6)]) : ipaddr.fromByteArray([...r.subarray(2, 18)])
     return { prefix: `${addr.toString()}/${r[1] as number}`, peer: r.subarray(18, 50).toString('base64') }
   })
-  const uplinks = recs(n.uplinks, UPLINK_REC).map((r): Uplink => ({
-    name: cstr(r.subarray(0, 16)),
-    weight: r.readUInt16BE(16) / 100,
-    role: r[20] === 1 ? 'backup' : 'primary',
-    priority: r.readUInt16BE(18),
-  }))
+  const uplinks = recs(n.uplinks, UPLINK_REC).map((r): Uplink => {
+    const rate = r.readUInt32BE(22)
+    return {
+      name: cstr(r.subarray(0, 16)),
+      weight: r.readUInt16BE(16) / 100,
+      role: r[20] === 1 ? 'backup' : 'primary',
+      priority: r.readUInt16BE(18),
+      cost: r[21] as number,
+      ...(rate > 0 ? { rateBps: rate } : {}),
+    }
+  })
   const classes = recs(n.classes, CLASS_REC).map((r): TrafficClass => {
     const mask = r.readBigUInt64BE(0)
     const dscp = Array.from({ length: 64 }, (_, d) => d).filter((d) => ((mask >> BigInt(d)) & 1n) === 1n)

@@ -68,6 +68,19 @@ export interface Uplink {
   readonly role?: UplinkRole
   /** `failover`: among uplinks of the same role, the LOWER number is preferred (default 0, 0..65535). */
   readonly priority?: number
+  /**
+   * Bytes/s this uplink sends (config interfaces[].bandwidth.up), 1..2^32-1:
+   * seeds its paths' delivery-rate estimate (and so their bulk cap) until a
+   * window measures it; absent: unknown.
+   */
+  readonly rateBps?: number
+  /**
+   * 0..255 (default 0). `aggregate` mode: a path on a costlier uplink takes
+   * bulk only when every cheaper live path has no window room or is dead
+   * (metered LTE); traffic classes ignore it. The accepting side learns it
+   * from the path's hello, so it applies both ways.
+   */
+  readonly cost?: number
 }
 
 /**

@@ -5,7 +5,9 @@
  * transfer with matching SHA-256, ICMP "too big", a refused key, 100,000
  * garbage packets, kill -9 and restart, every table set at once (setTables:
  * one version step, read back, a bad table changes nothing, acceptBonded
- * gates a bonded dial, reorder limits live). Everything is removed in
+ * gates a bonded dial, reorder limits live), and over a two-uplink lab an
+ * uplink's cost (bulk only when the cheaper path is full) and configured
+ * rate (the path's rate before it is measured). Everything is removed in
  * teardown.
  */
 import t from 'tap'
@@ -13,6 +15,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { createLab, makeKeys, nsExec, peerConfig, pings, PeerProc, type Lab, type PeerEvent } from './fixtures/engine-lab.js'
+import { createBondLab } from './fixtures/engine-bond-lab.js'
 import { normalizeTables, type EngineTables } from '../../src/engine/index.js'
 
 const TCP_FIXTURE = fileURLToPath(new URL('./fixtures/engine-tcp.ts', import.meta.url))
@@ -23,6 +26,7 @@ if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root')
 } else {
   await run()
+  await runUplinkCost()
 }
 
 /** A helper process printing JSON lines; resolves lines as they come. */
@@ -401,5 +405,53 @@ async function run(): Promise<void> {
     t.equal(down.reason, 'closed-by-peer', 'A is told at once, not after the idle timeout')
     const links = nsExec(L.nsB, ['ip', '-o', 'link', 'show'])
     t.notMatch(links, /qe0/, 'the TUN device is gone')
+  })
+}
+
+/**
+ * Two uplinks (30 Mbit/s each): uplink 2 is metered (cost 10) and has a
+ * configured rate. Light traffic never touches it; a bulk transfer that
+ * fills the cheap path spills onto it; before it carried anything, its
+ * rate is the configured one.
+ */
+async function runUplinkCost(): Promise<void> {
+  await t.test('a costly uplink: its configured rate, no light traffic, bulk only when the cheap one is full', async (t) => {
+    const children: ChildProcess[] = []
+    const peers: PeerProc[] = []
+    const L = createBondLab(30)
+    t.teardown(async () => {
+      for (const p of peers) await p.kill9().catch(() => undefined)
+      for (const c of children) c.kill('SIGKILL')
+      L.destroy()
+    })
+    const kC = makeKeys()
+    const kG = makeKeys()
+    const G = new PeerProc(L.nsG, peerConfig(kG, kC, 2, { address: '0.0.0.0', port: PORT }))
+    peers.push(G)
+    await G.waitFor((e) => e.event === 'ready', 20_000)
+    const uplinks = [{ name: L.up[0] }, { name: L.up[1], cost: 10, rateBps: 1_000_000 }]
+    const C = new PeerProc(L.nsC, peerConfig(kC, kG, 1, { address: '0.0.0.0', port: 0 }, { uplinks, bond: 'aggregate', connect: { address: L.gw, port: PORT } }))
+    peers.push(C)
+    const pathOf = async (uplink: string): Promise<Record<string, number>> => {
+      const st = await C.stats()
+      const paths = (st.peers.find((x) => x.peer === kG.pub)?.paths ?? []) as Array<Record<string, number | string>>
+      return (paths.find((x) => x.uplink === uplink) ?? {}) as Record<string, number>
+    }
+    await C.waitFor((e) => e.event === 'path-up' && e.uplink === L.up[0], 20_000)
+    await C.waitFor((e) => e.event === 'path-up' && e.uplink === L.up[1], 20_000)
+    const idle = await pathOf(L.up[1])
+    t.equal(idle.deliveryRate, 1_000_000, 'before it carried anything, the path rate is the configured rateBps')
+    t.ok(pings(L.nsC, '10.77.0.2', { count: 20 }), 'light traffic: 20 pings')
+    const light = await pathOf(L.up[1])
+    t.equal(light.packetsOut, 0, 'the metered path carried none of it')
+    t.ok(((await pathOf(L.up[0])).packetsOut ?? 0) >= 20, 'the cheap path carried it')
+    const recv = jsonProc(L.nsG, [TCP_FIXTURE, 'recv', '10.77.0.2', '7000'], children)
+    await recv.next((o) => o.listening === true)
+    const send = jsonProc(L.nsC, [TCP_FIXTURE, 'send', '10.77.0.2', '7000', '20'], children)
+    const sent = await send.next((o) => typeof o.sha256 === 'string', 90_000)
+    const got = await recv.next((o) => typeof o.sha256 === 'string', 90_000)
+    t.equal(got.sha256, sent.sha256, 'a 20 MB transfer arrives intact')
+    const [cheap, metered] = [await pathOf(L.up[0]), await pathOf(L.up[1])]
+    t.ok((metered.packetsOut ?? 0) > 0, `bulk beyond the cheap path spilled onto the metered one (${metered.packetsOut} packets; cheap ${cheap.packetsOut})`)
   })
 }

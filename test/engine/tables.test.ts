@@ -21,7 +21,7 @@ const tables: EngineTables = {
     { prefix: '10.1.0.0/16', peer: k1 },
     { prefix: '0.0.0.0/0', peer: k2 },
   ],
-  uplinks: [{ name: 'wwan0', weight: 1.234 }, { name: 'eth0', role: 'backup', priority: 2 }],
+  uplinks: [{ name: 'wwan0', weight: 1.234, cost: 50, rateBps: 2_500_000 }, { name: 'eth0', role: 'backup', priority: 2 }],
   classes: [{ dscp: [46, 10, 46], maxPacketSize: 200 }, { ports: [[5060, 5061]], uplink: 'eth0' }, {}],
   acceptBonded: false,
   reorder: { maxDelayMs: 120, maxBytes: 65536 },
@@ -36,8 +36,8 @@ t.test('normal form: sorted, unique, canonical, defaults filled', (t) => {
     'routes sorted by prefix, duplicates gone, IPv6 compressed',
   )
   t.same(n.uplinks, [
-    { name: 'wwan0', weight: 1.23, role: 'primary', priority: 0 },
-    { name: 'eth0', weight: 1, role: 'backup', priority: 2 },
+    { name: 'wwan0', weight: 1.23, role: 'primary', priority: 0, cost: 50, rateBps: 2_500_000 },
+    { name: 'eth0', weight: 1, role: 'backup', priority: 2, cost: 0 },
   ], 'uplinks keep their order (path index); weight in hundredths')
   t.same(n.classes, [
     { dscp: [10, 46], ports: [], maxPacketSize: 200 },
@@ -53,7 +53,7 @@ t.test('records round trip: unpack(pack(normal)) is the normal form', (t) => {
   const p = packTables(n)
   t.equal(p.allowed.length, 64)
   t.equal(p.routes.length, 3 * 50)
-  t.equal(p.uplinks.length, 2 * 21)
+  t.equal(p.uplinks.length, 2 * 26)
   t.equal(p.classes.length, 3 * 155)
   t.same(unpackTables(p), n)
   const empty = normalizeTables({ ...tables, allowedPeers: [], routes: [], uplinks: [], classes: [] })
