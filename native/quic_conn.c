@@ -138,7 +138,8 @@ int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs) {
 static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                            void *user_data) {
   qe_conn *c = user_data;
-  uint32_t bytes = qe_path_acked(&c->path, dgram_id);
+  uint32_t bytes =
+      c->path.sent_id != NULL ? qe_path_acked(&c->path, dgram_id) : 0;
   if (bytes) {
     /* The path's own delivery rate (qe_rate_acked). */
     ngtcp2_conn_stat cs;
