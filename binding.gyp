@@ -5,7 +5,12 @@
       "sources": [
         "native/napi.c",
         "native/engine.c",
+        "native/engine_cmd.c",
+        "native/uplink.c",
+        "native/peer.c",
         "native/quic_conn.c",
+        "native/txq.c",
+        "native/ctrl_stream.c",
         "native/forward.c",
         "native/icmp.c",
         "native/fib.c",
@@ -16,7 +21,9 @@
         "native/udp_linux.c",
         "native/reorder.c",
         "native/bond.c",
-        "native/sched.c"
+        "native/path.c",
+        "native/sched.c",
+        "native/pkt.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-fvisibility=hidden"],

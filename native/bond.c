@@ -8,46 +8,44 @@
  * sequence number, one sequence per peer and direction.
  */
 #include "engine_int.h"
+#include "pkt.h"
 #include "sched.h"
 
-_Static_assert((int)QE_BOND_AGGREGATE == (int)QE_SCHED_AGGREGATE &&
-                   (int)QE_BOND_FAILOVER == (int)QE_SCHED_FAILOVER &&
-                   (int)QE_BOND_REDUNDANT == (int)QE_SCHED_REDUNDANT &&
-                   (int)QE_BOND_WEIGHTED == (int)QE_SCHED_WEIGHTED,
-               "bond modes are the scheduler's");
-
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
 static int path_alive(const qe_conn *c) {
-  return c->state == QE_CONN_UP && !c->dead;
+  return c->state == QE_CONN_UP && !c->path.dead;
 }
 
 static qe_ts silence(const qe_conn *c, const ngtcp2_conn_stat *cs, qe_ts ts) {
-  return qe_sched_silence(ts, c->last_rx_ts, c->busy_ts, cs->smoothed_rtt);
+  return qe_sched_silence(ts, c->last_rx_ts, c->path.busy_ts, cs->smoothed_rtt);
 }
 
 /* When c's oldest unacknowledged datagram was sent; 0: none. The cursor
  * moves past acknowledged, lost and rescued ones (their slots are clear or
  * hold a later datagram). */
 static qe_ts oldest_sent(qe_conn *c) {
-  if (c->sent_id == NULL) {
+  qe_path *x = &c->path;
+  if (x->sent_id == NULL) {
     return 0;
   }
-  if (c->dgram_id - c->oldest_id > QE_SENT_SLOTS) {
-    c->oldest_id = c->dgram_id - QE_SENT_SLOTS;
+  if (c->dgram_id - x->oldest_id > QE_SENT_SLOTS) {
+    x->oldest_id = c->dgram_id - QE_SENT_SLOTS;
   }
-  while (c->oldest_id < c->dgram_id &&
-         c->sent_id[c->oldest_id % QE_SENT_SLOTS] != c->oldest_id + 1) {
-    c->oldest_id++;
+  while (x->oldest_id < c->dgram_id &&
+         x->sent_id[x->oldest_id % QE_SENT_SLOTS] != x->oldest_id + 1) {
+    x->oldest_id++;
   }
-  return c->oldest_id < c->dgram_id ? c->sent_ts[c->oldest_id % QE_SENT_SLOTS]
-                                    : 0;
+  return x->oldest_id < c->dgram_id
+             ? x->sent_ts[x->oldest_id % QE_SENT_SLOTS]
+             : 0;
 }
 
 /* What c had was sent on the others, and it has not been heard since. */
 static int rescued(const qe_conn *c) {
-  return c->rescue_ts != 0 && c->last_rx_ts <= c->rescue_ts;
+  return c->path.rescue_ts != 0 && c->last_rx_ts <= c->path.rescue_ts;
 }
 
 /* Suspect (qe_sched_overdue), or rescued. */
@@ -77,7 +75,7 @@ static void rb_deliver(void *ud, const uint8_t *pkt, size_t len) {
 }
 
 int qe_bond_path_up(qe_engine *e, qe_peer *p, qe_conn *c, qe_ts ts) {
-  if (p->conn != NULL && (!p->bonded || p->session != c->session)) {
+  if (p->conn != NULL && (!p->bonded || p->session != c->path.session)) {
     /* A plain connection, or paths of an earlier run of the peer: the
      * peer restarted. The new session takes over. */
     e->g.duplicates++;
@@ -99,7 +97,7 @@ int qe_bond_path_up(qe_engine *e, qe_peer *p, qe_conn *c, qe_ts ts) {
   }
   if (p->flows == NULL ||
       (p->rb.buf == NULL &&
-       qe_reorder_init(&p->rb, c->max_dgram, e->cfg.reorder_max_bytes,
+       qe_reorder_init(&p->rb, c->max_dgram, e->reorder_max_bytes,
                        20 * 1000000ULL) != 0)) {
     qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
     return -1;
@@ -110,8 +108,8 @@ int qe_bond_path_up(qe_engine *e, qe_peer *p, qe_conn *c, qe_ts ts) {
     e->nbonded++;
   }
   p->bonded = 1;
-  p->session = c->session;
-  p->mode = c->mode;
+  p->session = c->path.session;
+  p->mode = c->path.mode;
   p->paths[p->npaths++] = c;
   c->announced = 1;
   if (e->bond_next_ts == 0) {
@@ -138,7 +136,7 @@ int qe_bond_path_gone(qe_engine *e, qe_conn *c, qe_ts ts) {
     p->fast = NULL;
   }
   qe_engine_emit(e, QE_EV_PATH_DOWN, c, "closed", NULL, 0);
-  if (p->npaths > 0 && !c->dead) {
+  if (p->npaths > 0 && !c->path.dead) {
     qe_bond_rescue(e, c, ts);
   }
   if (p->npaths == 0) {
@@ -176,9 +174,9 @@ static void view(const qe_peer *p, qe_sched_path *v) {
            ngtcp2_conn_get_cwnd_left(c->conn) >= c->max_udp + 64 &&
            (cap == 0 || cs.bytes_in_flight + c->max_udp <= cap);
     if (!room) {
-      c->rate.limited = 1; /* at its limit: not an app-limited window */
+      c->path.rate.limited = 1; /* at its limit: not an app-limited window */
     }
-    rate = c->rate.bw;
+    rate = c->path.rate.bw;
     if (qe_sched_throttled(cs.cwnd, cap) && cs.min_rtt != UINT64_MAX &&
         cs.min_rtt != 0) {
       rate = cs.cwnd * 1000000000ULL / cs.min_rtt; /* what it carries now */
@@ -194,11 +192,14 @@ static void view(const qe_peer *p, qe_sched_path *v) {
         .queued = c->txq.count * (uint64_t)c->max_udp,
         .room = room,
         .last_rx = c->last_rx_ts,
-        .role = c->role,
-        .priority = c->priority,
-        .index = c->path_index,
-        .weight = c->weight,
-        .credit = c->wrr_credit,
+        .role = c->path.role,
+        .priority = c->path.priority,
+        .index = c->path.index,
+        .weight = c->path.weight,
+        .credit = c->path.wrr_credit,
+        /* The dialler's uplink, live (the config may change it). */
+        .cost = c->uplink >= 0 ? c->eng->uplinks[c->uplink].cost
+                               : c->path.cost,
     };
   }
 }
@@ -208,9 +209,9 @@ static size_t pick(qe_peer *p, qe_conn **out) {
   size_t idx[2], n;
   view(p, v);
   n = qe_sched_pick(p->mode, v, p->npaths, idx);
-  if (p->mode == QE_BOND_WEIGHTED) {
+  if (p->mode == QE_MODE_WEIGHTED) {
     for (size_t i = 0; i < p->npaths; i++) {
-      p->paths[i]->wrr_credit = v[i].credit;
+      p->paths[i]->path.wrr_credit = v[i].credit;
     }
   }
   for (size_t i = 0; i < n; i++) {
@@ -348,7 +349,7 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
     vv[1 + i] = v[i];
   }
   if (e->nclasses && p->flows &&
-      (p->mode == QE_BOND_AGGREGATE || p->mode == QE_BOND_WEIGHTED)) {
+      (p->mode == QE_MODE_AGGREGATE || p->mode == QE_MODE_WEIGHTED)) {
     uint8_t h[QE_PKT_HDR_MAX];
     pi = qe_pkt_parse(h, gather(v, vcnt, h), &info) == 0 ? &info : NULL;
   }
@@ -395,8 +396,8 @@ void qe_bond_recv(qe_conn *c, const uint8_t *data, size_t len) {
     c->eng->g.malformed++;
     return;
   }
-  c->p_pkts_in++;
-  c->p_bytes_in += len - QE_BOND_HDR;
+  c->path.pkts_in++;
+  c->path.bytes_in += len - QE_BOND_HDR;
   if (data[0] & 0x80) {
     /* A traffic class's packet, outside the sequence. */
     p->classed_in++;
@@ -429,15 +430,15 @@ static int rescue_one(qe_peer *p, qe_conn *c, ngtcp2_vec *v, qe_ts ts) {
  * *moved. 0: the paths changed under us (a send closed one).
  */
 static int move_queue(qe_peer *p, qe_conn *c, uint64_t *moved, qe_ts ts) {
-  qe_txq *q = &c->txq;
-  while (q->count) {
-    size_t slot = (q->head + q->count - 1) % q->cap;
-    ngtcp2_vec v = {.base = q->buf + slot * q->slotsize, .len = q->lens[slot]};
+  size_t len;
+  uint8_t *pkt;
+  while ((pkt = qe_txq_back(&c->txq, &len)) != NULL) {
+    ngtcp2_vec v = {.base = pkt, .len = len};
     qe_conn *to = resend_path(p, v.base);
     if (to == NULL || to == c) {
       return 1;
     }
-    q->count--;
+    qe_txq_pop_back(&c->txq);
     (*moved)++;
     if (resend_on(to, &v, ts) == QE_SEND_CLOSED) {
       return 0;
@@ -454,19 +455,20 @@ static int move_queue(qe_peer *p, qe_conn *c, uint64_t *moved, qe_ts ts) {
 void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts) {
   qe_peer *p = c->peer;
   (void)e;
-  if (c->sent_id == NULL || p == NULL || !move_queue(p, c, &p->resent, ts)) {
+  if (c->path.sent_id == NULL || p == NULL ||
+      !move_queue(p, c, &p->resent, ts)) {
     return;
   }
   for (size_t n = 0; n < QE_SENT_SLOTS; n++) {
     /* From the newest sent back: dgram_id - 1 is the last one. */
     size_t slot = (c->dgram_id + QE_SENT_SLOTS - 1 - n) % QE_SENT_SLOTS;
     ngtcp2_vec v;
-    if (c->sent_id[slot] == 0) {
+    if (c->path.sent_id[slot] == 0) {
       continue;
     }
-    c->sent_id[slot] = 0;
-    v.base = c->sent_buf + slot * c->txq.slotsize;
-    v.len = c->sent_len[slot];
+    c->path.sent_id[slot] = 0;
+    v.base = c->path.sent_buf + slot * c->txq.slotsize;
+    v.len = c->path.sent_len[slot];
     if (!rescue_one(p, c, &v, ts)) {
       return;
     }
@@ -478,24 +480,24 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
   for (size_t i = e->nactive; i-- > 0;) {
     qe_conn *c = &e->conns[e->active[i]];
     qe_peer *p = c->peer;
-    size_t n = c->nlost;
-    c->nlost = 0;
+    size_t n = c->path.nlost;
+    c->path.nlost = 0;
     if (n == 0 || p == NULL || !p->bonded) {
       continue;
     }
     for (size_t k = n; k-- > 0;) {
       /* Newest first: they go ahead of the queue, and leave oldest first. */
-      size_t slot = c->lost[k];
+      size_t slot = c->path.lost_slots[k];
       qe_conn *to;
       ngtcp2_vec v;
-      if (c->sent_id[slot] == 0) {
+      if (c->path.sent_id[slot] == 0) {
         continue;
       }
       /* A copy: sending on c may reuse this very slot. */
       v.base = e->scratch2;
-      v.len = c->sent_len[slot];
-      memcpy(e->scratch2, c->sent_buf + slot * c->txq.slotsize, v.len);
-      c->sent_id[slot] = 0;
+      v.len = c->path.sent_len[slot];
+      memcpy(e->scratch2, c->path.sent_buf + slot * c->txq.slotsize, v.len);
+      c->path.sent_id[slot] = 0;
       if ((to = resend_path(p, e->scratch2)) == NULL) {
         continue;
       }
@@ -518,7 +520,7 @@ static void aqm_slack(qe_peer *p, const uint64_t min_rtt[QE_MAX_PATHS]) {
   }
   for (size_t i = 0; i < p->npaths; i++) {
     if (min_rtt[i]) {
-      p->paths[i]->aqm.slack_ns = (top - min_rtt[i]) / 2;
+      p->paths[i]->path.aqm.slack_ns = (top - min_rtt[i]) / 2;
     }
   }
 }
@@ -549,8 +551,8 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
     ngtcp2_conn_get_conn_stat(c->conn, &cs);
     quiet = silence(c, &cs, ts);
     loaded = qe_path_loaded(c, &cs);
-    if (!c->dead && quiet > qe_sched_dead_after(cs.smoothed_rtt, loaded)) {
-      c->dead = 1;
+    if (!c->path.dead && quiet > qe_sched_dead_after(cs.smoothed_rtt, loaded)) {
+      c->path.dead = 1;
       rescue[nrescue++] = c; /* what it sent since it was suspect, if any */
       qe_engine_emit(e, QE_EV_PATH_DOWN, c, "dead", NULL, 0);
       if (p->conn == c) {
@@ -561,12 +563,12 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
           }
         }
       }
-    } else if (c->dead && ts < c->last_rx_ts + QE_PATH_DEAD_MIN_NS / 2) {
+    } else if (c->path.dead && ts < c->last_rx_ts + QE_PATH_DEAD_MIN_NS / 2) {
       /* Heard again (our keep-alive PINGs are the probe). */
-      c->dead = 0;
+      c->path.dead = 0;
       qe_engine_emit(e, QE_EV_PATH_UP, c, NULL, NULL, 0);
     }
-    if (c->dead) {
+    if (c->path.dead) {
       if (!c->server && ts > c->last_rx_ts + QE_PATH_RECYCLE_NS) {
         stale[nstale++] = c;
       }
@@ -574,7 +576,7 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
     }
     if (suspect(c, ts)) {
       if (!rescued(c) && another_alive(p, c, ts)) {
-        c->rescue_ts = ts; /* once, until heard again */
+        c->path.rescue_ts = ts; /* once, until heard again */
         rescue[nrescue++] = c;
       }
     } else {
@@ -610,7 +612,7 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
      * sender repairs or reordering: waiting for it costs little, and TCP
      * inside seeing it costs a congestion-window cut. */
     uint64_t t = hi - lo + hi / 4 + 10 * 1000000ULL;
-    p->rb.timeout_ns = t > e->cfg.reorder_max_ns ? e->cfg.reorder_max_ns : t;
+    p->rb.timeout_ns = t > e->reorder_max_ns ? e->reorder_max_ns : t;
   }
   aqm_slack(p, min_rtt);
   qe_reorder_tick(&p->rb, ts, rb_deliver, p);
@@ -647,6 +649,40 @@ static int have_path(qe_engine *e, const qe_bond_target *t, size_t u) {
   return 0;
 }
 
+static int plain_conn_to(qe_engine *e, const qe_bond_target *t) {
+  for (size_t i = 0; i < e->nactive; i++) {
+    const qe_conn *c = &e->conns[e->active[i]];
+    if (!c->is_path &&
+        qe_sockaddr_eq((const struct sockaddr *)&c->remote,
+                       (const struct sockaddr *)&t->addr)) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+void qe_bond_refused(qe_engine *e, const qe_conn *c) {
+  for (size_t k = 0; k < QE_MAX_TARGETS; k++) {
+    qe_bond_target *t = &e->targets[k];
+    if (t->used && qe_sockaddr_eq((const struct sockaddr *)&t->addr,
+                                  (const struct sockaddr *)&c->remote)) {
+      t->refused = 1;
+    }
+  }
+}
+
+void qe_bond_set_reorder(qe_engine *e, uint64_t max_ns, size_t max_bytes) {
+  e->reorder_max_ns = max_ns;
+  e->reorder_max_bytes = max_bytes;
+  for (size_t i = 0; i < e->npeers; i++) {
+    qe_peer *p = &e->peers[i];
+    p->rb.max_bytes = max_bytes;
+    if (p->rb.timeout_ns > max_ns) {
+      p->rb.timeout_ns = max_ns;
+    }
+  }
+}
+
 void qe_bond_tick(qe_engine *e, qe_ts ts) {
   int targets = 0;
   for (size_t i = 0; i < e->npeers && e->nbonded; i++) {
@@ -665,6 +701,14 @@ void qe_bond_tick(qe_engine *e, qe_ts ts) {
   for (size_t k = 0; k < QE_MAX_TARGETS; k++) {
     qe_bond_target *t = &e->targets[k];
     if (!t->used) {
+      continue;
+    }
+    if (t->refused) {
+      /* It accepts no bonded paths: one plain connection instead. */
+      t->used = 0;
+      if (!plain_conn_to(e, t)) {
+        qe_conn_client_new(e, (struct sockaddr *)&t->addr, t->addrlen, ts);
+      }
       continue;
     }
     targets = 1;

@@ -1,6 +1,7 @@
 /*
- * Engine lifecycle, the worker's epoll loop, the command queue from the
- * control thread, connection demultiplexing, peers and the allowed set.
+ * Engine lifecycle, the worker's epoll loop, connection slots and
+ * demultiplexing, peers, events and stats. Commands from the control thread
+ * are in engine_cmd.c, uplinks in uplink.c.
  */
 #include "engine_int.h"
 
@@ -17,36 +18,6 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-enum { TAG_CMD = 1, TAG_UDP, TAG_TUN, TAG_TIMER, TAG_UPLINK0 = 16 };
-
-typedef enum qe_cmd_type {
-  QE_CMD_CONNECT,
-  QE_CMD_DISCONNECT,
-  QE_CMD_ALLOWED,
-  QE_CMD_ROUTES,
-  QE_CMD_CONTROL,
-  QE_CMD_STATS,
-  QE_CMD_STOP,
-  QE_CMD_UPLINKS,
-  QE_CMD_CONNECT_BONDED,
-  QE_CMD_FORGET_BONDED,
-  QE_CMD_CLASSES,
-} qe_cmd_type;
-
-struct qe_cmd {
-  qe_cmd *next;
-  qe_cmd_type type;
-  struct sockaddr_storage addr;
-  socklen_t addrlen;
-  uint8_t key[QE_KEYLEN];
-  uint8_t *data;
-  size_t len;
-  qe_routes *routes;
-  qe_stats *stats;
-  int done; /* QE_CMD_STATS: set by the worker under lock */
-  int mode; /* QE_CMD_CONNECT_BONDED */
-  qe_uplink *uplinks; /* QE_CMD_UPLINKS: len entries (names, settings) */
-};
 
 const char *qe_strerror(int rv) {
   switch (rv) {
@@ -92,24 +63,6 @@ void qe_stats_free(qe_stats *s) {
   s->npeers = 0;
 }
 
-static void routes_free(qe_routes *r) {
-  if (r) {
-    qe_fib_del(r->fib);
-    free(r->keys);
-    free(r->peers);
-    free(r);
-  }
-}
-
-static void cmd_free(qe_cmd *c) {
-  if (c) {
-    free(c->data);
-    free(c->uplinks);
-    routes_free(c->routes);
-    free(c);
-  }
-}
-
 /* ---- events ---- */
 
 static void sockaddr_str(const struct sockaddr_storage *ss, char *out,
@@ -150,58 +103,12 @@ void qe_engine_emit(qe_engine *e, qe_event_type type, const qe_conn *c,
     memcpy(ev->key, c->peer_key, QE_KEYLEN);
     sockaddr_str(&c->remote, ev->addr, &ev->port);
     ev->server = c->server;
-    ev->path_index = c->path_index;
+    ev->path_index = c->path.index;
     if (c->uplink >= 0) {
       memcpy(ev->uplink, e->uplinks[c->uplink].name, 16);
     }
   }
   e->event_fn(e->event_ud, ev);
-}
-
-/* ---- peers, allowed keys ---- */
-
-qe_peer *qe_engine_peer_get(qe_engine *e, const uint8_t key[QE_KEYLEN],
-                            int create) {
-  for (size_t i = 0; i < e->npeers; i++) {
-    if (memcmp(e->peers[i].key, key, QE_KEYLEN) == 0) {
-      return &e->peers[i];
-    }
-  }
-  if (!create || e->npeers >= QE_MAX_PEERS) {
-    return NULL;
-  }
-  qe_peer *p = &e->peers[e->npeers++];
-  *p = (qe_peer){.used = 1};
-  memcpy(p->key, key, QE_KEYLEN);
-  return p;
-}
-
-static int key_cmp(const void *a, const void *b) {
-  return memcmp(a, b, QE_KEYLEN);
-}
-
-int qe_engine_key_allowed(const qe_engine *e, const uint8_t key[QE_KEYLEN]) {
-  return e->nallowed > 0 &&
-         bsearch(key, e->allowed, e->nallowed, QE_KEYLEN, key_cmp) != NULL;
-}
-
-void qe_engine_note_refused(qe_engine *e, qe_conn *c, qe_ts ts) {
-  e->g.refused++;
-  for (size_t i = 0; i < QE_REFUSED_RING; i++) {
-    qe_refused_entry *r = &e->refused[i];
-    if (r->ts != 0 && memcmp(r->key, c->peer_key, QE_KEYLEN) == 0) {
-      if (ts - r->ts < 60 * 1000000000ULL) {
-        return; /* one event per key per minute */
-      }
-      r->ts = ts;
-      qe_engine_emit(e, QE_EV_REFUSED, c, "not-allowed", NULL, 0);
-      return;
-    }
-  }
-  qe_refused_entry *r = &e->refused[e->refused_next++ % QE_REFUSED_RING];
-  memcpy(r->key, c->peer_key, QE_KEYLEN);
-  r->ts = ts ? ts : 1;
-  qe_engine_emit(e, QE_EV_REFUSED, c, "not-allowed", NULL, 0);
 }
 
 /* ---- connection slots ---- */
@@ -270,15 +177,6 @@ uint8_t *qe_engine_tx_reserve(qe_engine *e, size_t len) {
   return p;
 }
 
-uint8_t *qe_conn_tx_reserve(qe_conn *c, size_t len) {
-  uint8_t *p = qe_udp_tx_reserve(c->tx, len);
-  if (p == NULL) {
-    qe_udp_flush(c->udp, c->tx);
-    p = qe_udp_tx_reserve(c->tx, len);
-  }
-  return p;
-}
-
 static qe_conn *conn_find(qe_engine *e, const uint8_t *dcid, size_t dcidlen,
                           int long_header) {
   if (dcidlen == QE_CIDLEN) {
@@ -304,7 +202,7 @@ static qe_conn *conn_find(qe_engine *e, const uint8_t *dcid, size_t dcidlen,
   return NULL;
 }
 
-static qe_conn *conn_by_remote(qe_engine *e, const struct sockaddr *sa) {
+qe_conn *qe_engine_conn_by_remote(qe_engine *e, const struct sockaddr *sa) {
   for (size_t i = 0; i < e->nactive; i++) {
     qe_conn *c = &e->conns[e->active[i]];
     if (qe_sockaddr_eq((const struct sockaddr *)&c->remote, sa)) {
@@ -397,7 +295,7 @@ static void on_packet(qe_engine *e, const qe_udp *u, const struct sockaddr *from
     return;
   }
   /* Maybe a stateless reset from a peer that restarted: ngtcp2 checks. */
-  c = conn_by_remote(e, from);
+  c = qe_engine_conn_by_remote(e, from);
   if (c != NULL && len >= 21) {
     qe_conn_read(c, from, fromlen, pkt, len, ts);
     return;
@@ -599,10 +497,11 @@ static void flush_all(qe_engine *e, qe_ts ts) {
   rearm(e);
 }
 
-static void fill_stats(qe_engine *e, qe_stats *out) {
+void qe_engine_fill_stats(qe_engine *e, qe_stats *out) {
   out->g = e->g;
   out->g.udp_tx_dropped = e->tx.dropped;
   out->g.connections = e->nactive;
+  out->g.tables_version = e->tables_version;
   out->npeers = 0;
   out->peers = calloc(e->npeers ? e->npeers : 1, sizeof(qe_peer_stats));
   if (out->peers == NULL) {
@@ -644,280 +543,23 @@ static void fill_stats(qe_engine *e, qe_stats *out) {
       if (c->uplink >= 0) {
         memcpy(x->uplink, e->uplinks[c->uplink].name, 16);
       }
-      x->index = c->path_index;
-      x->alive = !c->dead;
+      x->index = c->path.index;
+      x->alive = !c->path.dead;
       sockaddr_str(&c->remote, x->addr, &x->port);
       x->rtt_ns = cs.smoothed_rtt;
       x->cwnd = cs.cwnd;
-      x->delivery_rate = c->rate.bw ? c->rate.bw : cs.delivery_rate_sec;
-      x->bytes_out = c->p_bytes_out;
-      x->bytes_in = c->p_bytes_in;
-      x->packets_out = c->p_pkts_out;
-      x->packets_in = c->p_pkts_in;
-      x->lost = c->p_lost;
+      x->delivery_rate =
+          c->path.rate.bw ? c->path.rate.bw : cs.delivery_rate_sec;
+      x->bytes_out = c->path.bytes_out;
+      x->bytes_in = c->path.bytes_in;
+      x->packets_out = c->path.pkts_out;
+      x->packets_in = c->path.pkts_in;
+      x->lost = c->path.lost;
       x->rtt_min_ns = cs.min_rtt;
       x->bytes_in_flight = cs.bytes_in_flight;
       x->queued = c->txq.count;
-      x->dropped = c->p_dropped;
+      x->dropped = c->path.dropped;
     }
-  }
-}
-
-/* Binds the uplink's socket to its device; 0, or -1 if it cannot (yet). */
-static int uplink_open(qe_engine *e, qe_uplink *u) {
-  struct epoll_event ev = {.events = EPOLLIN};
-  unsigned idx = if_nametoindex(u->name);
-  if (idx == 0 ||
-      qe_udp_open(&u->udp, e->udp.family == AF_INET6 ? "::" : "0.0.0.0", 0,
-                  u->name) != 0) {
-    qe_udp_close(&u->udp);
-    return -1;
-  }
-  ev.data.u32 = TAG_UPLINK0 + (uint32_t)(u - e->uplinks);
-  epoll_ctl(e->epfd, EPOLL_CTL_ADD, u->udp.fd, &ev);
-  u->ifindex = idx;
-  u->open = 1;
-  return 0;
-}
-
-/* Closes the uplink's paths and socket; the uplink stays wanted. */
-static void uplink_close(qe_engine *e, qe_uplink *u, qe_ts ts) {
-  int i = (int)(u - e->uplinks);
-  if (!u->open) {
-    return;
-  }
-  for (size_t k = e->nactive; k-- > 0;) {
-    qe_conn *c = &e->conns[e->active[k]];
-    if (c->uplink == i) {
-      qe_conn_close(c, "closed", QE_APP_NO_ERROR, ts);
-    }
-  }
-  if (u->tx.nmsgs) {
-    qe_udp_flush(&u->udp, &u->tx);
-  }
-  u->tx.nmsgs = 0;
-  epoll_ctl(e->epfd, EPOLL_CTL_DEL, u->udp.fd, NULL);
-  qe_udp_close(&u->udp);
-  u->open = 0;
-  u->ifindex = 0;
-}
-
-void qe_uplinks_check(qe_engine *e, qe_ts ts) {
-  if (ts < e->uplinks_checked_ts + QE_UPLINK_CHECK_NS) {
-    return;
-  }
-  e->uplinks_checked_ts = ts;
-  for (size_t i = 0; i < QE_MAX_UPLINKS; i++) {
-    qe_uplink *u = &e->uplinks[i];
-    if (!u->used) {
-      continue;
-    }
-    if (u->open && if_nametoindex(u->name) != u->ifindex) {
-      uplink_close(e, u, ts); /* gone, or a new device of that name */
-    }
-    if (!u->open) {
-      uplink_open(e, u);
-    }
-  }
-}
-
-/* Replaces the uplinks: same name keeps its socket (settings updated),
- * a removed one closes its paths and socket, a new one opens (or waits for
- * its device to appear). */
-static void uplinks_apply(qe_engine *e, const qe_uplink *want, size_t n,
-                          qe_ts ts) {
-  for (size_t i = 0; i < QE_MAX_UPLINKS; i++) {
-    qe_uplink *u = &e->uplinks[i];
-    int keep = 0;
-    if (!u->used) {
-      continue;
-    }
-    for (size_t k = 0; k < n; k++) {
-      if (strcmp(want[k].name, u->name) == 0) {
-        keep = 1;
-        u->weight = want[k].weight;
-        u->priority = want[k].priority;
-        u->role = want[k].role;
-      }
-    }
-    if (keep) {
-      continue;
-    }
-    uplink_close(e, u, ts);
-    qe_udp_tx_free(&u->tx);
-    memset(u, 0, sizeof(*u));
-  }
-  for (size_t k = 0; k < n; k++) {
-    int have = 0;
-    qe_uplink *slot = NULL;
-    for (size_t i = 0; i < QE_MAX_UPLINKS; i++) {
-      if (e->uplinks[i].used && strcmp(e->uplinks[i].name, want[k].name) == 0) {
-        have = 1;
-      } else if (!e->uplinks[i].used && slot == NULL) {
-        slot = &e->uplinks[i];
-      }
-    }
-    if (have || slot == NULL) {
-      continue;
-    }
-    *slot = want[k];
-    slot->udp.fd = -1;
-    slot->open = 0;
-    if (qe_udp_tx_init(&slot->tx, 256 * 1024, 256) != 0) {
-      memset(slot, 0, sizeof(*slot));
-      qe_engine_emit(e, QE_EV_ERROR, NULL, "uplink-failed", NULL, 0);
-      continue;
-    }
-    slot->used = 1;
-    if (uplink_open(e, slot) != 0) {
-      /* Not there (yet): checked again every QE_UPLINK_CHECK_NS. */
-      qe_engine_emit(e, QE_EV_ERROR, NULL, "uplink-waiting", NULL, 0);
-    }
-  }
-}
-
-static void cmd_run(qe_engine *e, qe_cmd *cmd, qe_ts ts) {
-  switch (cmd->type) {
-  case QE_CMD_CONNECT:
-    if (conn_by_remote(e, (struct sockaddr *)&cmd->addr) == NULL) {
-      int rv = qe_conn_client_new(e, (struct sockaddr *)&cmd->addr,
-                                  cmd->addrlen, ts);
-      if (rv != 0) {
-        qe_engine_emit(e, QE_EV_ERROR, NULL, "connect-failed", NULL, 0);
-      }
-    }
-    break;
-  case QE_CMD_DISCONNECT: {
-    for (size_t i = e->nactive; i-- > 0;) {
-      qe_conn *c = &e->conns[e->active[i]];
-      if (c->key_known && memcmp(c->peer_key, cmd->key, QE_KEYLEN) == 0) {
-        if (c->is_path && !c->server) {
-          for (size_t k = 0; k < QE_MAX_TARGETS; k++) {
-            if (e->targets[k].used &&
-                qe_sockaddr_eq((struct sockaddr *)&e->targets[k].addr,
-                               (struct sockaddr *)&c->remote)) {
-              e->targets[k].used = 0; /* no more redials */
-            }
-          }
-        }
-        qe_conn_close(c, "disconnected", QE_APP_NO_ERROR, ts);
-      }
-    }
-    break;
-  }
-  case QE_CMD_ALLOWED: {
-    uint8_t(*old)[QE_KEYLEN] = e->allowed;
-    e->allowed = (uint8_t(*)[QE_KEYLEN])cmd->data;
-    e->nallowed = cmd->len;
-    cmd->data = (uint8_t *)old;
-    for (size_t i = e->nactive; i-- > 0;) {
-      qe_conn *c = &e->conns[e->active[i]];
-      if (c->key_known && !qe_engine_key_allowed(e, c->peer_key)) {
-        qe_conn_close(c, "not-allowed", QE_APP_NOT_ALLOWED, ts);
-      }
-    }
-    break;
-  }
-  case QE_CMD_ROUTES: {
-    qe_routes *r = cmd->routes;
-    for (size_t i = 0; i < r->nkeys; i++) {
-      r->peers[i] = qe_engine_peer_get(e, r->keys[i], 1);
-    }
-    cmd->routes = e->routes;
-    e->routes = r;
-    break;
-  }
-  case QE_CMD_CONTROL: {
-    qe_peer *p = qe_engine_peer_get(e, cmd->key, 0);
-    if (p && p->conn) {
-      qe_conn_queue_control(p->conn, cmd->data, cmd->len);
-    }
-    break;
-  }
-  case QE_CMD_STATS:
-    fill_stats(e, cmd->stats);
-    pthread_mutex_lock(&e->lock);
-    cmd->done = 1;
-    pthread_cond_broadcast(&e->cond);
-    pthread_mutex_unlock(&e->lock);
-    return; /* the waiting thread frees it */
-  case QE_CMD_STOP:
-    e->stopping = 1;
-    break;
-  case QE_CMD_UPLINKS:
-    uplinks_apply(e, cmd->uplinks, cmd->len, ts);
-    break;
-  case QE_CMD_CLASSES: {
-    uint8_t *old = (uint8_t *)e->classes;
-    e->classes = (qe_class *)(void *)cmd->data;
-    e->nclasses = cmd->len;
-    cmd->data = old;
-    break;
-  }
-  case QE_CMD_CONNECT_BONDED: {
-    qe_bond_target *free_t = NULL, *t = NULL;
-    for (size_t i = 0; i < QE_MAX_TARGETS; i++) {
-      qe_bond_target *x = &e->targets[i];
-      if (x->used && qe_sockaddr_eq((struct sockaddr *)&x->addr,
-                                    (struct sockaddr *)&cmd->addr)) {
-        t = x;
-        break;
-      }
-      if (!x->used && free_t == NULL) {
-        free_t = x;
-      }
-    }
-    if (t == NULL && free_t != NULL) {
-      t = free_t;
-      *t = (qe_bond_target){.used = 1, .addrlen = cmd->addrlen};
-      memcpy(&t->addr, &cmd->addr, cmd->addrlen);
-    }
-    if (t == NULL) {
-      qe_engine_emit(e, QE_EV_ERROR, NULL, "connect-failed", NULL, 0);
-      break;
-    }
-    t->mode = (uint8_t)cmd->mode;
-    memset(t->last_dial, 0, sizeof(t->last_dial));
-    qe_bond_tick(e, ts);
-    break;
-  }
-  case QE_CMD_FORGET_BONDED: {
-    /* The endpoint left the config: no more dials, and the paths we
-     * dialled to it close (what they had in flight goes to the others). */
-    for (size_t i = 0; i < QE_MAX_TARGETS; i++) {
-      qe_bond_target *x = &e->targets[i];
-      if (x->used && qe_sockaddr_eq((struct sockaddr *)&x->addr,
-                                    (struct sockaddr *)&cmd->addr)) {
-        x->used = 0;
-      }
-    }
-    for (size_t i = e->nactive; i-- > 0;) {
-      qe_conn *c = &e->conns[e->active[i]];
-      if (c->is_path && !c->server &&
-          qe_sockaddr_eq((struct sockaddr *)&c->remote,
-                         (struct sockaddr *)&cmd->addr)) {
-        qe_conn_close(c, "forgotten", QE_APP_NO_ERROR, ts);
-      }
-    }
-    break;
-  }
-  }
-  cmd_free(cmd);
-}
-
-static void on_commands(qe_engine *e, qe_ts ts) {
-  uint64_t x;
-  qe_cmd *list;
-  while (read(e->evfd, &x, sizeof(x)) > 0) {
-  }
-  pthread_mutex_lock(&e->lock);
-  list = e->cmd_head;
-  e->cmd_head = e->cmd_tail = NULL;
-  pthread_mutex_unlock(&e->lock);
-  while (list) {
-    qe_cmd *next = list->next;
-    cmd_run(e, list, ts);
-    list = next;
   }
 }
 
@@ -963,7 +605,7 @@ static void *engine_main(void *arg) {
     }
     ts = qe_now();
     if (cmd) {
-      on_commands(e, ts);
+      qe_engine_run_commands(e, ts);
     }
     if (udp) {
       on_udp(e, &e->udp, &ts);
@@ -1029,6 +671,10 @@ int qe_engine_new(qe_engine **pe, const qe_engine_config *cfg, qe_event_fn fn,
   pthread_mutex_init(&e->lock, NULL);
   pthread_cond_init(&e->cond, NULL);
   e->cfg = *cfg;
+  e->up = &qe_peer_conn_up;
+  e->accept_bonded = 1;
+  e->reorder_max_ns = cfg->reorder_max_ns;
+  e->reorder_max_bytes = cfg->reorder_max_bytes;
   e->event_fn = fn;
   e->event_ud = user_data;
   e->tun_name = strdup(cfg->tun_name);
@@ -1113,41 +759,6 @@ int qe_engine_start(qe_engine *e) {
   return 0;
 }
 
-static int cmd_post(qe_engine *e, qe_cmd *cmd) {
-  uint64_t one = 1;
-  pthread_mutex_lock(&e->lock);
-  if (!e->started || e->worker_done) {
-    pthread_mutex_unlock(&e->lock);
-    cmd_free(cmd);
-    return QE_ERR_STATE;
-  }
-  cmd->next = NULL;
-  if (e->cmd_tail) {
-    e->cmd_tail->next = cmd;
-  } else {
-    e->cmd_head = cmd;
-  }
-  e->cmd_tail = cmd;
-  pthread_mutex_unlock(&e->lock);
-  if (write(e->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
-    return QE_ERR_SYS;
-  }
-  return 0;
-}
-
-static qe_cmd *cmd_new(qe_cmd_type type) {
-  qe_cmd *c = calloc(1, sizeof(*c));
-  if (c) {
-    c->type = type;
-  }
-  return c;
-}
-
-int qe_engine_stop(qe_engine *e) {
-  qe_cmd *c = cmd_new(QE_CMD_STOP);
-  return c ? cmd_post(e, c) : QE_ERR_NOMEM;
-}
-
 void qe_engine_join(qe_engine *e) {
   if (e->started && !e->joined) {
     pthread_join(e->thread, NULL);
@@ -1168,12 +779,8 @@ void qe_engine_del(qe_engine *e) {
       qe_engine_conn_release(e, &e->conns[e->active[i]]);
     }
   }
-  while (e->cmd_head) {
-    qe_cmd *c = e->cmd_head;
-    e->cmd_head = c->next;
-    cmd_free(c);
-  }
-  routes_free(e->routes);
+  qe_engine_cmds_free(e);
+  qe_routes_free(e->routes);
   free(e->allowed);
   free(e->classes);
   if (e->epfd >= 0) {
@@ -1218,243 +825,4 @@ int qe_engine_ifindex(const qe_engine *e) {
 
 uint16_t qe_engine_port(const qe_engine *e) {
   return e->udp.port;
-}
-
-/* Posts a command that carries an address (connect, forget). */
-static int post_addr_cmd(qe_engine *e, qe_cmd_type type, const char *addr,
-                         uint16_t port) {
-  qe_cmd *c = cmd_new(type);
-  if (c == NULL) {
-    return QE_ERR_NOMEM;
-  }
-  if (port == 0 || qe_udp_addr(&e->udp, addr, port, &c->addr, &c->addrlen)) {
-    cmd_free(c);
-    return QE_ERR_INVALID;
-  }
-  return cmd_post(e, c);
-}
-
-int qe_engine_connect(qe_engine *e, const char *addr, uint16_t port) {
-  return post_addr_cmd(e, QE_CMD_CONNECT, addr, port);
-}
-
-int qe_engine_connect_bonded(qe_engine *e, const char *addr, uint16_t port,
-                             int mode) {
-  qe_cmd *c = cmd_new(QE_CMD_CONNECT_BONDED);
-  if (c == NULL) {
-    return QE_ERR_NOMEM;
-  }
-  if (port == 0 || mode < QE_BOND_AGGREGATE || mode > QE_BOND_WEIGHTED ||
-      qe_udp_addr(&e->udp, addr, port, &c->addr, &c->addrlen)) {
-    cmd_free(c);
-    return QE_ERR_INVALID;
-  }
-  c->mode = mode;
-  return cmd_post(e, c);
-}
-
-int qe_engine_forget_bonded(qe_engine *e, const char *addr, uint16_t port) {
-  return post_addr_cmd(e, QE_CMD_FORGET_BONDED, addr, port);
-}
-
-int qe_engine_set_uplinks(qe_engine *e, const char *names, size_t n,
-                          const uint16_t *weight, const uint16_t *priority,
-                          const uint8_t *role) {
-  qe_cmd *c;
-  const char *p = names;
-  if (n > QE_MAX_UPLINKS) {
-    return QE_ERR_INVALID;
-  }
-  c = cmd_new(QE_CMD_UPLINKS);
-  if (c == NULL) {
-    return QE_ERR_NOMEM;
-  }
-  c->uplinks = calloc(n ? n : 1, sizeof(qe_uplink));
-  if (c->uplinks == NULL) {
-    cmd_free(c);
-    return QE_ERR_NOMEM;
-  }
-  for (size_t i = 0; i < n; i++) {
-    size_t len = strlen(p);
-    if (len == 0 || len > 15) {
-      cmd_free(c);
-      return QE_ERR_INVALID;
-    }
-    memcpy(c->uplinks[i].name, p, len + 1);
-    c->uplinks[i].weight = weight[i] ? weight[i] : 1;
-    c->uplinks[i].priority = priority[i];
-    c->uplinks[i].role = role[i] ? 1 : 0;
-    p += len + 1;
-  }
-  c->len = n;
-  return cmd_post(e, c);
-}
-
-int qe_engine_set_classes(qe_engine *e, const qe_class *classes, size_t n) {
-  qe_cmd *c;
-  if (n > QE_MAX_CLASSES) {
-    return QE_ERR_INVALID;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (classes[i].nports > QE_CLASS_MAX_PORTS ||
-        memchr(classes[i].uplink, 0, sizeof(classes[i].uplink)) == NULL) {
-      return QE_ERR_INVALID;
-    }
-  }
-  c = cmd_new(QE_CMD_CLASSES);
-  if (c == NULL) {
-    return QE_ERR_NOMEM;
-  }
-  if (n) {
-    c->data = malloc(n * sizeof(qe_class));
-    if (c->data == NULL) {
-      cmd_free(c);
-      return QE_ERR_NOMEM;
-    }
-    memcpy(c->data, classes, n * sizeof(qe_class));
-  }
-  c->len = n;
-  return cmd_post(e, c);
-}
-
-int qe_engine_disconnect(qe_engine *e, const uint8_t key[QE_KEYLEN]) {
-  qe_cmd *c = cmd_new(QE_CMD_DISCONNECT);
-  if (c == NULL) {
-    return QE_ERR_NOMEM;
-  }
-  memcpy(c->key, key, QE_KEYLEN);
-  return cmd_post(e, c);
-}
-
-int qe_engine_set_allowed(qe_engine *e, const uint8_t *keys, size_t n) {
-  qe_cmd *c = cmd_new(QE_CMD_ALLOWED);
-  if (c == NULL) {
-    return QE_ERR_NOMEM;
-  }
-  c->data = malloc(n ? n * QE_KEYLEN : 1);
-  if (c->data == NULL) {
-    cmd_free(c);
-    return QE_ERR_NOMEM;
-  }
-  if (n) {
-    memcpy(c->data, keys, n * QE_KEYLEN);
-  }
-  qsort(c->data, n, QE_KEYLEN, key_cmp);
-  c->len = n;
-  return cmd_post(e, c);
-}
-
-int qe_engine_set_routes(qe_engine *e, const qe_route *routes, size_t n) {
-  qe_cmd *c = cmd_new(QE_CMD_ROUTES);
-  qe_fib_entry *entries = NULL;
-  qe_routes *r;
-  int rv = QE_ERR_NOMEM;
-  if (c == NULL) {
-    return QE_ERR_NOMEM;
-  }
-  r = c->routes = calloc(1, sizeof(*r));
-  entries = calloc(n ? n : 1, sizeof(*entries));
-  if (r == NULL || entries == NULL) {
-    goto fail;
-  }
-  r->keys = calloc(n ? n : 1, QE_KEYLEN);
-  r->peers = calloc(n ? n : 1, sizeof(qe_peer *));
-  if (r->keys == NULL || r->peers == NULL) {
-    goto fail;
-  }
-  /* One key slot per distinct key; entries point at their slot. */
-  for (size_t i = 0; i < n; i++) {
-    size_t k;
-    for (k = 0; k < r->nkeys; k++) {
-      if (memcmp(r->keys[k], routes[i].key, QE_KEYLEN) == 0) {
-        break;
-      }
-    }
-    if (k == r->nkeys) {
-      memcpy(r->keys[r->nkeys++], routes[i].key, QE_KEYLEN);
-    }
-    entries[i] = (qe_fib_entry){.family = routes[i].family,
-                                .plen = routes[i].plen,
-                                .value = (uint32_t)k};
-    memcpy(entries[i].addr, routes[i].addr, 16);
-  }
-  rv = qe_fib_new(&r->fib, entries, n);
-  if (rv != 0) {
-    goto fail;
-  }
-  free(entries);
-  return cmd_post(e, c);
-fail:
-  free(entries);
-  cmd_free(c);
-  return rv;
-}
-
-int qe_engine_send_control(qe_engine *e, const uint8_t key[QE_KEYLEN],
-                           const uint8_t *data, size_t len) {
-  qe_cmd *c;
-  if (len > QE_CTL_MAX_MSG) {
-    return QE_ERR_INVALID;
-  }
-  c = cmd_new(QE_CMD_CONTROL);
-  if (c == NULL) {
-    return QE_ERR_NOMEM;
-  }
-  c->data = malloc(len ? len : 1);
-  if (c->data == NULL) {
-    cmd_free(c);
-    return QE_ERR_NOMEM;
-  }
-  memcpy(c->key, key, QE_KEYLEN);
-  if (len) {
-    memcpy(c->data, data, len);
-  }
-  c->len = len;
-  return cmd_post(e, c);
-}
-
-int qe_engine_stats(qe_engine *e, qe_stats *out) {
-  qe_cmd *c;
-  int rv;
-  memset(out, 0, sizeof(*out));
-  pthread_mutex_lock(&e->lock);
-  if (!e->started || e->worker_done) {
-    /* The worker is gone (or never ran): its counters are stable. */
-    out->g = e->g;
-    out->g.udp_tx_dropped = e->tx.dropped;
-    pthread_mutex_unlock(&e->lock);
-    return 0;
-  }
-  pthread_mutex_unlock(&e->lock);
-  c = cmd_new(QE_CMD_STATS);
-  if (c == NULL) {
-    return QE_ERR_NOMEM;
-  }
-  c->stats = out;
-  pthread_mutex_lock(&e->lock);
-  c->next = NULL;
-  if (e->cmd_tail) {
-    e->cmd_tail->next = c;
-  } else {
-    e->cmd_head = c;
-  }
-  e->cmd_tail = c;
-  pthread_mutex_unlock(&e->lock);
-  {
-    /* Cannot fail short of a counter overflow; the wait below copes. */
-    uint64_t one = 1;
-    ssize_t w = write(e->evfd, &one, sizeof(one));
-    (void)w;
-  }
-  pthread_mutex_lock(&e->lock);
-  while (!c->done && !e->worker_done) {
-    pthread_cond_wait(&e->cond, &e->lock);
-  }
-  rv = c->done ? 0 : QE_ERR_STATE;
-  pthread_mutex_unlock(&e->lock);
-  if (c->done) {
-    free(c);
-  }
-  /* Not done: the worker exited first; the command is freed by del. */
-  return rv;
 }

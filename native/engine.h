@@ -115,6 +115,8 @@ typedef struct qe_global_stats {
   uint64_t resets_sent, icmp_sent;
   uint64_t duplicates; /* crossed dials: connections closed for another */
   uint64_t connections; /* open QUIC connections now */
+  uint64_t tables_version; /* of the last tables applied; 0: none yet */
+  uint64_t bond_refused;   /* bonded paths refused: accept_bonded is 0 */
 } qe_global_stats;
 
 typedef struct qe_stats {
@@ -151,14 +153,6 @@ int qe_engine_set_routes(qe_engine *e, const qe_route *routes, size_t n);
 int qe_engine_send_control(qe_engine *e, const uint8_t key[QE_KEYLEN],
                            const uint8_t *data, size_t len);
 /*
- * Uplinks (bonding): `names` is n NUL-terminated ifnames of at most 15
- * characters each, concatenated; weight/priority/role arrays of n. Replaces
- * the set live: sockets open and close on the worker.
- */
-int qe_engine_set_uplinks(qe_engine *e, const char *names, size_t n,
-                          const uint16_t *weight, const uint16_t *priority,
-                          const uint8_t *role);
-/*
  * A traffic class: packets that match every given criterion bypass the
  * bonding scheduler and go, outside the sequence (no reorder wait at the
  * receiver), on one path: the lowest-latency live one, or a named uplink's.
@@ -175,7 +169,66 @@ typedef struct qe_class {
 
 /* Replaces the traffic classes (at most QE_MAX_CLASSES; first match wins). */
 int qe_engine_set_classes(qe_engine *e, const qe_class *classes, size_t n);
-/* Bonds the peer at addr:port: one path per uplink, kept dialled. */
+/* One uplink as qe_engine_set_uplinks takes it. */
+typedef struct qe_uplink_conf {
+  char name[16];     /* 1..15 characters, NUL-terminated */
+  uint16_t weight;   /* hundredths; 0 is taken as 1 */
+  uint16_t priority; /* failover: lower is preferred */
+  uint8_t role;      /* 0 primary, 1 backup */
+  /* Bulk goes to a higher-cost uplink's paths only when every cheaper live
+   * path has no room (metered LTE); 0..255, 0 the cheapest. */
+  uint8_t cost;
+  /* Bytes/s the uplink is known to send (config bandwidth.up): seeds its
+   * paths' delivery rate until measured; 0: unknown. */
+  uint32_t rate_bps;
+} qe_uplink_conf;
+
+/*
+ * Every table the engine enforces, given at once (qe_engine_set_tables):
+ * the worker swaps them all in one step between two packets, and live
+ * connections stay (those whose key left `allowed` close, 'not-allowed').
+ * As input the arrays are the caller's and only read; as output
+ * (qe_engine_read_tables) they are malloc'd: free with qe_tables_free.
+ */
+typedef struct qe_tables {
+  uint64_t version; /* > every version given before; 0 is never valid */
+  uint8_t (*allowed)[QE_KEYLEN];
+  size_t nallowed; /* read back sorted by key */
+  qe_route *routes;
+  size_t nroutes; /* read back in the order given */
+  qe_uplink_conf *uplinks;
+  size_t nuplinks; /* at most 8; read back in the order given */
+  qe_class *classes;
+  size_t nclasses; /* at most QE_MAX_CLASSES; first match wins */
+  /* 0: a bonded path dialled to us is refused (QE_APP_NO_BOND); the
+   * dialler then stops bonding to us and dials one plain connection. */
+  int accept_bonded;
+  uint64_t reorder_max_ns;  /* see qe_engine_config */
+  size_t reorder_max_bytes; /* 65536.. */
+} qe_tables;
+
+/*
+ * Validates every table, then posts them as ONE command. Returns 0, or
+ * QE_ERR_INVALID (bad entry, or version not above the last one given) /
+ * QE_ERR_NOMEM / QE_ERR_STATE, and then nothing was posted.
+ */
+int qe_engine_set_tables(qe_engine *e, const qe_tables *t);
+/*
+ * Synchronous: the tables the worker enforces now, read from its memory.
+ * Commands run in call order, so every qe_engine_set_tables made before
+ * this call is in it. out->version is 0 before the first set_tables (the
+ * one-table setters below change tables but not the version). Returns 0,
+ * QE_ERR_NOMEM or QE_ERR_STATE.
+ */
+int qe_engine_read_tables(qe_engine *e, qe_tables *out);
+void qe_tables_free(qe_tables *t);
+
+/* Replaces the uplinks (at most 8, distinct names) live: sockets open and
+ * close on the worker, bonded peers gain and lose paths. */
+int qe_engine_set_uplinks(qe_engine *e, const qe_uplink_conf *uplinks,
+                          size_t n);
+/* Bonds the peer at addr:port: one path per uplink, kept dialled. `mode` is
+ * a qe_mode (sched.h). */
 int qe_engine_connect_bonded(qe_engine *e, const char *addr, uint16_t port,
                              int mode);
 /* Stops dialling the bonded endpoint addr:port and closes the paths dialled

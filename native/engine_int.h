@@ -5,6 +5,7 @@
 #ifndef QE_ENGINE_INT_H
 #define QE_ENGINE_INT_H
 
+#include "bond.h"
 #include "engine.h"
 #include "fib.h"
 #include "reorder.h"
@@ -12,6 +13,7 @@
 #include "tls.h"
 #include "tun.h"
 #include "tun_offload.h"
+#include "txq.h"
 #include "udp.h"
 
 #include <ngtcp2/ngtcp2.h>
@@ -24,6 +26,8 @@
 #define QE_MAX_HALF_OPEN_PER_ADDR 8 /* replayed Initials from one source */
 #define QE_CONN_MAX_SCIDS 8
 #define QE_CTL_MAX_MSG (1024 * 1024)
+/* The control stream's flow-control window (and receive buffer cap). */
+#define QE_CTL_WINDOW (2 * 1024 * 1024 + 64)
 /* Control bytes handed to JS but not yet delivered: above this the peer is
  * flow-controlled instead of us buffering without bound. */
 #define QE_CTL_BACKLOG_MAX (16 * 1024 * 1024)
@@ -44,6 +48,10 @@
 #define QE_APP_DUPLICATE 0x1   /* another connection to the same peer won */
 #define QE_APP_NOT_ALLOWED 0x2 /* the key left the allowed set */
 #define QE_APP_PROTOCOL 0x3    /* control stream framing error */
+#define QE_APP_NO_BOND 0x4     /* this node accepts no bonded paths */
+
+/* epoll tags of the worker's loop; uplink i's socket is TAG_UPLINK0 + i. */
+enum { TAG_CMD = 1, TAG_UDP, TAG_TUN, TAG_TIMER, TAG_UPLINK0 = 16 };
 
 typedef struct qe_conn qe_conn;
 
@@ -53,7 +61,7 @@ typedef struct qe_conn qe_conn;
 #define QE_MAX_TARGETS 64
 #define QE_BOND_HDR 4 /* big-endian sequence number before each bonded packet */
 /* A bonded path's control stream starts "QEM1" + the hello instead of "QEC1":
- * session (8), path index (1), mode (1), role (1), 0 (1), weight (2),
+ * session (8), path index (1), mode (1), role (1), cost (1), weight (2),
  * priority (2). Same key + same session = another path of one peer. */
 #define QE_PATH_MAGIC "QEM1"
 #define QE_HELLO_LEN 20
@@ -61,12 +69,7 @@ typedef struct qe_conn qe_conn;
 #define QE_BOND_TICK_NS (50 * 1000000ULL)
 #define QE_THROTTLE_GRACE_NS (300 * 1000000ULL) /* see qe_sched_throttled */
 #define QE_BOND_REDIAL_NS (2000 * 1000000ULL)
-/* Sent bonded datagrams kept per path until acknowledged (or lost), to be
- * re-sent on another path if this one dies first. */
-#define QE_SENT_SLOTS 2048
 
-enum { QE_BOND_AGGREGATE, QE_BOND_FAILOVER, QE_BOND_REDUNDANT,
-       QE_BOND_WEIGHTED };
 
 /*
  * An uplink the config names. It may not exist yet (an LTE dongle not
@@ -79,6 +82,9 @@ typedef struct qe_uplink {
   char name[16];
   uint16_t weight, priority;
   uint8_t role; /* 0 primary, 1 backup */
+  uint8_t cost; /* see qe_uplink_conf */
+  uint32_t rate_bps;
+  uint8_t rank; /* its place in the list last given (read back in order) */
   qe_udp udp;
   qe_udp_tx tx;
 } qe_uplink;
@@ -94,6 +100,9 @@ typedef struct qe_bond_target {
   struct sockaddr_storage addr;
   socklen_t addrlen;
   uint8_t mode;
+  /* The endpoint refused bonding (QE_APP_NO_BOND): the next bond tick
+   * forgets the target and dials it once plainly instead. */
+  int refused;
   qe_ts last_dial[QE_MAX_UPLINKS];
 } qe_bond_target;
 
@@ -125,6 +134,8 @@ typedef struct qe_routes {
   size_t nkeys;
   uint8_t (*keys)[QE_KEYLEN];
   qe_peer **peers; /* resolved by the worker when installed */
+  qe_route *list;  /* the routes as given, for qe_engine_read_tables */
+  size_t nlist;
 } qe_routes;
 
 typedef struct qe_chunk {
@@ -144,17 +155,6 @@ typedef struct qe_chunk {
  */
 #define QE_NOP_POOL 16
 #define QE_NOP_SIZE (sizeof(qe_chunk) + 4)
-
-/*
- * Packets waiting for congestion window, oldest first. Allocated once when
- * the connection comes up; a full queue drops at the tail (TCP inside sees
- * the loss and slows down, as at any router).
- */
-typedef struct qe_txq {
-  uint8_t *buf;  /* cap slots of slotsize bytes */
-  uint32_t *lens;
-  size_t cap, slotsize, head, count;
-} qe_txq;
 
 #define QE_TXQ_SLOTS 1024
 /* A bonded path's queue is deeper: when an uplink dies, what it had in
@@ -192,13 +192,6 @@ struct qe_conn {
   size_t nscids;
   qe_ts created_ts, last_rx_ts;
   qe_ts probe_ts; /* the last liveness probe sent while the peer was silent */
-  /* Bonded path: the last datagram sent while it was not loaded. Its first
-   * ACK is due a round trip later: silence before then is not a dead path. */
-  qe_ts busy_ts;
-  /* Suspect (qe_sched_overdue): what it had in flight was sent again on
-   * the others at rescue_ts (0: never); it carries nothing new until heard
-   * again after that. */
-  qe_ts rescue_ts;
   uint8_t peer_key[QE_KEYLEN];
   int key_known, refused, hs_done, announced, half_open;
   qe_peer *peer;
@@ -222,35 +215,46 @@ struct qe_conn {
   qe_udp *udp;
   qe_udp_tx *tx;
   int uplink; /* index in e->uplinks, -1: the main socket */
-  /* Bonding: this connection is a path (hello sent or received). */
-  int is_path, dead;
+  /* Bonding: this connection is a path (hello sent or received), and its
+   * path state (bond.h). */
+  int is_path;
+  qe_path path;
   int urgent; /* the datagram being sent is a traffic class's */
-  uint64_t session;
-  uint8_t path_index, mode, role;
-  uint16_t weight, priority;
-  int64_t wrr_credit;
-  uint64_t p_bytes_out, p_bytes_in, p_pkts_out, p_pkts_in, p_lost;
-  uint64_t p_dropped; /* dropped from this path's queue: full, or early */
-  /*
-   * Bonded paths: the delivery rate, and the in-flight cap it sets for bulk
-   * packets (qe_path_cap): QUIC's own window probes into the bottleneck's
-   * buffer until packets are lost, and a lost datagram is a loss for TCP
-   * inside.
-   */
-  qe_rate rate;
-  qe_aqm aqm;
-  uint8_t *sent_buf; /* QE_SENT_SLOTS of txq.slotsize bytes */
-  uint64_t *sent_id; /* dgram_id + 1, 0: free */
-  uint32_t *sent_len;
-  qe_ts *sent_ts;     /* when it was sent */
-  uint64_t oldest_id; /* no datagram before this one is unacknowledged */
-  /* Sent slots the QUIC stack declared lost, re-sent once it has returned
-   * (qe_bond_resend_lost): QE_SENT_SLOTS entries. */
-  uint16_t *lost;
-  size_t nlost;
 };
 
 typedef struct qe_cmd qe_cmd;
+
+/*
+ * What a connection tells the layer above it: quic_conn.c, txq.c and
+ * ctrl_stream.c call upward only through this table (e->up, peer.c's
+ * qe_peer_conn_up), never into the engine or bond.c directly. Worker
+ * thread. `established` and `closed` may close other connections.
+ */
+typedef struct qe_conn_up {
+  /* A free connection slot (QE_CONN_HANDSHAKE), or NULL when all are used. */
+  qe_conn *(*alloc)(qe_engine *e);
+  /* Gives the slot back (frees the connection's state). */
+  void (*release)(qe_conn *c);
+  /* Whether a peer key may connect (handshake, then established). */
+  int (*allowed)(const qe_engine *e, const uint8_t key[QE_KEYLEN]);
+  /* Handshake done, key allowed, queues in place: join a peer. */
+  void (*established)(qe_conn *c, qe_ts ts);
+  /* One tunnelled packet (a bonded path's: with its sequence number). */
+  void (*datagram)(qe_conn *c, const uint8_t *data, size_t len);
+  /* One whole control message; the handler owns `msg` (malloc'd). */
+  void (*control)(qe_conn *c, uint8_t *msg, size_t len);
+  /* Closing for `reason` (silent: no event): leave the peer, release. */
+  void (*closed)(qe_conn *c, const char *reason, int silent, qe_ts ts);
+  /* A bonded path we dialled was refused (QE_APP_NO_BOND). */
+  void (*bond_refused)(qe_conn *c);
+} qe_conn_up;
+
+/* peer.c */
+extern const qe_conn_up qe_peer_conn_up;
+qe_peer *qe_engine_peer_get(qe_engine *e, const uint8_t key[QE_KEYLEN],
+                            int create);
+int qe_engine_key_allowed(const qe_engine *e, const uint8_t key[QE_KEYLEN]);
+void qe_engine_note_refused(qe_engine *e, qe_conn *c, qe_ts ts);
 
 typedef struct qe_refused_entry {
   uint8_t key[QE_KEYLEN];
@@ -268,6 +272,7 @@ struct qe_engine {
   qe_event_fn event_fn;
   void *event_ud;
   ngtcp2_callbacks cb_client, cb_server;
+  const qe_conn_up *up; /* what connections report to (peer.c) */
 
   /* Control thread <-> worker. */
   pthread_t thread;
@@ -277,6 +282,7 @@ struct qe_engine {
   qe_cmd *cmd_head, *cmd_tail;
   int worker_done; /* under lock */
   atomic_size_t ctl_backlog; /* control bytes queued towards JS */
+  uint64_t posted_version;   /* control thread only: last tables posted */
 
   /* Worker only. */
   int stopping;
@@ -289,6 +295,12 @@ struct qe_engine {
   uint8_t (*allowed)[QE_KEYLEN];
   size_t nallowed;
   qe_routes *routes;
+  /* Tables that are not one of the above (see qe_tables); version: of the
+   * last set_tables applied, 0 before it. */
+  uint64_t tables_version;
+  int accept_bonded;
+  uint64_t reorder_max_ns;
+  size_t reorder_max_bytes;
   qe_refused_entry refused[QE_REFUSED_RING];
   size_t refused_next;
   struct {
@@ -323,20 +335,30 @@ struct qe_engine {
   qe_ts now;
 };
 
-/* engine.c */
+/* uplink.c */
 /* Opens uplinks whose device appeared, closes (with their paths) those
  * whose device vanished or was re-created; then they reopen. */
 void qe_uplinks_check(qe_engine *e, qe_ts ts);
+/* Replaces the uplinks (n <= QE_MAX_UPLINKS, names valid): same name keeps
+ * its socket, a removed one closes its paths, a new one opens or waits. */
+void qe_uplinks_apply(qe_engine *e, const qe_uplink_conf *want, size_t n,
+                      qe_ts ts);
+
+/* engine_cmd.c */
+/* Runs every queued command (the eventfd woke the worker). */
+void qe_engine_run_commands(qe_engine *e, qe_ts ts);
+/* Frees commands never run (the worker is gone). */
+void qe_engine_cmds_free(qe_engine *e);
+/* Frees a routes table (NULL is fine). */
+void qe_routes_free(qe_routes *r);
+
+/* engine.c */
+/* Copies the counters out (the worker, for a stats command). */
+void qe_engine_fill_stats(qe_engine *e, qe_stats *out);
+/* Any connection (plain or path) whose remote is `sa`, or NULL. */
+qe_conn *qe_engine_conn_by_remote(qe_engine *e, const struct sockaddr *sa);
 void qe_engine_emit(qe_engine *e, qe_event_type type, const qe_conn *c,
                     const char *reason, uint8_t *data, size_t datalen);
-qe_peer *qe_engine_peer_get(qe_engine *e, const uint8_t key[QE_KEYLEN],
-                            int create);
-int qe_engine_key_allowed(const qe_engine *e, const uint8_t key[QE_KEYLEN]);
-void qe_engine_note_refused(qe_engine *e, qe_conn *c, qe_ts ts);
-/* Queues a NOP after datagrams sent since the last one (see QE_NOP_POOL). */
-void qe_conn_nop_after_datagrams(qe_conn *c);
-/* Parses buffered control data if JS has room for it (see backlog). */
-void qe_conn_ctl_resume(qe_conn *c, qe_ts ts);
 qe_conn *qe_engine_conn_alloc(qe_engine *e);
 void qe_engine_conn_release(qe_engine *e, qe_conn *c);
 /* Appends one packet for `c` to the UDP batch; returns the place to write. */
@@ -357,6 +379,46 @@ void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
  */
 /* Writes whatever the connection has to send (ACKs, control data ...). */
 int qe_conn_write(qe_conn *c, qe_ts ts);
+/* The connection failed inside ngtcp2 (`liberr`): closes it, with the
+ * reason the error implies. */
+void qe_conn_fail(qe_conn *c, int liberr, qe_ts ts);
+
+/* ctrl_stream.c */
+/* Queues a NOP after datagrams sent since the last one (see QE_NOP_POOL). */
+void qe_conn_nop_after_datagrams(qe_conn *c);
+/* Parses buffered control data if JS has room for it (see backlog); may
+ * close `c` on a framing error. */
+void qe_conn_ctl_resume(qe_conn *c, qe_ts ts);
+/* Queues one control message (a copy) on the stream: 0, QE_ERR_INVALID or
+ * QE_ERR_NOMEM. */
+int qe_conn_queue_control(qe_conn *c, const uint8_t *data, size_t len);
+/* Queues raw bytes (`hdr` then `data`) on the stream: the magic or hello. */
+int qe_ctl_enqueue(qe_conn *c, const uint8_t *hdr, size_t hdrlen,
+                   const uint8_t *data, size_t len);
+/* The NOP pool, when the connection comes up: 0 or QE_ERR_NOMEM. */
+int qe_ctl_init(qe_conn *c);
+/* Frees queued and received control data and the NOP pool. */
+void qe_ctl_free(qe_conn *c);
+/* ngtcp2 callbacks for the control stream (quic_conn.c's table). */
+int qe_ctl_on_extend_bidi(ngtcp2_conn *conn, uint64_t max_streams,
+                          void *user_data);
+int qe_ctl_on_stream_open(ngtcp2_conn *conn, int64_t stream_id,
+                          void *user_data);
+int qe_ctl_on_recv(ngtcp2_conn *conn, uint32_t flags, int64_t stream_id,
+                   uint64_t offset, const uint8_t *data, size_t datalen,
+                   void *user_data, void *stream_user_data);
+int qe_ctl_on_acked(ngtcp2_conn *conn, int64_t stream_id, uint64_t offset,
+                    uint64_t datalen, void *user_data, void *stream_user_data);
+int qe_ctl_on_reset(ngtcp2_conn *conn, int64_t stream_id, uint64_t final_size,
+                    uint64_t app_error_code, void *user_data,
+                    void *stream_user_data);
+int qe_ctl_on_stop_sending(ngtcp2_conn *conn, int64_t stream_id,
+                           uint64_t app_error_code, void *user_data,
+                           void *stream_user_data);
+
+/* txq.c */
+/* Like qe_engine_tx_reserve, on the connection's own socket. */
+uint8_t *qe_conn_tx_reserve(qe_conn *c, size_t len);
 /*
  * Sends one IP packet, given as `vcnt` (1 or 2) pieces of `total` bytes, in
  * one DATAGRAM frame: a QE_SEND_* result.
@@ -383,31 +445,35 @@ int qe_conn_forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
  * class's); a full queue loses its newest packet instead. */
 int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
                            size_t total, qe_ts ts);
+/* Sends queued packets while the window allows; -1: `c` was closed. */
+int qe_conn_flush_queue(qe_conn *c, qe_ts ts);
+
+/* quic_conn.c, bonded paths */
 /* Bytes of bulk packets a bonded path may have in flight (cs: its
  * statistics, which the caller has at hand); 0: no cap. */
 uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs);
 /* More than a keep-alive's PING or a NOP in flight: ACKs come all the time. */
 int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs);
-/* Sends queued packets while the window allows. */
-int qe_conn_flush_queue(qe_conn *c, qe_ts ts);
+
+/* quic_conn.c */
 int qe_conn_handle_expiry(qe_conn *c, qe_ts ts);
 qe_ts qe_conn_expiry(const qe_conn *c);
+/* Sends CONNECTION_CLOSE with `app_code` and frees, telling no one (a
+ * crossed dial that lost). */
+void qe_conn_close_quiet(qe_conn *c, const char *reason, int64_t app_code,
+                         qe_ts ts);
 /* Closes: sends CONNECTION_CLOSE when `app_code` >= 0, emits, frees. */
 void qe_conn_close(qe_conn *c, const char *reason, int64_t app_code,
                    qe_ts ts);
-int qe_conn_queue_control(qe_conn *c, const uint8_t *data, size_t len);
 int qe_conn_has_cid(const qe_conn *c, const uint8_t *cid, size_t cidlen);
 void qe_conn_fill_stats(qe_conn *c, qe_peer_stats *ps);
 void qe_conn_free_state(qe_conn *c);
 int qe_conn_verify_key(void *user_data, const uint8_t key[QE_KEYLEN]);
 
-/* Like qe_engine_tx_reserve, on the connection's own socket. */
-uint8_t *qe_conn_tx_reserve(qe_conn *c, size_t len);
 int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
                           socklen_t remotelen, int uplink, uint8_t mode,
                           qe_ts ts);
 void qe_conn_path_keepalive(qe_conn *c);
-void qe_conn_ctl_parse_now(qe_conn *c, qe_ts ts);
 
 /* bond.c */
 /* A path connection is established: joins (or restarts) its peer. Returns
@@ -427,6 +493,11 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts);
 qe_ts qe_bond_expiry(const qe_engine *e);
 void qe_bond_flush(qe_engine *e);
 void qe_bond_close_all(qe_engine *e);
+/* The path `c` we dialled was refused (QE_APP_NO_BOND): stop bonding to its
+ * endpoint; the next tick dials it once plainly. */
+void qe_bond_refused(qe_engine *e, const qe_conn *c);
+/* The reorder limits changed (qe_tables): every bonded peer follows. */
+void qe_bond_set_reorder(qe_engine *e, uint64_t max_ns, size_t max_bytes);
 
 /* forward.c */
 void qe_forward_to_tun_peer(qe_engine *e, qe_peer *p, const uint8_t *pkt,

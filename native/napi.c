@@ -10,6 +10,8 @@
  * setAllowed(handle, keys)        keys: Buffer of n*32 bytes
  * setRoutes(handle, routes)       routes: Buffer of n*50 bytes
  *                                 (family, plen, addr[16], key[32])
+ * setTables(handle, tables)       every table at once (see js_set_tables)
+ * readTables(handle) -> tables|null  what the worker enforces now
  * sendControl(handle, key, data)  data is copied
  * stats(handle) -> object
  * fibNew(entries) / fibLookup(fib, addr)  the trie alone, for tests
@@ -22,6 +24,9 @@
 
 #include "engine.h"
 #include "fib.h"
+#include "sched.h"
+
+#define QE_MAX_UPLINKS_API 8 /* = QE_MAX_UPLINKS (engine_int.h) */
 
 #include <errno.h>
 #include <stdio.h>
@@ -434,7 +439,7 @@ static napi_value js_connect_bonded(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (napi_get_value_int64(env, argv[3], &mode) != napi_ok || mode < 0 ||
-      mode > 3) {
+      mode >= QE_MODE_COUNT) {
     napi_throw_type_error(env, "QE_ENGINE_INVALID", usage);
     return NULL;
   }
@@ -447,40 +452,69 @@ static napi_value js_forget_bonded(napi_env env, napi_callback_info info) {
                         "forgetBonded(addr, port)", "forgetBonded");
 }
 
-/* uplinks: n records of 21 bytes: name (16, NUL-padded), weight (u16 BE),
- * priority (u16 BE), role (0 primary, 1 backup). */
-#define UPLINK_REC 21
+/* uplinks: n records of 26 bytes: name (16, NUL-padded), weight (u16 BE),
+ * priority (u16 BE), role (0 primary, 1 backup), cost (u8), rate (u32 BE,
+ * bytes/s, 0: unknown). */
+#define UPLINK_REC 26
 
-static napi_value js_set_uplinks(napi_env env, napi_callback_info info) {
-  ARGS(2);
+/* Parses uplink records into u[QE_MAX_UPLINKS]; 0, or -1 (thrown). */
+static int parse_uplinks(napi_env env, napi_value v, qe_uplink_conf *u,
+                         size_t *n) {
   uint8_t *data;
-  size_t len, n, off = 0;
-  char names[8 * 16];
-  uint16_t weight[8], priority[8];
-  uint8_t role[8];
-  int rv;
-  if (get_buffer(env, argv[1], (void **)&data, &len) != 0 ||
-      len % UPLINK_REC || len / UPLINK_REC > 8) {
+  size_t len;
+  if (get_buffer(env, v, (void **)&data, &len) != 0 || len % UPLINK_REC ||
+      len / UPLINK_REC > 8) {
     napi_throw_type_error(env, "QE_ENGINE_INVALID",
-                          "uplinks: at most 8 records of 21 bytes");
-    return NULL;
+                          "uplinks: at most 8 records of 26 bytes");
+    return -1;
   }
-  n = len / UPLINK_REC;
-  for (size_t i = 0; i < n; i++) {
+  *n = len / UPLINK_REC;
+  for (size_t i = 0; i < *n; i++) {
     const uint8_t *r = data + i * UPLINK_REC;
     size_t nl = strnlen((const char *)r, 16);
     if (nl == 0 || nl > 15) {
       napi_throw_type_error(env, "QE_ENGINE_INVALID", "uplink name");
-      return NULL;
+      return -1;
     }
-    memcpy(names + off, r, nl);
-    names[off + nl] = '\0';
-    off += nl + 1;
-    weight[i] = (uint16_t)((r[16] << 8) | r[17]);
-    priority[i] = (uint16_t)((r[18] << 8) | r[19]);
-    role[i] = r[20];
+    memset(&u[i], 0, sizeof(u[i]));
+    memcpy(u[i].name, r, nl);
+    u[i].weight = (uint16_t)((r[16] << 8) | r[17]);
+    u[i].priority = (uint16_t)((r[18] << 8) | r[19]);
+    u[i].role = r[20];
+    u[i].cost = r[21];
+    u[i].rate_bps = (uint32_t)r[22] << 24 | (uint32_t)r[23] << 16 |
+                    (uint32_t)r[24] << 8 | r[25];
   }
-  rv = qe_engine_set_uplinks(h->e, names, n, weight, priority, role);
+  return 0;
+}
+
+static void encode_uplinks(const qe_uplink_conf *u, size_t n, uint8_t *out) {
+  for (size_t i = 0; i < n; i++) {
+    uint8_t *r = out + i * UPLINK_REC;
+    memset(r, 0, UPLINK_REC);
+    memcpy(r, u[i].name, strnlen(u[i].name, 15));
+    r[16] = (uint8_t)(u[i].weight >> 8);
+    r[17] = (uint8_t)u[i].weight;
+    r[18] = (uint8_t)(u[i].priority >> 8);
+    r[19] = (uint8_t)u[i].priority;
+    r[20] = u[i].role;
+    r[21] = u[i].cost;
+    r[22] = (uint8_t)(u[i].rate_bps >> 24);
+    r[23] = (uint8_t)(u[i].rate_bps >> 16);
+    r[24] = (uint8_t)(u[i].rate_bps >> 8);
+    r[25] = (uint8_t)u[i].rate_bps;
+  }
+}
+
+static napi_value js_set_uplinks(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  qe_uplink_conf u[QE_MAX_UPLINKS_API];
+  size_t n;
+  int rv;
+  if (parse_uplinks(env, argv[1], u, &n) != 0) {
+    return NULL;
+  }
+  rv = qe_engine_set_uplinks(h->e, u, n);
   return rv ? throw_code(env, rv, "setUplinks") : NULL;
 }
 
@@ -490,30 +524,29 @@ static napi_value js_set_uplinks(napi_env env, napi_callback_info info) {
  * u16 BE hi). */
 #define CLASS_REC (8 + 2 + 1 + 16 + 4 * QE_CLASS_MAX_PORTS)
 
-static napi_value js_set_classes(napi_env env, napi_callback_info info) {
-  ARGS(2);
+/* Parses class records into k[QE_MAX_CLASSES]; 0, or -1 (thrown). */
+static int parse_classes(napi_env env, napi_value v, qe_class *k, size_t *n) {
   uint8_t *data;
-  size_t len, n;
-  qe_class k[QE_MAX_CLASSES];
-  int rv;
-  if (get_buffer(env, argv[1], (void **)&data, &len) != 0 ||
-      len % CLASS_REC || len / CLASS_REC > QE_MAX_CLASSES) {
+  size_t len;
+  if (get_buffer(env, v, (void **)&data, &len) != 0 || len % CLASS_REC ||
+      len / CLASS_REC > QE_MAX_CLASSES) {
     napi_throw_type_error(env, "QE_ENGINE_INVALID",
                           "classes: at most 16 records of 155 bytes");
-    return NULL;
+    return -1;
   }
-  n = len / CLASS_REC;
-  memset(k, 0, sizeof(k));
-  for (size_t i = 0; i < n; i++) {
+  *n = len / CLASS_REC;
+  memset(k, 0, sizeof(qe_class) * QE_MAX_CLASSES);
+  for (size_t i = 0; i < *n; i++) {
     const uint8_t *r = data + i * CLASS_REC;
     for (int b = 0; b < 8; b++) {
       k[i].dscp = k[i].dscp << 8 | r[b];
     }
     k[i].max_size = (uint16_t)(r[8] << 8 | r[9]);
     k[i].nports = r[10];
-    if (k[i].nports > QE_CLASS_MAX_PORTS || strnlen((const char *)r + 11, 16) > 15) {
+    if (k[i].nports > QE_CLASS_MAX_PORTS ||
+        strnlen((const char *)r + 11, 16) > 15) {
       napi_throw_type_error(env, "QE_ENGINE_INVALID", "class record");
-      return NULL;
+      return -1;
     }
     memcpy(k[i].uplink, r + 11, 15);
     for (size_t j = 0; j < k[i].nports; j++) {
@@ -521,6 +554,38 @@ static napi_value js_set_classes(napi_env env, napi_callback_info info) {
       k[i].port_lo[j] = (uint16_t)(x[0] << 8 | x[1]);
       k[i].port_hi[j] = (uint16_t)(x[2] << 8 | x[3]);
     }
+  }
+  return 0;
+}
+
+static void encode_classes(const qe_class *k, size_t n, uint8_t *out) {
+  for (size_t i = 0; i < n; i++) {
+    uint8_t *r = out + i * CLASS_REC;
+    memset(r, 0, CLASS_REC);
+    for (int b = 0; b < 8; b++) {
+      r[b] = (uint8_t)(k[i].dscp >> (56 - 8 * b));
+    }
+    r[8] = (uint8_t)(k[i].max_size >> 8);
+    r[9] = (uint8_t)k[i].max_size;
+    r[10] = k[i].nports;
+    memcpy(r + 11, k[i].uplink, strnlen(k[i].uplink, 15));
+    for (size_t j = 0; j < k[i].nports && j < QE_CLASS_MAX_PORTS; j++) {
+      uint8_t *x = r + 27 + 4 * j;
+      x[0] = (uint8_t)(k[i].port_lo[j] >> 8);
+      x[1] = (uint8_t)k[i].port_lo[j];
+      x[2] = (uint8_t)(k[i].port_hi[j] >> 8);
+      x[3] = (uint8_t)k[i].port_hi[j];
+    }
+  }
+}
+
+static napi_value js_set_classes(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  qe_class k[QE_MAX_CLASSES];
+  size_t n;
+  int rv;
+  if (parse_classes(env, argv[1], k, &n) != 0) {
+    return NULL;
   }
   rv = qe_engine_set_classes(h->e, k, n);
   return rv ? throw_code(env, rv, "setClasses") : NULL;
@@ -561,32 +626,158 @@ static napi_value js_set_allowed(napi_env env, napi_callback_info info) {
 
 #define ROUTE_REC 50
 
+/* Parses route records into a malloc'd array (*out); 0, or -1 (thrown). */
+static int parse_routes(napi_env env, napi_value v, qe_route **out,
+                        size_t *n) {
+  uint8_t *data;
+  size_t len;
+  if (get_buffer(env, v, (void **)&data, &len) != 0 || len % ROUTE_REC) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "routes: n*50 bytes");
+    return -1;
+  }
+  *n = len / ROUTE_REC;
+  *out = calloc(*n ? *n : 1, sizeof(qe_route));
+  if (*out == NULL) {
+    throw_code(env, QE_ERR_NOMEM, "routes");
+    return -1;
+  }
+  for (size_t i = 0; i < *n; i++) {
+    const uint8_t *r = data + i * ROUTE_REC;
+    (*out)[i].family = r[0];
+    (*out)[i].plen = r[1];
+    memcpy((*out)[i].addr, r + 2, 16);
+    memcpy((*out)[i].key, r + 18, QE_KEYLEN);
+  }
+  return 0;
+}
+
+static void encode_routes(const qe_route *routes, size_t n, uint8_t *out) {
+  for (size_t i = 0; i < n; i++) {
+    uint8_t *r = out + i * ROUTE_REC;
+    r[0] = routes[i].family;
+    r[1] = routes[i].plen;
+    memcpy(r + 2, routes[i].addr, 16);
+    memcpy(r + 18, routes[i].key, QE_KEYLEN);
+  }
+}
+
 static napi_value js_set_routes(napi_env env, napi_callback_info info) {
   ARGS(2);
-  uint8_t *data;
-  size_t len, n;
   qe_route *routes;
+  size_t n;
   int rv;
-  if (get_buffer(env, argv[1], (void **)&data, &len) != 0 ||
-      len % ROUTE_REC) {
-    napi_throw_type_error(env, "QE_ENGINE_INVALID", "routes: n*50 bytes");
+  if (parse_routes(env, argv[1], &routes, &n) != 0) {
     return NULL;
-  }
-  n = len / ROUTE_REC;
-  routes = calloc(n ? n : 1, sizeof(*routes));
-  if (routes == NULL) {
-    return throw_code(env, QE_ERR_NOMEM, "setRoutes");
-  }
-  for (size_t i = 0; i < n; i++) {
-    const uint8_t *r = data + i * ROUTE_REC;
-    routes[i].family = r[0];
-    routes[i].plen = r[1];
-    memcpy(routes[i].addr, r + 2, 16);
-    memcpy(routes[i].key, r + 18, QE_KEYLEN);
   }
   rv = qe_engine_set_routes(h->e, routes, n);
   free(routes);
   return rv ? throw_code(env, rv, "setRoutes") : NULL;
+}
+
+/*
+ * setTables(handle, {version, allowed, routes, uplinks, classes,
+ * acceptBonded, reorderMaxDelayMs, reorderMaxBytes}): the buffers in the
+ * formats of setAllowed / setRoutes / setUplinks / setClasses.
+ */
+static napi_value js_set_tables(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  static const char usage[] = "setTables(handle, tables)";
+  qe_uplink_conf u[QE_MAX_UPLINKS_API];
+  qe_class k[QE_MAX_CLASSES];
+  qe_tables t = {0};
+  napi_value v;
+  void *keys;
+  size_t klen;
+  bool accept = true;
+  int64_t delay, bytes, version;
+  int rv;
+  if (get_prop(env, argv[1], "allowed", &v) != 0 ||
+      get_buffer(env, v, &keys, &klen) != 0 || klen % QE_KEYLEN) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", "allowed: n*32 bytes");
+    return NULL;
+  }
+  version = get_int(env, argv[1], "version", 0);
+  delay = get_int(env, argv[1], "reorderMaxDelayMs", 0);
+  bytes = get_int(env, argv[1], "reorderMaxBytes", 0);
+  if (version <= 0 || delay <= 0 || bytes < 65536 ||
+      get_prop(env, argv[1], "acceptBonded", &v) != 0 ||
+      napi_get_value_bool(env, v, &accept) != napi_ok) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", usage);
+    return NULL;
+  }
+  if (get_prop(env, argv[1], "uplinks", &v) != 0 ||
+      parse_uplinks(env, v, u, &t.nuplinks) != 0 ||
+      get_prop(env, argv[1], "classes", &v) != 0 ||
+      parse_classes(env, v, k, &t.nclasses) != 0 ||
+      get_prop(env, argv[1], "routes", &v) != 0 ||
+      parse_routes(env, v, &t.routes, &t.nroutes) != 0) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) {
+      napi_throw_type_error(env, "QE_ENGINE_INVALID", usage);
+    }
+    return NULL;
+  }
+  t.version = (uint64_t)version;
+  t.allowed = keys;
+  t.nallowed = klen / QE_KEYLEN;
+  t.uplinks = u;
+  t.classes = k;
+  t.accept_bonded = accept;
+  t.reorder_max_ns = (uint64_t)delay * 1000000ULL;
+  t.reorder_max_bytes = (size_t)bytes;
+  rv = qe_engine_set_tables(h->e, &t);
+  free(t.routes);
+  return rv ? throw_code(env, rv, "setTables") : NULL;
+}
+
+/* readTables(handle) -> null before the first setTables, else the tables
+ * the worker enforces, in setTables' shape. */
+static napi_value js_read_tables(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  qe_tables t;
+  napi_value obj = NULL, b;
+  uint8_t *p;
+  int rv = qe_engine_read_tables(h->e, &t);
+  if (rv != 0) {
+    return throw_code(env, rv, "readTables");
+  }
+  if (t.version == 0) {
+    qe_tables_free(&t);
+    napi_get_null(env, &obj);
+    return obj;
+  }
+  if (napi_create_object(env, &obj) != napi_ok) {
+    goto done;
+  }
+  set_u64(env, obj, "version", t.version);
+  set_buf(env, obj, "allowed", (const uint8_t *)t.allowed,
+          t.nallowed * QE_KEYLEN);
+  if (napi_create_buffer(env, t.nroutes * ROUTE_REC, (void **)&p, &b) !=
+      napi_ok) {
+    goto done;
+  }
+  encode_routes(t.routes, t.nroutes, p);
+  napi_set_named_property(env, obj, "routes", b);
+  if (napi_create_buffer(env, t.nuplinks * UPLINK_REC, (void **)&p, &b) !=
+      napi_ok) {
+    goto done;
+  }
+  encode_uplinks(t.uplinks, t.nuplinks, p);
+  napi_set_named_property(env, obj, "uplinks", b);
+  if (napi_create_buffer(env, t.nclasses * CLASS_REC, (void **)&p, &b) !=
+      napi_ok) {
+    goto done;
+  }
+  encode_classes(t.classes, t.nclasses, p);
+  napi_set_named_property(env, obj, "classes", b);
+  napi_get_boolean(env, t.accept_bonded != 0, &b);
+  napi_set_named_property(env, obj, "acceptBonded", b);
+  set_u64(env, obj, "reorderMaxDelayMs", t.reorder_max_ns / 1000000ULL);
+  set_u64(env, obj, "reorderMaxBytes", t.reorder_max_bytes);
+done:
+  qe_tables_free(&t);
+  return obj;
 }
 
 static napi_value js_send_control(napi_env env, napi_callback_info info) {
@@ -636,6 +827,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   G(icmp_sent, "icmpSent");
   G(duplicates, "duplicates");
   G(connections, "connections");
+  G(tables_version, "tablesVersion");
+  G(bond_refused, "bondRefused");
 #undef G
   napi_set_named_property(env, obj, "global", g);
   CHECK(napi_create_array_with_length(env, st.npeers, &peers));
@@ -671,10 +864,11 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
     P(drop_spoofed, "dropSpoofed");
     P(drop_not_up, "dropNotUp");
     if (p->bonded) {
-      static const char *modes[] = {"aggregate", "failover", "redundant",
-                                    "weighted"};
+      static const char *modes[QE_MODE_COUNT] = {"aggregate", "failover",
+                                                 "redundant", "weighted"};
       napi_value paths;
-      set_str(env, po, "bondMode", modes[p->mode & 3]);
+      set_str(env, po, "bondMode",
+              p->mode < QE_MODE_COUNT ? modes[p->mode] : modes[0]);
       P(reordered, "reordered");
       P(late, "late");
       P(bond_dropped, "bondDropped");
@@ -799,6 +993,8 @@ static napi_value init(napi_env env, napi_value exports) {
       F("disconnect", js_disconnect),
       F("setAllowed", js_set_allowed),
       F("setRoutes", js_set_routes),
+      F("setTables", js_set_tables),
+      F("readTables", js_read_tables),
       F("sendControl", js_send_control),
       F("stats", js_stats),
       F("fibNew", js_fib_new),

@@ -14,15 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QE_CTL_WINDOW (2 * 1024 * 1024 + 64)
-
 static void conn_close_ex(qe_conn *c, const char *reason,
                           const ngtcp2_connection_close_error *ccerr,
                           int silent, qe_ts ts);
-static void conn_fail(qe_conn *c, int liberr, qe_ts ts);
-static void ctl_parse(qe_conn *c);
-static int txq_init(qe_txq *q, size_t slots, size_t slotsize);
-static int nop_pool_init(qe_conn *c);
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
   return ((qe_conn *)ref->user_data)->conn;
@@ -118,142 +112,13 @@ static int cb_handshake_confirmed(ngtcp2_conn *conn, void *user_data) {
   return 0;
 }
 
-static int cb_extend_bidi(ngtcp2_conn *conn, uint64_t max_streams,
-                          void *user_data) {
-  qe_conn *c = user_data;
-  (void)max_streams;
-  if (!c->server && c->ctl_stream < 0) {
-    int64_t sid;
-    if (ngtcp2_conn_open_bidi_stream(conn, &sid, NULL) == 0) {
-      c->ctl_stream = sid;
-    }
-  }
-  return 0;
-}
-
-static int adopt_stream(qe_conn *c, int64_t stream_id) {
-  if (c->ctl_stream < 0 && c->server && (stream_id & 0x3) == 0) {
-    c->ctl_stream = stream_id;
-  }
-  return stream_id == c->ctl_stream;
-}
-
-static int cb_stream_open(ngtcp2_conn *conn, int64_t stream_id,
-                          void *user_data) {
-  (void)conn;
-  adopt_stream(user_data, stream_id);
-  return 0;
-}
-
-static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags,
-                               int64_t stream_id, uint64_t offset,
-                               const uint8_t *data, size_t datalen,
-                               void *user_data, void *stream_user_data) {
-  qe_conn *c = user_data;
-  (void)conn, (void)flags, (void)offset, (void)stream_user_data;
-  if (!adopt_stream(c, stream_id) || datalen == 0) {
-    return 0;
-  }
-  if (c->ctl_rlen + datalen > c->ctl_rcap) {
-    size_t need = c->ctl_rlen + datalen, cap = c->ctl_rcap ? c->ctl_rcap : 4096;
-    uint8_t *p;
-    while (cap < need) {
-      cap *= 2;
-    }
-    if (cap > QE_CTL_WINDOW) {
-      cap = QE_CTL_WINDOW;
-    }
-    if (need > cap) {
-      return NGTCP2_ERR_CALLBACK_FAILURE; /* flow control was ignored */
-    }
-    p = realloc(c->ctl_rbuf, cap);
-    if (p == NULL) {
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    }
-    c->ctl_rbuf = p;
-    c->ctl_rcap = cap;
-  }
-  memcpy(c->ctl_rbuf + c->ctl_rlen, data, datalen);
-  c->ctl_rlen += datalen;
-  if (c->announced) {
-    ctl_parse(c);
-    if (c->ctl_rlen == SIZE_MAX) {
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    }
-  }
-  return 0;
-}
-
-static int cb_acked_stream(ngtcp2_conn *conn, int64_t stream_id,
-                           uint64_t offset, uint64_t datalen, void *user_data,
-                           void *stream_user_data) {
-  qe_conn *c = user_data;
-  uint64_t end = offset + datalen;
-  (void)conn, (void)stream_id, (void)stream_user_data;
-  while (c->ctl_head && c->ctl_head->offset + c->ctl_head->len <= end &&
-         c->ctl_head != c->ctl_cur) {
-    qe_chunk *ch = c->ctl_head;
-    c->ctl_head = ch->next;
-    if (c->ctl_tail == ch) {
-      c->ctl_tail = NULL;
-    }
-    if (ch->pooled) {
-      c->nop_free[c->nop_nfree++] = ch;
-    } else {
-      free(ch);
-    }
-  }
-  return 0;
-}
-
-/* The control stream is the connection's lifeline: if the peer resets it
- * or stops reading it, the connection is closed (after read_pkt returns). */
-static int cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id,
-                           uint64_t final_size, uint64_t app_error_code,
-                           void *user_data, void *stream_user_data) {
-  qe_conn *c = user_data;
-  (void)conn, (void)final_size, (void)app_error_code, (void)stream_user_data;
-  if (stream_id == c->ctl_stream) {
-    c->ctl_broken = 1;
-  }
-  return 0;
-}
-
-static int cb_stream_stop_sending(ngtcp2_conn *conn, int64_t stream_id,
-                                  uint64_t app_error_code, void *user_data,
-                                  void *stream_user_data) {
-  return cb_stream_reset(conn, stream_id, 0, app_error_code, user_data,
-                         stream_user_data);
-}
-
 static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
                             const uint8_t *data, size_t datalen,
                             void *user_data) {
   qe_conn *c = user_data;
   (void)conn, (void)flags;
-  if (c->announced && c->is_path) {
-    qe_bond_recv(c, data, datalen);
-    return 0;
-  }
-  if (!c->announced) {
-    if (c->peer) {
-      c->peer->drop_not_up++;
-    } else {
-      c->eng->g.no_peer++;
-    }
-    return 0;
-  }
-  qe_forward_to_tun(c, data, datalen);
+  c->eng->up->datagram(c, data, datalen);
   return 0;
-}
-
-static void sent_forget(qe_conn *c, uint64_t dgram_id) {
-  if (c->sent_id != NULL) {
-    size_t slot = dgram_id % QE_SENT_SLOTS;
-    if (c->sent_id[slot] == dgram_id + 1) {
-      c->sent_id[slot] = 0;
-    }
-  }
 }
 
 #define QE_CAP_MIN_PKTS 16
@@ -262,7 +127,7 @@ uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs) {
   if (!c->is_path) {
     return 0;
   }
-  return qe_rate_cap(&c->rate, cs->min_rtt,
+  return qe_rate_cap(&c->path.rate, cs->min_rtt,
                      QE_CAP_MIN_PKTS * (uint64_t)c->max_udp);
 }
 
@@ -270,22 +135,18 @@ int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs) {
   return cs->bytes_in_flight >= 4 * (uint64_t)c->max_udp;
 }
 
-/* Adds acknowledged bytes to the path's rate (qe_rate_acked). */
-static void rate_sample(qe_conn *c, uint64_t bytes, qe_ts ts) {
-  ngtcp2_conn_stat cs;
-  ngtcp2_conn_get_conn_stat(c->conn, &cs);
-  qe_rate_acked(&c->rate, bytes, ts, cs.min_rtt, cs.latest_rtt);
-}
-
 static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                            void *user_data) {
   qe_conn *c = user_data;
-  (void)conn;
-  if (c->sent_id != NULL &&
-      c->sent_id[dgram_id % QE_SENT_SLOTS] == dgram_id + 1) {
-    rate_sample(c, c->sent_len[dgram_id % QE_SENT_SLOTS], c->eng->now);
+  uint32_t bytes =
+      c->path.sent_id != NULL ? qe_path_acked(&c->path, dgram_id) : 0;
+  if (bytes) {
+    /* The path's own delivery rate (qe_rate_acked). */
+    ngtcp2_conn_stat cs;
+    ngtcp2_conn_get_conn_stat(conn, &cs);
+    qe_rate_acked(&c->path.rate, bytes, c->eng->now, cs.min_rtt,
+                  cs.latest_rtt);
   }
-  sent_forget(c, dgram_id);
   if (c->peer) {
     c->peer->datagrams_acked++;
   }
@@ -304,19 +165,10 @@ static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
 static int cb_lost_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                             void *user_data) {
   qe_conn *c = user_data;
-  size_t slot = dgram_id % QE_SENT_SLOTS;
-  int kept = c->sent_id != NULL && c->sent_id[slot] == dgram_id + 1;
   (void)conn;
-  if (kept) {
-    qe_rate_lost(&c->rate, c->sent_len[slot]);
-  }
-  if (kept && c->lost != NULL && c->nlost < QE_SENT_SLOTS) {
-    c->lost[c->nlost++] = (uint16_t)slot;
+  if (qe_path_lost(&c->path, dgram_id)) {
     c->eng->lost_pending = 1;
-  } else {
-    sent_forget(c, dgram_id);
   }
-  c->p_lost++;
   if (c->peer) {
     c->peer->datagrams_lost++;
   }
@@ -332,13 +184,13 @@ static const ngtcp2_callbacks conn_callbacks = {
     .encrypt = ngtcp2_crypto_encrypt_cb,
     .decrypt = ngtcp2_crypto_decrypt_cb,
     .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = cb_recv_stream_data,
-    .acked_stream_data_offset = cb_acked_stream,
-    .stream_open = cb_stream_open,
+    .recv_stream_data = qe_ctl_on_recv,
+    .acked_stream_data_offset = qe_ctl_on_acked,
+    .stream_open = qe_ctl_on_stream_open,
     .recv_retry = ngtcp2_crypto_recv_retry_cb,
-    .extend_max_local_streams_bidi = cb_extend_bidi,
-    .stream_reset = cb_stream_reset,
-    .stream_stop_sending = cb_stream_stop_sending,
+    .extend_max_local_streams_bidi = qe_ctl_on_extend_bidi,
+    .stream_reset = qe_ctl_on_reset,
+    .stream_stop_sending = qe_ctl_on_stop_sending,
     .rand = cb_rand,
     .get_new_connection_id = cb_get_new_cid,
     .remove_connection_id = cb_remove_cid,
@@ -358,7 +210,7 @@ int qe_conn_verify_key(void *user_data, const uint8_t key[QE_KEYLEN]) {
   memcpy(c->peer_key, key, QE_KEYLEN);
   c->key_known = 1;
   if (memcmp(key, c->eng->id.pubkey, QE_KEYLEN) == 0 ||
-      !qe_engine_key_allowed(c->eng, key)) {
+      !c->eng->up->allowed(c->eng, key)) {
     c->refused = 1;
     return -1;
   }
@@ -392,63 +244,6 @@ static void conn_params(qe_conn *c, ngtcp2_transport_params *p) {
   p->active_connection_id_limit = 4;
 }
 
-static void ctl_link(qe_conn *c, qe_chunk *ch);
-
-static int ctl_enqueue(qe_conn *c, const uint8_t *hdr, size_t hdrlen,
-                       const uint8_t *data, size_t len) {
-  qe_chunk *ch = malloc(sizeof(*ch) + hdrlen + len);
-  if (ch == NULL) {
-    return QE_ERR_NOMEM;
-  }
-  ch->pooled = 0;
-  ch->len = hdrlen + len;
-  memcpy(ch->data, hdr, hdrlen);
-  if (len) {
-    memcpy(ch->data + hdrlen, data, len);
-  }
-  ctl_link(c, ch);
-  return 0;
-}
-
-void qe_conn_nop_after_datagrams(qe_conn *c) {
-  qe_chunk *ch;
-  if (!c->dgram_since_nop || c->ctl_stream < 0 || c->nop_nfree == 0) {
-    return; /* with every NOP in flight, the timer is armed already */
-  }
-  ch = c->nop_free[--c->nop_nfree];
-  ch->len = 4;
-  ch->data[0] = 0x80; /* length with the top bit set: padding, 0 bytes */
-  ch->data[1] = ch->data[2] = ch->data[3] = 0;
-  ctl_link(c, ch);
-  c->dgram_since_nop = 0;
-}
-
-static void ctl_link(qe_conn *c, qe_chunk *ch) {
-  ch->next = NULL;
-  ch->offset = c->ctl_next_off;
-  ch->sent = 0;
-  c->ctl_next_off += ch->len;
-  if (c->ctl_tail) {
-    c->ctl_tail->next = ch;
-  } else {
-    c->ctl_head = ch;
-  }
-  c->ctl_tail = ch;
-  if (c->ctl_cur == NULL) {
-    c->ctl_cur = ch;
-  }
-  c->dirty = 1;
-}
-
-int qe_conn_queue_control(qe_conn *c, const uint8_t *data, size_t len) {
-  uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16),
-                    (uint8_t)(len >> 8), (uint8_t)len};
-  if (len > QE_CTL_MAX_MSG) {
-    return QE_ERR_INVALID;
-  }
-  return ctl_enqueue(c, hdr, 4, data, len);
-}
-
 static int conn_common_init(qe_conn *c, const struct sockaddr *remote,
                             socklen_t remotelen, int server, qe_ts ts) {
   memcpy(&c->remote, remote, remotelen);
@@ -462,19 +257,19 @@ static int conn_common_init(qe_conn *c, const struct sockaddr *remote,
     uint8_t h[QE_HELLO_LEN];
     memcpy(h, QE_PATH_MAGIC, 4);
     for (int i = 0; i < 8; i++) {
-      h[4 + i] = (uint8_t)(c->session >> (56 - 8 * i));
+      h[4 + i] = (uint8_t)(c->path.session >> (56 - 8 * i));
     }
-    h[12] = c->path_index;
-    h[13] = c->mode;
-    h[14] = c->role;
-    h[15] = 0;
-    h[16] = (uint8_t)(c->weight >> 8);
-    h[17] = (uint8_t)c->weight;
-    h[18] = (uint8_t)(c->priority >> 8);
-    h[19] = (uint8_t)c->priority;
-    return ctl_enqueue(c, h, QE_HELLO_LEN, NULL, 0);
+    h[12] = c->path.index;
+    h[13] = c->path.mode;
+    h[14] = c->path.role;
+    h[15] = c->path.cost;
+    h[16] = (uint8_t)(c->path.weight >> 8);
+    h[17] = (uint8_t)c->path.weight;
+    h[18] = (uint8_t)(c->path.priority >> 8);
+    h[19] = (uint8_t)c->path.priority;
+    return qe_ctl_enqueue(c, h, QE_HELLO_LEN, NULL, 0);
   }
-  return ctl_enqueue(c, (const uint8_t *)QE_CTL_MAGIC, 4, NULL, 0);
+  return qe_ctl_enqueue(c, (const uint8_t *)QE_CTL_MAGIC, 4, NULL, 0);
 }
 
 static ngtcp2_path conn_path(qe_conn *c, const struct sockaddr *remote,
@@ -498,7 +293,7 @@ void qe_conn_path_keepalive(qe_conn *c) {
 int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
                           socklen_t remotelen, int uplink, uint8_t mode,
                           qe_ts ts) {
-  qe_conn *c = qe_engine_conn_alloc(e);
+  qe_conn *c = e->up->alloc(e);
   ngtcp2_cid dcid, scid;
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
@@ -514,12 +309,14 @@ int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
     c->tx = &u->tx;
     c->uplink = uplink;
     c->is_path = 1;
-    c->session = e->session;
-    c->path_index = (uint8_t)uplink;
-    c->mode = mode;
-    c->role = u->role;
-    c->weight = u->weight;
-    c->priority = u->priority;
+    c->path.session = e->session;
+    c->path.index = (uint8_t)uplink;
+    c->path.mode = mode;
+    c->path.role = u->role;
+    c->path.weight = u->weight;
+    c->path.priority = u->priority;
+    c->path.cost = u->cost;
+    qe_rate_seed(&c->path.rate, u->rate_bps);
   }
   if (conn_common_init(c, remote, remotelen, 0, ts) != 0) {
     goto fail;
@@ -549,7 +346,7 @@ int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
   qe_conn_write(c, ts);
   return 0;
 fail:
-  qe_engine_conn_release(e, c);
+  e->up->release(c);
   return rv;
 }
 
@@ -597,7 +394,7 @@ int qe_conn_server_new(qe_engine *e, const struct sockaddr *remote,
     e->g.half_open_dropped++;
     return QE_ERR_FULL;
   }
-  c = qe_engine_conn_alloc(e);
+  c = e->up->alloc(e);
   if (c == NULL) {
     e->g.half_open_dropped++;
     return QE_ERR_FULL;
@@ -650,37 +447,14 @@ int qe_conn_server_new(qe_engine *e, const struct sockaddr *remote,
   return 0;
 fail:
   e->g.handshake_failed++;
-  qe_engine_conn_release(e, c);
+  e->up->release(c);
   return QE_ERR_QUIC;
 }
 
 /* ---- established ---- */
 
-static const uint8_t *client_key(const qe_conn *c) {
-  return c->server ? c->peer_key : c->eng->id.pubkey;
-}
-
-/*
- * Two connections to one peer: which stays. Dials that crossed (created
- * within a few seconds of each other) keep the one whose client has the
- * lower key, the same answer on both sides; otherwise the newer one wins,
- * because the peer must have restarted and forgotten the old one.
- */
-static int conn_wins(const qe_conn *nc, const qe_conn *old) {
-  qe_ts d = nc->created_ts > old->created_ts ? nc->created_ts - old->created_ts
-                                              : old->created_ts - nc->created_ts;
-  if (d < QE_SIMULTANEOUS_NS) {
-    int cmp = memcmp(client_key(nc), client_key(old), QE_KEYLEN);
-    if (cmp != 0) {
-      return cmp < 0;
-    }
-  }
-  return nc->created_ts >= old->created_ts;
-}
-
 static void conn_established(qe_conn *c, qe_ts ts) {
   qe_engine *e = c->eng;
-  qe_peer *p;
   ngtcp2_connection_close_error ccerr;
   if (!c->key_known || qe_tls_check_alpn(c->tls) != 0) {
     ngtcp2_connection_close_error_set_transport_error(
@@ -688,9 +462,15 @@ static void conn_established(qe_conn *c, qe_ts ts) {
     conn_close_ex(c, "handshake-failed", &ccerr, 0, ts);
     return;
   }
-  if (!qe_engine_key_allowed(e, c->peer_key)) {
+  if (!e->up->allowed(e, c->peer_key)) {
     c->refused = 1;
     qe_conn_close(c, "refused", QE_APP_NOT_ALLOWED, ts);
+    return;
+  }
+  if (c->is_path && c->server && !e->accept_bonded) {
+    /* The dialler falls back to one plain connection (qe_bond_refused). */
+    e->g.bond_refused++;
+    qe_conn_close(c, "bonding-refused", QE_APP_NO_BOND, ts);
     return;
   }
   if (c->half_open) {
@@ -702,133 +482,15 @@ static void conn_established(qe_conn *c, qe_ts ts) {
   if (c->is_path) {
     c->max_dgram -= QE_BOND_HDR;
   }
-  p = qe_engine_peer_get(e, c->peer_key, 1);
-  if (p == NULL) {
+  if (qe_txq_init(&c->txq, c->is_path ? QE_TXQ_PATH_SLOTS : QE_TXQ_SLOTS,
+                  c->max_dgram + (c->is_path ? QE_BOND_HDR : 0)) != 0 ||
+      qe_ctl_init(c) != 0 ||
+      (c->is_path && c->path.mode != QE_MODE_REDUNDANT &&
+       qe_path_init(&c->path, c->txq.slotsize) != 0)) {
     qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
     return;
   }
-  c->peer = p;
-  if (txq_init(&c->txq, c->is_path ? QE_TXQ_PATH_SLOTS : QE_TXQ_SLOTS,
-               c->max_dgram + (c->is_path ? QE_BOND_HDR : 0)) !=
-          0 ||
-      nop_pool_init(c) != 0) {
-    qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
-    return;
-  }
-  if (c->is_path) {
-    if (c->mode != QE_BOND_REDUNDANT) {
-      c->sent_buf = malloc(QE_SENT_SLOTS * c->txq.slotsize);
-      c->sent_id = calloc(QE_SENT_SLOTS, sizeof(uint64_t));
-      c->sent_len = calloc(QE_SENT_SLOTS, sizeof(uint32_t));
-      c->sent_ts = calloc(QE_SENT_SLOTS, sizeof(qe_ts));
-      c->lost = calloc(QE_SENT_SLOTS, sizeof(uint16_t));
-      if (!c->sent_buf || !c->sent_id || !c->sent_len || !c->sent_ts ||
-          !c->lost) {
-        qe_conn_close(c, "error", QE_APP_NO_ERROR, ts);
-        return;
-      }
-    }
-    qe_bond_path_up(e, p, c, ts);
-    return;
-  }
-  if (p->bonded) {
-    /* A plain connection from a bonded peer: it restarted unbonded. */
-    e->g.duplicates++;
-    while (p->npaths) {
-      qe_conn_close(p->paths[p->npaths - 1], "replaced", QE_APP_DUPLICATE,
-                    ts);
-    }
-  }
-  if (p->conn != NULL && p->conn != c) {
-    e->g.duplicates++;
-    if (!conn_wins(c, p->conn)) {
-      ngtcp2_connection_close_error_set_application_error(
-          &ccerr, QE_APP_DUPLICATE, NULL, 0);
-      conn_close_ex(c, "replaced", &ccerr, 1, ts);
-      return;
-    }
-    qe_conn_close(p->conn, "replaced", QE_APP_DUPLICATE, ts);
-  }
-  p->conn = c;
-  c->announced = 1;
-  qe_engine_emit(e, QE_EV_PEER_UP, c, NULL, NULL, 0);
-  ctl_parse(c);
-  if (c->ctl_rlen == SIZE_MAX) {
-    qe_conn_close(c, "error", QE_APP_PROTOCOL, ts);
-  }
-}
-
-void qe_conn_ctl_resume(qe_conn *c, qe_ts ts) {
-  ctl_parse(c);
-  if (c->ctl_rlen == SIZE_MAX) {
-    qe_conn_close(c, "error", QE_APP_PROTOCOL, ts);
-  }
-}
-
-/*
- * Delivers whole control messages; on a framing error sets rlen = SIZE_MAX.
- * Stops while JS has too much undelivered: the bytes stay here, the stream
- * window is not extended, and the peer is held back by flow control.
- */
-static void ctl_parse(qe_conn *c) {
-  size_t pos = 0, consumed;
-  if (!c->ctl_magic_rcvd) {
-    if (c->ctl_rlen < 4) {
-      return;
-    }
-    if (memcmp(c->ctl_rbuf, QE_CTL_MAGIC, 4) == 0) {
-      pos = 4;
-    } else if (memcmp(c->ctl_rbuf, QE_PATH_MAGIC, 4) == 0) {
-      if (c->ctl_rlen < QE_HELLO_LEN) {
-        return;
-      }
-      pos = QE_HELLO_LEN;
-    } else {
-      c->ctl_rlen = SIZE_MAX;
-      return;
-    }
-    c->ctl_magic_rcvd = 1;
-  }
-  while (c->ctl_rlen - pos >= 4) {
-    const uint8_t *h = c->ctl_rbuf + pos;
-    size_t n = ((size_t)(h[0] & 0x7f) << 24) | ((size_t)h[1] << 16) |
-               ((size_t)h[2] << 8) | h[3];
-    uint8_t *msg;
-    if (h[0] & 0x80) {
-      /* Padding (the NOP after datagrams): skipped, never delivered. */
-      if (n > QE_CTL_MAX_MSG) {
-        c->ctl_rlen = SIZE_MAX;
-        return;
-      }
-      if (c->ctl_rlen - pos - 4 < n) {
-        break;
-      }
-      pos += 4 + n;
-      continue;
-    }
-    if (n > QE_CTL_MAX_MSG) {
-      c->ctl_rlen = SIZE_MAX;
-      return;
-    }
-    if (c->ctl_rlen - pos - 4 < n ||
-        atomic_load(&c->eng->ctl_backlog) > QE_CTL_BACKLOG_MAX) {
-      break;
-    }
-    msg = malloc(n ? n : 1);
-    if (msg != NULL) {
-      memcpy(msg, h + 4, n);
-      qe_engine_emit(c->eng, QE_EV_CONTROL, c, NULL, msg, n);
-    }
-    pos += 4 + n;
-  }
-  consumed = pos;
-  if (consumed) {
-    memmove(c->ctl_rbuf, c->ctl_rbuf + consumed, c->ctl_rlen - consumed);
-    c->ctl_rlen -= consumed;
-    ngtcp2_conn_extend_max_stream_offset(c->conn, c->ctl_stream, consumed);
-    ngtcp2_conn_extend_max_offset(c->conn, consumed);
-    c->dirty = 1;
-  }
+  e->up->established(c, ts);
 }
 
 /* ---- I/O ---- */
@@ -850,17 +512,18 @@ static int server_hello_ready(qe_conn *c) {
   }
   if (!c->is_path) {
     c->is_path = 1;
-    c->session = 0;
+    c->path.session = 0;
     for (int i = 0; i < 8; i++) {
-      c->session = (c->session << 8) | h[4 + i];
+      c->path.session = (c->path.session << 8) | h[4 + i];
     }
-    c->path_index = h[12];
-    c->mode = h[13] <= QE_BOND_WEIGHTED ? h[13] : QE_BOND_AGGREGATE;
-    c->role = h[14] ? 1 : 0;
-    c->weight = (uint16_t)((h[16] << 8) | h[17]);
-    c->priority = (uint16_t)((h[18] << 8) | h[19]);
-    if (c->weight == 0) {
-      c->weight = 1;
+    c->path.index = h[12];
+    c->path.mode = h[13] < QE_MODE_COUNT ? h[13] : QE_MODE_AGGREGATE;
+    c->path.role = h[14] ? 1 : 0;
+    c->path.cost = h[15];
+    c->path.weight = (uint16_t)((h[16] << 8) | h[17]);
+    c->path.priority = (uint16_t)((h[18] << 8) | h[19]);
+    if (c->path.weight == 0) {
+      c->path.weight = 1;
     }
     qe_conn_path_keepalive(c);
   }
@@ -873,7 +536,7 @@ void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
   ngtcp2_path path = conn_path(c, remote, remotelen);
   int rv = ngtcp2_conn_read_pkt(c->conn, &path, NULL, pkt, len, ts);
   if (rv != 0) {
-    conn_fail(c, rv, ts);
+    qe_conn_fail(c, rv, ts);
     return;
   }
   c->last_rx_ts = ts;
@@ -919,7 +582,7 @@ int qe_conn_write(qe_conn *c, qe_ts ts) {
           ngtcp2_conn_write_pkt(c->conn, &ps.path, NULL, buf, c->max_udp, ts);
     }
     if (nwrite < 0) {
-      conn_fail(c, (int)nwrite, ts);
+      qe_conn_fail(c, (int)nwrite, ts);
       return -1;
     }
     if (nwrite == 0) {
@@ -930,243 +593,6 @@ int qe_conn_write(qe_conn *c, qe_ts ts) {
     e->g.udp_tx++;
   }
   c->dirty = 0;
-  return 0;
-}
-
-int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
-                          size_t total, qe_ts ts) {
-  qe_engine *e = c->eng;
-  qe_peer *p = c->peer;
-  /* Keep room for the NOP that must follow (see QE_NOP_POOL). */
-  if (ngtcp2_conn_get_cwnd_left(c->conn) < c->max_udp + 64) {
-    c->rate.limited = 1;
-    return QE_SEND_BLOCKED;
-  }
-  if (c->is_path) {
-    ngtcp2_conn_stat cs;
-    ngtcp2_conn_get_conn_stat(c->conn, &cs);
-    if (!c->urgent && c->rate.bw &&
-        cs.bytes_in_flight + c->max_udp > qe_path_cap(c, &cs)) {
-      c->rate.limited = 1;
-      return QE_SEND_BLOCKED;
-    }
-    if (!qe_path_loaded(c, &cs)) {
-      c->busy_ts = ts;
-    }
-  }
-  c->dgram_since_nop = 1;
-  c->dirty = 1;
-  for (int tries = 0; tries < 4; tries++) {
-    ngtcp2_path_storage ps;
-    int accepted = 0;
-    uint8_t *buf = qe_conn_tx_reserve(c, c->max_udp);
-    ngtcp2_ssize nwrite;
-    ngtcp2_path_storage_zero(&ps);
-    nwrite = ngtcp2_conn_writev_datagram(
-        c->conn, &ps.path, NULL, buf, c->max_udp, &accepted,
-        NGTCP2_WRITE_DATAGRAM_FLAG_NONE, c->dgram_id++, v, vcnt, ts);
-    if (nwrite < 0) {
-      if (nwrite == NGTCP2_ERR_INVALID_ARGUMENT ||
-          nwrite == NGTCP2_ERR_INVALID_STATE) {
-        p->drop_too_big++;
-        return QE_SEND_DROPPED;
-      }
-      conn_fail(c, (int)nwrite, ts);
-      return QE_SEND_CLOSED;
-    }
-    if (nwrite == 0) {
-      return QE_SEND_BLOCKED;
-    }
-    qe_udp_tx_commit(c->tx, c->udp, (struct sockaddr *)ps.path.remote.addr,
-                     ps.path.remote.addrlen, (size_t)nwrite);
-    e->g.udp_tx++;
-    if (accepted) {
-      p->packets_out++;
-      p->bytes_out += total;
-      c->p_pkts_out++;
-      c->p_bytes_out += total;
-      if (c->sent_buf != NULL && total <= c->txq.slotsize) {
-        uint64_t id = c->dgram_id - 1;
-        size_t slot = id % QE_SENT_SLOTS, off = 0;
-        uint8_t *dst = c->sent_buf + slot * c->txq.slotsize;
-        for (size_t i = 0; i < vcnt; i++) {
-          memcpy(dst + off, v[i].base, v[i].len);
-          off += v[i].len;
-        }
-        c->sent_id[slot] = id + 1;
-        c->sent_ts[slot] = ts;
-        c->sent_len[slot] = (uint32_t)total;
-      }
-      return QE_SEND_OK;
-    }
-  }
-  return QE_SEND_BLOCKED;
-}
-
-static int txq_init(qe_txq *q, size_t slots, size_t slotsize) {
-  q->buf = malloc(slots * slotsize);
-  q->lens = calloc(slots, sizeof(uint32_t));
-  if (q->buf == NULL || q->lens == NULL) {
-    free(q->buf);
-    free(q->lens);
-    *q = (qe_txq){0};
-    return QE_ERR_NOMEM;
-  }
-  q->cap = slots;
-  q->slotsize = slotsize;
-  return 0;
-}
-
-static int nop_pool_init(qe_conn *c) {
-  c->nop_block = malloc(QE_NOP_POOL * QE_NOP_SIZE);
-  if (c->nop_block == NULL) {
-    return QE_ERR_NOMEM;
-  }
-  for (size_t i = 0; i < QE_NOP_POOL; i++) {
-    qe_chunk *ch = (qe_chunk *)(void *)(c->nop_block + i * QE_NOP_SIZE);
-    ch->pooled = 1;
-    c->nop_free[i] = ch;
-  }
-  c->nop_nfree = QE_NOP_POOL;
-  return 0;
-}
-
-static void txq_free(qe_txq *q) {
-  free(q->buf);
-  free(q->lens);
-  *q = (qe_txq){0};
-}
-
-/* Early drop on a bonded path's queue when the TUN is not paused (traffic
- * classes): qe_aqm_drop. */
-static int aqm_drop(qe_conn *c, qe_ts ts) {
-  if (!c->is_path || !c->eng->nclasses ||
-      (c->peer && ts < c->peer->aqm_grace_ts)) {
-    return 0;
-  }
-  return qe_aqm_drop(&c->aqm, (c->txq.count + 1) * (uint64_t)c->max_udp,
-                     &c->rate, ts);
-}
-
-int qe_conn_admit(qe_conn *c, size_t total, qe_ts ts) {
-  qe_txq *q = &c->txq;
-  if (q->count == q->cap || total > q->slotsize || aqm_drop(c, ts)) {
-    c->peer->drop_congestion++;
-    c->p_dropped++;
-    return 0;
-  }
-  return 1;
-}
-
-/* qe_conn_forward; `admitted`: qe_conn_admit said yes already. */
-static int forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt, size_t total,
-                   qe_ts ts, int admitted) {
-  qe_txq *q = &c->txq;
-  int rv;
-  if (q->count == 0) {
-    rv = qe_conn_send_datagram(c, v, vcnt, total, ts);
-    if (rv != QE_SEND_BLOCKED) {
-      return rv;
-    }
-  }
-  if (!admitted && !qe_conn_admit(c, total, ts)) {
-    return QE_SEND_DROPPED;
-  }
-  {
-    size_t slot = (q->head + q->count) % q->cap, off = 0;
-    uint8_t *dst = q->buf + slot * q->slotsize;
-    for (size_t i = 0; i < vcnt; i++) {
-      memcpy(dst + off, v[i].base, v[i].len);
-      off += v[i].len;
-    }
-    q->lens[slot] = (uint32_t)total;
-    q->count++;
-  }
-  return QE_SEND_BLOCKED;
-}
-
-int qe_conn_forward(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
-                    size_t total, qe_ts ts) {
-  return forward(c, v, vcnt, total, ts, 0);
-}
-
-int qe_conn_forward_admitted(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
-                             size_t total, qe_ts ts) {
-  return forward(c, v, vcnt, total, ts, 1);
-}
-
-/* Puts a packet at the head of c's queue; a full queue loses its newest
- * packet instead. */
-static int push_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
-                      size_t total) {
-  qe_txq *q = &c->txq;
-  size_t off = 0;
-  uint8_t *dst;
-  if (total > q->slotsize) {
-    c->peer->drop_congestion++;
-    c->p_dropped++;
-    return QE_SEND_DROPPED;
-  }
-  if (q->count == q->cap) {
-    q->count--; /* the newest packet makes room */
-    c->peer->drop_congestion++;
-    c->p_dropped++;
-  }
-  q->head = (q->head + q->cap - 1) % q->cap;
-  q->count++;
-  dst = q->buf + q->head * q->slotsize;
-  for (size_t i = 0; i < vcnt; i++) {
-    memcpy(dst + off, v[i].base, v[i].len);
-    off += v[i].len;
-  }
-  q->lens[q->head] = (uint32_t)total;
-  return QE_SEND_BLOCKED;
-}
-
-/* Sends now if the window allows, else puts the packet at the head of
- * c's queue. `urgent` (a traffic class's): past the bulk cap, and ahead of
- * a queue that is not empty; else only into an empty queue's window. */
-static int forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
-                         size_t total, qe_ts ts, int urgent) {
-  if (urgent || c->txq.count == 0) {
-    int rv;
-    c->urgent = urgent; /* the congestion window still holds */
-    rv = qe_conn_send_datagram(c, v, vcnt, total, ts);
-    if (rv != QE_SEND_CLOSED) {
-      c->urgent = 0;
-    }
-    if (rv != QE_SEND_BLOCKED) {
-      return rv;
-    }
-  }
-  return push_front(c, v, vcnt, total);
-}
-
-int qe_conn_forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
-                          size_t total, qe_ts ts) {
-  return forward_front(c, v, vcnt, total, ts, 0);
-}
-
-int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
-                           size_t total, qe_ts ts) {
-  return forward_front(c, v, vcnt, total, ts, 1);
-}
-
-int qe_conn_flush_queue(qe_conn *c, qe_ts ts) {
-  qe_txq *q = &c->txq;
-  while (q->count) {
-    ngtcp2_vec v = {.base = q->buf + q->head * q->slotsize,
-                    .len = q->lens[q->head]};
-    int rv = qe_conn_send_datagram(c, &v, 1, v.len, ts);
-    if (rv == QE_SEND_CLOSED) {
-      return -1;
-    }
-    if (rv == QE_SEND_BLOCKED) {
-      break;
-    }
-    q->head = (q->head + 1) % q->cap;
-    q->count--;
-  }
   return 0;
 }
 
@@ -1218,7 +644,7 @@ int qe_conn_handle_expiry(qe_conn *c, qe_ts ts) {
   }
   rv = ngtcp2_conn_handle_expiry(c->conn, ts);
   if (rv != 0) {
-    conn_fail(c, rv, ts);
+    qe_conn_fail(c, rv, ts);
     return -1;
   }
   c->dirty = 1;
@@ -1237,6 +663,9 @@ static const char *draining_reason(qe_conn *c) {
     if (ccerr.error_code == QE_APP_NOT_ALLOWED) {
       return "refused-by-peer";
     }
+    if (ccerr.error_code == QE_APP_NO_BOND) {
+      return "bonding-refused";
+    }
   }
   if (c->state != QE_CONN_UP) {
     return "handshake-failed";
@@ -1244,12 +673,15 @@ static const char *draining_reason(qe_conn *c) {
   return "closed-by-peer";
 }
 
-static void conn_fail(qe_conn *c, int liberr, qe_ts ts) {
+void qe_conn_fail(qe_conn *c, int liberr, qe_ts ts) {
   ngtcp2_connection_close_error ccerr;
   const char *reason = c->state == QE_CONN_UP ? "error" : "handshake-failed";
   switch (liberr) {
   case NGTCP2_ERR_DRAINING:
     reason = draining_reason(c);
+    if (c->is_path && !c->server && strcmp(reason, "bonding-refused") == 0) {
+      c->eng->up->bond_refused(c);
+    }
     /* A crossed dial that lost on the other side says nothing here. */
     conn_close_ex(c, reason, NULL,
                   !c->announced && strcmp(reason, "replaced") == 0, ts);
@@ -1274,6 +706,14 @@ static void conn_fail(qe_conn *c, int liberr, qe_ts ts) {
     break;
   }
   conn_close_ex(c, c->refused ? "refused" : reason, &ccerr, 0, ts);
+}
+
+void qe_conn_close_quiet(qe_conn *c, const char *reason, int64_t app_code,
+                         qe_ts ts) {
+  ngtcp2_connection_close_error ccerr;
+  ngtcp2_connection_close_error_set_application_error(
+      &ccerr, (uint64_t)app_code, NULL, 0);
+  conn_close_ex(c, reason, &ccerr, 1, ts);
 }
 
 void qe_conn_close(qe_conn *c, const char *reason, int64_t app_code,
@@ -1308,23 +748,7 @@ static void conn_close_ex(qe_conn *c, const char *reason,
       e->g.udp_tx++;
     }
   }
-  if (c->refused) {
-    qe_engine_note_refused(e, c, ts);
-  } else if (!c->announced && !silent && c->state == QE_CONN_HANDSHAKE) {
-    e->g.handshake_failed++;
-  }
-  if (c->peer && c->peer->conn == c) {
-    c->peer->conn = NULL;
-  }
-  if (c->is_path && c->announced && c->peer &&
-      qe_bond_path_gone(e, c, ts)) {
-    /* Other paths carry the peer on: only path-down (emitted there). */
-  } else if (!silent && c->announced) {
-    qe_engine_emit(e, QE_EV_PEER_DOWN, c, reason, NULL, 0);
-  } else if (!silent && !c->server && !c->is_path) {
-    qe_engine_emit(e, QE_EV_DIAL_FAILED, c, reason, NULL, 0);
-  }
-  qe_engine_conn_release(e, c);
+  e->up->closed(c, reason, silent, ts);
 }
 
 void qe_conn_fill_stats(qe_conn *c, qe_peer_stats *ps) {
@@ -1344,23 +768,9 @@ void qe_conn_fill_stats(qe_conn *c, qe_peer_stats *ps) {
 
 /* Frees everything a connection holds; the slot becomes free. */
 void qe_conn_free_state(qe_conn *c) {
-  txq_free(&c->txq);
-  free(c->sent_buf);
-  free(c->sent_id);
-  free(c->sent_len);
-  free(c->sent_ts);
-  free(c->lost);
-  c->lost = NULL;
-  c->nlost = 0;
-  while (c->ctl_head) {
-    qe_chunk *ch = c->ctl_head;
-    c->ctl_head = ch->next;
-    if (!ch->pooled) {
-      free(ch);
-    }
-  }
-  free(c->nop_block);
-  free(c->ctl_rbuf);
+  qe_txq_free(&c->txq);
+  qe_path_free(&c->path);
+  qe_ctl_free(c);
   if (c->conn) {
     ngtcp2_conn_del(c->conn);
   }

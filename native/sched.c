@@ -55,10 +55,17 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
   size_t best = QE_SCHED_NONE, second = QE_SCHED_NONE, nalive = 0;
   uint64_t bc = 0, sc = 0, bl = 0, sl = 0;
   int any_room = 0;
+  unsigned tier = 256; /* the lowest cost among the candidates */
   for (size_t i = 0; i < n; i++) {
     if (paths[i].alive) {
       nalive++;
       any_room |= paths[i].room;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (paths[i].alive && (paths[i].room || !any_room) &&
+        paths[i].cost < tier) {
+      tier = paths[i].cost;
     }
   }
   if (nalive == 0) {
@@ -73,7 +80,7 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
     return best == QE_SCHED_NONE ? 0 : 1;
   }
   switch (mode) {
-  case QE_SCHED_FAILOVER:
+  case QE_MODE_FAILOVER:
     for (size_t i = 0; i < n; i++) {
       if (paths[i].alive &&
           (best == QE_SCHED_NONE ||
@@ -83,7 +90,7 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
     }
     out[0] = best;
     return 1;
-  case QE_SCHED_WEIGHTED: {
+  case QE_MODE_WEIGHTED: {
     int64_t total = 0;
     for (size_t i = 0; i < n; i++) {
       if (paths[i].alive) {
@@ -101,7 +108,8 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
   default: /* aggregate, redundant */
     for (size_t i = 0; i < n; i++) {
       uint64_t cost, load;
-      if (!paths[i].alive || (any_room && !paths[i].room)) {
+      if (!paths[i].alive || (any_room && !paths[i].room) ||
+          paths[i].cost != tier) {
         continue;
       }
       cost = qe_sched_cost(&paths[i]);
@@ -119,7 +127,7 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
         sl = load;
       }
     }
-    if (mode == QE_SCHED_REDUNDANT && second == QE_SCHED_NONE) {
+    if (mode == QE_MODE_REDUNDANT && second == QE_SCHED_NONE) {
       /* The second best may have no room now: it queues. */
       for (size_t i = 0; i < n; i++) {
         if (paths[i].alive && i != best) {
@@ -129,7 +137,7 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
       }
     }
     out[0] = best;
-    if (mode == QE_SCHED_REDUNDANT && second != QE_SCHED_NONE) {
+    if (mode == QE_MODE_REDUNDANT && second != QE_SCHED_NONE) {
       out[1] = second;
       return 2;
     }
@@ -226,6 +234,12 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
   }
 }
 
+void qe_rate_seed(qe_rate *r, uint64_t bw) {
+  if (r->bw == 0 && r->ts == 0) {
+    r->bw = bw;
+  }
+}
+
 void qe_rate_lost(qe_rate *r, uint64_t bytes) {
   r->lost += bytes;
 }
@@ -289,46 +303,7 @@ uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded) {
                                   : t;
 }
 
-/* ---- traffic classes ---- */
-
-/* FNV-1a: the flow hash needs spread, not strength (the slots are ours). */
-static uint32_t fnv(uint32_t h, const uint8_t *p, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    h = (h ^ p[i]) * 16777619u;
-  }
-  return h;
-}
-
-int qe_pkt_parse(const uint8_t *h, size_t n, qe_pkt_info *out) {
-  size_t l4, addr, alen;
-  out->sport = out->dport = -1;
-  if (n >= 20 && h[0] >> 4 == 4) {
-    out->dscp = h[1] >> 2;
-    out->proto = ((h[6] & 0x1f) | h[7]) != 0 ? -1 : h[9];
-    l4 = (size_t)(h[0] & 15) * 4;
-    addr = 12;
-    alen = 8;
-  } else if (n >= 40 && h[0] >> 4 == 6) {
-    out->dscp = (((h[0] & 15) << 4) | (h[1] >> 4)) >> 2;
-    out->proto = h[6];
-    l4 = 40;
-    addr = 8;
-    alen = 32;
-  } else {
-    return -1;
-  }
-  if ((out->proto == 6 || out->proto == 17) && l4 + 4 <= n) {
-    out->sport = h[l4] << 8 | h[l4 + 1];
-    out->dport = h[l4 + 2] << 8 | h[l4 + 3];
-  }
-  uint8_t proto = (uint8_t)out->proto;
-  out->flow = fnv(2166136261u, h + addr, alen);
-  out->flow = fnv(out->flow, &proto, 1);
-  if (out->sport >= 0) {
-    out->flow = fnv(out->flow, h + l4, 4);
-  }
-  return 0;
-}
+/* ---- flow order ---- */
 
 _Static_assert(QE_FLOW_SLOTS == 1 << 10, "flow_slot takes 10 bits");
 

@@ -10,8 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { QE_SCHED_AGGREGATE, QE_SCHED_FAILOVER, QE_SCHED_REDUNDANT,
-       QE_SCHED_WEIGHTED };
+/* How a bonded peer spreads packets over its paths; the one list of modes
+ * (the wire hello, the engine API and the addon use these numbers). */
+typedef enum qe_mode {
+  QE_MODE_AGGREGATE,
+  QE_MODE_FAILOVER,
+  QE_MODE_REDUNDANT,
+  QE_MODE_WEIGHTED,
+  QE_MODE_COUNT /* not a mode: how many there are */
+} qe_mode;
 
 #define QE_SCHED_NONE ((size_t)-1)
 
@@ -31,6 +38,7 @@ typedef struct qe_sched_path {
   uint8_t index;      /* the dialler's uplink index (stable tie-break) */
   uint16_t weight;    /* weighted: share */
   int64_t credit;     /* weighted: smooth round-robin state, kept here */
+  uint8_t cost;       /* aggregate (redundant's first copy): uplink cost */
 } qe_sched_path;
 
 /*
@@ -38,7 +46,10 @@ typedef struct qe_sched_path {
  * out[1] for redundant); returns how many (0: no path is up).
  *  aggregate  the earliest expected delivery (qe_sched_cost; within 1 ms
  *             a tie, which the path with less in flight for its rate wins),
- *             among paths with window room when any has room
+ *             among paths with window room when any has room, and of
+ *             those only the lowest `cost`: a costlier path takes a packet
+ *             only when every cheaper alive path has no room (with no room
+ *             anywhere, the cheapest alive paths queue it)
  *  failover   the best-ranked alive path (primaries, priority, index)
  *  redundant  the two best by expected delivery among paths with room (if
  *             only one has room, the second is the first other alive path:
@@ -139,6 +150,10 @@ typedef struct qe_rate {
  */
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
                    uint64_t min_rtt_ns, uint64_t rtt_ns);
+/* A rate known before it is measured (bytes/s, e.g. the uplink's
+ * configured bandwidth): taken only while nothing is measured; the first
+ * window that measures the path replaces it. */
+void qe_rate_seed(qe_rate *r, uint64_t bw);
 /* `bytes` sent on the path were declared lost (startup's loss signal). */
 void qe_rate_lost(qe_rate *r, uint64_t bytes);
 
@@ -225,24 +240,7 @@ int qe_sched_overdue(uint64_t now, uint64_t oldest_sent, uint64_t pto);
  */
 uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded);
 
-/* ---- traffic classes: what a packet is, and its flow's order ---- */
-
-/* Enough of a packet to read: IPv4 with options (60) or IPv6 (40), plus
- * the TCP or UDP ports. */
-#define QE_PKT_HDR_MAX 64
-
-typedef struct qe_pkt_info {
-  int dscp;         /* the DSCP (6 bits) */
-  int proto;        /* IP protocol; -1 for a later IPv4 fragment */
-  int sport, dport; /* TCP or UDP ports; -1 when there are none */
-  uint32_t flow;    /* hash of addresses, protocol and ports */
-} qe_pkt_info;
-
-/*
- * Reads an IP packet's first `n` bytes (`h`). 0, or -1 when it is neither
- * IPv4 nor IPv6. IPv6 extension headers are not walked (no ports then).
- */
-int qe_pkt_parse(const uint8_t *h, size_t n, qe_pkt_info *out);
+/* ---- traffic classes: a flow's order (what a packet is: pkt.h) ---- */
 
 /*
  * A flow's packets keep their order. A traffic class that matches by size

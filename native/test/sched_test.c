@@ -30,6 +30,7 @@
  *    is printed, not checked).
  * Then the modes that need no simulation are checked on fixed views.
  */
+#include "../pkt.h"
 #include "../sched.h"
 
 #include <stdarg.h>
@@ -340,7 +341,7 @@ static void aggregate(const scenario *sc) {
   uint64_t spread, startup, bound;
   double offered, tput;
   char figs[64];
-  sim_init(s, QE_SCHED_AGGREGATE, sc->n, sc->mbit, sc->delay_ms);
+  sim_init(s, QE_MODE_AGGREGATE, sc->n, sc->mbit, sc->delay_ms);
   f = sim_figures(s);
   offered = (double)f.sum_rate * (sc->load > 0 ? sc->load : 1);
   if (sc->load > 0) {
@@ -394,20 +395,20 @@ static void aggregate_fixed(void) {
   v[0].inflight = 90000;
   v[1] = vp(1, 20, 1);
   v[2] = vp(0, 1, 2); /* the cheapest, but not alive */
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
         "aggregate earliest delivery", "out[0] %zu, want 1", out[0]);
   v[0].inflight = 0;
   v[0].queued = 90000;
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
         "aggregate counts the local queue", "out[0] %zu, want 1", out[0]);
   v[0].queued = 0;
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
         "aggregate earliest delivery", "out[0] %zu, want 0", out[0]);
   v[0].room = 0;
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
         "aggregate prefers a path with room", "out[0] %zu, want 1", out[0]);
   v[1].room = 0;
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
         "aggregate no room anywhere: earliest delivery", "out[0] %zu, want 0",
         out[0]);
   /* With a lowest RTT known: the way there once, plus the bottleneck's
@@ -432,11 +433,11 @@ static void aggregate_fixed(void) {
                          .min_rtt_ns = 1 * MS, .rate = 6250000,
                          .inflight = 20000, .queued = 350000};
   v[1] = a;
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 2, out) == 1 && out[0] == 1,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 2, out) == 1 && out[0] == 1,
         "aggregate: a long path's pipe is not a queue", "out[0] %zu, want 1",
         out[0]);
   v[0].queued = 250000; /* 40 ms: now the short path is sooner */
-  check(qe_sched_pick(QE_SCHED_AGGREGATE, v, 2, out) == 1 && out[0] == 0,
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 2, out) == 1 && out[0] == 0,
         "aggregate: the short path while its queue is shorter",
         "out[0] %zu, want 0", out[0]);
 }
@@ -460,7 +461,7 @@ static void failover(void) {
   sim *s = &S;
   double share;
   int ok;
-  sim_init(s, QE_SCHED_FAILOVER, 2, mbit, delay);
+  sim_init(s, QE_MODE_FAILOVER, 2, mbit, delay);
   /* the backup first in the array, so index order alone would pick it */
   s->p[0].v.role = 1;
   s->p[1].v.role = 0;
@@ -487,7 +488,7 @@ static void failover_priority(void) {
   v[1].priority = 10;
   v[2].role = 1;
   v[2].priority = 0;
-  k = qe_sched_pick(QE_SCHED_FAILOVER, v, 3, out);
+  k = qe_sched_pick(QE_MODE_FAILOVER, v, 3, out);
   check(k == 1 && out[0] == 1, "failover lowest priority primary",
         "got %zu paths, out[0] %zu, want path 1 (priority 10)", k, out[0]);
 }
@@ -495,20 +496,20 @@ static void failover_priority(void) {
 static void redundant(void) {
   qe_sched_path v[3] = {vp(1, 30, 0), vp(1, 10, 1), vp(1, 20, 2)};
   size_t out[2] = {9, 9};
-  size_t k = qe_sched_pick(QE_SCHED_REDUNDANT, v, 3, out);
+  size_t k = qe_sched_pick(QE_MODE_REDUNDANT, v, 3, out);
   check(k == 2 && out[0] != out[1] && out[0] < 3 && out[1] < 3,
         "redundant two distinct paths", "got %zu: %zu, %zu", k, out[0],
         out[1]);
   /* only one with room: the second still gets a copy (it queues) */
   v[1].alive = 0;
   v[2].room = 0;
-  k = qe_sched_pick(QE_SCHED_REDUNDANT, v, 3, out);
+  k = qe_sched_pick(QE_MODE_REDUNDANT, v, 3, out);
   check(k == 2 && out[0] != out[1] && v[out[0]].alive && v[out[1]].alive,
         "redundant two distinct alive paths", "got %zu: %zu, %zu", k, out[0],
         out[1]);
   v[0].alive = 0;
   out[0] = 9;
-  k = qe_sched_pick(QE_SCHED_REDUNDANT, v, 3, out);
+  k = qe_sched_pick(QE_MODE_REDUNDANT, v, 3, out);
   check(k == 1 && out[0] == 2, "redundant one alive path",
         "got %zu, out[0] %zu, want 1 path: 2", k, out[0]);
 }
@@ -521,7 +522,7 @@ static void weighted(void) {
   v[1].weight = 3;
   v[2].weight = 5; /* not alive: must get nothing */
   for (int i = 0; i < 10000; i++) {
-    if (qe_sched_pick(QE_SCHED_WEIGHTED, v, 3, out) == 1 && out[0] < 3) {
+    if (qe_sched_pick(QE_MODE_WEIGHTED, v, 3, out) == 1 && out[0] < 3) {
       count[out[0]]++;
     }
   }
@@ -536,8 +537,8 @@ static void weighted(void) {
 }
 
 static void none_alive(void) {
-  static const int modes[] = {QE_SCHED_AGGREGATE, QE_SCHED_FAILOVER,
-                              QE_SCHED_REDUNDANT, QE_SCHED_WEIGHTED};
+  static const int modes[] = {QE_MODE_AGGREGATE, QE_MODE_FAILOVER,
+                              QE_MODE_REDUNDANT, QE_MODE_WEIGHTED};
   for (size_t m = 0; m < 4; m++) {
     qe_sched_path v[3] = {vp(0, 10, 0), vp(0, 10, 1), vp(0, 10, 2)};
     size_t out[2] = {9, 9};
@@ -878,6 +879,87 @@ static void liveness(void) {
         "liveness: a dead path is declared in under 1 s", "%s", "");
 }
 
+/* ---- uplink cost: costlier paths take bulk only when cheaper ones cannot ---- */
+
+static void cost_tiers(void) {
+  qe_sched_path v[3];
+  size_t out[2] = {9, 9};
+  /* 0: cheap and slow (40 ms); 1: metered and fast (5 ms); 2: metered. */
+  v[0] = vp(1, 40, 0);
+  v[1] = vp(1, 5, 1);
+  v[2] = vp(1, 5, 2);
+  v[1].cost = 10;
+  v[2].cost = 20;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
+        "cost: the cheap path although slower", "out[0] %zu, want 0", out[0]);
+  v[0].room = 0;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+        "cost: the next cost up when the cheap one has no room",
+        "out[0] %zu, want 1", out[0]);
+  v[1].room = 0;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 2,
+        "cost: the costliest only when every cheaper one is full",
+        "out[0] %zu, want 2", out[0]);
+  v[2].room = 0;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 0,
+        "cost: no room anywhere: the cheapest queues it", "out[0] %zu, want 0",
+        out[0]);
+  v[0].room = v[1].room = v[2].room = 1;
+  v[0].alive = 0;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 1,
+        "cost: a dead cheap path does not hold bulk back",
+        "out[0] %zu, want 1", out[0]);
+  v[0].alive = 1;
+  v[2].cost = 0;
+  v[2].srtt_ns = 1 * MS;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 2,
+        "cost: within one cost, the earliest delivery", "out[0] %zu, want 2",
+        out[0]);
+  for (unsigned k = 0; k < 100; k++) {
+    /* Random costs and room: never a costlier path while a cheaper alive
+     * one has room. */
+    unsigned cheapest_room = 256;
+    for (size_t i = 0; i < 3; i++) {
+      v[i] = vp((k >> i) & 1 || i == 0, 1 + (k * 7 + i * 13) % 50,
+                (uint8_t)i);
+      v[i].cost = (uint8_t)((k * 31 + i * 17) % 4);
+      v[i].room = ((k / 8) >> i) & 1;
+      if (v[i].alive && v[i].room && v[i].cost < cheapest_room) {
+        cheapest_room = v[i].cost;
+      }
+    }
+    qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out);
+    check(cheapest_room == 256 || v[out[0]].cost == cheapest_room,
+          "cost: random views keep the cheapest tier with room",
+          "case %u: picked %zu cost %u, cheapest with room %u", k, out[0],
+          v[out[0]].cost, cheapest_room);
+  }
+}
+
+/* ---- a configured rate seeds the measure ---- */
+
+static void rate_seed(void) {
+  qe_rate r = {0};
+  uint64_t t = 1 * SEC, rtt = 40 * MS;
+  qe_rate_seed(&r, 2500000); /* 20 Mbit/s */
+  check(r.bw == 2500000 && qe_rate_cap(&r, rtt, 0) == 2500000 * rtt / SEC * 2,
+        "seed: a cap (2 x BDP, startup) before any measure", "bw %llu",
+        (unsigned long long)r.bw);
+  rate_feed(&r, &t, 4, 200, 0, rtt);
+  check(r.bw == 2500000, "seed: app-limited windows below it keep it",
+        "bw %llu", (unsigned long long)r.bw);
+  rate_feed(&r, &t, 8, 200, 1, rtt);
+  check(near_mbit(r.bw, 8), "seed: the first limited window replaces it",
+        "%.1f Mbit/s", (double)r.bw / MBIT);
+  qe_rate_seed(&r, 2500000);
+  check(near_mbit(r.bw, 8), "seed: never over a measure", "%.1f Mbit/s",
+        (double)r.bw / MBIT);
+  r = (qe_rate){0};
+  qe_rate_seed(&r, 0);
+  check(r.bw == 0 && qe_rate_cap(&r, rtt, 0) == 0, "seed 0: unknown, no cap",
+        "bw %llu", (unsigned long long)r.bw);
+}
+
 int main(void) {
   static const scenario scs[] = {
       /* the assertions' backlogged cases */
@@ -913,6 +995,8 @@ int main(void) {
   pkt_flow();
   aqm();
   liveness();
+  cost_tiers();
+  rate_seed();
   printf("sched_test: %u passed, %u failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -43,8 +43,7 @@ export const NOT_IMPLEMENTED: readonly InertKey[] = [
   { key: 'metrics.listen', isDefault: absent, instead: 'nothing listens; use quicether status' },
   { key: 'ui.listen', isDefault: absent, instead: 'nothing listens; use quicether status' },
   { key: 'auth.require-2fa', isDefault: isFalse, instead: 'the node joins with its key alone' },
-  { key: 'interfaces[].cost', isDefault: (v) => v === 0, instead: 'every uplink is used as if it cost nothing' },
-  { key: 'interfaces[].bandwidth', isDefault: isEmpty, instead: 'each path\'s rate is measured' },
+  { key: 'interfaces[].bandwidth.down', isDefault: absent, instead: 'what a peer sends over this uplink is paced by the peer\'s own measure' },
   {
     key: 'multipath.scheduler',
     // min-rtt (the default) names the aggregate scheduler; weighted is its own algorithm.

@@ -116,7 +116,7 @@ export function tablesPort(engine: Pick<HostedEngine, 'setTables' | 'readTables'
         version: t.version,
         allowedPeers: [...t.allowedPeers],
         routes: t.routes.map((r) => ({ prefix: r.prefix, peer: r.peer })),
-        uplinks: t.uplinks.map((u) => ({ name: u.name, weight: u.weight ?? 1, role: u.role ?? 'primary', priority: u.priority ?? 0 })),
+        uplinks: t.uplinks.map((u) => ({ name: u.name, weight: u.weight ?? 1, role: u.role ?? 'primary', priority: u.priority ?? 0, cost: u.cost ?? 0, ...(u.rateBps !== undefined ? { rateBps: u.rateBps } : {}) })),
         classes: t.classes.map((k) => ({
           dscp: [...(k.dscp ?? [])],
           ports: (k.ports ?? []).map((r): [number, number] => [r[0], r[1]]),

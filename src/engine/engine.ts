@@ -18,6 +18,7 @@ import ipaddr from 'ipaddr.js'
 import { silentLogger, type Logger } from '../log.js'
 import { EngineArgumentError, EngineStartError, EngineStateError } from './errors.js'
 import { loadNative, type NativeAddon, type NativeEvent, type NativeHandle, type NativeStats } from './native.js'
+import { nonNegInt, normalizeTables, packClasses, packRoute, packTables, packUplinks, peerKeyBytes, unpackTables } from './tables.js'
 import type {
   BondMode,
   BondStats,
@@ -27,6 +28,7 @@ import type {
   EngineEvents,
   EngineInit,
   EngineStats,
+  EngineTables,
   Endpoint,
   ForwardingEngine,
   PeerDownReason,
@@ -36,11 +38,11 @@ import type {
   Route,
   TrafficClass,
   Uplink,
-  EngineTables,
 } from './types.js'
 
 export * from './types.js'
 export * from './errors.js'
+export { normalizeTables, packClasses, packRoute, packUplinks, peerKeyBytes } from './tables.js'
 
 /** QUIC bytes around one tunnelled packet: short header with an 8-byte CID, 4-byte packet number, AEAD tag, DATAGRAM frame header. */
 export const QUIC_DATAGRAM_OVERHEAD = 1 + 8 + 4 + 16 + 1 + 2
@@ -67,104 +69,6 @@ export const BOND_OVERHEAD = 4
 
 const BOND_MODES: readonly BondMode[] = ['aggregate', 'failover', 'redundant', 'weighted']
 
-/** The uplinks as the addon's 21-byte records; throws EngineArgumentError on a bad entry. */
-const CLASS_REC = 8 + 2 + 1 + 16 + 4 * 32
-
-/** Classes as the native records (see native.ts `setClasses`); throws EngineArgumentError. */
-export function packClasses(classes: readonly TrafficClass[]): Buffer {
-  if (!Array.isArray(classes) || classes.length > 16) throw new EngineArgumentError('at most 16 traffic classes')
-  return Buffer.concat(
-    classes.map((k, i) => {
-      const rec = Buffer.alloc(CLASS_REC)
-      let mask = 0n
-      for (const d of k.dscp ?? []) mask |= 1n << BigInt(nonNegInt(`class ${i} dscp`, d, 0, 63))
-      rec.writeBigUInt64BE(mask, 0)
-      if (k.maxPacketSize !== undefined) {
-        const m = nonNegInt(`class ${i} maxPacketSize`, k.maxPacketSize, 0, 65535)
-        if (m < 1) throw new EngineArgumentError(`class ${i} maxPacketSize must be 1..65535`)
-        rec.writeUInt16BE(m, 8)
-      }
-      const ports: readonly (readonly [number, number])[] = k.ports ?? []
-      if (ports.length > 32) throw new EngineArgumentError(`class ${i}: at most 32 port ranges, got ${ports.length}`)
-      rec[10] = ports.length
-      if (k.uplink !== undefined) {
-        if (typeof k.uplink !== 'string' || !/^[^\s/\0]{1,15}$/.test(k.uplink) || Buffer.byteLength(k.uplink) > 15) {
-          throw new EngineArgumentError(`class ${i} uplink must be an interface name of 1..15 characters, got ${String(k.uplink)}`)
-        }
-        rec.write(k.uplink, 11, 'utf8')
-      }
-      ports.forEach(([lo, hi], j) => {
-        const a = nonNegInt(`class ${i} port`, lo, 0, 65535)
-        const b = nonNegInt(`class ${i} port`, hi, 0, 65535)
-        if (a > b) throw new EngineArgumentError(`class ${i} port range ${a}-${b} is empty`)
-        rec.writeUInt16BE(a, 27 + 4 * j)
-        rec.writeUInt16BE(b, 29 + 4 * j)
-      })
-      return rec
-    }),
-  )
-}
-
-export function packUplinks(uplinks: readonly Uplink[]): Buffer {
-  if (!Array.isArray(uplinks) || uplinks.length > 8) throw new EngineArgumentError('at most 8 uplinks')
-  const seen = new Set<string>()
-  return Buffer.concat(
-    uplinks.map((u) => {
-      if (typeof u?.name !== 'string' || !/^[^\s/\0]{1,15}$/.test(u.name) || Buffer.byteLength(u.name) > 15) {
-        throw new EngineArgumentError(`uplink name must be an interface name of 1..15 characters, got ${String(u?.name)}`)
-      }
-      if (seen.has(u.name)) throw new EngineArgumentError(`uplink ${u.name} given twice`)
-      seen.add(u.name)
-      const w = u.weight ?? 1
-      if (typeof w !== 'number' || !Number.isFinite(w) || w <= 0 || w > 655) {
-        throw new EngineArgumentError(`uplink ${u.name} weight must be a number in (0, 655], got ${String(u.weight)}`)
-      }
-      const weight = Math.max(1, Math.round(w * 100))
-      const priority = nonNegInt(`uplink ${u.name} priority`, u.priority, 0, 65535)
-      const role = u.role ?? 'primary'
-      if (role !== 'primary' && role !== 'backup') throw new EngineArgumentError(`uplink ${u.name} role must be primary or backup`)
-      const rec = Buffer.alloc(21)
-      rec.write(u.name, 0, 'utf8')
-      rec.writeUInt16BE(weight, 16)
-      rec.writeUInt16BE(priority, 18)
-      rec[20] = role === 'backup' ? 1 : 0
-      return rec
-    }),
-  )
-}
-
-/** Parses a base64 peer key into its raw 32 bytes, or throws EngineArgumentError. */
-export function peerKeyBytes(key: string): Buffer {
-  const raw = typeof key === 'string' ? Buffer.from(key, 'base64') : Buffer.alloc(0)
-  if (raw.length !== 32 || raw.toString('base64') !== key) {
-    throw new EngineArgumentError(`not a peer key (base64 of 32 bytes): ${String(key).slice(0, 60)}`)
-  }
-  return raw
-}
-
-/** One route as the addon's 50-byte record: family, prefix length, address (16), key (32). */
-export function packRoute(route: Route): Buffer {
-  let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number]
-  try {
-    parsed = ipaddr.parseCIDR(route.prefix)
-  } catch (err) {
-    throw new EngineArgumentError(`not a CIDR prefix: ${route.prefix}`, { cause: err })
-  }
-  const [addr, bits] = parsed
-  const rec = Buffer.alloc(50)
-  rec[0] = addr.kind() === 'ipv4' ? 4 : 6
-  rec[1] = bits
-  Buffer.from(addr.toByteArray()).copy(rec, 2)
-  peerKeyBytes(route.peer).copy(rec, 18)
-  return rec
-}
-
-function nonNegInt(name: string, v: number | undefined, dflt: number, max = 2 ** 31): number {
-  const x = v ?? dflt
-  if (!Number.isInteger(x) || x < 0 || x > max) throw new EngineArgumentError(`${name} must be an integer in 0..${max}, got ${String(v)}`)
-  return x
-}
-
 export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngine {
   readonly #init: EngineInit
   readonly #log: Logger
@@ -173,6 +77,8 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
   #info = { ifindex: 0, port: 0 }
   #stopping: Promise<void> | undefined
   #onStopped: (() => void) | undefined
+  /** The last tables version handed to the addon (versions must grow). */
+  #postedVersion = 0
 
   /** Wires only: nothing is opened until start(). */
   constructor(init: EngineInit) {
@@ -275,6 +181,37 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
   }
 
   /**
+   * Replaces every table at once (see EngineTables). Everything is validated
+   * and put in normal form before anything is sent: a bad entry, or a
+   * version not above the last one given, throws EngineArgumentError and
+   * changes nothing. Then ONE command swaps them all on the worker, in call
+   * order with the other commands; readTables() right after sees it.
+   */
+  setTables(tables: EngineTables): void {
+    const t = normalizeTables(tables)
+    if (t.version <= this.#postedVersion) {
+      throw new EngineArgumentError(`tables version must grow: ${t.version} after ${this.#postedVersion}`)
+    }
+    const packed = packTables(t)
+    this.#call((n, h) => n.setTables(h, packed))
+    this.#postedVersion = t.version
+    this.#log.debug({ version: t.version, peers: t.allowedPeers.length, routes: t.routes.length, uplinks: t.uplinks.length }, 'engine tables set')
+  }
+
+  /**
+   * The tables the worker enforces now, read back from native memory (not
+   * from what was passed in), in the normal form of normalizeTables; null
+   * before the first setTables. Synchronous (microseconds, like stats()).
+   * Commands run in call order, so this already includes every setTables
+   * made before it: no polling is needed. The one-table setters below change
+   * what it returns but not the version.
+   */
+  readTables(): EngineTables | null {
+    const raw = this.#call((n, h) => n.readTables(h))
+    return raw === null ? null : unpackTables(raw)
+  }
+
+  /**
    * Replaces the set of peer keys allowed to connect (both directions).
    * Connections to keys no longer in the set are closed ('not-allowed').
    */
@@ -368,31 +305,10 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
     this.#call((n, h) => n.sendControl(h, key, data))
   }
 
-  #tables: EngineTables | null = null
-
-  /** TEMPORARY shim: every table, posted in order (the native one-command swap replaces it). */
-  setTables(t: EngineTables): void {
-    const keys = Buffer.concat(t.allowedPeers.map(peerKeyBytes))
-    const routes = Buffer.concat(t.routes.map(packRoute))
-    const uplinks = packUplinks(t.uplinks)
-    const classes = packClasses(t.classes)
-    this.#call((n, h) => n.setAllowed(h, keys))
-    this.#call((n, h) => n.setRoutes(h, routes))
-    this.#call((n, h) => n.setUplinks(h, uplinks))
-    this.#call((n, h) => n.setClasses(h, classes))
-    this.#tables = t
-  }
-
-  /** TEMPORARY shim: the tables last set. */
-  readTables(): EngineTables | null {
-    return this.#tables
-  }
-
   /** A snapshot of the counters (copied out of the worker). */
   stats(): EngineStats {
     const raw = this.#call((n, h) => n.stats(h))
-    const s = convertStats(raw)
-    return { ...s, global: { ...s.global, tablesVersion: this.#tables?.version ?? 0 } }
+    return convertStats(raw)
   }
 
   #call<T>(fn: (n: NativeAddon, h: NativeHandle) => T): T {
@@ -538,7 +454,8 @@ function convertStats(raw: NativeStats): EngineStats {
       icmpSent: n('icmpSent'),
       duplicates: n('duplicates'),
       connections: n('connections'),
-      tablesVersion: 0,
+      tablesVersion: n('tablesVersion'),
+      bondRefused: n('bondRefused'),
     },
     peers,
   }

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { EngineLoadError } from './errors.js'
+import type { NativeTables } from './tables.js'
 
 export interface NativeEvent {
   type: 'peer-up' | 'peer-down' | 'dial-failed' | 'control' | 'refused' | 'error' | 'stopped' | 'path-up' | 'path-down'
@@ -56,13 +57,17 @@ export interface NativeAddon {
   /** mode: 0 aggregate, 1 failover, 2 redundant, 3 weighted */
   connectBonded(h: NativeHandle, address: string, port: number, mode: number): void
   forgetBonded(h: NativeHandle, address: string, port: number): void
-  /** n records of 21 bytes: name (16, NUL-padded), weight u16 BE, priority u16 BE, role u8 (1 backup) */
+  /** n records of 26 bytes: name (16, NUL-padded), weight u16 BE, priority u16 BE, role u8 (1 backup), cost u8, rate u32 BE (bytes/s, 0 unknown) */
   setUplinks(h: NativeHandle, records: Buffer): void
   /** n records of 155 bytes: DSCP mask u64 BE, max size u16 BE, port range count u8, uplink (16, NUL-padded), 32 × (lo u16 BE, hi u16 BE) */
   setClasses(h: NativeHandle, records: Buffer): void
   disconnect(h: NativeHandle, key: Buffer): void
   setAllowed(h: NativeHandle, keys: Buffer): void
   setRoutes(h: NativeHandle, routes: Buffer): void
+  /** Every table in one command; the records as in setAllowed/setRoutes/setUplinks/setClasses. */
+  setTables(h: NativeHandle, tables: NativeTables): void
+  /** What the worker enforces now; null before the first setTables. */
+  readTables(h: NativeHandle): NativeTables | null
   sendControl(h: NativeHandle, key: Buffer, data: Buffer): void
   stats(h: NativeHandle): NativeStats
   fibNew(entries: Buffer): NativeFib

@@ -68,6 +68,19 @@ export interface Uplink {
   readonly role?: UplinkRole
   /** `failover`: among uplinks of the same role, the LOWER number is preferred (default 0, 0..65535). */
   readonly priority?: number
+  /**
+   * Bytes/s this uplink sends (config interfaces[].bandwidth.up), 1..2^32-1:
+   * seeds its paths' delivery-rate estimate (and so their bulk cap) until a
+   * window measures it; absent: unknown.
+   */
+  readonly rateBps?: number
+  /**
+   * 0..255 (default 0). `aggregate` mode: a path on a costlier uplink takes
+   * bulk only when every cheaper live path has no window room or is dead
+   * (metered LTE); traffic classes ignore it. The accepting side learns it
+   * from the path's hello, so it applies both ways.
+   */
+  readonly cost?: number
 }
 
 /**
@@ -118,6 +131,7 @@ export type PeerDownReason =
   | 'refused-by-peer' // the peer no longer allows our key
   | 'stopped' // this engine stopped
   | 'error' // a protocol error on the connection
+  | 'bonding-refused' // a bonded path to a node whose tables say acceptBonded: false (either side)
 
 /** Why a dial (connect()) never produced a peer. */
 export type DialFailReason = 'handshake-failed' | 'refused' | 'refused-by-peer' | 'idle-timeout' | 'error' | 'stopped'
@@ -290,8 +304,10 @@ export interface GlobalStats {
   readonly duplicates: number
   /** QUIC connections open now (handshaking included). */
   readonly connections: number
-  /** The version of the tables the engine runs (0 before the first setTables). */
+  /** Version of the last tables applied (setTables); 0 before the first. */
   readonly tablesVersion: number
+  /** Bonded paths this node refused or closed because its tables say acceptBonded: false. */
+  readonly bondRefused: number
 }
 
 export interface EngineStats {
@@ -299,14 +315,37 @@ export interface EngineStats {
   readonly peers: readonly PeerStats[]
 }
 
-/** Every table the engine enforces, given at once (TEMPORARY JS shim until the native command lands). */
+/**
+ * Every table the engine enforces, given at once: the worker swaps them in
+ * one step between two packets; live connections stay (those whose key left
+ * `allowedPeers` close, 'not-allowed'). `normalizeTables` gives the normal
+ * form that `readTables` returns, so a deep-equal of the two verifies.
+ */
 export interface EngineTables {
+  /** Strictly increasing per engine (1..2^53-1); reported back by readTables() and stats().global.tablesVersion. */
   readonly version: number
+  /** Base64 keys allowed to connect, both directions (as setAllowedPeers). */
   readonly allowedPeers: readonly string[]
+  /** The FIB, also the anti-spoofing table (as setRoutes). */
   readonly routes: readonly Route[]
+  /** As setUplinks; the order is each uplink's path index. */
   readonly uplinks: readonly Uplink[]
+  /** As setClasses; first match wins. */
   readonly classes: readonly TrafficClass[]
+  /**
+   * multipath.accept. false: a bonded path dialled to this node is refused
+   * (QUIC application error 0x4, reason 'bonding-refused'; counted in
+   * stats().global.bondRefused) and the dialler stops bonding to this
+   * endpoint and dials one plain connection instead, so the pair runs
+   * unbonded; bonded paths already accepted are closed the same way. true:
+   * bonded paths are accepted (the behaviour without tables).
+   */
   readonly acceptBonded: boolean
+  /**
+   * multipath.reorder, live: bonded peers' gap wait is capped by
+   * `maxDelayMs` (1..10000) from the next bond tick, and each reorder buffer
+   * holds at most `maxBytes` (65536..268435456) from its next packet.
+   */
   readonly reorder: { readonly maxDelayMs: number; readonly maxBytes: number }
 }
 
@@ -316,6 +355,17 @@ export interface ForwardingEngine {
   stop(): Promise<void>
   readonly tunIfindex: number
   readonly listenPort: number
+  /**
+   * Validates every table first (EngineArgumentError, and nothing is sent),
+   * then hands them to the worker as ONE command.
+   */
+  setTables(tables: EngineTables): void
+  /**
+   * The tables the worker enforces, read from its memory, in normal form;
+   * null before the first setTables. Synchronous, and commands run in call
+   * order, so it already reflects every setTables made before the call.
+   */
+  readTables(): EngineTables | null
   setAllowedPeers(keys: readonly string[]): void
   /** Replaces the uplinks (live): sockets open/close, bonded peers gain/lose paths. */
   setUplinks(uplinks: readonly Uplink[]): void

@@ -10,7 +10,7 @@
  * they are never applied one by one. Plain data, JSON in and out, like the
  * kernel slice.
  */
-import type { Config, TrafficClassConfig } from '../config/types.js'
+import type { Config, TrafficClassConfig, UplinkConfig } from '../config/types.js'
 import type { FibEntry } from './routes.js'
 
 export type EngineBondMode = 'aggregate' | 'failover' | 'redundant' | 'weighted'
@@ -18,9 +18,14 @@ export type EngineBondMode = 'aggregate' | 'failover' | 'redundant' | 'weighted'
 /** One uplink as the engine takes it (its index in the list is the path index both ends see). */
 export interface EngineUplink {
   readonly name: string
+  /** In hundredths, as the engine keeps it (at least 0.01). */
   readonly weight: number
   readonly role: 'primary' | 'backup'
   readonly priority: number
+  /** 0..255: a costlier uplink carries bulk only when every cheaper live path is full or dead (aggregate mode). */
+  readonly cost: number
+  /** Bytes/s it can send (`bandwidth.up` / 8): seeds its paths' rate until measured; absent: unknown. */
+  readonly rateBps?: number
 }
 
 /** A traffic class as the engine takes it (first match wins, so order matters). */
@@ -68,10 +73,26 @@ export function engineFromConfig(config: EngineConfig, facts: EngineFacts): Engi
   return {
     allowedPeers: [...allowed].sort(byString),
     routes: [...facts.fib].map((e) => ({ prefix: e.prefix, peer: e.peer })).sort((a, b) => byString(a.prefix, b.prefix)),
-    uplinks: config.interfaces.map((u) => ({ name: u.name, weight: u.weight, role: u.role, priority: u.priority })),
+    uplinks: config.interfaces.map(engineUplink),
     classes: engineClasses(config.multipath.trafficClasses),
     acceptBonded: config.multipath.accept,
     reorder: { maxDelayMs: config.multipath.reorder.maxDelay, maxBytes: config.multipath.reorder.maxBytes },
+  }
+}
+
+/** The largest send rate the engine takes, bytes/s. */
+const MAX_RATE_BPS = 2 ** 32 - 1
+
+/** An uplink as the engine keeps it: weight in hundredths, rate in bytes/s. */
+export function engineUplink(u: Pick<UplinkConfig, 'name' | 'weight' | 'role' | 'priority' | 'cost' | 'bandwidth'>): EngineUplink {
+  const up = u.bandwidth.up
+  return {
+    name: u.name,
+    weight: Math.max(1, Math.round(u.weight * 100)) / 100,
+    role: u.role,
+    priority: u.priority,
+    cost: u.cost,
+    ...(up !== null && up > 0 ? { rateBps: Math.min(MAX_RATE_BPS, Math.max(1, Math.round(up / 8))) } : {}),
   }
 }
 
@@ -170,7 +191,7 @@ export function normalizeEngineState(s: EngineState): EngineState {
   return {
     allowedPeers: [...s.allowedPeers].sort(byString),
     routes: s.routes.map((r) => ({ prefix: r.prefix, peer: r.peer })).sort((a, b) => byString(a.prefix, b.prefix)),
-    uplinks: s.uplinks.map((u) => ({ name: u.name, weight: u.weight, role: u.role, priority: u.priority })),
+    uplinks: s.uplinks.map((u) => ({ name: u.name, weight: u.weight, role: u.role, priority: u.priority, cost: u.cost, ...(u.rateBps !== undefined ? { rateBps: u.rateBps } : {}) })),
     classes: s.classes.map((k) => ({
       dscp: [...k.dscp].sort((x, y) => x - y),
       ports: k.ports.map((r): [number, number] => [r[0], r[1]]),
@@ -183,7 +204,7 @@ export function normalizeEngineState(s: EngineState): EngineState {
 }
 
 function describeUplink(u: EngineUplink): string {
-  return `${u.name} (${u.role}, weight ${u.weight}, priority ${u.priority})`
+  return `${u.name} (${u.role}, weight ${u.weight}, priority ${u.priority}${u.cost ? `, cost ${u.cost}` : ''}${u.rateBps !== undefined ? `, ${formatRate(u.rateBps)}` : ''})`
 }
 
 function uplinkChanges(a: EngineUplink, b: EngineUplink, ai: number, bi: number): string[] {
@@ -192,6 +213,8 @@ function uplinkChanges(a: EngineUplink, b: EngineUplink, ai: number, bi: number)
   if (a.role !== b.role) c.push(`role ${a.role} → ${b.role}`)
   if (a.weight !== b.weight) c.push(`weight ${a.weight} → ${b.weight}`)
   if (a.priority !== b.priority) c.push(`priority ${a.priority} → ${b.priority}`)
+  if (a.cost !== b.cost) c.push(`cost ${a.cost} → ${b.cost}`)
+  if (a.rateBps !== b.rateBps) c.push(`rate ${a.rateBps === undefined ? 'measured' : formatRate(a.rateBps)} → ${b.rateBps === undefined ? 'measured' : formatRate(b.rateBps)}`)
   return c
 }
 
@@ -203,6 +226,10 @@ function describeClass(k: EngineClass): string {
   if (parts.length === 0) parts.push('any packet')
   parts.push(`on ${k.uplink ?? 'the lowest-latency path'}`)
   return parts.join(' ')
+}
+
+function formatRate(bytesPerS: number): string {
+  return `${((bytesPerS * 8) / 1e6).toFixed(1)} Mbit/s`
 }
 
 function describeReorder(r: EngineState['reorder']): string {

@@ -27,8 +27,7 @@ const SAMPLES: Record<string, { set: string; line: number; col: number; path: st
   'metrics.listen': { set: HEAD + 'metrics:\n  listen: 127.0.0.1:9586\n', line: 4, col: 3, path: 'metrics.listen' },
   'ui.listen': { set: HEAD + 'ui:\n  listen: 127.0.0.1:9587\n', line: 4, col: 3, path: 'ui.listen' },
   'auth.require-2fa': { set: HEAD + 'auth:\n  require-2fa: true\n', line: 4, col: 3, path: 'auth.require-2fa', quiet: HEAD + 'auth:\n  require-2fa: false\n' },
-  'interfaces[].cost': { set: HEAD + 'interfaces:\n  - name: eth0\n  - name: wwan0\n    cost: 20\n', line: 6, col: 5, path: 'interfaces[1].cost', quiet: HEAD + 'interfaces:\n  - name: eth0\n    cost: 0\n' },
-  'interfaces[].bandwidth': { set: HEAD + 'interfaces:\n  - name: eth0\n    bandwidth: { up: 5Mbps }\n', line: 5, col: 5, path: 'interfaces[0].bandwidth', quiet: HEAD + 'interfaces:\n  - name: eth0\n    bandwidth: {}\n' },
+  'interfaces[].bandwidth.down': { set: HEAD + 'interfaces:\n  - name: eth0\n    bandwidth: { up: 5Mbps, down: 50Mbps }\n', line: 5, col: 29, path: 'interfaces[0].bandwidth.down', quiet: HEAD + 'interfaces:\n  - name: eth0\n    bandwidth: { up: 5Mbps }\n    cost: 20\n' },
   'multipath.scheduler': { set: HEAD + 'multipath:\n  scheduler: ecf\n', line: 4, col: 3, path: 'multipath.scheduler', quiet: HEAD + 'multipath:\n  scheduler: min-rtt\n' },
   'subnets[].exit': { set: HEAD + 'subnets:\n  - prefix: 0.0.0.0/0\n    exit: true\n', line: 5, col: 5, path: 'subnets[0].exit', quiet: HEAD + 'subnets:\n  - { prefix: 10.1.0.0/16, exit: false }\n' },
 }

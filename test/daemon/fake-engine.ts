@@ -43,7 +43,7 @@ export class FakeEngine extends EventEmitter<EngineEvents> implements HostedEngi
   setTables(t: EngineTables): void {
     this.tables.setTables({
       ...t,
-      uplinks: t.uplinks.map((u) => ({ name: u.name, weight: u.weight ?? 1, role: u.role ?? 'primary', priority: u.priority ?? 0 })),
+      uplinks: t.uplinks.map((u) => ({ name: u.name, weight: u.weight ?? 1, role: u.role ?? 'primary', priority: u.priority ?? 0, cost: u.cost ?? 0, ...(u.rateBps !== undefined ? { rateBps: u.rateBps } : {}) })),
       classes: t.classes.map((k) => ({ dscp: [...(k.dscp ?? [])], ports: (k.ports ?? []).map((r): [number, number] => [r[0], r[1]]), ...(k.uplink ? { uplink: k.uplink } : {}), ...(k.maxPacketSize ? { maxPacketSize: k.maxPacketSize } : {}) })),
     })
   }
@@ -68,6 +68,7 @@ export class FakeEngine extends EventEmitter<EngineEvents> implements HostedEngi
     return {
       global: {
         garbage: z, refused: z, handshakeFailed: z, halfOpenDropped: z, noRoute: z, noPeer: z, spoofed: z, tooBig: z, malformed: z,
+        bondRefused: z,
         tunRx: z, tunTx: z, tunTxErrors: z, udpRx: z, udpTx: z, udpTxDropped: z, resetsSent: z, icmpSent: z, duplicates: z, connections: z,
         tablesVersion: this.tables.applied?.version ?? 0,
       },

@@ -3,13 +3,20 @@
  * its own (qet-<rand>-a / -b, joined by a veth): authenticated QUIC tunnel,
  * overlay ping both ways (IPv4 and IPv6), control messages, a 100 MB TCP
  * transfer with matching SHA-256, ICMP "too big", a refused key, 100,000
- * garbage packets, kill -9 and restart. Everything is removed in teardown.
+ * garbage packets, kill -9 and restart, every table set at once (setTables:
+ * one version step, read back, a bad table changes nothing, acceptBonded
+ * gates a bonded dial, reorder limits live), and over a two-uplink lab an
+ * uplink's cost (bulk only when the cheaper path is full) and configured
+ * rate (the path's rate before it is measured). Everything is removed in
+ * teardown.
  */
 import t from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { createLab, makeKeys, nsExec, peerConfig, pings, PeerProc, type Lab, type PeerEvent } from './fixtures/engine-lab.js'
+import { createBondLab } from './fixtures/engine-bond-lab.js'
+import { normalizeTables, type EngineTables } from '../../src/engine/index.js'
 
 const TCP_FIXTURE = fileURLToPath(new URL('./fixtures/engine-tcp.ts', import.meta.url))
 const FUZZ_FIXTURE = fileURLToPath(new URL('./fixtures/engine-fuzz.ts', import.meta.url))
@@ -19,6 +26,7 @@ if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root')
 } else {
   await run()
+  await runUplinkCost()
 }
 
 /** A helper process printing JSON lines; resolves lines as they come. */
@@ -255,6 +263,103 @@ async function run(): Promise<void> {
     t.ok(pings(L.nsA, '10.77.0.2'), 'and A reaches B')
   })
 
+  await t.test('setTables swaps every table in one version step, and reads back what it set', async (t) => {
+    const before = await A.stats()
+    t.equal(before.global.tablesVersion, 0, 'no tables before the first setTables')
+    const fromA = A.events.length
+    const tables: EngineTables = {
+      version: 1,
+      allowedPeers: [kC.pub, kB.pub, kB.pub],
+      routes: [
+        { prefix: 'fd77:0::2/128', peer: kB.pub },
+        { prefix: '10.77.0.2/32', peer: kB.pub },
+        { prefix: '10.78.0.0/16', peer: kC.pub },
+      ],
+      uplinks: [{ name: 'qe-none-1', weight: 2.5 }, { name: 'qe-none-0', role: 'backup', priority: 3 }],
+      classes: [{ dscp: [46, 34, 46], maxPacketSize: 300 }, { ports: [[5060, 5061]], uplink: 'qe-none-0' }],
+      acceptBonded: true,
+      reorder: { maxDelayMs: 250, maxBytes: 1 << 20 },
+    }
+    A.send({ cmd: 'tables', tables })
+    const res = await A.waitFor((e) => e.event === 'tables', 10_000, fromA)
+    t.equal(res.ok, true, String(res.message ?? ''))
+    t.equal(res.version, 1, 'stats report the version')
+    t.same(res.read, normalizeTables(tables), 'read back from the worker: the normal form of what was set')
+    t.equal((res.read as EngineTables).routes[0]?.prefix, '10.77.0.2/32', 'routes sorted, prefixes canonical')
+    t.ok(pings(L.nsB, '10.77.0.1', { count: 2 }) && pings(L.nsA, 'fd77::2', { count: 2 }), 'traffic flows under the new FIB')
+    t.notOk(A.events.slice(fromA).some((e) => e.event === 'peer-down'), 'the live tunnel stayed up')
+  })
+
+  await t.test('an invalid table throws and changes nothing', async (t) => {
+    const fromA = A.events.length
+    const prev = await A.waitFor((e) => e.event === 'tables')
+    const good = prev.read as EngineTables
+    const bad: Array<[string, EngineTables]> = [
+      ['a bad prefix', { ...good, version: 2, routes: [...good.routes, { prefix: '10.0.0.0/33', peer: kB.pub }] }],
+      ['a bad key', { ...good, version: 2, allowedPeers: ['not-a-key'] }],
+      ['a duplicate uplink', { ...good, version: 2, uplinks: [{ name: 'eth9' }, { name: 'eth9' }] }],
+      ['a bad class', { ...good, version: 2, classes: [{ dscp: [64] }] }],
+      ['a reorder buffer too small', { ...good, version: 2, reorder: { maxDelayMs: 10, maxBytes: 1000 } }],
+      ['a version that does not grow', { ...good, version: 1, acceptBonded: false }],
+    ]
+    for (const [what, tables] of bad) {
+      const from = A.events.length
+      A.send({ cmd: 'tables', tables })
+      const res = await A.waitFor((e) => e.event === 'tables', 10_000, from)
+      t.equal(res.ok, false, `${what} is refused`)
+      t.equal(res.code, 'QE_ENGINE_ARGUMENT', `${what}: EngineArgumentError`)
+      t.equal(res.version, 1, `${what}: the version is unchanged`)
+      t.same(res.read, good, `${what}: the tables are unchanged`)
+    }
+    t.notOk(A.events.slice(fromA).some((e) => e.event === 'peer-down'), 'the tunnel stayed up')
+  })
+
+  await t.test('reorder limits and acceptBonded change live; a node that refuses bonding gets a plain connection', async (t) => {
+    const base = (await A.waitFor((e) => e.event === 'tables')).read as EngineTables
+    const set = async (tables: EngineTables): Promise<PeerEvent> => {
+      const from = A.events.length
+      A.send({ cmd: 'tables', tables })
+      const res = await A.waitFor((e) => e.event === 'tables', 10_000, from)
+      t.equal(res.ok, true, `version ${tables.version} applied ${String(res.message ?? '')}`)
+      t.equal(res.version, tables.version)
+      return res
+    }
+    const refuse: EngineTables = { ...base, version: 2, uplinks: [], classes: [], acceptBonded: false, reorder: { maxDelayMs: 40, maxBytes: 65536 } }
+    const r2 = await set(refuse)
+    t.same((r2.read as EngineTables).reorder, { maxDelayMs: 40, maxBytes: 65536 }, 'reorder limits read back live')
+    t.equal((r2.read as EngineTables).acceptBonded, false)
+
+    // B bonds to A over its veth: A refuses the path, B falls back to one plain connection.
+    B.send({ cmd: 'uplinks', uplinks: [{ name: `${L.prefix}-vb` }] })
+    B.send({ cmd: 'connect', address: L.underA, port: PORT, bond: 'aggregate' })
+    let refused = 0
+    let plain = false
+    for (let i = 0; i < 60 && !(refused > 0 && plain); i++) {
+      await new Promise((r) => setTimeout(r, 250))
+      refused = (await A.stats()).global.bondRefused as number
+      const pb = (await B.stats()).peers.find((p) => p.peer === kA.pub)
+      plain = pb?.up === true && pb.paths === undefined
+    }
+    t.ok(refused >= 1, `A refused the bonded path (${refused})`)
+    t.ok(plain, 'B reaches A over a plain connection, no paths')
+    t.ok(pings(L.nsB, '10.77.0.1', { count: 2 }), 'traffic flows')
+
+    // A accepts again: B's next bonded dial brings a path up.
+    await set({ ...refuse, version: 3, acceptBonded: true })
+    const fromB2 = B.events.length
+    B.send({ cmd: 'connect', address: L.underA, port: PORT, bond: 'aggregate' })
+    await B.waitFor((e) => e.event === 'path-up', 15_000, fromB2)
+    t.pass('a bonded path comes up once A accepts them')
+    // Back to one plain connection for the tests that follow.
+    const fromA = A.events.length
+    B.send({ cmd: 'forget', address: L.underA, port: PORT })
+    B.send({ cmd: 'uplinks', uplinks: [] })
+    await B.waitFor((e) => e.event === 'path-down', 10_000, fromB2)
+    B.send({ cmd: 'connect', address: L.underA, port: PORT })
+    await A.waitFor((e) => e.event === 'peer-up' && e.peer === kB.pub, 15_000, fromA)
+    t.ok(pings(L.nsB, '10.77.0.1', { count: 2 }), 'plain traffic flows again')
+  })
+
   await t.test('both sides dial at once: exactly one connection survives', async (t) => {
     const fromA = A.events.length
     await B.stop()
@@ -300,5 +405,53 @@ async function run(): Promise<void> {
     t.equal(down.reason, 'closed-by-peer', 'A is told at once, not after the idle timeout')
     const links = nsExec(L.nsB, ['ip', '-o', 'link', 'show'])
     t.notMatch(links, /qe0/, 'the TUN device is gone')
+  })
+}
+
+/**
+ * Two uplinks (30 Mbit/s each): uplink 2 is metered (cost 10) and has a
+ * configured rate. Light traffic never touches it; a bulk transfer that
+ * fills the cheap path spills onto it; before it carried anything, its
+ * rate is the configured one.
+ */
+async function runUplinkCost(): Promise<void> {
+  await t.test('a costly uplink: its configured rate, no light traffic, bulk only when the cheap one is full', async (t) => {
+    const children: ChildProcess[] = []
+    const peers: PeerProc[] = []
+    const L = createBondLab(30)
+    t.teardown(async () => {
+      for (const p of peers) await p.kill9().catch(() => undefined)
+      for (const c of children) c.kill('SIGKILL')
+      L.destroy()
+    })
+    const kC = makeKeys()
+    const kG = makeKeys()
+    const G = new PeerProc(L.nsG, peerConfig(kG, kC, 2, { address: '0.0.0.0', port: PORT }))
+    peers.push(G)
+    await G.waitFor((e) => e.event === 'ready', 20_000)
+    const uplinks = [{ name: L.up[0] }, { name: L.up[1], cost: 10, rateBps: 1_000_000 }]
+    const C = new PeerProc(L.nsC, peerConfig(kC, kG, 1, { address: '0.0.0.0', port: 0 }, { uplinks, bond: 'aggregate', connect: { address: L.gw, port: PORT } }))
+    peers.push(C)
+    const pathOf = async (uplink: string): Promise<Record<string, number>> => {
+      const st = await C.stats()
+      const paths = (st.peers.find((x) => x.peer === kG.pub)?.paths ?? []) as Array<Record<string, number | string>>
+      return (paths.find((x) => x.uplink === uplink) ?? {}) as Record<string, number>
+    }
+    await C.waitFor((e) => e.event === 'path-up' && e.uplink === L.up[0], 20_000)
+    await C.waitFor((e) => e.event === 'path-up' && e.uplink === L.up[1], 20_000)
+    const idle = await pathOf(L.up[1])
+    t.equal(idle.deliveryRate, 1_000_000, 'before it carried anything, the path rate is the configured rateBps')
+    t.ok(pings(L.nsC, '10.77.0.2', { count: 20 }), 'light traffic: 20 pings')
+    const light = await pathOf(L.up[1])
+    t.equal(light.packetsOut, 0, 'the metered path carried none of it')
+    t.ok(((await pathOf(L.up[0])).packetsOut ?? 0) >= 20, 'the cheap path carried it')
+    const recv = jsonProc(L.nsG, [TCP_FIXTURE, 'recv', '10.77.0.2', '7000'], children)
+    await recv.next((o) => o.listening === true)
+    const send = jsonProc(L.nsC, [TCP_FIXTURE, 'send', '10.77.0.2', '7000', '20'], children)
+    const sent = await send.next((o) => typeof o.sha256 === 'string', 90_000)
+    const got = await recv.next((o) => typeof o.sha256 === 'string', 90_000)
+    t.equal(got.sha256, sent.sha256, 'a 20 MB transfer arrives intact')
+    const [cheap, metered] = [await pathOf(L.up[0]), await pathOf(L.up[1])]
+    t.ok((metered.packetsOut ?? 0) > 0, `bulk beyond the cheap path spilled onto the metered one (${metered.packetsOut} packets; cheap ${cheap.packetsOut})`)
   })
 }

@@ -24,7 +24,7 @@ ${extra}`,
 
 t.test('engineFromConfig: allowed keys sorted without our own, FIB sorted, uplinks in order, classes, accept, reorder', async (t) => {
   const cfg = config(`
-interfaces: [ { name: wwan0, weight: 2, role: backup, priority: 3 }, { name: eth0 } ]
+interfaces: [ { name: wwan0, weight: 2, role: backup, priority: 3, cost: 20, bandwidth: { up: 20Mbps } }, { name: eth0, weight: 3 } ]
 multipath:
   mode: aggregate
   accept: true
@@ -38,8 +38,8 @@ multipath:
   t.notOk(s.allowedPeers.includes(SELF), 'never our own key')
   t.same(s.routes.map((r) => r.prefix), ['10.1.0.0/16', '10.9.0.0/16'])
   t.same(s.uplinks, [
-    { name: 'wwan0', weight: 2, role: 'backup', priority: 3 },
-    { name: 'eth0', weight: 1, role: 'primary', priority: 100 },
+    { name: 'wwan0', weight: 2, role: 'backup', priority: 3, cost: 20, rateBps: 2_500_000 },
+    { name: 'eth0', weight: 3, role: 'primary', priority: 100, cost: 0 },
   ])
   t.same(s.classes, [{ dscp: [46], ports: [] }, { dscp: [], ports: [[22, 22]], uplink: 'eth0' }])
   t.equal(s.acceptBonded, true)
@@ -76,7 +76,13 @@ t.test('classes compare by position: first match wins, so a reorder is a change'
 const arbState: fc.Arbitrary<EngineState> = fc.record({
   allowedPeers: fc.uniqueArray(fc.integer({ min: 2, max: 60 }).map(key), { maxLength: 6 }),
   routes: fc.uniqueArray(fc.record({ prefix: fc.integer({ min: 0, max: 255 }).map((n) => `10.${n}.0.0/16`), peer: fc.integer({ min: 2, max: 60 }).map(key) }), { maxLength: 6, selector: (r) => r.prefix }),
-  uplinks: fc.uniqueArray(fc.record({ name: fc.constantFrom('eth0', 'eth1', 'wwan0', 'wlan0'), weight: fc.integer({ min: 1, max: 5 }), role: fc.constantFrom('primary' as const, 'backup' as const), priority: fc.integer({ min: 0, max: 3 }) }), { maxLength: 4, selector: (u) => u.name }),
+  uplinks: fc.uniqueArray(
+    fc.record(
+      { name: fc.constantFrom('eth0', 'eth1', 'wwan0', 'wlan0'), weight: fc.integer({ min: 1, max: 5 }), role: fc.constantFrom('primary' as const, 'backup' as const), priority: fc.integer({ min: 0, max: 3 }), cost: fc.integer({ min: 0, max: 255 }), rateBps: fc.integer({ min: 1, max: 1e8 }) },
+      { requiredKeys: ['name', 'weight', 'role', 'priority', 'cost'] },
+    ),
+    { maxLength: 4, selector: (u) => u.name },
+  ),
   classes: fc.array(
     fc.record(
       {
@@ -111,11 +117,13 @@ const arbMutation = fc.oneof(
   fc.constant((s: EngineState): EngineState => ({ ...s, allowedPeers: [...s.allowedPeers, key(99)] })),
   fc.constant((s: EngineState): EngineState => ({ ...s, routes: [...s.routes, { prefix: '172.16.0.0/12', peer: key(99) }] })),
   fc.constant((s: EngineState): EngineState => ({ ...s, routes: s.routes.map((r, i) => (i === 0 ? { ...r, peer: key(98) } : r)) })),
-  fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: [...s.uplinks, { name: 'lte9', weight: 1, role: 'primary', priority: 0 }] })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: [...s.uplinks, { name: 'lte9', weight: 1, role: 'primary', priority: 0, cost: 0 }] })),
   fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: s.uplinks.map((u, i) => (i === 0 ? { ...u, weight: u.weight + 1 } : u)) })),
   fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: s.uplinks.map((u, i) => (i === 0 ? { ...u, role: u.role === 'primary' ? 'backup' : 'primary' } : u)) })),
   fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: s.uplinks.map((u, i) => (i === 0 ? { ...u, priority: u.priority + 1 } : u)) })),
   fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: [...s.uplinks].reverse() })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: s.uplinks.map((u, i) => (i === 0 ? { ...u, cost: (u.cost + 1) % 256 } : u)) })),
+  fc.constant((s: EngineState): EngineState => ({ ...s, uplinks: s.uplinks.map((u, i) => (i === 0 ? { ...u, rateBps: (u.rateBps ?? 0) + 1 } : u)) })),
   fc.constant((s: EngineState): EngineState => ({ ...s, classes: [...s.classes, { dscp: [46], ports: [] }] })),
   fc.constant((s: EngineState): EngineState => ({ ...s, classes: s.classes.map((k, i) => (i === 0 ? { ...k, maxPacketSize: (k.maxPacketSize ?? 0) + 1 } : k)) })),
   fc.constant((s: EngineState): EngineState => ({ ...s, classes: s.classes.map((k, i) => (i === 0 ? { ...k, uplink: k.uplink === 'eth0' ? 'wwan0' : 'eth0' } : k)) })),
