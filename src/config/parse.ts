@@ -62,12 +62,12 @@ export function parseConfigText(text: string, file: string): ParseResult {
 
   // Plain config files take the fast path; everything else (and every error) goes through `yaml`.
   const data = parseFast(text)
-  if (data) return { ok: true, data, positions: new LazyPositions(() => positionsWithYaml(text, file)), diagnostics: [] }
+  if (data) return { ok: true, data, positions: new LazyPositions(() => positionsWithYaml(text, file), { text, file }), diagnostics: [] }
   return parseWithYaml(text, file)
 }
 
 /** The positions of a document the fast path read (so `yaml` reads it the same way, without errors). */
-function positionsWithYaml(text: string, file: string): PositionMap {
+export function positionsWithYaml(text: string, file: string): PositionMap {
   const r = parseWithYaml(text, file)
   // Unreachable while both paths agree (parse-fast.test.ts); line 1 beats an exception.
   return r.ok ? r.positions : new PositionMap(file)

@@ -122,15 +122,20 @@ export class PositionMap implements Positions {
 }
 
 /**
- * Positions that cost nothing until asked: `build` (which parses the text again, with
- * positions) runs on the first `locate` of a path no flag set, at most once. A load
- * with no diagnostic never builds them.
+ * Positions that cost nothing until asked. A path of plain block-style mapping keys
+ * (`policies.rules`, `interfaces`: most warnings) is found by scanning the text's
+ * lines (`scanBlockKey`); anything else runs `build` (which parses the text again,
+ * with positions, several times slower on a large file) on the first such `locate`,
+ * at most once. A load with no diagnostic does neither.
  */
 export class LazyPositions implements Positions {
   private map: PositionMap | undefined
   private readonly overrides = new Overrides()
 
-  constructor(private readonly build: () => PositionMap) {}
+  constructor(
+    private readonly build: () => PositionMap,
+    private readonly source?: { readonly text: string; readonly file: string },
+  ) {}
 
   /** Whether the map has been built (for tests). */
   get built(): boolean {
@@ -144,7 +149,113 @@ export class LazyPositions implements Positions {
   locate(path: Path, at: 'key' | 'value' = 'value'): Location {
     const flag = this.overrides.find(path)
     if (flag) return flag
+    if (!this.map && this.source) {
+      const hit = scanBlockKey(this.source.text, path)
+      if (hit) return { file: this.source.file, ...lineCol(this.source.text, at === 'key' ? hit.key : hit.value) }
+    }
     this.map ??= this.build()
     return this.map.locate(path, at)
   }
+}
+
+const PLAIN_KEY = /^[A-Za-z0-9_-]+$/
+
+/**
+ * Offsets of the key and value at `path` when it is written in block style: plain
+ * mapping keys each at the indentation of its own block (`policies:` at column 1,
+ * `  rules:` under it), list items as `- ` lines (the item's first key may share the
+ * dash's line). `null` for anything else (flow style, quoting, a key under anything but
+ * a block, an empty value, a key not found), which the full parse answers. Comment and
+ * blank lines are skipped; indentation is a column, so a scan can start mid-line (after
+ * a dash).
+ */
+export function scanBlockKey(text: string, path: Path): { key: number; value: number } | null {
+  if (path.length === 0 || text.startsWith('%') || /^---/m.test(text)) return null
+  let from = 0
+  let parentIndent = -1
+  let inlineParent = false
+  let hit: { key: number; value: number } | null = null
+  for (const seg of path) {
+    // Children live only under a block: not a flow collection, a block scalar, an anchor or a tag.
+    if (inlineParent) return null
+    if (typeof seg === 'string' && !PLAIN_KEY.test(seg)) return null
+    hit = null
+    let blockIndent = -1
+    let items = 0
+    let at = from
+    while (at < text.length) {
+      const lineStart = text.lastIndexOf('\n', at - 1) + 1
+      const eol = text.indexOf('\n', at)
+      const end = eol < 0 ? text.length : eol
+      const line = text.slice(at, end)
+      const body = line.trimStart()
+      const indent = at - lineStart + (line.length - body.length) // a column
+      const next = eol < 0 ? text.length : eol + 1
+      if (body !== '' && !body.startsWith('#')) {
+        if (indent <= parentIndent) break // the parent's block ended
+        if (blockIndent < 0) blockIndent = indent
+        if (indent === blockIndent) {
+          const pos = lineStart + indent
+          if (typeof seg === 'number') {
+            if (!(body === '-' || body.startsWith('- '))) return null // not a block sequence
+            if (items++ === seg) {
+              // The item's content: after the dash on this line, or the lines below it.
+              const rest = body.slice(1)
+              const pad = rest.length - rest.trimStart().length
+              const inline = rest.trim() !== '' && !rest.trimStart().startsWith('#')
+              const value = inline ? pos + 1 + pad : firstContent(text, next, indent)
+              if (value === null) return null
+              hit = { key: value, value } // an item has no key: it is reported at its value
+              parentIndent = indent
+              // A mapping item's keys continue at the column of its first key.
+              inlineParent = inline && !/^[A-Za-z0-9_-]+:( |$)/.test(rest.trimStart())
+              from = inline ? value : next
+              break
+            }
+          } else if (body.startsWith(`${seg}:`) && (body.length === seg.length + 1 || body[seg.length + 1] === ' ')) {
+            const rest = body.slice(seg.length + 1)
+            const pad = rest.length - rest.trimStart().length
+            const inline = rest.trim() !== '' && !rest.trimStart().startsWith('#')
+            // A block value starts at the first content line below the key; none (an empty value): defer.
+            const value = inline ? pos + seg.length + 1 + pad : firstContent(text, next, indent)
+            if (value === null) return null
+            hit = { key: pos, value }
+            parentIndent = indent
+            inlineParent = inline
+            from = next
+            break
+          }
+        }
+      }
+      at = next
+    }
+    if (!hit) return null
+  }
+  return hit
+}
+
+/** Offset of the first non-blank, non-comment character from `from`, when its line is indented deeper than `indent`. */
+function firstContent(text: string, from: number, indent: number): number | null {
+  for (let at = from; at < text.length; ) {
+    const eol = text.indexOf('\n', at)
+    const line = text.slice(at, eol < 0 ? text.length : eol)
+    const body = line.trimStart()
+    if (body !== '' && !body.startsWith('#')) {
+      const i = line.length - body.length
+      return i > indent || body.startsWith('- ') ? at + i : null
+    }
+    at = eol < 0 ? text.length : eol + 1
+  }
+  return null
+}
+
+/** 1-based line and column of a character offset. */
+function lineCol(text: string, offset: number): Position {
+  let line = 1
+  let last = -1
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) {
+    line++
+    last = i
+  }
+  return { line, col: offset - last }
 }
