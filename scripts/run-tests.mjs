@@ -2,11 +2,15 @@
 // Runs the whole suite with tap and ends with one plain line, "suites: N passed, N failed, N skipped",
 // counted over test files, so any CI can read the result. Exit code: 0 only if every lane passed.
 //
-// With no arguments the suite runs in two lanes at once, each its own tap process:
-//   unit  everything outside test/e2e, `--jobs=2`: short files whose cost is mostly the start of
-//         a node process with the TypeScript loader, so they pay off running side by side;
-//   e2e   test/e2e, one file at a time (`--jobs=1`): real daemons, delay lines and transfers in
-//         network namespaces, mostly waiting on the network rather than the CPU.
+// With no arguments the suite runs in three lanes at once, each its own tap process:
+//   unit         everything outside test/e2e, `--jobs=2`: short files whose cost is mostly the
+//                start of a node process with the TypeScript loader, so they pay off side by side;
+//   e2e-1, e2e-2 test/e2e split in two, one file at a time in each: real daemons, delay lines and
+//                transfers, each file in network namespaces of its own (random prefixes), mostly
+//                waiting on the network, not the CPU.
+// tap runs a lane's files in name order whatever the command line says, so the split is what
+// balances: longest first onto the lane with less work, by the time= tap recorded for each file on
+// the last run (.tap/test-results); a file never run counts as the longest.
 // tap's own default on a 2-core machine is one file at a time for everything (it leaves a core
 // free), which made `npm test` about 10 minutes here. One lane's output is shown live, the other's
 // is held and shown after it, so the log reads file by file. With arguments (files, flags), it is
@@ -28,6 +32,28 @@ function testFiles() {
     .map((f) => join('test', f))
     .filter((f) => f.endsWith('.test.ts'))
     .sort()
+}
+
+/** Splits the files into `n` lists of about equal recorded duration (longest first onto the lightest). */
+function balance(files, n) {
+  const last = (f) => {
+    try {
+      const tail = readFileSync(join(root, '.tap', 'test-results', `${f}.tap`), 'utf8').slice(-200)
+      return Number((/# time=([0-9.]+)ms\s*$/.exec(tail) ?? [])[1] ?? Infinity)
+    } catch {
+      return Infinity
+    }
+  }
+  const ms = new Map(files.map((f) => [f, last(f)]))
+  const known = [...ms.values()].filter(Number.isFinite)
+  const guess = known.length > 0 ? Math.max(...known) : 1
+  const lanes = Array.from({ length: n }, () => ({ files: [], ms: 0 }))
+  for (const f of [...files].sort((a, b) => ms.get(b) - ms.get(a) || a.localeCompare(b))) {
+    const lightest = lanes.reduce((a, b) => (b.ms < a.ms ? b : a))
+    lightest.files.push(f)
+    lightest.ms += Number.isFinite(ms.get(f)) ? ms.get(f) : guess
+  }
+  return lanes.map((l) => l.files).filter((l) => l.length > 0)
 }
 
 /** One tap process; resolves with its exit code, its output and how long it took. */
@@ -120,13 +146,13 @@ if (args.length > 0) {
 const files = testFiles()
 const e2e = files.filter((f) => f.startsWith(join('test', 'e2e') + sep))
 const unit = files.filter((f) => !e2e.includes(f))
-const names = ['unit', 'e2e']
-const sink = sequencedSink(names)
+const lanes = [
+  { name: 'unit', args: ['--jobs=2', ...unit] },
+  ...balance(e2e, 2).map((files, i) => ({ name: `e2e-${i + 1}`, args: ['--jobs=1', ...files] })),
+].filter((l) => l.args.length > 1)
+const sink = sequencedSink(lanes.map((l) => l.name))
 const started = Date.now()
-const results = await Promise.all([
-  lane('unit', ['--jobs=2', ...unit], sink),
-  lane('e2e', ['--jobs=1', ...e2e], sink),
-].map((p) => p.then((r) => {
+const results = await Promise.all(lanes.map((l) => lane(l.name, l.args, sink)).map((p) => p.then((r) => {
   sink.done(r.name)
   return r
 })))
