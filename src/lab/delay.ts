@@ -72,7 +72,10 @@ export function delayLineArgs(dirs: readonly DelayedDirection[]): string[] {
 /** Counters the delay line prints on exit. */
 export interface DelayLineStats {
   readonly lines: readonly { tun: string; delay_us: number; packets: number; bytes: number; drops_full: number; drops_write: number }[]
+  /** Release time minus due time, in microseconds (the tick is 250 µs, so ±125 µs is on time). */
   readonly late_us: { min: number; p50: number; p99: number; max: number }
+  /** Share (0..1) of packets released within ±0.2 ms of their due time. */
+  readonly within_200us: number
 }
 
 export class DelayLine {
