@@ -32,8 +32,6 @@ import { MeshHost } from './mesh-host.js'
 import type { Subsystem } from './subsystem.js'
 import { WatchHost } from './watch.js'
 
-export { NothingToConfirmError } from '../reconcile/index.js'
-
 /** A config change was rejected (invalid, or its apply failed and was rolled back). */
 export class ReloadFailedError extends QeError {
   override readonly code = 'QE_RELOAD_FAILED'
@@ -215,8 +213,9 @@ export class Daemon {
       .catch((err: Error) => this.#log.error({ err: err.message }, 'apply failed'))
   }
 
-  #desired(gen: Generation) {
-    return desiredNode(gen.config, { selfKey: gen.selfKey, self: gen.self, tunMtu: gen.tunMtu, peers: this.#facts })
+  /** The desired node state of `gen` with the mesh's facts (a plan for a rebuild passes none: they are forgotten). */
+  #desired(gen: Generation, peers: readonly ConnectedPeer[] = this.#facts) {
+    return desiredNode(gen.config, { selfKey: gen.selfKey, self: gen.self, tunMtu: gen.tunMtu, peers })
   }
 
   async #applyNode(gen: Generation): Promise<NodeApplyResult> {
@@ -338,7 +337,7 @@ export class Daemon {
     const next = await prepareGeneration(res.config)
     const restartTunnels = needsEngineRestart(prev, next)
     // A rebuild forgets what the mesh learned, and the new engine starts with no tables: everything is sent again.
-    const { state } = desiredNode(next.config, { selfKey: next.selfKey, self: next.self, tunMtu: next.tunMtu, peers: restartTunnels ? [] : this.#facts })
+    const { state } = this.#desired(next, restartTunnels ? [] : this.#facts)
     const p = await this.#node.plan(state, namer(next.config))
     const engine = restartTunnels ? diffEngine(state.engine, null, namer(next.config)) : p.engine
     // A renamed TUN does not exist yet: the new engine creates it.

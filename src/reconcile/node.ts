@@ -102,16 +102,6 @@ export class NodeReconciler {
     return this.#last
   }
 
-  /** The engine state committed by the last successful apply (`null` before one, or with no engine). */
-  get engineState(): EngineState | null {
-    return this.#engineCommitted
-  }
-
-  /** The engine's tables version now (0 before any). */
-  get engineVersion(): number {
-    return this.#version
-  }
-
   /**
    * A (new) engine to write to, or `null` when it stops. A new engine starts
    * with no tables, so the next apply sends all of them. Serialized with
