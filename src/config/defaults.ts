@@ -10,6 +10,12 @@ export const DEFAULT_STATE_DIR = '/var/lib/quicether'
 export const DEFAULT_OVERLAY_IPV4 = '100.88.0.0/16'
 export const DEFAULT_PORT = 7443
 
+/** The discovery port beside a tunnel port: the next one (the one below for 65535; ephemeral stays ephemeral). */
+export function defaultDiscoveryPort(listenPort: number): number {
+  if (listenPort === 0) return 0
+  return listenPort === 65535 ? 65534 : listenPort + 1
+}
+
 /** `<state-dir>/identity.key`. */
 export function defaultIdentity(stateDir: string): string {
   return posix.join(stateDir, 'identity.key')

@@ -64,6 +64,8 @@ export const DIAGNOSTIC_CODES = [
   // warnings
   'QE_NOT_IMPLEMENTED',
   'dht-without-bootstrap',
+  'discovery-without-ca',
+  'discovery-port-clash',
   // Not emitted while interfaces[].bandwidth is not acted on (see not-implemented.ts).
   'uplink-without-bandwidth',
   'aggregate-single-uplink',

@@ -2,7 +2,8 @@
  * A document that passed the schema and the rules → the frozen, fully defaulted `Config`.
  * Only called when there are no errors, so every value here parses; a failure is a bug.
  */
-import { defaultIdentity, defaultOverlayIpv6, dscpValue, DEFAULT_OVERLAY_IPV4, DEFAULT_PORT, DEFAULT_STATE_DIR } from './defaults.js'
+import { posix } from 'node:path'
+import { defaultDiscoveryPort, defaultIdentity, defaultOverlayIpv6, dscpValue, DEFAULT_OVERLAY_IPV4, DEFAULT_PORT, DEFAULT_STATE_DIR } from './defaults.js'
 import { parseAddress, parsePrefix } from '../net/index.js'
 import { parseEndpoint, parsePortSpec } from './syntax.js'
 import type { Parsed } from './syntax.js'
@@ -53,7 +54,7 @@ export function normalize(raw: Raw): Config {
       role: s<NodeRole>(node.role, 'client'),
       stateDir,
       identity: s(node.identity, defaultIdentity(stateDir)),
-      bootstrapMode: b(node['bootstrap-mode'], false),
+      bootstrapMode: b(node['bootstrap-mode'], false) || node.role === 'bootstrap',
     },
     network: {
       name: networkName,
@@ -62,6 +63,11 @@ export function normalize(raw: Raw): Config {
         ipv6: cidr(o(net.overlay).ipv6 ?? defaultOverlayIpv6(networkName)),
       },
       address: { ipv4: addressOrNull(o(net.address).ipv4), ipv6: addressOrNull(o(net.address).ipv6) },
+      ca: typeof net.ca === 'string' ? net.ca : null,
+      certificate: s(net.certificate, posix.join(stateDir, 'node.crt')),
+      secret: s(net.secret, posix.join(stateDir, 'network.secret')),
+      revocations: s(net.revocations, posix.join(stateDir, 'revoked.json')),
+      caDir: typeof net['ca-dir'] === 'string' ? net['ca-dir'] : null,
     },
     tun: { name: s(o(raw.tun).name, 'qe0'), mtu: typeof o(raw.tun).mtu === 'number' ? (o(raw.tun).mtu as number) : 'auto' },
     listen: { address: must(parseAddress(o(raw.listen).address ?? '::')).text, port: n(o(raw.listen).port, DEFAULT_PORT) },
@@ -80,6 +86,7 @@ export function normalize(raw: Raw): Config {
       lan: b(disc.lan, false),
       publicAddress: addressOrNull(disc['public-address']),
       advertiseAsBootstrap: b(disc['advertise-as-bootstrap'], false),
+      port: n(disc.port, defaultDiscoveryPort(n(o(raw.listen).port, DEFAULT_PORT))),
     },
     interfaces: list(raw.interfaces).map((u) => {
       const bw = o(o(u).bandwidth)

@@ -22,16 +22,9 @@ export interface InertKey {
 const isFalse = (v: unknown): boolean => v === false
 const isEmpty = (v: unknown): boolean => Array.isArray(v) ? v.length === 0 : typeof v === 'object' && v !== null && Object.keys(v).length === 0
 const absent = (): boolean => false
-const NO_DISCOVERY = 'peers are reached only through their endpoints and discovery.connect-to'
 const NO_POLICY = 'every peer whose key is pinned in peers may reach this node'
 
 export const NOT_IMPLEMENTED: readonly InertKey[] = [
-  { key: 'node.bootstrap-mode', isDefault: isFalse, instead: 'there is no DHT to serve' },
-  { key: 'discovery.dht', isDefault: isFalse, instead: NO_DISCOVERY },
-  { key: 'discovery.lan', isDefault: isFalse, instead: NO_DISCOVERY },
-  { key: 'discovery.bootstrap', isDefault: isEmpty, instead: NO_DISCOVERY },
-  { key: 'discovery.public-address', isDefault: absent, instead: 'peers learn this node\'s address from the packets it sends' },
-  { key: 'discovery.advertise-as-bootstrap', isDefault: isFalse, instead: 'nothing is announced' },
   { key: 'gateway.forward-for', isDefault: isEmpty, instead: 'a gateway forwards only for the subnets it advertises' },
   { key: 'gateway.advertise-bandwidth', isDefault: absent, instead: 'nothing is announced' },
   { key: 'gateway.relay', isDefault: isFalse, instead: 'peers that cannot reach each other directly are not connected' },

@@ -73,7 +73,17 @@ export function checkPeers(ctx: RuleContext): void {
       const a = parseAddress(d['public-address'])
       if (a.error !== undefined) ctx.report(['discovery', 'public-address'], a.code, a.error)
     }
-    const bootstrapMode = rec(raw.node)?.['bootstrap-mode'] === true
+    const bootstrapMode = rec(raw.node)?.['bootstrap-mode'] === true || rec(raw.node)?.role === 'bootstrap'
+    const hasCa = typeof rec(raw.network)?.ca === 'string'
+    for (const k of ['dht', 'lan'] as const) {
+      if (d[k] === true && !hasCa && !(k === 'dht' && bootstrapMode)) {
+        ctx.report(['discovery', k], 'discovery-without-ca', `discovery.${k} finds members by their certificates, and this config names no network.ca (run 'quicether ca init', or join with 'quicether join')`)
+      }
+    }
+    const listenPort = rec(raw.listen)?.port ?? 7443
+    if (d.port !== undefined && d.port === listenPort && d.port !== 0) {
+      ctx.report(['discovery', 'port'], 'discovery-port-clash', `discovery.port ${String(d.port)} is listen.port: the DHT needs its own UDP port (the tunnel port belongs to the forwarding plane)`)
+    }
     if (d.dht === true && list(d.bootstrap).length === 0 && !bootstrapMode) {
       ctx.report(['discovery', 'dht'], 'dht-without-bootstrap', 'the DHT is on but discovery.bootstrap lists no bootstrap nodes, so it cannot find anyone', { severity: 'warning' })
     }

@@ -40,7 +40,7 @@ export interface NodeConfig {
   readonly stateDir: string
   /** Private key file (PKCS#8 PEM, mode 0600); default `<stateDir>/identity.key`. */
   readonly identity: string
-  /** Serve as a DHT bootstrap node for this network. */
+  /** Serve this network's DHT and rendezvous (also true for `role: bootstrap`). */
   readonly bootstrapMode: boolean
 }
 
@@ -50,6 +50,16 @@ export interface NetworkConfig {
   readonly overlay: { readonly ipv4: string; readonly ipv6: string }
   /** This node's overlay addresses (plain IPs, no prefix length); `null` = derive from identity. */
   readonly address: { readonly ipv4: string | null; readonly ipv6: string | null }
+  /** The network signing key's public key (base64); `null` = no certificates: only pinned peers. */
+  readonly ca: string | null
+  /** This node's certificate file; default `<stateDir>/node.crt`. */
+  readonly certificate: string
+  /** The members' shared secret (discovery salt and record key); default `<stateDir>/network.secret`. */
+  readonly secret: string
+  /** The newest signed revocation list seen; default `<stateDir>/revoked.json`. */
+  readonly revocations: string
+  /** On an admin node: the CA directory (signs joins, renews, spreads revocations); `null` elsewhere. */
+  readonly caDir: string | null
 }
 
 export interface TunConfig {
@@ -85,6 +95,8 @@ export interface DiscoveryConfig {
   /** The IP this node announces as reachable from outside; `null` = learn it. */
   readonly publicAddress: string | null
   readonly advertiseAsBootstrap: boolean
+  /** UDP port of the DHT, rendezvous and joins; default `listen.port + 1`. */
+  readonly port: number
 }
 
 export interface UplinkConfig {

@@ -29,7 +29,10 @@ export const FORWARDING_SYSCTLS: Readonly<Record<string, string>> = Object.freez
 })
 
 /** The slice of `Config` the kernel state depends on. */
-export type KernelConfig = Pick<Config, 'tun' | 'network' | 'routes' | 'subnets'> & { readonly node: Pick<Config['node'], 'role'> }
+export type KernelConfig = Pick<Config, 'tun' | 'routes' | 'subnets'> & {
+  readonly node: Pick<Config['node'], 'role'>
+  readonly network: Pick<Config['network'], 'name' | 'overlay' | 'address'>
+}
 
 function tunRoute(dev: string, cidr: string, metric: number): Route {
   const p = parseCidr(cidr)

@@ -105,10 +105,15 @@ t.test('every problem of a file comes at once, sorted by position', async (t) =>
 })
 
 t.test('warnings do not fail a load', async (t) => {
-  const r = loadConfigText(BASE + 'discovery: { dht: true }\n', 'f.yaml')
-  t.ok(r.ok)
+  const r = loadConfigText(BASE + 'discovery: { dht: true }\nmetrics: { listen: 127.0.0.1:9586 }\n', 'f.yaml')
+  t.notOk(r.ok, 'the DHT without a CA is an error')
   t.match(r.diagnostics, [
-    { severity: 'warning', code: 'QE_NOT_IMPLEMENTED', line: 3, col: 14 },
+    { severity: 'error', code: 'discovery-without-ca', line: 3, col: 19 },
+  ])
+  const ok = loadConfigText("node: { name: n1 }\nnetwork: { name: net, ca: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' }\ndiscovery: { dht: true }\nmetrics: { listen: 127.0.0.1:9586 }\n", 'f.yaml')
+  t.ok(ok.ok)
+  t.match(ok.diagnostics, [
     { severity: 'warning', code: 'dht-without-bootstrap', line: 3, col: 19 },
+    { severity: 'warning', code: 'QE_NOT_IMPLEMENTED', line: 4, col: 12 },
   ])
 })

@@ -13,11 +13,20 @@ t.test('a minimal file gets every default', async (t) => {
   const c = load('node: { name: n1 }\nnetwork: { name: acme }\n')
   t.same(c, {
     node: { name: 'n1', role: 'client', stateDir: '/var/lib/quicether', identity: '/var/lib/quicether/identity.key', bootstrapMode: false },
-    network: { name: 'acme', overlay: { ipv4: '100.88.0.0/16', ipv6: defaultOverlayIpv6('acme') }, address: { ipv4: null, ipv6: null } },
+    network: {
+      name: 'acme',
+      overlay: { ipv4: '100.88.0.0/16', ipv6: defaultOverlayIpv6('acme') },
+      address: { ipv4: null, ipv6: null },
+      ca: null,
+      certificate: '/var/lib/quicether/node.crt',
+      secret: '/var/lib/quicether/network.secret',
+      revocations: '/var/lib/quicether/revoked.json',
+      caDir: null,
+    },
     tun: { name: 'qe0', mtu: 'auto' },
     listen: { address: '::', port: 7443 },
     peers: [],
-    discovery: { dht: false, bootstrap: [], connectTo: [], lan: false, publicAddress: null, advertiseAsBootstrap: false },
+    discovery: { dht: false, bootstrap: [], connectTo: [], lan: false, publicAddress: null, advertiseAsBootstrap: false, port: 7444 },
     interfaces: [],
     multipath: { mode: 'failover', scheduler: 'min-rtt', target: null, accept: false, reorder: { maxDelay: 150, maxBytes: 4 * 1024 * 1024 }, trafficClasses: [] },
     subnets: [],

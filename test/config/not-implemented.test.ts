@@ -11,12 +11,6 @@ const HEAD = 'node: { name: n1, role: gateway }\nnetwork: { name: net }\n'
 
 /** For each table entry: a document that sets it (the key on line 3 or 4), and one that sets it to its default. */
 const SAMPLES: Record<string, { set: string; line: number; col: number; path: string; quiet?: string }> = {
-  'node.bootstrap-mode': { set: 'node: { name: n1, bootstrap-mode: true }\nnetwork: { name: net }\n', line: 1, col: 19, path: 'node.bootstrap-mode', quiet: 'node: { name: n1, bootstrap-mode: false }\nnetwork: { name: net }\n' },
-  'discovery.dht': { set: HEAD + 'discovery:\n  dht: true\n  bootstrap: [b.example.com:7443]\n', line: 4, col: 3, path: 'discovery.dht', quiet: HEAD + 'discovery:\n  dht: false\n' },
-  'discovery.lan': { set: HEAD + 'discovery:\n  lan: true\n', line: 4, col: 3, path: 'discovery.lan', quiet: HEAD + 'discovery:\n  lan: false\n' },
-  'discovery.bootstrap': { set: HEAD + 'discovery:\n  bootstrap: [b.example.com:7443]\n', line: 4, col: 3, path: 'discovery.bootstrap', quiet: HEAD + 'discovery:\n  bootstrap: []\n' },
-  'discovery.public-address': { set: HEAD + 'discovery:\n  public-address: 203.0.113.9\n', line: 4, col: 3, path: 'discovery.public-address' },
-  'discovery.advertise-as-bootstrap': { set: HEAD + 'discovery:\n  advertise-as-bootstrap: true\n  public-address: 203.0.113.9\n', line: 4, col: 3, path: 'discovery.advertise-as-bootstrap', quiet: HEAD + 'discovery:\n  advertise-as-bootstrap: false\n' },
   'gateway.forward-for': { set: HEAD + 'gateway:\n  forward-for: [10.8.0.0/16]\n', line: 4, col: 3, path: 'gateway.forward-for', quiet: HEAD + 'gateway:\n  forward-for: []\n' },
   'gateway.advertise-bandwidth': { set: HEAD + 'gateway:\n  advertise-bandwidth: 1Gbps\n', line: 4, col: 3, path: 'gateway.advertise-bandwidth' },
   'gateway.relay': { set: HEAD + 'gateway:\n  relay: true\n', line: 4, col: 3, path: 'gateway.relay', quiet: HEAD + 'gateway:\n  relay: false\n' },

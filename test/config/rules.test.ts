@@ -22,7 +22,7 @@ function codes(text: string): string[] {
 
 t.test('warnings: reported, but the config still loads', async (t) => {
   const cases: Array<[string, string, string]> = [
-    ['dht without bootstrap nodes', BASE + 'discovery: { dht: true }\n', 'dht-without-bootstrap'],
+    ['dht without bootstrap nodes', "node: { name: n1 }\nnetwork: { name: net, ca: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' }\ndiscovery: { dht: true }\n", 'dht-without-bootstrap'],
     ['aggregate with one uplink', BASE + 'interfaces: [{ name: eth0 }]\nmultipath: { mode: aggregate }\n', 'aggregate-single-uplink'],
     ['gateway settings on a client', BASE + 'gateway: { relay: true }\n', 'gateway-settings-on-client'],
     ['advertised as bootstrap without a public address', BASE + 'discovery: { advertise-as-bootstrap: true }\n', 'bootstrap-without-public-address'],
@@ -77,4 +77,11 @@ t.test('the IPv6 overlay and addresses', async (t) => {
   t.same(codes(BASE.replace('{ name: net }', '{ name: net, overlay: { ipv6: "fd00:1::/48" } }') + 'subnets: ["fd00:1:0:2::/64"]\n'), ['error:overlay-overlap'])
   t.same(codes(BASE.replace('{ name: net }', '{ name: net, overlay: { ipv6: "fd00:1::/48" } }') + 'subnets: ["fd00:1:2::/64"]\n'), [], 'next to the overlay is fine')
   t.same(codes(BASE.replace('{ name: net }', '{ name: net, address: { ipv4: "fd00::1" } }')), ['error:bad-ip'])
+})
+
+t.test('discovery needs a CA, and a port of its own', async (t) => {
+  t.same(codes(BASE + 'discovery: { lan: true }\n'), ['error:discovery-without-ca'], 'LAN discovery without network.ca')
+  t.same(codes(BASE + 'discovery: { dht: true, bootstrap: [192.0.2.1:7444] }\n'), ['error:discovery-without-ca'], 'the DHT without network.ca')
+  t.same(codes(BASE + 'listen: { port: 9000 }\ndiscovery: { port: 9000 }\n'), ['error:discovery-port-clash'])
+  t.same(codes(BASE + 'listen: { port: 9000 }\ndiscovery: { port: 9001 }\n'), [])
 })
