@@ -16,7 +16,7 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import type { Config, Endpoint } from '../config/index.js'
 import type { Logger } from '../log.js'
-import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type HelloMessage } from './messages.js'
+import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type ControlMessage, type HelloMessage } from './messages.js'
 import type { ConnectedPeer } from '../state/routes.js'
 
 export interface PeerUpEvent {
@@ -62,6 +62,8 @@ export interface MeshComponents {
    * they change (a peer up or down, a hello or bye) and once after start.
    */
   readonly onPeers: (peers: readonly ConnectedPeer[]) => void
+  /** Control messages for others (peer exchange, revocations, certificates), decoded and schema-checked, from a connected peer. */
+  readonly onMessage?: (peer: string, msg: Exclude<ControlMessage, { type: 'hello' | 'bye' }>) => void
   /** Injected clock, for tests. */
   readonly now?: () => number
 }
@@ -160,6 +162,17 @@ export class Mesh {
     this.#report(false)
   }
 
+  /**
+   * The admitted peers changed (discovery verified a member, or a revocation
+   * cut one): dial targets and names follow; nothing about this node changed,
+   * so no hello is sent.
+   */
+  setPeers(next: Config): void {
+    this.#config = next
+    this.#applyConfig()
+    this.#report(false)
+  }
+
   /** The connected peers (a config peer or not). */
   peers(): PeerStatus[] {
     return [...this.#up.entries()].map(([key, p]) => ({ key, name: this.#nameOf(key), remote: p.remote, since: p.since, hello: p.hello }))
@@ -220,6 +233,8 @@ export class Mesh {
     } else if (r.msg.type === 'bye') {
       p.hello = null
       this.#report(false)
+    } else {
+      this.#c.onMessage?.(peer, r.msg)
     }
   }
 
@@ -320,6 +335,17 @@ export class Mesh {
         c.kind === 'peer'
           ? { peer: c.peer, endpoints: cfg.peers.find((p) => p.name === c.peer)?.endpoints ?? [], nextAttempt: 0, backoff: min, next: 0 }
           : { peer: null, endpoints: [c.endpoint], nextAttempt: 0, backoff: min, next: 0 }
+      const prev = old.get(targetId(t))
+      targets.push(prev ? Object.assign(prev, { endpoints: t.endpoints }) : t)
+    }
+    // Every other admitted peer with a known endpoint (pinned with endpoints, or
+    // a member whose record names them) is dialled as well, always: see README
+    // "Who dials whom". Both sides may dial; the engine keeps one of crossed
+    // connections.
+    const named = new Set(targets.map((t) => t.peer))
+    for (const p of cfg.peers) {
+      if (p.key === this.#init.selfKey || named.has(p.name) || p.endpoints.length === 0) continue
+      const t: DialTarget = { peer: p.name, endpoints: p.endpoints, nextAttempt: 0, backoff: min, next: 0 }
       const prev = old.get(targetId(t))
       targets.push(prev ? Object.assign(prev, { endpoints: t.endpoints }) : t)
     }

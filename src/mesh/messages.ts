@@ -36,7 +36,35 @@ export interface ByeMessage {
   readonly reason: string
 }
 
-export type ControlMessage = HelloMessage | ByeMessage
+/**
+ * Peer exchange: signed member records (BEP 44 items, fields base64) this
+ * node knows. Sent to a peer when its tunnel comes up, and passed on when a
+ * newer record arrives. Untrusted: each item is verified like one from the DHT.
+ */
+export interface RecordsMessage {
+  readonly type: 'records'
+  readonly v: number
+  readonly items: readonly { readonly k: string; readonly salt: string; readonly seq: number; readonly sig: string; readonly v: string }[]
+}
+
+/** The newest signed revocation list this node holds (verified by the receiver against its CA). */
+export interface RevocationsMessage {
+  readonly type: 'revocations'
+  readonly v: number
+  readonly list: unknown
+}
+
+/** A renewed certificate for the receiving node, pushed by a node holding the CA (verified by the receiver). */
+export interface CertMessage {
+  readonly type: 'cert'
+  readonly v: number
+  readonly cert: unknown
+}
+
+export type ControlMessage = HelloMessage | ByeMessage | RecordsMessage | RevocationsMessage | CertMessage
+
+/** Most records in one message (each is up to ~1.4 KB of base64; a message is at most 64 KiB). */
+export const MAX_RECORDS_PER_MESSAGE = 32
 
 export type DecodeResult = { ok: true; msg: ControlMessage } | { ok: false; reason: string }
 
@@ -74,7 +102,32 @@ const byeSchema = {
   },
 } as const
 
+const b64 = (max: number) => ({ type: 'string', maxLength: max, pattern: '^[A-Za-z0-9+/]*={0,2}$' }) as const
+const recordsSchema = {
+  type: 'object',
+  additionalProperties: true,
+  required: ['type', 'v', 'items'],
+  properties: {
+    type: { const: 'records' },
+    v: { type: 'integer', minimum: 1 },
+    items: {
+      type: 'array',
+      maxItems: MAX_RECORDS_PER_MESSAGE,
+      items: {
+        type: 'object',
+        required: ['k', 'salt', 'seq', 'sig', 'v'],
+        properties: { k: b64(44), salt: b64(88), seq: { type: 'integer', minimum: 0 }, sig: b64(88), v: b64(1336) },
+      },
+    },
+  },
+} as const
+const opaqueSchema = (type: string, field: string) =>
+  ({ type: 'object', additionalProperties: true, required: ['type', 'v', field], properties: { type: { const: type }, v: { type: 'integer', minimum: 1 }, [field]: { type: 'object' } } }) as const
+
 const validateHello = ajv.compile<HelloMessage>(helloSchema)
+const validateRecords = ajv.compile<RecordsMessage>(recordsSchema)
+const validateRevocations = ajv.compile<RevocationsMessage>(opaqueSchema('revocations', 'list'))
+const validateCert = ajv.compile<CertMessage>(opaqueSchema('cert', 'cert'))
 const validateBye = ajv.compile<ByeMessage>(byeSchema)
 
 export function encodeMessage(msg: ControlMessage): Buffer {
@@ -98,6 +151,15 @@ export function decodeMessage(data: Uint8Array): DecodeResult {
   }
   if (type === 'bye') {
     return validateBye(value) ? { ok: true, msg: value } : { ok: false, reason: `bad bye: ${ajv.errorsText(validateBye.errors)}` }
+  }
+  if (type === 'records') {
+    return validateRecords(value) ? { ok: true, msg: value } : { ok: false, reason: `bad records: ${ajv.errorsText(validateRecords.errors)}` }
+  }
+  if (type === 'revocations') {
+    return validateRevocations(value) ? { ok: true, msg: value } : { ok: false, reason: `bad revocations: ${ajv.errorsText(validateRevocations.errors)}` }
+  }
+  if (type === 'cert') {
+    return validateCert(value) ? { ok: true, msg: value } : { ok: false, reason: `bad cert: ${ajv.errorsText(validateCert.errors)}` }
   }
   return { ok: false, reason: `unknown message type ${JSON.stringify(type)?.slice(0, 40)}` }
 }

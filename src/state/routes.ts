@@ -50,6 +50,12 @@ export interface ConnectedPeer {
   readonly key: string
   readonly configName: string | null
   readonly hello: PeerHello | null
+  /**
+   * A member admitted by certificate: the overlay addresses and subnets its
+   * certificate names, the most its hello may claim. Absent or null: a
+   * pinned peer, limited only by the rules above.
+   */
+  readonly limits?: { readonly overlay: readonly string[]; readonly subnets: readonly string[] } | null
 }
 
 type Cidr = Prefix
@@ -116,6 +122,10 @@ export function computeMeshRoutes(config: Pick<Config, 'network' | 'subnets' | '
         rejected.push({ peer: peer.key, what: `overlay address ${addr}`, reason: 'outside the overlay range' })
         continue
       }
+      if (peer.limits && !peer.limits.overlay.some((a) => hostPrefix(a)?.cidr === h.cidr)) {
+        rejected.push({ peer: peer.key, what: `overlay address ${addr}`, reason: 'not an address its certificate names' })
+        continue
+      }
       claim(peer.key, h, `overlay address ${addr}`)
     }
     for (const s of hello.subnets) {
@@ -123,6 +133,10 @@ export function computeMeshRoutes(config: Pick<Config, 'network' | 'subnets' | '
       const what = `subnet ${s}`
       if (!c) {
         rejected.push({ peer: peer.key, what, reason: 'not a canonical CIDR' })
+        continue
+      }
+      if (peer.limits && !peer.limits.subnets.some((l) => { const lc = parseCidr(l); return lc !== null && lc.family === c.family && lc.prefixLen <= c.prefixLen && overlaps(lc, c) })) {
+        rejected.push({ peer: peer.key, what, reason: 'not within the subnets its certificate allows' })
         continue
       }
       if (c.prefixLen === 0) {
