@@ -15,6 +15,7 @@ import { LabPrerequisiteError, LabSpecError } from '../lab/errors.js'
 import { withInterrupts } from '../lab/interrupt.js'
 import { isRunId } from '../lab/names.js'
 import { runPair, type PairResult } from '../lab/pair.js'
+import { formatMesh, runMesh } from '../lab/mesh.js'
 import { runDemo } from '../lab/demo.js'
 import { labUp, type UpResult } from '../lab/up.js'
 import { labDown, type TeardownReport } from '../lab/teardown.js'
@@ -84,6 +85,21 @@ Examples:
     .action(async () => {
       requireRoot()
       await withInterrupts((signal) => runDemo(print, signal))
+    })
+
+  lab
+    .command('mesh')
+    .summary('N daemons that know only their network and a bootstrap node: how fast the mesh forms')
+    .option('--nodes <n>', 'members started together', '5')
+    .option('--lan', 'also find each other on the LAN segment (multicast)')
+    .option('--join', 'also invite a new device and time quicether join until every member has it up')
+    .option('--seconds <n>', 'how long each phase may take before it counts as failed', '30')
+    .option('--json', 'print the result as JSON')
+    .action(async (f: { nodes: string; lan?: boolean; join?: boolean; seconds: string; json?: boolean }) => {
+      const opts = { nodes: parsePositiveInt(f.nodes, '--nodes', 32), lan: f.lan === true, join: f.join === true, seconds: parsePositiveInt(f.seconds, '--seconds', 600) }
+      requireRoot()
+      const r = await withInterrupts((signal) => runMesh({ ...opts, signal, progress }))
+      print(f.json ? JSON.stringify(r, null, 2) : formatMesh(r))
     })
 
   lab

@@ -5,14 +5,15 @@
  *   control socket  (also the single-instance lock)
  *   node reconciler (the one writer of kernel state and engine tables)
  *   engine host     (the forwarding plane's lifecycle and events)
- *   subsystems      mesh, config watcher  (discovery, metrics, a UI go here)
+ *   subsystems      mesh, discovery, config watcher  (metrics, a UI go here)
  *
  * One config change: file → watcher → load (validate) → on error keep running
  * and remember the diagnostics for `status` → otherwise prepare the new
  * generation → rebuild the engine if identity/listen/TUN changed → the node
  * reconciler applies desired state (kernel + engine tables; rolls both back on
  * failure) → each subsystem's onReload. Facts the mesh reports (peers up,
- * their hellos) re-run the apply with the same generation.
+ * their hellos) and the membership discovery verified (certified members,
+ * the revocation list) re-run the apply with the same generation.
  */
 import { readFile } from 'node:fs/promises'
 import { resolve as resolvePath } from 'node:path'
@@ -21,9 +22,12 @@ import { writeConfigFile } from '../config/write.js'
 import { QeError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { ControlServer } from '../observe/control-socket.js'
+import { Discovery } from '../discovery/discovery.js'
+import { encodeMessage } from '../mesh/messages.js'
 import { buildStatus, describeFailure, type NodeStatus } from '../observe/status.js'
 import { ConfirmWindow, NodeReconciler, Reconciler, type NodeApplyResult } from '../reconcile/index.js'
 import { desiredNode, diffEngine, shortKey, type ConnectedPeer, type MeshRoutes, type PeerNamer } from '../state/index.js'
+import { effectivePeers, NO_MEMBERSHIP, withPeers, type Membership, type PeerLimits } from '../state/members.js'
 import { createSystemAdapter } from '../system/index.js'
 import type { SystemAdapter } from '../system/types.js'
 import { EngineHost, type EngineFactory } from './engine-host.js'
@@ -92,6 +96,11 @@ export class Daemon {
   readonly #engines: EngineHost
   readonly #mesh: MeshHost
   readonly #watch: WatchHost
+  readonly #discovery: Discovery
+  /** What discovery verified: certified members and the revocation list. */
+  #membership: Membership = NO_MEMBERSHIP
+  #effectiveCache: { gen: Generation; membership: Membership; config: Config; limits: ReadonlyMap<string, PeerLimits> } | null = null
+  #reportedClashes = new Set<string>()
   /** Started after the first apply, in order; reloaded in order; stopped in reverse. */
   readonly #subsystems: readonly Subsystem[]
   readonly #confirm: ConfirmWindow
@@ -118,9 +127,27 @@ export class Daemon {
     const kernel = new Reconciler({}, { system: components.system ?? createSystemAdapter(), log: log('reconcile') })
     this.#node = new NodeReconciler({}, { kernel, log: log('reconcile') })
     this.#engines = new EngineHost({ log: log('engine'), node: this.#node, listener: () => this.#mesh, ...(components.createEngine ? { createEngine: components.createEngine } : {}) })
-    this.#mesh = new MeshHost({ log: log('mesh'), engines: this.#engines, onPeers: (p) => this.#onPeers(p) })
+    this.#discovery = new Discovery({
+      log: log('discovery'),
+      onMembership: (m) => this.#onMembership(m),
+      send: (peer, msg) => {
+        const engine = this.#engines.engine
+        if (!engine) throw new StartFailedError('no engine runs')
+        engine.sendControl(peer, encodeMessage(msg))
+      },
+      connected: () => this.#mesh.connectedKeys(),
+      listenPort: () => this.#engines.engine?.listenPort ?? this.#gen?.config.listen.port ?? 0,
+    })
+    const discovery = this.#discovery
+    this.#mesh = new MeshHost({
+      log: log('mesh'),
+      engines: this.#engines,
+      onPeers: (p) => this.#onPeers(p),
+      configFor: (gen) => this.#effective(gen).config,
+      others: { onPeerUp: (peer) => discovery.onPeerUp(peer), onRefused: (peer) => discovery.onRefused(peer), onMessage: (peer, msg) => discovery.onMessage(peer, msg) },
+    })
     this.#watch = new WatchHost({ path: this.#configPath, loaded: init.configText }, { onChange: (text) => void this.#queueReload(text), log: log('watch') })
-    this.#subsystems = [this.#mesh, this.#watch]
+    this.#subsystems = [this.#mesh, this.#discovery, this.#watch]
     this.#confirm = new ConfirmWindow({ log: log('confirm') })
   }
 
@@ -187,6 +214,7 @@ export class Daemon {
       mesh: this.#mesh.status(),
       routes: this.#routes,
       engine: this.#engines.status(),
+      discovery: this.#discovery.status(),
       startedAt: this.#startedAt,
       now: Date.now(),
     })
@@ -202,6 +230,40 @@ export class Daemon {
    */
   #onPeers(peers: readonly ConnectedPeer[]): void {
     this.#facts = peers
+    this.#queueFactsApply()
+  }
+
+  /** Discovery verified a new membership: the mesh dials and names what it admits, and the apply admits it. */
+  #onMembership(m: Membership): void {
+    this.#membership = m
+    const gen = this.#gen
+    if (gen) {
+      const eff = effectivePeers(gen.config, m, gen.selfKey)
+      const now = new Set<string>()
+      for (const c of eff.nameClashes) {
+        const id = `${c.key}|${c.name}`
+        now.add(id)
+        if (!this.#reportedClashes.has(id)) this.#log.warn({ key: c.key, name: c.name }, 'a certified member has the name of a pinned peer: not admitted')
+      }
+      for (const name of eff.revokedPinned) if (!this.#reportedClashes.has(`revoked|${name}`)) this.#log.warn({ peer: name }, 'a pinned peer\'s key is revoked: cut off')
+      for (const name of eff.revokedPinned) now.add(`revoked|${name}`)
+      this.#reportedClashes = now
+    }
+    this.#mesh.setPeers()
+    this.#queueFactsApply()
+  }
+
+  /** The config as the node runs it: the generation's, its peers the admitted ones (pinned and certified). */
+  #effective(gen: Generation): { config: Config; limits: ReadonlyMap<string, PeerLimits> } {
+    const c = this.#effectiveCache
+    if (c && c.gen === gen && c.membership === this.#membership) return c
+    const eff = effectivePeers(gen.config, this.#membership, gen.selfKey)
+    const next = { gen, membership: this.#membership, config: withPeers(gen.config, eff.peers), limits: eff.limits }
+    this.#effectiveCache = next
+    return next
+  }
+
+  #queueFactsApply(): void {
     if (this.#factsQueued || this.#stopping) return
     this.#factsQueued = true
     this.#reloading = this.#reloading
@@ -215,12 +277,14 @@ export class Daemon {
 
   /** The desired node state of `gen` with the mesh's facts (a plan for a rebuild passes none: they are forgotten). */
   #desired(gen: Generation, peers: readonly ConnectedPeer[] = this.#facts) {
-    return desiredNode(gen.config, { selfKey: gen.selfKey, self: gen.self, tunMtu: gen.tunMtu, peers })
+    const { config, limits } = this.#effective(gen)
+    const limited = peers.map((p) => ({ ...p, limits: limits.get(p.key) ?? null }))
+    return desiredNode(config, { selfKey: gen.selfKey, self: gen.self, tunMtu: gen.tunMtu, peers: limited })
   }
 
   async #applyNode(gen: Generation): Promise<NodeApplyResult> {
     const { state, routes } = this.#desired(gen)
-    const res = await this.#node.apply(state, namer(gen.config))
+    const res = await this.#node.apply(state, namer(this.#effective(gen).config))
     if (res.ok) this.#noteRoutes(gen, routes)
     // The reconciler logs every apply (plan and result) itself; add only why a failure failed.
     if (!res.ok) this.#log.error({ failure: describeFailure(res), rolledBack: res.kernel.ok ? res.engine.rolledBack : res.kernel.rolledBack }, 'apply failed')
@@ -230,7 +294,7 @@ export class Daemon {
   /** Keeps the routes for status; each refused claim is logged once while it lasts. */
   #noteRoutes(gen: Generation, routes: MeshRoutes): void {
     this.#routes = routes
-    const name = namer(gen.config)
+    const name = namer(this.#effective(gen).config)
     const now = new Set<string>()
     for (const r of routes.rejected) {
       const id = `${r.peer}|${r.what}|${r.reason}`
@@ -338,8 +402,9 @@ export class Daemon {
     const restartTunnels = needsEngineRestart(prev, next)
     // A rebuild forgets what the mesh learned, and the new engine starts with no tables: everything is sent again.
     const { state } = this.#desired(next, restartTunnels ? [] : this.#facts)
-    const p = await this.#node.plan(state, namer(next.config))
-    const engine = restartTunnels ? diffEngine(state.engine, null, namer(next.config)) : p.engine
+    const names = namer(this.#effective(next).config)
+    const p = await this.#node.plan(state, names)
+    const engine = restartTunnels ? diffEngine(state.engine, null, names) : p.engine
     // A renamed TUN does not exist yet: the new engine creates it.
     const newTun = next.config.tun.name !== prev.config.tun.name
     const errors = p.issues

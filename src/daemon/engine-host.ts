@@ -16,6 +16,8 @@ export interface EngineListener {
   onPeerDown(ev: { peer: string; reason: string }): void
   onControl(peer: string, data: Uint8Array): void
   onDialFailed(ev: { remote: { address: string; port: number }; peer?: string; reason: string }): void
+  /** A handshake was refused: the key is not admitted (yet: discovery may still verify it). */
+  onRefused?(ev: { peer: string; remote: { address: string; port: number } }): void
 }
 
 export interface EngineStatus {
@@ -71,7 +73,10 @@ export class EngineHost implements Subsystem<EngineStatus | null> {
     engine.on('peer-up', (ev) => listener()?.onPeerUp(ev))
     engine.on('peer-down', (ev) => listener()?.onPeerDown(ev))
     engine.on('control', (ev) => listener()?.onControl(ev.peer, ev.data))
-    engine.on('refused', (ev) => this.#log.warn({ key: ev.peer, remote: `${ev.remote.address}:${ev.remote.port}` }, 'refused a peer whose key is not allowed'))
+    engine.on('refused', (ev) => {
+      this.#log.info({ key: ev.peer, remote: `${ev.remote.address}:${ev.remote.port}` }, 'refused a peer whose key is not admitted')
+      listener()?.onRefused?.(ev)
+    })
     engine.on('dial-failed', (ev) => {
       this.#log.info({ remote: `${ev.remote.address}:${ev.remote.port}`, key: ev.peer ?? null, reason: ev.reason }, 'dial failed')
       listener()?.onDialFailed(ev)

@@ -4,7 +4,9 @@
  * desired state. A new engine (identity or listen socket changed) gets a new
  * mesh; otherwise a reload swaps the config in and live tunnels stay.
  */
+import type { Config } from '../config/index.js'
 import type { Logger } from '../log.js'
+import type { ControlMessage } from '../mesh/messages.js'
 import { Mesh, type AdmittedPeerStatus, type PeerStatus } from '../mesh/mesh.js'
 import type { ConnectedPeer } from '../state/routes.js'
 import type { EngineHost, EngineListener } from './engine-host.js'
@@ -23,11 +25,21 @@ const MAX_EARLY_EVENTS = 4096
 
 type EarlyEvent = (mesh: Mesh) => void
 
+/** What discovery hears through the mesh. */
+export interface MeshOthers {
+  onPeerUp?(peer: string): void
+  onRefused?(peer: string): void
+  onMessage?(peer: string, msg: Exclude<ControlMessage, { type: 'hello' | 'bye' }>): void
+}
+
 export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
   readonly name = 'mesh'
   readonly #log: Logger
   readonly #engines: EngineHost
   readonly #onPeers: (peers: readonly ConnectedPeer[]) => void
+  readonly #configFor: (gen: Generation) => Config
+  readonly #others: MeshOthers
+  #gen: Generation | null = null
   #mesh: Mesh | null = null
   /** The engine the running mesh dials through. */
   #engine: unknown = null
@@ -38,17 +50,41 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
    */
   #early: { engine: unknown; events: EarlyEvent[] } = { engine: null, events: [] }
 
-  constructor(components: { log: Logger; engines: EngineHost; onPeers: (peers: readonly ConnectedPeer[]) => void }) {
+  constructor(components: {
+    log: Logger
+    engines: EngineHost
+    onPeers: (peers: readonly ConnectedPeer[]) => void
+    /** The config the mesh runs: the generation's, with the admitted peers (pinned and certified). */
+    configFor?: (gen: Generation) => Config
+    /** Who else hears peers come up, refused keys and messages the mesh does not handle (discovery). */
+    others?: MeshOthers
+  }) {
     this.#log = components.log
     this.#engines = components.engines
     this.#onPeers = components.onPeers
+    this.#configFor = components.configFor ?? ((gen) => gen.config)
+    this.#others = components.others ?? {}
+  }
+
+  /** The admitted peers changed (not the generation): dial targets and names follow. */
+  setPeers(): void {
+    if (this.#mesh && this.#gen) this.#mesh.setPeers(this.#configFor(this.#gen))
+  }
+
+  /** Keys of the peers connected now. */
+  connectedKeys(): string[] {
+    return this.#mesh?.peers().map((p) => p.key) ?? []
   }
 
   async start(gen: Generation): Promise<void> {
     const engine = this.#engines.engine
     if (!engine) return
     this.#engine = engine
-    const mesh = new Mesh({ config: gen.config, self: gen.self, selfKey: gen.selfKey }, { engine, log: this.#log, onPeers: (p) => this.#onPeers(p) })
+    this.#gen = gen
+    const mesh = new Mesh(
+      { config: this.#configFor(gen), self: gen.self, selfKey: gen.selfKey },
+      { engine, log: this.#log, onPeers: (p) => this.#onPeers(p), onMessage: (peer, msg) => this.#others.onMessage?.(peer, msg) },
+    )
     this.#mesh = mesh
     mesh.start()
     const early = this.#early.engine === engine ? this.#early.events : []
@@ -68,7 +104,8 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
 
   async onReload(_prev: Generation, next: Generation): Promise<void> {
     if (this.#mesh && this.#engine === this.#engines.engine) {
-      this.#mesh.reload(next.config)
+      this.#gen = next
+      this.#mesh.reload(this.#configFor(next))
       return
     }
     await this.stop()
@@ -80,7 +117,14 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
   }
 
   onPeerUp(ev: Parameters<EngineListener['onPeerUp']>[0]): void {
-    this.#deliver((m) => m.onPeerUp(ev))
+    this.#deliver((m) => {
+      m.onPeerUp(ev)
+      this.#others.onPeerUp?.(ev.peer)
+    })
+  }
+
+  onRefused(ev: { peer: string; remote: { address: string; port: number } }): void {
+    this.#others.onRefused?.(ev.peer)
   }
 
   onPeerDown(ev: Parameters<EngineListener['onPeerDown']>[0]): void {

@@ -6,6 +6,7 @@
  */
 import type { Diagnostic } from '../config/index.js'
 import type { GlobalStats, PeerStats } from '../engine/types.js'
+import type { DiscoveryStatus } from '../discovery/types.js'
 import type { AdmittedPeerStatus, PeerStatus } from '../mesh/mesh.js'
 import type { HelloMessage } from '../mesh/messages.js'
 import type { ApplyResult } from '../reconcile/types.js'
@@ -60,6 +61,8 @@ export interface NodeStatus {
   readonly peers: readonly PeerView[]
   readonly routes: MeshRoutes
   readonly engine: { readonly listenPort: number; readonly tablesVersion: number; readonly global: GlobalStats } | null
+  /** Members found, the certificate, the DHT and LAN, refusals; null when discovery does not run. */
+  readonly discovery: DiscoveryStatus | null
   readonly uptimeS: number
 }
 
@@ -70,6 +73,7 @@ export interface StatusParts {
   readonly mesh: { readonly admitted: readonly AdmittedPeerStatus[]; readonly connected: readonly PeerStatus[] }
   readonly routes: MeshRoutes
   readonly engine: { readonly listenPort: number; readonly tablesVersion: number; readonly stats: { readonly global: GlobalStats; readonly peers: readonly PeerStats[] } | null } | null
+  readonly discovery?: DiscoveryStatus | null
   readonly startedAt: number
   readonly now: number
 }
@@ -87,7 +91,7 @@ export function buildStatus(p: StatusParts): NodeStatus {
     hello: connected.get(a.key)?.hello ?? null,
     stats: statsOf(a.key),
   }))
-  // A connected peer the config does not name (cannot happen with pinned keys alone; kept honest).
+  // A connected peer that is not admitted (cannot happen: the engine refuses it; kept honest).
   for (const c of p.mesh.connected) {
     if (peers.some((x) => x.key === c.key)) continue
     peers.push({ key: c.key, name: c.name, state: 'up', since: new Date(c.since).toISOString(), lastError: null, remote: c.remote, hello: c.hello, stats: statsOf(c.key) })
@@ -99,6 +103,7 @@ export function buildStatus(p: StatusParts): NodeStatus {
     peers,
     routes: p.routes,
     engine: p.engine && p.engine.stats ? { listenPort: p.engine.listenPort, tablesVersion: p.engine.tablesVersion, global: p.engine.stats.global } : null,
+    discovery: p.discovery ?? null,
     uptimeS: Math.round((p.now - p.startedAt) / 1000),
   }
 }

@@ -216,3 +216,51 @@ t.test('a bonded endpoint that leaves the config is forgotten by the engine; the
   mesh.reload(load(text('"10.99.0.2:7443", "10.98.0.2:7443"', 'multipath: { mode: aggregate, target: somebody-else }').replace('peers:\n', `peers:\n  - { name: somebody-else, key: "${Buffer.alloc(32, 7).toString('base64')}" }\n`)))
   t.same(engine.forgotten.slice(1).sort(), ['10.98.0.2:7443', '10.99.0.2:7443'], 'no longer the bond target: both forgotten')
 })
+
+t.test('every admitted peer with an endpoint is dialled, connect-to or not; one that learns endpoints later too', async (t) => {
+  const KEY_C = Buffer.alloc(32, 3).toString('base64')
+  const first = loadConfigText(`
+node: { name: a }
+network: { name: n }
+peers:
+  - { name: b, key: "${KEY_B}", endpoints: ["10.99.0.2:7443"] }
+  - { name: c, key: "${KEY_C}" }
+`, 'm.yaml')
+  if (!first.ok) throw new Error('fixture')
+  const { engine, mesh } = setup(first.config)
+  mesh.start()
+  t.teardown(() => mesh.stop())
+  await flush()
+  t.same(engine.dials, ['10.99.0.2:7443'], 'b has an endpoint and is dialled; c has none')
+  t.match(mesh.admitted(), [{ name: 'b', state: 'connecting' }, { name: 'c', state: 'waiting' }])
+  const learned = loadConfigText(`
+node: { name: a }
+network: { name: n }
+peers:
+  - { name: b, key: "${KEY_B}", endpoints: ["10.99.0.2:7443"] }
+  - { name: c, key: "${KEY_C}", endpoints: ["10.99.0.3:7443"] }
+`, 'm.yaml').config!
+  const sentBefore = engine.sent.length
+  mesh.setPeers(learned)
+  mesh.tick()
+  await flush()
+  t.ok(engine.dials.includes('10.99.0.3:7443'), 'c is dialled once its endpoint is known')
+  t.equal(engine.sent.length, sentBefore, 'a membership change sends no hello')
+})
+
+t.test('records, revocations and certificates go to onMessage; junk does not', async (t) => {
+  const got: string[] = []
+  const engine = new FakeEngine()
+  const mesh = new Mesh(
+    { config: config(), self: { ipv4: '100.88.0.1', ipv6: 'fd00:88::1' }, selfKey: KEY_A, tickMs: 3_600_000 },
+    { engine, log: silentLogger, onPeers: () => undefined, onMessage: (peer, msg) => got.push(`${peer === KEY_B ? 'b' : '?'}:${msg.type}`) },
+  )
+  mesh.start()
+  t.teardown(() => mesh.stop())
+  mesh.onPeerUp({ peer: KEY_B, remote: { address: '10.99.0.2', port: 7443 }, role: 'client' })
+  mesh.onControl(KEY_B, encodeMessage({ type: 'records', v: 1, items: [] }))
+  mesh.onControl(KEY_B, encodeMessage({ type: 'revocations', v: 1, list: { seq: 1 } }))
+  mesh.onControl(KEY_B, encodeMessage({ type: 'cert', v: 1, cert: { key: 'x' } }))
+  mesh.onControl(KEY_B, Buffer.from(JSON.stringify({ type: 'records', v: 1, items: [{ k: 'not base64!' }] })))
+  t.same(got, ['b:records', 'b:revocations', 'b:cert'])
+})

@@ -101,3 +101,24 @@ t.test('an unknown key (not in peers) still routes its own overlay address', asy
   const r = computeMeshRoutes(config(), self, [peer(KEY_X, null, hello('x', '100.88.0.9', null))])
   t.same(r.fib, [{ prefix: '100.88.0.9/32', peer: KEY_X }])
 })
+
+t.test('a certified member claims only what its certificate names', async (t) => {
+  const limits = { overlay: ['100.88.0.2', 'fd00:88::2'], subnets: ['10.20.0.0/16'] }
+  const member = (h: HelloMessage): ConnectedPeer => ({ key: KEY_X, configName: 'x', hello: h, limits })
+  const ok = computeMeshRoutes(config(), self, [member(hello('x', '100.88.0.2', 'fd00:88::2', ['10.20.0.0/16', '10.20.5.0/24']))])
+  t.same(ok.fib.map((e) => e.prefix), ['10.20.0.0/16', '10.20.5.0/24', '100.88.0.2/32', 'fd00:88::2/128'], 'its own addresses, a subnet and a part of it')
+  t.same(ok.rejected, [])
+  const bad = computeMeshRoutes(config(), self, [member(hello('x', '100.88.0.7', 'fd00:88::2', ['10.21.0.0/16', '10.0.0.0/8']))])
+  t.same(bad.fib.map((e) => e.prefix), ['fd00:88::2/128'])
+  t.same(
+    bad.rejected.map((r) => `${r.what}: ${r.reason}`),
+    [
+      'overlay address 100.88.0.7: not an address its certificate names',
+      'subnet 10.21.0.0/16: not within the subnets its certificate allows',
+      'subnet 10.0.0.0/8: not within the subnets its certificate allows',
+    ],
+    'another address, another subnet, and a wider one are refused',
+  )
+  const pinned = computeMeshRoutes(config(), self, [{ key: KEY_B, configName: 'b', hello: hello('b', '100.88.0.9', null, ['10.9.0.0/16']), limits: null }])
+  t.same(pinned.rejected, [], 'a pinned peer is not limited by a certificate')
+})

@@ -1,0 +1,273 @@
+/**
+ * `quicether lab mesh`: N daemons that know nothing of each other but the
+ * network (its CA, their certificate, the network secret) and one lab
+ * bootstrap node, on one switched segment. No `connect-to`, no peer
+ * endpoints: the mesh forms from discovery alone. It measures:
+ *
+ * - `full_mesh_ms`: from the last of the N starts until every pair is up;
+ * - `late_joiner_ms`: a node started after that, until it and every member
+ *   have each other up;
+ * - `join_ms` (`--join`): a device with no identity runs
+ *   `quicether join TOKEN` (the token from `quicether invite` on the first
+ *   node, which holds the CA) and starts; until every member has it up.
+ *
+ * "Up" is read from each daemon's status over its control socket. Then each
+ * pair pings through the overlay (RTT), and the path is named: `lan` when
+ * the peer was found on the LAN segment and the tunnel runs to that address.
+ * Always tears down, also on errors and Ctrl-C.
+ */
+import { spawn } from 'node:child_process'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parse, stringify } from 'yaml'
+import { initCa, openCa, saveCertificate } from '../pki/index.js'
+import { generateIdentity, publicKeyBase64, saveIdentity } from '../mesh/identity.js'
+import { controlRequest } from '../observe/control-socket.js'
+import type { NodeStatus } from '../observe/status.js'
+import { LabDaemon, quicetherLauncher } from './daemon.js'
+import { LabCommandError } from './errors.js'
+import { ipBatch, RUN_ENV } from './exec.js'
+import { checkAborted } from './interrupt.js'
+import { linkIfname, newRunId, nodeNetns, runDir } from './names.js'
+import { createNetns } from './netns.js'
+import { labDown } from './teardown.js'
+import { ping, percentile } from './traffic.js'
+
+export interface MeshOptions {
+  readonly nodes: number
+  readonly lan: boolean
+  readonly join: boolean
+  /** How long to wait for each phase before calling it failed, s. */
+  readonly seconds: number
+  readonly signal?: AbortSignal
+  readonly progress?: (line: string) => void
+}
+
+export interface MeshPair {
+  readonly a: string
+  readonly b: string
+  readonly up: boolean
+  readonly path: 'direct' | 'lan' | 'relay'
+  readonly rtt_ms: number | null
+}
+
+export interface MeshResult {
+  readonly nodes: number
+  readonly full_mesh_ms: number | null
+  readonly late_joiner_ms: number | null
+  readonly join_ms: number | null
+  readonly pairs: readonly MeshPair[]
+  readonly lan: boolean
+  readonly run_id: string
+}
+
+const SUBNET = '10.251.0'
+const PORT = 7443
+const NETWORK = 'labmesh'
+const OVERLAY = { ipv4: '100.70.0.0/16', ipv6: 'fd70:70:70::/48' }
+
+interface MeshNode {
+  readonly name: string
+  readonly netns: string
+  readonly address: string
+  readonly dir: string
+  readonly configPath: string
+  readonly socket: string
+  daemon: LabDaemon | null
+}
+
+export async function runMesh(o: MeshOptions): Promise<MeshResult> {
+  const say = o.progress ?? (() => undefined)
+  const runId = newRunId()
+  const dir = runDir(runId)
+  const deadline = o.seconds * 1000
+  const all: MeshNode[] = []
+  try {
+    await mkdir(dir, { mode: 0o700 })
+    const sw = nodeNetns(runId, 'sw')
+    await createNetns(sw)
+    await ipBatch(sw, ['link add br0 type bridge', 'link set br0 up'])
+    // A node per index: 0 is the bootstrap node, 1..N the members, N+1 the late joiner, N+2 the invited device.
+    const names = ['boot', ...Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`), 'late', ...(o.join ? ['joiner'] : [])]
+    for (const [i, name] of names.entries()) all.push(await addNode(runId, dir, sw, name, i))
+    say(`run ${runId}: ${o.nodes} nodes, a bootstrap node${o.lan ? ', LAN discovery on' : ''}, on one segment (${SUBNET}.0/24)`)
+
+    const caDir = join(dir, 'ca')
+    await initCa(caDir, { network: NETWORK, overlay: OVERLAY })
+    const ca = await openCa(caDir)
+    const secret = (await ca.secret()).toString('base64') + '\n'
+    const boot = all[0] as MeshNode
+    const bootstrap = [`${boot.address}:${PORT + 1}`]
+    await writeNodeConfig(boot, { node: { name: 'boot', role: 'bootstrap' }, network: { name: NETWORK, overlay: OVERLAY } })
+    for (const n of all.slice(1)) {
+      if (n.name === 'joiner') continue
+      const id = generateIdentity()
+      await saveIdentity(join(n.dir, 'identity.key'), id)
+      const cert = await ca.sign({ key: publicKeyBase64(id), name: n.name })
+      await saveCertificate(join(n.dir, 'node.crt'), cert)
+      await writeFile(join(n.dir, 'network.secret'), secret, { mode: 0o600 })
+      await writeNodeConfig(n, {
+        node: { name: n.name },
+        network: { name: NETWORK, ca: ca.info.publicKey, overlay: OVERLAY, ...(n.name === 'n1' ? { 'ca-dir': caDir } : {}) },
+        discovery: { dht: true, bootstrap, lan: o.lan },
+      })
+    }
+    checkAborted(o.signal)
+
+    boot.daemon = startDaemon(runId, boot)
+    await waitFor(() => status(boot).then((s) => s !== null), deadline, 'the bootstrap node to start', [boot])
+    const members = all.slice(1, o.nodes + 1)
+    say(`starting ${members.length} members`)
+    for (const n of members) n.daemon = startDaemon(runId, n)
+    const fullMesh = await timeUntil(() => allUp(members), deadline)
+    say(fullMesh === null ? 'the full mesh did not form' : `full mesh after ${fullMesh} ms`)
+    checkAborted(o.signal)
+
+    const late = all.find((n) => n.name === 'late') as MeshNode
+    late.daemon = startDaemon(runId, late)
+    const lateMs = await timeUntil(() => allUp([...members, late]), deadline)
+    say(lateMs === null ? 'the late joiner did not join' : `late joiner up with all after ${lateMs} ms`)
+    checkAborted(o.signal)
+
+    let joinMs: number | null = null
+    const everyone = [...members, late]
+    if (o.join) {
+      const joiner = all.find((n) => n.name === 'joiner') as MeshNode
+      const invite = (await controlRequest((members[0] as MeshNode).socket, 'invite', { name: 'joiner', groups: [], ttlMs: 60_000 })) as { token: string }
+      const tj = Date.now()
+      const r = await runInNs(runId, joiner.netns, ['join', invite.token, '--config', joiner.configPath, '--state-dir', joiner.dir])
+      if (r.code !== 0) throw new LabCommandError(`quicether join failed: ${r.out.trim()}`)
+      // The lab's own touch: its control socket and log in the run's directory (every lab daemon has its own).
+      const doc = parse(await readFile(joiner.configPath, 'utf8')) as Record<string, unknown>
+      await writeFile(joiner.configPath, stringify({ ...doc, control: { socket: joiner.socket }, logging: { level: 'info', destination: join(joiner.dir, 'daemon.log') } }))
+      joiner.daemon = startDaemon(runId, joiner)
+      everyone.push(joiner)
+      const ms = await timeUntil(() => allUp(everyone), deadline)
+      joinMs = ms === null ? null : Date.now() - tj
+      say(joinMs === null ? 'the invited device did not join' : `invited device up with all after ${joinMs} ms (from quicether join)`)
+    }
+
+    const pairs = await measurePairs(everyone, o)
+    return { nodes: o.nodes, full_mesh_ms: fullMesh, late_joiner_ms: lateMs, join_ms: joinMs, pairs, lan: o.lan, run_id: runId }
+  } finally {
+    say(`tearing down run ${runId}`)
+    for (const n of all) await n.daemon?.stop().catch(() => undefined)
+    await labDown({ runId })
+  }
+}
+
+async function addNode(runId: string, dir: string, sw: string, name: string, index: number): Promise<MeshNode> {
+  const netns = nodeNetns(runId, name)
+  await createNetns(netns)
+  const a = linkIfname(runId, index, 'a')
+  const b = linkIfname(runId, index, 'b')
+  const address = `${SUBNET}.${index + 1}`
+  await ipBatch(null, [`link add ${a} netns ${netns} type veth peer name ${b} netns ${sw}`])
+  await ipBatch(sw, [`link set ${b} master br0`, `link set ${b} up`])
+  await ipBatch(netns, ['link set lo up', `addr add ${address}/24 dev ${a}`, `link set ${a} up`])
+  const home = join(dir, name)
+  await mkdir(home, { mode: 0o700 })
+  return { name, netns, address, dir: home, configPath: join(home, 'quicether.yaml'), socket: join(home, 'control.sock'), daemon: null }
+}
+
+async function writeNodeConfig(n: MeshNode, over: Record<string, Record<string, unknown>>): Promise<void> {
+  const doc = {
+    node: { 'state-dir': n.dir, ...over.node },
+    network: over.network,
+    tun: { name: 'qe0' },
+    listen: { address: '::', port: PORT },
+    ...(over.discovery ? { discovery: over.discovery } : {}),
+    logging: { level: 'info', destination: join(n.dir, 'daemon.log') },
+    control: { socket: n.socket },
+  }
+  await writeFile(n.configPath, stringify(doc))
+}
+
+function startDaemon(runId: string, n: MeshNode): LabDaemon {
+  const d = new LabDaemon({ node: n.name, netns: n.netns, key: '', configPath: n.configPath, logPath: join(n.dir, 'stdout.log'), runId, detached: false })
+  d.start()
+  return d
+}
+
+async function status(n: MeshNode): Promise<NodeStatus | null> {
+  try {
+    return (await controlRequest(n.socket, 'status', {}, 2000)) as NodeStatus
+  } catch {
+    return null
+  }
+}
+
+/** Every node has every other one up. */
+async function allUp(nodes: readonly MeshNode[]): Promise<boolean> {
+  const sts = await Promise.all(nodes.map(status))
+  const keys = sts.map((s) => s?.node.key ?? null)
+  if (keys.some((k) => k === null)) return false
+  return sts.every((s, i) => keys.every((k, j) => i === j || s?.peers.some((p) => p.key === k && p.state === 'up')))
+}
+
+async function timeUntil(cond: () => Promise<boolean>, deadlineMs: number): Promise<number | null> {
+  const t0 = Date.now()
+  while (Date.now() - t0 < deadlineMs) {
+    if (await cond()) return Date.now() - t0
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  return null
+}
+
+async function waitFor(cond: () => Promise<boolean>, deadlineMs: number, what: string, nodes: readonly MeshNode[]): Promise<void> {
+  if ((await timeUntil(cond, deadlineMs)) !== null) return
+  const logs = nodes.map((n) => `--- ${n.name}:\n${n.daemon?.logTail().join('\n') ?? ''}`)
+  throw new LabCommandError(`timed out waiting for ${what}\n${logs.join('\n')}`)
+}
+
+async function measurePairs(nodes: readonly MeshNode[], o: MeshOptions): Promise<MeshPair[]> {
+  const sts = await Promise.all(nodes.map(status))
+  const out: MeshPair[] = []
+  for (let i = 0; i < nodes.length; i++) {
+    for (let j = i + 1; j < nodes.length; j++) {
+      const a = nodes[i] as MeshNode
+      const b = nodes[j] as MeshNode
+      const sa = sts[i]
+      const sb = sts[j]
+      const peerAtA = sa?.peers.find((p) => p.key === sb?.node.key)
+      const peerAtB = sb?.peers.find((p) => p.key === sa?.node.key)
+      const up = peerAtA?.state === 'up' && peerAtB?.state === 'up'
+      let rtt: number | null = null
+      if (up && sb) {
+        const p = await ping(a.netns, sb.node.overlay.ipv4, { count: 5, intervalMs: 20, ...(o.signal ? { signal: o.signal } : {}) })
+        rtt = p.rttsMs.length ? Math.round(percentile(p.rttsMs, 0.5) * 1000) / 1000 : null
+      }
+      const member = sa?.discovery?.members.find((m) => m.key === sb?.node.key)
+      const remote = peerAtA?.remote ? `${peerAtA.remote.address.replace(/^::ffff:/, '')}:${peerAtA.remote.port}` : null
+      const lan = o.lan && member !== undefined && remote !== null && member.lan.includes(remote)
+      out.push({ a: a.name, b: b.name, up, path: lan ? 'lan' : 'direct', rtt_ms: rtt })
+    }
+  }
+  return out
+}
+
+/** `quicether ARGS` in a namespace, to completion; stdout and stderr together. */
+function runInNs(runId: string, netns: string, args: readonly string[]): Promise<{ code: number; out: string }> {
+  const bin = quicetherLauncher()
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, bin, ...args], { env: { ...process.env, [RUN_ENV]: runId }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
+    child.on('close', (code) => resolve({ code: code ?? 1, out }))
+  })
+}
+
+/** The short table `lab mesh` prints. */
+export function formatMesh(r: MeshResult): string {
+  const f = (v: number | null) => (v === null ? 'not reached' : `${v} ms`)
+  const lines = [
+    `nodes ${r.nodes}${r.lan ? ' (LAN discovery)' : ''}`,
+    `full mesh      ${f(r.full_mesh_ms)}   (target ≤ 2000 ms)`,
+    `late joiner    ${f(r.late_joiner_ms)}   (target ≤ 2000 ms)`,
+    ...(r.join_ms !== null || r.pairs.some((p) => p.a === 'joiner' || p.b === 'joiner') ? [`join           ${f(r.join_ms)}   (target ≤ 5000 ms)`] : []),
+    `pairs up       ${r.pairs.filter((p) => p.up).length}/${r.pairs.length}`,
+  ]
+  for (const p of r.pairs) lines.push(`  ${p.a.padEnd(7)} ↔ ${p.b.padEnd(7)} ${p.up ? 'up  ' : 'DOWN'} ${p.path.padEnd(6)} ${p.rtt_ms === null ? '' : `${p.rtt_ms} ms`}`)
+  return lines.join('\n')
+}
