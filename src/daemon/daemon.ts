@@ -249,7 +249,6 @@ export class Daemon {
       for (const name of eff.revokedPinned) now.add(`revoked|${name}`)
       this.#reportedClashes = now
     }
-    this.#mesh.setPeers()
     this.#queueFactsApply()
   }
 
@@ -270,7 +269,10 @@ export class Daemon {
       .then(async () => {
         this.#factsQueued = false
         const gen = this.#gen
-        if (gen && !this.#stopping) await this.#applyNode(gen)
+        if (!gen || this.#stopping) return
+        await this.#applyNode(gen)
+        // Dial newly admitted members only once the engine admits them (their handshake would be refused before).
+        this.#mesh.setPeers()
       })
       .catch((err: Error) => this.#log.error({ err: err.message }, 'apply failed'))
   }
