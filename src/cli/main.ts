@@ -8,6 +8,7 @@
 import { Command, CommanderError } from 'commander'
 import { isQeError } from '../errors.js'
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, formatError, packageVersion, type CliContext, type CliIo } from './context.js'
+import { registerCaCommands } from './ca.js'
 import { registerControlCommands } from './control.js'
 import { registerInit } from './init.js'
 import { registerLabCommands } from './lab.js'
@@ -73,6 +74,7 @@ Run 'quicether <command> --help' for a command's options.`,
   registerStart(program, ctx)
   registerSchema(program, ctx)
   registerControlCommands(program, ctx)
+  registerCaCommands(program, ctx)
   registerLabCommands(program)
   return program
 }
