@@ -17,6 +17,7 @@
  * Always tears down, also on errors and Ctrl-C.
  */
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
@@ -66,7 +67,7 @@ const PORT = 7443
 const NETWORK = 'labmesh'
 const OVERLAY = { ipv4: '100.70.0.0/16', ipv6: 'fd70:70:70::/48' }
 
-interface MeshNode {
+export interface MeshNode {
   readonly name: string
   readonly netns: string
   readonly address: string
@@ -76,83 +77,171 @@ interface MeshNode {
   daemon: LabDaemon | null
 }
 
-export async function runMesh(o: MeshOptions): Promise<MeshResult> {
-  const say = o.progress ?? (() => undefined)
-  const runId = newRunId()
-  const dir = runDir(runId)
-  const deadline = o.seconds * 1000
-  const all: MeshNode[] = []
-  try {
+export interface MeshLabInit {
+  readonly members: number
+  readonly lan: boolean
+  /** Also build the namespace of a device that joins by invite (`joiner`). */
+  readonly join: boolean
+  /** Certificate lifetime of member `name`, ms, and how long ago it began (tests of renewal). */
+  readonly certLifetime?: (name: string) => { lifetimeMs: number; agoMs: number } | null
+}
+
+/**
+ * The lab of `lab mesh`: a bootstrap node (`boot`), members `n1`..`nN`
+ * (`n1` holds the CA: invites, renewals, revocations), a late joiner
+ * (`late`) and optionally a device with nothing (`joiner`), all on one
+ * bridge. Constructors wire; `start()` builds and writes every file; the
+ * daemons start when asked; `stop()` tears everything down by run id.
+ */
+export class MeshLab {
+  readonly runId = newRunId()
+  readonly dir = runDir(this.runId)
+  readonly caDir = join(this.dir, 'ca')
+  readonly #init: MeshLabInit
+  readonly #nodes = new Map<string, MeshNode>()
+
+  constructor(init: MeshLabInit) {
+    this.#init = init
+  }
+
+  get memberNames(): string[] {
+    return Array.from({ length: this.#init.members }, (_, i) => `n${i + 1}`)
+  }
+
+  node(name: string): MeshNode {
+    const n = this.#nodes.get(name)
+    if (!n) throw new LabCommandError(`no node '${name}' in this mesh lab`)
+    return n
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.#build()
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+  }
+
+  async #build(): Promise<void> {
+    const { runId, dir } = this
     await mkdir(dir, { mode: 0o700 })
     const sw = nodeNetns(runId, 'sw')
     await createNetns(sw)
     await ipBatch(sw, ['link add br0 type bridge', 'link set br0 up'])
-    // A node per index: 0 is the bootstrap node, 1..N the members, N+1 the late joiner, N+2 the invited device.
-    const names = ['boot', ...Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`), 'late', ...(o.join ? ['joiner'] : [])]
-    for (const [i, name] of names.entries()) all.push(await addNode(runId, dir, sw, name, i))
-    say(`run ${runId}: ${o.nodes} nodes, a bootstrap node${o.lan ? ', LAN discovery on' : ''}, on one segment (${SUBNET}.0/24)`)
-
-    const caDir = join(dir, 'ca')
-    await initCa(caDir, { network: NETWORK, overlay: OVERLAY })
-    const ca = await openCa(caDir)
+    // One address per index: 0 is the bootstrap node, then the members, the late joiner, the invited device.
+    const names = ['boot', ...this.memberNames, 'late', ...(this.#init.join ? ['joiner'] : [])]
+    for (const [i, name] of names.entries()) this.#nodes.set(name, await addNode(runId, dir, sw, name, i))
+    await initCa(this.caDir, { network: NETWORK, overlay: OVERLAY })
+    const ca = await openCa(this.caDir)
     const secret = (await ca.secret()).toString('base64') + '\n'
-    const boot = all[0] as MeshNode
+    const boot = this.node('boot')
     const bootstrap = [`${boot.address}:${PORT + 1}`]
     await writeNodeConfig(boot, { node: { name: 'boot', role: 'bootstrap' }, network: { name: NETWORK, overlay: OVERLAY } })
-    for (const n of all.slice(1)) {
-      if (n.name === 'joiner') continue
+    for (const n of this.#nodes.values()) {
+      if (n.name === 'joiner' || n.name === 'boot') continue
       const id = generateIdentity()
       await saveIdentity(join(n.dir, 'identity.key'), id)
-      const cert = await ca.sign({ key: publicKeyBase64(id), name: n.name })
+      const life = this.#init.certLifetime?.(n.name) ?? null
+      const cert = await ca.sign({ key: publicKeyBase64(id), name: n.name, ...(life ? { lifetimeMs: life.lifetimeMs, now: Date.now() - life.agoMs } : {}) })
       await saveCertificate(join(n.dir, 'node.crt'), cert)
       await writeFile(join(n.dir, 'network.secret'), secret, { mode: 0o600 })
       await writeNodeConfig(n, {
         node: { name: n.name },
-        network: { name: NETWORK, ca: ca.info.publicKey, overlay: OVERLAY, ...(n.name === 'n1' ? { 'ca-dir': caDir } : {}) },
-        discovery: { dht: true, bootstrap, lan: o.lan },
+        network: { name: NETWORK, ca: ca.info.publicKey, overlay: OVERLAY, ...(n.name === 'n1' ? { 'ca-dir': this.caDir } : {}) },
+        discovery: { dht: true, bootstrap, lan: this.#init.lan },
       })
     }
-    checkAborted(o.signal)
+  }
 
-    boot.daemon = startDaemon(runId, boot)
-    await waitFor(() => status(boot).then((s) => s !== null), deadline, 'the bootstrap node to start', [boot])
-    const members = all.slice(1, o.nodes + 1)
+  startDaemon(name: string): void {
+    const n = this.node(name)
+    n.daemon = new LabDaemon({ node: n.name, netns: n.netns, key: '', configPath: n.configPath, logPath: join(n.dir, 'stdout.log'), runId: this.runId, detached: false })
+    n.daemon.start()
+  }
+
+  async stopDaemon(name: string): Promise<void> {
+    await this.node(name).daemon?.stop()
+  }
+
+  status(name: string): Promise<NodeStatus | null> {
+    return status(this.node(name))
+  }
+
+  /** Every named node has every other named one up. */
+  allUp(names: readonly string[]): Promise<boolean> {
+    return allUp(names.map((n) => this.node(n)))
+  }
+
+  /** Ms until `cond` holds (polled every 25 ms), or null after `deadlineMs`. */
+  timeUntil(cond: () => Promise<boolean>, deadlineMs: number): Promise<number | null> {
+    return timeUntil(cond, deadlineMs)
+  }
+
+  /** `quicether invite` on n1, then `quicether join TOKEN` in the joiner's namespace; resolves when join wrote its files. */
+  async join(): Promise<void> {
+    const joiner = this.node('joiner')
+    const invite = (await controlRequest(this.node('n1').socket, 'invite', { name: 'joiner', groups: [], ttlMs: 60_000 })) as { token: string }
+    const r = await runInNs(this.runId, joiner.netns, ['join', invite.token, '--config', joiner.configPath, '--state-dir', joiner.dir])
+    if (r.code !== 0) throw new LabCommandError(`quicether join failed: ${r.out.trim()}`)
+    // The lab's own touch: a control socket and a log in the run's directory (every lab daemon has its own).
+    const doc = parse(await readFile(joiner.configPath, 'utf8')) as Record<string, unknown>
+    await writeFile(joiner.configPath, stringify({ ...doc, control: { socket: joiner.socket }, logging: { level: 'info', destination: join(joiner.dir, 'daemon.log') } }))
+  }
+
+  /** The last log lines of the named daemons, for a failure message. */
+  logs(names: readonly string[]): string {
+    return names.map((n) => `--- ${n}:\n${readTail(join(this.node(n).dir, 'daemon.log'))}`).join('\n')
+  }
+
+  async measurePairs(names: readonly string[], lan: boolean, signal?: AbortSignal): Promise<MeshPair[]> {
+    return measurePairs(names.map((n) => this.node(n)), lan, signal)
+  }
+
+  async stop(): Promise<void> {
+    for (const n of this.#nodes.values()) await n.daemon?.stop().catch(() => undefined)
+    await labDown({ runId: this.runId })
+  }
+}
+
+export async function runMesh(o: MeshOptions): Promise<MeshResult> {
+  const say = o.progress ?? (() => undefined)
+  const lab = new MeshLab({ members: o.nodes, lan: o.lan, join: o.join })
+  const deadline = o.seconds * 1000
+  try {
+    await lab.start()
+    say(`run ${lab.runId}: ${o.nodes} nodes and a bootstrap node on one segment (${SUBNET}.0/24)${o.lan ? ', LAN discovery on' : ''}`)
+    checkAborted(o.signal)
+    lab.startDaemon('boot')
+    if ((await lab.timeUntil(async () => (await lab.status('boot')) !== null, deadline)) === null) throw new LabCommandError(`the bootstrap node did not start\n${lab.logs(['boot'])}`)
+    const members = lab.memberNames
     say(`starting ${members.length} members`)
-    for (const n of members) n.daemon = startDaemon(runId, n)
-    const fullMesh = await timeUntil(() => allUp(members), deadline)
+    for (const n of members) lab.startDaemon(n)
+    const fullMesh = await lab.timeUntil(() => lab.allUp(members), deadline)
     say(fullMesh === null ? 'the full mesh did not form' : `full mesh after ${fullMesh} ms`)
     checkAborted(o.signal)
 
-    const late = all.find((n) => n.name === 'late') as MeshNode
-    late.daemon = startDaemon(runId, late)
-    const lateMs = await timeUntil(() => allUp([...members, late]), deadline)
+    lab.startDaemon('late')
+    const lateMs = await lab.timeUntil(() => lab.allUp([...members, 'late']), deadline)
     say(lateMs === null ? 'the late joiner did not join' : `late joiner up with all after ${lateMs} ms`)
     checkAborted(o.signal)
 
+    const everyone = [...members, 'late']
     let joinMs: number | null = null
-    const everyone = [...members, late]
     if (o.join) {
-      const joiner = all.find((n) => n.name === 'joiner') as MeshNode
-      const invite = (await controlRequest((members[0] as MeshNode).socket, 'invite', { name: 'joiner', groups: [], ttlMs: 60_000 })) as { token: string }
       const tj = Date.now()
-      const r = await runInNs(runId, joiner.netns, ['join', invite.token, '--config', joiner.configPath, '--state-dir', joiner.dir])
-      if (r.code !== 0) throw new LabCommandError(`quicether join failed: ${r.out.trim()}`)
-      // The lab's own touch: its control socket and log in the run's directory (every lab daemon has its own).
-      const doc = parse(await readFile(joiner.configPath, 'utf8')) as Record<string, unknown>
-      await writeFile(joiner.configPath, stringify({ ...doc, control: { socket: joiner.socket }, logging: { level: 'info', destination: join(joiner.dir, 'daemon.log') } }))
-      joiner.daemon = startDaemon(runId, joiner)
-      everyone.push(joiner)
-      const ms = await timeUntil(() => allUp(everyone), deadline)
+      await lab.join()
+      lab.startDaemon('joiner')
+      everyone.push('joiner')
+      const ms = await lab.timeUntil(() => lab.allUp(everyone), deadline)
       joinMs = ms === null ? null : Date.now() - tj
       say(joinMs === null ? 'the invited device did not join' : `invited device up with all after ${joinMs} ms (from quicether join)`)
     }
-
-    const pairs = await measurePairs(everyone, o)
-    return { nodes: o.nodes, full_mesh_ms: fullMesh, late_joiner_ms: lateMs, join_ms: joinMs, pairs, lan: o.lan, run_id: runId }
+    const pairs = await lab.measurePairs(everyone, o.lan, o.signal)
+    return { nodes: o.nodes, full_mesh_ms: fullMesh, late_joiner_ms: lateMs, join_ms: joinMs, pairs, lan: o.lan, run_id: lab.runId }
   } finally {
-    say(`tearing down run ${runId}`)
-    for (const n of all) await n.daemon?.stop().catch(() => undefined)
-    await labDown({ runId })
+    say(`tearing down run ${lab.runId}`)
+    await lab.stop()
   }
 }
 
@@ -183,12 +272,6 @@ async function writeNodeConfig(n: MeshNode, over: Record<string, Record<string, 
   await writeFile(n.configPath, stringify(doc))
 }
 
-function startDaemon(runId: string, n: MeshNode): LabDaemon {
-  const d = new LabDaemon({ node: n.name, netns: n.netns, key: '', configPath: n.configPath, logPath: join(n.dir, 'stdout.log'), runId, detached: false })
-  d.start()
-  return d
-}
-
 async function status(n: MeshNode): Promise<NodeStatus | null> {
   try {
     return (await controlRequest(n.socket, 'status', {}, 2000)) as NodeStatus
@@ -200,7 +283,7 @@ async function status(n: MeshNode): Promise<NodeStatus | null> {
 /** Every node has every other one up. */
 async function allUp(nodes: readonly MeshNode[]): Promise<boolean> {
   const sts = await Promise.all(nodes.map(status))
-  const keys = sts.map((s) => s?.node.key ?? null)
+  const keys = sts.map((s) => s?.node?.key ?? null)
   if (keys.some((k) => k === null)) return false
   return sts.every((s, i) => keys.every((k, j) => i === j || s?.peers.some((p) => p.key === k && p.state === 'up')))
 }
@@ -214,13 +297,7 @@ async function timeUntil(cond: () => Promise<boolean>, deadlineMs: number): Prom
   return null
 }
 
-async function waitFor(cond: () => Promise<boolean>, deadlineMs: number, what: string, nodes: readonly MeshNode[]): Promise<void> {
-  if ((await timeUntil(cond, deadlineMs)) !== null) return
-  const logs = nodes.map((n) => `--- ${n.name}:\n${n.daemon?.logTail().join('\n') ?? ''}`)
-  throw new LabCommandError(`timed out waiting for ${what}\n${logs.join('\n')}`)
-}
-
-async function measurePairs(nodes: readonly MeshNode[], o: MeshOptions): Promise<MeshPair[]> {
+async function measurePairs(nodes: readonly MeshNode[], lanOn: boolean, signal?: AbortSignal): Promise<MeshPair[]> {
   const sts = await Promise.all(nodes.map(status))
   const out: MeshPair[] = []
   for (let i = 0; i < nodes.length; i++) {
@@ -229,17 +306,17 @@ async function measurePairs(nodes: readonly MeshNode[], o: MeshOptions): Promise
       const b = nodes[j] as MeshNode
       const sa = sts[i]
       const sb = sts[j]
-      const peerAtA = sa?.peers.find((p) => p.key === sb?.node.key)
-      const peerAtB = sb?.peers.find((p) => p.key === sa?.node.key)
+      const peerAtA = sa?.peers.find((p) => p.key === sb?.node?.key)
+      const peerAtB = sb?.peers.find((p) => p.key === sa?.node?.key)
       const up = peerAtA?.state === 'up' && peerAtB?.state === 'up'
       let rtt: number | null = null
-      if (up && sb) {
-        const p = await ping(a.netns, sb.node.overlay.ipv4, { count: 5, intervalMs: 20, ...(o.signal ? { signal: o.signal } : {}) })
+      if (up && sb?.node) {
+        const p = await ping(a.netns, sb.node.overlay.ipv4, { count: 5, intervalMs: 20, ...(signal ? { signal } : {}) })
         rtt = p.rttsMs.length ? Math.round(percentile(p.rttsMs, 0.5) * 1000) / 1000 : null
       }
-      const member = sa?.discovery?.members.find((m) => m.key === sb?.node.key)
+      const member = sa?.discovery?.members.find((m) => m.key === sb?.node?.key)
       const remote = peerAtA?.remote ? `${peerAtA.remote.address.replace(/^::ffff:/, '')}:${peerAtA.remote.port}` : null
-      const lan = o.lan && member !== undefined && remote !== null && member.lan.includes(remote)
+      const lan = lanOn && member !== undefined && remote !== null && member.lan.includes(remote)
       out.push({ a: a.name, b: b.name, up, path: lan ? 'lan' : 'direct', rtt_ms: rtt })
     }
   }
@@ -270,4 +347,12 @@ export function formatMesh(r: MeshResult): string {
   ]
   for (const p of r.pairs) lines.push(`  ${p.a.padEnd(7)} ↔ ${p.b.padEnd(7)} ${p.up ? 'up  ' : 'DOWN'} ${p.path.padEnd(6)} ${p.rtt_ms === null ? '' : `${p.rtt_ms} ms`}`)
   return lines.join('\n')
+}
+
+function readTail(path: string, n = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-n).join('\n')
+  } catch {
+    return '(no log)'
+  }
 }

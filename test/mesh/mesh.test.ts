@@ -239,9 +239,10 @@ network: { name: n }
 peers:
   - { name: b, key: "${KEY_B}", endpoints: ["10.99.0.2:7443"] }
   - { name: c, key: "${KEY_C}", endpoints: ["10.99.0.3:7443"] }
-`, 'm.yaml').config!
+`, 'm.yaml')
+  if (!learned.ok) throw new Error('fixture')
   const sentBefore = engine.sent.length
-  mesh.setPeers(learned)
+  mesh.setPeers(learned.config)
   mesh.tick()
   await flush()
   t.ok(engine.dials.includes('10.99.0.3:7443'), 'c is dialled once its endpoint is known')
