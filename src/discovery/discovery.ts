@@ -54,7 +54,7 @@ import { Dht, type DhtComponents, type DhtInit } from './dht.js'
 import { localEndpoints } from './endpoints.js'
 import { LanDiscovery, type LanComponents, type LanInit } from './lan.js'
 import { MemberStore, type Member, type RecordSource } from './members.js'
-import { formatEndpoint, networkKeys, sealRecord, type NetworkKeys } from './record.js'
+import { formatEndpoint, networkKeys, sealRecord, type NetworkKeys, type RecordRefusal } from './record.js'
 import type { DiscoveryStatus } from './types.js'
 
 export type DhtLike = Pick<Dht, 'start' | 'stop' | 'port' | 'put' | 'get' | 'members' | 'onOther' | 'sendRaw' | 'stats'>
@@ -630,6 +630,6 @@ function sameDiscovery(a: Config, b: Config): boolean {
   return pick(a) === pick(b)
 }
 
-function emptyRefusals(): Record<import('./record.js').RecordRefusal, number> {
+function emptyRefusals(): Record<RecordRefusal, number> {
   return { 'bad-signature': 0, 'other-network': 0, malformed: 0, 'key-mismatch': 0, 'cert-invalid': 0, 'cert-expired': 0, revoked: 0, replayed: 0 }
 }

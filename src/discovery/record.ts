@@ -23,9 +23,11 @@ import { parseAddress } from '../net/index.js'
 import { parseCertificate, verifyCertificate, type Certificate } from '../pki/index.js'
 import { signItem, verifyItem, type SignedItem } from './bep44.js'
 
-/** BEP 44's cap on a value. */
-export const MAX_VALUE_BYTES = 1000
+/** BEP 44's cap on a value (bittorrent-dht refuses 1000 bytes and more). */
+export const MAX_VALUE_BYTES = 999
 const NONCE = 12
+/** Endpoints a record carries at most (the first ones are the preferred ones). */
+export const MAX_ENDPOINTS = 16
 const TAG = 16
 
 /** The keys a network secret gives. */
@@ -81,18 +83,18 @@ const validatePlain = ajv.compile<Plain>({
   required: ['c', 'e', 'b'],
   properties: {
     c: { type: 'object' },
-    e: { type: 'array', maxItems: 16, items: { type: 'string', maxLength: 47 } },
+    e: { type: 'array', maxItems: MAX_ENDPOINTS, items: { type: 'string', maxLength: 47 } },
     b: { type: ['string', 'null'], maxLength: 47 },
   },
 })
 
 /**
- * Seals and signs a record as item `seq`. Endpoints that do not fit the
- * 1000-byte value are left off the end (the first ones are the preferred
+ * Seals and signs a record as item `seq`. Endpoints past the 16th, or that
+ * do not fit BEP 44's value, are left off the end (the first ones are the preferred
  * ones); throws RangeError when even the certificate alone does not fit.
  */
 export function sealRecord(record: MemberRecord, keys: NetworkKeys, privateKey: KeyObject, seq: number): SignedItem {
-  let endpoints = record.endpoints.map(formatEndpoint)
+  let endpoints = record.endpoints.slice(0, MAX_ENDPOINTS).map(formatEndpoint)
   for (;;) {
     const plain: Plain = { c: record.cert, e: endpoints, b: record.bootstrap ? formatEndpoint(record.bootstrap) : null }
     const v = seal(Buffer.from(JSON.stringify(plain), 'utf8'), keys.recordKey)

@@ -23,23 +23,24 @@ class FakeNet {
   items = new Map<string, SignedItem>()
   gets = 0
   dht(): DhtLike {
-    const net = this
+    const items = this.items
+    const count = () => this.gets++
     return {
       port: 7444,
       async start() {},
       async stop() {},
       async put(item: SignedItem) {
         const id = itemTarget(item.k, item.salt).toString('hex')
-        const held = net.items.get(id)
-        if (!held || held.seq < item.seq) net.items.set(id, item)
+        const held = items.get(id)
+        if (!held || held.seq < item.seq) items.set(id, item)
         return { stored: 1 }
       },
       async get(k: Buffer, salt: Buffer) {
-        net.gets++
-        return net.items.get(itemTarget(k, salt).toString('hex')) ?? null
+        count()
+        return items.get(itemTarget(k, salt).toString('hex')) ?? null
       },
       async members(salt: Buffer) {
-        return [...net.items.values()].filter((i) => i.salt.equals(salt))
+        return [...items.values()].filter((i) => i.salt.equals(salt))
       },
       onOther() {},
       sendRaw() {},
@@ -68,6 +69,7 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
   const secret = (await ca.secret()).toString('base64')
   const net = new FakeNet()
   const nodes: Node[] = []
+  const clock = { now: Date.now() }
 
   async function node(name: string, opts: { admin?: boolean; lifetime?: { lifetimeMs: number; agoMs: number } } = {}): Promise<Node> {
     const home = join(dir, name)
@@ -95,6 +97,7 @@ discovery: { dht: true, bootstrap: [192.0.2.100:7444] }
       connected: () => n.connected,
       listenPort: () => 7443,
       createDht: () => net.dht(),
+      now: () => clock.now,
     })
     nodes.push(n)
     return n
@@ -102,7 +105,13 @@ discovery: { dht: true, bootstrap: [192.0.2.100:7444] }
   t.teardown(async () => {
     for (const n of nodes) await n.discovery.stop()
   })
-  return { node, net, caDir, ca }
+  /** Moves the shared clock past the rendezvous poll period and runs each node's housekeeping. */
+  async function tickAll(...ns: Node[]) {
+    clock.now += 1000
+    for (const n of ns) await n.discovery.tick()
+    await settle()
+  }
+  return { node, net, caDir, ca, tickAll }
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 20))
@@ -117,13 +126,12 @@ function carry(from: Node, to: Node): void {
 }
 
 t.test('members are found through the rendezvous; the membership names them with their endpoints', async (t) => {
-  const { node } = await setup(t)
+  const { node, tickAll } = await setup(t)
   const a = await node('alpha')
   const b = await node('beta')
   await a.discovery.start(a.gen)
   await b.discovery.start(b.gen)
-  await a.discovery.tick()
-  await settle()
+  await tickAll(a)
   t.same(names(b), ['alpha'], 'beta found alpha at its start')
   t.same(names(a), ['beta'], 'alpha found beta on its next poll')
   const alpha = b.memberships.at(-1)?.members[0]
@@ -174,21 +182,18 @@ t.test('bad records from a peer are refused, counted, and change nothing', async
 })
 
 t.test('revocation: the CA\'s list is adopted, saved, passed on, and cuts the member', async (t) => {
-  const { node, ca } = await setup(t)
+  const { node, ca, tickAll } = await setup(t)
   const admin = await node('admin', { admin: true })
   const b = await node('beta')
   const c = await node('gamma')
   for (const n of [admin, b, c]) await n.discovery.start(n.gen)
-  await admin.discovery.tick()
-  await b.discovery.tick()
-  await settle()
+  await tickAll(admin, b)
   t.same(names(b), ['admin', 'gamma'])
   admin.connected = [b.key]
   await ca.revoke([{ key: c.key, name: 'gamma' }])
   // The admin's daemon notices the CA directory's list on its next tick (file mtime).
   await new Promise((r) => setTimeout(r, 15))
-  await admin.discovery.tick()
-  await settle()
+  await tickAll(admin)
   t.same(names(admin), ['beta'], 'the admin cut gamma')
   carry(admin, b)
   await settle()
@@ -202,12 +207,11 @@ t.test('revocation: the CA\'s list is adopted, saved, passed on, and cuts the me
 })
 
 t.test('online renewal: the CA holder pushes a renewed certificate; the node saves it and republishes', async (t) => {
-  const { node } = await setup(t)
+  const { node, tickAll } = await setup(t)
   const admin = await node('admin', { admin: true })
   const b = await node('beta', { lifetime: { lifetimeMs: 60_000, agoMs: 50_000 } })
   for (const n of [admin, b]) await n.discovery.start(n.gen)
-  await admin.discovery.tick()
-  await settle()
+  await tickAll(admin)
   const before = parseCertificate(await readFile(join(b.dir, 'node.crt'), 'utf8'))
   admin.discovery.onPeerUp(b.key)
   b.connected = [admin.key]

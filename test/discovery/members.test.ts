@@ -121,7 +121,7 @@ t.test('revocation and expiry remove members', async (t) => {
 
 t.test('a record fits BEP 44\'s 1000 bytes: endpoints that do not fit are left off the end', async (t) => {
   const pi = keyPair()
-  const many = Array.from({ length: 40 }, (_, i) => ({ host: `2001:db8:${i}::1234:5678`, port: 7443 }))
+  const many = Array.from({ length: 40 }, (_, i) => ({ host: `2001:db8:${i + 1}::1234:5678`, port: 7443 }))
   const item = sealRecord({ cert: cert(pi, 'pi'), endpoints: many, bootstrap: null }, keys, pi.priv, 1)
   t.ok(item.v.length <= MAX_VALUE_BYTES)
   const r = openRecord(item, keys, { now: NOW, revoked: none })
