@@ -78,7 +78,7 @@ export interface DiscoveryComponents {
 }
 
 /** Rendezvous polling: fast until the first members are found and for the first seconds, then slow. */
-const POLL_FAST_MS = 1000
+const POLL_FAST_MS = 500
 const POLL_FAST_FOR_MS = 15_000
 const POLL_SLOW_MS = 30_000
 /** BEP 44 nodes keep an item about two hours: refresh well before. */

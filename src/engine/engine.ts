@@ -357,7 +357,7 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
         break
       }
       case 'refused':
-        this.#log.warn({ peer, remote }, 'refused a peer whose key is not allowed')
+        // Logged by whoever listens (the daemon: one line, with what it does about it).
         this.emit('refused', { peer: peer as string, remote })
         break
       case 'error': {

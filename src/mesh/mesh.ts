@@ -171,6 +171,8 @@ export class Mesh {
     this.#config = next
     this.#applyConfig()
     this.#report(false)
+    // A newly admitted peer is dialled now, not at the next tick.
+    this.tick()
   }
 
   /** The connected peers (a config peer or not). */
