@@ -83,8 +83,8 @@ const POLL_FAST_FOR_MS = 15_000
 const POLL_SLOW_MS = 30_000
 /** BEP 44 nodes keep an item about two hours: refresh well before. */
 const REPUBLISH_MS = 20 * 60_000
-/** Known members' records are fetched again this often (peers pass on changes at once; this is the backstop). */
-const REFETCH_MS = 5 * 60_000
+/** Records of known members that are not connected are fetched again this often (connected peers pass on changes at once). */
+const REFETCH_MS = 10 * 60_000
 /** A key is pushed a renewed certificate at most this often. */
 const RENEW_RETRY_MS = 60 * 60_000
 /** Identical refusals (same key, same reason) are logged at most this often; all are counted. */
@@ -422,7 +422,9 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
     this.#lastRefetch = this.#now()
     if (!run?.keys || !run.dht || !run.store) return
     const keys = run.keys
+    const connected = new Set(this.#c.connected())
     for (const m of run.store.list()) {
+      if (connected.has(m.key)) continue
       void run.dht.get(m.item.k, keys.salt).then(
         (item) => {
           if (item && this.#run === run) this.#offer(item, 'dht')
