@@ -31,7 +31,7 @@ import { controlRequest } from '../observe/control-socket.js'
 import type { NodeStatus } from '../observe/status.js'
 import { LabDaemon, quicetherLauncher } from './daemon.js'
 import { LabCommandError } from './errors.js'
-import { ipBatch, RUN_ENV } from './exec.js'
+import { ipBatch, runIn, RUN_ENV } from './exec.js'
 import { checkAborted } from './interrupt.js'
 import { linkIfname, newRunId, nodeNetns, runDir } from './names.js'
 import { createNetns } from './netns.js'
@@ -185,6 +185,17 @@ export class MeshLab {
     return true
   }
 
+  /** Packets the named nodes tried to send outside the lab (counted and dropped by nftables). */
+  async leaked(names: readonly string[]): Promise<number> {
+    let sum = 0
+    for (const n of names) {
+      const r = await runIn(this.node(n).netns, 'nft', ['-j', 'list', 'counter', 'inet', 'qeleak', 'leaked'])
+      const doc = JSON.parse(r.stdout) as { nftables: { counter?: { packets: number } }[] }
+      sum += doc.nftables.find((x) => x.counter)?.counter?.packets ?? 0
+    }
+    return sum
+  }
+
   /** Every named node has every other named one up. */
   allUp(names: readonly string[]): Promise<boolean> {
     return allUp(names.map((n) => this.node(n)))
@@ -288,6 +299,20 @@ async function addNode(runId: string, dir: string, sw: string, name: string, ind
   await ipBatch(null, [`link add ${a} netns ${netns} type veth peer name ${b} netns ${sw}`])
   await ipBatch(sw, [`link set ${b} master br0`, `link set ${b} up`])
   await ipBatch(netns, ['link set lo up', `addr add ${address}/24 dev ${a}`, `link set ${a} up`])
+  // Network safety, proven: every packet a node sends anywhere but the lab's segment, its
+  // multicast groups, loopback or the overlay is counted (and dropped).
+  await runIn(netns, 'nft', ['-f', '-'], {
+    input: [
+      'table inet qeleak {',
+      '  counter leaked { }',
+      '  chain out {',
+      '    type filter hook output priority 0; policy accept;',
+      `    meta nfproto ipv4 ip daddr != { ${SUBNET}.0/24, 127.0.0.0/8, 224.0.0.0/24, 239.255.74.71, ${OVERLAY.ipv4} } counter name leaked drop`,
+      `    meta nfproto ipv6 ip6 daddr != { ::1, fe80::/10, ff02::/16, ${OVERLAY.ipv6} } counter name leaked drop`,
+      '  }',
+      '}',
+    ].join('\n') + '\n',
+  })
   const home = join(dir, name)
   await mkdir(home, { mode: 0o700 })
   return { name, netns, address, dir: home, configPath: join(home, 'quicether.yaml'), socket: join(home, 'control.sock'), daemon: null }

@@ -70,6 +70,7 @@ t.test('a mesh from a bootstrap node alone: late joiner, invite, online renewal,
   t.not(cut, null, 'every member cut the revoked node off and forgot it')
   const still = await lab.timeUntil(() => lab.allUp(everyone.filter((n) => n !== 'late')), GUARD_MS)
   t.not(still, null, 'the others stay up')
+  t.equal(await lab.leaked(['boot', ...everyone]), 0, 'no node sent a packet anywhere but the lab: the DHT never reached for a public router')
 })
 
 t.test('on one LAN segment members find each other by multicast, and the tunnel runs over the LAN', { skip: !isRoot && 'needs root' }, async (t) => {
@@ -88,4 +89,5 @@ t.test('on one LAN segment members find each other by multicast, and the tunnel 
   t.not(lanSeen, null, `every pair runs over an address a LAN announcement confirmed${lanSeen === null ? `\n${lab.logs(members)}` : ''}`)
   const s = await lab.status('n1')
   t.ok(s?.discovery?.members.every((m) => m.lan.length > 0), 'n1 saw every member on the LAN')
+  t.equal(await lab.leaked(['boot', ...members]), 0, 'nothing left the lab')
 })
