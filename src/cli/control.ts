@@ -26,7 +26,7 @@ interface CommonOpts {
   json?: boolean
 }
 
-async function socketFor(opts: CommonOpts): Promise<string> {
+export async function socketFor(opts: { config: string; socket?: string }): Promise<string> {
   if (opts.socket) return opts.socket
   try {
     await access(opts.config)

@@ -11,6 +11,8 @@ import { EXIT_OK, EXIT_USAGE, exitCodeFor, formatError, packageVersion, type Cli
 import { registerCaCommands } from './ca.js'
 import { registerControlCommands } from './control.js'
 import { registerInit } from './init.js'
+import { registerInvite } from './invite.js'
+import { registerJoin } from './join.js'
 import { registerLabCommands } from './lab.js'
 import { registerSchema } from './schema.js'
 import { registerStart } from './start.js'
@@ -74,6 +76,8 @@ Run 'quicether <command> --help' for a command's options.`,
   registerStart(program, ctx)
   registerSchema(program, ctx)
   registerControlCommands(program, ctx)
+  registerInvite(program, ctx)
+  registerJoin(program, ctx)
   registerCaCommands(program, ctx)
   registerLabCommands(program)
   return program

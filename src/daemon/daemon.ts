@@ -480,6 +480,12 @@ export class Daemon {
       },
       apply: (args: Record<string, unknown>) => this.#apply(args),
       confirm: () => this.#confirm.confirm(),
+      invite: (args: Record<string, unknown>) => {
+        const name = typeof args.name === 'string' ? args.name : ''
+        const groups = Array.isArray(args.groups) ? args.groups.filter((g): g is string => typeof g === 'string') : []
+        const ttlMs = typeof args.ttlMs === 'number' && args.ttlMs > 0 ? Math.min(args.ttlMs, 30 * 86_400_000) : 3_600_000
+        return this.#discovery.createInvite({ name, groups, ttlMs })
+      },
     }
   }
 }

@@ -24,6 +24,8 @@ import { lookup } from 'node:dns/promises'
 import { readFile, stat } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { createPrivateKey, type KeyObject } from 'node:crypto'
+import { join as joinPath } from 'node:path'
+import { QeError } from '../errors.js'
 import type { Config, Endpoint } from '../config/types.js'
 import type { Logger } from '../log.js'
 import type { CertMessage, ControlMessage, RecordsMessage, RevocationsMessage } from '../mesh/messages.js'
@@ -52,6 +54,8 @@ import type { SignedItem } from './bep44.js'
 import { decodeItem, encodeItem } from './bep44.js'
 import { Dht, type DhtComponents, type DhtInit } from './dht.js'
 import { localEndpoints } from './endpoints.js'
+import { encodeToken, InviteStore } from './invite.js'
+import { JOIN_MAGIC, JoinServer, type JoinGrant } from './join.js'
 import { LanDiscovery, type LanComponents, type LanInit } from './lan.js'
 import { MemberStore, type Member, type RecordSource } from './members.js'
 import { formatEndpoint, networkKeys, sealRecord, type NetworkKeys, type RecordRefusal } from './record.js'
@@ -73,8 +77,15 @@ export interface DiscoveryComponents {
   readonly now?: () => number
   readonly createDht?: (init: DhtInit, c: DhtComponents) => DhtLike
   readonly createLan?: (init: LanInit, c: LanComponents) => LanLike
-  /** Optional join server hook (the admin node): datagrams on the discovery port that are not DHT. */
-  readonly onJoinDatagram?: (msg: Buffer, from: { address: string; port: number }, reply: (b: Buffer) => void) => void
+}
+
+/** `quicether invite` on a node that cannot issue invites. */
+export class InviteUnavailableError extends QeError {
+  override readonly code = 'QE_INVITE_UNAVAILABLE'
+  constructor(message = 'this node cannot issue invites', options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'InviteUnavailableError'
+  }
 }
 
 /** Rendezvous polling: fast until the first members are found and for the first seconds, then slow. */
@@ -122,6 +133,8 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
   #revocationRefusals = 0
   #notifyQueued = false
   #timer: NodeJS.Timeout | null = null
+  #join: JoinServer | null = null
+  #invites: InviteStore | null = null
 
   constructor(components: DiscoveryComponents) {
     this.#c = components
@@ -167,8 +180,9 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
         { address: cfg.listen.address === '::' ? '0.0.0.0' : cfg.listen.address, port: cfg.discovery.port, bootstrap: cfg.discovery.dht || cfg.node.bootstrapMode ? run.bootstrap : [], rendezvous: cfg.node.bootstrapMode },
         { log: log.child({ part: 'dht' }), now: this.#now },
       )
-      const join = this.#c.onJoinDatagram
-      dht.onOther((msg, from) => join?.(msg, from, (b) => dht.sendRaw(b, from)))
+      dht.onOther((msg, from) => {
+        if (this.#join && msg.subarray(0, JOIN_MAGIC.length).equals(JOIN_MAGIC)) this.#join.handle(msg, from, (b) => dht.sendRaw(b, from))
+      })
       await dht.start()
       this.#run = { ...run, dht }
       log.info({ port: dht.port, bootstrap: run.bootstrap.map(formatEndpoint), rendezvous: cfg.node.bootstrapMode }, 'DHT started')
@@ -178,6 +192,12 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
       const lan = create({ interfaces: cfg.interfaces.map((u) => u.name) }, { log: log.child({ part: 'lan' }), onAnnouncement: (a) => this.#onLan(a.payload, a.from.address) })
       await lan.start()
       this.#run = { ...this.#run, lan }
+    }
+    if (this.#run.ca && this.#run.dht) {
+      const store = new InviteStore(joinPath(cfg.node.stateDir, 'invites.json'))
+      await store.load(this.#now())
+      this.#invites = store
+      this.#join = new JoinServer({ store }, { log: log.child({ part: 'join' }), now: this.#now, grant: (req) => this.#grant(req) })
     }
     this.#publish('start')
     this.#timer = setInterval(() => void this.tick(), 1000)
@@ -190,6 +210,8 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
     this.#run = null
     if (this.#timer) clearInterval(this.#timer)
     this.#timer = null
+    this.#join = null
+    this.#invites = null
     if (!run) return
     run.abort.abort()
     await run.lan?.stop().catch(() => undefined)
@@ -307,7 +329,43 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
       refusals: { ...(run?.store?.refusals ?? emptyRefusals()), revocations: this.#revocationRefusals },
       dht: run?.dht ? { port: run.dht.port, bootstrap: run.bootstrap.map(formatEndpoint), rendezvous: run.gen.config.node.bootstrapMode, stats: { ...run.dht.stats() } } : null,
       lan: run?.lan ? { ...run.lan.stats() } : null,
-      join: null,
+      join: this.#join ? { ...this.#join.stats() } : null,
+    }
+  }
+
+  /**
+   * A new invite (`quicether invite`): a token for one device, valid for
+   * `ttlMs`. Only a node holding the CA (network.ca-dir) with its discovery
+   * port open can answer the join.
+   */
+  async createInvite(req: { name: string; groups: readonly string[]; ttlMs: number }): Promise<{ token: string; expiresAt: number; name: string }> {
+    const run = this.#run
+    if (!run?.ca || !this.#invites || !run.dht) {
+      throw new InviteUnavailableError('this node holds no CA: invites are issued by the node whose config names network.ca-dir (or sign a certificate by hand: quicether ca sign)')
+    }
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(req.name)) throw new InviteUnavailableError(`'${req.name}' is not a node name (lowercase letters, digits and dashes)`)
+    const taken = [run.gen.config.node.name, ...run.gen.config.peers.map((p) => p.name), ...(run.store?.list().map((m) => m.cert.name) ?? [])]
+    if (taken.includes(req.name)) throw new InviteUnavailableError(`a node named '${req.name}' is already in the network: choose another name`)
+    const endpoints = this.discoveryEndpoints().filter((e) => !e.host.includes(':'))
+    if (endpoints.length === 0) throw new InviteUnavailableError('this node has no address to put in a token (no IPv4 address on any interface, and no discovery.public-address)')
+    const inv = await this.#invites.create({ name: req.name, groups: req.groups, ttlMs: req.ttlMs, now: this.#now() })
+    const token = encodeToken({ network: run.gen.config.network.name, id: inv.id, secret: inv.secret, expiresAt: inv.expiresAt, inviterKey: run.gen.selfKey, endpoints })
+    this.#c.log.info({ name: req.name, groups: req.groups, expires: new Date(inv.expiresAt).toISOString() }, 'issued an invite')
+    return { token, expiresAt: inv.expiresAt, name: req.name }
+  }
+
+  /** What a redeemed invite gives the new device: its certificate and how to find the network. */
+  async #grant(req: { key: string; name: string; groups: readonly string[] }): Promise<JoinGrant> {
+    const run = this.#run
+    if (!run?.ca) throw new InviteUnavailableError('the CA is no longer loaded')
+    const cfg = run.gen.config
+    const cert = await run.ca.sign({ key: req.key, name: req.name, groups: req.groups })
+    return {
+      cert,
+      secret: (await run.ca.secret()).toString('base64'),
+      network: { name: cfg.network.name, ca: run.ca.info.publicKey, overlay: { ipv4: cfg.network.overlay.ipv4, ipv6: cfg.network.overlay.ipv6 } },
+      bootstrap: this.bootstrapEndpoints().map(formatEndpoint),
+      inviter: { name: cfg.node.name, key: run.gen.selfKey, endpoints: this.tunnelEndpoints().map(formatEndpoint) },
     }
   }
 

@@ -24,8 +24,8 @@ async function serial(lab: MeshLab, name: string): Promise<string> {
 }
 
 t.test('a mesh from a bootstrap node alone: late joiner, invite, online renewal, revocation', { skip: !isRoot && 'needs root' }, async (t) => {
-  // n2's certificate has a minute of life, 50 s of it gone: n1 (the CA) must renew it.
-  const lab = new MeshLab({ members: 3, lan: false, join: true, certLifetime: (n) => (n === 'n2' ? { lifetimeMs: 60_000, agoMs: 50_000 } : null) })
+  // n2's certificate has two minutes of life, 90 s of it gone: n1 (the CA) must renew it.
+  const lab = new MeshLab({ members: 3, lan: false, join: true, certLifetime: (n) => (n === 'n2' ? { lifetimeMs: 120_000, agoMs: 90_000 } : null) })
   t.teardown(() => lab.stop())
   await lab.start()
   const n2Before = await serial(lab, 'n2')
