@@ -206,6 +206,31 @@ function renderBond(stats: { paths?: StatusPath[]; bond?: StatusBond } | null): 
 }
 
 /** `quicether status` without --json (exported for tests). */
+interface DiscoveryView {
+  enabled: boolean
+  problem: string | null
+  certificate: { name: string; notAfter: number } | null
+  members: { name: string; via: string; endpoints: string[]; lan: string[] }[]
+  revocations: { seq: number; revoked: number } | null
+  refusals: Record<string, number>
+  dht: { port: number; bootstrap: string[]; rendezvous: boolean; stats: Record<string, number> } | null
+  lan: Record<string, number> | null
+}
+
+/** The discovery lines of `status`: what was found and how, and every kind of refusal counted. */
+function renderDiscovery(d: DiscoveryView | null | undefined): string[] {
+  if (!d) return []
+  const lines: string[] = []
+  const cert = d.certificate ? `certificate '${d.certificate.name}' until ${new Date(d.certificate.notAfter).toISOString().slice(0, 10)}` : 'no certificate'
+  lines.push(`members  ${d.members.length} found  (${cert}${d.revocations ? `, revocation list #${d.revocations.seq}: ${d.revocations.revoked} key(s)` : ''})`)
+  if (d.problem) lines.push(`  problem  ${d.problem}`)
+  for (const m of d.members) lines.push(`  ${m.name.padEnd(16)} via ${m.via.padEnd(10)} ${m.endpoints.join(' ')}${m.lan.length ? `  (LAN: ${m.lan.join(' ')})` : ''}`)
+  if (d.dht) lines.push(`dht      port ${d.dht.port}${d.dht.rendezvous ? ' (bootstrap node)' : ''}, seeds ${d.dht.bootstrap.join(' ') || 'none'}, ${d.dht.stats.nodes ?? 0} nodes known`)
+  const refused = Object.entries(d.refusals).filter(([, n]) => n > 0)
+  if (refused.length) lines.push(`refused  ${refused.map(([k, n]) => `${k} ${n}`).join(', ')}`)
+  return lines
+}
+
 export function renderStatus(st: Record<string, unknown>): string {
   const node = st.node as { name: string; key: string; overlay: { ipv4: string; ipv6: string }; tun: string; tunMtu: number } | null
   const cfg = st.config as { file: string | null; generation: number; errors: { file: string; line: number; col: number; message: string }[]; pendingConfirm: { deadline: string } | null }
@@ -248,6 +273,7 @@ export function renderStatus(st: Record<string, unknown>): string {
   }
   lines.push(`routes   ${routes.fib.length}`)
   for (const r of routes.fib) lines.push(`  ${r.prefix.padEnd(20)} → ${peers.find((p) => p.key === r.peer)?.name ?? r.peer.slice(0, 8)}`)
+  lines.push(...renderDiscovery(st.discovery as DiscoveryView | null | undefined))
   return lines.join('\n') + '\n'
 }
 
