@@ -457,7 +457,13 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
   #onLan(payload: Buffer, address: string): void {
     const item = decodeItem(payload)
     if (!item) {
-      this.#c.log.debug({ from: address }, 'ignored a LAN announcement that is no record')
+      const store = this.#run?.store
+      if (store) store.refusals.malformed++
+      const id = `lan|${address}|malformed`
+      if (this.#now() - (this.#refusalLogged.get(id) ?? -Infinity) >= REFUSAL_LOG_MS) {
+        this.#refusalLogged.set(id, this.#now())
+        this.#c.log.warn({ from: address, via: 'lan' }, 'refused a LAN announcement that is no record')
+      }
       return
     }
     this.#offer(item, 'lan', undefined, address)

@@ -61,6 +61,8 @@ export interface MeshResult {
   readonly full_mesh_ms: number | null
   readonly late_joiner_ms: number | null
   readonly join_ms: number | null
+  /** A node's new address, from appearing on its interface until every member lists it (target ≤ 2000 ms). */
+  readonly endpoint_spread_ms: number | null
   readonly pairs: readonly MeshPair[]
   /** From spawning the N daemon processes until every one answers on its control socket. */
   readonly daemon_start_ms: number | null
@@ -196,6 +198,26 @@ export class MeshLab {
     return sum
   }
 
+  /**
+   * Gives node `name` a new address on its segment, and measures until every
+   * other named node's discovery lists it among that node's endpoints (its
+   * record republished and passed on by peers); null after `deadlineMs`.
+   */
+  async spreadNewAddress(name: string, others: readonly string[], deadlineMs: number): Promise<number | null> {
+    const n = this.node(name)
+    const index = [...this.#nodes.keys()].indexOf(name)
+    const extra = `${SUBNET}.${200 + index}`
+    const key = (await this.status(name))?.node?.key
+    await ipBatch(n.netns, [`addr add ${extra}/24 dev ${linkIfname(this.runId, index, 'a')}`])
+    return this.timeUntil(async () => {
+      for (const o of others) {
+        const m = (await this.status(o))?.discovery?.members.find((x) => x.key === key)
+        if (!m?.endpoints.includes(`${extra}:${PORT}`)) return false
+      }
+      return true
+    }, deadlineMs)
+  }
+
   /** Every named node has every other named one up. */
   allUp(names: readonly string[]): Promise<boolean> {
     return allUp(names.map((n) => this.node(n)))
@@ -260,6 +282,9 @@ export async function runMesh(o: MeshOptions): Promise<MeshResult> {
     say(lateMs === null ? 'the late joiner did not join' : `late joiner up with all ${lateMs} ms after it was up (${lateFromSpawn} ms after its spawn)`)
     checkAborted(o.signal)
 
+    const spread = await lab.spreadNewAddress('n1', [...members.slice(1), 'late'], deadline)
+    say(spread === null ? 'a new address of n1 did not reach every member' : `a new address of n1 reached every member after ${spread} ms`)
+
     const everyone = [...members, 'late']
     let joinMs: number | null = null
     if (o.join) {
@@ -277,6 +302,7 @@ export async function runMesh(o: MeshOptions): Promise<MeshResult> {
       full_mesh_ms: fullMesh,
       late_joiner_ms: lateMs,
       join_ms: joinMs,
+      endpoint_spread_ms: spread,
       pairs,
       daemon_start_ms: startMs,
       full_mesh_from_spawn_ms: fromSpawn,
@@ -403,6 +429,7 @@ export function formatMesh(r: MeshResult): string {
     `full mesh      ${f(r.full_mesh_ms)}   (target ≤ 2000 ms; from the last daemon up)   ${f(r.full_mesh_from_spawn_ms)} from the spawn`,
     `late joiner    ${f(r.late_joiner_ms)}   (target ≤ 2000 ms; from its daemon up)   ${f(r.late_joiner_from_spawn_ms)} from its spawn`,
     ...(r.join_ms !== null || r.pairs.some((p) => p.a === 'joiner' || p.b === 'joiner') ? [`join           ${f(r.join_ms)}   (target ≤ 5000 ms)`] : []),
+    `new endpoint   ${f(r.endpoint_spread_ms)}   (target ≤ 2000 ms; until every member has it)`,
     `pairs up       ${r.pairs.filter((p) => p.up).length}/${r.pairs.length}`,
   ]
   for (const p of r.pairs) lines.push(`  ${p.a.padEnd(7)} ↔ ${p.b.padEnd(7)} ${p.up ? 'up  ' : 'DOWN'} ${p.path.padEnd(6)} ${p.rtt_ms === null ? '' : `${p.rtt_ms} ms`}`)

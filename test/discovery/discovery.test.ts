@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { loadConfigText } from '../../src/config/index.js'
 import type { Generation } from '../../src/daemon/generation.js'
-import { itemTarget, type SignedItem } from '../../src/discovery/bep44.js'
+import { encodeItem, itemTarget, type SignedItem } from '../../src/discovery/bep44.js'
 import { Discovery, type DhtLike } from '../../src/discovery/discovery.js'
 import { silentLogger } from '../../src/log.js'
 import type { ControlMessage, RecordsMessage, RevocationsMessage, CertMessage } from '../../src/mesh/messages.js'
@@ -71,7 +71,8 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
   const nodes: Node[] = []
   const clock = { now: Date.now() }
 
-  async function node(name: string, opts: { admin?: boolean; lifetime?: { lifetimeMs: number; agoMs: number } } = {}): Promise<Node> {
+  const lans: ((a: { payload: Buffer; from: { address: string; port: number }; interface: string }) => void)[] = []
+  async function node(name: string, opts: { admin?: boolean; lifetime?: { lifetimeMs: number; agoMs: number }; lan?: boolean } = {}): Promise<Node> {
     const home = join(dir, name)
     const id = generateIdentity()
     const key = publicKeyBase64(id)
@@ -82,7 +83,7 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
       `node: { name: ${name}, state-dir: ${home} }
 network: { name: homelab, ca: "${ca.info.publicKey}"${opts.admin ? `, ca-dir: ${caDir}` : ''} }
 listen: { address: 192.0.2.${nodes.length + 1} }
-discovery: { dht: true, bootstrap: [192.0.2.100:7444] }
+discovery: { dht: true, bootstrap: [192.0.2.100:7444], lan: ${opts.lan ? 'true' : 'false'} }
 `,
       `${name}.yaml`,
     )
@@ -97,6 +98,10 @@ discovery: { dht: true, bootstrap: [192.0.2.100:7444] }
       connected: () => n.connected,
       listenPort: () => 7443,
       createDht: () => net.dht(),
+      createLan: (_init, c) => {
+        lans.push(c.onAnnouncement)
+        return { start: async () => undefined, stop: async () => undefined, announce: () => undefined, stats: () => ({ sent: 0, received: 0, ownDropped: 0, malformed: 0, oversize: 0, sendErrors: 0 }) }
+      },
       now: () => clock.now,
     })
     nodes.push(n)
@@ -111,7 +116,7 @@ discovery: { dht: true, bootstrap: [192.0.2.100:7444] }
     for (const n of ns) await n.discovery.tick()
     await settle()
   }
-  return { node, net, caDir, ca, tickAll }
+  return { node, net, caDir, ca, tickAll, lans }
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 20))
@@ -221,4 +226,31 @@ t.test('online renewal: the CA holder pushes a renewed certificate; the node sav
   t.ok(before.ok && after.ok && after.cert.serial !== before.cert.serial, 'a new certificate on disk')
   t.ok(after.ok && before.ok && after.cert.notAfter > before.cert.notAfter, 'it lasts longer')
   t.ok(b.sent.some((s) => s.to === admin.key && s.msg.type === 'records'), 'beta republished its record to its peers')
+})
+
+t.test('LAN: a member\'s announcement marks its address as a LAN path; a non-member\'s is refused and counted', async (t) => {
+  const { node, net, lans } = await setup(t)
+  const a = await node('alpha')
+  const b = await node('beta', { lan: true })
+  await a.discovery.start(a.gen)
+  const alphaItem = [...net.items.values()][0] as SignedItem
+  net.items.clear()
+  await b.discovery.start(b.gen)
+  const hear = lans[0]
+  t.ok(hear, 'beta listens on the LAN')
+  hear?.({ payload: encodeItem(alphaItem), from: { address: '192.0.2.1', port: 7447 }, interface: 'eth0' })
+  await settle()
+  t.same(names(b), ['alpha'])
+  t.same(b.discovery.status().members[0]?.lan, ['192.0.2.1:7443'], 'the address it announced from, listed in its record, is a LAN path')
+  // An outsider: a well-signed record of another network.
+  const { node: otherNode, net: otherNet } = await setup(t)
+  const x = await otherNode('mallory')
+  await x.discovery.start(x.gen)
+  const foreign = [...otherNet.items.values()][0] as SignedItem
+  hear?.({ payload: encodeItem(foreign), from: { address: '192.0.2.66', port: 7447 }, interface: 'eth0' })
+  hear?.({ payload: Buffer.from('not a record'), from: { address: '192.0.2.67', port: 7447 }, interface: 'eth0' })
+  await settle()
+  t.same(names(b), ['alpha'], 'no outsider admitted')
+  t.equal(b.discovery.status().refusals['other-network'], 1, 'the outsider refused and counted')
+  t.equal(b.discovery.status().refusals.malformed, 1, 'junk refused and counted')
 })

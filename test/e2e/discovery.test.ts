@@ -40,6 +40,10 @@ t.test('a mesh from a bootstrap node alone: late joiner, invite, online renewal,
   const late = await lab.timeUntil(() => lab.allUp([...members, 'late']), GUARD_MS)
   t.not(late, null, `a node started later joins every member${late === null ? `\n${lab.logs([...members, 'late'])}` : ''}`)
 
+  const spread = await lab.spreadNewAddress('n1', ['n2', 'n3', 'late'], GUARD_MS)
+  t.not(spread, null, 'a new address of n1 is in its record at every member')
+  t.comment(`new endpoint reached every member after ${spread} ms`)
+
   await lab.join()
   lab.startDaemon('joiner')
   const everyone = [...members, 'late', 'joiner']
