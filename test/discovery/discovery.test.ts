@@ -120,6 +120,14 @@ discovery: { dht: true, bootstrap: [192.0.2.100:7444], lan: ${opts.lan ? 'true' 
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 20))
+/** Waits until `cond` holds (file writes and the coalesced notification are asynchronous); a hang guard, not a timing bar. */
+async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const t0 = Date.now()
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) return
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
 const names = (n: Node) => (n.memberships.at(-1)?.members ?? []).map((m) => m.name).sort()
 
 /** Delivers what `from` sent to `to` (records, revocations, certificates). */
@@ -199,15 +207,16 @@ t.test('revocation: the CA\'s list is adopted, saved, passed on, and cuts the me
   // The admin's daemon notices the CA directory's list on its next tick (file mtime).
   await new Promise((r) => setTimeout(r, 15))
   await tickAll(admin)
+  await until(() => names(admin).length === 1)
   t.same(names(admin), ['beta'], 'the admin cut gamma')
   carry(admin, b)
-  await settle()
+  await until(() => names(b).length === 1)
   t.same(names(b), ['admin'], 'beta cut gamma once the list reached it')
   t.same(b.memberships.at(-1)?.revoked, [c.key])
   const saved = JSON.parse(await readFile(b.gen.config.network.revocations, 'utf8')) as { seq: number }
   t.equal(saved.seq, 1, 'beta saved the list for its next start')
   b.discovery.onMessage(admin.key, { type: 'revocations', v: 1, list: { ...saved, seq: 9 } })
-  await settle()
+  await until(() => b.discovery.status().refusals.revocations === 1)
   t.equal(b.discovery.status().refusals.revocations, 1, 'a tampered list is refused and counted')
 })
 
@@ -221,7 +230,7 @@ t.test('online renewal: the CA holder pushes a renewed certificate; the node sav
   admin.discovery.onPeerUp(b.key)
   b.connected = [admin.key]
   carry(admin, b)
-  await settle()
+  await until(() => b.sent.some((s) => s.msg.type === 'records'))
   const after = parseCertificate(await readFile(join(b.dir, 'node.crt'), 'utf8'))
   t.ok(before.ok && after.ok && after.cert.serial !== before.cert.serial, 'a new certificate on disk')
   t.ok(after.ok && before.ok && after.cert.notAfter > before.cert.notAfter, 'it lasts longer')
