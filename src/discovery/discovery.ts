@@ -177,7 +177,7 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
     if (cfg.discovery.dht || cfg.node.bootstrapMode || run.ca) {
       const create = this.#c.createDht ?? ((i: DhtInit, c: DhtComponents) => new Dht(i, c))
       const dht = create(
-        { address: cfg.listen.address === '::' ? '0.0.0.0' : cfg.listen.address, port: cfg.discovery.port, bootstrap: cfg.discovery.dht || cfg.node.bootstrapMode ? run.bootstrap : [], rendezvous: cfg.node.bootstrapMode },
+        { address: isIP(cfg.listen.address) === 4 ? cfg.listen.address : '0.0.0.0', port: cfg.discovery.port, bootstrap: cfg.discovery.dht || cfg.node.bootstrapMode ? run.bootstrap : [], rendezvous: cfg.node.bootstrapMode },
         { log: log.child({ part: 'dht' }), now: this.#now },
       )
       dht.onOther((msg, from) => {
