@@ -12,6 +12,10 @@ import type { CliContext } from './context.js'
 import { socketFor } from './control.js'
 import { DEFAULT_CONFIG_PATH } from './validate.js'
 
+/** The certificate's name and group shapes: checked here, so a bad one fails now and not at the join. */
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+const GROUP = /^[A-Za-z0-9_.-]{1,63}$/
+
 interface InviteOpts {
   name: string
   groups?: string
@@ -36,7 +40,10 @@ export function registerInvite(program: Command, ctx: CliContext): void {
     .action(async (opts: InviteOpts) => {
       const ttl = parseDuration(opts.expires)
       if (ttl.value === undefined || ttl.value <= 0) throw new UsageError(`--expires: '${opts.expires}' is not a duration (e.g. 30m, 1h)`)
+      if (!NAME.test(opts.name)) throw new UsageError(`--name '${opts.name}' is not a valid node name: use lowercase letters, digits and dashes (1-63, no leading or trailing dash)`)
       const groups = (opts.groups ?? '').split(',').map((g) => g.trim()).filter(Boolean)
+      const bad = groups.find((g) => !GROUP.test(g))
+      if (bad !== undefined) throw new UsageError(`--groups: '${bad}' is not a group name (1-63 of letters, digits, '_', '.', '-')`)
       const r = (await controlRequest(await socketFor(opts), 'invite', { name: opts.name, groups, ttlMs: ttl.value })) as { token: string; expiresAt: number; name: string }
       const { stdout } = ctx.io
       if (opts.json) {
