@@ -195,7 +195,8 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
     }
     if (this.#run.ca && this.#run.dht) {
       const store = new InviteStore(joinPath(cfg.node.stateDir, 'invites.json'))
-      await store.load(this.#now())
+      const problem = await store.load(this.#now())
+      if (problem) log.warn({ file: joinPath(cfg.node.stateDir, 'invites.json'), problem }, 'pending invites not read: they are unknown now (issue new ones)')
       this.#invites = store
       this.#join = new JoinServer({ store }, { log: log.child({ part: 'join' }), now: this.#now, grant: (req) => this.#grant(req) })
     }
