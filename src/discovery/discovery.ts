@@ -422,7 +422,11 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
     this.#ownEndpoints = this.#endpointsText()
     this.#lastPublish = now
     this.#c.log.info({ why, seq: item.seq, endpoints: endpoints.map(formatEndpoint), bootstrap: bootstrap ? formatEndpoint(bootstrap) : null }, 'published this node\'s record')
-    run.lan?.announce(encodeItem(item))
+    try {
+      run.lan?.announce(encodeItem(item))
+    } catch (err) {
+      this.#c.log.warn({ err: (err as Error).message }, 'cannot announce this node\'s record on the LAN')
+    }
     for (const peer of this.#c.connected()) this.#sendRecords(peer, [item])
     if (run.dht) {
       run.dht.put(item).catch((err: Error) => this.#c.log.warn({ err: err.message }, 'cannot store this node\'s record in the DHT'))

@@ -100,7 +100,7 @@ discovery: { dht: true, bootstrap: [192.0.2.100:7444], lan: ${opts.lan ? 'true' 
       createDht: () => net.dht(),
       createLan: (_init, c) => {
         lans.push(c.onAnnouncement)
-        return { start: async () => undefined, stop: async () => undefined, announce: () => undefined, stats: () => ({ sent: 0, received: 0, ownDropped: 0, malformed: 0, oversize: 0, sendErrors: 0 }) }
+        return { start: async () => undefined, stop: async () => undefined, announce: () => undefined, stats: () => ({ sent: 0, received: 0, ownDropped: 0, malformed: 0, oversize: 0, sendErrors: 0, unplaced: 0 }) }
       },
       now: () => clock.now,
     })
