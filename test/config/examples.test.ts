@@ -55,7 +55,7 @@ t.test('every persona of the product brief has its files', async (t) => {
     t.ok(examples.some((f) => f.startsWith(`${persona}-`)), persona)
   }
   t.equal(examples.filter((f) => f.startsWith('small-business-')).length, 5, 'small business: main office, two home offices, two remote workers')
-  t.equal(examples.filter((f) => f.startsWith('homelab-')).length, 4, 'homelab: home server, colo gateway, cloud bootstrap, laptop')
+  t.equal(examples.filter((f) => f.startsWith('homelab-')).length, 5, 'homelab: home server, colo gateway, cloud bootstrap, laptop, a Pi that joined by invite')
 })
 
 t.test('the personas say what the brief says', async (t) => {
