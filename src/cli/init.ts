@@ -120,7 +120,8 @@ export async function runInit(opts: InitOptions, ctx: CliContext): Promise<numbe
   return EXIT_OK
 }
 
-async function loadOrCreateIdentity(path: string, onWarning: (m: string) => void): Promise<{ identity: Identity; created: boolean }> {
+/** The identity at `path`, or a new one in memory (`created`; the caller saves it once everything else checked out). */
+export async function loadOrCreateIdentity(path: string, onWarning: (m: string) => void): Promise<{ identity: Identity; created: boolean }> {
   try {
     return { identity: await loadIdentity(path, { onWarning }), created: false }
   } catch (err) {

@@ -17,9 +17,10 @@ import { writeConfigFile } from '../config/write.js'
 import { decodeToken, writeSecretFile } from '../discovery/invite.js'
 import { InviteExpiredError, requestJoin, type JoinGrant } from '../discovery/join.js'
 import { UsageError } from '../errors.js'
-import { generateIdentity, IdentityMissingError, loadIdentity, publicKeyBase64, saveIdentity, type Identity } from '../mesh/identity.js'
+import { publicKeyBase64, saveIdentity } from '../mesh/identity.js'
 import { saveCertificate } from '../pki/index.js'
 import { ConfigExistsError, ConfigWriteError, describeFsError, EXIT_OK, type CliContext } from './context.js'
+import { loadOrCreateIdentity } from './init.js'
 import { formatLines } from './report.js'
 import { SCHEMA_FILE } from './schema.js'
 import { DEFAULT_CONFIG_PATH } from './validate.js'
@@ -76,7 +77,7 @@ export async function runJoin(tokenText: string, opts: JoinOpts, ctx: CliContext
   if (existing === 'file' && !opts.force) throw new ConfigExistsError(`${configPath} already exists: joining writes a new config (use --force to replace it)`)
 
   const identityPath = join(stateDir, 'identity.key')
-  const { identity, fresh } = await identityAt(identityPath, (m) => stderr.write(`quicether: warning: ${m}\n`))
+  const { identity, created: fresh } = await loadOrCreateIdentity(identityPath, (m) => stderr.write(`quicether: warning: ${m}\n`))
   stderr.write(`asking ${token.endpoints.map((e) => (e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`)).join(', ')} to join '${token.network}' …\n`)
   const grant = await requestJoin(token, identity.publicKey, { timeoutMs: Math.round(timeoutS * 1000) })
 
@@ -115,15 +116,6 @@ export async function runJoin(tokenText: string, opts: JoinOpts, ctx: CliContext
     ].join('\n'),
   )
   return EXIT_OK
-}
-
-async function identityAt(path: string, onWarning: (m: string) => void): Promise<{ identity: Identity; fresh: boolean }> {
-  try {
-    return { identity: await loadIdentity(path, { onWarning }), fresh: false }
-  } catch (err) {
-    if (err instanceof IdentityMissingError) return { identity: generateIdentity(), fresh: true }
-    throw err
-  }
 }
 
 async function fileKind(path: string): Promise<'missing' | 'file' | 'other'> {

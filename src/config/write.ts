@@ -5,27 +5,15 @@
  * mode; a new one is 0644 (configs hold public keys only; the identity key
  * is a separate 0600 file).
  */
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { stat } from 'node:fs/promises'
+import { writeFileAtomic } from '../atomic-file.js'
 import { ConfigWriteError } from '../errors.js'
 
 export async function writeConfigFile(path: string, text: string): Promise<void> {
-  const dir = dirname(path)
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`)
   try {
-    await mkdir(dir, { recursive: true })
     const mode = await stat(path).then((s) => s.mode & 0o777, () => 0o644)
-    const fh = await open(tmp, 'w', mode)
-    try {
-      await fh.writeFile(text, 'utf8')
-      await fh.chmod(mode)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, path)
+    await writeFileAtomic(path, text, mode)
   } catch (err) {
-    await unlink(tmp).catch(() => undefined)
     const code = (err as NodeJS.ErrnoException).code
     throw new ConfigWriteError(`cannot write ${path}: ${code ? `${(err as Error).message.replace(/^E[A-Z]+: /, '').split(',')[0]} (${code})` : String(err)}`, { cause: err })
   }

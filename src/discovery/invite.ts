@@ -15,10 +15,10 @@
  * joiner's key (see join.ts).
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import qrcode from 'qrcode-terminal'
 import type { Endpoint } from '../config/types.js'
+import { writeFileAtomic } from '../atomic-file.js'
 import { QeError } from '../errors.js'
 import { bytesToIp, ipToBytes, parseAddress } from '../net/index.js'
 
@@ -286,22 +286,5 @@ function isPending(x: unknown): x is PendingInvite {
  * fsync, rename. The parent directory is created with mode 0700 when missing.
  */
 export async function writeSecretFile(path: string, text: string): Promise<void> {
-  const dir = dirname(path)
-  const created = await mkdir(dir, { recursive: true, mode: 0o700 })
-  if (created !== undefined) await chmod(dir, 0o700)
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
-  try {
-    const fh = await open(tmp, 'wx', 0o600)
-    try {
-      await fh.writeFile(text, 'utf8')
-      await fh.chmod(0o600)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, path)
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined)
-    throw err
-  }
+  await writeFileAtomic(path, text, 0o600)
 }

@@ -9,9 +9,10 @@
  * the same address for a node from its key alone.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
-import { dirname, join, basename } from 'node:path'
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import ipaddr from 'ipaddr.js'
+import { writeFileAtomic } from '../atomic-file.js'
 import { QeError } from '../errors.js'
 
 /** Length of a raw Ed25519 public key, in bytes. */
@@ -165,19 +166,9 @@ export async function saveIdentity(path: string, id: Identity, opts: SaveIdentit
   if (!opts.overwrite && (await exists(path))) {
     throw new IdentityWriteError(`identity key ${path} already exists; refusing to overwrite it`)
   }
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`)
   try {
-    const fh = await open(tmp, 'wx', 0o600)
-    try {
-      await fh.writeFile(id.privateKeyPem, 'utf8')
-      await fh.chmod(0o600)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, path)
+    await writeFileAtomic(path, id.privateKeyPem, 0o600)
   } catch (err) {
-    await unlink(tmp).catch(() => undefined)
     throw new IdentityWriteError(`cannot write identity key ${path}: ${errMessage(err)}`, { cause: err })
   }
 }

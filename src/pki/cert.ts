@@ -15,9 +15,9 @@
  * `{ ok: false, reason }`. Only node:crypto is used.
  */
 import { createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto'
-import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { readFile, stat } from 'node:fs/promises'
 import { Ajv } from 'ajv'
+import { writeFileAtomic as writeAtomic } from '../atomic-file.js'
 import { QeError } from '../errors.js'
 import { parseAddress, parsePrefix } from '../net/index.js'
 
@@ -426,22 +426,9 @@ export async function saveCertificate(path: string, cert: Certificate): Promise<
  * The parent directory is created with mode 0700 when missing.
  */
 export async function writeFileAtomic(path: string, text: string, mode: number): Promise<void> {
-  const dir = dirname(path)
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
   try {
-    const created = await mkdir(dir, { recursive: true, mode: 0o700 })
-    if (created !== undefined) await chmod(dir, 0o700)
-    const fh = await open(tmp, 'wx', mode)
-    try {
-      await fh.writeFile(text, 'utf8')
-      await fh.chmod(mode)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, path)
+    await writeAtomic(path, text, mode)
   } catch (err) {
-    await unlink(tmp).catch(() => undefined)
     throw new PkiWriteError(`cannot write ${path}: ${describe(err)}`, { cause: err })
   }
 }
