@@ -128,8 +128,8 @@ export function renderStarterConfig(o: StarterOptions): string {
   if (o.enterprise) {
     add(
       `# Not acted on yet (validated only): policies, the audit log and require-2fa are the`,
-      `# enterprise settings to come. This version admits every peer whose key is pinned in`,
-      `# peers; 'quicether validate' warns about each key below (QE_NOT_IMPLEMENTED).`,
+      `# enterprise settings to come. Every admitted peer (pinned in peers, or certified by`,
+      `# network.ca) may reach this node; 'quicether validate' warns about each key below (QE_NOT_IMPLEMENTED).`,
       `# Zero trust: traffic no rule allows is dropped. Rules are checked in order.`,
       `policies:`,
       `  default: deny`,
@@ -163,8 +163,8 @@ export function renderStarterConfig(o: StarterOptions): string {
     )
   } else {
     add(
-      `# Who may reach what through this node: not acted on yet. This version admits every`,
-      `# peer whose key is pinned in peers. Policies to come look like:`,
+      `# Who may reach what through this node: not acted on yet. Every admitted peer (pinned in`,
+      `# peers, or certified by network.ca) may reach it. Policies to come look like:`,
       `# policies:`,
       `#   default: deny`,
       `#   rules: [{ from: group:staff, to: 10.0.0.0/16, proto: tcp, ports: [443], action: allow }]`,

@@ -22,7 +22,7 @@ export interface InertKey {
 const isFalse = (v: unknown): boolean => v === false
 const isEmpty = (v: unknown): boolean => Array.isArray(v) ? v.length === 0 : typeof v === 'object' && v !== null && Object.keys(v).length === 0
 const absent = (): boolean => false
-const NO_POLICY = 'every peer whose key is pinned in peers may reach this node'
+const NO_POLICY = 'every admitted peer (pinned in peers, or certified by network.ca) may reach this node'
 
 export const NOT_IMPLEMENTED: readonly InertKey[] = [
   { key: 'gateway.forward-for', isDefault: isEmpty, instead: 'a gateway forwards only for the subnets it advertises' },
