@@ -1,4 +1,5 @@
 // The real binary, as Ansible and CI run it: bin/quicether.js → dist/cli/main.js (npm run build).
+// In test/e2e because it runs the CLI as processes (and so balances the lanes of npm test).
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, statSync } from 'node:fs'
