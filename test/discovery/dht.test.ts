@@ -208,8 +208,9 @@ t.test('a query flood from one socket is cut by the bucket; a well-behaved node 
   const s = target.stats()
   t.ok(answers <= 40 + 20 * elapsed + 2, `the flooder got ${answers} answers (burst 40 + 20/s over ${elapsed.toFixed(2)} s)`)
   t.ok(answers >= 40, 'the burst is served')
-  // Every ping not answered was dropped by the bucket and counted (a few may be lost in the kernel's buffer).
-  t.ok(s.floodDropped <= 600 - answers && s.floodDropped >= 600 - answers - 20, `${s.floodDropped} dropped and counted`)
+  // Pings not answered were dropped by the bucket and counted, but for those the kernel's
+  // buffer lost before we read them (how many depends on the machine's load: no lower bound here).
+  t.ok(s.floodDropped > 0 && s.floodDropped <= 600 - answers, `${s.floodDropped} dropped and counted`)
   const item = signItem(key(), Buffer.from('f'), 1, Buffer.from('x'))
   t.ok((await nodes[2]!.put(item)).stored >= 1, 'the DHT still works')
   t.same(await nodes[3]!.get(item.k, item.salt), item)
