@@ -141,7 +141,8 @@ export function nameFromHostname(host = hostname()): string {
   return n || 'node'
 }
 
-async function fileKind(path: string): Promise<'missing' | 'file' | 'other'> {
+/** Whether `path` is missing, a regular file, or something else (a directory…). */
+export async function fileKind(path: string): Promise<'missing' | 'file' | 'other'> {
   try {
     return (await stat(path)).isFile() ? 'file' : 'other'
   } catch (err) {

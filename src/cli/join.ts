@@ -6,7 +6,6 @@
  * (atomic, like `init`). A refused, expired or unreachable invite changes
  * nothing on disk.
  */
-import { stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
@@ -20,7 +19,7 @@ import { UsageError } from '../errors.js'
 import { publicKeyBase64, saveIdentity } from '../mesh/identity.js'
 import { saveCertificate } from '../pki/index.js'
 import { ConfigExistsError, ConfigWriteError, describeFsError, EXIT_OK, type CliContext } from './context.js'
-import { loadOrCreateIdentity } from './init.js'
+import { fileKind, loadOrCreateIdentity } from './init.js'
 import { formatLines } from './report.js'
 import { SCHEMA_FILE } from './schema.js'
 import { DEFAULT_CONFIG_PATH } from './validate.js'
@@ -116,15 +115,6 @@ export async function runJoin(tokenText: string, opts: JoinOpts, ctx: CliContext
     ].join('\n'),
   )
   return EXIT_OK
-}
-
-async function fileKind(path: string): Promise<'missing' | 'file' | 'other'> {
-  try {
-    return (await stat(path)).isFile() ? 'file' : 'other'
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing'
-    throw new ConfigWriteError(`cannot check ${path}: ${describeFsError(err)}`, { cause: err })
-  }
 }
 
 /** `text` with `# comment` aligned in one column, as in init's starter config. */
