@@ -707,7 +707,7 @@ void qe_bond_tick(qe_engine *e, qe_ts ts) {
       /* It accepts no bonded paths: one plain connection instead. */
       t->used = 0;
       if (!plain_conn_to(e, t)) {
-        qe_conn_client_new(e, (struct sockaddr *)&t->addr, t->addrlen, ts);
+        qe_conn_client_new(e, (struct sockaddr *)&t->addr, t->addrlen, 0, ts);
       }
       continue;
     }

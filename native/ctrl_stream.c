@@ -230,7 +230,8 @@ static void ctl_parse(qe_conn *c) {
     if (c->ctl_rlen < 4) {
       return;
     }
-    if (memcmp(c->ctl_rbuf, QE_CTL_MAGIC, 4) == 0) {
+    if (memcmp(c->ctl_rbuf, QE_CTL_MAGIC, 4) == 0 ||
+        memcmp(c->ctl_rbuf, QE_RELAY_MAGIC, 4) == 0) {
       pos = 4;
     } else if (memcmp(c->ctl_rbuf, QE_PATH_MAGIC, 4) == 0) {
       if (c->ctl_rlen < QE_HELLO_LEN) {

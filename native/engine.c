@@ -260,12 +260,60 @@ static void maybe_reset(qe_engine *e, const struct sockaddr *from,
   }
 }
 
+/*
+ * A datagram of ours that is no QUIC (a punch, a relay's answer): to the
+ * control plane, which checks it. At most 200/s (burst 100), so a flood
+ * costs the worker a compare, not JS work.
+ */
+static void on_raw(qe_engine *e, const struct sockaddr *from,
+                   socklen_t fromlen, const uint8_t *pkt, size_t len,
+                   qe_ts ts) {
+  qe_event *ev;
+  struct sockaddr_storage ss;
+  if (!bucket_take(&e->raw_tokens, &e->raw_tokens_ts, ts, 200, 100)) {
+    e->g.raw_dropped++;
+    return;
+  }
+  ev = calloc(1, sizeof(*ev));
+  if (ev == NULL || (ev->data = malloc(len)) == NULL) {
+    free(ev);
+    return;
+  }
+  e->g.raw_rx++;
+  memcpy(ev->data, pkt, len);
+  ev->datalen = len;
+  ev->type = QE_EV_RAW;
+  memset(&ss, 0, sizeof(ss));
+  memcpy(&ss, from, fromlen < sizeof(ss) ? fromlen : sizeof(ss));
+  sockaddr_str(&ss, ev->addr, &ev->port);
+  e->event_fn(e->event_ud, ev);
+}
+
+void qe_engine_send_raw_now(qe_engine *e, const struct sockaddr *to,
+                            socklen_t tolen, const uint8_t *data, size_t len) {
+  uint8_t *buf = qe_engine_tx_reserve(e, len);
+  if (buf == NULL) {
+    return;
+  }
+  memcpy(buf, data, len);
+  qe_udp_tx_commit(&e->tx, &e->udp, to, tolen, len);
+  e->g.raw_tx++;
+}
+
 static void on_packet(qe_engine *e, const qe_udp *u, const struct sockaddr *from,
                       socklen_t fromlen, uint8_t *pkt, size_t len, qe_ts ts) {
   ngtcp2_version_cid vc;
   qe_conn *c;
   int long_header;
   e->g.udp_rx++;
+  if (u == &e->udp && len >= QE_RAW_MIN && memcmp(pkt, QE_RAW_MAGIC, 4) == 0) {
+    if (len <= QE_RAW_MAX) {
+      on_raw(e, from, fromlen, pkt, len, ts);
+    } else {
+      e->g.garbage++;
+    }
+    return;
+  }
   if (len == 0 ||
       ngtcp2_pkt_decode_version_cid(&vc, pkt, len, QE_CIDLEN) != 0) {
     e->g.garbage++;

@@ -48,6 +48,7 @@ typedef enum qe_event_type {
   QE_EV_DIAL_FAILED, /* a connection we dialled never came up */
   QE_EV_PATH_UP,
   QE_EV_PATH_DOWN,
+  QE_EV_RAW, /* a datagram starting QE_RAW_MAGIC on the main socket: data */
   QE_EV_STOPPED, /* the last event: the worker is about to exit */
 } qe_event_type;
 
@@ -95,6 +96,7 @@ typedef struct qe_peer_stats {
   qe_path_stats paths[QE_STATS_MAX_PATHS];
   uint8_t key[QE_KEYLEN];
   int up, server;
+  int relayed; /* the connection in use was dialled through a relay */
   char addr[INET6_ADDRSTRLEN];
   uint16_t port;
   uint64_t rtt_smoothed_ns, rtt_min_ns, rtt_var_ns, rtt_latest_ns;
@@ -117,6 +119,9 @@ typedef struct qe_global_stats {
   uint64_t connections; /* open QUIC connections now */
   uint64_t tables_version; /* of the last tables applied; 0: none yet */
   uint64_t bond_refused;   /* bonded paths refused: accept_bonded is 0 */
+  uint64_t raw_rx;      /* punches and relay answers handed to the control plane */
+  uint64_t raw_dropped; /* ... dropped over their rate (200/s) */
+  uint64_t raw_tx;      /* sent for the control plane (qe_engine_send_raw) */
 } qe_global_stats;
 
 typedef struct qe_stats {
@@ -147,6 +152,15 @@ uint16_t qe_engine_port(const qe_engine *e);
 
 /* Commands. Each returns 0, QE_ERR_INVALID, QE_ERR_NOMEM or QE_ERR_STATE. */
 int qe_engine_connect(qe_engine *e, const char *addr, uint16_t port);
+/* Like qe_engine_connect, through a relay at addr:port: the connection says
+ * so in its first control bytes, and a direct connection to the same peer
+ * replaces it (whichever came first) while a relayed one never replaces a
+ * direct one. */
+int qe_engine_connect_relayed(qe_engine *e, const char *addr, uint16_t port);
+/* Sends one datagram from the main socket (a punch, a relay bind): it must
+ * start with the 4 bytes "\0QEP" and be 5..512 bytes long. */
+int qe_engine_send_raw(qe_engine *e, const char *addr, uint16_t port,
+                       const uint8_t *data, size_t len);
 int qe_engine_disconnect(qe_engine *e, const uint8_t key[QE_KEYLEN]);
 int qe_engine_set_allowed(qe_engine *e, const uint8_t *keys, size_t n);
 int qe_engine_set_routes(qe_engine *e, const qe_route *routes, size_t n);

@@ -25,6 +25,7 @@ typedef enum qe_cmd_type {
   QE_CMD_CLASSES,
   QE_CMD_TABLES,      /* every table at once (qe_engine_set_tables) */
   QE_CMD_READ_TABLES, /* synchronous, like QE_CMD_STATS */
+  QE_CMD_RAW,         /* one datagram from the main socket (data, addr) */
 } qe_cmd_type;
 
 struct qe_cmd {
@@ -400,7 +401,7 @@ static void cmd_run(qe_engine *e, qe_cmd *cmd, qe_ts ts) {
   case QE_CMD_CONNECT:
     if (qe_engine_conn_by_remote(e, (struct sockaddr *)&cmd->addr) == NULL) {
       int rv = qe_conn_client_new(e, (struct sockaddr *)&cmd->addr,
-                                  cmd->addrlen, ts);
+                                  cmd->addrlen, cmd->mode, ts);
       if (rv != 0) {
         qe_engine_emit(e, QE_EV_ERROR, NULL, "connect-failed", NULL, 0);
       }
@@ -408,6 +409,10 @@ static void cmd_run(qe_engine *e, qe_cmd *cmd, qe_ts ts) {
     break;
   case QE_CMD_DISCONNECT:
     cmd_disconnect(e, cmd, ts);
+    break;
+  case QE_CMD_RAW:
+    qe_engine_send_raw_now(e, (struct sockaddr *)&cmd->addr, cmd->addrlen,
+                           cmd->data, cmd->len);
     break;
   case QE_CMD_ALLOWED:
     apply_allowed(e, cmd, ts);
@@ -555,6 +560,36 @@ static int post_addr_cmd(qe_engine *e, qe_cmd_type type, const char *addr,
 
 int qe_engine_connect(qe_engine *e, const char *addr, uint16_t port) {
   return post_addr_cmd(e, QE_CMD_CONNECT, addr, port, 0);
+}
+
+int qe_engine_connect_relayed(qe_engine *e, const char *addr,
+                              uint16_t port) {
+  return post_addr_cmd(e, QE_CMD_CONNECT, addr, port, 1);
+}
+
+int qe_engine_send_raw(qe_engine *e, const char *addr, uint16_t port,
+                       const uint8_t *data, size_t len) {
+  qe_cmd *c;
+  if (data == NULL || len < QE_RAW_MIN || len > QE_RAW_MAX ||
+      memcmp(data, QE_RAW_MAGIC, 4) != 0) {
+    return QE_ERR_INVALID;
+  }
+  c = cmd_new(QE_CMD_RAW);
+  if (c == NULL) {
+    return QE_ERR_NOMEM;
+  }
+  if (port == 0 || qe_udp_addr(&e->udp, addr, port, &c->addr, &c->addrlen)) {
+    cmd_free(c);
+    return QE_ERR_INVALID;
+  }
+  c->data = malloc(len);
+  if (c->data == NULL) {
+    cmd_free(c);
+    return QE_ERR_NOMEM;
+  }
+  memcpy(c->data, data, len);
+  c->len = len;
+  return cmd_post(e, c);
 }
 
 int qe_engine_connect_bonded(qe_engine *e, const char *addr, uint16_t port,

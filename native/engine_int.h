@@ -32,6 +32,14 @@
  * flow-controlled instead of us buffering without bound. */
 #define QE_CTL_BACKLOG_MAX (16 * 1024 * 1024)
 #define QE_CTL_MAGIC "QEC1"
+/* A plain connection dialled through a relay starts "QER1" instead: both
+ * sides then know it is relayed, and a direct one replaces it. */
+#define QE_RELAY_MAGIC "QER1"
+/* Our datagrams that are no QUIC (punches, relay binds) start "\0QEP": a
+ * QUIC v1 packet always has the fixed bit (0x40) of its first byte set. */
+#define QE_RAW_MAGIC "\0QEP"
+#define QE_RAW_MIN 5
+#define QE_RAW_MAX 512
 #define QE_TUN_BATCH 64
 #define QE_TUN_PKT_BUDGET 512 /* packets from the TUN per wakeup */
 #define QE_TUN_PAUSE_MAX_NS (10 * 1000000ULL)
@@ -218,6 +226,8 @@ struct qe_conn {
   /* Bonding: this connection is a path (hello sent or received), and its
    * path state (bond.h). */
   int is_path;
+  int relayed; /* dialled through a relay (QE_RELAY_MAGIC) */
+  uint32_t migrated; /* times the peer moved to a new address (server) */
   qe_path path;
   int urgent; /* the datagram being sent is a traffic class's */
 };
@@ -320,8 +330,8 @@ struct qe_engine {
   int tun_failed;    /* the TUN read failed for good: out of epoll */
   int tun_paused;    /* TUN taken out of epoll: a send queue is near full */
   qe_ts tun_paused_ts;
-  qe_ts reset_tokens_ts, icmp_tokens_ts;
-  double reset_tokens, icmp_tokens;
+  qe_ts reset_tokens_ts, icmp_tokens_ts, raw_tokens_ts;
+  double reset_tokens, icmp_tokens, raw_tokens;
   qe_global_stats g;
   /* Bonding. */
   uint64_t session; /* random, per engine run */
@@ -363,10 +373,15 @@ qe_conn *qe_engine_conn_alloc(qe_engine *e);
 void qe_engine_conn_release(qe_engine *e, qe_conn *c);
 /* Appends one packet for `c` to the UDP batch; returns the place to write. */
 uint8_t *qe_engine_tx_reserve(qe_engine *e, size_t len);
+/* One raw datagram (QE_RAW_MAGIC) from the main socket, batched with the
+ * rest of this wakeup's sends. */
+void qe_engine_send_raw_now(qe_engine *e, const struct sockaddr *to,
+                            socklen_t tolen, const uint8_t *data, size_t len);
 
 /* quic_conn.c */
+/* A plain connection from the main socket; `relayed`: through a relay. */
 int qe_conn_client_new(qe_engine *e, const struct sockaddr *remote,
-                       socklen_t remotelen, qe_ts ts);
+                       socklen_t remotelen, int relayed, qe_ts ts);
 int qe_conn_server_new(qe_engine *e, const struct sockaddr *remote,
                        socklen_t remotelen, const uint8_t *pkt, size_t len,
                        qe_ts ts);

@@ -168,6 +168,8 @@ static const char *event_name(qe_event_type t) {
     return "path-down";
   case QE_EV_STOPPED:
     return "stopped";
+  case QE_EV_RAW:
+    return "raw";
   }
   return "unknown";
 }
@@ -197,7 +199,7 @@ static void call_js(napi_env env, napi_value js_cb, void *context,
   if (ev->reason) {
     set_str(env, obj, "reason", ev->reason);
   }
-  if (ev->type == QE_EV_CONTROL) {
+  if (ev->type == QE_EV_CONTROL || ev->type == QE_EV_RAW) {
     set_buf(env, obj, "data", ev->data, ev->datalen);
   }
   if (ev->type == QE_EV_PATH_UP || ev->type == QE_EV_PATH_DOWN) {
@@ -426,6 +428,30 @@ static napi_value addr_port_call(napi_env env, napi_callback_info info,
 static napi_value js_connect(napi_env env, napi_callback_info info) {
   return addr_port_call(env, info, qe_engine_connect, "connect(addr, port)",
                         "connect");
+}
+
+static napi_value js_connect_relayed(napi_env env, napi_callback_info info) {
+  return addr_port_call(env, info, qe_engine_connect_relayed,
+                        "connectRelayed(addr, port)", "connectRelayed");
+}
+
+static napi_value js_send_raw(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  char addr[INET6_ADDRSTRLEN + 1];
+  uint16_t port;
+  void *data;
+  size_t len;
+  int rv;
+  static const char usage[] = "sendRaw(addr, port, data)";
+  if (get_addr_port(env, argv, addr, sizeof(addr), &port, usage)) {
+    return NULL;
+  }
+  if (get_buffer(env, argv[3], &data, &len) != 0) {
+    napi_throw_type_error(env, "QE_ENGINE_INVALID", usage);
+    return NULL;
+  }
+  rv = qe_engine_send_raw(h->e, addr, port, data, len);
+  return rv ? throw_code(env, rv, "sendRaw") : NULL;
 }
 
 static napi_value js_connect_bonded(napi_env env, napi_callback_info info) {
@@ -829,6 +855,9 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   G(connections, "connections");
   G(tables_version, "tablesVersion");
   G(bond_refused, "bondRefused");
+  G(raw_rx, "rawRx");
+  G(raw_dropped, "rawDropped");
+  G(raw_tx, "rawTx");
 #undef G
   napi_set_named_property(env, obj, "global", g);
   CHECK(napi_create_array_with_length(env, st.npeers, &peers));
@@ -841,6 +870,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
     napi_set_named_property(env, po, "up", b);
     if (p->up) {
       set_str(env, po, "role", p->server ? "server" : "client");
+      napi_get_boolean(env, p->relayed, &b);
+      napi_set_named_property(env, po, "relayed", b);
       set_str(env, po, "address", p->addr);
       set_u64(env, po, "port", p->port);
     }
@@ -987,6 +1018,8 @@ static napi_value init(napi_env env, napi_value exports) {
       F("close", js_close),
       F("connect", js_connect),
       F("connectBonded", js_connect_bonded),
+      F("connectRelayed", js_connect_relayed),
+      F("sendRaw", js_send_raw),
       F("forgetBonded", js_forget_bonded),
       F("setUplinks", js_set_uplinks),
       F("setClasses", js_set_classes),

@@ -65,9 +65,13 @@ static const uint8_t *client_key(const qe_conn *c) {
  * Two connections to one peer: which stays. Dials that crossed (created
  * within a few seconds of each other) keep the one whose client has the
  * lower key, the same answer on both sides; otherwise the newer one wins,
- * because the peer must have restarted and forgotten the old one.
+ * because the peer must have restarted and forgotten the old one. Before
+ * either: a direct connection beats one through a relay.
  */
 static int conn_wins(const qe_conn *nc, const qe_conn *old) {
+  if (nc->relayed != old->relayed) {
+    return !nc->relayed; /* direct beats relayed, both sides alike */
+  }
   qe_ts d = nc->created_ts > old->created_ts ? nc->created_ts - old->created_ts
                                               : old->created_ts - nc->created_ts;
   if (d < QE_SIMULTANEOUS_NS) {

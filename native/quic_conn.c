@@ -269,7 +269,9 @@ static int conn_common_init(qe_conn *c, const struct sockaddr *remote,
     h[19] = (uint8_t)c->path.priority;
     return qe_ctl_enqueue(c, h, QE_HELLO_LEN, NULL, 0);
   }
-  return qe_ctl_enqueue(c, (const uint8_t *)QE_CTL_MAGIC, 4, NULL, 0);
+  return qe_ctl_enqueue(
+      c, (const uint8_t *)(c->relayed ? QE_RELAY_MAGIC : QE_CTL_MAGIC), 4,
+      NULL, 0);
 }
 
 static ngtcp2_path conn_path(qe_conn *c, const struct sockaddr *remote,
@@ -282,8 +284,9 @@ static ngtcp2_path conn_path(qe_conn *c, const struct sockaddr *remote,
 }
 
 int qe_conn_client_new(qe_engine *e, const struct sockaddr *remote,
-                       socklen_t remotelen, qe_ts ts) {
-  return qe_conn_client_new_on(e, remote, remotelen, -1, 0, ts);
+                       socklen_t remotelen, int relayed, qe_ts ts) {
+  return qe_conn_client_new_on(e, remote, remotelen, relayed ? -2 : -1, 0,
+                               ts);
 }
 
 void qe_conn_path_keepalive(qe_conn *c) {
@@ -302,6 +305,10 @@ int qe_conn_client_new_on(qe_engine *e, const struct sockaddr *remote,
   int rv = QE_ERR_NOMEM;
   if (c == NULL) {
     return QE_ERR_FULL;
+  }
+  if (uplink == -2) {
+    c->relayed = 1; /* before the hello is queued (conn_common_init) */
+    uplink = -1;
   }
   if (uplink >= 0) {
     qe_uplink *u = &e->uplinks[uplink];
@@ -504,6 +511,10 @@ static int server_hello_ready(qe_conn *c) {
   if (c->ctl_rlen < 4) {
     return 0;
   }
+  if (memcmp(h, QE_RELAY_MAGIC, 4) == 0) {
+    c->relayed = 1;
+    return 1;
+  }
   if (memcmp(h, QE_PATH_MAGIC, 4) != 0) {
     return 1;
   }
@@ -530,6 +541,22 @@ static int server_hello_ready(qe_conn *c) {
   return 1;
 }
 
+/*
+ * A client that moved (a laptop from Wi-Fi to LTE, a NAT rebinding) shows up
+ * from a new address; ngtcp2 validates it and moves the connection there.
+ * Events, stats and the stateless-reset lookup follow the address in use.
+ */
+static void remote_follow(qe_conn *c) {
+  const ngtcp2_path *p = ngtcp2_conn_get_path(c->conn);
+  if (p->remote.addrlen <= sizeof(c->remote) &&
+      (p->remote.addrlen != c->remotelen ||
+       memcmp(p->remote.addr, &c->remote, p->remote.addrlen) != 0)) {
+    memcpy(&c->remote, p->remote.addr, p->remote.addrlen);
+    c->remotelen = p->remote.addrlen;
+    c->migrated++;
+  }
+}
+
 void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
                   socklen_t remotelen, const uint8_t *pkt, size_t len,
                   qe_ts ts) {
@@ -541,6 +568,9 @@ void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
   }
   c->last_rx_ts = ts;
   c->dirty = 1;
+  if (c->server && c->state == QE_CONN_UP) {
+    remote_follow(c);
+  }
   if (c->ctl_broken) {
     qe_conn_close(c, "error", QE_APP_PROTOCOL, ts);
     return;
@@ -756,6 +786,7 @@ void qe_conn_fill_stats(qe_conn *c, qe_peer_stats *ps) {
   ngtcp2_conn_get_conn_stat(c->conn, &cs);
   ps->up = 1;
   ps->server = c->server;
+  ps->relayed = c->relayed;
   ps->rtt_smoothed_ns = cs.smoothed_rtt;
   ps->rtt_min_ns = cs.min_rtt;
   ps->rtt_var_ns = cs.rttvar;

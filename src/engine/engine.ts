@@ -258,7 +258,28 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
       this.#call((n, h) => n.connectBonded(h, endpoint.address, port, mode))
       return
     }
+    if (options?.relayed === true) {
+      this.#call((n, h) => n.connectRelayed(h, endpoint.address, port))
+      return
+    }
     this.#call((n, h) => n.connect(h, endpoint.address, port))
+  }
+
+  /**
+   * Sends one datagram from the tunnel's own UDP socket (so it opens the same
+   * NAT mapping the tunnel uses): 5..512 bytes starting "\0QEP".
+   */
+  sendRaw(endpoint: Endpoint, data: Uint8Array): void {
+    if (typeof endpoint?.address !== 'string' || ipaddr.isValid(endpoint.address) === false) {
+      throw new EngineArgumentError(`not an IP address: ${String(endpoint?.address)}`)
+    }
+    const port = nonNegInt('port', endpoint.port, 0, 65535)
+    if (port === 0) throw new EngineArgumentError('port must be 1..65535')
+    if (!(data instanceof Uint8Array) || data.length < 5 || data.length > 512 || data[0] !== 0 || data[1] !== 0x51 || data[2] !== 0x45 || data[3] !== 0x50) {
+      throw new EngineArgumentError('a raw datagram is 5..512 bytes starting "\\0QEP"')
+    }
+    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    this.#call((n, h) => n.sendRaw(h, endpoint.address, port, buf))
   }
 
   /**
@@ -343,6 +364,9 @@ export class Engine extends EventEmitter<EngineEvents> implements ForwardingEngi
       case 'control':
         this.emit('control', { peer: peer as string, data: ev.data as Buffer })
         break
+      case 'raw':
+        this.emit('raw', { remote, data: ev.data as Buffer })
+        break
       case 'path-up':
       case 'path-down': {
         const pe = {
@@ -412,7 +436,7 @@ function convertStats(raw: NativeStats): EngineStats {
       peer: (p.key as Buffer).toString('base64'),
       up: p.up === true,
       ...(p.up === true
-        ? { role: p.role as PeerRole, remote: { address: String(p.address), port: n('port') } }
+        ? { role: p.role as PeerRole, remote: { address: String(p.address), port: n('port') }, relayed: p.relayed === true }
         : {}),
       rttMs: ms(p.rttSmoothedNs),
       rttMinMs: ms(p.rttMinNs),
@@ -456,6 +480,9 @@ function convertStats(raw: NativeStats): EngineStats {
       connections: n('connections'),
       tablesVersion: n('tablesVersion'),
       bondRefused: n('bondRefused'),
+      rawRx: n('rawRx'),
+      rawDropped: n('rawDropped'),
+      rawTx: n('rawTx'),
     },
     peers,
   }

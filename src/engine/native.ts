@@ -10,7 +10,7 @@ import { EngineLoadError } from './errors.js'
 import type { NativeTables } from './tables.js'
 
 export interface NativeEvent {
-  type: 'peer-up' | 'peer-down' | 'dial-failed' | 'control' | 'refused' | 'error' | 'stopped' | 'path-up' | 'path-down'
+  type: 'peer-up' | 'peer-down' | 'dial-failed' | 'control' | 'refused' | 'error' | 'stopped' | 'path-up' | 'path-down' | 'raw'
   key?: Buffer
   address?: string
   port?: number
@@ -56,6 +56,9 @@ export interface NativeAddon {
   connect(h: NativeHandle, address: string, port: number): void
   /** mode: 0 aggregate, 1 failover, 2 redundant, 3 weighted */
   connectBonded(h: NativeHandle, address: string, port: number, mode: number): void
+  connectRelayed(h: NativeHandle, address: string, port: number): void
+  /** data: 5..512 bytes starting "\0QEP" */
+  sendRaw(h: NativeHandle, address: string, port: number, data: Buffer): void
   forgetBonded(h: NativeHandle, address: string, port: number): void
   /** n records of 26 bytes: name (16, NUL-padded), weight u16 BE, priority u16 BE, role u8 (1 backup), cost u8, rate u32 BE (bytes/s, 0 unknown) */
   setUplinks(h: NativeHandle, records: Buffer): void

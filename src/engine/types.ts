@@ -119,6 +119,12 @@ export interface ConnectOptions {
    * by `setUplinks` later joins). Without uplinks this dials nothing: bonding is off.
    */
   readonly bond?: BondMode
+  /**
+   * The endpoint is a relay's port for this peer (issue 14): the connection
+   * says so in its first control bytes, a direct connection to the same peer
+   * replaces it whenever one comes up, and it never replaces a direct one.
+   */
+  readonly relayed?: boolean
 }
 
 /** Why a peer went down. */
@@ -180,6 +186,12 @@ export interface PathEvent {
   readonly reason?: 'dead' | 'closed'
 }
 
+/** A datagram of ours that is no QUIC, and where it came from. Unauthenticated: check it. */
+export interface RawEvent {
+  readonly remote: Endpoint
+  readonly data: Buffer
+}
+
 export interface EngineEvents {
   'path-up': [PathEvent]
   'path-down': [PathEvent]
@@ -187,6 +199,8 @@ export interface EngineEvents {
   'peer-down': [PeerDownEvent]
   'dial-failed': [DialFailedEvent]
   control: [ControlEvent]
+  /** A datagram starting "\0QEP" on the tunnel socket (a punch, a relay's answer); at most 200/s. */
+  raw: [RawEvent]
   refused: [RefusedEvent]
   error: [Error]
 }
@@ -250,7 +264,10 @@ export interface PeerStats {
   readonly peer: string
   readonly up: boolean
   readonly role?: PeerRole
+  /** Where the connection in use goes now (it follows a peer that moved). */
   readonly remote?: Endpoint
+  /** The connection in use was dialled through a relay. */
+  readonly relayed?: boolean
   /** Smoothed, minimum and variance of the QUIC RTT, ms. */
   readonly rttMs: number
   readonly rttMinMs: number
@@ -308,6 +325,10 @@ export interface GlobalStats {
   readonly tablesVersion: number
   /** Bonded paths this node refused or closed because its tables say acceptBonded: false. */
   readonly bondRefused: number
+  /** Punches and relay answers handed up ('raw'), dropped over 200/s, and sent (sendRaw). */
+  readonly rawRx: number
+  readonly rawDropped: number
+  readonly rawTx: number
 }
 
 export interface EngineStats {
@@ -372,6 +393,8 @@ export interface ForwardingEngine {
   /** Replaces the traffic classes (live). */
   setClasses(classes: readonly TrafficClass[]): void
   connect(endpoint: Endpoint, options?: ConnectOptions): void
+  /** One datagram from the tunnel socket: 5..512 bytes starting "\0QEP" (punches, relay binds). */
+  sendRaw(endpoint: Endpoint, data: Uint8Array): void
   disconnect(peer: string): void
   setRoutes(routes: readonly Route[]): void
   sendControl(peer: string, msg: Uint8Array): void

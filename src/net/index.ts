@@ -6,6 +6,6 @@
 export type * from './types.js'
 export { InvalidAddressError } from './errors.js'
 export {
-  WIDTH, parseAddress, parsePrefix, parseCidr, canonicalCidr, canonicalIp, familyOf, ipToBytes, bytesToIp, isLinkLocal,
+  WIDTH, parseAddress, parsePrefix, parseCidr, canonicalCidr, canonicalIp, familyOf, ipToBytes, bytesToIp, isLinkLocal, isDialable,
   prefixContains, prefixesOverlap, findOverlaps, clearIpCaches, type NetParseCode, type Parsed,
 } from './ip.js'

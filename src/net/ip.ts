@@ -191,6 +191,19 @@ export function isLinkLocal(text: string): boolean {
   return ip.family === 6 && ip.n >> 118n === 0x3fan
 }
 
+/**
+ * Whether a peer may be sent packets at this address: a unicast address
+ * (public, private or unique-local), never unspecified, loopback, multicast,
+ * broadcast or link-local. Null when it is no address at all.
+ */
+export function isDialable(text: string): boolean | null {
+  const ip = parseAddress(text).value
+  if (!ip) return null
+  const parsed = ipaddr.parse(ip.text)
+  const range = parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress() ? (parsed as ipaddr.IPv6).toIPv4Address().range() : parsed.range()
+  return !['unspecified', 'loopback', 'multicast', 'broadcast', 'linkLocal'].includes(range)
+}
+
 export function prefixContains(p: Prefix, a: IpAddress): boolean {
   return p.family === a.family && a.n >= p.first && a.n <= p.last
 }

@@ -56,6 +56,11 @@ export class FakeEngine extends EventEmitter<EngineEvents> implements HostedEngi
     this.dials.push(`${ep.address}:${ep.port}`)
   }
 
+  readonly raw: { to: string; data: Uint8Array }[] = []
+  sendRaw(ep: { address: string; port: number }, data: Uint8Array): void {
+    this.raw.push({ to: `${ep.address}:${ep.port}`, data })
+  }
+
   forgetBonded(): void {}
   disconnect(): void {}
 
@@ -68,7 +73,7 @@ export class FakeEngine extends EventEmitter<EngineEvents> implements HostedEngi
     return {
       global: {
         garbage: z, refused: z, handshakeFailed: z, halfOpenDropped: z, noRoute: z, noPeer: z, spoofed: z, tooBig: z, malformed: z,
-        bondRefused: z,
+        bondRefused: z, rawRx: z, rawDropped: z, rawTx: z,
         tunRx: z, tunTx: z, tunTxErrors: z, udpRx: z, udpTx: z, udpTxDropped: z, resetsSent: z, icmpSent: z, duplicates: z, connections: z,
         tablesVersion: this.tables.applied?.version ?? 0,
       },
