@@ -8,7 +8,9 @@
  *   sides, a direct one to the same peer replaces it, and a relayed one
  *   never replaces a direct one;
  * - a client that moves to a new address keeps its tunnel: the server
- *   follows it (QUIC path validation) and reports the new address.
+ *   follows it (QUIC path validation) and reports the new address;
+ * - packets replayed from another address (an attacker on the path) do not
+ *   move a tunnel there.
  */
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -20,12 +22,13 @@ const PORT = 5100
 const FORWARD = fileURLToPath(new URL('./fixtures/udp-forward.ts', import.meta.url))
 
 /** A UDP forwarder in `ns` (a relay's port, as far as the engines can tell); resolves once it is bound. */
-function forwarder(ns: string, listen: string, port: number, target: string, children: ChildProcess[]): Promise<void> {
-  const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', FORWARD, listen, String(port), target, String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] })
+function forwarder(ns: string, listen: string, port: number, target: string, children: ChildProcess[], replay = false): Promise<{ back: number; replay: number }> {
+  const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', FORWARD, listen, String(port), target, String(PORT), ...(replay ? ['replay'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(p)
   return new Promise((resolve, reject) => {
-    createInterface({ input: p.stdout as NodeJS.ReadableStream }).once('line', () => resolve())
+    createInterface({ input: p.stdout as NodeJS.ReadableStream }).once('line', (l) => resolve(JSON.parse(l) as { back: number; replay: number }))
     p.once('exit', (code) => reject(new Error(`forwarder exited ${code}`)))
+    setTimeout(() => reject(new Error('forwarder did not start within 10 s')), 10_000).unref()
   })
 }
 const PUNCH = '00514550' + '01' + 'ab'.repeat(16) + 'cd'.repeat(8)
@@ -134,5 +137,29 @@ async function run(): Promise<void> {
     t.equal(remote, moved, 'the server reports the new address')
     t.notOk(b.events.slice(fromMove).some((e) => e.event === 'peer-down'), 'the server never lost the peer')
     t.ok(pings(L.nsA, '10.77.0.2', { count: 3 }), 'and the tunnel carries on')
+    // Back where it was, for what follows.
+    nsExec(L.nsA, ['ip', 'addr', 'del', `${moved}/24`, 'dev', va])
+    nsExec(L.nsA, ['ip', 'addr', 'add', `${L.underA}/24`, 'dev', va])
+  })
+
+  await t.test('packets replayed from another address do not move a tunnel', async (t) => {
+    await a.stop()
+    await b.stop()
+    // Fresh engines: C reaches D only through a forwarder that replays every packet from another port.
+    const kC = makeKeys()
+    const kD = makeKeys()
+    const c = new PeerProc(L.nsA, peerConfig(kC, kD, 1, { address: '0.0.0.0', port: PORT }))
+    const d = new PeerProc(L.nsB, peerConfig(kD, kC, 2, { address: '0.0.0.0', port: PORT }))
+    peers.push(c, d)
+    await c.waitFor((e) => e.event === 'ready')
+    await d.waitFor((e) => e.event === 'ready')
+    const f = await forwarder(L.nsA, L.underA, 6002, L.underB, children, true)
+    c.send({ cmd: 'connect', address: L.underA, port: 6002 })
+    await d.waitFor((e) => e.event === 'peer-up')
+    for (let i = 0; i < 5; i++) pings(L.nsA, '10.77.0.2', { count: 2 })
+    const p = (await d.stats()).peers.find((x) => x.peer === kC.pub)
+    t.equal((p?.remote as { port: number } | undefined)?.port, f.back, 'the tunnel stays at the address its packets first came from')
+    t.not((p?.remote as { port: number } | undefined)?.port, f.replay, 'not the replayer\'s')
+    t.ok(pings(L.nsA, '10.77.0.2', { count: 3 }), 'and carries traffic')
   })
 }
