@@ -286,21 +286,24 @@ t.test('allocating the same pair again replaces the old allocation (either order
   t.ok(await bind(ca, second.b.port, second.b.token), 'A is b now')
 })
 
-t.test('idle allocations close; one kept busy by binds stays', async (t) => {
-  const r = relay(t, { idleMs: 120 })
+t.test('idle allocations close; one kept busy by binds stays (the relay\'s clock is the test\'s)', async (t) => {
+  let now = 1_000_000
+  const r = relay(t, { idleMs: 40, now: () => now }) // the sweep ticks every 10 ms of real time and judges by `now`
   const idle = await r.allocate(A, B)
   const busy = await r.allocate(A, C)
   const ca = await client(t)
-  for (let i = 0; i < 10; i++) {
-    t.ok(await bind(ca, busy.a.port, busy.a.token))
-    await sleep(30)
-  }
+  now += 30
+  t.ok(await bind(ca, busy.a.port, busy.a.token), 'a bind counts as activity')
+  now += 20 // idle: 50 without a packet; busy: 20 since its bind
+  t.ok(await until(() => r.stats().counters.idleClosed === 1), 'the idle one is closed by the sweep')
+  await sleep(30)
   const s = r.stats()
-  t.same(s.allocations.map((a) => a.id), [busy.id], 'the idle one is gone')
-  t.equal(s.counters.idleClosed, 1)
-  t.ok(s.allocations[0]!.lastActiveAt > s.allocations[0]!.createdAt)
-  t.notOk(await bind(ca, idle.a.port, idle.a.token, 100))
-  t.ok(await until(() => r.stats().counters.allocations === 0, 1000), 'the busy one goes idle too once the binds stop')
+  t.same(s.allocations.map((a) => a.id), [busy.id], 'the busy one stays')
+  t.equal(s.allocations[0]!.lastActiveAt, 1_000_030)
+  t.equal(s.allocations[0]!.createdAt, 1_000_000)
+  t.notOk(await bind(ca, idle.a.port, idle.a.token, 100), 'the idle one\'s socket is closed')
+  now += 40
+  t.ok(await until(() => r.stats().counters.allocations === 0), 'the busy one goes idle too once the binds stop')
   t.equal(r.stats().counters.idleClosed, 2)
 })
 
