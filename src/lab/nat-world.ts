@@ -19,12 +19,13 @@
  * name, so it also cleans what a failed build left half-made.
  */
 import type { ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { DelayLine, type DelayedDirection } from './delay.js'
 import { LabCommandError, LabSpecError } from './errors.js'
 import { ipBatch, run, runIn, spawnIn, stopChild, type RunOptions, type RunResult } from './exec.js'
 import { NAT_TYPES, classifyNat, isNatType, natSysctls, natTypeTable, type NatBehaviour, type NatObservation, type NatType } from './nat-types.js'
 import { createNetns, listLabNetns } from './netns.js'
-import { LAB_PREFIX, isRunId, newRunId, nodeNetns } from './names.js'
+import { LAB_PREFIX, isRunId, newRunId, nodeNetns, runDir } from './names.js'
 import { tbfArgs, tbfParams } from './shaping.js'
 import { labDown } from './teardown.js'
 import { parseRate } from './units.js'
@@ -149,7 +150,8 @@ async function pickRunId(given: string | undefined): Promise<string> {
   }
   for (;;) {
     const id = newRunId()
-    if ((await listLabNetns(id)).length === 0) return id
+    // Another run (this process's or another's) may own the id: its namespaces or its temp dir.
+    if ((await listLabNetns(id)).length === 0 && !existsSync(runDir(id))) return id
   }
 }
 
@@ -436,17 +438,21 @@ for (const [tag, ip, port] of [['ip1p1', c.ip1, c.p1], ['ip1p2', c.ip1, c.p2], [
  * The host's side: socket m sends "M" to the three endpoints (again every
  * 100 ms until each answered); socket f sends "F" to IP1:port1 only (again
  * until it answered), then listens 250 ms more for the other two. Prints one
- * JSON NatObservation.
+ * JSON NatObservation. It gives up `budgetMs` after the first answer, or
+ * `startMs + budgetMs` after its own start when nothing answers (the
+ * servers start beside it and a loaded machine may take seconds to start a
+ * Node process).
  */
 const PROBE_CLIENT_JS = `
 const d = require('node:dgram'); const c = JSON.parse(process.argv[1])
 const eps = { ip1p1: [c.ip1, c.p1], ip1p2: [c.ip1, c.p2], ip2p1: [c.ip2, c.p1] }
 const seen = { ip1p1: null, ip1p2: null, ip2p1: null }; const arrived = { ip1p1: false, ip1p2: false, ip2p1: false }
 const m = d.createSocket('udp4'); const f = d.createSocket('udp4'); let local = ''
-let tF = 0; const t0 = Date.now()
+let tF = 0; let t0 = Date.now() + c.startMs
 const finish = () => { console.log(JSON.stringify({ local, seen, arrived })); process.exit(0) }
-m.on('message', (b) => { const r = JSON.parse(b); if (r.q === 'M') seen[r.tag] = r.seen })
-f.on('message', (b) => { const r = JSON.parse(b); if (r.q === 'F') { arrived[r.tag] = true; if (r.tag === 'ip1p1' && !tF) tF = Date.now() } })
+const heard = () => { t0 = Math.min(t0, Date.now()) }
+m.on('message', (b) => { heard(); const r = JSON.parse(b); if (r.q === 'M') seen[r.tag] = r.seen })
+f.on('message', (b) => { heard(); const r = JSON.parse(b); if (r.q === 'F') { arrived[r.tag] = true; if (r.tag === 'ip1p1' && !tF) tF = Date.now() } })
 const tick = () => {
   const mDone = Object.values(seen).every((x) => x !== null)
   if ((mDone && tF && Date.now() - tF >= 250) || Date.now() - t0 > c.budgetMs) return finish()
@@ -463,7 +469,7 @@ async function startProbeServer(ns: string, runId: string, ip1: string, ip2: str
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d))
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new LabCommandError(`the NAT probe's servers in ${ns} did not start within 3 s`)), 3000)
+      const timer = setTimeout(() => reject(new LabCommandError(`the NAT probe's servers in ${ns} did not start within 10 s`)), 10_000)
       child.stdout?.setEncoding('utf8').once('data', () => {
         clearTimeout(timer)
         resolve()
@@ -483,16 +489,18 @@ async function startProbeServer(ns: string, runId: string, ip1: string, ip2: str
 /**
  * Measures the NAT in front of host `side` with real UDP, as RFC 4787/5780
  * describe (see the two scripts above), and classifies it. Starts and stops
- * its own processes; about half a second on an idle machine.
+ * its own processes; well under a second on an idle machine (each side's
+ * Node start is most of it).
  */
 export async function probeNat(world: NatWorld, side: 'a' | 'b'): Promise<NatBehaviour> {
   const { pub1, pub2 } = world.addr
-  const server = await startProbeServer(world.ns.pub, world.runId, pub1, pub2)
-  try {
-    const cfg = { ip1: pub1, ip2: pub2, p1: PROBE_PORT1, p2: PROBE_PORT2, bind: world.addr[side], budgetMs: 1200 }
-    const r = await runIn(world.ns[side], process.execPath, ['-e', PROBE_CLIENT_JS, JSON.stringify(cfg)], { timeoutMs: 3000 })
-    return classifyNat(JSON.parse(r.stdout) as NatObservation)
-  } finally {
-    await stopChild(server, 200)
-  }
+  const cfg = { ip1: pub1, ip2: pub2, p1: PROBE_PORT1, p2: PROBE_PORT2, bind: world.addr[side], budgetMs: 1000, startMs: 8000 }
+  // Both start at once: the client sends again until answered, so it need not wait for the servers.
+  const server = startProbeServer(world.ns.pub, world.runId, pub1, pub2)
+  const client = runIn(world.ns[side], process.execPath, ['-e', PROBE_CLIENT_JS, JSON.stringify(cfg)], { timeoutMs: 15_000 })
+  const [s, c] = await Promise.allSettled([server, client])
+  if (s.status === 'fulfilled') await stopChild(s.value, 200)
+  if (s.status === 'rejected') throw s.reason
+  if (c.status === 'rejected') throw c.reason
+  return classifyNat(JSON.parse(c.value.stdout) as NatObservation)
 }
