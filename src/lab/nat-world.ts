@@ -19,7 +19,7 @@
  * name, so it also cleans what a failed build left half-made.
  */
 import type { ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { mkdir, rm } from 'node:fs/promises'
 import { DelayLine, type DelayedDirection } from './delay.js'
 import { LabCommandError, LabSpecError } from './errors.js'
 import { ipBatch, run, runIn, spawnIn, stopChild, type RunOptions, type RunResult } from './exec.js'
@@ -143,15 +143,25 @@ function ifname(runId: string, suffix: string): string {
   return `${LAB_PREFIX}${runId}-${suffix}`
 }
 
-async function pickRunId(given: string | undefined): Promise<string> {
-  if (given !== undefined) {
-    if (!isRunId(given)) throw new LabSpecError(`run id '${given}' is not 4 hex digits`)
-    return given
-  }
+/**
+ * Claims a run id: its temp dir made with an exclusive mkdir (so two builds
+ * at once never share one; labDown removes the dir) and no namespace of it
+ * present. A failed build tears down by run id, so it must own the id.
+ */
+async function claimRunId(given: string | undefined): Promise<string> {
+  if (given !== undefined && !isRunId(given)) throw new LabSpecError(`run id '${given}' is not 4 hex digits`)
   for (;;) {
-    const id = newRunId()
-    // Another run (this process's or another's) may own the id: its namespaces or its temp dir.
-    if ((await listLabNetns(id)).length === 0 && !existsSync(runDir(id))) return id
+    const id = given ?? newRunId()
+    const claimed = await mkdir(runDir(id), { mode: 0o700 }).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EEXIST') return false
+        throw err
+      },
+    )
+    if (claimed && (await listLabNetns(id)).length === 0) return id
+    if (claimed) await rm(runDir(id), { recursive: true, force: true })
+    if (given !== undefined) throw new LabSpecError(`run id '${given}' is in use by another lab run`)
   }
 }
 
@@ -316,7 +326,7 @@ export async function buildNatWorld(o: NatWorldOptions): Promise<NatWorld> {
   const rateBps = o.rate === undefined ? null : parseRate(o.rate)
   const delayMs = o.delayMs ?? 0
   if (!(delayMs >= 0 && delayMs <= 10_000)) throw new LabSpecError(`delay must be between 0 and 10 s, not ${delayMs} ms`)
-  const runId = await pickRunId(o.run)
+  const runId = await claimRunId(o.run)
   const ns: NatWorldNamespaces = {
     inet: nodeNetns(runId, 'inet'),
     pub: nodeNetns(runId, 'pub'),
@@ -350,7 +360,7 @@ export async function buildRoamWorld(o: RoamWorldOptions = {}): Promise<RoamWorl
   const nat = o.nat ?? 'port-restricted'
   if (!isNatType(nat)) throw new LabSpecError(`NAT type '${String(nat)}' is not one of ${NAT_TYPES.join(', ')}`)
   const rateBps = o.rate === undefined ? null : parseRate(o.rate)
-  const runId = await pickRunId(o.run)
+  const runId = await claimRunId(o.run)
   const ns: RoamWorldNamespaces = {
     inet: nodeNetns(runId, 'inet'),
     server: nodeNetns(runId, 'server'),

@@ -50,6 +50,10 @@ async function tests(): Promise<void> {
         t.equal(p.received, 2, `a pings pub at ${w.addr.pub1}`)
         const r = await w.exec('a', 'ip', ['-4', 'route', 'show', 'default'])
         t.match(r.stdout, /^default via (192\.168\.1\.1|203\.0\.113\.129) /, "a's one way out is its ISP router")
+        if (type !== 'public') {
+          const udp = await w.exec('ispA', 'sysctl', ['-n', 'net.netfilter.nf_conntrack_udp_timeout'])
+          t.ok(Number(udp.stdout) >= 60, `an idle UDP mapping lives ${udp.stdout.trim()} s (≥ 60 s)`)
+        }
         await gone(t, w)
       })
     }
@@ -76,6 +80,7 @@ async function tests(): Promise<void> {
   t.test('roam: a UDP echo works over wifi, then over lte after moveTo, and the server sees the new address', async (t) => {
     const w = owned(t, await buildRoamWorld({ rate: '50mbit' }))
     t.equal(w.current, 'wifi')
+    await t.rejects(buildNatWorld({ a: 'public', b: 'public', run: w.runId }), { code: 'QE_LAB_SPEC' }, "a run id in use is refused (a failed build must not tear down another run's)")
     const server = await echoServer(w.ns.server, w.runId, w.addr.server, 4600)
     try {
       const before = await w.exec('client', process.execPath, ['-e', ASK_JS, w.addr.server, '4600'], { timeoutMs: 5000 })
