@@ -231,6 +231,29 @@ function renderDiscovery(d: DiscoveryView | null | undefined): string[] {
   return lines
 }
 
+interface TraversalView {
+  reflexive: string[]
+  nat: string
+  peers: { key: string; name: string | null; path: string; via: string | null; local: string | null; remote: string; nat: string }[]
+  punching: string[]
+  relay: { allocations?: number } | null
+  refused: Record<string, number>
+}
+
+/** The `paths` lines of `status`: how this node is seen and how each peer is reached. */
+function renderTraversal(t: TraversalView | null | undefined): string[] {
+  if (!t) return []
+  const lines: string[] = []
+  lines.push(`paths    this node's NAT: ${t.nat}${t.reflexive.length ? `, seen as ${t.reflexive.join(' ')}` : ''}${t.relay ? `; relaying (${t.relay.allocations ?? 0} pair(s))` : ''}${t.punching.length ? `; punching toward ${t.punching.join(', ')}` : ''}`)
+  for (const p of t.peers) {
+    const how = p.path === 'relay' ? `relay via ${p.via ?? '?'}` : p.path
+    lines.push(`  ${(p.name ?? p.key.slice(0, 8)).padEnd(16)} ${how.padEnd(18)} ${p.local ?? '?'} ↔ ${p.remote}  (its NAT: ${p.nat})`)
+  }
+  const refused = Object.entries(t.refused).filter(([, n]) => n > 0)
+  if (refused.length) lines.push(`  refused ${refused.map(([k, n]) => `${k} ${n}`).join(', ')}`)
+  return lines
+}
+
 export function renderStatus(st: Record<string, unknown>): string {
   const node = st.node as { name: string; key: string; overlay: { ipv4: string; ipv6: string }; tun: string; tunMtu: number } | null
   const cfg = st.config as { file: string | null; generation: number; errors: { file: string; line: number; col: number; message: string }[]; pendingConfirm: { deadline: string } | null }
@@ -273,6 +296,7 @@ export function renderStatus(st: Record<string, unknown>): string {
   }
   lines.push(`routes   ${routes.fib.length}`)
   for (const r of routes.fib) lines.push(`  ${r.prefix.padEnd(20)} → ${peers.find((p) => p.key === r.peer)?.name ?? r.peer.slice(0, 8)}`)
+  lines.push(...renderTraversal(st.traversal as TraversalView | null | undefined))
   lines.push(...renderDiscovery(st.discovery as DiscoveryView | null | undefined))
   return lines.join('\n') + '\n'
 }

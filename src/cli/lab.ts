@@ -4,6 +4,8 @@
  *   lab demo                          a newcomer's first run: two sites, a tunnel, a transfer
  *   lab pair [--rate --delay --loss]  two daemons over one emulated link: throughput, RTT, CPU
  *   lab bond --uplink … [--raw]       a client with several uplinks to a gateway: bonding figures
+ *   lab nat --a TYPE --b TYPE | --matrix   two members behind emulated NATs and a public relay
+ *   lab roam                          a client moves from wifi to lte mid-transfer
  *   lab up SCENARIO.yaml              build a topology from a file and leave it running
  *   lab down [--run ID]               remove everything a lab run left (also after a crash)
  *
@@ -16,6 +18,7 @@ import { withInterrupts } from '../lab/interrupt.js'
 import { isRunId } from '../lab/names.js'
 import { runPair, type PairResult } from '../lab/pair.js'
 import { formatMesh, runMesh } from '../lab/mesh.js'
+import { formatNat, formatRoam, natMatrix, NAT_TYPES, runNatPair, runRoam, type NatPairResult, type NatType } from '../lab/nat-lab.js'
 import { runDemo } from '../lab/demo.js'
 import { labUp, type UpResult } from '../lab/up.js'
 import { labDown, type TeardownReport } from '../lab/teardown.js'
@@ -100,6 +103,55 @@ Examples:
       requireRoot()
       const r = await withInterrupts((signal) => runMesh({ ...opts, signal, progress }))
       print(f.json ? JSON.stringify(r, null, 2) : formatMesh(r))
+    })
+
+  lab
+    .command('nat')
+    .summary('two members behind emulated NATs (and a public relay): connected, direct or relayed, how fast')
+    .option('--a <type>', `a's NAT: ${NAT_TYPES.join(', ')}`, 'port-restricted')
+    .option('--b <type>', "b's NAT (same types)", 'port-restricted')
+    .option('--matrix', 'every unordered pair of types, each with itself too (15 pairs)')
+    .option('--reps <n>', 'runs of each pair; the worst is reported', '1')
+    .option('--rate <mbit>', "a's and b's access links, Mbit/s", '50')
+    .option('--seconds <n>', 'how long a connection may take before it counts as failed (and the transfer, at most 5)', '10')
+    .option('--json', 'print the result as JSON')
+    .action(async (f: { a: string; b: string; matrix?: boolean; reps: string; rate: string; seconds: string; json?: boolean }) => {
+      const type = (v: string, flag: string): NatType => {
+        if (!(NAT_TYPES as readonly string[]).includes(v)) throw new LabSpecError(`${flag} must be one of ${NAT_TYPES.join(', ')}`)
+        return v as NatType
+      }
+      const pairs: [NatType, NatType][] = f.matrix ? natMatrix() : [[type(f.a, '--a'), type(f.b, '--b')]]
+      const reps = parsePositiveInt(f.reps, '--reps', 100)
+      const rateMbit = parsePositiveInt(f.rate, '--rate', 10_000)
+      const seconds = parsePositiveInt(f.seconds, '--seconds', 600)
+      requireRoot()
+      const results: NatPairResult[] = []
+      await withInterrupts(async (signal) => {
+        for (const [a, b] of pairs) {
+          let worst: NatPairResult | null = null
+          for (let i = 0; i < reps; i++) {
+            const r = await runNatPair({ a, b, seconds, rateMbit, signal, progress })
+            if (worst === null || !r.connected || (worst.connected && (r.connect_ms ?? 0) > (worst.connect_ms ?? 0))) worst = r
+          }
+          if (worst) results.push(worst)
+        }
+      })
+      const out = f.matrix ? results : results[0]
+      print(f.json ? JSON.stringify(out, null, 2) : formatNat(results))
+    })
+
+  lab
+    .command('roam')
+    .summary('a client with two uplinks moves from one to the other mid-transfer, as a laptop leaving Wi-Fi')
+    .option('--seconds <n>', 'the transfer; the move is half-way', '10')
+    .option('--rate <mbit>', 'each uplink, Mbit/s', '50')
+    .option('--json', 'print the result as JSON')
+    .action(async (f: { seconds: string; rate: string; json?: boolean }) => {
+      const seconds = parsePositiveInt(f.seconds, '--seconds', 600)
+      const rateMbit = parsePositiveInt(f.rate, '--rate', 10_000)
+      requireRoot()
+      const r = await withInterrupts((signal) => runRoam({ seconds, rateMbit, signal, progress }))
+      print(f.json ? JSON.stringify(r, null, 2) : formatRoam(r))
     })
 
   lab

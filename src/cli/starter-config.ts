@@ -109,9 +109,10 @@ export function renderStarterConfig(o: StarterOptions): string {
       `subnets: []`,
       `#  - 192.168.1.0/24`,
       ``,
-      `# Not acted on yet: exits ({ prefix: 0.0.0.0/0, exit: true }) and the gateway section`,
-      `# (relay, forward-for, advertise-bandwidth) come in a later version.`,
-      `# gateway: { relay: true }`,
+      `# Relay for members that cannot reach each other directly (strict NATs on both sides):`,
+      `# their QUIC packets pass through here, still end-to-end encrypted. Needs a public address.`,
+      `# gateway: { relay: true, advertise-bandwidth: 100Mbps }`,
+      `# Not acted on yet: exits ({ prefix: 0.0.0.0/0, exit: true }) and gateway.forward-for.`,
       ``,
     )
   } else {

@@ -26,8 +26,6 @@ const NO_POLICY = 'every admitted peer (pinned in peers, or certified by network
 
 export const NOT_IMPLEMENTED: readonly InertKey[] = [
   { key: 'gateway.forward-for', isDefault: isEmpty, instead: 'a gateway forwards only for the subnets it advertises' },
-  { key: 'gateway.advertise-bandwidth', isDefault: absent, instead: 'nothing is announced' },
-  { key: 'gateway.relay', isDefault: isFalse, instead: 'peers that cannot reach each other directly are not connected' },
   // Written at all, `default` promises something (deny: zero trust) that is not enforced.
   { key: 'policies.default', isDefault: absent, instead: NO_POLICY },
   { key: 'policies.groups', isDefault: isEmpty, instead: NO_POLICY },

@@ -23,7 +23,9 @@ import { QeError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { ControlServer } from '../observe/control-socket.js'
 import { Discovery } from '../discovery/discovery.js'
-import { encodeMessage } from '../mesh/messages.js'
+import { encodeMessage, type ControlMessage, type TraversalMessage } from '../mesh/messages.js'
+import { RelayServer } from '../traversal/relay-server.js'
+import { Traversal } from '../traversal/traversal.js'
 import { buildStatus, describeFailure, type NodeStatus } from '../observe/status.js'
 import { ConfirmWindow, NodeReconciler, Reconciler, type NodeApplyResult } from '../reconcile/index.js'
 import { desiredNode, diffEngine, shortKey, type ConnectedPeer, type MeshRoutes, type PeerNamer } from '../state/index.js'
@@ -97,6 +99,7 @@ export class Daemon {
   readonly #mesh: MeshHost
   readonly #watch: WatchHost
   readonly #discovery: Discovery
+  readonly #traversal: Traversal
   /** What discovery verified: certified members and the revocation list. */
   #membership: Membership = NO_MEMBERSHIP
   #effectiveCache: { gen: Generation; membership: Membership; config: Config; limits: ReadonlyMap<string, PeerLimits> } | null = null
@@ -137,17 +140,43 @@ export class Daemon {
       },
       connected: () => this.#mesh.connectedKeys(),
       listenPort: () => this.#engines.engine?.listenPort ?? this.#gen?.config.listen.port ?? 0,
+      extraEndpoints: () => this.#traversal.reflexiveEndpoints(),
     })
     const discovery = this.#discovery
+    this.#traversal = new Traversal({
+      log: log('traversal'),
+      engine: () => this.#engines.engine,
+      send: (peer, msg) => {
+        const engine = this.#engines.engine
+        if (!engine) throw new StartFailedError('no engine runs')
+        engine.sendControl(peer, encodeMessage(msg))
+      },
+      connected: () => this.#mesh.connected(),
+      members: () => (this.#gen ? this.#effective(this.#gen).config.peers : []),
+      localEndpoints: () => discovery.localTunnelEndpoints(),
+      listenPort: () => this.#engines.engine?.listenPort ?? this.#gen?.config.listen.port ?? 0,
+      onCandidatesChanged: () => discovery.endpointsChanged(),
+      createRelay: (o) => new RelayServer({ bind: o.bind, log: o.log, ...(o.rateBps ? { rateBps: o.rateBps } : {}) }),
+    })
+    const traversal = this.#traversal
     this.#mesh = new MeshHost({
       log: log('mesh'),
       engines: this.#engines,
       onPeers: (p) => this.#onPeers(p),
       configFor: (gen) => this.#effective(gen).config,
-      others: { onPeerUp: (peer) => discovery.onPeerUp(peer), onRefused: (peer) => discovery.onRefused(peer), onMessage: (peer, msg) => discovery.onMessage(peer, msg) },
+      others: {
+        onPeerUp: (ev) => {
+          discovery.onPeerUp(ev.peer)
+          traversal.onPeerUp(ev)
+        },
+        onPeerDown: (peer) => traversal.onPeerDown(peer),
+        onRefused: (peer) => discovery.onRefused(peer),
+        onRaw: (ev) => traversal.onRaw(ev),
+        onMessage: (peer, msg) => (isTraversal(msg) ? traversal.onMessage(peer, msg) : discovery.onMessage(peer, msg)),
+      },
     })
     this.#watch = new WatchHost({ path: this.#configPath, loaded: init.configText }, { onChange: (text) => void this.#queueReload(text), log: log('watch') })
-    this.#subsystems = [this.#mesh, this.#discovery, this.#watch]
+    this.#subsystems = [this.#mesh, this.#discovery, this.#traversal, this.#watch]
     this.#confirm = new ConfirmWindow({ log: log('confirm') })
   }
 
@@ -215,6 +244,7 @@ export class Daemon {
       routes: this.#routes,
       engine: this.#engines.status(),
       discovery: this.#discovery.status(),
+      traversal: this.#traversal.status(),
       startedAt: this.#startedAt,
       now: Date.now(),
     })
@@ -497,4 +527,10 @@ function namer(config: Config): PeerNamer {
     const n = names.get(key)
     return n === undefined ? shortKey(key) : `${n} (${shortKey(key)})`
   }
+}
+
+const TRAVERSAL_TYPES: ReadonlySet<string> = new Set(['observed', 'intro-request', 'intro', 'relay-request', 'relay', 'traversal-refused'])
+
+function isTraversal(msg: ControlMessage): msg is TraversalMessage {
+  return TRAVERSAL_TYPES.has(msg.type)
 }

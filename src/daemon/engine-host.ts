@@ -18,6 +18,8 @@ export interface EngineListener {
   onDialFailed(ev: { remote: { address: string; port: number }; peer?: string; reason: string }): void
   /** A handshake was refused: the key is not admitted (yet: discovery may still verify it). */
   onRefused?(ev: { peer: string; remote: { address: string; port: number } }): void
+  /** A datagram starting "\0QEP" on the tunnel socket (a punch, a relay's answer): unauthenticated. */
+  onRaw?(ev: { remote: { address: string; port: number }; data: Buffer }): void
 }
 
 export interface EngineStatus {
@@ -33,6 +35,7 @@ export interface HostedEngine extends MeshEngine, Pick<Engine, 'setTables' | 're
   stop(): Promise<void>
   on<K extends keyof EngineEvents>(event: K, listener: (...args: EngineEvents[K]) => void): unknown
   stats(): EngineStats
+  sendRaw(endpoint: { address: string; port: number }, data: Uint8Array): void
   readonly listenPort: number
 }
 
@@ -73,6 +76,7 @@ export class EngineHost implements Subsystem<EngineStatus | null> {
     engine.on('peer-up', (ev) => listener()?.onPeerUp(ev))
     engine.on('peer-down', (ev) => listener()?.onPeerDown(ev))
     engine.on('control', (ev) => listener()?.onControl(ev.peer, ev.data))
+    engine.on('raw', (ev) => listener()?.onRaw?.(ev))
     engine.on('refused', (ev) => {
       this.#log.info({ key: ev.peer, remote: `${ev.remote.address}:${ev.remote.port}` }, 'refused a peer whose key is not admitted')
       listener()?.onRefused?.(ev)

@@ -27,7 +27,9 @@ type EarlyEvent = (mesh: Mesh) => void
 
 /** What discovery hears through the mesh. */
 export interface MeshOthers {
-  onPeerUp?(peer: string): void
+  onPeerUp?(ev: Parameters<EngineListener['onPeerUp']>[0]): void
+  onPeerDown?(peer: string): void
+  onRaw?(ev: Parameters<NonNullable<EngineListener['onRaw']>>[0]): void
   onRefused?(peer: string): void
   onMessage?(peer: string, msg: Exclude<ControlMessage, { type: 'hello' | 'bye' }>): void
 }
@@ -119,7 +121,7 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
   onPeerUp(ev: Parameters<EngineListener['onPeerUp']>[0]): void {
     this.#deliver((m) => {
       m.onPeerUp(ev)
-      this.#others.onPeerUp?.(ev.peer)
+      this.#others.onPeerUp?.(ev)
     })
   }
 
@@ -128,7 +130,19 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
   }
 
   onPeerDown(ev: Parameters<EngineListener['onPeerDown']>[0]): void {
-    this.#deliver((m) => m.onPeerDown(ev))
+    this.#deliver((m) => {
+      m.onPeerDown(ev)
+      this.#others.onPeerDown?.(ev.peer)
+    })
+  }
+
+  onRaw(ev: Parameters<NonNullable<EngineListener['onRaw']>>[0]): void {
+    if (this.#mesh) this.#others.onRaw?.(ev)
+  }
+
+  /** The connected peers with their names and hellos. */
+  connected(): PeerStatus[] {
+    return this.#mesh?.peers() ?? []
   }
 
   onControl(peer: string, data: Uint8Array): void {

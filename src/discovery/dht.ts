@@ -206,6 +206,7 @@ export class Dht {
   readonly #buckets = new Map<string, Bucket>()
   readonly #warnedAt = new Map<Refusal, { at: number; since: number }>()
   readonly #rendezvous: RendezvousStore | null
+  #announced: ((item: SignedItem) => void) | null = null
   readonly #c = {
     packetsIn: 0,
     packetsOut: 0,
@@ -312,6 +313,11 @@ export class Dht {
     this.#rpc = null
     this.#socket = null
     if (dht) await new Promise<void>((resolve) => dht.destroy(() => resolve()))
+  }
+
+  /** Called with each item newly stored or updated in this node's rendezvous (unverified: check it). */
+  onAnnounced(handler: (item: SignedItem) => void): void {
+    this.#announced = handler
   }
 
   /** Handler for datagrams whose first byte is not 'd'; the join protocol multiplexes on this port. */
@@ -555,7 +561,12 @@ export class Dht {
       if (isBuf(a.v) && a.v.length > MAX_VALUE_BYTES) return void this.#refuse('oversize', from.address, 'an announce with a value over 1000 bytes', from, msg, [205, 'message (v field) too big'])
       const item = { k: a.k as Buffer, salt, seq: a.seq as number, v: a.v as Buffer, sig: a.sig as Buffer }
       const result = this.#rendezvous.announce(item, this.#now())
-      if (this.#countAnnounce(result, from.address)) return rpc.response(from, msg, { id: rpc.id })
+      if (this.#countAnnounce(result, from.address)) {
+        rpc.response(from, msg, { id: rpc.id })
+        // A member starting up announces here first: this node (a member too, perhaps) hears of it at once.
+        if (result === 'stored') this.#announced?.(item)
+        return
+      }
       const errors: Record<Exclude<AnnounceResult, 'stored' | 'refreshed'>, [number, string]> = {
         'malformed': [203, 'malformed announce'],
         'bad-signature': [206, 'invalid signature'],

@@ -58,10 +58,10 @@ import { encodeToken, InviteStore } from './invite.js'
 import { JOIN_MAGIC, JoinServer, type JoinGrant } from './join.js'
 import { LanDiscovery, type LanComponents, type LanInit } from './lan.js'
 import { MemberStore, type Member, type RecordSource } from './members.js'
-import { formatEndpoint, networkKeys, sealRecord, type NetworkKeys, type RecordRefusal } from './record.js'
+import { formatEndpoint, MAX_ENDPOINTS, networkKeys, sealRecord, type NetworkKeys, type RecordRefusal } from './record.js'
 import type { DiscoveryStatus } from './types.js'
 
-export type DhtLike = Pick<Dht, 'start' | 'stop' | 'port' | 'put' | 'get' | 'members' | 'onOther' | 'sendRaw' | 'stats'>
+export type DhtLike = Pick<Dht, 'start' | 'stop' | 'port' | 'put' | 'get' | 'members' | 'onOther' | 'sendRaw' | 'stats'> & Partial<Pick<Dht, 'onAnnounced'>>
 export type LanLike = Pick<LanDiscovery, 'start' | 'stop' | 'announce' | 'stats'>
 
 export interface DiscoveryComponents {
@@ -74,6 +74,8 @@ export interface DiscoveryComponents {
   readonly connected: () => readonly string[]
   /** The engine's tunnel port (the port of this node's endpoints). */
   readonly listenPort: () => number
+  /** More endpoints of this node for its record (reflexive addresses from NAT traversal), after the local ones. */
+  readonly extraEndpoints?: () => readonly Endpoint[]
   readonly now?: () => number
   readonly createDht?: (init: DhtInit, c: DhtComponents) => DhtLike
   readonly createLan?: (init: LanInit, c: LanComponents) => LanLike
@@ -182,6 +184,10 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
       )
       dht.onOther((msg, from) => {
         if (this.#join && msg.subarray(0, JOIN_MAGIC.length).equals(JOIN_MAGIC)) this.#join.handle(msg, from, (b) => dht.sendRaw(b, from))
+      })
+      // A bootstrap node that is a member hears of members as they announce to it, not at its next lookup.
+      dht.onAnnounced?.((item) => {
+        if (keys && item.salt.equals(keys.salt)) this.#offer(item, 'rendezvous')
       })
       await dht.start()
       this.#run = { ...run, dht }
@@ -385,7 +391,21 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
   /** This node's tunnel endpoints (what its record says). */
   tunnelEndpoints(): Endpoint[] {
     const run = this.#run
+    if (!run) return []
+    const out = localEndpoints(run.gen.config, this.#c.listenPort())
+    for (const e of this.#c.extraEndpoints?.() ?? []) if (!out.some((x) => sameEndpoint(x, e))) out.push(e)
+    return out.slice(0, MAX_ENDPOINTS)
+  }
+
+  /** This node's local tunnel endpoints only (interfaces, listen address, public-address). */
+  localTunnelEndpoints(): Endpoint[] {
+    const run = this.#run
     return run ? localEndpoints(run.gen.config, this.#c.listenPort()) : []
+  }
+
+  /** The endpoints changed outside discovery's view (a reflexive address): republish now if the record differs. */
+  endpointsChanged(): void {
+    if (this.#run && this.#endpointsText() !== this.#ownEndpoints) this.#publish('endpoints changed')
   }
 
   /** The bootstrap nodes this node knows: configured, and members that advertise themselves as one. */
@@ -407,7 +427,7 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
     if (!run?.keys || !cert) return
     const cfg = run.gen.config
     const now = this.#now()
-    const endpoints = localEndpoints(cfg, this.#c.listenPort())
+    const endpoints = this.tunnelEndpoints()
     const advertise = cfg.discovery.advertiseAsBootstrap && run.dht !== null
     const bootstrapHost = cfg.discovery.publicAddress ?? endpoints[0]?.host
     const bootstrap = advertise && bootstrapHost !== undefined && run.dht ? { host: bootstrapHost, port: run.dht.port } : null
@@ -435,7 +455,7 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
 
   #endpointsText(): string {
     const run = this.#run
-    return run ? localEndpoints(run.gen.config, this.#c.listenPort()).map(formatEndpoint).join(',') : ''
+    return run ? this.tunnelEndpoints().map(formatEndpoint).join(',') : ''
   }
 
   /** Offers a record; a new or newer one is passed on to every connected peer but its sender. */

@@ -19,6 +19,9 @@ import type { Logger } from '../log.js'
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type ControlMessage, type HelloMessage } from './messages.js'
 import type { ConnectedPeer } from '../state/routes.js'
 
+/** How long a replaced connection's hello is kept for the connection that replaces it. */
+const REPLACED_HELLO_MS = 2_000
+
 export interface PeerUpEvent {
   readonly peer: string
   readonly remote: { readonly address: string; readonly port: number }
@@ -34,7 +37,7 @@ export type DialBond = 'aggregate' | 'failover' | 'redundant' | 'weighted' | nul
 
 /** What the mesh needs from the forwarding plane: commands only (its tables are the reconciler's). */
 export interface MeshEngine {
-  connect(endpoint: { address: string; port: number }, options?: { bond?: Exclude<DialBond, null> }): void
+  connect(endpoint: { address: string; port: number }, options?: { bond?: Exclude<DialBond, null>; relayed?: boolean }): void
   /** Undoes a bonded connect: no more dials to the endpoint, its paths close. */
   forgetBonded(endpoint: { address: string; port: number }): void
   disconnect(peer: string): void
@@ -122,6 +125,8 @@ export class Mesh {
   #lastFacts = ''
   /** Per admitted key: when its state last changed and its last error. */
   readonly #history = new Map<string, { state: AdmittedPeerStatus['state']; since: number; lastError: string | null }>()
+  /** Hellos of peers whose connection was just replaced by another (see onPeerUp). */
+  readonly #replaced = new Map<string, { hello: HelloMessage; at: number }>()
 
   constructor(init: MeshInit, components: MeshComponents) {
     this.#init = init
@@ -203,7 +208,13 @@ export class Mesh {
 
   onPeerUp(ev: PeerUpEvent): void {
     const name = this.#nameOf(ev.peer)
-    this.#up.set(ev.peer, { remote: ev.remote, since: this.#now(), hello: null })
+    // A connection replaced by another to the same peer (a direct path beat a
+    // relayed one, crossed dials): the peer is the same, so its hello and the
+    // routes it gave stay while the new connection's hello is on its way.
+    const replaced = this.#replaced.get(ev.peer)
+    this.#replaced.delete(ev.peer)
+    const hello = replaced && this.#now() - replaced.at <= REPLACED_HELLO_MS ? replaced.hello : null
+    this.#up.set(ev.peer, { remote: ev.remote, since: this.#now(), hello })
     this.#touch(ev.peer, 'up')
     this.#c.log.info({ peer: name ?? ev.peer, key: ev.peer, remote: `${ev.remote.address}:${ev.remote.port}`, role: ev.role }, 'peer connected')
     for (const t of this.#targets) if (this.#satisfied(t)) t.backoff = this.#init.minBackoffMs ?? 250
@@ -211,8 +222,15 @@ export class Mesh {
   }
 
   onPeerDown(ev: PeerDownEvent): void {
+    const was = this.#up.get(ev.peer)
     const had = this.#up.delete(ev.peer)
     if (!had) return
+    if (ev.reason === 'replaced' && was?.hello) {
+      // The engine announces the connection that replaced this one right after: keep the facts as they are.
+      this.#replaced.set(ev.peer, { hello: was.hello, at: this.#now() })
+      this.#c.log.debug({ peer: this.#nameOf(ev.peer) ?? ev.peer }, 'connection replaced')
+      return
+    }
     this.#c.log.info({ peer: this.#nameOf(ev.peer) ?? ev.peer, key: ev.peer, reason: ev.reason }, 'peer disconnected')
     const h = this.#touch(ev.peer, this.#stateOf(ev.peer))
     h.lastError = `tunnel went down: ${ev.reason}`
@@ -388,6 +406,8 @@ export class Mesh {
       role: cfg.node.role,
       overlay: { ipv4: this.#init.self.ipv4, ipv6: this.#init.self.ipv6 },
       subnets: cfg.subnets.map((s) => s.prefix),
+      ...(cfg.gateway.relay || cfg.node.role === 'bootstrap' || cfg.node.bootstrapMode ? { relay: true } : {}),
+      ...(cfg.gateway.advertiseBandwidth !== null ? { bandwidth: cfg.gateway.advertiseBandwidth } : {}),
     }
     try {
       this.#c.engine.sendControl(peer, encodeMessage(hello))

@@ -27,6 +27,10 @@ export interface HelloMessage {
   readonly overlay: { readonly ipv4: string | null; readonly ipv6: string | null }
   /** Canonical CIDRs this node advertises (its LANs; `0.0.0.0/0` only when it is an exit). */
   readonly subnets: readonly string[]
+  /** It relays for members that cannot reach each other (`gateway.relay`, or a bootstrap node); absent from older peers. */
+  readonly relay?: boolean
+  /** Its advertised bandwidth, bits/s (`gateway.advertise-bandwidth`), for choosing a relay; absent: not advertised. */
+  readonly bandwidth?: number
 }
 
 /** Sent before a clean stop, so the peer withdraws routes at once instead of waiting for a timeout. */
@@ -61,7 +65,63 @@ export interface CertMessage {
   readonly cert: unknown
 }
 
-export type ControlMessage = HelloMessage | ByeMessage | RecordsMessage | RevocationsMessage | CertMessage
+/**
+ * NAT traversal (src/traversal/). `observed`: the address this node's packets
+ * reach the receiver from (its reflexive address as the sender sees it).
+ */
+export interface ObservedMessage {
+  readonly type: 'observed'
+  readonly v: number
+  readonly address: string
+  readonly port: number
+}
+
+/** Asks a mediator (connected to both) to introduce this node to `peer`; `candidates` are the asker's own (host:port). */
+export interface IntroRequestMessage {
+  readonly type: 'intro-request'
+  readonly v: number
+  readonly peer: string
+  readonly candidates: readonly string[]
+}
+
+/** From a mediator: punch toward `peer` at `candidates` now; punches carry `token` (base64, 16 bytes). */
+export interface IntroMessage {
+  readonly type: 'intro'
+  readonly v: number
+  readonly peer: string
+  readonly candidates: readonly string[]
+  readonly token: string
+}
+
+/** Asks a relay for a pair of ports between this node and `peer`. */
+export interface RelayRequestMessage {
+  readonly type: 'relay-request'
+  readonly v: number
+  readonly peer: string
+}
+
+/** From a relay: bind `port` on it with `token`; the `dial` side then dials through it, the `accept` side waits. */
+export interface RelayMessage {
+  readonly type: 'relay'
+  readonly v: number
+  readonly peer: string
+  readonly port: number
+  readonly token: string
+  readonly role: 'dial' | 'accept'
+}
+
+/** A mediator or relay could not help with `peer`. */
+export interface TraversalRefusedMessage {
+  readonly type: 'traversal-refused'
+  readonly v: number
+  readonly peer: string
+  readonly what: 'intro' | 'relay'
+  readonly reason: string
+}
+
+export type TraversalMessage = ObservedMessage | IntroRequestMessage | IntroMessage | RelayRequestMessage | RelayMessage | TraversalRefusedMessage
+
+export type ControlMessage = HelloMessage | ByeMessage | RecordsMessage | RevocationsMessage | CertMessage | TraversalMessage
 
 /** Most records in one message (each is up to ~1.4 KB of base64; a message is at most 64 KiB). */
 export const MAX_RECORDS_PER_MESSAGE = 32
@@ -88,6 +148,8 @@ const helloSchema = {
       },
     },
     subnets: { type: 'array', maxItems: 1024, items: { type: 'string', maxLength: 49 } },
+    relay: { type: 'boolean' },
+    bandwidth: { type: 'number', minimum: 0 },
   },
 } as const
 
@@ -123,6 +185,19 @@ const recordsSchema = {
 } as const
 const opaqueSchema = (type: string, field: string) =>
   ({ type: 'object', additionalProperties: true, required: ['type', 'v', field], properties: { type: { const: type }, v: { type: 'integer', minimum: 1 }, [field]: { type: 'object' } } }) as const
+
+const keySchema = b64(44)
+const candidatesSchema = { type: 'array', maxItems: 16, items: { type: 'string', maxLength: 53 } } as const
+const head = (type: string) => ({ type: { const: type }, v: { type: 'integer', minimum: 1 } }) as const
+const traversalSchemas = {
+  observed: { type: 'object', additionalProperties: true, required: ['type', 'v', 'address', 'port'], properties: { ...head('observed'), address: { type: 'string', maxLength: 45 }, port: { type: 'integer', minimum: 1, maximum: 65535 } } },
+  'intro-request': { type: 'object', additionalProperties: true, required: ['type', 'v', 'peer', 'candidates'], properties: { ...head('intro-request'), peer: keySchema, candidates: candidatesSchema } },
+  intro: { type: 'object', additionalProperties: true, required: ['type', 'v', 'peer', 'candidates', 'token'], properties: { ...head('intro'), peer: keySchema, candidates: candidatesSchema, token: b64(24) } },
+  'relay-request': { type: 'object', additionalProperties: true, required: ['type', 'v', 'peer'], properties: { ...head('relay-request'), peer: keySchema } },
+  relay: { type: 'object', additionalProperties: true, required: ['type', 'v', 'peer', 'port', 'token', 'role'], properties: { ...head('relay'), peer: keySchema, port: { type: 'integer', minimum: 1, maximum: 65535 }, token: b64(24), role: { enum: ['dial', 'accept'] } } },
+  'traversal-refused': { type: 'object', additionalProperties: true, required: ['type', 'v', 'peer', 'what', 'reason'], properties: { ...head('traversal-refused'), peer: keySchema, what: { enum: ['intro', 'relay'] }, reason: { type: 'string', maxLength: 200 } } },
+} as const
+const validateTraversal = new Map(Object.entries(traversalSchemas).map(([k, schema]) => [k, ajv.compile<TraversalMessage>(schema)]))
 
 const validateHello = ajv.compile<HelloMessage>(helloSchema)
 const validateRecords = ajv.compile<RecordsMessage>(recordsSchema)
@@ -160,6 +235,10 @@ export function decodeMessage(data: Uint8Array): DecodeResult {
   }
   if (type === 'cert') {
     return validateCert(value) ? { ok: true, msg: value } : { ok: false, reason: `bad cert: ${ajv.errorsText(validateCert.errors)}` }
+  }
+  const traversal = typeof type === 'string' ? validateTraversal.get(type) : undefined
+  if (traversal) {
+    return traversal(value) ? { ok: true, msg: value } : { ok: false, reason: `bad ${type}: ${ajv.errorsText(traversal.errors)}` }
   }
   return { ok: false, reason: `unknown message type ${JSON.stringify(type)?.slice(0, 40)}` }
 }

@@ -7,6 +7,7 @@
 import type { Diagnostic } from '../config/index.js'
 import type { GlobalStats, PeerStats } from '../engine/types.js'
 import type { DiscoveryStatus } from '../discovery/types.js'
+import type { TraversalStatus } from '../traversal/traversal.js'
 import type { AdmittedPeerStatus, PeerStatus } from '../mesh/mesh.js'
 import type { HelloMessage } from '../mesh/messages.js'
 import type { ApplyResult } from '../reconcile/types.js'
@@ -63,6 +64,8 @@ export interface NodeStatus {
   readonly engine: { readonly listenPort: number; readonly tablesVersion: number; readonly global: GlobalStats } | null
   /** Members found, the certificate, the DHT and LAN, refusals; null when discovery does not run. */
   readonly discovery: DiscoveryStatus | null
+  /** How each connected peer is reached (LAN, direct, relay via whom), this node's reflexive addresses and NAT, punching and relaying counters. */
+  readonly traversal: TraversalStatus | null
   readonly uptimeS: number
 }
 
@@ -74,6 +77,7 @@ export interface StatusParts {
   readonly routes: MeshRoutes
   readonly engine: { readonly listenPort: number; readonly tablesVersion: number; readonly stats: { readonly global: GlobalStats; readonly peers: readonly PeerStats[] } | null } | null
   readonly discovery?: DiscoveryStatus | null
+  readonly traversal?: TraversalStatus | null
   readonly startedAt: number
   readonly now: number
 }
@@ -104,6 +108,7 @@ export function buildStatus(p: StatusParts): NodeStatus {
     routes: p.routes,
     engine: p.engine && p.engine.stats ? { listenPort: p.engine.listenPort, tablesVersion: p.engine.tablesVersion, global: p.engine.stats.global } : null,
     discovery: p.discovery ?? null,
+    traversal: p.traversal ?? null,
     uptimeS: Math.round((p.now - p.startedAt) / 1000),
   }
 }

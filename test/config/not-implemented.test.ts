@@ -12,8 +12,6 @@ const HEAD = 'node: { name: n1, role: gateway }\nnetwork: { name: net }\n'
 /** For each table entry: a document that sets it (the key on line 3 or 4), and one that sets it to its default. */
 const SAMPLES: Record<string, { set: string; line: number; col: number; path: string; quiet?: string }> = {
   'gateway.forward-for': { set: HEAD + 'gateway:\n  forward-for: [10.8.0.0/16]\n', line: 4, col: 3, path: 'gateway.forward-for', quiet: HEAD + 'gateway:\n  forward-for: []\n' },
-  'gateway.advertise-bandwidth': { set: HEAD + 'gateway:\n  advertise-bandwidth: 1Gbps\n', line: 4, col: 3, path: 'gateway.advertise-bandwidth' },
-  'gateway.relay': { set: HEAD + 'gateway:\n  relay: true\n', line: 4, col: 3, path: 'gateway.relay', quiet: HEAD + 'gateway:\n  relay: false\n' },
   'policies.default': { set: HEAD + 'policies:\n  default: deny\n', line: 4, col: 3, path: 'policies.default' },
   'policies.groups': { set: HEAD + 'policies:\n  groups: { ops: [n1] }\n', line: 4, col: 3, path: 'policies.groups', quiet: HEAD + 'policies:\n  groups: {}\n' },
   'policies.rules': { set: HEAD + 'policies:\n  rules: [{ action: allow }]\n', line: 4, col: 3, path: 'policies.rules', quiet: HEAD + 'policies:\n  rules: []\n' },

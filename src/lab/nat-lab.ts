@@ -1,0 +1,375 @@
+/**
+ * `quicether lab nat` and `quicether lab roam`: real daemons behind emulated
+ * NATs (src/lab/nat-world.ts), finding and reaching each other.
+ *
+ * nat: two members, `a` and `b`, each behind its own NAT of a given type on
+ * its own ISP router, and one public member `relay` (gateway.relay, a
+ * bootstrap node for discovery). `a` and `b` know only the network (CA,
+ * certificate, secret) and the relay's discovery address. It measures:
+ *   connect_ms  from both daemons being up (their control sockets answer)
+ *               until pings cross the tunnel both ways;
+ *   path        how a reaches b then (direct, or relay), from a's status;
+ *   mbit        a TCP transfer a → b through the tunnel (iperf3).
+ * The daemons' own start (three node processes on a small machine) is
+ * reported apart, as in `lab mesh`.
+ *
+ * roam: a client with two uplinks (wifi and lte, each behind its own NAT)
+ * and a public server; mid-transfer the client's address moves from wifi
+ * to lte (one uplink at a time). gap_ms is the longest stretch of the
+ * transfer with no bytes delivered; resets the TCP resets the client saw.
+ */
+import { cp, mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { controlRequest } from '../observe/control-socket.js'
+import type { NodeStatus } from '../observe/status.js'
+import { generateIdentity, publicKeyBase64, saveIdentity } from '../mesh/identity.js'
+import { initCa, openCa, saveCertificate } from '../pki/index.js'
+import { LabDaemon } from './daemon.js'
+import { LabCommandError } from './errors.js'
+import { runIn } from './exec.js'
+import { checkAborted } from './interrupt.js'
+import { newRunId, runDir } from './names.js'
+import { buildNatWorld, buildRoamWorld } from './nat-world.js'
+import { NAT_TYPES, type NatType } from './nat-types.js'
+import { IperfServer, iperfClient, pingOnce } from './traffic.js'
+
+export { NAT_TYPES, type NatType }
+
+const PORT = 7443
+const NETWORK = 'labnat'
+const OVERLAY = { ipv4: '100.72.0.0/16', ipv6: 'fd72:72:72::/48' }
+
+export interface NatPairResult {
+  readonly a: NatType
+  readonly b: NatType
+  readonly connected: boolean
+  readonly path: 'direct' | 'lan' | 'relay' | null
+  readonly connect_ms: number | null
+  readonly mbit: number | null
+  /** From spawning a and b until both answered on their control sockets. */
+  readonly daemon_start_ms: number | null
+  /** The access links' rate (each of a's and b's), Mbit/s: the slower leg of a relayed path. */
+  readonly leg_mbit: number
+  readonly run_id: string
+}
+
+export interface NatOptions {
+  readonly a: NatType
+  readonly b: NatType
+  readonly seconds: number
+  /** Access link rate, Mbit/s (a's and b's uplinks to their ISP routers). */
+  readonly rateMbit: number
+  readonly signal?: AbortSignal
+  readonly progress?: (line: string) => void
+}
+
+interface LabNode {
+  readonly name: string
+  readonly netns: string
+  readonly dir: string
+  readonly configPath: string
+  readonly socket: string
+  daemon: LabDaemon | null
+}
+
+async function status(n: LabNode): Promise<NodeStatus | null> {
+  try {
+    return (await controlRequest(n.socket, 'status', {}, 2000)) as NodeStatus
+  } catch {
+    return null
+  }
+}
+
+async function timeUntil(cond: () => Promise<boolean>, deadlineMs: number, signal?: AbortSignal): Promise<number | null> {
+  const t0 = Date.now()
+  while (Date.now() - t0 < deadlineMs) {
+    checkAborted(signal)
+    if (await cond()) return Date.now() - t0
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return null
+}
+
+/** Identities, a CA, certificates and configs for the named members; `public` ones relay and bootstrap. */
+async function writeNodes(runId: string, dir: string, nodes: readonly { name: string; netns: string; publicAddress: string | null }[], bootstrap: string): Promise<Map<string, LabNode>> {
+  const caDir = join(dir, 'ca')
+  await initCa(caDir, { network: NETWORK, overlay: OVERLAY })
+  const ca = await openCa(caDir)
+  const secret = (await ca.secret()).toString('base64') + '\n'
+  const out = new Map<string, LabNode>()
+  for (const n of nodes) {
+    const home = join(dir, n.name)
+    await mkdir(home, { mode: 0o700 })
+    const id = generateIdentity()
+    await saveIdentity(join(home, 'identity.key'), id)
+    await saveCertificate(join(home, 'node.crt'), await ca.sign({ key: publicKeyBase64(id), name: n.name }))
+    await writeFile(join(home, 'network.secret'), secret, { mode: 0o600 })
+    const node: LabNode = { name: n.name, netns: n.netns, dir: home, configPath: join(home, 'quicether.yaml'), socket: join(home, 'control.sock'), daemon: null }
+    const pub = n.publicAddress !== null
+    const doc = {
+      node: { name: n.name, 'state-dir': home, ...(pub ? { role: 'gateway', 'bootstrap-mode': true } : {}) },
+      network: { name: NETWORK, ca: ca.info.publicKey, overlay: OVERLAY },
+      tun: { name: 'qe0' },
+      listen: { address: '0.0.0.0', port: PORT },
+      discovery: { dht: true, bootstrap: pub ? [] : [bootstrap], lan: false, ...(pub ? { 'public-address': n.publicAddress, 'advertise-as-bootstrap': true } : {}) },
+      ...(pub ? { gateway: { relay: true } } : {}),
+      logging: { level: 'debug', destination: join(home, 'daemon.log') },
+      control: { socket: node.socket },
+    }
+    await writeFile(node.configPath, stringify(doc))
+    out.set(n.name, node)
+    void runId
+  }
+  return out
+}
+
+function startDaemon(runId: string, n: LabNode): void {
+  n.daemon = new LabDaemon({ node: n.name, netns: n.netns, key: '', configPath: n.configPath, logPath: join(n.dir, 'stdout.log'), runId, detached: false })
+  n.daemon.start()
+}
+
+function isUp(st: NodeStatus | null, key: string | undefined): boolean {
+  return st?.peers.some((p) => p.key === key && p.state === 'up') === true
+}
+
+/** One ping that waits at most 200 ms for its answer. */
+async function quickPing(netns: string, dst: string): Promise<boolean> {
+  const r = await runIn(netns, 'ping', ['-n', '-q', '-c', '1', '-W', '0.2', dst], { allowFail: true })
+  return r.code === 0
+}
+
+/** One pair of NAT types: the figures of `lab nat`. */
+export async function runNatPair(o: NatOptions): Promise<NatPairResult> {
+  const say = o.progress ?? (() => undefined)
+  const runId = newRunId()
+  const dir = runDir(runId)
+  const world = await buildNatWorld({ a: o.a, b: o.b, rate: `${o.rateMbit}mbit`, run: runId })
+  const nodes: LabNode[] = []
+  try {
+    await mkdir(dir, { mode: 0o700 })
+    const m = await writeNodes(
+      runId,
+      dir,
+      [
+        { name: 'relay', netns: world.ns.pub, publicAddress: world.addr.pub1 },
+        { name: 'a', netns: world.ns.a, publicAddress: null },
+        { name: 'b', netns: world.ns.b, publicAddress: null },
+      ],
+      `${world.addr.pub1}:${PORT + 1}`,
+    )
+    const relay = m.get('relay') as LabNode
+    const a = m.get('a') as LabNode
+    const b = m.get('b') as LabNode
+    nodes.push(relay, a, b)
+    const deadline = o.seconds * 1000 + 10_000
+    startDaemon(runId, relay)
+    if ((await timeUntil(async () => (await status(relay))?.node != null, 20_000, o.signal)) === null) throw new LabCommandError(`the relay did not start\n${relay.daemon?.logTail().join('\n')}`)
+    say(`run ${runId}: a (${o.a}) and b (${o.b}) behind their NATs, relay public; starting a and b`)
+    const spawned = Date.now()
+    startDaemon(runId, a)
+    startDaemon(runId, b)
+    const started = await timeUntil(async () => (await status(a))?.node != null && (await status(b))?.node != null, 20_000, o.signal)
+    if (started === null) throw new LabCommandError(`a or b did not start\n${a.daemon?.logTail().join('\n')}\n${b.daemon?.logTail().join('\n')}`)
+    const sa = (await status(a)) as NodeStatus
+    const sb = (await status(b)) as NodeStatus
+    const aOverlay = sa.node?.overlay.ipv4 as string
+    const bOverlay = sb.node?.overlay.ipv4 as string
+    // Both sides must list the other up (cheap to poll), then a ping must cross each way.
+    const t0 = Date.now()
+    const upMs = await timeUntil(async () => isUp(await status(a), sb.node?.key) && isUp(await status(b), sa.node?.key), deadline, o.signal)
+    const pingMs = upMs === null ? null : await timeUntil(async () => (await quickPing(a.netns, bOverlay)) && (await quickPing(b.netns, aOverlay)), deadline, o.signal)
+    const connectMs = pingMs === null ? null : Date.now() - t0
+    say(connectMs === null ? 'a and b did not connect' : `a and b connected ${connectMs} ms after both were up (${Date.now() - spawned} ms after their spawn)`)
+    let path: NatPairResult['path'] = null
+    let mbit: number | null = null
+    if (connectMs !== null) {
+      // Let a relayed pair's punching retries settle nothing: the path is what carries the transfer.
+      const st = await status(a)
+      const p = st?.traversal?.peers.find((x) => x.key === sb.node?.key)
+      path = p ? (p.path as NatPairResult['path']) : null
+      const server = new IperfServer({ netns: b.netns, bind: bOverlay, runId })
+      await server.start()
+      try {
+        const r = await iperfClient(a.netns, bOverlay, { seconds: Math.max(2, Math.min(o.seconds, 5)), ...(o.signal ? { signal: o.signal } : {}) })
+        mbit = Math.round(r.mbit * 10) / 10
+      } finally {
+        await server.stop()
+      }
+      const after = (await status(a))?.traversal?.peers.find((x) => x.key === sb.node?.key)
+      if (after && after.path !== path) say(`path moved from ${path} to ${after.path} during the transfer`)
+      say(`path ${path}, ${mbit} Mbit/s`)
+    }
+    return { a: o.a, b: o.b, connected: connectMs !== null, path, connect_ms: connectMs, mbit, daemon_start_ms: started, leg_mbit: o.rateMbit, run_id: runId }
+  } finally {
+    for (const n of nodes) await n.daemon?.stop().catch(() => undefined)
+    await keepLogs(runId, nodes)
+    await world.teardown()
+  }
+}
+
+/** With QE_LAB_KEEP_LOGS=DIR, the daemons' logs are copied to DIR/RUN/ before the run's directory goes. */
+async function keepLogs(runId: string, nodes: readonly LabNode[]): Promise<void> {
+  const dir = process.env.QE_LAB_KEEP_LOGS
+  if (!dir) return
+  for (const n of nodes) await cp(join(n.dir, 'daemon.log'), join(dir, runId, `${n.name}.log`)).catch(() => undefined)
+}
+
+/** Every unordered pair of types, each with itself too (15 pairs). */
+export function natMatrix(): [NatType, NatType][] {
+  const out: [NatType, NatType][] = []
+  for (let i = 0; i < NAT_TYPES.length; i++) for (let j = i; j < NAT_TYPES.length; j++) out.push([NAT_TYPES[i] as NatType, NAT_TYPES[j] as NatType])
+  return out
+}
+
+/**
+ * Whether two NAT types allow a direct path (RFC 4787): unless one side lets
+ * anyone in (public, full cone) or filters by address only (restricted cone),
+ * a side whose mapping changes per destination (symmetric) cannot be reached
+ * at a port the other side can learn before its first packet arrives.
+ */
+export function directPossible(a: NatType, b: NatType): boolean {
+  const open = (t: NatType) => t === 'public' || t === 'full-cone' || t === 'restricted-cone'
+  if (a === 'symmetric' && b === 'symmetric') return false
+  if (a === 'symmetric') return open(b)
+  if (b === 'symmetric') return open(a)
+  return true
+}
+
+export function formatNat(rs: readonly NatPairResult[]): string {
+  const lines = [`${'a'.padEnd(16)} ${'b'.padEnd(16)} ${'path'.padEnd(7)} ${'connect'.padStart(9)} ${'Mbit/s'.padStart(7)}  expected`]
+  for (const r of rs) {
+    const want = directPossible(r.a, r.b) ? 'direct' : 'relay'
+    lines.push(`${r.a.padEnd(16)} ${r.b.padEnd(16)} ${(r.connected ? (r.path ?? '?') : 'DOWN').padEnd(7)} ${(r.connect_ms === null ? '-' : `${r.connect_ms} ms`).padStart(9)} ${(r.mbit === null ? '-' : String(r.mbit)).padStart(7)}  ${want}${r.connected && r.path !== null && (r.path === 'relay') !== (want === 'relay') ? '  (!)' : ''}`)
+  }
+  return lines.join('\n')
+}
+
+// ---- roaming ----
+
+export interface RoamResult {
+  readonly gap_ms: number | null
+  readonly resets: number
+  readonly mbit_before: number | null
+  readonly mbit_after: number | null
+  readonly moved_at_s: number
+  readonly run_id: string
+}
+
+export interface RoamOptions {
+  readonly seconds: number
+  readonly rateMbit: number
+  readonly signal?: AbortSignal
+  readonly progress?: (line: string) => void
+}
+
+export async function runRoam(o: RoamOptions): Promise<RoamResult> {
+  const say = o.progress ?? (() => undefined)
+  const runId = newRunId()
+  const dir = runDir(runId)
+  const world = await buildRoamWorld({ rate: `${o.rateMbit}mbit`, run: runId })
+  const nodes: LabNode[] = []
+  try {
+    await mkdir(dir, { mode: 0o700 })
+    const m = await writeNodes(
+      runId,
+      dir,
+      [
+        { name: 'server', netns: world.ns.server, publicAddress: world.addr.server },
+        { name: 'client', netns: world.ns.client, publicAddress: null },
+      ],
+      `${world.addr.server}:${PORT + 1}`,
+    )
+    const server = m.get('server') as LabNode
+    const client = m.get('client') as LabNode
+    nodes.push(server, client)
+    startDaemon(runId, server)
+    startDaemon(runId, client)
+    if ((await timeUntil(async () => (await status(server))?.node != null && (await status(client))?.node != null, 20_000, o.signal)) === null) throw new LabCommandError('the daemons did not start')
+    const sOverlay = (await status(server))?.node?.overlay.ipv4 as string
+    if ((await timeUntil(() => pingOnce(client.netns, sOverlay, 300), 20_000, o.signal)) === null) throw new LabCommandError(`the client never reached the server\n${client.daemon?.logTail().join('\n')}`)
+    const resetsBefore = await tcpResets(client.netns)
+    const iperf = new IperfServer({ netns: server.netns, bind: sOverlay, runId })
+    await iperf.start()
+    const movedAt = o.seconds / 2
+    say(`transfer client → server for ${o.seconds} s; the client moves from wifi to lte at ${movedAt} s`)
+    try {
+      const transfer = runIn(client.netns, 'iperf3', ['-c', sOverlay, '-t', String(o.seconds), '-i', '0.1', '-J'], { allowFail: true, timeoutMs: (o.seconds + 30) * 1000 })
+      await new Promise((r) => setTimeout(r, movedAt * 1000))
+      await world.moveTo('lte')
+      const r = await transfer
+      const intervals = iperfIntervals(r.stdout)
+      const resets = (await tcpResets(client.netns)) - resetsBefore + (r.stdout.includes('"error"') ? 1 : 0)
+      const fig = roamFigures(intervals, movedAt)
+      say(`gap ${fig.gapMs} ms, ${resets} reset(s), ${fig.before} Mbit/s before, ${fig.after} after`)
+      return { gap_ms: fig.gapMs, resets, mbit_before: fig.before, mbit_after: fig.after, moved_at_s: movedAt, run_id: runId }
+    } finally {
+      await iperf.stop()
+    }
+  } finally {
+    for (const n of nodes) await n.daemon?.stop().catch(() => undefined)
+    await keepLogs(runId, nodes)
+    await world.teardown()
+  }
+}
+
+/** TCP connections the client's kernel saw reset (both ways), from /proc/net/snmp. */
+async function tcpResets(netns: string): Promise<number> {
+  const r = await runIn(netns, 'cat', ['/proc/net/snmp'])
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('Tcp:'))
+  const names = (lines[0] ?? '').split(/\s+/)
+  const values = (lines[1] ?? '').split(/\s+/)
+  const get = (n: string) => Number(values[names.indexOf(n)] ?? 0)
+  return get('EstabResets') // established connections that were reset
+}
+
+/** iperf3 -J intervals: [start s, end s, bytes]. */
+export function iperfIntervals(text: string): { start: number; end: number; bytes: number }[] {
+  try {
+    const doc = JSON.parse(text) as { intervals?: { sum?: { start: number; end: number; bytes: number } }[] }
+    return (doc.intervals ?? []).flatMap((i) => (i.sum ? [{ start: i.sum.start, end: i.sum.end, bytes: i.sum.bytes }] : []))
+  } catch {
+    return []
+  }
+}
+
+/**
+ * The longest stretch of intervals (at or after `movedAt` - 1 s) that carried
+ * less than a tenth of the median before the move, and the mean rates
+ * before and after it (the gap left out).
+ */
+export function roamFigures(iv: readonly { start: number; end: number; bytes: number }[], movedAt: number): { gapMs: number | null; before: number | null; after: number | null } {
+  if (iv.length === 0) return { gapMs: null, before: null, after: null }
+  const rate = (x: { start: number; end: number; bytes: number }) => (x.bytes * 8) / Math.max(1e-6, x.end - x.start) / 1e6
+  const pre = iv.filter((x) => x.end <= movedAt && x.start >= 1)
+  const sorted = pre.map(rate).sort((p, q) => p - q)
+  const median = sorted.length ? (sorted[Math.floor(sorted.length / 2)] as number) : 0
+  const low = median / 10
+  let gap = 0
+  let run = 0
+  let runStart = 0
+  let gapEnd = movedAt
+  for (const x of iv) {
+    if (x.end < movedAt - 1) continue
+    if (rate(x) < low) {
+      if (run === 0) runStart = x.start
+      run = x.end - runStart
+      if (run > gap) {
+        gap = run
+        gapEnd = x.end
+      }
+    } else run = 0
+  }
+  const post = iv.filter((x) => x.start >= gapEnd + 1)
+  const mean = (xs: readonly { start: number; end: number; bytes: number }[]) => (xs.length ? Math.round(xs.reduce((s, x) => s + rate(x), 0) / xs.length * 10) / 10 : null)
+  return { gapMs: Math.round(gap * 1000), before: mean(pre), after: mean(post) }
+}
+
+export function formatRoam(r: RoamResult): string {
+  return [
+    `gap        ${r.gap_ms === null ? '-' : `${r.gap_ms} ms`}   (target ≤ 1000 ms; the users' requirement is 5 s)`,
+    `resets     ${r.resets}`,
+    `before     ${r.mbit_before ?? '-'} Mbit/s`,
+    `after      ${r.mbit_after ?? '-'} Mbit/s`,
+  ].join('\n')
+}
