@@ -18,7 +18,7 @@ import { withInterrupts } from '../lab/interrupt.js'
 import { isRunId } from '../lab/names.js'
 import { runPair, type PairResult } from '../lab/pair.js'
 import { formatMesh, runMesh } from '../lab/mesh.js'
-import { formatNat, formatRoam, natMatrix, NAT_TYPES, runNatPair, runRoam, type NatPairResult, type NatType } from '../lab/nat-lab.js'
+import { formatNat, formatRoam, natMatrix, NAT_TYPES, runNatPair, runNatSwitch, runRoam, type NatPairResult, type NatType } from '../lab/nat-lab.js'
 import { runDemo } from '../lab/demo.js'
 import { labUp, type UpResult } from '../lab/up.js'
 import { labDown, type TeardownReport } from '../lab/teardown.js'
@@ -111,11 +111,20 @@ Examples:
     .option('--a <type>', `a's NAT: ${NAT_TYPES.join(', ')}`, 'port-restricted')
     .option('--b <type>', "b's NAT (same types)", 'port-restricted')
     .option('--matrix', 'every unordered pair of types, each with itself too (15 pairs)')
+    .option('--switch', 'the move to direct: a pair relayed while the direct path is blocked, unblocked mid-transfer')
     .option('--reps <n>', 'runs of each pair; the worst is reported', '1')
     .option('--rate <mbit>', "a's and b's access links, Mbit/s", '50')
     .option('--seconds <n>', 'how long a connection may take before it counts as failed (and the transfer, at most 5)', '10')
     .option('--json', 'print the result as JSON')
-    .action(async (f: { a: string; b: string; matrix?: boolean; reps: string; rate: string; seconds: string; json?: boolean }) => {
+    .action(async (f: { a: string; b: string; matrix?: boolean; switch?: boolean; reps: string; rate: string; seconds: string; json?: boolean }) => {
+      if (f.switch) {
+        const seconds = parsePositiveInt(f.seconds, '--seconds', 600)
+        const rateMbit = parsePositiveInt(f.rate, '--rate', 10_000)
+        requireRoot()
+        const r = await withInterrupts((signal) => runNatSwitch({ seconds, rateMbit, signal, progress }))
+        print(f.json ? JSON.stringify(r, null, 2) : Object.entries(r).map(([k, v]) => `${k.padEnd(12)} ${String(v)}`).join('\n'))
+        return
+      }
       const type = (v: string, flag: string): NatType => {
         if (!(NAT_TYPES as readonly string[]).includes(v)) throw new LabSpecError(`${flag} must be one of ${NAT_TYPES.join(', ')}`)
         return v as NatType

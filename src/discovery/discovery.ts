@@ -94,6 +94,8 @@ export class InviteUnavailableError extends QeError {
 const POLL_FAST_MS = 500
 const POLL_FAST_FOR_MS = 15_000
 const POLL_SLOW_MS = 30_000
+/** A record no bootstrap node took is announced again after this, doubling. */
+const ANNOUNCE_RETRY_MIN_MS = 1_000
 /** BEP 44 nodes keep an item about two hours: refresh well before. */
 const REPUBLISH_MS = 20 * 60_000
 /** Records of known members that are not connected are fetched again this often (connected peers pass on changes at once). */
@@ -126,6 +128,9 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
   #own: SignedItem | null = null
   #ownEndpoints = ''
   #lastPublish = 0
+  /** The record no bootstrap node took: announced again at `at` (backing off from 1 s to 30 s). */
+  #announceRetry: { at: number; seq: number } | null = null
+  #announceBackoff = ANNOUNCE_RETRY_MIN_MS
   #lastPoll = 0
   #lastRefetch = 0
   #startedAt = 0
@@ -303,6 +308,11 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
     await this.#watchFiles()
     if (this.#run !== run) return
     const endpoints = this.#endpointsText()
+    const retry = this.#announceRetry
+    if (retry && now >= retry.at) {
+      this.#announceRetry = null
+      if (this.#own?.seq === retry.seq && endpoints === this.#ownEndpoints) this.#publish('no bootstrap node took the record yet')
+    }
     if (endpoints !== this.#ownEndpoints) this.#publish('endpoints changed')
     else if (now - this.#lastPublish >= REPUBLISH_MS) this.#publish('refresh')
     const fast = now - this.#startedAt < POLL_FAST_FOR_MS || (run.store?.size ?? 0) === 0
@@ -449,7 +459,17 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
     }
     for (const peer of this.#c.connected()) this.#sendRecords(peer, [item])
     if (run.dht) {
-      run.dht.put(item).catch((err: Error) => this.#c.log.warn({ err: err.message }, 'cannot store this node\'s record in the DHT'))
+      const seq = item.seq
+      run.dht.put(item).then(
+        (r) => {
+          // No bootstrap node took it (it was starting too, or unreachable): announce again soon, backing off.
+          if (r.announced === 0 && run.bootstrap.length > 0 && this.#own?.seq === seq) {
+            this.#announceRetry = { at: this.#now() + this.#announceBackoff, seq }
+            this.#announceBackoff = Math.min(this.#announceBackoff * 2, POLL_SLOW_MS)
+          } else if (r.announced > 0) this.#announceBackoff = ANNOUNCE_RETRY_MIN_MS
+        },
+        (err: Error) => this.#c.log.warn({ err: err.message }, 'cannot store this node\'s record in the DHT'),
+      )
     }
   }
 

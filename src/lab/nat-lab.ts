@@ -30,9 +30,9 @@ import { LabCommandError } from './errors.js'
 import { runIn } from './exec.js'
 import { checkAborted } from './interrupt.js'
 import { newRunId, runDir } from './names.js'
-import { buildNatWorld, buildRoamWorld } from './nat-world.js'
+import { buildNatWorld, buildRoamWorld, type NatWorld } from './nat-world.js'
 import { NAT_TYPES, type NatType } from './nat-types.js'
-import { IperfServer, iperfClient, pingOnce } from './traffic.js'
+import { IperfServer, iperfClient, parseIperf3Json, pingOnce } from './traffic.js'
 
 export { NAT_TYPES, type NatType }
 
@@ -139,15 +139,31 @@ async function quickPing(netns: string, dst: string): Promise<boolean> {
   return r.code === 0
 }
 
-/** One pair of NAT types: the figures of `lab nat`. */
-export async function runNatPair(o: NatOptions): Promise<NatPairResult> {
-  const say = o.progress ?? (() => undefined)
+interface PairContext {
+  readonly world: NatWorld
+  readonly runId: string
+  readonly a: LabNode
+  readonly b: LabNode
+  readonly relay: LabNode
+  readonly keys: { readonly a: string; readonly b: string }
+  readonly overlay: { readonly a: string; readonly b: string }
+  /** When a and b were spawned, and how long until both answered. */
+  readonly spawned: number
+  readonly startMs: number
+}
+
+/**
+ * Builds a world of two NAT types, writes the members, starts the relay, then
+ * a and b together, and runs `body` once both are up. Always tears down.
+ */
+async function withNatPair<T>(o: { a: NatType; b: NatType; rateMbit: number; signal?: AbortSignal; before?: (w: NatWorld) => Promise<void> }, body: (c: PairContext) => Promise<T>): Promise<T> {
   const runId = newRunId()
   const dir = runDir(runId)
   const world = await buildNatWorld({ a: o.a, b: o.b, rate: `${o.rateMbit}mbit`, run: runId })
   const nodes: LabNode[] = []
   try {
-    await mkdir(dir, { mode: 0o700 })
+    await o.before?.(world)
+    await mkdir(dir, { mode: 0o700, recursive: true }) // the world claimed it already
     const m = await writeNodes(
       runId,
       dir,
@@ -162,45 +178,26 @@ export async function runNatPair(o: NatOptions): Promise<NatPairResult> {
     const a = m.get('a') as LabNode
     const b = m.get('b') as LabNode
     nodes.push(relay, a, b)
-    const deadline = o.seconds * 1000 + 10_000
     startDaemon(runId, relay)
     if ((await timeUntil(async () => (await status(relay))?.node != null, 20_000, o.signal)) === null) throw new LabCommandError(`the relay did not start\n${relay.daemon?.logTail().join('\n')}`)
-    say(`run ${runId}: a (${o.a}) and b (${o.b}) behind their NATs, relay public; starting a and b`)
     const spawned = Date.now()
     startDaemon(runId, a)
     startDaemon(runId, b)
-    const started = await timeUntil(async () => (await status(a))?.node != null && (await status(b))?.node != null, 20_000, o.signal)
-    if (started === null) throw new LabCommandError(`a or b did not start\n${a.daemon?.logTail().join('\n')}\n${b.daemon?.logTail().join('\n')}`)
+    const startMs = await timeUntil(async () => (await status(a))?.node != null && (await status(b))?.node != null, 20_000, o.signal)
+    if (startMs === null) throw new LabCommandError(`a or b did not start\n${a.daemon?.logTail().join('\n')}\n${b.daemon?.logTail().join('\n')}`)
     const sa = (await status(a)) as NodeStatus
     const sb = (await status(b)) as NodeStatus
-    const aOverlay = sa.node?.overlay.ipv4 as string
-    const bOverlay = sb.node?.overlay.ipv4 as string
-    // Both sides must list the other up (cheap to poll), then a ping must cross each way.
-    const t0 = Date.now()
-    const upMs = await timeUntil(async () => isUp(await status(a), sb.node?.key) && isUp(await status(b), sa.node?.key), deadline, o.signal)
-    const pingMs = upMs === null ? null : await timeUntil(async () => (await quickPing(a.netns, bOverlay)) && (await quickPing(b.netns, aOverlay)), deadline, o.signal)
-    const connectMs = pingMs === null ? null : Date.now() - t0
-    say(connectMs === null ? 'a and b did not connect' : `a and b connected ${connectMs} ms after both were up (${Date.now() - spawned} ms after their spawn)`)
-    let path: NatPairResult['path'] = null
-    let mbit: number | null = null
-    if (connectMs !== null) {
-      // Let a relayed pair's punching retries settle nothing: the path is what carries the transfer.
-      const st = await status(a)
-      const p = st?.traversal?.peers.find((x) => x.key === sb.node?.key)
-      path = p ? (p.path as NatPairResult['path']) : null
-      const server = new IperfServer({ netns: b.netns, bind: bOverlay, runId })
-      await server.start()
-      try {
-        const r = await iperfClient(a.netns, bOverlay, { seconds: Math.max(2, Math.min(o.seconds, 5)), ...(o.signal ? { signal: o.signal } : {}) })
-        mbit = Math.round(r.mbit * 10) / 10
-      } finally {
-        await server.stop()
-      }
-      const after = (await status(a))?.traversal?.peers.find((x) => x.key === sb.node?.key)
-      if (after && after.path !== path) say(`path moved from ${path} to ${after.path} during the transfer`)
-      say(`path ${path}, ${mbit} Mbit/s`)
-    }
-    return { a: o.a, b: o.b, connected: connectMs !== null, path, connect_ms: connectMs, mbit, daemon_start_ms: started, leg_mbit: o.rateMbit, run_id: runId }
+    return await body({
+      world,
+      runId,
+      a,
+      b,
+      relay,
+      keys: { a: sa.node?.key as string, b: sb.node?.key as string },
+      overlay: { a: sa.node?.overlay.ipv4 as string, b: sb.node?.overlay.ipv4 as string },
+      spawned,
+      startMs,
+    })
   } finally {
     for (const n of nodes) await n.daemon?.stop().catch(() => undefined)
     await keepLogs(runId, nodes)
@@ -208,11 +205,109 @@ export async function runNatPair(o: NatOptions): Promise<NatPairResult> {
   }
 }
 
+/** Ms until a and b list each other up (cheap to poll) and then a ping crosses each way; null after `deadlineMs`. */
+async function timeToConnect(c: PairContext, deadlineMs: number, signal?: AbortSignal): Promise<number | null> {
+  const t0 = Date.now()
+  const up = await timeUntil(async () => isUp(await status(c.a), c.keys.b) && isUp(await status(c.b), c.keys.a), deadlineMs, signal)
+  if (up === null) return null
+  const ping = await timeUntil(async () => (await quickPing(c.a.netns, c.overlay.b)) && (await quickPing(c.b.netns, c.overlay.a)), deadlineMs, signal)
+  return ping === null ? null : Date.now() - t0
+}
+
+/** How a reaches b now, from a's status. */
+async function pathOf(c: PairContext): Promise<NatPairResult['path']> {
+  const p = (await status(c.a))?.traversal?.peers.find((x) => x.key === c.keys.b)
+  return p ? p.path : null
+}
+
+/** One pair of NAT types: the figures of `lab nat`. */
+export async function runNatPair(o: NatOptions): Promise<NatPairResult> {
+  const say = o.progress ?? (() => undefined)
+  return withNatPair(o, async (c) => {
+    say(`run ${c.runId}: a (${o.a}) and b (${o.b}) behind their NATs, relay public; a and b up after ${c.startMs} ms`)
+    const connectMs = await timeToConnect(c, o.seconds * 1000 + 10_000, o.signal)
+    say(connectMs === null ? 'a and b did not connect' : `a and b connected ${connectMs} ms after both were up (${Date.now() - c.spawned} ms after their spawn)`)
+    let path: NatPairResult['path'] = null
+    let mbit: number | null = null
+    if (connectMs !== null) {
+      path = await pathOf(c)
+      const server = new IperfServer({ netns: c.b.netns, bind: c.overlay.b, runId: c.runId })
+      await server.start()
+      try {
+        const r = await iperfClient(c.a.netns, c.overlay.b, { seconds: Math.max(2, Math.min(o.seconds, 5)), ...(o.signal ? { signal: o.signal } : {}) })
+        mbit = Math.round(r.mbit * 10) / 10
+      } finally {
+        await server.stop()
+      }
+      const after = await pathOf(c)
+      if (after !== path) say(`path moved from ${path} to ${after} during the transfer`)
+      say(`path ${path}, ${mbit} Mbit/s`)
+    }
+    return { a: o.a, b: o.b, connected: connectMs !== null, path, connect_ms: connectMs, mbit, daemon_start_ms: c.startMs, leg_mbit: o.rateMbit, run_id: c.runId }
+  })
+}
+
+export interface SwitchResult {
+  /** The path before the direct one opened (relay, as the block forces). */
+  readonly path_before: NatPairResult['path']
+  readonly path_after: NatPairResult['path']
+  /** From opening the direct path until a lists b as direct. */
+  readonly switch_ms: number | null
+  /** TCP resets the transfer saw (a's kernel), and whether iperf3 finished cleanly. */
+  readonly resets: number
+  readonly transfer_ok: boolean
+  readonly mbit: number | null
+  readonly run_id: string
+}
+
+/**
+ * The move to direct: two port-restricted NATs whose direct path is blocked
+ * at first (the internet drops packets between them), so a and b connect
+ * through the relay; mid-transfer the block goes, and the pair must move to
+ * a direct path without the TCP flow inside noticing more than a dip.
+ */
+export async function runNatSwitch(o: { seconds: number; rateMbit: number; signal?: AbortSignal; progress?: (line: string) => void }): Promise<SwitchResult> {
+  const say = o.progress ?? (() => undefined)
+  const block = (w: NatWorld) => ['table inet qeblock {', '  chain forward {', '    type filter hook forward priority -5; policy accept;', `    ip saddr ${w.addr.ispA} ip daddr ${w.addr.ispB} drop`, `    ip saddr ${w.addr.ispB} ip daddr ${w.addr.ispA} drop`, '  }', '}', ''].join('\n')
+  return withNatPair({ a: 'port-restricted', b: 'port-restricted', rateMbit: o.rateMbit, ...(o.signal ? { signal: o.signal } : {}), before: async (w) => void (await w.exec('inet', 'nft', ['-f', '-'], { input: block(w) })) }, async (c) => {
+    if ((await timeToConnect(c, 20_000, o.signal)) === null) throw new LabCommandError('a and b did not connect through the relay')
+    const before = await pathOf(c)
+    say(`connected, path ${before}; transfer a → b for ${o.seconds} s, the direct path opens after ${Math.round(o.seconds / 3)} s`)
+    const server = new IperfServer({ netns: c.b.netns, bind: c.overlay.b, runId: c.runId })
+    await server.start()
+    try {
+      const resetsBefore = await tcpResets(c.a.netns)
+      const transfer = runIn(c.a.netns, 'iperf3', ['-c', c.overlay.b, '-t', String(o.seconds), '-J'], { allowFail: true, timeoutMs: (o.seconds + 30) * 1000 })
+      await new Promise((r) => setTimeout(r, (o.seconds / 3) * 1000))
+      await c.world.exec('inet', 'nft', ['delete', 'table', 'inet', 'qeblock'])
+      const switchMs = await timeUntil(async () => (await pathOf(c)) !== 'relay', o.seconds * 1000, o.signal)
+      const after = await pathOf(c)
+      await new Promise((r) => setTimeout(r, 1000))
+      const resets = (await tcpResets(c.a.netns)) - resetsBefore
+      const r = await transfer
+      let mbit: number | null = null
+      let ok = r.code === 0
+      try {
+        mbit = Math.round(parseIperf3Json(r.stdout).mbit * 10) / 10
+      } catch {
+        ok = false
+      }
+      say(`path ${after} ${switchMs === null ? 'never' : `${switchMs} ms after the direct path opened`}; ${resets} reset(s); ${mbit} Mbit/s over the transfer`)
+      return { path_before: before, path_after: after, switch_ms: switchMs, resets, transfer_ok: ok, mbit, run_id: c.runId }
+    } finally {
+      await server.stop()
+    }
+  })
+}
+
 /** With QE_LAB_KEEP_LOGS=DIR, the daemons' logs are copied to DIR/RUN/ before the run's directory goes. */
 async function keepLogs(runId: string, nodes: readonly LabNode[]): Promise<void> {
   const dir = process.env.QE_LAB_KEEP_LOGS
   if (!dir) return
-  for (const n of nodes) await cp(join(n.dir, 'daemon.log'), join(dir, runId, `${n.name}.log`)).catch(() => undefined)
+  for (const n of nodes) {
+    await cp(join(n.dir, 'daemon.log'), join(dir, runId, `${n.name}.log`)).catch(() => undefined)
+    await cp(join(n.dir, 'iperf.json'), join(dir, runId, `${n.name}.iperf.json`)).catch(() => undefined)
+  }
 }
 
 /** Every unordered pair of types, each with itself too (15 pairs). */
@@ -270,7 +365,7 @@ export async function runRoam(o: RoamOptions): Promise<RoamResult> {
   const world = await buildRoamWorld({ rate: `${o.rateMbit}mbit`, run: runId })
   const nodes: LabNode[] = []
   try {
-    await mkdir(dir, { mode: 0o700 })
+    await mkdir(dir, { mode: 0o700, recursive: true }) // the world claimed it already
     const m = await writeNodes(
       runId,
       dir,
@@ -297,9 +392,13 @@ export async function runRoam(o: RoamOptions): Promise<RoamResult> {
       const transfer = runIn(client.netns, 'iperf3', ['-c', sOverlay, '-t', String(o.seconds), '-i', '0.1', '-J'], { allowFail: true, timeoutMs: (o.seconds + 30) * 1000 })
       await new Promise((r) => setTimeout(r, movedAt * 1000))
       await world.moveTo('lte')
+      // Counted before the transfer ends: iperf3 itself may close its sockets with a reset.
+      await new Promise((res) => setTimeout(res, Math.min(2, (o.seconds - movedAt) / 2) * 1000))
+      const resetsAfter = await tcpResets(client.netns)
       const r = await transfer
+      if (process.env.QE_LAB_KEEP_LOGS) await writeFile(join(dir, 'client', 'iperf.json'), r.stdout).catch(() => undefined)
       const intervals = iperfIntervals(r.stdout)
-      const resets = (await tcpResets(client.netns)) - resetsBefore + (r.stdout.includes('"error"') ? 1 : 0)
+      const resets = resetsAfter - resetsBefore + (/"error"\s*:/.test(r.stdout) ? 1 : 0)
       const fig = roamFigures(intervals, movedAt)
       say(`gap ${fig.gapMs} ms, ${resets} reset(s), ${fig.before} Mbit/s before, ${fig.after} after`)
       return { gap_ms: fig.gapMs, resets, mbit_before: fig.before, mbit_after: fig.after, moved_at_s: movedAt, run_id: runId }

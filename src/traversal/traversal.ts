@@ -147,6 +147,8 @@ const BIND_EVERY_MS = 50
 const BIND_GIVE_UP_MS = 3_000
 /** A relay that does not answer within this is skipped for the next. */
 const RELAY_ANSWER_MS = 2_000
+/** A punch source is dialled again at most this often while the peer is not connected. */
+const REDIAL_PUNCHED_MS = 150
 /** Distinct punch sources dialled per session. */
 const MAX_DIALS_PER_SESSION = 4
 /** Mediators asked per introduction. */
@@ -165,7 +167,8 @@ interface Session {
   readonly started: number
   readonly until: number
   lastPunch: number
-  readonly dials: Set<string>
+  /** Punch sources dialled, and when last. */
+  readonly dials: Map<string, number>
 }
 
 interface Binding {
@@ -468,7 +471,7 @@ export class Traversal implements Subsystem<TraversalStatus> {
     }
     const rtt = this.#rttTo(from)
     const window = clamp(PUNCH_WINDOW_MIN_MS, 6 * rtt + 300, PUNCH_WINDOW_MAX_MS)
-    const s: Session = { peer, token, candidates, started: now, until: now + window, lastPunch: 0, dials: new Set() }
+    const s: Session = { peer, token, candidates, started: now, until: now + window, lastPunch: 0, dials: new Map() }
     this.#sessions.set(hex, s)
     this.#counters.sessions = (this.#counters.sessions ?? 0) + 1
     this.#c.log.debug({ peer: this.#nameOf(peer), mediator: this.#nameOf(from), candidates: candidates.map(formatEndpoint), windowMs: window }, 'punching')
@@ -501,9 +504,14 @@ export class Traversal implements Subsystem<TraversalStatus> {
     // Peer-reflexive: where its packets really come from. Punched from now on, so its NAT lets our answers in.
     if (!s.candidates.some((c) => sameEndpoint(c, ep))) s.candidates.unshift(ep)
     if (this.#directlyConnected(s.peer)) return
+    // A source is dialled again if a punch still comes from it well after the last dial (the peer
+    // may have refused the handshake: it had not admitted this node's key yet); the engine never
+    // dials an address twice at once.
     const id = `${ep.host}|${ep.port}`
-    if (s.dials.has(id) || s.dials.size >= MAX_DIALS_PER_SESSION) return
-    s.dials.add(id)
+    const now = this.#now()
+    const last = s.dials.get(id)
+    if ((last !== undefined && now - last < REDIAL_PUNCHED_MS) || (last === undefined && s.dials.size >= MAX_DIALS_PER_SESSION)) return
+    s.dials.set(id, now)
     this.#c.log.debug({ peer: this.#nameOf(s.peer), at: formatEndpoint(ep) }, 'punch arrived: dialling its source')
     try {
       this.#c.engine()?.connect({ address: ep.host, port: ep.port })
