@@ -18,27 +18,10 @@ import { parseDuration } from '../config/units.js'
 import { UsageError } from '../errors.js'
 import { loadIdentity, publicKeyBase64 } from '../mesh/identity.js'
 import { parsePrefix } from '../net/index.js'
-import {
-  CA_FILES,
-  CertificateInvalidError,
-  CertificateMissingError,
-  certificateSummary,
-  encodeCertificate,
-  certificateValidity,
-  initCa,
-  loadRevocationList,
-  openCa,
-  parseCertificate,
-  parseRevocationList,
-  readCaInfo,
-  RevocationListInvalidError,
-  revokedKeys,
-  saveCertificate,
-  verifyCertificate,
-  verifyRevocationList,
-  type Certificate,
-  type RevocationList,
-} from '../pki/index.js'
+// The PKI is imported by each command that uses it (`pki()`): it loads ajv and compiles its
+// schemas at import, which `--help` and every other command can do without.
+import type * as Pki from '../pki/index.js'
+import type { Certificate, RevocationList } from '../pki/index.js'
 import { describeFsError, EXIT_INVALID, EXIT_OK, type CliContext } from './context.js'
 import { readStdinText } from './stdin.js'
 
@@ -47,6 +30,10 @@ export const DEFAULT_CA_DIR = './quicether-ca'
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 /** Enough for any revocation list `ca show` may be given. */
 const MAX_SHOW_BYTES = 1024 * 1024
+
+function pki(): Promise<typeof Pki> {
+  return import('../pki/index.js')
+}
 
 interface InitFlags {
   network: string
@@ -151,6 +138,7 @@ export async function runCaInit(f: InitFlags, ctx: CliContext): Promise<number> 
     ipv6: flagRange(f.overlayIpv6, '--overlay-ipv6', 6) ?? defaultOverlayIpv6(f.network),
   }
   const dir = resolve(f.dir)
+  const { CA_FILES, initCa } = await pki()
   const info = await initCa(dir, { network: f.network, overlay })
   const custom = overlay.ipv4 !== DEFAULT_OVERLAY_IPV4 || overlay.ipv6 !== defaultOverlayIpv6(f.network)
   const overlayLine = custom ? `, overlay: { ipv4: ${info.overlay.ipv4}, ipv6: '${info.overlay.ipv6}' }` : ''
@@ -182,6 +170,7 @@ export async function runCaSign(f: SignFlags, ctx: CliContext): Promise<number> 
   const lifetimeMs = parseLifetime(f.expires)
   const key =
     f.key ?? publicKeyBase64(await loadIdentity(resolve(f.identity!), { onWarning: (m) => stderr.write(`quicether: warning: ${m}\n`) }))
+  const { certificateSummary, encodeCertificate, openCa, saveCertificate } = await pki()
   const ca = await openCa(resolve(f.dir))
   const cert = await ca.sign({
     key,
@@ -206,6 +195,7 @@ export async function runCaSign(f: SignFlags, ctx: CliContext): Promise<number> 
 export async function runCaRevoke(f: RevokeFlags, ctx: CliContext): Promise<number> {
   if (f.name !== undefined && !NAME.test(f.name)) throw new UsageError(`--name '${f.name}' is not a valid node name`)
   const dir = resolve(f.dir)
+  const { CA_FILES, openCa } = await pki()
   const ca = await openCa(dir)
   const before = await ca.revocations()
   const after = await ca.revoke([{ key: f.key, name: f.name ?? null }])
@@ -226,6 +216,8 @@ export async function runCaShow(file: string, f: ShowFlags, ctx: CliContext): Pr
   if (f.dir !== undefined && (f.ca !== undefined || f.network !== undefined)) throw new UsageError('give either --dir or --ca with --network, not both')
   if ((f.ca === undefined) !== (f.network === undefined)) throw new UsageError('--ca and --network go together')
   const { source, value } = await readShown(file, ctx)
+  const { CA_FILES, certificateValidity, CertificateInvalidError, loadRevocationList, parseCertificate, parseRevocationList, readCaInfo, RevocationListInvalidError, revokedKeys, verifyCertificate, verifyRevocationList } =
+    await pki()
   const isList = typeof value === 'object' && value !== null && 'revoked' in value
   let against: { ca: string; network: string; revoked: ReadonlySet<string> | undefined } | null = null
   if (f.dir !== undefined) {
@@ -253,7 +245,7 @@ export async function runCaShow(file: string, f: ShowFlags, ctx: CliContext): Pr
   } else {
     const parsed = parseCertificate(value)
     if (!parsed.ok) throw new CertificateInvalidError(`${source}: ${parsed.reason}`)
-    out = showCert(source, parsed.cert, now)
+    out = showCert(source, parsed.cert, certificateValidity(parsed.cert, now))
     if (against) check = verifyCertificate(parsed.cert, { ...against, now, ...(against.revoked ? { revoked: against.revoked } : {}) })
   }
   if (check === null) out.push('not verified (give --dir, or --ca and --network, to check it)')
@@ -264,6 +256,7 @@ export async function runCaShow(file: string, f: ShowFlags, ctx: CliContext): Pr
 }
 
 async function readShown(file: string, ctx: CliContext): Promise<{ source: string; value: unknown }> {
+  const { CertificateInvalidError, CertificateMissingError } = await pki()
   let text: string
   let source: string
   if (file === '-') {
@@ -290,7 +283,7 @@ async function readShown(file: string, ctx: CliContext): Promise<{ source: strin
   }
 }
 
-function showCert(source: string, c: Certificate, now: number): string[] {
+function showCert(source: string, c: Certificate, validity: string): string[] {
   const none = (xs: readonly string[]): string => (xs.length > 0 ? xs.join(', ') : '(none)')
   return [
     `certificate ${source}`,
@@ -303,7 +296,7 @@ function showCert(source: string, c: Certificate, now: number): string[] {
     `  subnets     ${none(c.subnets)}`,
     `  serial      ${c.serial}`,
     `  not before  ${new Date(c.notBefore).toISOString()}`,
-    `  not after   ${new Date(c.notAfter).toISOString()} (${certificateValidity(c, now)})`,
+    `  not after   ${new Date(c.notAfter).toISOString()} (${validity})`,
     `  issuer      ${c.issuer}`,
   ]
 }

@@ -5,7 +5,6 @@
  */
 import type { Command } from 'commander'
 import { parseDuration } from '../config/units.js'
-import { tokenQr } from '../discovery/invite.js'
 import { UsageError } from '../errors.js'
 import { controlRequest } from '../observe/control-socket.js'
 import type { CliContext } from './context.js'
@@ -51,7 +50,10 @@ export function registerInvite(program: Command, ctx: CliContext): void {
         return
       }
       stdout.write(`Invite for '${r.name}'${groups.length ? ` (groups: ${groups.join(', ')})` : ''}, valid once until ${new Date(r.expiresAt).toISOString()}:\n\n  ${r.token}\n\n`)
-      if (opts.qr) stdout.write((await tokenQr(r.token)) + '\n')
+      if (opts.qr) {
+        const { tokenQr } = await import('../discovery/invite.js') // only here: it loads the QR encoder
+        stdout.write((await tokenQr(r.token)) + '\n')
+      }
       stdout.write(`On the new device:\n\n  quicether join ${r.token}\n  quicether start\n`)
     })
 }

@@ -13,11 +13,9 @@ import { stringify } from 'yaml'
 import { loadConfigText } from '../config/index.js'
 import { DEFAULT_PORT, DEFAULT_STATE_DIR } from '../config/defaults.js'
 import { writeConfigFile } from '../config/write.js'
-import { decodeToken, writeSecretFile } from '../discovery/invite.js'
-import { InviteExpiredError, requestJoin, type JoinGrant } from '../discovery/join.js'
+import type { JoinGrant } from '../discovery/join.js'
 import { UsageError } from '../errors.js'
 import { publicKeyBase64, saveIdentity } from '../mesh/identity.js'
-import { saveCertificate } from '../pki/index.js'
 import { ConfigExistsError, ConfigWriteError, describeFsError, EXIT_OK, type CliContext } from './context.js'
 import { fileKind, loadOrCreateIdentity } from './init.js'
 import { formatLines } from './report.js'
@@ -68,6 +66,10 @@ export async function runJoin(tokenText: string, opts: JoinOpts, ctx: CliContext
   if (!Number.isFinite(timeoutS) || timeoutS <= 0 || timeoutS > 600) throw new UsageError(`--timeout '${opts.timeout}' is not a number of seconds (0-600)`)
   const configPath = resolve(opts.config)
   const stateDir = resolve(opts.stateDir)
+  // Imported here, not at the top: they load ajv and compile schemas, which no other command needs.
+  const { decodeToken, writeSecretFile } = await import('../discovery/invite.js')
+  const { InviteExpiredError, requestJoin } = await import('../discovery/join.js')
+  const { saveCertificate } = await import('../pki/index.js')
 
   const token = decodeToken(tokenText)
   if (Date.now() > token.expiresAt) throw new InviteExpiredError(`this invite expired at ${new Date(token.expiresAt).toISOString()}: ask for a new one`)

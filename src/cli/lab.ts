@@ -16,17 +16,14 @@ import type { Command } from 'commander'
 import { LabPrerequisiteError, LabSpecError } from '../lab/errors.js'
 import { withInterrupts } from '../lab/interrupt.js'
 import { isRunId } from '../lab/names.js'
-import { runPair, type PairResult } from '../lab/pair.js'
-import { formatMesh, runMesh } from '../lab/mesh.js'
-import { formatNat, formatRoam, natMatrix, NAT_TYPES, runNatPair, runNatSwitch, runRoam, type NatPairResult, type NatType } from '../lab/nat-lab.js'
-import { runDemo } from '../lab/demo.js'
-import { labUp, type UpResult } from '../lab/up.js'
-import { labDown, type TeardownReport } from '../lab/teardown.js'
-import { loadScenario } from '../lab/scenario.js'
+import type { PairResult } from '../lab/pair.js'
+import type { UpResult } from '../lab/up.js'
+import type { TeardownReport } from '../lab/teardown.js'
+import type { NatPairResult } from '../lab/nat-lab.js'
+import { NAT_TYPES, type NatType } from '../lab/nat-types.js'
 import { parseDelay, parseLoss, parsePositiveInt, parseRate } from '../lab/units.js'
-import { runBond, runRaw } from '../lab/bond.js'
-import { parseCongestion, parseCut, parseMode, parseUplinks } from '../lab/bond-spec.js'
-import { renderBond, renderRaw, fmt } from '../lab/bond-report.js'
+// The rest of the lab (topologies, daemons, the scenario schema) is imported by the command
+// that runs it, so every other command and `--help` start without it.
 
 function requireRoot(): void {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
@@ -87,6 +84,7 @@ Examples:
     .summary('two sites, a tunnel, a ping and a transfer, then tear down (under a minute)')
     .action(async () => {
       requireRoot()
+      const { runDemo } = await import('../lab/demo.js')
       await withInterrupts((signal) => runDemo(print, signal))
     })
 
@@ -101,6 +99,7 @@ Examples:
     .action(async (f: { nodes: string; lan?: boolean; join?: boolean; seconds: string; json?: boolean }) => {
       const opts = { nodes: parsePositiveInt(f.nodes, '--nodes', 32), lan: f.lan === true, join: f.join === true, seconds: parsePositiveInt(f.seconds, '--seconds', 600) }
       requireRoot()
+      const { formatMesh, runMesh } = await import('../lab/mesh.js')
       const r = await withInterrupts((signal) => runMesh({ ...opts, signal, progress }))
       print(f.json ? JSON.stringify(r, null, 2) : formatMesh(r))
     })
@@ -117,6 +116,7 @@ Examples:
     .option('--seconds <n>', 'how long a connection may take before it counts as failed (and the transfer, at most 5)', '10')
     .option('--json', 'print the result as JSON')
     .action(async (f: { a: string; b: string; matrix?: boolean; switch?: boolean; reps: string; rate: string; seconds: string; json?: boolean }) => {
+      const { formatNat, natMatrix, runNatPair, runNatSwitch } = await import('../lab/nat-lab.js')
       if (f.switch) {
         const seconds = parsePositiveInt(f.seconds, '--seconds', 600)
         const rateMbit = parsePositiveInt(f.rate, '--rate', 10_000)
@@ -159,6 +159,7 @@ Examples:
       const seconds = parsePositiveInt(f.seconds, '--seconds', 600)
       const rateMbit = parsePositiveInt(f.rate, '--rate', 10_000)
       requireRoot()
+      const { formatRoam, runRoam } = await import('../lab/nat-lab.js')
       const r = await withInterrupts((signal) => runRoam({ seconds, rateMbit, signal, progress }))
       print(f.json ? JSON.stringify(r, null, 2) : formatRoam(r))
     })
@@ -181,6 +182,7 @@ Examples:
         streams: parsePositiveInt(f.streams, '--streams', 128),
       }
       requireRoot()
+      const { runPair } = await import('../lab/pair.js')
       const r = await withInterrupts((signal) => runPair({ ...opts, signal, progress }))
       if (f.json) print(JSON.stringify(r, null, 2))
       else printPair(r)
@@ -205,6 +207,7 @@ Examples:
     .option('--congestion <cc>', 'TCP congestion control of the iperf3 flows (iperf3 -C)', 'cubic')
     .option('--json', 'print the result as JSON')
     .action(async (f: BondFlags) => {
+      const { parseCongestion, parseCut, parseMode, parseUplinks } = await import('../lab/bond-spec.js')
       const uplinks = parseUplinks(f.uplink)
       const seconds = parsePositiveInt(f.seconds, '--seconds', 3600)
       const streams = parsePositiveInt(f.streams, '--streams', 128)
@@ -214,6 +217,8 @@ Examples:
       const cut = f.cut === undefined ? null : parseCut(f.cut, uplinks.length, seconds)
       if (f.mptcp && uplinks.length < 2) throw new LabSpecError('--mptcp: MPTCP needs two or more uplinks')
       requireRoot()
+      const { runBond, runRaw } = await import('../lab/bond.js')
+      const { renderBond, renderRaw, fmt } = await import('../lab/bond-report.js')
       if (f.raw) {
         const r = await withInterrupts((signal) => runRaw({ uplinks, streams, seconds, congestion, signal, progress }))
         print(f.json ? JSON.stringify(r, null, 2) : renderRaw(r))
@@ -241,8 +246,10 @@ Examples:
     .option('--no-daemons', 'build the network only; start no quicether daemons')
     .option('--json', 'print what was built as JSON')
     .action(async (file: string, f: { daemons: boolean; json?: boolean }) => {
+      const { loadScenario } = await import('../lab/scenario.js')
       const scenario = await loadScenario(file)
       requireRoot()
+      const { labUp } = await import('../lab/up.js')
       const r = await withInterrupts((signal) => labUp(scenario, { daemons: f.daemons, signal }))
       if (f.json) print(JSON.stringify(r, null, 2))
       else printUp(r, scenario.name)
@@ -256,6 +263,7 @@ Examples:
     .action(async (f: { run?: string; json?: boolean }) => {
       if (f.run !== undefined && !isRunId(f.run)) throw new LabSpecError(`--run: '${f.run}' is not a run id (4 hex digits, as in qel-3f2a-…)`)
       requireRoot()
+      const { labDown } = await import('../lab/teardown.js')
       const r = await labDown({ runId: f.run ?? null })
       if (f.json) print(JSON.stringify(r, null, 2))
       else printDown(r)

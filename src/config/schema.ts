@@ -2,13 +2,14 @@
  * The JSON Schema and its validator: ajv errors → diagnostics people can act on.
  *
  * The schema file (`schemas/quicether.schema.json`) is the published contract for
- * editors; it is read once at import and compiled once per process on first use.
+ * editors; it is read once at import. It is compiled ahead of time into
+ * `schemas/quicether.validator.generated.js` (`node scripts/gen-validator.mjs`, run by
+ * `npm run build`; a test fails when it is stale), so no process pays ajv's compile at start.
  * Value formats (prefixes, units, endpoints, keys) are only sketched by the schema's
  * patterns; the messages for them come from the same parsers the semantic pass uses.
  */
 import { readFileSync } from 'node:fs'
-import Ajv2020 from 'ajv/dist/2020.js'
-import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js'
+import type { ErrorObject } from 'ajv/dist/2020.js'
 import type { DiagnosticCode } from './diagnostics.js'
 import { parseAddress, parsePrefix } from '../net/index.js'
 import { parseEndpoint, parsePortSpec, parsePublicKey } from './syntax.js'
@@ -16,6 +17,8 @@ import type { Path } from './positions.js'
 import { formatPath } from './positions.js'
 import { closest, suggestKey } from './suggest.js'
 import { parseBitrate, parseDuration, parseSize } from './units.js'
+// The schema compiled ahead of time (scripts/gen-validator.mjs), beside it in both src/ and dist/.
+import { validate } from '../../schemas/quicether.validator.generated.js'
 
 function deepFreeze<T>(o: T): T {
   if (o && typeof o === 'object' && !Object.isFrozen(o)) {
@@ -33,16 +36,6 @@ export const SCHEMA: object = deepFreeze(
 /** Where the schema file lives (for `quicether schema` and the examples' `$schema` comment). */
 export const SCHEMA_URL = new URL('../../schemas/quicether.schema.json', import.meta.url)
 
-let compiled: ValidateFunction | undefined
-
-function validator(): ValidateFunction {
-  if (!compiled) {
-    const ajv = new Ajv2020.default({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true })
-    compiled = ajv.compile(SCHEMA)
-  }
-  return compiled
-}
-
 export interface SchemaProblem {
   path: Path
   at: 'key' | 'value'
@@ -52,7 +45,6 @@ export interface SchemaProblem {
 
 /** Validate the raw document; every problem, translated. Empty when the document fits the schema. */
 export function checkSchema(data: unknown): SchemaProblem[] {
-  const validate = validator()
   if (validate(data)) return []
   const out: SchemaProblem[] = []
   const seen = new Set<string>()
