@@ -112,11 +112,13 @@ Examples:
     .option('--matrix', 'every unordered pair of types, each with itself too (15 pairs)')
     .option('--switch', 'the move to direct: a pair relayed while the direct path is blocked, unblocked mid-transfer')
     .option('--reps <n>', 'runs of each pair; the worst is reported', '1')
+    .option('--random <n>', 'n pairs drawn from a seeded generator: both NAT types and the access rate (10-100 Mbit/s)')
+    .option('--seed <n>', 'seed of --random (printed; default: from the clock)')
     .option('--rate <mbit>', "a's and b's access links, Mbit/s", '50')
     .option('--seconds <n>', 'how long a connection may take before it counts as failed (and the transfer, at most 5)', '10')
     .option('--json', 'print the result as JSON')
-    .action(async (f: { a: string; b: string; matrix?: boolean; switch?: boolean; reps: string; rate: string; seconds: string; json?: boolean }) => {
-      const { formatNat, natMatrix, runNatPair, runNatSwitch } = await import('../lab/nat-lab.js')
+    .action(async (f: { a: string; b: string; matrix?: boolean; switch?: boolean; random?: string; seed?: string; reps: string; rate: string; seconds: string; json?: boolean }) => {
+      const { formatNat, natMatrix, runNatPair, runNatSwitch, summarizeNat } = await import('../lab/nat-lab.js')
       if (f.switch) {
         const seconds = parsePositiveInt(f.seconds, '--seconds', 600)
         const rateMbit = parsePositiveInt(f.rate, '--rate', 10_000)
@@ -128,6 +130,24 @@ Examples:
       const type = (v: string, flag: string): NatType => {
         if (!(NAT_TYPES as readonly string[]).includes(v)) throw new LabSpecError(`${flag} must be one of ${NAT_TYPES.join(', ')}`)
         return v as NatType
+      }
+      if (f.random !== undefined) {
+        const n = parsePositiveInt(f.random, '--random', 1000)
+        const seed = f.seed !== undefined ? parsePositiveInt(f.seed, '--seed', 2 ** 31) : Date.now() % 2 ** 31
+        const seconds = parsePositiveInt(f.seconds, '--seconds', 600)
+        requireRoot()
+        progress(`seed ${seed}`)
+        const { seededRandom } = await import('../lab/random.js')
+        const rnd = seededRandom(seed)
+        const pick = () => NAT_TYPES[Math.floor(rnd() * NAT_TYPES.length)] as NatType
+        const draws = Array.from({ length: n }, () => ({ a: pick(), b: pick(), rateMbit: 10 + Math.floor(rnd() * 91) }))
+        const results: NatPairResult[] = []
+        await withInterrupts(async (signal) => {
+          for (const d of draws) results.push(await runNatPair({ ...d, seconds, signal, progress }))
+        })
+        const summary = summarizeNat(seed, results)
+        print(f.json ? JSON.stringify({ ...summary, results }, null, 2) : `${formatNat(results)}\n${Object.entries(summary).map(([k, v]) => `${k.padEnd(22)} ${String(v)}`).join('\n')}`)
+        return
       }
       const pairs: [NatType, NatType][] = f.matrix ? natMatrix() : [[type(f.a, '--a'), type(f.b, '--b')]]
       const reps = parsePositiveInt(f.reps, '--reps', 100)
@@ -154,14 +174,21 @@ Examples:
     .summary('a client with two uplinks moves from one to the other mid-transfer, as a laptop leaving Wi-Fi')
     .option('--seconds <n>', 'the transfer; the move is half-way', '10')
     .option('--rate <mbit>', 'each uplink, Mbit/s', '50')
+    .option('--reps <n>', 'runs; the worst (longest gap, most resets) is reported', '1')
     .option('--json', 'print the result as JSON')
-    .action(async (f: { seconds: string; rate: string; json?: boolean }) => {
+    .action(async (f: { seconds: string; rate: string; reps: string; json?: boolean }) => {
       const seconds = parsePositiveInt(f.seconds, '--seconds', 600)
       const rateMbit = parsePositiveInt(f.rate, '--rate', 10_000)
+      const reps = parsePositiveInt(f.reps, '--reps', 100)
       requireRoot()
       const { formatRoam, runRoam } = await import('../lab/nat-lab.js')
-      const r = await withInterrupts((signal) => runRoam({ seconds, rateMbit, signal, progress }))
-      print(f.json ? JSON.stringify(r, null, 2) : formatRoam(r))
+      const runs = await withInterrupts(async (signal) => {
+        const out = []
+        for (let i = 0; i < reps; i++) out.push(await runRoam({ seconds, rateMbit, signal, progress }))
+        return out
+      })
+      const worst = runs.reduce((w, r) => (r.resets > w.resets || (r.resets === w.resets && (r.gap_ms ?? Infinity) > (w.gap_ms ?? Infinity)) ? r : w))
+      print(f.json ? JSON.stringify(reps > 1 ? { ...worst, gaps_ms: runs.map((r) => r.gap_ms) } : worst, null, 2) : formatRoam(worst))
     })
 
   lab

@@ -331,6 +331,22 @@ export function directPossible(a: NatType, b: NatType): boolean {
   return true
 }
 
+/** The worst of many pairs (`lab nat --random`): failures, direct pairs that were relayed, the slowest connects, the lowest rate against the access link. */
+export function summarizeNat(seed: number, rs: readonly NatPairResult[]): Record<string, number | null> {
+  const direct = rs.filter((r) => r.connected && r.path !== 'relay').map((r) => r.connect_ms ?? 0)
+  const relay = rs.filter((r) => r.connected && r.path === 'relay').map((r) => r.connect_ms ?? 0)
+  const ratios = rs.filter((r) => r.mbit !== null).map((r) => (r.mbit as number) / r.leg_mbit)
+  return {
+    seed,
+    pairs: rs.length,
+    not_connected: rs.filter((r) => !r.connected).length,
+    relayed_but_direct_possible: rs.filter((r) => r.connected && r.path === 'relay' && directPossible(r.a, r.b)).length,
+    worst_direct_connect_ms: direct.length ? Math.max(...direct) : null,
+    worst_relay_connect_ms: relay.length ? Math.max(...relay) : null,
+    lowest_rate_of_leg: ratios.length ? Math.round(Math.min(...ratios) * 100) / 100 : null,
+  }
+}
+
 export function formatNat(rs: readonly NatPairResult[]): string {
   const lines = [`${'a'.padEnd(16)} ${'b'.padEnd(16)} ${'path'.padEnd(7)} ${'connect'.padStart(9)} ${'Mbit/s'.padStart(7)}  expected`]
   for (const r of rs) {
