@@ -288,7 +288,9 @@ export class Mesh {
       const ep = t.endpoints[t.next % t.endpoints.length] as Endpoint
       t.next++
       t.nextAttempt = now + t.backoff
-      t.backoff = Math.min(t.backoff * 2, this.#init.maxBackoffMs ?? 4000)
+      // Each of a peer's endpoints gets a try before the wait grows: a peer that refused the
+      // first handshake (it had not admitted this node yet) is tried again at the same pace.
+      if (t.next % t.endpoints.length === 0) t.backoff = Math.min(t.backoff * 2, this.#init.maxBackoffMs ?? 4000)
       void this.#dial(ep, t.peer)
     }
   }
