@@ -60,6 +60,7 @@ async function run(): Promise<void> {
 
   await t.test('raw datagrams: out of the tunnel socket, up with their source, rate-limited', async (t) => {
     a.send({ cmd: 'raw', address: L.underB, port: PORT, hex: PUNCH })
+    t.same((await a.waitFor((e) => e.event === 'raw-sent')).results, ['ok'], 'sendRaw takes a datagram of ours')
     const ev = await b.waitFor((e) => e.event === 'raw')
     t.equal(ev.hex, PUNCH, 'the bytes arrive unchanged')
     t.same(ev.remote, { address: L.underA, port: PORT }, 'from the tunnel socket (the port the NAT maps for the tunnel)')
