@@ -314,19 +314,20 @@ export class Traversal implements Subsystem<TraversalStatus> {
         setImmediate(() => this.#onIntroRequest(p.from, p.peer, p.texts))
       }
     }
+    if (this.#viaRelay(ev.peer, ev.remote)) {
+      // Relayed: direct is tried again from 5 s on. The relay's address says nothing about where the peer sees us.
+      this.#counters.relayed = (this.#counters.relayed ?? 0) + 1
+      const s = this.#peerState(ev.peer)
+      s.nextIntro = now + DIRECT_RETRY_MIN_MS
+      s.backoff = DIRECT_RETRY_MIN_MS
+      return
+    }
+    this.#bindings.delete(ev.peer) // direct now: the relay's ports idle out
     const st = this.#state.get(ev.peer)
-    if (st && !this.#viaRelay(ev.peer, ev.remote)) {
+    if (st) {
       st.backoff = INTRO_BACKOFF_MIN_MS
       st.relaysTried.clear()
       st.wantRelay = false
-    }
-    if (!this.#viaRelay(ev.peer, ev.remote)) this.#bindings.delete(ev.peer) // direct now: the relay's ports idle out
-    else {
-      this.#counters.relayed = (this.#counters.relayed ?? 0) + 1
-      const s = this.#peerState(ev.peer)
-      s.nextIntro = this.#now() + DIRECT_RETRY_MIN_MS
-      s.backoff = DIRECT_RETRY_MIN_MS
-      return // the relay's address says nothing about where the peer sees us
     }
     this.#tellObserved(ev.peer, ev.remote)
   }
