@@ -458,7 +458,7 @@ export class Traversal implements Subsystem<TraversalStatus> {
       this.#refused.intro++
       return
     }
-    if (this.#directlyConnected(peer)) return
+    if (this.#directlyConnected(peer) || this.#bonded(this.#nameOf(peer))) return
     const { candidates, refused } = checkCandidates(texts, this.#lans())
     this.#refused.intro += refused
     if (candidates.length === 0) return
@@ -650,7 +650,7 @@ export class Traversal implements Subsystem<TraversalStatus> {
     if (!gen) return
     const connected = new Map(this.#c.connected().map((p) => [p.key, p]))
     for (const m of this.#c.members()) {
-      if (m.key === gen.selfKey) continue
+      if (m.key === gen.selfKey || this.#bonded(m.name)) continue
       const up = connected.get(m.key)
       if (up && !this.#viaRelay(m.key, up.remote)) continue
       const st = this.#peerState(m.key)
@@ -763,6 +763,17 @@ export class Traversal implements Subsystem<TraversalStatus> {
   #sentObservedBy(peer: string): string | null {
     const o = this.#observed.get(peer)
     return o ? formatEndpoint({ host: o.address, port: o.port }) : null
+  }
+
+  /**
+   * This node bonds to the peer (it has uplinks, and the peer is the multipath target or none is
+   * set): the mesh dials it from every uplink's socket, which only dial; a punched plain tunnel
+   * would replace the bond, so such a peer is left to the mesh.
+   */
+  #bonded(name: string | null): boolean {
+    const cfg = this.#gen?.config
+    if (!cfg || cfg.interfaces.length === 0) return false
+    return cfg.multipath.target === null || cfg.multipath.target === name
   }
 
   #directlyConnected(peer: string): boolean {

@@ -25,7 +25,7 @@ function hello(role: HelloMessage['role'], relay = false): HelloMessage {
   return { type: 'hello', v: 1, name: 'x', role, overlay: { ipv4: null, ipv6: null }, subnets: [], ...(relay ? { relay: true } : {}) }
 }
 
-function world(opts: { relay?: boolean } = {}) {
+function world(opts: { relay?: boolean; uplinks?: boolean } = {}) {
   let now = 1_000_000
   const sent: { peer: string; msg: ControlMessage }[] = []
   const raw: { to: string; data: Buffer }[] = []
@@ -68,6 +68,8 @@ function world(opts: { relay?: boolean } = {}) {
     node: { role: 'client', bootstrapMode: false },
     listen: { address: '0.0.0.0', port: 7443 },
     tun: { name: 'qe0' },
+    interfaces: opts.uplinks ? [{ name: 'wan0' }] : [],
+    multipath: { target: null },
   } as unknown as Config
   const gen = { config, selfKey: SELF } as unknown as Generation
   return {
@@ -258,4 +260,15 @@ t.test('members not connected get introductions through relays and bootstrap nod
   const n = reqs.length
   w.advance(50)
   t.equal(w.sent.filter((s) => s.msg.type === 'intro-request').length, n, 'not asked again at once (backoff)')
+})
+
+t.test('a peer this node bonds to is left to the mesh: no introductions, no punched plain tunnel', async (t) => {
+  const w = world({ uplinks: true })
+  await w.tr.start(w.gen)
+  t.teardown(() => w.tr.stop())
+  w.connect(R, '198.51.100.1', 7443, hello('bootstrap'))
+  w.advance(50)
+  t.notOk(w.sent.some((s) => s.msg.type === 'intro-request'), 'no introduction asked')
+  w.tr.onMessage(R, { type: 'intro', v: 1, peer: Z, candidates: ['203.0.113.26:52000'], token: randomBytes(16).toString('base64') })
+  t.equal(w.raw.length, 0, 'an introduction is not punched')
 })
