@@ -227,7 +227,6 @@ struct qe_conn {
    * path state (bond.h). */
   int is_path;
   int relayed; /* dialled through a relay (QE_RELAY_MAGIC) */
-  uint32_t migrated; /* times the peer moved to a new address (server) */
   qe_path path;
   int urgent; /* the datagram being sent is a traffic class's */
 };

@@ -112,6 +112,27 @@ static int cb_handshake_confirmed(ngtcp2_conn *conn, void *user_data) {
   return 0;
 }
 
+/*
+ * A client that moved (a laptop from Wi-Fi to LTE, a NAT rebinding) showed
+ * up from a new address and ngtcp2 validated it: events, stats and the
+ * stateless-reset lookup follow the address in use. Once per move, not per
+ * packet.
+ */
+static int cb_path_validation(ngtcp2_conn *conn, uint32_t flags,
+                              const ngtcp2_path *path,
+                              ngtcp2_path_validation_result res,
+                              void *user_data) {
+  qe_conn *c = user_data;
+  (void)conn;
+  (void)flags;
+  if (c->server && res == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS &&
+      path->remote.addrlen <= sizeof(c->remote)) {
+    memcpy(&c->remote, path->remote.addr, path->remote.addrlen);
+    c->remotelen = path->remote.addrlen;
+  }
+  return 0;
+}
+
 static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
                             const uint8_t *data, size_t datalen,
                             void *user_data) {
@@ -198,6 +219,7 @@ static const ngtcp2_callbacks conn_callbacks = {
     .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
     .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
     .recv_datagram = cb_recv_datagram,
+    .path_validation = cb_path_validation,
     .ack_datagram = cb_ack_datagram,
     .lost_datagram = cb_lost_datagram,
     .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
@@ -541,22 +563,6 @@ static int server_hello_ready(qe_conn *c) {
   return 1;
 }
 
-/*
- * A client that moved (a laptop from Wi-Fi to LTE, a NAT rebinding) shows up
- * from a new address; ngtcp2 validates it and moves the connection there.
- * Events, stats and the stateless-reset lookup follow the address in use.
- */
-static void remote_follow(qe_conn *c) {
-  const ngtcp2_path *p = ngtcp2_conn_get_path(c->conn);
-  if (p->remote.addrlen <= sizeof(c->remote) &&
-      (p->remote.addrlen != c->remotelen ||
-       memcmp(p->remote.addr, &c->remote, p->remote.addrlen) != 0)) {
-    memcpy(&c->remote, p->remote.addr, p->remote.addrlen);
-    c->remotelen = p->remote.addrlen;
-    c->migrated++;
-  }
-}
-
 void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
                   socklen_t remotelen, const uint8_t *pkt, size_t len,
                   qe_ts ts) {
@@ -568,9 +574,6 @@ void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
   }
   c->last_rx_ts = ts;
   c->dirty = 1;
-  if (c->server && c->state == QE_CONN_UP) {
-    remote_follow(c);
-  }
   if (c->ctl_broken) {
     qe_conn_close(c, "error", QE_APP_PROTOCOL, ts);
     return;
