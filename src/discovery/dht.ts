@@ -33,7 +33,7 @@ import { isIPv4 } from 'node:net'
 import DHT from 'bittorrent-dht'
 import krpc, { type Krpc, type KrpcMessage, type KrpcNode, type KrpcQuery, type KrpcRemote } from 'k-rpc'
 import { QeError } from '../errors.js'
-import type { Logger } from '../log.js'
+import { WarnLimiter, type Logger } from '../log.js'
 import { KEY_BYTES, MAX_SALT_BYTES, MAX_VALUE_BYTES, SIG_BYTES, TARGET_BYTES, decodeItem, encodeItem, itemTarget, verifyItem, verifyRaw, type SignedItem } from './bep44.js'
 import { RendezvousStore, type AnnounceResult } from './rendezvous.js'
 
@@ -204,7 +204,7 @@ export class Dht {
   readonly #rate: number
   readonly #burst: number
   readonly #buckets = new Map<string, Bucket>()
-  readonly #warnedAt = new Map<Refusal, { at: number; since: number }>()
+  readonly #warnings: WarnLimiter
   readonly #rendezvous: RendezvousStore | null
   #announced: ((item: SignedItem) => void) | null = null
   readonly #c = {
@@ -245,6 +245,7 @@ export class Dht {
     this.#bootstrap = init.bootstrap.map((b) => ({ host: b.host, port: b.port }))
     this.#log = components.log.child({ component: 'dht' })
     this.#now = components.now ?? Date.now
+    this.#warnings = new WarnLimiter(this.#log, this.#now, WARN_EVERY_MS)
     this.#rate = rate
     this.#burst = 2 * rate
     this.#rendezvous = init.rendezvous ? new RendezvousStore() : null
@@ -606,15 +607,7 @@ export class Dht {
    */
   #refuse(kind: Refusal, source: string | null, what: string, to?: KrpcRemote, query?: KrpcMessage, error?: [number, string]): false {
     this.#c[kind]++
-    const now = this.#now()
-    const w = this.#warnedAt.get(kind)
-    if (!w || now - w.at >= WARN_EVERY_MS) {
-      this.#log.warn({ kind, source, since: w?.since ?? 0 }, what)
-      this.#warnedAt.set(kind, { at: now, since: 0 })
-    } else {
-      w.since++
-      this.#log.debug({ kind, source }, what)
-    }
+    this.#warnings.warn(kind, { source }, what)
     if (to && query && error && this.#rpc) this.#rpc.error(to, query, error)
     return false
   }

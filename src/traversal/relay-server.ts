@@ -31,7 +31,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { isIP, isIPv4 } from 'node:net'
 import { QeError, SystemError } from '../errors.js'
-import { silentLogger, type Logger } from '../log.js'
+import { silentLogger, WarnLimiter, type Logger } from '../log.js'
 import { parseAddress } from '../net/index.js'
 import { BIND, BOUND, MAGIC_LEN, TOKEN_LEN, decodeBind, hasRelayMagic } from './relay-wire.js'
 
@@ -277,7 +277,7 @@ export class RelayServer {
   readonly #allocs = new Map<string, Alloc>()
   readonly #byPair = new Map<string, Alloc>()
   readonly #memberCount = new Map<string, number>()
-  readonly #warnedAt = new Map<Refusal, { at: number; since: number }>()
+  readonly #warnings: WarnLimiter
   readonly #c: RelayCounters = {
     allocations: 0,
     allocationsOpened: 0,
@@ -314,6 +314,7 @@ export class RelayServer {
     this.#burst = Math.max(MIN_BURST_BYTES, this.#rate * BURST_SECONDS)
     this.#log = (opts.log ?? silentLogger).child({ component: 'relay' })
     this.#now = opts.now ?? Date.now
+    this.#warnings = new WarnLimiter(this.#log, this.#now, WARN_EVERY_MS)
   }
 
   /** Bytes a pair may send in one direction at once (the bucket's size). */
@@ -577,13 +578,6 @@ export class RelayServer {
   /** Counts a dropped datagram; warn at most once a minute per kind, debug otherwise. */
   #refuse(kind: Refusal, source: string | null, what: string): void {
     this.#c[kind]++
-    const now = this.#now()
-    const w = this.#warnedAt.get(kind)
-    if (!w || now - w.at >= WARN_EVERY_MS) {
-      this.#log.warn({ kind, source, since: w?.since ?? 0 }, what)
-      this.#warnedAt.set(kind, { at: now, since: 0 })
-    } else {
-      w.since++
-    }
+    this.#warnings.warn(kind, { source }, what)
   }
 }
