@@ -92,7 +92,7 @@ async function timeUntil(cond: () => Promise<boolean>, deadlineMs: number, signa
 }
 
 /** Identities, a CA, certificates and configs for the named members; `public` ones relay and bootstrap. */
-async function writeNodes(runId: string, dir: string, nodes: readonly { name: string; netns: string; publicAddress: string | null }[], bootstrap: string): Promise<Map<string, LabNode>> {
+async function writeNodes(dir: string, nodes: readonly { name: string; netns: string; publicAddress: string | null }[], bootstrap: string): Promise<Map<string, LabNode>> {
   const caDir = join(dir, 'ca')
   await initCa(caDir, { network: NETWORK, overlay: OVERLAY })
   const ca = await openCa(caDir)
@@ -119,7 +119,6 @@ async function writeNodes(runId: string, dir: string, nodes: readonly { name: st
     }
     await writeFile(node.configPath, stringify(doc))
     out.set(n.name, node)
-    void runId
   }
   return out
 }
@@ -153,56 +152,77 @@ interface PairContext {
 }
 
 /**
+ * One lab run: builds a world (it claims the run id and its directory), writes
+ * its members (the first public: it relays and bootstraps the others), runs
+ * `body`, and always stops the daemons, keeps their logs when asked, and
+ * tears the world down.
+ */
+async function withLabRun<W extends { readonly teardown: () => Promise<void> }, T>(
+  build: (runId: string) => Promise<W>,
+  members: (w: W) => readonly { name: string; netns: string; publicAddress: string | null }[],
+  body: (w: W, nodes: ReadonlyMap<string, LabNode>, runId: string) => Promise<T>,
+): Promise<T> {
+  const runId = newRunId()
+  const dir = runDir(runId)
+  const world = await build(runId)
+  let nodes: Map<string, LabNode> = new Map()
+  try {
+    await mkdir(dir, { mode: 0o700, recursive: true }) // the world claimed it already
+    const list = members(world)
+    nodes = await writeNodes(dir, list, `${list[0]?.publicAddress ?? ''}:${PORT + 1}`)
+    return await body(world, nodes, runId)
+  } finally {
+    for (const n of nodes.values()) await n.daemon?.stop().catch(() => undefined)
+    await keepLogs(runId, [...nodes.values()])
+    await world.teardown()
+  }
+}
+
+/**
  * Builds a world of two NAT types, writes the members, starts the relay, then
  * a and b together, and runs `body` once both are up. Always tears down.
  */
 async function withNatPair<T>(o: { a: NatType; b: NatType; rateMbit: number; signal?: AbortSignal; before?: (w: NatWorld) => Promise<void> }, body: (c: PairContext) => Promise<T>): Promise<T> {
-  const runId = newRunId()
-  const dir = runDir(runId)
-  const world = await buildNatWorld({ a: o.a, b: o.b, rate: `${o.rateMbit}mbit`, run: runId })
-  const nodes: LabNode[] = []
-  try {
-    await o.before?.(world)
-    await mkdir(dir, { mode: 0o700, recursive: true }) // the world claimed it already
-    const m = await writeNodes(
-      runId,
-      dir,
-      [
-        { name: 'relay', netns: world.ns.pub, publicAddress: world.addr.pub1 },
-        { name: 'a', netns: world.ns.a, publicAddress: null },
-        { name: 'b', netns: world.ns.b, publicAddress: null },
-      ],
-      `${world.addr.pub1}:${PORT + 1}`,
-    )
-    const relay = m.get('relay') as LabNode
-    const a = m.get('a') as LabNode
-    const b = m.get('b') as LabNode
-    nodes.push(relay, a, b)
-    startDaemon(runId, relay)
-    if ((await timeUntil(async () => (await status(relay))?.node != null, 20_000, o.signal)) === null) throw new LabCommandError(`the relay did not start\n${relay.daemon?.logTail().join('\n')}`)
-    const spawned = Date.now()
-    startDaemon(runId, a)
-    startDaemon(runId, b)
-    const startMs = await timeUntil(async () => (await status(a))?.node != null && (await status(b))?.node != null, 20_000, o.signal)
-    if (startMs === null) throw new LabCommandError(`a or b did not start\n${a.daemon?.logTail().join('\n')}\n${b.daemon?.logTail().join('\n')}`)
-    const sa = (await status(a)) as NodeStatus
-    const sb = (await status(b)) as NodeStatus
-    return await body({
-      world,
-      runId,
-      a,
-      b,
-      relay,
-      keys: { a: sa.node?.key as string, b: sb.node?.key as string },
-      overlay: { a: sa.node?.overlay.ipv4 as string, b: sb.node?.overlay.ipv4 as string },
-      spawned,
-      startMs,
-    })
-  } finally {
-    for (const n of nodes) await n.daemon?.stop().catch(() => undefined)
-    await keepLogs(runId, nodes)
-    await world.teardown()
-  }
+  return withLabRun(
+    async (run) => {
+      const w = await buildNatWorld({ a: o.a, b: o.b, rate: `${o.rateMbit}mbit`, run })
+      await o.before?.(w).catch(async (err: unknown) => {
+        await w.teardown()
+        throw err
+      })
+      return w
+    },
+    (w) => [
+      { name: 'relay', netns: w.ns.pub, publicAddress: w.addr.pub1 },
+      { name: 'a', netns: w.ns.a, publicAddress: null },
+      { name: 'b', netns: w.ns.b, publicAddress: null },
+    ],
+    async (world, m, runId) => {
+      const relay = m.get('relay') as LabNode
+      const a = m.get('a') as LabNode
+      const b = m.get('b') as LabNode
+      startDaemon(runId, relay)
+      if ((await timeUntil(async () => (await status(relay))?.node != null, 20_000, o.signal)) === null) throw new LabCommandError(`the relay did not start\n${relay.daemon?.logTail().join('\n')}`)
+      const spawned = Date.now()
+      startDaemon(runId, a)
+      startDaemon(runId, b)
+      const startMs = await timeUntil(async () => (await status(a))?.node != null && (await status(b))?.node != null, 20_000, o.signal)
+      if (startMs === null) throw new LabCommandError(`a or b did not start\n${a.daemon?.logTail().join('\n')}\n${b.daemon?.logTail().join('\n')}`)
+      const sa = (await status(a)) as NodeStatus
+      const sb = (await status(b)) as NodeStatus
+      return body({
+        world,
+        runId,
+        a,
+        b,
+        relay,
+        keys: { a: sa.node?.key as string, b: sb.node?.key as string },
+        overlay: { a: sa.node?.overlay.ipv4 as string, b: sb.node?.overlay.ipv4 as string },
+        spawned,
+        startMs,
+      })
+    },
+  )
 }
 
 /** Ms until a and b list each other up (cheap to poll) and then a ping crosses each way; null after `deadlineMs`. */
@@ -378,62 +398,51 @@ export interface RoamOptions {
 
 export async function runRoam(o: RoamOptions): Promise<RoamResult> {
   const say = o.progress ?? (() => undefined)
-  const runId = newRunId()
-  const dir = runDir(runId)
-  const world = await buildRoamWorld({ rate: `${o.rateMbit}mbit`, run: runId })
-  const nodes: LabNode[] = []
-  try {
-    await mkdir(dir, { mode: 0o700, recursive: true }) // the world claimed it already
-    const m = await writeNodes(
-      runId,
-      dir,
-      [
-        { name: 'server', netns: world.ns.server, publicAddress: world.addr.server },
-        { name: 'client', netns: world.ns.client, publicAddress: null },
-      ],
-      `${world.addr.server}:${PORT + 1}`,
-    )
-    const server = m.get('server') as LabNode
-    const client = m.get('client') as LabNode
-    nodes.push(server, client)
-    startDaemon(runId, server)
-    startDaemon(runId, client)
-    if ((await timeUntil(async () => (await status(server))?.node != null && (await status(client))?.node != null, 20_000, o.signal)) === null) throw new LabCommandError('the daemons did not start')
-    const sOverlay = (await status(server))?.node?.overlay.ipv4 as string
-    if ((await timeUntil(() => pingOnce(client.netns, sOverlay, 300), 20_000, o.signal)) === null) throw new LabCommandError(`the client never reached the server\n${client.daemon?.logTail().join('\n')}`)
-    const resetsBefore = await tcpResets(client.netns)
-    const iperf = new IperfServer({ netns: server.netns, bind: sOverlay, runId })
-    await iperf.start()
-    const movedAt = o.seconds / 2
-    say(`transfer client → server for ${o.seconds} s; the client moves from wifi to lte at ${movedAt} s`)
-    try {
-      const transfer = runIn(client.netns, 'iperf3', ['-c', sOverlay, '-t', String(o.seconds), '-i', '0.1', '-J'], { allowFail: true, timeoutMs: (o.seconds + 30) * 1000 })
-      // Pings every 10 ms through the tunnel from 1 s before the move to 3 s after it: the longest
-      // run of lost ones is the gap at a finer grain than iperf3's 100 ms intervals.
-      await new Promise((r) => setTimeout(r, (movedAt - 1) * 1000))
-      const pings = runIn(client.netns, 'ping', ['-n', '-i', '0.01', '-w', '4', sOverlay], { allowFail: true, timeoutMs: 10_000 })
-      await new Promise((r) => setTimeout(r, 1000))
-      await world.moveTo('lte')
-      // Counted before the transfer ends: iperf3 itself may close its sockets with a reset.
-      await new Promise((res) => setTimeout(res, Math.min(2, (o.seconds - movedAt) / 2) * 1000))
-      const resetsAfter = await tcpResets(client.netns)
-      const r = await transfer
-      if (process.env.QE_LAB_KEEP_LOGS) await writeFile(join(dir, 'client', 'iperf.json'), r.stdout).catch(() => undefined)
-      const intervals = iperfIntervals(r.stdout)
-      const resets = resetsAfter - resetsBefore + (/"error"\s*:/.test(r.stdout) ? 1 : 0)
-      const fig = roamFigures(intervals, movedAt)
-      const pingGap = longestLoss((await pings).stdout, 10)
-      const gap = fig.gapMs === null ? null : Math.max(fig.gapMs, pingGap ?? 0)
-      say(`gap ${gap} ms (iperf3 intervals ${fig.gapMs} ms, pings ${pingGap} ms), ${resets} reset(s), ${fig.before} Mbit/s before, ${fig.after} after`)
-      return { gap_ms: gap, ping_gap_ms: pingGap, resets, mbit_before: fig.before, mbit_after: fig.after, moved_at_s: movedAt, run_id: runId }
-    } finally {
-      await iperf.stop()
-    }
-  } finally {
-    for (const n of nodes) await n.daemon?.stop().catch(() => undefined)
-    await keepLogs(runId, nodes)
-    await world.teardown()
-  }
+  return withLabRun(
+    (run) => buildRoamWorld({ rate: `${o.rateMbit}mbit`, run }),
+    (w) => [
+      { name: 'server', netns: w.ns.server, publicAddress: w.addr.server },
+      { name: 'client', netns: w.ns.client, publicAddress: null },
+    ],
+    async (world, m, runId) => {
+      const dir = runDir(runId)
+      const server = m.get('server') as LabNode
+      const client = m.get('client') as LabNode
+      startDaemon(runId, server)
+      startDaemon(runId, client)
+      if ((await timeUntil(async () => (await status(server))?.node != null && (await status(client))?.node != null, 20_000, o.signal)) === null) throw new LabCommandError('the daemons did not start')
+      const sOverlay = (await status(server))?.node?.overlay.ipv4 as string
+      if ((await timeUntil(() => pingOnce(client.netns, sOverlay, 300), 20_000, o.signal)) === null) throw new LabCommandError(`the client never reached the server\n${client.daemon?.logTail().join('\n')}`)
+      const resetsBefore = await tcpResets(client.netns)
+      const iperf = new IperfServer({ netns: server.netns, bind: sOverlay, runId })
+      await iperf.start()
+      const movedAt = o.seconds / 2
+      say(`transfer client → server for ${o.seconds} s; the client moves from wifi to lte at ${movedAt} s`)
+      try {
+        const transfer = runIn(client.netns, 'iperf3', ['-c', sOverlay, '-t', String(o.seconds), '-i', '0.1', '-J'], { allowFail: true, timeoutMs: (o.seconds + 30) * 1000 })
+        // Pings every 10 ms through the tunnel from 1 s before the move to 3 s after it: the longest
+        // run of lost ones is the gap at a finer grain than iperf3's 100 ms intervals.
+        await new Promise((r) => setTimeout(r, (movedAt - 1) * 1000))
+        const pings = runIn(client.netns, 'ping', ['-n', '-i', '0.01', '-w', '4', sOverlay], { allowFail: true, timeoutMs: 10_000 })
+        await new Promise((r) => setTimeout(r, 1000))
+        await world.moveTo('lte')
+        // Counted before the transfer ends: iperf3 itself may close its sockets with a reset.
+        await new Promise((res) => setTimeout(res, Math.min(2, (o.seconds - movedAt) / 2) * 1000))
+        const resetsAfter = await tcpResets(client.netns)
+        const r = await transfer
+        if (process.env.QE_LAB_KEEP_LOGS) await writeFile(join(dir, 'client', 'iperf.json'), r.stdout).catch(() => undefined)
+        const intervals = iperfIntervals(r.stdout)
+        const resets = resetsAfter - resetsBefore + (/"error"\s*:/.test(r.stdout) ? 1 : 0)
+        const fig = roamFigures(intervals, movedAt)
+        const pingGap = longestLoss((await pings).stdout, 10)
+        const gap = fig.gapMs === null ? null : Math.max(fig.gapMs, pingGap ?? 0)
+        say(`gap ${gap} ms (iperf3 intervals ${fig.gapMs} ms, pings ${pingGap} ms), ${resets} reset(s), ${fig.before} Mbit/s before, ${fig.after} after`)
+        return { gap_ms: gap, ping_gap_ms: pingGap, resets, mbit_before: fig.before, mbit_after: fig.after, moved_at_s: movedAt, run_id: runId }
+      } finally {
+        await iperf.stop()
+      }
+    },
+  )
 }
 
 /** TCP connections the client's kernel saw reset (both ways), from /proc/net/snmp. */
