@@ -570,8 +570,15 @@ void qe_engine_fill_stats(qe_engine *e, qe_stats *out) {
     ps->drop_spoofed = p->drop_spoofed;
     ps->drop_not_up = p->drop_not_up;
     if (p->conn) {
+      qe_ts last = p->conn->last_rx_ts, now = qe_now();
+      for (size_t k = 0; k < p->npaths; k++) {
+        if (p->paths[k]->last_rx_ts > last) {
+          last = p->paths[k]->last_rx_ts;
+        }
+      }
       sockaddr_str(&p->conn->remote, ps->addr, &ps->port);
       qe_conn_fill_stats(p->conn, ps);
+      ps->silent_ns = now > last ? now - last : 0;
     }
     ps->bonded = p->bonded;
     ps->mode = p->mode;
@@ -743,6 +750,11 @@ int qe_engine_new(qe_engine **pe, const qe_engine_config *cfg, qe_event_fn fn,
   }
   rv = qe_udp_open(&e->udp, e->listen_addr, cfg->listen_port,
                    e->listen_device);
+  if (rv == 0) {
+    /* The tunnel's own packets carry the mark, so policy routing keeps
+     * them out of the tunnel when the overlay holds a default route. */
+    rv = qe_udp_set_mark(&e->udp, cfg->fwmark);
+  }
   if (rv != 0) {
     goto fail;
   }

@@ -29,6 +29,7 @@ typedef struct qe_engine_config {
   const char *listen_addr;
   uint16_t listen_port;
   const char *listen_device; /* NULL or "": no SO_BINDTODEVICE */
+  uint32_t fwmark; /* SO_MARK on every socket the tunnel sends from; 0: none */
   uint64_t keepalive_ns;
   uint64_t idle_timeout_ns;
   int path_mtu; /* outer IP MTU of the underlay, e.g. 1500 */
@@ -100,6 +101,7 @@ typedef struct qe_peer_stats {
   char addr[INET6_ADDRSTRLEN];
   uint16_t port;
   uint64_t rtt_smoothed_ns, rtt_min_ns, rtt_var_ns, rtt_latest_ns;
+  uint64_t silent_ns; /* since anything was last heard from the peer (any path) */
   uint64_t cwnd, bytes_in_flight, delivery_rate;
   uint64_t max_datagram; /* largest inner packet that fits one datagram */
   uint64_t bytes_in, bytes_out, packets_in, packets_out;

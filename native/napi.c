@@ -284,6 +284,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
       .listen_addr = addr,
       .listen_port = (uint16_t)get_int(env, argv[0], "listenPort", 0),
       .listen_device = dev,
+      .fwmark = (uint32_t)get_int(env, argv[0], "fwmark", 0),
       .keepalive_ns =
           (uint64_t)get_int(env, argv[0], "keepaliveMs", 1000) * 1000000ULL,
       .idle_timeout_ns =
@@ -880,6 +881,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
     P(rtt_min_ns, "rttMinNs");
     P(rtt_var_ns, "rttVarNs");
     P(rtt_latest_ns, "rttLatestNs");
+    P(silent_ns, "silentNs");
     P(cwnd, "cwnd");
     P(bytes_in_flight, "bytesInFlight");
     P(delivery_rate, "deliveryRate");

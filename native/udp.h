@@ -65,6 +65,9 @@ int qe_udp_open(qe_udp *u, const char *addr, uint16_t port,
                 const char *device);
 void qe_udp_close(qe_udp *u);
 
+/* SO_MARK (`mark` 0: leaves the socket unmarked). Returns 0 or QE_ERR_SYS. */
+int qe_udp_set_mark(qe_udp *u, uint32_t mark);
+
 /*
  * Parses a numeric address for sending from this socket (IPv4 becomes
  * v4-mapped on a dual-stack socket). Returns 0 or QE_ERR_INVALID.

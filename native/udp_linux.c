@@ -95,6 +95,15 @@ fail: {
 }
 }
 
+int qe_udp_set_mark(qe_udp *u, uint32_t mark) {
+  if (mark == 0) {
+    return 0;
+  }
+  return setsockopt(u->fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0
+             ? 0
+             : QE_ERR_SYS;
+}
+
 void qe_udp_close(qe_udp *u) {
   if (u->fd >= 0) {
     close(u->fd);

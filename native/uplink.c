@@ -14,7 +14,8 @@ static int uplink_open(qe_engine *e, qe_uplink *u) {
   unsigned idx = if_nametoindex(u->name);
   if (idx == 0 ||
       qe_udp_open(&u->udp, e->udp.family == AF_INET6 ? "::" : "0.0.0.0", 0,
-                  u->name) != 0) {
+                  u->name) != 0 ||
+      qe_udp_set_mark(&u->udp, e->cfg.fwmark) != 0) {
     qe_udp_close(&u->udp);
     return -1;
   }

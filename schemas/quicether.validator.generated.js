@@ -5,7 +5,7 @@ import runtime_ucs2length from 'ajv/dist/runtime/ucs2length.js'
 "use strict";
 export const validate = validate20;
 export default validate20;
-const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://quicether.dev/schemas/quicether.schema.json","title":"QuicEther node configuration","description":"The desired state of one QuicEther node (/etc/quicether.yaml). Keys are kebab-case; unknown keys are errors. Bit rates are written like 25Mbps or 1.5Gbit, durations like 500ms or 2s, sizes like 4MB or 64KiB. Keys marked \"not acted on by this version\" are validated but change nothing yet; setting one draws a QE_NOT_IMPLEMENTED warning (an error under validate --strict).","type":"object","additionalProperties":false,"required":["node","network"],"properties":{"node":{"type":"object","description":"This machine.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"This node's name in the mesh; peers, routes and policies refer to it by this name. Lowercase letters, digits and dashes."},"role":{"enum":["client","gateway","bootstrap"],"default":"client","description":"client: reaches the mesh; gateway: also forwards IP packets for the LANs behind it (its subnets; IP forwarding is switched on); bootstrap: also serves the network's DHT and rendezvous to other nodes (as node.bootstrap-mode does)."},"state-dir":{"type":"string","description":"Directory for the identity key and runtime state.","default":"/var/lib/quicether","minLength":1},"identity":{"type":"string","description":"Private key file (Ed25519, PKCS#8 PEM, mode 0600). Default: <state-dir>/identity.key.","minLength":1},"bootstrap-mode":{"type":"boolean","description":"Serve this network's DHT and rendezvous on the discovery port: other nodes seed their DHT from this node and find each other's signed records through it. A bootstrap node needs no certificate or network secret: it stores signed, encrypted records it cannot read, and admits no one.","default":false}},"required":["name"]},"network":{"type":"object","description":"The mesh this node joins.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The network's name. Every node of one mesh uses the same name; the default IPv6 overlay range is derived from it."},"overlay":{"type":"object","description":"Address ranges of the overlay. Choose ranges that do not clash with any LAN the mesh routes.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/cidr","description":"IPv4 overlay range.","default":"100.88.0.0/16"},"ipv6":{"$ref":"#/$defs/cidr","description":"IPv6 overlay range. Default: a unique-local /48 (fdXX:XXXX:XXXX::/48) derived from network.name."}},"default":{}},"address":{"type":"object","description":"This node's own overlay addresses. Absent: derived from the node identity. Must lie inside the overlay ranges.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/ip","description":"This node's IPv4 overlay address (no prefix length)."},"ipv6":{"$ref":"#/$defs/ip","description":"This node's IPv6 overlay address (no prefix length)."}},"default":{}},"ca":{"$ref":"#/$defs/publicKey","description":"Public key of the network's signing key (`quicether ca init` prints it). Nodes with a valid certificate from it are admitted without being listed in peers. Absent: only the keys pinned in peers are admitted, and discovery has nothing to find."},"certificate":{"type":"string","minLength":1,"description":"This node's certificate (`quicether ca sign` or `quicether join` writes it). Default: <state-dir>/node.crt. Read at start and on reload (SIGHUP); a renewed certificate replaces it without dropping tunnels."},"secret":{"type":"string","minLength":1,"description":"The network secret shared by members (`quicether ca init` creates it; `quicether join` fetches it): discovery records are stored under a salt derived from it and encrypted with it, so outsiders can neither find nor read them. Default: <state-dir>/network.secret (mode 0600)."},"revocations":{"type":"string","minLength":1,"description":"Where this node keeps the newest signed revocation list it has seen (peers pass it on; a revoked node is cut off at once). Default: <state-dir>/revoked.json."},"ca-dir":{"type":"string","minLength":1,"description":"On an admin node only: the CA directory (`quicether ca init`). With it, this node's daemon signs certificates for `quicether invite` tokens, renews members' certificates online before they expire, and spreads the CA's revocation list. Keep it off every other node."}},"required":["name"]},"tun":{"type":"object","description":"The overlay network interface.","additionalProperties":false,"properties":{"name":{"type":"string","pattern":"^qe[A-Za-z0-9_.-]{0,13}$","default":"qe0","description":"Interface name: starts with \"qe\", at most 15 characters."},"mtu":{"description":"MTU of the overlay interface: \"auto\" (from the paths' MTU) or 1280..9000.","default":"auto","if":{"type":"string"},"then":{"type":"string","const":"auto"},"else":{"type":"integer","minimum":1280,"maximum":9000}}},"default":{}},"listen":{"type":"object","description":"Where this node accepts QUIC connections (UDP).","additionalProperties":false,"properties":{"address":{"$ref":"#/$defs/ip","description":"Local address to bind; \"::\" is every address, IPv4 and IPv6.","default":"::"},"port":{"$ref":"#/$defs/port","description":"UDP port.","default":7443}},"default":{}},"peers":{"type":"array","description":"Zero trust: only these keys may connect (key pinning). Every node of the mesh this node talks to is listed here.","items":{"type":"object","description":"A peer node.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The peer's node.name."},"key":{"$ref":"#/$defs/publicKey","description":"The peer's Ed25519 public key: standard base64 of the raw 32 bytes (44 characters), as `quicether init` prints it."},"endpoints":{"type":"array","description":"Addresses where the peer can be reached (\"host:port\"; port defaults to 7443). A peer without endpoints is reached only when it dials this node.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"groups":{"type":"array","description":"Policy groups this peer belongs to (for policies, which this version does not enforce).","items":{"$ref":"#/$defs/name","description":"A group name."},"default":[]}},"required":["name","key"]},"default":[]},"discovery":{"type":"object","description":"How this node finds its peers: the endpoints in peers and discovery.connect-to, and, for a network with a CA (network.ca), signed member records learned from the private DHT and its bootstrap nodes, the LAN and connected peers. Every admitted peer with a known endpoint is dialled.","additionalProperties":false,"properties":{"dht":{"type":"boolean","description":"Find members through this network's private DHT, seeded only by discovery.bootstrap (never the public BitTorrent routers). Needs network.ca and the network secret.","default":false},"bootstrap":{"type":"array","description":"This network's bootstrap nodes (\"ip:port\", their discovery port): the DHT's only seeds, and rendezvous points where members find each other's records.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"connect-to":{"type":"array","description":"Peers to dial directly at start: a peer name from `peers`, or \"host:port\".","items":{"type":"string","minLength":1,"description":"A peer name or host:port."},"default":[]},"lan":{"type":"boolean","description":"Announce this node on each uplink's segment by multicast (IPv4 and IPv6 link-local) and listen for members there; a member found on the LAN is dialled at its LAN address first. Needs network.ca and the network secret.","default":false},"public-address":{"$ref":"#/$defs/ip","description":"A public IP this node is reachable at (a port forward, a cloud VM): put in its record as an endpoint, with listen.port."},"advertise-as-bootstrap":{"type":"boolean","description":"Put this node's discovery endpoint in its record as a bootstrap node, so members learn more bootstrap nodes than their config lists. Only useful on a node that also runs node.bootstrap-mode (or role bootstrap).","default":false},"port":{"$ref":"#/$defs/port","description":"UDP port of the DHT, the rendezvous and invite joins. Default: listen.port + 1 (a second socket: the forwarding plane owns the tunnel port in native code, where a bencoded DHT message is indistinguishable by its first byte from a QUIC short-header packet)."}},"default":{}},"interfaces":{"type":"array","description":"Uplinks: the network interfaces this node sends mesh traffic over. Empty: the default route's interface.","items":{"type":"object","description":"An uplink.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/ifname","description":"Kernel interface name (eth0, wlan0, wwan0, ...)."},"weight":{"type":"integer","minimum":1,"maximum":655,"default":1,"description":"Share of traffic under the weighted scheduler (relative to the other uplinks)."},"bandwidth":{"type":"object","description":"Expected capacity. `up` seeds the send rate of this uplink's paths until they have measured it; `down` is not acted on by this version (validate warns, QE_NOT_IMPLEMENTED).","additionalProperties":false,"properties":{"up":{"$ref":"#/$defs/bitrate","description":"Upload capacity, e.g. 5Mbps: the rate a new path on this uplink starts from, until measured."},"down":{"$ref":"#/$defs/bitrate","description":"Download capacity, e.g. 25Mbps. Not acted on by this version: validated only (QE_NOT_IMPLEMENTED)."}},"default":{}},"role":{"enum":["primary","backup"],"default":"primary","description":"backup uplinks carry traffic only when every primary uplink is down (failover mode)."},"priority":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Order within a role: lower is used first."},"cost":{"type":"integer","minimum":0,"maximum":255,"default":0,"description":"Relative cost, 0-255 (e.g. metered LTE). In aggregate mode an uplink carries bulk traffic only when every cheaper live uplink is full or dead; both ends of a bond apply it. Failover and weighted modes and traffic classes ignore it."}},"required":["name"]},"default":[]},"multipath":{"type":"object","description":"How uplinks are combined toward peers.","additionalProperties":false,"properties":{"mode":{"enum":["aggregate","failover","redundant"],"default":"failover","description":"aggregate: spread packets over every live uplink (bonding); failover: one uplink at a time, switch when it dies; redundant: send each packet on the two best live paths (by expected delivery), so one loss or one dead path costs nothing."},"scheduler":{"enum":["min-rtt","weighted","round-robin","ecf"],"default":"min-rtt","description":"Packet scheduler in aggregate mode. min-rtt (the aggregate scheduler): each packet on the path with the earliest expected delivery (half the lowest RTT plus the queue at the path's rate); weighted: smooth weighted round-robin by weight. round-robin and ecf are accepted names that run the same aggregate scheduler as min-rtt; setting them draws a QE_NOT_IMPLEMENTED warning."},"target":{"$ref":"#/$defs/name","description":"Peer (by name) toward which this node bonds its uplinks. Absent: every peer."},"accept":{"type":"boolean","description":"Accept multipath (bonded) connections from peers: set on the receiving side of a bond (the --accept-multipath flag). Without it, a bonded path dialled to this node is refused and the dialling side falls back to one plain connection. Changes live.","default":false},"reorder":{"type":"object","description":"Receive-side reorder buffer for aggregated traffic.","additionalProperties":false,"properties":{"max-delay":{"$ref":"#/$defs/duration","description":"Longest time a packet waits for the ones before it, e.g. 150ms.","default":"150ms"},"max-bytes":{"$ref":"#/$defs/size","description":"Most bytes held while waiting, e.g. 4MiB.","default":"4MiB"}},"default":{}},"traffic-classes":{"type":"array","description":"Traffic steered to a particular path regardless of the scheduler (first match wins).","items":{"type":"object","description":"A traffic class.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The class name (for logs and metrics)."},"match":{"type":"object","description":"Packets in this class (every given criterion must match).","additionalProperties":false,"properties":{"dscp":{"type":"array","description":"DSCP values (0..63) or names (EF, AF41, CS1, ...).","items":{"description":"A DSCP value or name.","if":{"type":"string"},"then":{"type":"string","pattern":"^(EF|VA|CS[0-7]|AF[1-4][1-3]|ef|va|cs[0-7]|af[1-4][1-3])$"},"else":{"type":"integer","minimum":0,"maximum":63}},"default":[]},"ports":{"type":"array","description":"TCP/UDP ports (either direction): numbers or \"low-high\" ranges.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"max-packet-size":{"type":"integer","minimum":1,"maximum":65535,"description":"Packets up to this many bytes."}},"default":{}},"path":{"type":"string","minLength":1,"default":"lowest-latency","description":"\"lowest-latency\", or the name of an uplink in `interfaces`."}},"required":["name"]},"default":[]}},"default":{}},"subnets":{"type":"array","description":"Prefixes this node advertises to the mesh (LANs behind it). A default route (0.0.0.0/0, ::/0) needs `exit: true`.","items":{"description":"A prefix, or { prefix, exit }.","if":{"type":"string"},"then":{"$ref":"#/$defs/cidr","description":"A prefix in CIDR notation."},"else":{"type":"object","description":"An advertised prefix with options.","additionalProperties":false,"properties":{"prefix":{"$ref":"#/$defs/cidr","description":"The prefix in CIDR notation."},"exit":{"type":"boolean","description":"Marks a default route as meant: this node would be an exit for internet traffic (required for 0.0.0.0/0 and ::/0). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set. Exits come in a later version.","default":false}},"required":["prefix"]}},"default":[]},"routes":{"type":"array","description":"Static routes through the mesh. A route to 0.0.0.0/0 or ::/0 (an exit) is refused in this version (QE_DEFAULT_ROUTE).","items":{"type":"object","description":"A route.","additionalProperties":false,"properties":{"to":{"$ref":"#/$defs/cidr","description":"Destination prefix in CIDR notation."},"via":{"$ref":"#/$defs/name","description":"The peer (by name) that forwards this prefix."},"metric":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Lower is preferred when several routes cover the same prefix."}},"required":["to","via"]},"default":[]},"gateway":{"type":"object","description":"Gateway and relay settings. `relay` and `advertise-bandwidth` are acted on; `forward-for` is not yet (validated only, and `quicether validate` warns QE_NOT_IMPLEMENTED when it is set).","additionalProperties":false,"properties":{"forward-for":{"type":"array","description":"Peers (by name) or prefixes (CIDR) this gateway would forward traffic for. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","items":{"type":"string","minLength":1,"description":"A peer name or a CIDR prefix."},"default":[]},"advertise-bandwidth":{"$ref":"#/$defs/bitrate","description":"Capacity announced to peers, e.g. 1Gbps: members choosing a relay prefer the lowest round trip, then the most bandwidth; a relay also caps each pair it relays at this rate (each direction)."},"relay":{"type":"boolean","description":"Relay for members that cannot reach each other directly (both behind NATs that map per destination, or filter): their QUIC packets pass through this node as opaque bytes, end-to-end encrypted; members only, never more bytes out than in, a rate limit per pair. Bootstrap nodes relay whatever this says. Needs a public address (or one both members reach).","default":false}},"default":{}},"policies":{"type":"object","description":"Who may reach what through this node (rules checked in order, the first match decides). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set. Every admitted peer (pinned in `peers`, or certified by `network.ca`) may reach this node.","additionalProperties":false,"properties":{"default":{"enum":["deny","allow"],"default":"deny","description":"What would happen to traffic no rule matches: deny (zero trust) or allow. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set."},"groups":{"type":"object","default":{},"description":"Named groups of peers (group name → peer names). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","propertyNames":{"$ref":"#/$defs/name","description":"A group name."},"additionalProperties":{"type":"array","description":"Peer names in the group.","items":{"$ref":"#/$defs/name","description":"A peer name."},"default":[]}},"rules":{"type":"array","description":"Policy rules, in order. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","items":{"type":"object","description":"A rule.","additionalProperties":false,"properties":{"name":{"type":"string","description":"A label for logs and the audit trail.","minLength":1},"from":{"type":"string","description":"Source: \"any\", \"group:NAME\", \"peer:NAME\" or a CIDR prefix.","default":"any","pattern":"^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"to":{"type":"string","description":"Destination: \"any\", a CIDR prefix or an IP address.","default":"any","pattern":"^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"proto":{"enum":["tcp","udp","icmp","any"],"default":"any","description":"Protocol."},"ports":{"type":"array","description":"Destination ports: numbers or \"low-high\" ranges. With proto any they match both tcp and udp; not allowed with icmp. Empty: every port.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"action":{"enum":["allow","deny"],"description":"What to do with matching traffic."}},"required":["action"]},"default":[]}},"default":{}},"audit":{"type":"object","description":"Audit log (append-only, hash-chained JSON lines). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"path":{"type":"string","description":"Audit log file. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","minLength":1}},"default":{}},"metrics":{"type":"object","description":"Prometheus metrics endpoint. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve /metrics on, e.g. 127.0.0.1:9586. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set."}},"default":{}},"ui":{"type":"object","description":"Web UI. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve the UI on, e.g. 127.0.0.1:9587. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set."}},"default":{}},"logging":{"type":"object","description":"Daemon logs (JSON lines).","additionalProperties":false,"properties":{"level":{"enum":["trace","debug","info","warn","error","fatal","silent"],"default":"warn","description":"Lowest level written."},"destination":{"type":"string","description":"stderr, stdout or a file path.","default":"stderr","minLength":1}},"default":{}},"auth":{"type":"object","description":"Authentication of people using this node. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"require-2fa":{"type":"boolean","description":"Require a second factor before this node joins the mesh. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","default":false}},"default":{}},"control":{"type":"object","description":"The local control socket (quicether status, apply).","additionalProperties":false,"properties":{"socket":{"type":"string","description":"Unix socket path.","default":"/run/quicether/control.sock","minLength":1}},"default":{}}},"$defs":{"name":{"type":"string","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","description":"A name: lowercase letters, digits and dashes, 1..63 characters, no leading or trailing dash."},"ifname":{"type":"string","pattern":"^[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,14}$","description":"A kernel interface name (at most 15 characters)."},"cidr":{"type":"string","pattern":"^[0-9A-Fa-f:.]+/[0-9]{1,3}$","description":"An IPv4 or IPv6 prefix in CIDR notation, e.g. 10.0.0.0/16."},"ip":{"type":"string","pattern":"^[0-9A-Fa-f:.]+$","description":"An IPv4 or IPv6 address."},"port":{"type":"integer","minimum":1,"maximum":65535,"description":"A TCP/UDP port, 1..65535."},"portSpec":{"description":"A port (22) or an inclusive range (\"8000-8100\").","if":{"type":"string"},"then":{"type":"string","pattern":"^[0-9]+-[0-9]+$"},"else":{"type":"integer"}},"endpoint":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+)(:[0-9]+)?$","description":"host:port, with IPv6 addresses in brackets ([2001:db8::1]:7443)."},"listenAddress":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$","description":"host:port to listen on, with IPv6 addresses in brackets."},"publicKey":{"type":"string","pattern":"^[A-Za-z0-9+/]{43}=$","description":"An Ed25519 public key: standard base64 of 32 bytes (44 characters, ending in =)."},"bitrate":{"type":["string","integer"],"minimum":1,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$","description":"A bit rate: a number and a unit (bps, kbps, Mbps, Gbps, kbit, Mbit, Gbit), or a plain integer in bits/s."},"duration":{"type":["string","number"],"minimum":0,"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","description":"A duration: a number and a unit (ms, s, m, h; combined like 1m30s), or a plain number of milliseconds."},"size":{"type":["string","integer"],"minimum":0,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$","description":"A size: a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), or a plain integer in bytes."}}};
+const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://quicether.dev/schemas/quicether.schema.json","title":"QuicEther node configuration","description":"The desired state of one QuicEther node (/etc/quicether.yaml). Keys are kebab-case; unknown keys are errors. Bit rates are written like 25Mbps or 1.5Gbit, durations like 500ms or 2s, sizes like 4MB or 64KiB. Keys marked \"not acted on by this version\" are validated but change nothing yet; setting one draws a QE_NOT_IMPLEMENTED warning (an error under validate --strict).","type":"object","additionalProperties":false,"required":["node","network"],"properties":{"node":{"type":"object","description":"This machine.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"This node's name in the mesh; peers, routes and policies refer to it by this name. Lowercase letters, digits and dashes."},"role":{"enum":["client","gateway","bootstrap"],"default":"client","description":"client: reaches the mesh; gateway: also forwards IP packets for the LANs behind it (its subnets; IP forwarding is switched on); bootstrap: also serves the network's DHT and rendezvous to other nodes (as node.bootstrap-mode does)."},"state-dir":{"type":"string","description":"Directory for the identity key and runtime state.","default":"/var/lib/quicether","minLength":1},"identity":{"type":"string","description":"Private key file (Ed25519, PKCS#8 PEM, mode 0600). Default: <state-dir>/identity.key.","minLength":1},"bootstrap-mode":{"type":"boolean","description":"Serve this network's DHT and rendezvous on the discovery port: other nodes seed their DHT from this node and find each other's signed records through it. A bootstrap node needs no certificate or network secret: it stores signed, encrypted records it cannot read, and admits no one.","default":false}},"required":["name"]},"network":{"type":"object","description":"The mesh this node joins.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The network's name. Every node of one mesh uses the same name; the default IPv6 overlay range is derived from it."},"overlay":{"type":"object","description":"Address ranges of the overlay. Choose ranges that do not clash with any LAN the mesh routes.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/cidr","description":"IPv4 overlay range.","default":"100.88.0.0/16"},"ipv6":{"$ref":"#/$defs/cidr","description":"IPv6 overlay range. Default: a unique-local /48 (fdXX:XXXX:XXXX::/48) derived from network.name."}},"default":{}},"address":{"type":"object","description":"This node's own overlay addresses. Absent: derived from the node identity. Must lie inside the overlay ranges.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/ip","description":"This node's IPv4 overlay address (no prefix length)."},"ipv6":{"$ref":"#/$defs/ip","description":"This node's IPv6 overlay address (no prefix length)."}},"default":{}},"ca":{"$ref":"#/$defs/publicKey","description":"Public key of the network's signing key (`quicether ca init` prints it). Nodes with a valid certificate from it are admitted without being listed in peers. Absent: only the keys pinned in peers are admitted, and discovery has nothing to find."},"certificate":{"type":"string","minLength":1,"description":"This node's certificate (`quicether ca sign` or `quicether join` writes it). Default: <state-dir>/node.crt. Read at start and on reload (SIGHUP); a renewed certificate replaces it without dropping tunnels."},"secret":{"type":"string","minLength":1,"description":"The network secret shared by members (`quicether ca init` creates it; `quicether join` fetches it): discovery records are stored under a salt derived from it and encrypted with it, so outsiders can neither find nor read them. Default: <state-dir>/network.secret (mode 0600)."},"revocations":{"type":"string","minLength":1,"description":"Where this node keeps the newest signed revocation list it has seen (peers pass it on; a revoked node is cut off at once). Default: <state-dir>/revoked.json."},"ca-dir":{"type":"string","minLength":1,"description":"On an admin node only: the CA directory (`quicether ca init`). With it, this node's daemon signs certificates for `quicether invite` tokens, renews members' certificates online before they expire, and spreads the CA's revocation list. Keep it off every other node."}},"required":["name"]},"tun":{"type":"object","description":"The overlay network interface.","additionalProperties":false,"properties":{"name":{"type":"string","pattern":"^qe[A-Za-z0-9_.-]{0,13}$","default":"qe0","description":"Interface name: starts with \"qe\", at most 15 characters."},"mtu":{"description":"MTU of the overlay interface: \"auto\" (from the paths' MTU) or 1280..9000.","default":"auto","if":{"type":"string"},"then":{"type":"string","const":"auto"},"else":{"type":"integer","minimum":1280,"maximum":9000}}},"default":{}},"listen":{"type":"object","description":"Where this node accepts QUIC connections (UDP).","additionalProperties":false,"properties":{"address":{"$ref":"#/$defs/ip","description":"Local address to bind; \"::\" is every address, IPv4 and IPv6.","default":"::"},"port":{"$ref":"#/$defs/port","description":"UDP port.","default":7443}},"default":{}},"peers":{"type":"array","description":"Zero trust: only these keys may connect (key pinning). Every node of the mesh this node talks to is listed here.","items":{"type":"object","description":"A peer node.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The peer's node.name."},"key":{"$ref":"#/$defs/publicKey","description":"The peer's Ed25519 public key: standard base64 of the raw 32 bytes (44 characters), as `quicether init` prints it."},"endpoints":{"type":"array","description":"Addresses where the peer can be reached (\"host:port\"; port defaults to 7443). A peer without endpoints is reached only when it dials this node.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"groups":{"type":"array","description":"Policy groups this peer belongs to (for policies, which this version does not enforce).","items":{"$ref":"#/$defs/name","description":"A group name."},"default":[]}},"required":["name","key"]},"default":[]},"discovery":{"type":"object","description":"How this node finds its peers: the endpoints in peers and discovery.connect-to, and, for a network with a CA (network.ca), signed member records learned from the private DHT and its bootstrap nodes, the LAN and connected peers. Every admitted peer with a known endpoint is dialled.","additionalProperties":false,"properties":{"dht":{"type":"boolean","description":"Find members through this network's private DHT, seeded only by discovery.bootstrap (never the public BitTorrent routers). Needs network.ca and the network secret.","default":false},"bootstrap":{"type":"array","description":"This network's bootstrap nodes (\"ip:port\", their discovery port): the DHT's only seeds, and rendezvous points where members find each other's records.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"connect-to":{"type":"array","description":"Peers to dial directly at start: a peer name from `peers`, or \"host:port\".","items":{"type":"string","minLength":1,"description":"A peer name or host:port."},"default":[]},"lan":{"type":"boolean","description":"Announce this node on each uplink's segment by multicast (IPv4 and IPv6 link-local) and listen for members there; a member found on the LAN is dialled at its LAN address first. Needs network.ca and the network secret.","default":false},"public-address":{"$ref":"#/$defs/ip","description":"A public IP this node is reachable at (a port forward, a cloud VM): put in its record as an endpoint, with listen.port."},"advertise-as-bootstrap":{"type":"boolean","description":"Put this node's discovery endpoint in its record as a bootstrap node, so members learn more bootstrap nodes than their config lists. Only useful on a node that also runs node.bootstrap-mode (or role bootstrap).","default":false},"port":{"$ref":"#/$defs/port","description":"UDP port of the DHT, the rendezvous and invite joins. Default: listen.port + 1 (a second socket: the forwarding plane owns the tunnel port in native code, where a bencoded DHT message is indistinguishable by its first byte from a QUIC short-header packet)."}},"default":{}},"interfaces":{"type":"array","description":"Uplinks: the network interfaces this node sends mesh traffic over. Empty: the default route's interface.","items":{"type":"object","description":"An uplink.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/ifname","description":"Kernel interface name (eth0, wlan0, wwan0, ...)."},"weight":{"type":"integer","minimum":1,"maximum":655,"default":1,"description":"Share of traffic under the weighted scheduler (relative to the other uplinks)."},"bandwidth":{"type":"object","description":"Expected capacity. `up` seeds the send rate of this uplink's paths until they have measured it; `down` is not acted on by this version (validate warns, QE_NOT_IMPLEMENTED).","additionalProperties":false,"properties":{"up":{"$ref":"#/$defs/bitrate","description":"Upload capacity, e.g. 5Mbps: the rate a new path on this uplink starts from, until measured."},"down":{"$ref":"#/$defs/bitrate","description":"Download capacity, e.g. 25Mbps. Not acted on by this version: validated only (QE_NOT_IMPLEMENTED)."}},"default":{}},"role":{"enum":["primary","backup"],"default":"primary","description":"backup uplinks carry traffic only when every primary uplink is down (failover mode)."},"priority":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Order within a role: lower is used first."},"cost":{"type":"integer","minimum":0,"maximum":255,"default":0,"description":"Relative cost, 0-255 (e.g. metered LTE). In aggregate mode an uplink carries bulk traffic only when every cheaper live uplink is full or dead; both ends of a bond apply it. Failover and weighted modes and traffic classes ignore it."}},"required":["name"]},"default":[]},"multipath":{"type":"object","description":"How uplinks are combined toward peers.","additionalProperties":false,"properties":{"mode":{"enum":["aggregate","failover","redundant"],"default":"failover","description":"aggregate: spread packets over every live uplink (bonding); failover: one uplink at a time, switch when it dies; redundant: send each packet on the two best live paths (by expected delivery), so one loss or one dead path costs nothing."},"scheduler":{"enum":["min-rtt","weighted","round-robin","ecf"],"default":"min-rtt","description":"Packet scheduler in aggregate mode. min-rtt (the aggregate scheduler): each packet on the path with the earliest expected delivery (half the lowest RTT plus the queue at the path's rate); weighted: smooth weighted round-robin by weight. round-robin and ecf are accepted names that run the same aggregate scheduler as min-rtt; setting them draws a QE_NOT_IMPLEMENTED warning."},"target":{"$ref":"#/$defs/name","description":"Peer (by name) toward which this node bonds its uplinks. Absent: every peer."},"accept":{"type":"boolean","description":"Accept multipath (bonded) connections from peers: set on the receiving side of a bond (the --accept-multipath flag). Without it, a bonded path dialled to this node is refused and the dialling side falls back to one plain connection. Changes live.","default":false},"reorder":{"type":"object","description":"Receive-side reorder buffer for aggregated traffic.","additionalProperties":false,"properties":{"max-delay":{"$ref":"#/$defs/duration","description":"Longest time a packet waits for the ones before it, e.g. 150ms.","default":"150ms"},"max-bytes":{"$ref":"#/$defs/size","description":"Most bytes held while waiting, e.g. 4MiB.","default":"4MiB"}},"default":{}},"traffic-classes":{"type":"array","description":"Traffic steered to a particular path regardless of the scheduler (first match wins).","items":{"type":"object","description":"A traffic class.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The class name (for logs and metrics)."},"match":{"type":"object","description":"Packets in this class (every given criterion must match).","additionalProperties":false,"properties":{"dscp":{"type":"array","description":"DSCP values (0..63) or names (EF, AF41, CS1, ...).","items":{"description":"A DSCP value or name.","if":{"type":"string"},"then":{"type":"string","pattern":"^(EF|VA|CS[0-7]|AF[1-4][1-3]|ef|va|cs[0-7]|af[1-4][1-3])$"},"else":{"type":"integer","minimum":0,"maximum":63}},"default":[]},"ports":{"type":"array","description":"TCP/UDP ports (either direction): numbers or \"low-high\" ranges.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"max-packet-size":{"type":"integer","minimum":1,"maximum":65535,"description":"Packets up to this many bytes."}},"default":{}},"path":{"type":"string","minLength":1,"default":"lowest-latency","description":"\"lowest-latency\", or the name of an uplink in `interfaces`."}},"required":["name"]},"default":[]}},"default":{}},"subnets":{"type":"array","description":"Prefixes this node advertises to the mesh (LANs behind it). A default route (0.0.0.0/0, ::/0) needs `exit: true` and makes this node an internet exit. When two gateways advertise the same prefix, peers use the one with the lower `priority`, then the higher advertised bandwidth, then the lower round trip, and move to the other within about 2 s when it dies.","items":{"description":"A prefix, or { prefix, exit }.","if":{"type":"string"},"then":{"$ref":"#/$defs/cidr","description":"A prefix in CIDR notation."},"else":{"type":"object","description":"An advertised prefix with options.","additionalProperties":false,"properties":{"prefix":{"$ref":"#/$defs/cidr","description":"The prefix in CIDR notation."},"exit":{"type":"boolean","description":"Marks a default route as meant: this node is an exit for internet traffic (required for 0.0.0.0/0 and ::/0). It masquerades what it forwards from the mesh out of its other interfaces (an nftables table the node owns). Peers use it with `exit-node`. Gateways only.","default":false},"masquerade":{"type":"boolean","description":"Masquerade what the mesh sends into this prefix: LAN hosts see this gateway's LAN address, so they need no route back to the overlay. Off: they see the sender's overlay address and need a route to the overlay range via this gateway.","default":false},"priority":{"type":"integer","minimum":0,"maximum":65535,"description":"Preference among gateways advertising the same prefix: lower wins (then more advertise-bandwidth, then lower RTT).","default":100}},"required":["prefix"]}},"default":[]},"routes":{"type":"array","description":"Static routes through the mesh. A route to 0.0.0.0/0 or ::/0 via a peer makes that peer this node's exit for the family (as `exit-node` does).","items":{"type":"object","description":"A route.","additionalProperties":false,"properties":{"to":{"$ref":"#/$defs/cidr","description":"Destination prefix in CIDR notation."},"via":{"$ref":"#/$defs/name","description":"The peer (by name) that forwards this prefix."},"metric":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Lower is preferred when several routes cover the same prefix."}},"required":["to","via"]},"default":[]},"exit-node":{"anyOf":[{"$ref":"#/$defs/name"},{"type":"null"}],"description":"Send this node's internet traffic (0.0.0.0/0 and ::/0) through this peer, a gateway that offers an exit (`subnets: [{ prefix: 0.0.0.0/0, exit: true }]`). The tunnel's own packets stay out of the tunnel (policy routing by fwmark, on every uplink); LAN and link-local traffic stays local (routes in the main table more specific than the default win). Null: no exit.","default":null},"exit-node-required":{"type":"boolean","description":"When the exit is down: true blocks internet traffic until it is back (nothing leaves outside the tunnel); false (the default) falls back to this node's own default route within about 2 s, so losing the gateway does not cut the internet.","default":false},"gateway":{"type":"object","description":"Gateway and relay settings: hub routing (`forward-for`), public ingress, relaying, and the bandwidth announced to peers.","additionalProperties":false,"properties":{"forward-for":{"type":"array","description":"Make this gateway a hub: it routes decrypted IP packets between these members (peer names) or toward these prefixes (CIDR) for members that have no direct tunnel to them. Members learn the routes from this gateway's hello; the kernel forwards (TTL decremented, ICMP errors sent). Gateways only.","items":{"type":"string","minLength":1,"description":"A peer name or a CIDR prefix."},"default":[]},"advertise-bandwidth":{"$ref":"#/$defs/bitrate","description":"Capacity announced to peers, e.g. 1Gbps: members choosing a relay prefer the lowest round trip, then the most bandwidth; a relay also caps each pair it relays at this rate (each direction)."},"relay":{"type":"boolean","description":"Relay for members that cannot reach each other directly (both behind NATs that map per destination, or filter): their QUIC packets pass through this node as opaque bytes, end-to-end encrypted; members only, never more bytes out than in, a rate limit per pair. Bootstrap nodes relay whatever this says. Needs a public address (or one both members reach).","default":false},"ingress":{"type":"array","description":"Public ports this gateway forwards to nodes in the mesh (DNAT in an nftables table the node owns). The client's source address is kept when the target routes replies back through this gateway (it uses this gateway as its exit); otherwise the gateway masquerades (the target sees this gateway's overlay address).","items":{"type":"object","description":"One forwarded port.","additionalProperties":false,"properties":{"listen":{"type":"string","minLength":3,"description":"ADDRESS:PORT this gateway accepts on (0.0.0.0:PORT or [::]:PORT: every address of the family)."},"to":{"type":"string","minLength":3,"description":"PEER:PORT (a member by name) or IP:PORT (an overlay or advertised LAN address) to forward to."},"proto":{"enum":["tcp","udp"],"description":"Transport protocol.","default":"tcp"}},"required":["listen","to"]},"default":[]}},"default":{}},"policies":{"type":"object","description":"Who may reach what through this node (rules checked in order, the first match decides). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set. Every admitted peer (pinned in `peers`, or certified by `network.ca`) may reach this node.","additionalProperties":false,"properties":{"default":{"enum":["deny","allow"],"default":"deny","description":"What would happen to traffic no rule matches: deny (zero trust) or allow. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set."},"groups":{"type":"object","default":{},"description":"Named groups of peers (group name → peer names). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","propertyNames":{"$ref":"#/$defs/name","description":"A group name."},"additionalProperties":{"type":"array","description":"Peer names in the group.","items":{"$ref":"#/$defs/name","description":"A peer name."},"default":[]}},"rules":{"type":"array","description":"Policy rules, in order. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","items":{"type":"object","description":"A rule.","additionalProperties":false,"properties":{"name":{"type":"string","description":"A label for logs and the audit trail.","minLength":1},"from":{"type":"string","description":"Source: \"any\", \"group:NAME\", \"peer:NAME\" or a CIDR prefix.","default":"any","pattern":"^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"to":{"type":"string","description":"Destination: \"any\", a CIDR prefix or an IP address.","default":"any","pattern":"^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"proto":{"enum":["tcp","udp","icmp","any"],"default":"any","description":"Protocol."},"ports":{"type":"array","description":"Destination ports: numbers or \"low-high\" ranges. With proto any they match both tcp and udp; not allowed with icmp. Empty: every port.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"action":{"enum":["allow","deny"],"description":"What to do with matching traffic."}},"required":["action"]},"default":[]}},"default":{}},"audit":{"type":"object","description":"Audit log (append-only, hash-chained JSON lines). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"path":{"type":"string","description":"Audit log file. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","minLength":1}},"default":{}},"metrics":{"type":"object","description":"Prometheus metrics endpoint. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve /metrics on, e.g. 127.0.0.1:9586. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set."}},"default":{}},"ui":{"type":"object","description":"Web UI. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve the UI on, e.g. 127.0.0.1:9587. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set."}},"default":{}},"logging":{"type":"object","description":"Daemon logs (JSON lines).","additionalProperties":false,"properties":{"level":{"enum":["trace","debug","info","warn","error","fatal","silent"],"default":"warn","description":"Lowest level written."},"destination":{"type":"string","description":"stderr, stdout or a file path.","default":"stderr","minLength":1}},"default":{}},"auth":{"type":"object","description":"Authentication of people using this node. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"require-2fa":{"type":"boolean","description":"Require a second factor before this node joins the mesh. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","default":false}},"default":{}},"control":{"type":"object","description":"The local control socket (quicether status, apply).","additionalProperties":false,"properties":{"socket":{"type":"string","description":"Unix socket path.","default":"/run/quicether/control.sock","minLength":1}},"default":{}}},"$defs":{"name":{"type":"string","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","description":"A name: lowercase letters, digits and dashes, 1..63 characters, no leading or trailing dash."},"ifname":{"type":"string","pattern":"^[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,14}$","description":"A kernel interface name (at most 15 characters)."},"cidr":{"type":"string","pattern":"^[0-9A-Fa-f:.]+/[0-9]{1,3}$","description":"An IPv4 or IPv6 prefix in CIDR notation, e.g. 10.0.0.0/16."},"ip":{"type":"string","pattern":"^[0-9A-Fa-f:.]+$","description":"An IPv4 or IPv6 address."},"port":{"type":"integer","minimum":1,"maximum":65535,"description":"A TCP/UDP port, 1..65535."},"portSpec":{"description":"A port (22) or an inclusive range (\"8000-8100\").","if":{"type":"string"},"then":{"type":"string","pattern":"^[0-9]+-[0-9]+$"},"else":{"type":"integer"}},"endpoint":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+)(:[0-9]+)?$","description":"host:port, with IPv6 addresses in brackets ([2001:db8::1]:7443)."},"listenAddress":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$","description":"host:port to listen on, with IPv6 addresses in brackets."},"publicKey":{"type":"string","pattern":"^[A-Za-z0-9+/]{43}=$","description":"An Ed25519 public key: standard base64 of 32 bytes (44 characters, ending in =)."},"bitrate":{"type":["string","integer"],"minimum":1,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$","description":"A bit rate: a number and a unit (bps, kbps, Mbps, Gbps, kbit, Mbit, Gbit), or a plain integer in bits/s."},"duration":{"type":["string","number"],"minimum":0,"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","description":"A duration: a number and a unit (ms, s, m, h; combined like 1m30s), or a plain number of milliseconds."},"size":{"type":["string","integer"],"minimum":0,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$","description":"A size: a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), or a plain integer in bytes."}}};
 const schema32 = {"type":"string","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","description":"A name: lowercase letters, digits and dashes, 1..63 characters, no leading or trailing dash."};
 const schema34 = {"type":"string","pattern":"^[0-9A-Fa-f:.]+/[0-9]{1,3}$","description":"An IPv4 or IPv6 prefix in CIDR notation, e.g. 10.0.0.0/16."};
 const schema36 = {"type":"string","pattern":"^[0-9A-Fa-f:.]+$","description":"An IPv4 or IPv6 address."};
@@ -17,7 +17,7 @@ const schema49 = {"type":["string","integer"],"minimum":1,"pattern":"^[0-9]+(\\.
 const schema52 = {"type":["string","number"],"minimum":0,"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","description":"A duration: a number and a unit (ms, s, m, h; combined like 1m30s), or a plain number of milliseconds."};
 const schema53 = {"type":["string","integer"],"minimum":0,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$","description":"A size: a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), or a plain integer in bytes."};
 const schema55 = {"description":"A port (22) or an inclusive range (\"8000-8100\").","if":{"type":"string"},"then":{"type":"string","pattern":"^[0-9]+-[0-9]+$"},"else":{"type":"integer"}};
-const schema64 = {"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$","description":"host:port to listen on, with IPv6 addresses in brackets."};
+const schema65 = {"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$","description":"host:port to listen on, with IPv6 addresses in brackets."};
 const func1 = Object.prototype.hasOwnProperty;
 const func2 = runtime_ucs2length.default;
 const pattern4 = new RegExp("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
@@ -32,9 +32,9 @@ const pattern23 = new RegExp("^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", "u");
 const pattern24 = new RegExp("^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$", "u");
 const pattern26 = new RegExp("^(EF|VA|CS[0-7]|AF[1-4][1-3]|ef|va|cs[0-7]|af[1-4][1-3])$", "u");
 const pattern27 = new RegExp("^[0-9]+-[0-9]+$", "u");
-const pattern35 = new RegExp("^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$", "u");
-const pattern36 = new RegExp("^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$", "u");
-const pattern38 = new RegExp("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$", "u");
+const pattern36 = new RegExp("^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$", "u");
+const pattern37 = new RegExp("^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$", "u");
+const pattern39 = new RegExp("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$", "u");
 
 function validate20(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 /*# sourceURL="https://quicether.dev/schemas/quicether.schema.json" */;
@@ -2144,7 +2144,7 @@ vErrors.push(err159);
 errors++;
 }
 for(const key15 in data72){
-if(!((key15 === "prefix") || (key15 === "exit"))){
+if(!((((key15 === "prefix") || (key15 === "exit")) || (key15 === "masquerade")) || (key15 === "priority"))){
 const err160 = {instancePath:instancePath+"/subnets/" + i9,schemaPath:"#/properties/subnets/items/else/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.subnets.items.else,data:data72};
 if(vErrors === null){
 vErrors = [err160];
@@ -2193,9 +2193,10 @@ vErrors.push(err163);
 errors++;
 }
 }
-}
-else {
-const err164 = {instancePath:instancePath+"/subnets/" + i9,schemaPath:"#/properties/subnets/items/else/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.subnets.items.else.type,parentSchema:schema31.properties.subnets.items.else,data:data72};
+if(data72.masquerade !== undefined){
+let data75 = data72.masquerade;
+if(typeof data75 !== "boolean"){
+const err164 = {instancePath:instancePath+"/subnets/" + i9+"/masquerade",schemaPath:"#/properties/subnets/items/else/properties/masquerade/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.subnets.items.else.properties.masquerade.type,parentSchema:schema31.properties.subnets.items.else.properties.masquerade,data:data75};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2204,12 +2205,11 @@ vErrors.push(err164);
 }
 errors++;
 }
-var _valid3 = _errs205 === errors;
-valid62 = _valid3;
-ifClause3 = "else";
 }
-if(!valid62){
-const err165 = {instancePath:instancePath+"/subnets/" + i9,schemaPath:"#/properties/subnets/items/if",keyword:"if",params:{failingKeyword: ifClause3},message:"must match \""+ifClause3+"\" schema",schema:schema31.properties.subnets.items.if,parentSchema:schema31.properties.subnets.items,data:data72};
+if(data72.priority !== undefined){
+let data76 = data72.priority;
+if(!(((typeof data76 == "number") && (!(data76 % 1) && !isNaN(data76))) && (isFinite(data76)))){
+const err165 = {instancePath:instancePath+"/subnets/" + i9+"/priority",schemaPath:"#/properties/subnets/items/else/properties/priority/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema31.properties.subnets.items.else.properties.priority.type,parentSchema:schema31.properties.subnets.items.else.properties.priority,data:data76};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2218,10 +2218,9 @@ vErrors.push(err165);
 }
 errors++;
 }
-}
-}
-else {
-const err166 = {instancePath:instancePath+"/subnets",schemaPath:"#/properties/subnets/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.subnets.type,parentSchema:schema31.properties.subnets,data:data71};
+if((typeof data76 == "number") && (isFinite(data76))){
+if(data76 > 65535 || isNaN(data76)){
+const err166 = {instancePath:instancePath+"/subnets/" + i9+"/priority",schemaPath:"#/properties/subnets/items/else/properties/priority/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema31.properties.subnets.items.else.properties.priority,data:data76};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2230,16 +2229,8 @@ vErrors.push(err166);
 }
 errors++;
 }
-}
-if(data.routes !== undefined){
-let data75 = data.routes;
-if(Array.isArray(data75)){
-const len10 = data75.length;
-for(let i10=0; i10<len10; i10++){
-let data76 = data75[i10];
-if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
-if(data76.to === undefined){
-const err167 = {instancePath:instancePath+"/routes/" + i10,schemaPath:"#/properties/routes/items/required",keyword:"required",params:{missingProperty: "to"},message:"must have required property '"+"to"+"'",schema:schema31.properties.routes.items.required,parentSchema:schema31.properties.routes.items,data:data76};
+if(data76 < 0 || isNaN(data76)){
+const err167 = {instancePath:instancePath+"/subnets/" + i9+"/priority",schemaPath:"#/properties/subnets/items/else/properties/priority/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema31.properties.subnets.items.else.properties.priority,data:data76};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2248,8 +2239,11 @@ vErrors.push(err167);
 }
 errors++;
 }
-if(data76.via === undefined){
-const err168 = {instancePath:instancePath+"/routes/" + i10,schemaPath:"#/properties/routes/items/required",keyword:"required",params:{missingProperty: "via"},message:"must have required property '"+"via"+"'",schema:schema31.properties.routes.items.required,parentSchema:schema31.properties.routes.items,data:data76};
+}
+}
+}
+else {
+const err168 = {instancePath:instancePath+"/subnets/" + i9,schemaPath:"#/properties/subnets/items/else/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.subnets.items.else.type,parentSchema:schema31.properties.subnets.items.else,data:data72};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2258,9 +2252,12 @@ vErrors.push(err168);
 }
 errors++;
 }
-for(const key16 in data76){
-if(!(((key16 === "to") || (key16 === "via")) || (key16 === "metric"))){
-const err169 = {instancePath:instancePath+"/routes/" + i10,schemaPath:"#/properties/routes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.routes.items,data:data76};
+var _valid3 = _errs205 === errors;
+valid62 = _valid3;
+ifClause3 = "else";
+}
+if(!valid62){
+const err169 = {instancePath:instancePath+"/subnets/" + i9,schemaPath:"#/properties/subnets/items/if",keyword:"if",params:{failingKeyword: ifClause3},message:"must match \""+ifClause3+"\" schema",schema:schema31.properties.subnets.items.if,parentSchema:schema31.properties.subnets.items,data:data72};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2270,11 +2267,9 @@ vErrors.push(err169);
 errors++;
 }
 }
-if(data76.to !== undefined){
-let data77 = data76.to;
-if(typeof data77 === "string"){
-if(!pattern6.test(data77)){
-const err170 = {instancePath:instancePath+"/routes/" + i10+"/to",schemaPath:"#/$defs/cidr/pattern",keyword:"pattern",params:{pattern: "^[0-9A-Fa-f:.]+/[0-9]{1,3}$"},message:"must match pattern \""+"^[0-9A-Fa-f:.]+/[0-9]{1,3}$"+"\"",schema:"^[0-9A-Fa-f:.]+/[0-9]{1,3}$",parentSchema:schema34,data:data77};
+}
+else {
+const err170 = {instancePath:instancePath+"/subnets",schemaPath:"#/properties/subnets/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.subnets.type,parentSchema:schema31.properties.subnets,data:data71};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2284,8 +2279,15 @@ vErrors.push(err170);
 errors++;
 }
 }
-else {
-const err171 = {instancePath:instancePath+"/routes/" + i10+"/to",schemaPath:"#/$defs/cidr/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema34.type,parentSchema:schema34,data:data77};
+if(data.routes !== undefined){
+let data77 = data.routes;
+if(Array.isArray(data77)){
+const len10 = data77.length;
+for(let i10=0; i10<len10; i10++){
+let data78 = data77[i10];
+if(data78 && typeof data78 == "object" && !Array.isArray(data78)){
+if(data78.to === undefined){
+const err171 = {instancePath:instancePath+"/routes/" + i10,schemaPath:"#/properties/routes/items/required",keyword:"required",params:{missingProperty: "to"},message:"must have required property '"+"to"+"'",schema:schema31.properties.routes.items.required,parentSchema:schema31.properties.routes.items,data:data78};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2294,12 +2296,8 @@ vErrors.push(err171);
 }
 errors++;
 }
-}
-if(data76.via !== undefined){
-let data78 = data76.via;
-if(typeof data78 === "string"){
-if(!pattern4.test(data78)){
-const err172 = {instancePath:instancePath+"/routes/" + i10+"/via",schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema32,data:data78};
+if(data78.via === undefined){
+const err172 = {instancePath:instancePath+"/routes/" + i10,schemaPath:"#/properties/routes/items/required",keyword:"required",params:{missingProperty: "via"},message:"must have required property '"+"via"+"'",schema:schema31.properties.routes.items.required,parentSchema:schema31.properties.routes.items,data:data78};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2308,9 +2306,9 @@ vErrors.push(err172);
 }
 errors++;
 }
-}
-else {
-const err173 = {instancePath:instancePath+"/routes/" + i10+"/via",schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema32.type,parentSchema:schema32,data:data78};
+for(const key16 in data78){
+if(!(((key16 === "to") || (key16 === "via")) || (key16 === "metric"))){
+const err173 = {instancePath:instancePath+"/routes/" + i10,schemaPath:"#/properties/routes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.routes.items,data:data78};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2320,10 +2318,11 @@ vErrors.push(err173);
 errors++;
 }
 }
-if(data76.metric !== undefined){
-let data79 = data76.metric;
-if(!(((typeof data79 == "number") && (!(data79 % 1) && !isNaN(data79))) && (isFinite(data79)))){
-const err174 = {instancePath:instancePath+"/routes/" + i10+"/metric",schemaPath:"#/properties/routes/items/properties/metric/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema31.properties.routes.items.properties.metric.type,parentSchema:schema31.properties.routes.items.properties.metric,data:data79};
+if(data78.to !== undefined){
+let data79 = data78.to;
+if(typeof data79 === "string"){
+if(!pattern6.test(data79)){
+const err174 = {instancePath:instancePath+"/routes/" + i10+"/to",schemaPath:"#/$defs/cidr/pattern",keyword:"pattern",params:{pattern: "^[0-9A-Fa-f:.]+/[0-9]{1,3}$"},message:"must match pattern \""+"^[0-9A-Fa-f:.]+/[0-9]{1,3}$"+"\"",schema:"^[0-9A-Fa-f:.]+/[0-9]{1,3}$",parentSchema:schema34,data:data79};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2332,9 +2331,9 @@ vErrors.push(err174);
 }
 errors++;
 }
-if((typeof data79 == "number") && (isFinite(data79))){
-if(data79 > 65535 || isNaN(data79)){
-const err175 = {instancePath:instancePath+"/routes/" + i10+"/metric",schemaPath:"#/properties/routes/items/properties/metric/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema31.properties.routes.items.properties.metric,data:data79};
+}
+else {
+const err175 = {instancePath:instancePath+"/routes/" + i10+"/to",schemaPath:"#/$defs/cidr/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema34.type,parentSchema:schema34,data:data79};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2343,8 +2342,12 @@ vErrors.push(err175);
 }
 errors++;
 }
-if(data79 < 0 || isNaN(data79)){
-const err176 = {instancePath:instancePath+"/routes/" + i10+"/metric",schemaPath:"#/properties/routes/items/properties/metric/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema31.properties.routes.items.properties.metric,data:data79};
+}
+if(data78.via !== undefined){
+let data80 = data78.via;
+if(typeof data80 === "string"){
+if(!pattern4.test(data80)){
+const err176 = {instancePath:instancePath+"/routes/" + i10+"/via",schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema32,data:data80};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2354,10 +2357,8 @@ vErrors.push(err176);
 errors++;
 }
 }
-}
-}
 else {
-const err177 = {instancePath:instancePath+"/routes/" + i10,schemaPath:"#/properties/routes/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.routes.items.type,parentSchema:schema31.properties.routes.items,data:data76};
+const err177 = {instancePath:instancePath+"/routes/" + i10+"/via",schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema32.type,parentSchema:schema32,data:data80};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2367,9 +2368,10 @@ vErrors.push(err177);
 errors++;
 }
 }
-}
-else {
-const err178 = {instancePath:instancePath+"/routes",schemaPath:"#/properties/routes/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.routes.type,parentSchema:schema31.properties.routes,data:data75};
+if(data78.metric !== undefined){
+let data81 = data78.metric;
+if(!(((typeof data81 == "number") && (!(data81 % 1) && !isNaN(data81))) && (isFinite(data81)))){
+const err178 = {instancePath:instancePath+"/routes/" + i10+"/metric",schemaPath:"#/properties/routes/items/properties/metric/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema31.properties.routes.items.properties.metric.type,parentSchema:schema31.properties.routes.items.properties.metric,data:data81};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2378,13 +2380,9 @@ vErrors.push(err178);
 }
 errors++;
 }
-}
-if(data.gateway !== undefined){
-let data80 = data.gateway;
-if(data80 && typeof data80 == "object" && !Array.isArray(data80)){
-for(const key17 in data80){
-if(!(((key17 === "forward-for") || (key17 === "advertise-bandwidth")) || (key17 === "relay"))){
-const err179 = {instancePath:instancePath+"/gateway",schemaPath:"#/properties/gateway/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.gateway,data:data80};
+if((typeof data81 == "number") && (isFinite(data81))){
+if(data81 > 65535 || isNaN(data81)){
+const err179 = {instancePath:instancePath+"/routes/" + i10+"/metric",schemaPath:"#/properties/routes/items/properties/metric/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema31.properties.routes.items.properties.metric,data:data81};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2393,16 +2391,8 @@ vErrors.push(err179);
 }
 errors++;
 }
-}
-if(data80["forward-for"] !== undefined){
-let data81 = data80["forward-for"];
-if(Array.isArray(data81)){
-const len11 = data81.length;
-for(let i11=0; i11<len11; i11++){
-let data82 = data81[i11];
-if(typeof data82 === "string"){
-if(func2(data82) < 1){
-const err180 = {instancePath:instancePath+"/gateway/forward-for/" + i11,schemaPath:"#/properties/gateway/properties/forward-for/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.gateway.properties["forward-for"].items,data:data82};
+if(data81 < 0 || isNaN(data81)){
+const err180 = {instancePath:instancePath+"/routes/" + i10+"/metric",schemaPath:"#/properties/routes/items/properties/metric/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema31.properties.routes.items.properties.metric,data:data81};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2412,8 +2402,10 @@ vErrors.push(err180);
 errors++;
 }
 }
+}
+}
 else {
-const err181 = {instancePath:instancePath+"/gateway/forward-for/" + i11,schemaPath:"#/properties/gateway/properties/forward-for/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.gateway.properties["forward-for"].items.type,parentSchema:schema31.properties.gateway.properties["forward-for"].items,data:data82};
+const err181 = {instancePath:instancePath+"/routes/" + i10,schemaPath:"#/properties/routes/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.routes.items.type,parentSchema:schema31.properties.routes.items,data:data78};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2425,7 +2417,7 @@ errors++;
 }
 }
 else {
-const err182 = {instancePath:instancePath+"/gateway/forward-for",schemaPath:"#/properties/gateway/properties/forward-for/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.gateway.properties["forward-for"].type,parentSchema:schema31.properties.gateway.properties["forward-for"],data:data81};
+const err182 = {instancePath:instancePath+"/routes",schemaPath:"#/properties/routes/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.routes.type,parentSchema:schema31.properties.routes,data:data77};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2435,10 +2427,14 @@ vErrors.push(err182);
 errors++;
 }
 }
-if(data80["advertise-bandwidth"] !== undefined){
-let data83 = data80["advertise-bandwidth"];
-if((typeof data83 !== "string") && (!(((typeof data83 == "number") && (!(data83 % 1) && !isNaN(data83))) && (isFinite(data83))))){
-const err183 = {instancePath:instancePath+"/gateway/advertise-bandwidth",schemaPath:"#/$defs/bitrate/type",keyword:"type",params:{type: schema49.type},message:"must be string,integer",schema:schema49.type,parentSchema:schema49,data:data83};
+if(data["exit-node"] !== undefined){
+let data82 = data["exit-node"];
+const _errs231 = errors;
+let valid71 = false;
+const _errs232 = errors;
+if(typeof data82 === "string"){
+if(!pattern4.test(data82)){
+const err183 = {instancePath:instancePath+"/exit-node",schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema32,data:data82};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2447,9 +2443,9 @@ vErrors.push(err183);
 }
 errors++;
 }
-if((typeof data83 == "number") && (isFinite(data83))){
-if(data83 < 1 || isNaN(data83)){
-const err184 = {instancePath:instancePath+"/gateway/advertise-bandwidth",schemaPath:"#/$defs/bitrate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema49,data:data83};
+}
+else {
+const err184 = {instancePath:instancePath+"/exit-node",schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema32.type,parentSchema:schema32,data:data82};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2458,10 +2454,11 @@ vErrors.push(err184);
 }
 errors++;
 }
-}
-if(typeof data83 === "string"){
-if(!pattern20.test(data83)){
-const err185 = {instancePath:instancePath+"/gateway/advertise-bandwidth",schemaPath:"#/$defs/bitrate/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$"+"\"",schema:"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$",parentSchema:schema49,data:data83};
+var _valid4 = _errs232 === errors;
+valid71 = valid71 || _valid4;
+const _errs235 = errors;
+if(data82 !== null){
+const err185 = {instancePath:instancePath+"/exit-node",schemaPath:"#/properties/exit-node/anyOf/1/type",keyword:"type",params:{type: "null"},message:"must be null",schema:schema31.properties["exit-node"].anyOf[1].type,parentSchema:schema31.properties["exit-node"].anyOf[1],data:data82};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2470,12 +2467,10 @@ vErrors.push(err185);
 }
 errors++;
 }
-}
-}
-if(data80.relay !== undefined){
-let data84 = data80.relay;
-if(typeof data84 !== "boolean"){
-const err186 = {instancePath:instancePath+"/gateway/relay",schemaPath:"#/properties/gateway/properties/relay/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.gateway.properties.relay.type,parentSchema:schema31.properties.gateway.properties.relay,data:data84};
+var _valid4 = _errs235 === errors;
+valid71 = valid71 || _valid4;
+if(!valid71){
+const err186 = {instancePath:instancePath+"/exit-node",schemaPath:"#/properties/exit-node/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf",schema:schema31.properties["exit-node"].anyOf,parentSchema:schema31.properties["exit-node"],data:data82};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2484,10 +2479,22 @@ vErrors.push(err186);
 }
 errors++;
 }
-}
+else {
+errors = _errs231;
+if(vErrors !== null){
+if(_errs231){
+vErrors.length = _errs231;
 }
 else {
-const err187 = {instancePath:instancePath+"/gateway",schemaPath:"#/properties/gateway/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.gateway.type,parentSchema:schema31.properties.gateway,data:data80};
+vErrors = null;
+}
+}
+}
+}
+if(data["exit-node-required"] !== undefined){
+let data83 = data["exit-node-required"];
+if(typeof data83 !== "boolean"){
+const err187 = {instancePath:instancePath+"/exit-node-required",schemaPath:"#/properties/exit-node-required/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties["exit-node-required"].type,parentSchema:schema31.properties["exit-node-required"],data:data83};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2497,12 +2504,12 @@ vErrors.push(err187);
 errors++;
 }
 }
-if(data.policies !== undefined){
-let data85 = data.policies;
-if(data85 && typeof data85 == "object" && !Array.isArray(data85)){
-for(const key18 in data85){
-if(!(((key18 === "default") || (key18 === "groups")) || (key18 === "rules"))){
-const err188 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.policies,data:data85};
+if(data.gateway !== undefined){
+let data84 = data.gateway;
+if(data84 && typeof data84 == "object" && !Array.isArray(data84)){
+for(const key17 in data84){
+if(!((((key17 === "forward-for") || (key17 === "advertise-bandwidth")) || (key17 === "relay")) || (key17 === "ingress"))){
+const err188 = {instancePath:instancePath+"/gateway",schemaPath:"#/properties/gateway/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.gateway,data:data84};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2512,10 +2519,15 @@ vErrors.push(err188);
 errors++;
 }
 }
-if(data85.default !== undefined){
-let data86 = data85.default;
-if(!((data86 === "deny") || (data86 === "allow"))){
-const err189 = {instancePath:instancePath+"/policies/default",schemaPath:"#/properties/policies/properties/default/enum",keyword:"enum",params:{allowedValues: schema31.properties.policies.properties.default.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.policies.properties.default.enum,parentSchema:schema31.properties.policies.properties.default,data:data86};
+if(data84["forward-for"] !== undefined){
+let data85 = data84["forward-for"];
+if(Array.isArray(data85)){
+const len11 = data85.length;
+for(let i11=0; i11<len11; i11++){
+let data86 = data85[i11];
+if(typeof data86 === "string"){
+if(func2(data86) < 1){
+const err189 = {instancePath:instancePath+"/gateway/forward-for/" + i11,schemaPath:"#/properties/gateway/properties/forward-for/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.gateway.properties["forward-for"].items,data:data86};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2525,14 +2537,8 @@ vErrors.push(err189);
 errors++;
 }
 }
-if(data85.groups !== undefined){
-let data87 = data85.groups;
-if(data87 && typeof data87 == "object" && !Array.isArray(data87)){
-for(const key19 in data87){
-const _errs244 = errors;
-if(typeof key19 === "string"){
-if(!pattern4.test(key19)){
-const err190 = {instancePath:instancePath+"/policies/groups",schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema32,data:key19,propertyName:key19};
+else {
+const err190 = {instancePath:instancePath+"/gateway/forward-for/" + i11,schemaPath:"#/properties/gateway/properties/forward-for/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.gateway.properties["forward-for"].items.type,parentSchema:schema31.properties.gateway.properties["forward-for"].items,data:data86};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2542,8 +2548,9 @@ vErrors.push(err190);
 errors++;
 }
 }
+}
 else {
-const err191 = {instancePath:instancePath+"/policies/groups",schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema32.type,parentSchema:schema32,data:key19,propertyName:key19};
+const err191 = {instancePath:instancePath+"/gateway/forward-for",schemaPath:"#/properties/gateway/properties/forward-for/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.gateway.properties["forward-for"].type,parentSchema:schema31.properties.gateway.properties["forward-for"],data:data85};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2552,9 +2559,11 @@ vErrors.push(err191);
 }
 errors++;
 }
-var valid76 = _errs244 === errors;
-if(!valid76){
-const err192 = {instancePath:instancePath+"/policies/groups",schemaPath:"#/properties/policies/properties/groups/propertyNames",keyword:"propertyNames",params:{propertyName: key19},message:"property name must be valid",schema:schema31.properties.policies.properties.groups.propertyNames,parentSchema:schema31.properties.policies.properties.groups,data:data87};
+}
+if(data84["advertise-bandwidth"] !== undefined){
+let data87 = data84["advertise-bandwidth"];
+if((typeof data87 !== "string") && (!(((typeof data87 == "number") && (!(data87 % 1) && !isNaN(data87))) && (isFinite(data87))))){
+const err192 = {instancePath:instancePath+"/gateway/advertise-bandwidth",schemaPath:"#/$defs/bitrate/type",keyword:"type",params:{type: schema49.type},message:"must be string,integer",schema:schema49.type,parentSchema:schema49,data:data87};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2563,16 +2572,9 @@ vErrors.push(err192);
 }
 errors++;
 }
-}
-for(const key20 in data87){
-let data88 = data87[key20];
-if(Array.isArray(data88)){
-const len12 = data88.length;
-for(let i12=0; i12<len12; i12++){
-let data89 = data88[i12];
-if(typeof data89 === "string"){
-if(!pattern4.test(data89)){
-const err193 = {instancePath:instancePath+"/policies/groups/" + key20.replace(/~/g, "~0").replace(/\//g, "~1")+"/" + i12,schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema32,data:data89};
+if((typeof data87 == "number") && (isFinite(data87))){
+if(data87 < 1 || isNaN(data87)){
+const err193 = {instancePath:instancePath+"/gateway/advertise-bandwidth",schemaPath:"#/$defs/bitrate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema49,data:data87};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2582,8 +2584,9 @@ vErrors.push(err193);
 errors++;
 }
 }
-else {
-const err194 = {instancePath:instancePath+"/policies/groups/" + key20.replace(/~/g, "~0").replace(/\//g, "~1")+"/" + i12,schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema32.type,parentSchema:schema32,data:data89};
+if(typeof data87 === "string"){
+if(!pattern20.test(data87)){
+const err194 = {instancePath:instancePath+"/gateway/advertise-bandwidth",schemaPath:"#/$defs/bitrate/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$"+"\"",schema:"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$",parentSchema:schema49,data:data87};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2594,8 +2597,10 @@ errors++;
 }
 }
 }
-else {
-const err195 = {instancePath:instancePath+"/policies/groups/" + key20.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/policies/properties/groups/additionalProperties/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.policies.properties.groups.additionalProperties.type,parentSchema:schema31.properties.policies.properties.groups.additionalProperties,data:data88};
+if(data84.relay !== undefined){
+let data88 = data84.relay;
+if(typeof data88 !== "boolean"){
+const err195 = {instancePath:instancePath+"/gateway/relay",schemaPath:"#/properties/gateway/properties/relay/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.gateway.properties.relay.type,parentSchema:schema31.properties.gateway.properties.relay,data:data88};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2605,9 +2610,15 @@ vErrors.push(err195);
 errors++;
 }
 }
-}
-else {
-const err196 = {instancePath:instancePath+"/policies/groups",schemaPath:"#/properties/policies/properties/groups/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.policies.properties.groups.type,parentSchema:schema31.properties.policies.properties.groups,data:data87};
+if(data84.ingress !== undefined){
+let data89 = data84.ingress;
+if(Array.isArray(data89)){
+const len12 = data89.length;
+for(let i12=0; i12<len12; i12++){
+let data90 = data89[i12];
+if(data90 && typeof data90 == "object" && !Array.isArray(data90)){
+if(data90.listen === undefined){
+const err196 = {instancePath:instancePath+"/gateway/ingress/" + i12,schemaPath:"#/properties/gateway/properties/ingress/items/required",keyword:"required",params:{missingProperty: "listen"},message:"must have required property '"+"listen"+"'",schema:schema31.properties.gateway.properties.ingress.items.required,parentSchema:schema31.properties.gateway.properties.ingress.items,data:data90};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2616,16 +2627,8 @@ vErrors.push(err196);
 }
 errors++;
 }
-}
-if(data85.rules !== undefined){
-let data90 = data85.rules;
-if(Array.isArray(data90)){
-const len13 = data90.length;
-for(let i13=0; i13<len13; i13++){
-let data91 = data90[i13];
-if(data91 && typeof data91 == "object" && !Array.isArray(data91)){
-if(data91.action === undefined){
-const err197 = {instancePath:instancePath+"/policies/rules/" + i13,schemaPath:"#/properties/policies/properties/rules/items/required",keyword:"required",params:{missingProperty: "action"},message:"must have required property '"+"action"+"'",schema:schema31.properties.policies.properties.rules.items.required,parentSchema:schema31.properties.policies.properties.rules.items,data:data91};
+if(data90.to === undefined){
+const err197 = {instancePath:instancePath+"/gateway/ingress/" + i12,schemaPath:"#/properties/gateway/properties/ingress/items/required",keyword:"required",params:{missingProperty: "to"},message:"must have required property '"+"to"+"'",schema:schema31.properties.gateway.properties.ingress.items.required,parentSchema:schema31.properties.gateway.properties.ingress.items,data:data90};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2634,9 +2637,9 @@ vErrors.push(err197);
 }
 errors++;
 }
-for(const key21 in data91){
-if(!((((((key21 === "name") || (key21 === "from")) || (key21 === "to")) || (key21 === "proto")) || (key21 === "ports")) || (key21 === "action"))){
-const err198 = {instancePath:instancePath+"/policies/rules/" + i13,schemaPath:"#/properties/policies/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.policies.properties.rules.items,data:data91};
+for(const key18 in data90){
+if(!(((key18 === "listen") || (key18 === "to")) || (key18 === "proto"))){
+const err198 = {instancePath:instancePath+"/gateway/ingress/" + i12,schemaPath:"#/properties/gateway/properties/ingress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.gateway.properties.ingress.items,data:data90};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2646,11 +2649,11 @@ vErrors.push(err198);
 errors++;
 }
 }
-if(data91.name !== undefined){
-let data92 = data91.name;
-if(typeof data92 === "string"){
-if(func2(data92) < 1){
-const err199 = {instancePath:instancePath+"/policies/rules/" + i13+"/name",schemaPath:"#/properties/policies/properties/rules/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.policies.properties.rules.items.properties.name,data:data92};
+if(data90.listen !== undefined){
+let data91 = data90.listen;
+if(typeof data91 === "string"){
+if(func2(data91) < 3){
+const err199 = {instancePath:instancePath+"/gateway/ingress/" + i12+"/listen",schemaPath:"#/properties/gateway/properties/ingress/items/properties/listen/minLength",keyword:"minLength",params:{limit: 3},message:"must NOT have fewer than 3 characters",schema:3,parentSchema:schema31.properties.gateway.properties.ingress.items.properties.listen,data:data91};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2661,7 +2664,7 @@ errors++;
 }
 }
 else {
-const err200 = {instancePath:instancePath+"/policies/rules/" + i13+"/name",schemaPath:"#/properties/policies/properties/rules/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.policies.properties.rules.items.properties.name.type,parentSchema:schema31.properties.policies.properties.rules.items.properties.name,data:data92};
+const err200 = {instancePath:instancePath+"/gateway/ingress/" + i12+"/listen",schemaPath:"#/properties/gateway/properties/ingress/items/properties/listen/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.gateway.properties.ingress.items.properties.listen.type,parentSchema:schema31.properties.gateway.properties.ingress.items.properties.listen,data:data91};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2671,11 +2674,11 @@ vErrors.push(err200);
 errors++;
 }
 }
-if(data91.from !== undefined){
-let data93 = data91.from;
-if(typeof data93 === "string"){
-if(!pattern35.test(data93)){
-const err201 = {instancePath:instancePath+"/policies/rules/" + i13+"/from",schemaPath:"#/properties/policies/properties/rules/items/properties/from/pattern",keyword:"pattern",params:{pattern: "^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},message:"must match pattern \""+"^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"+"\"",schema:"^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$",parentSchema:schema31.properties.policies.properties.rules.items.properties.from,data:data93};
+if(data90.to !== undefined){
+let data92 = data90.to;
+if(typeof data92 === "string"){
+if(func2(data92) < 3){
+const err201 = {instancePath:instancePath+"/gateway/ingress/" + i12+"/to",schemaPath:"#/properties/gateway/properties/ingress/items/properties/to/minLength",keyword:"minLength",params:{limit: 3},message:"must NOT have fewer than 3 characters",schema:3,parentSchema:schema31.properties.gateway.properties.ingress.items.properties.to,data:data92};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2686,7 +2689,7 @@ errors++;
 }
 }
 else {
-const err202 = {instancePath:instancePath+"/policies/rules/" + i13+"/from",schemaPath:"#/properties/policies/properties/rules/items/properties/from/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.policies.properties.rules.items.properties.from.type,parentSchema:schema31.properties.policies.properties.rules.items.properties.from,data:data93};
+const err202 = {instancePath:instancePath+"/gateway/ingress/" + i12+"/to",schemaPath:"#/properties/gateway/properties/ingress/items/properties/to/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.gateway.properties.ingress.items.properties.to.type,parentSchema:schema31.properties.gateway.properties.ingress.items.properties.to,data:data92};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2696,11 +2699,10 @@ vErrors.push(err202);
 errors++;
 }
 }
-if(data91.to !== undefined){
-let data94 = data91.to;
-if(typeof data94 === "string"){
-if(!pattern36.test(data94)){
-const err203 = {instancePath:instancePath+"/policies/rules/" + i13+"/to",schemaPath:"#/properties/policies/properties/rules/items/properties/to/pattern",keyword:"pattern",params:{pattern: "^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},message:"must match pattern \""+"^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"+"\"",schema:"^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$",parentSchema:schema31.properties.policies.properties.rules.items.properties.to,data:data94};
+if(data90.proto !== undefined){
+let data93 = data90.proto;
+if(!((data93 === "tcp") || (data93 === "udp"))){
+const err203 = {instancePath:instancePath+"/gateway/ingress/" + i12+"/proto",schemaPath:"#/properties/gateway/properties/ingress/items/properties/proto/enum",keyword:"enum",params:{allowedValues: schema31.properties.gateway.properties.ingress.items.properties.proto.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.gateway.properties.ingress.items.properties.proto.enum,parentSchema:schema31.properties.gateway.properties.ingress.items.properties.proto,data:data93};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2710,8 +2712,9 @@ vErrors.push(err203);
 errors++;
 }
 }
+}
 else {
-const err204 = {instancePath:instancePath+"/policies/rules/" + i13+"/to",schemaPath:"#/properties/policies/properties/rules/items/properties/to/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.policies.properties.rules.items.properties.to.type,parentSchema:schema31.properties.policies.properties.rules.items.properties.to,data:data94};
+const err204 = {instancePath:instancePath+"/gateway/ingress/" + i12,schemaPath:"#/properties/gateway/properties/ingress/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.gateway.properties.ingress.items.type,parentSchema:schema31.properties.gateway.properties.ingress.items,data:data90};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2721,10 +2724,9 @@ vErrors.push(err204);
 errors++;
 }
 }
-if(data91.proto !== undefined){
-let data95 = data91.proto;
-if(!((((data95 === "tcp") || (data95 === "udp")) || (data95 === "icmp")) || (data95 === "any"))){
-const err205 = {instancePath:instancePath+"/policies/rules/" + i13+"/proto",schemaPath:"#/properties/policies/properties/rules/items/properties/proto/enum",keyword:"enum",params:{allowedValues: schema31.properties.policies.properties.rules.items.properties.proto.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.policies.properties.rules.items.properties.proto.enum,parentSchema:schema31.properties.policies.properties.rules.items.properties.proto,data:data95};
+}
+else {
+const err205 = {instancePath:instancePath+"/gateway/ingress",schemaPath:"#/properties/gateway/properties/ingress/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.gateway.properties.ingress.type,parentSchema:schema31.properties.gateway.properties.ingress,data:data89};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2734,17 +2736,9 @@ vErrors.push(err205);
 errors++;
 }
 }
-if(data91.ports !== undefined){
-let data96 = data91.ports;
-if(Array.isArray(data96)){
-const len14 = data96.length;
-for(let i14=0; i14<len14; i14++){
-let data97 = data96[i14];
-const _errs269 = errors;
-let valid88 = true;
-const _errs270 = errors;
-if(typeof data97 !== "string"){
-const err206 = {};
+}
+else {
+const err206 = {instancePath:instancePath+"/gateway",schemaPath:"#/properties/gateway/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.gateway.type,parentSchema:schema31.properties.gateway,data:data84};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2753,22 +2747,13 @@ vErrors.push(err206);
 }
 errors++;
 }
-var _valid4 = _errs270 === errors;
-errors = _errs269;
-if(vErrors !== null){
-if(_errs269){
-vErrors.length = _errs269;
 }
-else {
-vErrors = null;
-}
-}
-let ifClause4;
-if(_valid4){
-const _errs272 = errors;
-if(typeof data97 === "string"){
-if(!pattern27.test(data97)){
-const err207 = {instancePath:instancePath+"/policies/rules/" + i13+"/ports/" + i14,schemaPath:"#/$defs/portSpec/then/pattern",keyword:"pattern",params:{pattern: "^[0-9]+-[0-9]+$"},message:"must match pattern \""+"^[0-9]+-[0-9]+$"+"\"",schema:"^[0-9]+-[0-9]+$",parentSchema:schema55.then,data:data97};
+if(data.policies !== undefined){
+let data94 = data.policies;
+if(data94 && typeof data94 == "object" && !Array.isArray(data94)){
+for(const key19 in data94){
+if(!(((key19 === "default") || (key19 === "groups")) || (key19 === "rules"))){
+const err207 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.policies,data:data94};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2778,8 +2763,10 @@ vErrors.push(err207);
 errors++;
 }
 }
-else {
-const err208 = {instancePath:instancePath+"/policies/rules/" + i13+"/ports/" + i14,schemaPath:"#/$defs/portSpec/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema55.then.type,parentSchema:schema55.then,data:data97};
+if(data94.default !== undefined){
+let data95 = data94.default;
+if(!((data95 === "deny") || (data95 === "allow"))){
+const err208 = {instancePath:instancePath+"/policies/default",schemaPath:"#/properties/policies/properties/default/enum",keyword:"enum",params:{allowedValues: schema31.properties.policies.properties.default.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.policies.properties.default.enum,parentSchema:schema31.properties.policies.properties.default,data:data95};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2788,14 +2775,15 @@ vErrors.push(err208);
 }
 errors++;
 }
-var _valid4 = _errs272 === errors;
-valid88 = _valid4;
-ifClause4 = "then";
 }
-else {
-const _errs274 = errors;
-if(!(((typeof data97 == "number") && (!(data97 % 1) && !isNaN(data97))) && (isFinite(data97)))){
-const err209 = {instancePath:instancePath+"/policies/rules/" + i13+"/ports/" + i14,schemaPath:"#/$defs/portSpec/else/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema55.else.type,parentSchema:schema55.else,data:data97};
+if(data94.groups !== undefined){
+let data96 = data94.groups;
+if(data96 && typeof data96 == "object" && !Array.isArray(data96)){
+for(const key20 in data96){
+const _errs267 = errors;
+if(typeof key20 === "string"){
+if(!pattern4.test(key20)){
+const err209 = {instancePath:instancePath+"/policies/groups",schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema32,data:key20,propertyName:key20};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2804,12 +2792,9 @@ vErrors.push(err209);
 }
 errors++;
 }
-var _valid4 = _errs274 === errors;
-valid88 = _valid4;
-ifClause4 = "else";
 }
-if(!valid88){
-const err210 = {instancePath:instancePath+"/policies/rules/" + i13+"/ports/" + i14,schemaPath:"#/$defs/portSpec/if",keyword:"if",params:{failingKeyword: ifClause4},message:"must match \""+ifClause4+"\" schema",schema:schema55.if,parentSchema:schema55,data:data97};
+else {
+const err210 = {instancePath:instancePath+"/policies/groups",schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema32.type,parentSchema:schema32,data:key20,propertyName:key20};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2818,10 +2803,9 @@ vErrors.push(err210);
 }
 errors++;
 }
-}
-}
-else {
-const err211 = {instancePath:instancePath+"/policies/rules/" + i13+"/ports",schemaPath:"#/properties/policies/properties/rules/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.policies.properties.rules.items.properties.ports.type,parentSchema:schema31.properties.policies.properties.rules.items.properties.ports,data:data96};
+var valid81 = _errs267 === errors;
+if(!valid81){
+const err211 = {instancePath:instancePath+"/policies/groups",schemaPath:"#/properties/policies/properties/groups/propertyNames",keyword:"propertyNames",params:{propertyName: key20},message:"property name must be valid",schema:schema31.properties.policies.properties.groups.propertyNames,parentSchema:schema31.properties.policies.properties.groups,data:data96};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2831,10 +2815,15 @@ vErrors.push(err211);
 errors++;
 }
 }
-if(data91.action !== undefined){
-let data98 = data91.action;
-if(!((data98 === "allow") || (data98 === "deny"))){
-const err212 = {instancePath:instancePath+"/policies/rules/" + i13+"/action",schemaPath:"#/properties/policies/properties/rules/items/properties/action/enum",keyword:"enum",params:{allowedValues: schema31.properties.policies.properties.rules.items.properties.action.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.policies.properties.rules.items.properties.action.enum,parentSchema:schema31.properties.policies.properties.rules.items.properties.action,data:data98};
+for(const key21 in data96){
+let data97 = data96[key21];
+if(Array.isArray(data97)){
+const len13 = data97.length;
+for(let i13=0; i13<len13; i13++){
+let data98 = data97[i13];
+if(typeof data98 === "string"){
+if(!pattern4.test(data98)){
+const err212 = {instancePath:instancePath+"/policies/groups/" + key21.replace(/~/g, "~0").replace(/\//g, "~1")+"/" + i13,schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema32,data:data98};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2844,9 +2833,8 @@ vErrors.push(err212);
 errors++;
 }
 }
-}
 else {
-const err213 = {instancePath:instancePath+"/policies/rules/" + i13,schemaPath:"#/properties/policies/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.policies.properties.rules.items.type,parentSchema:schema31.properties.policies.properties.rules.items,data:data91};
+const err213 = {instancePath:instancePath+"/policies/groups/" + key21.replace(/~/g, "~0").replace(/\//g, "~1")+"/" + i13,schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema32.type,parentSchema:schema32,data:data98};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2858,7 +2846,7 @@ errors++;
 }
 }
 else {
-const err214 = {instancePath:instancePath+"/policies/rules",schemaPath:"#/properties/policies/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.policies.properties.rules.type,parentSchema:schema31.properties.policies.properties.rules,data:data90};
+const err214 = {instancePath:instancePath+"/policies/groups/" + key21.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/policies/properties/groups/additionalProperties/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.policies.properties.groups.additionalProperties.type,parentSchema:schema31.properties.policies.properties.groups.additionalProperties,data:data97};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2870,7 +2858,7 @@ errors++;
 }
 }
 else {
-const err215 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.policies.type,parentSchema:schema31.properties.policies,data:data85};
+const err215 = {instancePath:instancePath+"/policies/groups",schemaPath:"#/properties/policies/properties/groups/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.policies.properties.groups.type,parentSchema:schema31.properties.policies.properties.groups,data:data96};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2880,12 +2868,15 @@ vErrors.push(err215);
 errors++;
 }
 }
-if(data.audit !== undefined){
-let data99 = data.audit;
-if(data99 && typeof data99 == "object" && !Array.isArray(data99)){
-for(const key22 in data99){
-if(!(key22 === "path")){
-const err216 = {instancePath:instancePath+"/audit",schemaPath:"#/properties/audit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.audit,data:data99};
+if(data94.rules !== undefined){
+let data99 = data94.rules;
+if(Array.isArray(data99)){
+const len14 = data99.length;
+for(let i14=0; i14<len14; i14++){
+let data100 = data99[i14];
+if(data100 && typeof data100 == "object" && !Array.isArray(data100)){
+if(data100.action === undefined){
+const err216 = {instancePath:instancePath+"/policies/rules/" + i14,schemaPath:"#/properties/policies/properties/rules/items/required",keyword:"required",params:{missingProperty: "action"},message:"must have required property '"+"action"+"'",schema:schema31.properties.policies.properties.rules.items.required,parentSchema:schema31.properties.policies.properties.rules.items,data:data100};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2894,12 +2885,9 @@ vErrors.push(err216);
 }
 errors++;
 }
-}
-if(data99.path !== undefined){
-let data100 = data99.path;
-if(typeof data100 === "string"){
-if(func2(data100) < 1){
-const err217 = {instancePath:instancePath+"/audit/path",schemaPath:"#/properties/audit/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.audit.properties.path,data:data100};
+for(const key22 in data100){
+if(!((((((key22 === "name") || (key22 === "from")) || (key22 === "to")) || (key22 === "proto")) || (key22 === "ports")) || (key22 === "action"))){
+const err217 = {instancePath:instancePath+"/policies/rules/" + i14,schemaPath:"#/properties/policies/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.policies.properties.rules.items,data:data100};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2909,8 +2897,11 @@ vErrors.push(err217);
 errors++;
 }
 }
-else {
-const err218 = {instancePath:instancePath+"/audit/path",schemaPath:"#/properties/audit/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.audit.properties.path.type,parentSchema:schema31.properties.audit.properties.path,data:data100};
+if(data100.name !== undefined){
+let data101 = data100.name;
+if(typeof data101 === "string"){
+if(func2(data101) < 1){
+const err218 = {instancePath:instancePath+"/policies/rules/" + i14+"/name",schemaPath:"#/properties/policies/properties/rules/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.policies.properties.rules.items.properties.name,data:data101};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2920,9 +2911,8 @@ vErrors.push(err218);
 errors++;
 }
 }
-}
 else {
-const err219 = {instancePath:instancePath+"/audit",schemaPath:"#/properties/audit/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.audit.type,parentSchema:schema31.properties.audit,data:data99};
+const err219 = {instancePath:instancePath+"/policies/rules/" + i14+"/name",schemaPath:"#/properties/policies/properties/rules/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.policies.properties.rules.items.properties.name.type,parentSchema:schema31.properties.policies.properties.rules.items.properties.name,data:data101};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2932,12 +2922,11 @@ vErrors.push(err219);
 errors++;
 }
 }
-if(data.metrics !== undefined){
-let data101 = data.metrics;
-if(data101 && typeof data101 == "object" && !Array.isArray(data101)){
-for(const key23 in data101){
-if(!(key23 === "listen")){
-const err220 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.metrics,data:data101};
+if(data100.from !== undefined){
+let data102 = data100.from;
+if(typeof data102 === "string"){
+if(!pattern36.test(data102)){
+const err220 = {instancePath:instancePath+"/policies/rules/" + i14+"/from",schemaPath:"#/properties/policies/properties/rules/items/properties/from/pattern",keyword:"pattern",params:{pattern: "^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},message:"must match pattern \""+"^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"+"\"",schema:"^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$",parentSchema:schema31.properties.policies.properties.rules.items.properties.from,data:data102};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2947,11 +2936,8 @@ vErrors.push(err220);
 errors++;
 }
 }
-if(data101.listen !== undefined){
-let data102 = data101.listen;
-if(typeof data102 === "string"){
-if(!pattern38.test(data102)){
-const err221 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema64,data:data102};
+else {
+const err221 = {instancePath:instancePath+"/policies/rules/" + i14+"/from",schemaPath:"#/properties/policies/properties/rules/items/properties/from/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.policies.properties.rules.items.properties.from.type,parentSchema:schema31.properties.policies.properties.rules.items.properties.from,data:data102};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2961,8 +2947,11 @@ vErrors.push(err221);
 errors++;
 }
 }
-else {
-const err222 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema64.type,parentSchema:schema64,data:data102};
+if(data100.to !== undefined){
+let data103 = data100.to;
+if(typeof data103 === "string"){
+if(!pattern37.test(data103)){
+const err222 = {instancePath:instancePath+"/policies/rules/" + i14+"/to",schemaPath:"#/properties/policies/properties/rules/items/properties/to/pattern",keyword:"pattern",params:{pattern: "^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},message:"must match pattern \""+"^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"+"\"",schema:"^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$",parentSchema:schema31.properties.policies.properties.rules.items.properties.to,data:data103};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -2972,9 +2961,8 @@ vErrors.push(err222);
 errors++;
 }
 }
-}
 else {
-const err223 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.metrics.type,parentSchema:schema31.properties.metrics,data:data101};
+const err223 = {instancePath:instancePath+"/policies/rules/" + i14+"/to",schemaPath:"#/properties/policies/properties/rules/items/properties/to/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.policies.properties.rules.items.properties.to.type,parentSchema:schema31.properties.policies.properties.rules.items.properties.to,data:data103};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2984,12 +2972,10 @@ vErrors.push(err223);
 errors++;
 }
 }
-if(data.ui !== undefined){
-let data103 = data.ui;
-if(data103 && typeof data103 == "object" && !Array.isArray(data103)){
-for(const key24 in data103){
-if(!(key24 === "listen")){
-const err224 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.ui,data:data103};
+if(data100.proto !== undefined){
+let data104 = data100.proto;
+if(!((((data104 === "tcp") || (data104 === "udp")) || (data104 === "icmp")) || (data104 === "any"))){
+const err224 = {instancePath:instancePath+"/policies/rules/" + i14+"/proto",schemaPath:"#/properties/policies/properties/rules/items/properties/proto/enum",keyword:"enum",params:{allowedValues: schema31.properties.policies.properties.rules.items.properties.proto.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.policies.properties.rules.items.properties.proto.enum,parentSchema:schema31.properties.policies.properties.rules.items.properties.proto,data:data104};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2999,11 +2985,17 @@ vErrors.push(err224);
 errors++;
 }
 }
-if(data103.listen !== undefined){
-let data104 = data103.listen;
-if(typeof data104 === "string"){
-if(!pattern38.test(data104)){
-const err225 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema64,data:data104};
+if(data100.ports !== undefined){
+let data105 = data100.ports;
+if(Array.isArray(data105)){
+const len15 = data105.length;
+for(let i15=0; i15<len15; i15++){
+let data106 = data105[i15];
+const _errs292 = errors;
+let valid93 = true;
+const _errs293 = errors;
+if(typeof data106 !== "string"){
+const err225 = {};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -3012,9 +3004,22 @@ vErrors.push(err225);
 }
 errors++;
 }
+var _valid5 = _errs293 === errors;
+errors = _errs292;
+if(vErrors !== null){
+if(_errs292){
+vErrors.length = _errs292;
 }
 else {
-const err226 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema64.type,parentSchema:schema64,data:data104};
+vErrors = null;
+}
+}
+let ifClause4;
+if(_valid5){
+const _errs295 = errors;
+if(typeof data106 === "string"){
+if(!pattern27.test(data106)){
+const err226 = {instancePath:instancePath+"/policies/rules/" + i14+"/ports/" + i15,schemaPath:"#/$defs/portSpec/then/pattern",keyword:"pattern",params:{pattern: "^[0-9]+-[0-9]+$"},message:"must match pattern \""+"^[0-9]+-[0-9]+$"+"\"",schema:"^[0-9]+-[0-9]+$",parentSchema:schema55.then,data:data106};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -3024,9 +3029,8 @@ vErrors.push(err226);
 errors++;
 }
 }
-}
 else {
-const err227 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.ui.type,parentSchema:schema31.properties.ui,data:data103};
+const err227 = {instancePath:instancePath+"/policies/rules/" + i14+"/ports/" + i15,schemaPath:"#/$defs/portSpec/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema55.then.type,parentSchema:schema55.then,data:data106};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -3035,13 +3039,14 @@ vErrors.push(err227);
 }
 errors++;
 }
+var _valid5 = _errs295 === errors;
+valid93 = _valid5;
+ifClause4 = "then";
 }
-if(data.logging !== undefined){
-let data105 = data.logging;
-if(data105 && typeof data105 == "object" && !Array.isArray(data105)){
-for(const key25 in data105){
-if(!((key25 === "level") || (key25 === "destination"))){
-const err228 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.logging,data:data105};
+else {
+const _errs297 = errors;
+if(!(((typeof data106 == "number") && (!(data106 % 1) && !isNaN(data106))) && (isFinite(data106)))){
+const err228 = {instancePath:instancePath+"/policies/rules/" + i14+"/ports/" + i15,schemaPath:"#/$defs/portSpec/else/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema55.else.type,parentSchema:schema55.else,data:data106};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -3050,11 +3055,12 @@ vErrors.push(err228);
 }
 errors++;
 }
+var _valid5 = _errs297 === errors;
+valid93 = _valid5;
+ifClause4 = "else";
 }
-if(data105.level !== undefined){
-let data106 = data105.level;
-if(!(((((((data106 === "trace") || (data106 === "debug")) || (data106 === "info")) || (data106 === "warn")) || (data106 === "error")) || (data106 === "fatal")) || (data106 === "silent"))){
-const err229 = {instancePath:instancePath+"/logging/level",schemaPath:"#/properties/logging/properties/level/enum",keyword:"enum",params:{allowedValues: schema31.properties.logging.properties.level.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.logging.properties.level.enum,parentSchema:schema31.properties.logging.properties.level,data:data106};
+if(!valid93){
+const err229 = {instancePath:instancePath+"/policies/rules/" + i14+"/ports/" + i15,schemaPath:"#/$defs/portSpec/if",keyword:"if",params:{failingKeyword: ifClause4},message:"must match \""+ifClause4+"\" schema",schema:schema55.if,parentSchema:schema55,data:data106};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -3064,11 +3070,9 @@ vErrors.push(err229);
 errors++;
 }
 }
-if(data105.destination !== undefined){
-let data107 = data105.destination;
-if(typeof data107 === "string"){
-if(func2(data107) < 1){
-const err230 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.logging.properties.destination,data:data107};
+}
+else {
+const err230 = {instancePath:instancePath+"/policies/rules/" + i14+"/ports",schemaPath:"#/properties/policies/properties/rules/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.policies.properties.rules.items.properties.ports.type,parentSchema:schema31.properties.policies.properties.rules.items.properties.ports,data:data105};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -3078,8 +3082,10 @@ vErrors.push(err230);
 errors++;
 }
 }
-else {
-const err231 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.logging.properties.destination.type,parentSchema:schema31.properties.logging.properties.destination,data:data107};
+if(data100.action !== undefined){
+let data107 = data100.action;
+if(!((data107 === "allow") || (data107 === "deny"))){
+const err231 = {instancePath:instancePath+"/policies/rules/" + i14+"/action",schemaPath:"#/properties/policies/properties/rules/items/properties/action/enum",keyword:"enum",params:{allowedValues: schema31.properties.policies.properties.rules.items.properties.action.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.policies.properties.rules.items.properties.action.enum,parentSchema:schema31.properties.policies.properties.rules.items.properties.action,data:data107};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -3091,7 +3097,7 @@ errors++;
 }
 }
 else {
-const err232 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.logging.type,parentSchema:schema31.properties.logging,data:data105};
+const err232 = {instancePath:instancePath+"/policies/rules/" + i14,schemaPath:"#/properties/policies/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.policies.properties.rules.items.type,parentSchema:schema31.properties.policies.properties.rules.items,data:data100};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -3101,12 +3107,9 @@ vErrors.push(err232);
 errors++;
 }
 }
-if(data.auth !== undefined){
-let data108 = data.auth;
-if(data108 && typeof data108 == "object" && !Array.isArray(data108)){
-for(const key26 in data108){
-if(!(key26 === "require-2fa")){
-const err233 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.auth,data:data108};
+}
+else {
+const err233 = {instancePath:instancePath+"/policies/rules",schemaPath:"#/properties/policies/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.policies.properties.rules.type,parentSchema:schema31.properties.policies.properties.rules,data:data99};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -3116,10 +3119,9 @@ vErrors.push(err233);
 errors++;
 }
 }
-if(data108["require-2fa"] !== undefined){
-let data109 = data108["require-2fa"];
-if(typeof data109 !== "boolean"){
-const err234 = {instancePath:instancePath+"/auth/require-2fa",schemaPath:"#/properties/auth/properties/require-2fa/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.auth.properties["require-2fa"].type,parentSchema:schema31.properties.auth.properties["require-2fa"],data:data109};
+}
+else {
+const err234 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.policies.type,parentSchema:schema31.properties.policies,data:data94};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -3129,9 +3131,12 @@ vErrors.push(err234);
 errors++;
 }
 }
-}
-else {
-const err235 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.auth.type,parentSchema:schema31.properties.auth,data:data108};
+if(data.audit !== undefined){
+let data108 = data.audit;
+if(data108 && typeof data108 == "object" && !Array.isArray(data108)){
+for(const key23 in data108){
+if(!(key23 === "path")){
+const err235 = {instancePath:instancePath+"/audit",schemaPath:"#/properties/audit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.audit,data:data108};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -3141,12 +3146,11 @@ vErrors.push(err235);
 errors++;
 }
 }
-if(data.control !== undefined){
-let data110 = data.control;
-if(data110 && typeof data110 == "object" && !Array.isArray(data110)){
-for(const key27 in data110){
-if(!(key27 === "socket")){
-const err236 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.control,data:data110};
+if(data108.path !== undefined){
+let data109 = data108.path;
+if(typeof data109 === "string"){
+if(func2(data109) < 1){
+const err236 = {instancePath:instancePath+"/audit/path",schemaPath:"#/properties/audit/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.audit.properties.path,data:data109};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -3156,11 +3160,8 @@ vErrors.push(err236);
 errors++;
 }
 }
-if(data110.socket !== undefined){
-let data111 = data110.socket;
-if(typeof data111 === "string"){
-if(func2(data111) < 1){
-const err237 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.control.properties.socket,data:data111};
+else {
+const err237 = {instancePath:instancePath+"/audit/path",schemaPath:"#/properties/audit/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.audit.properties.path.type,parentSchema:schema31.properties.audit.properties.path,data:data109};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -3170,8 +3171,9 @@ vErrors.push(err237);
 errors++;
 }
 }
+}
 else {
-const err238 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.control.properties.socket.type,parentSchema:schema31.properties.control.properties.socket,data:data111};
+const err238 = {instancePath:instancePath+"/audit",schemaPath:"#/properties/audit/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.audit.type,parentSchema:schema31.properties.audit,data:data108};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -3181,9 +3183,12 @@ vErrors.push(err238);
 errors++;
 }
 }
-}
-else {
-const err239 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.control.type,parentSchema:schema31.properties.control,data:data110};
+if(data.metrics !== undefined){
+let data110 = data.metrics;
+if(data110 && typeof data110 == "object" && !Array.isArray(data110)){
+for(const key24 in data110){
+if(!(key24 === "listen")){
+const err239 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.metrics,data:data110};
 if(vErrors === null){
 vErrors = [err239];
 }
@@ -3193,14 +3198,260 @@ vErrors.push(err239);
 errors++;
 }
 }
-}
-else {
-const err240 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.type,parentSchema:schema31,data};
+if(data110.listen !== undefined){
+let data111 = data110.listen;
+if(typeof data111 === "string"){
+if(!pattern39.test(data111)){
+const err240 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema65,data:data111};
 if(vErrors === null){
 vErrors = [err240];
 }
 else {
 vErrors.push(err240);
+}
+errors++;
+}
+}
+else {
+const err241 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.type,parentSchema:schema65,data:data111};
+if(vErrors === null){
+vErrors = [err241];
+}
+else {
+vErrors.push(err241);
+}
+errors++;
+}
+}
+}
+else {
+const err242 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.metrics.type,parentSchema:schema31.properties.metrics,data:data110};
+if(vErrors === null){
+vErrors = [err242];
+}
+else {
+vErrors.push(err242);
+}
+errors++;
+}
+}
+if(data.ui !== undefined){
+let data112 = data.ui;
+if(data112 && typeof data112 == "object" && !Array.isArray(data112)){
+for(const key25 in data112){
+if(!(key25 === "listen")){
+const err243 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.ui,data:data112};
+if(vErrors === null){
+vErrors = [err243];
+}
+else {
+vErrors.push(err243);
+}
+errors++;
+}
+}
+if(data112.listen !== undefined){
+let data113 = data112.listen;
+if(typeof data113 === "string"){
+if(!pattern39.test(data113)){
+const err244 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema65,data:data113};
+if(vErrors === null){
+vErrors = [err244];
+}
+else {
+vErrors.push(err244);
+}
+errors++;
+}
+}
+else {
+const err245 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.type,parentSchema:schema65,data:data113};
+if(vErrors === null){
+vErrors = [err245];
+}
+else {
+vErrors.push(err245);
+}
+errors++;
+}
+}
+}
+else {
+const err246 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.ui.type,parentSchema:schema31.properties.ui,data:data112};
+if(vErrors === null){
+vErrors = [err246];
+}
+else {
+vErrors.push(err246);
+}
+errors++;
+}
+}
+if(data.logging !== undefined){
+let data114 = data.logging;
+if(data114 && typeof data114 == "object" && !Array.isArray(data114)){
+for(const key26 in data114){
+if(!((key26 === "level") || (key26 === "destination"))){
+const err247 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.logging,data:data114};
+if(vErrors === null){
+vErrors = [err247];
+}
+else {
+vErrors.push(err247);
+}
+errors++;
+}
+}
+if(data114.level !== undefined){
+let data115 = data114.level;
+if(!(((((((data115 === "trace") || (data115 === "debug")) || (data115 === "info")) || (data115 === "warn")) || (data115 === "error")) || (data115 === "fatal")) || (data115 === "silent"))){
+const err248 = {instancePath:instancePath+"/logging/level",schemaPath:"#/properties/logging/properties/level/enum",keyword:"enum",params:{allowedValues: schema31.properties.logging.properties.level.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.logging.properties.level.enum,parentSchema:schema31.properties.logging.properties.level,data:data115};
+if(vErrors === null){
+vErrors = [err248];
+}
+else {
+vErrors.push(err248);
+}
+errors++;
+}
+}
+if(data114.destination !== undefined){
+let data116 = data114.destination;
+if(typeof data116 === "string"){
+if(func2(data116) < 1){
+const err249 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.logging.properties.destination,data:data116};
+if(vErrors === null){
+vErrors = [err249];
+}
+else {
+vErrors.push(err249);
+}
+errors++;
+}
+}
+else {
+const err250 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.logging.properties.destination.type,parentSchema:schema31.properties.logging.properties.destination,data:data116};
+if(vErrors === null){
+vErrors = [err250];
+}
+else {
+vErrors.push(err250);
+}
+errors++;
+}
+}
+}
+else {
+const err251 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.logging.type,parentSchema:schema31.properties.logging,data:data114};
+if(vErrors === null){
+vErrors = [err251];
+}
+else {
+vErrors.push(err251);
+}
+errors++;
+}
+}
+if(data.auth !== undefined){
+let data117 = data.auth;
+if(data117 && typeof data117 == "object" && !Array.isArray(data117)){
+for(const key27 in data117){
+if(!(key27 === "require-2fa")){
+const err252 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.auth,data:data117};
+if(vErrors === null){
+vErrors = [err252];
+}
+else {
+vErrors.push(err252);
+}
+errors++;
+}
+}
+if(data117["require-2fa"] !== undefined){
+let data118 = data117["require-2fa"];
+if(typeof data118 !== "boolean"){
+const err253 = {instancePath:instancePath+"/auth/require-2fa",schemaPath:"#/properties/auth/properties/require-2fa/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.auth.properties["require-2fa"].type,parentSchema:schema31.properties.auth.properties["require-2fa"],data:data118};
+if(vErrors === null){
+vErrors = [err253];
+}
+else {
+vErrors.push(err253);
+}
+errors++;
+}
+}
+}
+else {
+const err254 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.auth.type,parentSchema:schema31.properties.auth,data:data117};
+if(vErrors === null){
+vErrors = [err254];
+}
+else {
+vErrors.push(err254);
+}
+errors++;
+}
+}
+if(data.control !== undefined){
+let data119 = data.control;
+if(data119 && typeof data119 == "object" && !Array.isArray(data119)){
+for(const key28 in data119){
+if(!(key28 === "socket")){
+const err255 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.control,data:data119};
+if(vErrors === null){
+vErrors = [err255];
+}
+else {
+vErrors.push(err255);
+}
+errors++;
+}
+}
+if(data119.socket !== undefined){
+let data120 = data119.socket;
+if(typeof data120 === "string"){
+if(func2(data120) < 1){
+const err256 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.control.properties.socket,data:data120};
+if(vErrors === null){
+vErrors = [err256];
+}
+else {
+vErrors.push(err256);
+}
+errors++;
+}
+}
+else {
+const err257 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.control.properties.socket.type,parentSchema:schema31.properties.control.properties.socket,data:data120};
+if(vErrors === null){
+vErrors = [err257];
+}
+else {
+vErrors.push(err257);
+}
+errors++;
+}
+}
+}
+else {
+const err258 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.control.type,parentSchema:schema31.properties.control,data:data119};
+if(vErrors === null){
+vErrors = [err258];
+}
+else {
+vErrors.push(err258);
+}
+errors++;
+}
+}
+}
+else {
+const err259 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.type,parentSchema:schema31,data};
+if(vErrors === null){
+vErrors = [err259];
+}
+else {
+vErrors.push(err259);
 }
 errors++;
 }

@@ -15,6 +15,7 @@ import { EXIT_INVALID, EXIT_OK, type CliContext } from './context.js'
 import { formatLines } from './report.js'
 import { DEFAULT_CONFIG_PATH } from './validate.js'
 import { UsageError } from '../errors.js'
+import type { MeshRoutes } from '../state/routes.js'
 
 const DEFAULT_SOCKET = '/run/quicether/control.sock'
 /** `quicether plan` exit code when changes are pending (like `terraform plan -detailed-exitcode`). */
@@ -270,7 +271,7 @@ export function renderStatus(st: Record<string, unknown>): string {
   }[]
   const warnings = (cfg as { warnings?: { file: string; line: number; col: number; message: string }[] }).warnings ?? []
   const engine = st.engine as { tablesVersion?: number } | null
-  const routes = st.routes as { fib: { prefix: string; peer: string }[] }
+  const routes = st.routes as MeshRoutes & { refusedTotal?: number }
   const lines: string[] = []
   if (node) {
     lines.push(`node     ${node.name}  ${node.overlay.ipv4}  ${node.overlay.ipv6}  (${node.tun}, mtu ${node.tunMtu})`)
@@ -294,8 +295,16 @@ export function renderStatus(st: Record<string, unknown>): string {
       lines.push(`  ${name.padEnd(16)} ${'-'.padEnd(15)} ${state} since ${p.since}${p.lastError ? `  last error: ${p.lastError}` : ''}`)
     }
   }
-  lines.push(`routes   ${routes.fib.length}`)
-  for (const r of routes.fib) lines.push(`  ${r.prefix.padEnd(20)} → ${peers.find((p) => p.key === r.peer)?.name ?? r.peer.slice(0, 8)}`)
+  const nameOf = (key: string): string => peers.find((p) => p.key === key)?.name ?? key.slice(0, 8)
+  const hubbed = new Set((routes.hubbed ?? []).map((r) => r.prefix))
+  lines.push(`routes   ${routes.fib.length}${routes.refusedTotal ? `  (${routes.refusedTotal} claim(s) refused since start)` : ''}`)
+  for (const r of routes.fib) lines.push(`  ${r.prefix.padEnd(20)} → ${nameOf(r.peer)}${hubbed.has(r.prefix) ? ' (hub)' : ''}`)
+  for (const r of routes.standby ?? []) lines.push(`  ${r.prefix.padEnd(20)} ⇢ ${nameOf(r.peer)} (standby)`)
+  for (const [family, e] of [['ipv4', routes.exit?.ipv4], ['ipv6', routes.exit?.ipv6]] as const) {
+    if (!e || e.wanted === null) continue
+    const what = e.mode === 'tunnel' ? `through ${e.wanted}` : e.mode === 'block' ? `BLOCKED: ${e.wanted} is down (exit-node-required)` : `${e.wanted} is down: the local default route carries it`
+    lines.push(`exit     ${family} ${what}`)
+  }
   lines.push(...renderTraversal(st.traversal as TraversalView | null | undefined))
   lines.push(...renderDiscovery(st.discovery as DiscoveryView | null | undefined))
   return lines.join('\n') + '\n'

@@ -72,6 +72,11 @@ export const DIAGNOSTIC_CODES = [
   'gateway-settings-on-client',
   'bootstrap-without-public-address',
   'exit-on-client',
+  'exit-conflict',
+  'exit-required-without-exit',
+  'ingress-duplicate',
+  'ingress-family',
+  'ingress-on-client',
 ] as const
 
 export type DiagnosticCode = (typeof DIAGNOSTIC_CODES)[number]

@@ -31,6 +31,8 @@ export interface ConfigFlags {
   acceptMultipath?: boolean
   advertiseBandwidth?: string
   forwardFor?: string[]
+  exitNode?: string
+  exitNodeRequired?: boolean
   bootstrapMode?: boolean
   publicIp?: string
   advertiseAsBootstrap?: boolean
@@ -52,6 +54,8 @@ export const FLAG_KEYS: ReadonlyArray<{ flag: string; option: keyof ConfigFlags;
   // A bare number is bits/s, as in the file.
   { flag: '--advertise-bandwidth', option: 'advertiseBandwidth', path: ['gateway', 'advertise-bandwidth'], number: true },
   { flag: '--forward-for', option: 'forwardFor', path: ['gateway', 'forward-for'] },
+  { flag: '--exit-node', option: 'exitNode', path: ['exit-node'] },
+  { flag: '--exit-node-required', option: 'exitNodeRequired', path: ['exit-node-required'] },
   { flag: '--bootstrap-mode', option: 'bootstrapMode', path: ['node', 'bootstrap-mode'] },
   { flag: '--public-ip', option: 'publicIp', path: ['discovery', 'public-address'] },
   { flag: '--advertise-as-bootstrap', option: 'advertiseAsBootstrap', path: ['discovery', 'advertise-as-bootstrap'] },

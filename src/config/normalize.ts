@@ -11,7 +11,7 @@ import { hostPrefix } from './rules-peers.js'
 import type { Raw } from './rules.js'
 import { list, rec } from './rules.js'
 import type {
-  Config, ConnectTarget, Endpoint, ForwardTarget, LogLevel, MultipathMode, NodeRole, PolicyAction, PolicyDestination,
+  Config, ConnectTarget, Endpoint, ForwardTarget, IngressConfig, LogLevel, MultipathMode, NodeRole, PolicyAction, PolicyDestination,
   PolicyProto, PolicySource, PortRange, SchedulerName, UplinkRole,
 } from './types.js'
 import type { UnitResult } from './units.js'
@@ -124,9 +124,15 @@ export function normalize(raw: Raw): Config {
         }
       }),
     },
-    subnets: list(raw.subnets).map((x) => (typeof x === 'string' ? { prefix: cidr(x), exit: false } : { prefix: cidr(o(x).prefix), exit: b(o(x).exit, false) })),
+    subnets: list(raw.subnets).map((x) =>
+      typeof x === 'string'
+        ? { prefix: cidr(x), exit: false, masquerade: false, priority: 100 }
+        : { prefix: cidr(o(x).prefix), exit: b(o(x).exit, false), masquerade: b(o(x).masquerade, false), priority: n(o(x).priority, 100) },
+    ),
     routes: list(raw.routes).map((r) => ({ to: cidr(o(r).to), via: s(o(r).via, ''), metric: n(o(r).metric, 100) })),
+    exit: { node: sOrNull(raw['exit-node']), required: b(raw['exit-node-required'], false) },
     gateway: {
+      ingress: list(gw.ingress).map(ingress),
       forwardFor: strings(gw['forward-for']).map((f): ForwardTarget => (f.includes('/') ? { kind: 'cidr', cidr: cidr(f) } : { kind: 'peer', peer: f })),
       advertiseBandwidth: gw['advertise-bandwidth'] === undefined ? null : unit(parseBitrate(gw['advertise-bandwidth'])),
       relay: b(gw.relay, false),
@@ -151,6 +157,17 @@ export function normalize(raw: Raw): Config {
     control: { socket: s(o(raw.control).socket, '/run/quicether/control.sock') },
   }
   return deepFreeze(config)
+}
+
+function ingress(v: unknown): IngressConfig {
+  const r = o(v)
+  const to = must(parseEndpoint(r.to))
+  const ip = parseAddress(to.host).value
+  return {
+    listen: must(parseEndpoint(r.listen)),
+    to: ip ? { kind: 'address', address: ip.text, port: to.port } : { kind: 'peer', peer: to.host, port: to.port },
+    proto: s<'tcp' | 'udp'>(r.proto, 'tcp'),
+  }
 }
 
 function source(v: string): PolicySource {

@@ -25,7 +25,6 @@ const absent = (): boolean => false
 const NO_POLICY = 'every admitted peer (pinned in peers, or certified by network.ca) may reach this node'
 
 export const NOT_IMPLEMENTED: readonly InertKey[] = [
-  { key: 'gateway.forward-for', isDefault: isEmpty, instead: 'a gateway forwards only for the subnets it advertises' },
   // Written at all, `default` promises something (deny: zero trust) that is not enforced.
   { key: 'policies.default', isDefault: absent, instead: NO_POLICY },
   { key: 'policies.groups', isDefault: isEmpty, instead: NO_POLICY },
@@ -41,7 +40,6 @@ export const NOT_IMPLEMENTED: readonly InertKey[] = [
     isDefault: (v) => v === 'min-rtt' || v === 'weighted',
     instead: 'round-robin and ecf run the aggregate scheduler, as min-rtt does (earliest expected delivery); write min-rtt or weighted',
   },
-  { key: 'subnets[].exit', isDefault: isFalse, instead: 'exits come in a later version; the prefix is advertised but no peer can route it' },
 ]
 
 /** One warning per inert key the document sets to a non-default value, in table order. */

@@ -74,10 +74,23 @@ export function renderConfigYaml(config: Config): string {
         path: tc.path,
       })),
     }),
-    subnets: c.subnets.map((s) => (s.exit ? { prefix: s.prefix, exit: true } : s.prefix)),
+    subnets: c.subnets.map((s) =>
+      s.exit || s.masquerade || s.priority !== 100
+        ? compact({ prefix: s.prefix, exit: s.exit || undefined, masquerade: s.masquerade || undefined, priority: s.priority !== 100 ? s.priority : undefined })
+        : s.prefix,
+    ),
     routes: c.routes.map((r) => ({ to: r.to, via: r.via, metric: r.metric })),
+    'exit-node': c.exit.node,
+    'exit-node-required': c.exit.required,
     gateway: compact({
       'forward-for': c.gateway.forwardFor.map(forwardTarget),
+      ingress: c.gateway.ingress.length > 0
+        ? c.gateway.ingress.map((g) => ({
+          listen: formatEndpoint(g.listen),
+          to: g.to.kind === 'peer' ? `${g.to.peer}:${g.to.port}` : formatEndpoint({ host: g.to.address, port: g.to.port }),
+          proto: g.proto,
+        }))
+        : undefined,
       'advertise-bandwidth': opt(c.gateway.advertiseBandwidth, formatBitrate),
       relay: c.gateway.relay,
     }),

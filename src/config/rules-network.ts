@@ -88,7 +88,7 @@ function checkSubnets(ctx: RuleContext): Placed[] {
     const exit = obj?.exit === true
     if (p.value.prefixLen === 0) {
       if (!exit) ctx.report(path, 'exit-not-marked', `${p.value.cidr} is a default route: advertising it makes this node an internet exit; if that is meant, write { prefix: ${p.value.cidr}, exit: true }`)
-      else if (ctx.role === 'client') ctx.report(path, 'exit-on-client', `an exit (${p.value.cidr}) on a client; exits are usually gateways (node.role: gateway)`, { severity: 'warning' })
+      else if (ctx.role !== 'gateway') ctx.report(path, 'exit-on-client', `an exit (${p.value.cidr}) needs node.role: gateway (it forwards and masquerades the mesh's internet traffic); peers refuse an exit offered by a ${ctx.role}`)
       return // an exit covers everything by design: no overlap checks
     }
     placed.push({ prefix: p.value, path })
@@ -125,8 +125,11 @@ function checkRoutes(ctx: RuleContext, subnets: readonly Placed[]): Placed[] {
       ctx.report(path, 'route-duplicate', `a route to ${p.value.cidr} with metric ${metric} already exists (${ctx.where(['routes', first, 'to'])}); give one of them a different metric to make it a backup`)
     } else seen.set(id, i)
     if (p.value.prefixLen === 0) {
-      // The planner refuses the same route (QE_DEFAULT_ROUTE in src/state/validate.ts): the tunnel's own UDP would enter the tunnel.
-      ctx.report(path, 'QE_DEFAULT_ROUTE', `a route to ${p.value.cidr} through the mesh would carry the tunnel's own packets into the tunnel; exit routing comes in a later version, so route the prefixes you need (like 10.0.0.0/8) instead`)
+      // A default route through a peer makes it this node's exit (as exit-node does): policy routing keeps the tunnel's own UDP out.
+      const exitNode = str(ctx.raw['exit-node'])
+      if (exitNode !== undefined && via !== undefined && via !== exitNode) {
+        ctx.report(['routes', i, 'via'], 'exit-conflict', `a route to ${p.value.cidr} via '${via}' makes '${via}' an exit, but exit-node is '${exitNode}'; keep one`)
+      }
       return
     }
     const s = containing(own, p.value)
@@ -158,7 +161,54 @@ function containing(sorted: readonly Placed[], p: Prefix): Placed | undefined {
   return best && best.prefix.last >= p.last ? best : undefined
 }
 
+/** A member by name: a listed peer, or (with a network CA) any certified member's name. */
+function checkMemberRef(ctx: RuleContext, name: string, path: (string | number)[], what: string): void {
+  if (rec(rec(ctx.raw.network))?.ca !== undefined && !ctx.peers.has(name) && name !== ctx.nodeName) return
+  checkPeerRef(ctx, name, path, what)
+}
+
+function checkExit(ctx: RuleContext): void {
+  const exitNode = ctx.raw['exit-node']
+  if (typeof exitNode === 'string') checkMemberRef(ctx, exitNode, ['exit-node'], 'exit-node')
+  if (ctx.raw['exit-node-required'] === true && typeof exitNode !== 'string' && !list(ctx.raw.routes).some((r) => typeof rec(r)?.to === 'string' && String(rec(r)?.to).endsWith('/0'))) {
+    ctx.report(['exit-node-required'], 'exit-required-without-exit', 'exit-node-required has no effect without exit-node (or a route to 0.0.0.0/0 or ::/0)', { severity: 'warning', at: 'key' })
+  }
+}
+
+function checkIngress(ctx: RuleContext): void {
+  const seen = new Map<string, Path>()
+  list(rec(ctx.raw.gateway)?.ingress).forEach((item, i) => {
+    const r = rec(item)
+    if (!r) return
+    const base: Path = ['gateway', 'ingress', i]
+    const listen = parseEndpoint(r.listen)
+    if (listen.error !== undefined) ctx.report([...base, 'listen'], listen.code, listen.error)
+    else if (parseAddress(listen.value.host).error !== undefined) ctx.report([...base, 'listen'], 'bad-ip', `ingress listens on an address of this node, not a name: write 0.0.0.0:${listen.value.port} (every IPv4 address), [::]:${listen.value.port} or one of its addresses`)
+    else {
+      const proto = typeof r.proto === 'string' ? r.proto : 'tcp'
+      const id = `${proto} ${listen.value.host} ${listen.value.port}`
+      const first = seen.get(id)
+      if (first !== undefined) ctx.report([...base, 'listen'], 'ingress-duplicate', `${proto} ${String(r.listen)} is forwarded twice (also at ${ctx.where(first)})`)
+      else seen.set(id, [...base, 'listen'])
+    }
+    const to = parseEndpoint(r.to)
+    if (to.error !== undefined) ctx.report([...base, 'to'], to.code, to.error)
+    else {
+      const ip = parseAddress(to.value.host)
+      if (ip.error !== undefined) checkMemberRef(ctx, to.value.host, [...base, 'to'] as (string | number)[], 'ingress to')
+      else if (listen.value && parseAddress(listen.value.host).value && parseAddress(listen.value.host).value?.family !== ip.value.family) {
+        ctx.report([...base, 'to'], 'ingress-family', `ingress from ${String(r.listen)} to ${String(r.to)} mixes IPv4 and IPv6; NAT keeps the family`)
+      }
+    }
+  })
+  if (ctx.role !== 'gateway' && list(rec(ctx.raw.gateway)?.ingress).length > 0) {
+    ctx.report(['gateway', 'ingress'], 'ingress-on-client', 'gateway.ingress needs node.role: gateway (IP forwarding); it is not acted on here', { severity: 'warning', at: 'key' })
+  }
+}
+
 function checkGateway(ctx: RuleContext): void {
+  checkExit(ctx)
+  checkIngress(ctx)
   const gw = rec(ctx.raw.gateway)
   const forwardFor = list(gw?.['forward-for'])
   forwardFor.forEach((f, i) => {

@@ -141,6 +141,10 @@ export interface SubnetConfig {
   readonly prefix: string
   /** Marks a default route (`0.0.0.0/0`, `::/0`) as an intended exit. */
   readonly exit: boolean
+  /** Masquerade what the mesh sends into this prefix (LAN hosts need no return route). */
+  readonly masquerade: boolean
+  /** Preference among gateways advertising the same prefix: lower wins. Default 100. */
+  readonly priority: number
 }
 
 export interface RouteConfig {
@@ -155,8 +159,18 @@ export type ForwardTarget =
   | { readonly kind: 'peer'; readonly peer: string }
   | { readonly kind: 'cidr'; readonly cidr: string }
 
+/** A public port forwarded to a node in the mesh (`gateway.ingress`). */
+export interface IngressConfig {
+  /** Address to accept on (`0.0.0.0` / `::` = every address of the family) and port. */
+  readonly listen: Endpoint
+  /** `peer`: a member by name (its overlay address); `address`: an IP in the mesh. */
+  readonly to: { readonly kind: 'peer'; readonly peer: string; readonly port: number } | { readonly kind: 'address'; readonly address: string; readonly port: number }
+  readonly proto: 'tcp' | 'udp'
+}
+
 export interface GatewayConfig {
   readonly forwardFor: readonly ForwardTarget[]
+  readonly ingress: readonly IngressConfig[]
   /** bits/s; `null` = not advertised. */
   readonly advertiseBandwidth: number | null
   /** Relay traffic for peers that cannot reach each other directly. */
@@ -203,6 +217,8 @@ export interface Config {
   readonly multipath: MultipathConfig
   readonly subnets: readonly SubnetConfig[]
   readonly routes: readonly RouteConfig[]
+  /** `exit-node`: the peer this node sends its internet traffic through; `required`: block, not fall back, when it is down. */
+  readonly exit: { readonly node: string | null; readonly required: boolean }
   readonly gateway: GatewayConfig
   readonly policies: PoliciesConfig
   /** Append-only audit log; `path: null` = off. */

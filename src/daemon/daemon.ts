@@ -29,6 +29,8 @@ import { Traversal } from '../traversal/traversal.js'
 import { buildStatus, describeFailure, type NodeStatus } from '../observe/status.js'
 import { ConfirmWindow, NodeReconciler, Reconciler, type NodeApplyResult } from '../reconcile/index.js'
 import { desiredNode, diffEngine, shortKey, type ConnectedPeer, type MeshRoutes, type PeerNamer } from '../state/index.js'
+import { hubAdvertisement } from '../state/routes.js'
+import { ENGINE_KEEPALIVE_MS, Liveness } from './liveness.js'
 import { effectivePeers, NO_MEMBERSHIP, withPeers, type Membership, type PeerLimits } from '../state/members.js'
 import { createSystemAdapter } from '../system/index.js'
 import type { SystemAdapter } from '../system/types.js'
@@ -113,6 +115,9 @@ export class Daemon {
   #facts: readonly ConnectedPeer[] = []
   #routes: MeshRoutes = { fib: [], learned: [], rejected: [] }
   #reportedRejections = new Set<string>()
+  /** Claims refused since start (each counted once while it lasts). */
+  #refusedClaims = 0
+  readonly #liveness: Liveness
   #errors: Diagnostic[] = []
   #warnings: Diagnostic[] = []
   #startedAt = 0
@@ -175,6 +180,11 @@ export class Daemon {
         onMessage: (peer, msg) => (isTraversal(msg) ? traversal.onMessage(peer, msg) : discovery.onMessage(peer, msg)),
       },
     })
+    this.#liveness = new Liveness({
+      stats: () => this.#engines.engine?.stats().peers ?? null,
+      keepaliveMs: ENGINE_KEEPALIVE_MS,
+      onChange: () => this.#queueFactsApply(),
+    })
     this.#watch = new WatchHost({ path: this.#configPath, loaded: init.configText }, { onChange: (text) => void this.#queueReload(text), log: log('watch') })
     this.#subsystems = [this.#mesh, this.#discovery, this.#traversal, this.#watch]
     this.#confirm = new ConfirmWindow({ log: log('confirm') })
@@ -195,6 +205,7 @@ export class Daemon {
       const res = await this.#applyNode(gen)
       if (!res.ok) throw new StartFailedError(`cannot set up the node: ${describeFailure(res)}`)
       for (const s of this.#subsystems) await s.start(gen)
+      this.#liveness.start()
       await this.#noteWarnings(this.#init.configText)
       this.#log.info(
         { name: config.node.name, key: gen.selfKey, tun: config.tun.name, ipv4: gen.self.ipv4, ipv6: gen.self.ipv6, listen: `${config.listen.address}:${this.#engines.engine?.listenPort}` },
@@ -211,6 +222,7 @@ export class Daemon {
     if (this.#stopping) return
     this.#stopping = true
     this.#confirm.clear()
+    this.#liveness.stop()
     await this.#reloading.catch(() => undefined)
     for (const s of [...this.#subsystems].reverse()) await s.stop().catch((err: Error) => this.#log.warn({ subsystem: s.name, err: err.message }, 'stop failed'))
     await this.#engines.stop()
@@ -241,7 +253,7 @@ export class Daemon {
       config: { file: this.#configPath, generation: this.#generation, errors: this.#errors, warnings: this.#warnings, pendingConfirm: this.#confirm.status() },
       lastApply: this.#node.lastResult,
       mesh: this.#mesh.status(),
-      routes: this.#routes,
+      routes: { ...this.#routes, refusedTotal: this.#refusedClaims },
       engine: this.#engines.status(),
       discovery: this.#discovery.status(),
       traversal: this.#traversal.status(),
@@ -310,17 +322,31 @@ export class Daemon {
   /** The desired node state of `gen` with the mesh's facts (a plan for a rebuild passes none: they are forgotten). */
   #desired(gen: Generation, peers: readonly ConnectedPeer[] = this.#facts) {
     const { config, limits } = this.#effective(gen)
-    const limited = peers.map((p) => ({ ...p, limits: limits.get(p.key) ?? null }))
-    return desiredNode(config, { selfKey: gen.selfKey, self: gen.self, tunMtu: gen.tunMtu, peers: limited })
+    const limited = peers.map((p) => {
+      const live = this.#liveness.of(p.key)
+      return { ...p, limits: limits.get(p.key) ?? null, ...(live ? { stale: live.stale, rttMs: live.rttMs } : {}) }
+    })
+    return desiredNode(config, { selfKey: gen.selfKey, self: gen.self, tunMtu: gen.tunMtu, peers: limited }, this.#routes)
   }
 
   async #applyNode(gen: Generation): Promise<NodeApplyResult> {
     const { state, routes } = this.#desired(gen)
     const res = await this.#node.apply(state, namer(this.#effective(gen).config))
-    if (res.ok) this.#noteRoutes(gen, routes)
+    if (res.ok) {
+      this.#noteRoutes(gen, routes)
+      this.#advertiseHub(gen, routes)
+    }
     // The reconciler logs every apply (plan and result) itself; add only why a failure failed.
     if (!res.ok) this.#log.error({ failure: describeFailure(res), rolledBack: res.kernel.ok ? res.engine.rolledBack : res.kernel.rolledBack }, 'apply failed')
     return res
+  }
+
+  /** A hub tells each connected member what it routes for it (a new hello where that changed). */
+  #advertiseHub(gen: Generation, routes: MeshRoutes): void {
+    const config = this.#effective(gen).config
+    const via = new Map<string, readonly string[]>()
+    for (const p of this.#facts) via.set(p.key, hubAdvertisement(config, routes, this.#facts, p.key))
+    this.#mesh.setHubRoutes(via)
   }
 
   /** Keeps the routes for status; each refused claim is logged once while it lasts. */
@@ -331,7 +357,10 @@ export class Daemon {
     for (const r of routes.rejected) {
       const id = `${r.peer}|${r.what}|${r.reason}`
       now.add(id)
-      if (!this.#reportedRejections.has(id)) this.#log.warn({ peer: name(r.peer), what: r.what, reason: r.reason }, 'refused a route from a peer')
+      if (!this.#reportedRejections.has(id)) {
+        this.#refusedClaims++
+        this.#log.warn({ peer: name(r.peer), what: r.what, reason: r.reason }, 'refused a route from a peer')
+      }
     }
     this.#reportedRejections = now
   }

@@ -9,6 +9,8 @@ import type { MeshEngine } from '../mesh/mesh.js'
 import type { EngineTablesPort, NodeReconciler, VersionedTables } from '../reconcile/node.js'
 import type { Generation } from './generation.js'
 import type { Subsystem } from './subsystem.js'
+import { SOCKET_MARK } from '../state/marks.js'
+import { ENGINE_KEEPALIVE_MS } from './liveness.js'
 
 /** Who hears the engine's peer events (the mesh). */
 export interface EngineListener {
@@ -68,6 +70,9 @@ export class EngineHost implements Subsystem<EngineStatus | null> {
       tun: { name: c.tun.name, mtu: gen.tunMtu },
       identity: { privateKeyPem: gen.identity.privateKeyPem, publicKey: gen.identity.publicKey },
       listen: { address: c.listen.address, port: c.listen.port },
+      // Marked always (an exit may be switched on by a reload; the engine's sockets live as long as it does).
+      fwmark: SOCKET_MARK,
+      keepaliveMs: ENGINE_KEEPALIVE_MS,
       reorder: { maxDelayMs: c.multipath.reorder.maxDelay, maxBytes: c.multipath.reorder.maxBytes },
       log: this.#log,
     })

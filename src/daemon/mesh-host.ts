@@ -73,6 +73,11 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
     if (this.#mesh && this.#gen) this.#mesh.setPeers(this.#configFor(this.#gen))
   }
 
+  /** A hub's routes per peer (see `Mesh.setHubRoutes`). */
+  setHubRoutes(via: ReadonlyMap<string, readonly string[]>): void {
+    this.#mesh?.setHubRoutes(via)
+  }
+
   /** Keys of the peers connected now. */
   connectedKeys(): string[] {
     return this.#mesh?.peers().map((p) => p.key) ?? []

@@ -31,6 +31,7 @@ export interface NativeOpenOptions {
   listenAddress: string
   listenPort: number
   listenDevice: string
+  fwmark: number
   keepaliveMs: number
   idleTimeoutMs: number
   pathMtu: number

@@ -31,6 +31,13 @@ export interface EngineInit {
   readonly identity: { readonly privateKeyPem: string; readonly publicKey: Buffer }
   /** Where the UDP socket binds. `::` is dual-stack; port 0 picks one (see `listenPort`). */
   readonly listen: { readonly address: string; readonly port: number; readonly device?: string }
+  /**
+   * SO_MARK on every UDP socket the tunnel sends from (the listening socket
+   * and each uplink's): policy routing keys on it to keep the tunnel's own
+   * packets out of the tunnel when the overlay carries a default route
+   * (exits). 0 (the default): unmarked.
+   */
+  readonly fwmark?: number
   /** PING after this much quiet, ms (default 1000). */
   readonly keepaliveMs?: number
   /** A peer silent this long is down, ms (default 4000: noticed within 5 s). */
@@ -272,6 +279,8 @@ export interface PeerStats {
   readonly rttMs: number
   readonly rttMinMs: number
   readonly rttVarMs: number
+  /** Since anything was last heard from the peer on any of its paths, ms (0 while down). */
+  readonly silentMs: number
   /** Congestion window and bytes in flight, bytes; delivery rate, bytes/s. */
   readonly cwnd: number
   readonly bytesInFlight: number

@@ -17,7 +17,7 @@ import { isIP } from 'node:net'
 import type { Config, Endpoint } from '../config/index.js'
 import type { Logger } from '../log.js'
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type ControlMessage, type HelloMessage } from './messages.js'
-import type { ConnectedPeer } from '../state/routes.js'
+import type { ConnectedPeer, PeerHello } from '../state/routes.js'
 
 /** How long a replaced connection's hello is kept for the connection that replaces it. */
 const REPLACED_HELLO_MS = 2_000
@@ -125,6 +125,8 @@ export class Mesh {
   #lastFacts = ''
   /** Per admitted key: when its state last changed and its last error. */
   readonly #history = new Map<string, { state: AdmittedPeerStatus['state']; since: number; lastError: string | null }>()
+  /** Per peer: the hub routes (`via`) this node tells it, as last sent. */
+  readonly #via = new Map<string, readonly string[]>()
   /** Hellos of peers whose connection was just replaced by another (see onPeerUp). */
   readonly #replaced = new Map<string, { hello: HelloMessage; at: number }>()
 
@@ -237,6 +239,21 @@ export class Mesh {
     const now = this.#now()
     for (const t of this.#targets) if (!this.#satisfied(t)) t.nextAttempt = Math.min(t.nextAttempt, now)
     this.#report(false)
+  }
+
+  /**
+   * A hub's routes for each peer (`hubAdvertisement`): a peer whose list
+   * changed is sent a new hello. Peers not in the map are told none.
+   */
+  setHubRoutes(via: ReadonlyMap<string, readonly string[]>): void {
+    for (const key of this.#up.keys()) {
+      const next = via.get(key) ?? []
+      const prev = this.#via.get(key) ?? []
+      if (next.length === prev.length && next.every((p, i) => p === prev[i])) continue
+      if (next.length === 0) this.#via.delete(key)
+      else this.#via.set(key, [...next])
+      this.#sendHello(key)
+    }
   }
 
   onControl(peer: string, data: Uint8Array): void {
@@ -408,6 +425,8 @@ export class Mesh {
       role: cfg.node.role,
       overlay: { ipv4: this.#init.self.ipv4, ipv6: this.#init.self.ipv6 },
       subnets: cfg.subnets.map((s) => s.prefix),
+      ...(cfg.subnets.some((s) => s.priority !== 100) ? { priorities: cfg.subnets.map((s) => s.priority) } : {}),
+      ...((this.#via.get(peer)?.length ?? 0) > 0 ? { via: this.#via.get(peer) } : {}),
       ...(cfg.gateway.relay || cfg.node.role === 'bootstrap' || cfg.node.bootstrapMode ? { relay: true } : {}),
       ...(cfg.gateway.advertiseBandwidth !== null ? { bandwidth: cfg.gateway.advertiseBandwidth } : {}),
     }
@@ -421,7 +440,7 @@ export class Mesh {
   /** Hands the facts (connected peers and their hellos) to `onPeers` when they changed. */
   #report(force: boolean): void {
     const peers: ConnectedPeer[] = [...this.#up.entries()]
-      .map(([key, p]) => ({ key, configName: this.#nameOf(key), hello: p.hello ? { overlay: p.hello.overlay, subnets: p.hello.subnets } : null }))
+      .map(([key, p]) => ({ key, configName: this.#nameOf(key), hello: p.hello ? routingHello(p.hello) : null }))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     const sig = JSON.stringify(peers)
     if (!force && sig === this.#lastFacts) return
@@ -448,6 +467,18 @@ export class Mesh {
       if (p.endpoints.some((e) => e.port === remote.port && sameHost(e.host, remote.address))) return p.key
     }
     return null
+  }
+}
+
+/** What the router reads of a hello. */
+function routingHello(h: HelloMessage): PeerHello {
+  return {
+    overlay: h.overlay,
+    subnets: h.subnets,
+    role: h.role,
+    ...(h.priorities ? { priorities: h.priorities } : {}),
+    ...(h.bandwidth !== undefined ? { bandwidth: h.bandwidth } : {}),
+    ...(h.via ? { via: h.via } : {}),
   }
 }
 

@@ -29,8 +29,12 @@ export interface HelloMessage {
   readonly subnets: readonly string[]
   /** It relays for members that cannot reach each other (`gateway.relay`, or a bootstrap node); absent from older peers. */
   readonly relay?: boolean
-  /** Its advertised bandwidth, bits/s (`gateway.advertise-bandwidth`), for choosing a relay; absent: not advertised. */
+  /** Its advertised bandwidth, bits/s (`gateway.advertise-bandwidth`), for choosing a relay or a gateway; absent: not advertised. */
   readonly bandwidth?: number
+  /** Priority of each of `subnets`, in order (lower is preferred among gateways advertising one prefix); absent: 100 each. */
+  readonly priorities?: readonly number[]
+  /** A hub (`gateway.forward-for`): prefixes it routes for the receiver (other members' addresses and subnets); absent: none. */
+  readonly via?: readonly string[]
 }
 
 /** Sent before a clean stop, so the peer withdraws routes at once instead of waiting for a timeout. */
@@ -150,6 +154,8 @@ const helloSchema = {
     subnets: { type: 'array', maxItems: 1024, items: { type: 'string', maxLength: 49 } },
     relay: { type: 'boolean' },
     bandwidth: { type: 'number', minimum: 0 },
+    priorities: { type: 'array', maxItems: 1024, items: { type: 'integer', minimum: 0, maximum: 65535 } },
+    via: { type: 'array', maxItems: 4096, items: { type: 'string', maxLength: 49 } },
   },
 } as const
 

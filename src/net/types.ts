@@ -86,6 +86,12 @@ export interface Rule {
   readonly oif: string | null
   /** `ip rule add not ...` */
   readonly invert: boolean
+  /**
+   * `suppress_prefixlength N`: a route found with a prefix length ≤ N is ignored
+   * and the lookup goes on (`lookup main suppress_prefixlength 0`: every route of
+   * main but its default). Absent or null: none.
+   */
+  readonly suppressPrefixLen?: number | null
   /** Rule originator (FRA_PROTOCOL); QuicEther writes its own route protocol. Informational only. */
   readonly protocol: number
 }

@@ -60,7 +60,8 @@ export interface NodeStatus {
   readonly lastApply: ApplySummary | null
   /** Every admitted peer, connected or not, by name. */
   readonly peers: readonly PeerView[]
-  readonly routes: MeshRoutes
+  /** The mesh's routes; `refusedTotal`: claims refused since start (each once while it lasts). */
+  readonly routes: MeshRoutes & { readonly refusedTotal?: number }
   readonly engine: { readonly listenPort: number; readonly tablesVersion: number; readonly global: GlobalStats } | null
   /** Members found, the certificate, the DHT and LAN, refusals; null when discovery does not run. */
   readonly discovery: DiscoveryStatus | null
@@ -74,7 +75,7 @@ export interface StatusParts {
   readonly config: NodeStatus['config']
   readonly lastApply: NodeApplyResult | null
   readonly mesh: { readonly admitted: readonly AdmittedPeerStatus[]; readonly connected: readonly PeerStatus[] }
-  readonly routes: MeshRoutes
+  readonly routes: MeshRoutes & { readonly refusedTotal?: number }
   readonly engine: { readonly listenPort: number; readonly tablesVersion: number; readonly stats: { readonly global: GlobalStats; readonly peers: readonly PeerStats[] } | null } | null
   readonly discovery?: DiscoveryStatus | null
   readonly traversal?: TraversalStatus | null

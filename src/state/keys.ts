@@ -19,7 +19,7 @@ export function addressKey(a: Address): string {
 
 /** Rule identity: every selector and the table; the protocol is informational. */
 export function ruleKey(r: Rule): string {
-  return [r.family, r.priority, r.table, r.src, r.dst, r.fwmark, r.fwmask, r.iif, r.oif, r.invert].join('|')
+  return [r.family, r.priority, r.table, r.src, r.dst, r.fwmark, r.fwmask, r.iif, r.oif, r.invert, r.suppressPrefixLen ?? null].join('|')
 }
 
 export function routeEqual(a: Route, b: Route): boolean {

@@ -13,6 +13,19 @@ export const ROUTE_PROTOCOL_NAME = 'quicether'
 /** Our routing table. */
 export const ROUTE_TABLE = 5280
 
+/** The table of the exit's default routes (looked up by the exit rule only). */
+export const EXIT_TABLE = 5281
+
+/**
+ * SO_MARK on the tunnel's own UDP sockets: the exit rule skips marked
+ * packets, so the tunnel never carries itself (every uplink's socket too).
+ */
+export const SOCKET_MARK = 0x5280
+
+/** Rule priorities: the overlay table, main without its default, then the exit table. */
+export const RULE_PRIORITY_MAIN_SUPPRESS = 5281
+export const RULE_PRIORITY_EXIT = 5282
+
 /** Inclusive range of rule priorities that belong to us. */
 export const RULE_PRIORITY_MIN = 5280
 export const RULE_PRIORITY_MAX = 5299

@@ -25,12 +25,13 @@ export interface NodeFacts {
 }
 
 /** The desired node state and the routes it came from (with the claims refused, for logs and status). */
-export function desiredNode(config: Config, facts: NodeFacts): { state: NodeState; routes: MeshRoutes } {
-  const routes = computeMeshRoutes(config, facts.self, facts.peers)
+export function desiredNode(config: Config, facts: NodeFacts, previous: MeshRoutes | null = null): { state: NodeState; routes: MeshRoutes } {
+  const routes = computeMeshRoutes(config, facts.self, facts.peers, previous)
   const kernel = desiredFromConfig(config, {
     overlayAddresses: facts.self,
     learnedRoutes: routes.learned.map((l) => ({ prefix: l.prefix, peer: l.peer })),
     tunMtu: facts.tunMtu,
+    exit: { ipv4: routes.exit?.ipv4.mode ?? 'off', ipv6: routes.exit?.ipv6.mode ?? 'off' },
   })
   const engine = engineFromConfig(config, { selfKey: facts.selfKey, fib: routes.fib })
   return { state: { kernel, engine }, routes }

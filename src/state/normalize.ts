@@ -47,6 +47,7 @@ export function normalizeRule(r: Rule): Rule {
     iif: r.iif ?? null,
     oif: r.oif ?? null,
     invert: r.invert === true,
+    ...(r.suppressPrefixLen != null ? { suppressPrefixLen: r.suppressPrefixLen } : {}),
     protocol: r.protocol,
   }
 }

@@ -38,6 +38,7 @@ export function renderRule(r: Rule): string {
   if (r.iif !== null) parts.push(`iif ${r.iif}`)
   if (r.oif !== null) parts.push(`oif ${r.oif}`)
   parts.push(`lookup ${r.table}`)
+  if (r.suppressPrefixLen != null) parts.push(`suppress_prefixlength ${r.suppressPrefixLen}`)
   return parts.join(' ')
 }
 

@@ -58,7 +58,15 @@ export interface RuntimeInputs {
   readonly learnedRoutes: readonly LearnedRoute[]
   /** The TUN MTU chosen by the engine (used when the config says `mtu: auto`). */
   readonly tunMtu: number
+  /**
+   * This node's internet traffic, per family: `tunnel` through the exit,
+   * `block` (the exit is required and down), `off` (the node's own default
+   * route). Absent: off.
+   */
+  readonly exit?: { readonly ipv4: ExitMode; readonly ipv6: ExitMode }
 }
+
+export type ExitMode = 'off' | 'tunnel' | 'block'
 
 export interface LearnedRoute {
   /** CIDR (canonicalized by `desiredFromConfig`). */

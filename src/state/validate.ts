@@ -72,7 +72,7 @@ export function validate(desiredIn: KernelState, actualIn: ActualState): Validat
   const catchAll = new Set(desired.rules.filter((r) => r.src === null && r.dst === null && r.fwmark === null && r.iif === null && !r.invert).map((r) => `${r.family}|${r.table}`))
   for (const r of desired.routes) {
     if (r.dst.endsWith('/0') && catchAll.has(`${r.family}|${r.table}`)) {
-      issues.push(error('QE_DEFAULT_ROUTE', `route ${renderRoute(r)} would route the tunnel's own traffic into the tunnel (exit routing is not supported yet)`))
+      issues.push(error('QE_DEFAULT_ROUTE', `route ${renderRoute(r)} would route the tunnel's own traffic into the tunnel: a default route belongs in the exit table, looked up only for packets without the tunnel's socket mark`))
     }
   }
 

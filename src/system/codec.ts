@@ -209,6 +209,7 @@ export function parseRule(msg: rt.RuleMessage): Rule | null {
     iif: a.iifname ?? null,
     oif: a.oifname ?? null,
     invert: msg.data.flags?.invert === true,
+    ...(a.suppressPrefixlen !== undefined && a.suppressPrefixlen.length === 4 && a.suppressPrefixlen.readInt32LE(0) >= 0 ? { suppressPrefixLen: a.suppressPrefixlen.readInt32LE(0) } : {}),
     protocol: a.protocol ?? 0,
   }
 }
@@ -233,6 +234,11 @@ export function formatRule(r: Rule): { data: rt.Rule; attrs: rt.RuleAttrs } {
   if (r.fwmask !== null) attrs.fwmask = r.fwmask
   if (r.iif !== null) attrs.iifname = r.iif
   if (r.oif !== null) attrs.oifname = r.oif
+  if (r.suppressPrefixLen != null) {
+    const b = Buffer.alloc(4)
+    b.writeUInt32LE(r.suppressPrefixLen, 0)
+    attrs.suppressPrefixlen = b
+  }
   const flags: rt.RuleFlags = {}
   if (r.invert) flags.invert = true
   return {

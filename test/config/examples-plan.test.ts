@@ -32,19 +32,19 @@ for (const f of files) {
   })
 }
 
-t.test('the planner and the config rules agree on a default route through the mesh', async (t) => {
+t.test('the planner and the config rules agree on a default route through the mesh: an exit, in its own table', async (t) => {
   const { loadConfigText } = await import('../../src/config/index.js')
   const text = `node: { name: a }\nnetwork: { name: n }\npeers: [{ name: gw, key: "${Buffer.alloc(32, 1).toString('base64')}" }]\nroutes: [{ to: 0.0.0.0/0, via: gw }]\n`
   const r = loadConfigText(text, 'f.yaml')
-  t.notOk(r.ok)
-  t.match(r.diagnostics, [{ code: 'QE_DEFAULT_ROUTE', severity: 'error' }], 'validate refuses it')
-  const { parse } = await import('yaml')
-  const base = loadConfigText(text.replace(/routes:.*\n/, ''), 'f.yaml')
-  t.ok(base.ok)
-  if (!base.ok) return
-  const raw = parse(text) as { routes: Array<{ to: string; via: string }> }
-  const config = { ...base.config, routes: raw.routes.map((x) => ({ ...x, metric: 100 })) }
-  const d = desiredFromConfig(config, { overlayAddresses: { ipv4: '100.88.0.9', ipv6: null }, learnedRoutes: [], tunMtu: 1420 })
+  t.ok(r.ok, 'validate takes it')
+  if (!r.ok) return
   const actual = { links: [{ name: 'qe0', mtu: 1420, up: true }], addresses: [], routes: [], rules: [], sysctls: {}, foreignRoutes: [] }
-  t.match(validate(d, actual), [{ code: 'QE_DEFAULT_ROUTE', severity: 'error' }], 'and so does the planner')
+  for (const mode of ['tunnel', 'block', 'off'] as const) {
+    const d = desiredFromConfig(r.config, { overlayAddresses: { ipv4: '100.88.0.9', ipv6: null }, learnedRoutes: [], tunMtu: 1420, exit: { ipv4: mode, ipv6: 'off' } })
+    t.same(validate(d, actual), [], `${mode}: the planner takes it`)
+    t.notOk(d.routes.some((x) => x.dst === '0.0.0.0/0' && x.table === 5280), `${mode}: never in the table every packet looks up`)
+  }
+  // The safety net still holds for a default route in the catch-all table.
+  const d = desiredFromConfig(r.config, { overlayAddresses: { ipv4: '100.88.0.9', ipv6: null }, learnedRoutes: [{ prefix: '0.0.0.0/0', peer: 'x' }], tunMtu: 1420 })
+  t.match(validate(d, actual), [{ code: 'QE_DEFAULT_ROUTE', severity: 'error' }], 'a default route in table 5280 is refused')
 })

@@ -69,7 +69,7 @@ t.test('overrides replace keys before validation', async (t) => {
   if (!r.ok) return
   t.equal(r.config.multipath.mode, 'aggregate')
   t.equal(r.config.node.role, 'gateway')
-  t.same(r.config.subnets, [{ prefix: '10.9.0.0/16', exit: false }])
+  t.same(r.config.subnets, [{ prefix: '10.9.0.0/16', exit: false, masquerade: false, priority: 100 }])
   t.equal(r.config.audit.path, '/var/log/qe-audit.jsonl', 'a missing section is created')
   t.same((r.raw as { subnets: unknown }).subnets, ['10.9.0.0/16'], 'raw shows the document after overrides')
   value.push('mutated')

@@ -31,7 +31,8 @@ t.test('a minimal file gets every default', async (t) => {
     multipath: { mode: 'failover', scheduler: 'min-rtt', target: null, accept: false, reorder: { maxDelay: 150, maxBytes: 4 * 1024 * 1024 }, trafficClasses: [] },
     subnets: [],
     routes: [],
-    gateway: { forwardFor: [], advertiseBandwidth: null, relay: false },
+    exit: { node: null, required: false },
+    gateway: { forwardFor: [], ingress: [], advertiseBandwidth: null, relay: false },
     policies: { default: 'deny', groups: {}, rules: [] },
     audit: { path: null },
     metrics: { listen: null },
@@ -94,7 +95,7 @@ metrics: { listen: "127.0.0.1:9586" }
   t.same(c.interfaces[0]!.bandwidth, { up: 1_500_000_000, down: 100_000_000 })
   t.same(c.multipath.reorder, { maxDelay: 1_500, maxBytes: 65_536 })
   t.same(c.multipath.trafficClasses[0]!.match, { dscp: [46, 34, 8, 10], ports: [{ from: 22, to: 22 }, { from: 1000, to: 2000 }], maxPacketSize: 200 })
-  t.same(c.subnets, [{ prefix: '10.0.0.0/24', exit: false }, { prefix: '0.0.0.0/0', exit: true }])
+  t.same(c.subnets, [{ prefix: '10.0.0.0/24', exit: false, masquerade: false, priority: 100 }, { prefix: '0.0.0.0/0', exit: true, masquerade: false, priority: 100 }])
   t.same(c.gateway.forwardFor, [{ kind: 'peer', peer: 'gw' }, { kind: 'cidr', cidr: '192.168.0.0/16' }])
   t.equal(c.gateway.advertiseBandwidth, 1_000_000_000)
   t.same(c.policies.rules[0], { name: null, from: { kind: 'group', group: 'g' }, to: { kind: 'cidr', cidr: '10.0.0.5/32' }, proto: 'any', ports: [], action: 'allow' })

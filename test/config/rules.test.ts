@@ -26,7 +26,6 @@ t.test('warnings: reported, but the config still loads', async (t) => {
     ['aggregate with one uplink', BASE + 'interfaces: [{ name: eth0 }]\nmultipath: { mode: aggregate }\n', 'aggregate-single-uplink'],
     ['gateway settings on a client', BASE + 'gateway: { relay: true }\n', 'gateway-settings-on-client'],
     ['advertised as bootstrap without a public address', BASE + 'discovery: { advertise-as-bootstrap: true }\n', 'bootstrap-without-public-address'],
-    ['an exit on a client', BASE + 'subnets: [{ prefix: 0.0.0.0/0, exit: true }]\n', 'exit-on-client'],
   ]
   for (const [name, text, code] of cases) {
     t.ok(loadConfigText(text, 'f.yaml').ok, `${name}: loads`)
@@ -52,11 +51,24 @@ t.test('allowed on purpose', async (t) => {
   t.same(codes(BASE + 'policies: { rules: [{ proto: any, ports: [53], action: allow }] }\n'), [], 'ports with proto any mean tcp and udp')
 })
 
-t.test('a default route through the mesh is refused, as the planner refuses it (QE_DEFAULT_ROUTE)', async (t) => {
+t.test('a default route through the mesh makes that peer the exit; exit-node must agree', async (t) => {
   for (const to of ['0.0.0.0/0', '::/0']) {
-    const d = diags(BASE + PEERS + `routes: [{ to: "${to}", via: a }]\n`)
-    t.match(d, [{ severity: 'error', code: 'QE_DEFAULT_ROUTE', path: 'routes[0].to', line: 6, message: /exit routing comes in a later version/ }], to)
+    t.same(diags(BASE + PEERS + `routes: [{ to: "${to}", via: a }]\n`), [], to)
+    t.match(diags(BASE + PEERS + `exit-node: b\nroutes: [{ to: "${to}", via: a }]\n`), [{ severity: 'error', code: 'exit-conflict', path: 'routes[0].via' }], `${to} via another peer than exit-node`)
   }
+  t.match(diags(BASE + 'subnets: [{ prefix: 0.0.0.0/0, exit: true }]\n'), [{ severity: 'error', code: 'exit-on-client', message: /needs node.role: gateway/ }], 'an exit on a client is an error: peers would refuse it')
+  t.match(diags(BASE + 'exit-node: nobody\n'), [{ severity: 'error', code: 'unknown-peer', path: 'exit-node' }])
+  t.match(diags(BASE + 'exit-node-required: true\n'), [{ severity: 'warning', code: 'exit-required-without-exit' }])
+})
+
+t.test('gateway.ingress: addresses, duplicates, members, families', async (t) => {
+  const GW = 'node: { name: n1, role: gateway }\nnetwork: { name: net }\n' + PEERS
+  t.same(diags(GW + 'gateway: { ingress: [{ listen: "0.0.0.0:32400", to: "a:32400" }, { listen: "[::]:443", to: "[fd00::5]:443", proto: tcp }] }\n'), [])
+  t.match(diags(GW + 'gateway: { ingress: [{ listen: "0.0.0.0:80", to: "a:80" }, { listen: "0.0.0.0:80", to: "b:80" }] }\n'), [{ code: 'ingress-duplicate', path: 'gateway.ingress[1].listen' }])
+  t.match(diags(GW + 'gateway: { ingress: [{ listen: "public.example:80", to: "a:80" }] }\n'), [{ code: 'bad-ip', path: 'gateway.ingress[0].listen' }])
+  t.match(diags(GW + 'gateway: { ingress: [{ listen: "0.0.0.0:80", to: "ghost:80" }] }\n'), [{ code: 'unknown-peer', path: 'gateway.ingress[0].to' }])
+  t.match(diags(GW + 'gateway: { ingress: [{ listen: "0.0.0.0:80", to: "[fd00::5]:80" }] }\n'), [{ code: 'ingress-family' }])
+  t.match(diags(BASE + PEERS + 'gateway: { ingress: [{ listen: "0.0.0.0:80", to: "a:80" }] }\n'), [{ severity: 'warning', code: 'ingress-on-client' }])
 })
 
 t.test('one problem, one message', async (t) => {

@@ -54,6 +54,7 @@ t.test('every schema default is what the loader fills in', async (t) => {
     'subnets: [{ prefix: 10.0.0.0/24 }]',
     'routes: [{ to: 10.1.0.0/16, via: p1 }]',
     'policies: { rules: [{ action: allow }] }',
+    'gateway: { ingress: [{ listen: "0.0.0.0:8080", to: "p1:80" }] }',
   ].join('\n')
   const r = loadConfigText(minimal, 'min.yaml')
   t.ok(r.ok, JSON.stringify(r.diagnostics))
@@ -70,7 +71,7 @@ t.test('every schema default is what the loader fills in', async (t) => {
       checked++
     }
     // A subnet without options is rendered as a plain prefix: its `exit` is the default.
-    if (typeof doc === 'string' && target.else && where.startsWith('.subnets')) doc = { prefix: doc, exit: false }
+    if (typeof doc === 'string' && target.else && where.startsWith('.subnets')) doc = { prefix: doc, exit: false, masquerade: false, priority: 100 }
     if (doc && typeof doc === 'object' && !Array.isArray(doc)) {
       for (const [k, sub] of Object.entries((target.properties ?? {}) as S)) visit(sub, (doc as S)[k], `${where}.${k}`)
       if (target.else) visit(target.else, doc, where)

@@ -97,7 +97,7 @@ t.test('a hello goes out on peer-up; the peer\'s hello is reported as a fact tha
   const decoded = decodeMessage(out!.msg)
   t.match(decoded, { ok: true, msg: { type: 'hello', name: 'a', overlay: { ipv4: '100.88.0.1' }, subnets: ['192.168.1.0/24'] } })
   mesh.onControl(KEY_B, encodeMessage({ type: 'hello', v: 1, name: 'b', role: 'gateway', overlay: { ipv4: '100.88.0.2', ipv6: null }, subnets: ['10.20.0.0/16'] }))
-  t.same(facts.at(-1), [{ key: KEY_B, configName: 'b', hello: { overlay: { ipv4: '100.88.0.2', ipv6: null }, subnets: ['10.20.0.0/16'] } }])
+  t.same(facts.at(-1), [{ key: KEY_B, configName: 'b', hello: { overlay: { ipv4: '100.88.0.2', ipv6: null }, subnets: ['10.20.0.0/16'], role: 'gateway' } }])
   const last = routesOf(facts.at(-1)!)
   t.same(last.fib.map((e) => e.prefix), ['10.20.0.0/16', '100.88.0.2/32'])
   t.same(last.learned, [{ prefix: '10.20.0.0/16', peer: KEY_B }])

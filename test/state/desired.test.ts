@@ -71,7 +71,7 @@ t.test('configured and learned routes go into the TUN; one kernel route per pref
 })
 
 t.test('a learned route for a subnet this node serves itself is not routed into the tunnel', async (t) => {
-  const d = desiredFromConfig(config({ subnets: [{ prefix: '192.168.1.0/24', exit: false }] }), {
+  const d = desiredFromConfig(config({ subnets: [{ prefix: '192.168.1.0/24', exit: false, masquerade: false, priority: 100 }] }), {
     ...runtime,
     learnedRoutes: [{ prefix: '192.168.1.0/24', peer: 'x' }],
   })
@@ -99,4 +99,39 @@ t.test('the result is canonical: building it twice gives equal JSON', async (t) 
   const a = desiredFromConfig(config(), { ...runtime, learnedRoutes: [{ prefix: '10.1.0.0/16', peer: 'a' }, { prefix: '10.0.0.0/16', peer: 'b' }] })
   const b = desiredFromConfig(config(), { ...runtime, learnedRoutes: [{ prefix: '10.0.0.0/16', peer: 'b' }, { prefix: '10.1.0.0/16', peer: 'a' }] })
   t.equal(JSON.stringify(a), JSON.stringify(b))
+})
+
+t.test('an exit: its default route in table 5281, main without its default first, and everything unmarked sent there', async (t) => {
+  const d = desiredFromConfig(config(), { ...runtime, exit: { ipv4: 'tunnel', ipv6: 'block' } })
+  t.same(
+    d.routes.filter((r) => r.table === 5281).map((r) => [r.family, r.dst, r.type, r.dev]),
+    [
+      [4, '0.0.0.0/0', 'unicast', 'qe0'],
+      [6, '::/0', 'unreachable', null],
+    ],
+    'through the tunnel for IPv4; IPv6 unreachable while a required exit is down',
+  )
+  const rules = d.rules.map((r) => [r.family, r.priority, r.table, r.suppressPrefixLen ?? null, r.fwmark, r.invert])
+  t.same(rules, [
+    [4, 5280, 5280, null, null, false],
+    [4, 5281, 254, 0, null, false],
+    [4, 5282, 5281, null, 0x5280, true],
+    [6, 5280, 5280, null, null, false],
+    [6, 5281, 254, 0, null, false],
+    [6, 5282, 5281, null, 0x5280, true],
+  ], 'overlay table; main but its default (LAN, link-local stay local); then the exit table for packets without the tunnel socket\'s mark')
+  t.notOk(d.routes.some((r) => r.table === 5280 && r.dst.endsWith('/0')), 'no default route in the table every packet looks up')
+  const actual = { links: [{ name: 'qe0', mtu: 1400, up: true }], addresses: [], routes: [], rules: [], sysctls: {}, foreignRoutes: [] }
+  t.same(validate(d, actual), [], 'the planner takes it')
+  const off = desiredFromConfig(config({ routes: [{ to: '0.0.0.0/0', via: 'gw', metric: 100 }] }), { ...runtime, exit: { ipv4: 'off', ipv6: 'off' } })
+  t.notOk(off.routes.some((r) => r.dst === '0.0.0.0/0'), 'a fallen-back exit leaves the machine\'s own default route alone')
+  t.same(off.rules.map((r) => r.priority), [5280, 5280])
+})
+
+t.test('a hub turns off ICMP redirects (members behind one TUN keep going through it)', async (t) => {
+  const hub = desiredFromConfig(config({ node: { role: 'gateway' }, gateway: { forwardFor: [{ kind: 'peer', peer: 'a' }] } }), runtime)
+  t.equal(hub.sysctls['net.ipv4.conf.all.send_redirects'], '0')
+  t.equal(hub.sysctls['net.ipv4.conf.qe0.send_redirects'], '0')
+  const gw = desiredFromConfig(config({ node: { role: 'gateway' } }), runtime)
+  t.equal(gw.sysctls['net.ipv4.conf.all.send_redirects'], undefined, 'a plain gateway leaves them')
 })

@@ -1,0 +1,87 @@
+/**
+ * Which connected peers have gone silent: up in the engine, but nothing heard
+ * from them for longer than a live peer is ever quiet. QUIC's idle timeout
+ * (4 s) ends such a connection in the end; routing does not wait that long
+ * where another peer can take over (a second gateway for a subnet, the local
+ * default route instead of a dead exit).
+ *
+ * A live peer is heard at least every keep-alive interval plus a round trip
+ * (a keep-alive PING goes out after `keepaliveMs` without a packet, and its
+ * ACK comes back), so a peer is silent after
+ *   keepaliveMs + max(250 ms, 3 × (RTT + 4 × RTT variance))
+ * without a packet: the threshold follows each peer's measured RTT, not a
+ * constant fitted to a lab. Polled from the engine's stats every 200 ms;
+ * `onChange` runs when the set of silent peers changes.
+ */
+import type { PeerStats } from '../engine/types.js'
+
+export interface PeerLiveness {
+  readonly stale: boolean
+  readonly rttMs: number
+}
+
+export interface LivenessInit {
+  /** The engine's peers now (`null` while no engine runs). */
+  readonly stats: () => readonly PeerStats[] | null
+  /** The engine's keep-alive interval, ms. */
+  readonly keepaliveMs: number
+  readonly onChange: () => void
+  readonly intervalMs?: number
+}
+
+/** The engine's default keep-alive interval (EngineInit.keepaliveMs). */
+export const ENGINE_KEEPALIVE_MS = 1000
+const MIN_MARGIN_MS = 250
+
+/** How long `p` may be quiet and still be alive, ms. */
+export function silenceLimitMs(p: Pick<PeerStats, 'rttMs' | 'rttVarMs'>, keepaliveMs: number): number {
+  return keepaliveMs + Math.max(MIN_MARGIN_MS, 3 * (p.rttMs + 4 * p.rttVarMs))
+}
+
+export class Liveness {
+  readonly #init: LivenessInit
+  #timer: NodeJS.Timeout | null = null
+  #now = new Map<string, PeerLiveness>()
+  #staleSig = ''
+
+  constructor(init: LivenessInit) {
+    this.#init = init
+  }
+
+  start(): void {
+    if (this.#timer) return
+    this.#timer = setInterval(() => this.poll(), this.#init.intervalMs ?? 200)
+    this.#timer.unref()
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
+  }
+
+  /** The last poll's view of a peer; undefined when it is not up. */
+  of(key: string): PeerLiveness | undefined {
+    return this.#now.get(key)
+  }
+
+  /** Reads the engine once; calls onChange when a peer turned silent or was heard again. */
+  poll(): void {
+    let peers: readonly PeerStats[] | null
+    try {
+      peers = this.#init.stats()
+    } catch {
+      peers = null
+    }
+    const next = new Map<string, PeerLiveness>()
+    for (const p of peers ?? []) {
+      if (!p.up) continue
+      next.set(p.peer, { stale: p.silentMs > silenceLimitMs(p, this.#init.keepaliveMs), rttMs: p.rttMs })
+    }
+    this.#now = next
+    const sig = [...next].filter(([, v]) => v.stale).map(([k]) => k).sort().join(',')
+    if (sig !== this.#staleSig) {
+      this.#staleSig = sig
+      this.#init.onChange()
+    }
+  }
+}
