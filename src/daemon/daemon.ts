@@ -347,6 +347,8 @@ export class Daemon {
     const via = new Map<string, readonly string[]>()
     for (const p of this.#facts) via.set(p.key, hubAdvertisement(config, routes, this.#facts, p.key))
     this.#mesh.setHubRoutes(via)
+    const exit = routes.exit?.ipv4.mode === 'tunnel' ? routes.exit.ipv4.wanted : routes.exit?.ipv6.mode === 'tunnel' ? routes.exit.ipv6.wanted : null
+    this.#mesh.setExit(exit)
   }
 
   /** Keeps the routes for status; each refused claim is logged once while it lasts. */

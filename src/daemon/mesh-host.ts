@@ -73,6 +73,11 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
     if (this.#mesh && this.#gen) this.#mesh.setPeers(this.#configFor(this.#gen))
   }
 
+  /** The exit this node uses now (see `Mesh.setExit`). */
+  setExit(name: string | null): void {
+    this.#mesh?.setExit(name)
+  }
+
   /** A hub's routes per peer (see `Mesh.setHubRoutes`). */
   setHubRoutes(via: ReadonlyMap<string, readonly string[]>): void {
     this.#mesh?.setHubRoutes(via)

@@ -125,6 +125,8 @@ export class Mesh {
   #lastFacts = ''
   /** Per admitted key: when its state last changed and its last error. */
   readonly #history = new Map<string, { state: AdmittedPeerStatus['state']; since: number; lastError: string | null }>()
+  /** The exit this node uses now (told in hellos). */
+  #exit: string | null = null
   /** Per peer: the hub routes (`via`) this node tells it, as last sent. */
   readonly #via = new Map<string, readonly string[]>()
   /** Hellos of peers whose connection was just replaced by another (see onPeerUp). */
@@ -254,6 +256,13 @@ export class Mesh {
       else this.#via.set(key, [...next])
       this.#sendHello(key)
     }
+  }
+
+  /** The exit this node routes its internet traffic through changed: every peer hears it. */
+  setExit(name: string | null): void {
+    if (name === this.#exit) return
+    this.#exit = name
+    for (const key of this.#up.keys()) this.#sendHello(key)
   }
 
   onControl(peer: string, data: Uint8Array): void {
@@ -427,6 +436,7 @@ export class Mesh {
       subnets: cfg.subnets.map((s) => s.prefix),
       ...(cfg.subnets.some((s) => s.priority !== 100) ? { priorities: cfg.subnets.map((s) => s.priority) } : {}),
       ...((this.#via.get(peer)?.length ?? 0) > 0 ? { via: this.#via.get(peer) } : {}),
+      ...(this.#exit !== null ? { exit: this.#exit } : {}),
       ...(cfg.gateway.relay || cfg.node.role === 'bootstrap' || cfg.node.bootstrapMode ? { relay: true } : {}),
       ...(cfg.gateway.advertiseBandwidth !== null ? { bandwidth: cfg.gateway.advertiseBandwidth } : {}),
     }
@@ -479,6 +489,7 @@ function routingHello(h: HelloMessage): PeerHello {
     ...(h.priorities ? { priorities: h.priorities } : {}),
     ...(h.bandwidth !== undefined ? { bandwidth: h.bandwidth } : {}),
     ...(h.via ? { via: h.via } : {}),
+    ...(h.exit ? { exit: h.exit } : {}),
   }
 }
 

@@ -35,6 +35,8 @@ export interface HelloMessage {
   readonly priorities?: readonly number[]
   /** A hub (`gateway.forward-for`): prefixes it routes for the receiver (other members' addresses and subnets); absent: none. */
   readonly via?: readonly string[]
+  /** The exit (a node name) this node sends its internet traffic through now; absent: none. An ingress gateway keeps client addresses toward a node that uses it as its exit. */
+  readonly exit?: string
 }
 
 /** Sent before a clean stop, so the peer withdraws routes at once instead of waiting for a timeout. */
@@ -156,6 +158,7 @@ const helloSchema = {
     bandwidth: { type: 'number', minimum: 0 },
     priorities: { type: 'array', maxItems: 1024, items: { type: 'integer', minimum: 0, maximum: 65535 } },
     via: { type: 'array', maxItems: 4096, items: { type: 'string', maxLength: 49 } },
+    exit: { type: 'string', minLength: 1, maxLength: 63 },
   },
 } as const
 

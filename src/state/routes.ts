@@ -77,6 +77,8 @@ export interface PeerHello {
   readonly bandwidth?: number
   /** Prefixes this hub routes for the receiver (its `forward-for`). */
   readonly via?: readonly string[]
+  /** The exit (node name) the peer sends its internet traffic through now. */
+  readonly exit?: string
 }
 
 /** A connected peer as the router sees it: its pinned key, its config name (if any) and its last hello. */
