@@ -38,6 +38,7 @@ if (process.getuid?.() !== 0) {
 const LAN = '192.168.77.0/24'
 const LAN_HOST = '192.168.77.10'
 const INET_HOST = '198.51.100.10'
+const LOOP = '10.99.0.0/24'
 const link = (name: string, a: string, b: string): LinkSpec => ({ name, a, b, aToB: NO_EFFECT, bToA: NO_EFFECT, queue: null, nat: 'none' })
 const spec: TopologySpec = {
   nodes: [
@@ -48,16 +49,28 @@ const spec: TopologySpec = {
       config: {
         node: { role: 'gateway' },
         subnets: [{ prefix: '0.0.0.0/0', exit: true }, { prefix: LAN, masquerade: true, priority: 10 }],
-        gateway: { 'forward-for': ['c', 'home'] },
+        routes: [{ to: LOOP, via: 'gw2' }],
+        gateway: {
+          'forward-for': ['c', 'home'],
+          ingress: [
+            { listen: '0.0.0.0:8080', to: 'home:8080', proto: 'tcp' },
+            { listen: '0.0.0.0:8081', to: 'c:8081', proto: 'tcp' },
+          ],
+        },
       },
     },
-    { name: 'gw2', daemon: true, config: { node: { role: 'gateway' }, subnets: [{ prefix: LAN, masquerade: true, priority: 20 }] } },
+    {
+      name: 'gw2',
+      daemon: true,
+      // A routing loop between the two hubs (gw1 routes 10.99.0.0/24 to gw2 too).
+      config: { node: { role: 'gateway' }, subnets: [{ prefix: LAN, masquerade: true, priority: 20 }], gateway: { 'forward-for': ['c'] }, routes: [{ to: LOOP, via: 'gw1' }] },
+    },
     { name: 'home', daemon: true, config: null },
     { name: 'lan', daemon: false, config: null },
     { name: 'inet', daemon: false, config: null },
   ],
   // Link i is 10.251.i.0/24, a = .1, b = .2; the a end dials.
-  links: [link('c-gw1', 'c', 'gw1'), link('c-gw2', 'c', 'gw2'), link('home-gw1', 'home', 'gw1'), link('gw1-lan', 'gw1', 'lan'), link('gw2-lan', 'gw2', 'lan'), link('gw1-inet', 'gw1', 'inet')],
+  links: [link('c-gw1', 'c', 'gw1'), link('c-gw2', 'c', 'gw2'), link('home-gw1', 'home', 'gw1'), link('gw1-lan', 'gw1', 'lan'), link('gw2-lan', 'gw2', 'lan'), link('gw1-inet', 'gw1', 'inet'), link('gw1-gw2', 'gw1', 'gw2')],
 }
 const overlay = overlayAddresses(spec, DEFAULT_NETWORK)
 const C = overlay.get('c')!
@@ -125,9 +138,9 @@ async function until(ok: () => Promise<boolean>, ms: number): Promise<boolean> {
   return ok()
 }
 
-/** The source address a TCP connection from `from` to `dst:port` arrives with at `at`. */
-async function sourceSeen(at: string, from: string, dst: string, port: number): Promise<string> {
-  const server = `const s=require('net').createServer((c)=>{console.log(c.remoteAddress.replace(/^::ffff:/,''));c.end();s.close()});s.listen(${port},'${dst}',()=>console.log('up'))`
+/** The source address a TCP connection from `from` to `dst:port` arrives with at `at` (listening on `listen`, default `dst`). */
+async function sourceSeen(at: string, from: string, dst: string, port: number, listen = dst): Promise<string> {
+  const server = `const s=require('net').createServer((c)=>{console.log(c.remoteAddress.replace(/^::ffff:/,''));c.end();s.close()});s.listen(${port},'${listen}',()=>console.log('up'))`
   const { spawn } = await import('node:child_process')
   const child = spawn('ip', ['netns', 'exec', ns(at), process.execPath, '-e', server], { stdio: ['ignore', 'pipe', 'inherit'] })
   const lines: string[] = []
@@ -155,6 +168,8 @@ t.test('hub: c and home, with no tunnel between them, reach each other through g
   // The hop is a router hop: the TTL went down by one.
   const r = await runIn(ns('c'), 'ping', ['-n', '-c', '1', '-W', '1', HOME.ipv4], { allowFail: true })
   t.match(r.stdout, /ttl=63/, 'TTL decremented once at the hub')
+  const ttl1 = await runIn(ns('c'), 'ping', ['-n', '-c', '1', '-W', '1', '-t', '1', HOME.ipv4], { allowFail: true })
+  t.match(ttl1.stdout, new RegExp(`From ${overlay.get('gw1')!.ipv4.replace(/\./g, '\\.')}.*Time to live exceeded`), 'TTL 1: the hub sends the ICMP error back')
   const routes = await sh('c', 'route', 'get', HOME.ipv4)
   t.match(routes.stdout, /dev qe0/, 'the kernel sends it into the tunnel; the engine picks the hub')
 })
@@ -169,6 +184,20 @@ t.test('a source spoofed through the hub is dropped and counted', async (t) => {
   await sh('home', 'addr', 'del', `${overlay.get('gw2')!.ipv4}/32`, 'dev', 'lo')
   t.not(r.code, 0, 'no reply to a spoofed source')
   t.ok((await spoofedAtHub()) >= before + 2, 'the hub dropped both as spoofed')
+})
+
+t.test('a routing loop between two hubs ends: packets do not circulate', async (t) => {
+  const drops = async (n: string): Promise<number> => {
+    const g = ((await status(n)).engine as { global: { spoofed: number; noRoute: number } }).global
+    return g.spoofed + g.noRoute
+  }
+  const dropped0 = (await drops('gw1')) + (await drops('gw2'))
+  const tx0 = ((await status('gw2')).engine as { global: { tunRx: number } }).global.tunRx
+  const r = await runIn(ns('gw1'), 'ping', ['-n', '-c', '3', '-i', '0.2', '-W', '1', '10.99.0.1'], { allowFail: true })
+  t.not(r.code, 0, 'nothing answers inside the loop')
+  const tx = ((await status('gw2')).engine as { global: { tunRx: number } }).global.tunRx - tx0
+  t.ok(tx <= 3 * 2, `gw2 forwarded each packet a bounded number of times (${tx} for 3 pings), never until the TTL ran out by circulating`)
+  t.ok((await drops('gw1')) + (await drops('gw2')) >= dropped0 + 3, 'each looping packet was dropped and counted (source check at the second hub)')
 })
 
 t.test('subnet router with masquerade: c reaches the LAN host through gw1 (priority 10), which it sees as gw1', async (t) => {
@@ -186,6 +215,27 @@ t.test('exit: c reaches the internet host through gw1, masqueraded, and nothing 
   t.equal(await leaks(), 0, 'no packet to the internet host left c outside the tunnel')
   const lan = await sh('c', 'route', 'get', '10.251.1.2')
   t.match(lan.stdout, /dev qel-/, 'the LAN next to c stays local')
+})
+
+t.test('ingress: a public port of gw1 reaches a member; the client address is kept only toward a member that exits through gw1', async (t) => {
+  const GW1_PUBLIC = '10.251.5.1'
+  t.equal(await sourceSeen('home', 'inet', GW1_PUBLIC, 8080, HOME.ipv4), overlay.get('gw1')!.ipv4, 'home (no exit through gw1) sees gw1: masqueraded, so its reply goes back through the tunnel')
+  t.equal(await sourceSeen('c', 'inet', GW1_PUBLIC, 8081, C.ipv4), '10.251.5.2', 'c (exit-node: gw1) sees the internet client itself')
+})
+
+t.test('an ingress port already in use on the gateway: refused at plan, nothing changed', async (t) => {
+  const d = daemons.get('gw1')!
+  const text = await readFile(d.init.configPath, 'utf8')
+  const cfg = parse(text) as { gateway: { ingress: unknown[] } }
+  // The engine's own UDP port is in use on gw1.
+  cfg.gateway.ingress.push({ listen: '0.0.0.0:7443', to: 'home:7443', proto: 'udp' })
+  await writeFile(d.init.configPath, stringify(cfg))
+  const failed = await until(async () => JSON.stringify((await status('gw1')).lastApply ?? {}).includes('QE_INGRESS_PORT_IN_USE'), 10_000)
+  t.ok(failed, 'the apply fails with QE_INGRESS_PORT_IN_USE')
+  const table = await runIn(ns('gw1'), 'nft', ['list', 'table', 'inet', 'quicether-qe0'])
+  t.notMatch(table.stdout, /7443/, 'the table was not touched')
+  t.equal(await sourceSeen('home', 'inet', '10.251.5.1', 8080, HOME.ipv4), overlay.get('gw1')!.ipv4, 'the ingress that was there still works')
+  await writeFile(d.init.configPath, text)
 })
 
 t.test('gw1 dies: the LAN moves to gw2, the exit falls back to c\'s own default route', async (t) => {
