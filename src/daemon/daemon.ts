@@ -39,6 +39,8 @@ import { needsEngineRestart, prepareGeneration, type Generation } from './genera
 import { MeshHost } from './mesh-host.js'
 import type { Subsystem } from './subsystem.js'
 import { WatchHost } from './watch.js'
+import { nftablesPort, type FirewallPort } from '../system/nftables.js'
+import { deriveOverlayAddresses } from '../mesh/identity.js'
 
 /** A config change was rejected (invalid, or its apply failed and was rolled back). */
 export class ReloadFailedError extends QeError {
@@ -74,6 +76,8 @@ export interface DaemonComponents {
   readonly system?: SystemAdapter
   /** Builds the forwarding engine (default: the native one). Tests inject a fake. */
   readonly createEngine?: EngineFactory
+  /** The nftables adapter (default: `nft`). Tests inject a fake. */
+  readonly firewall?: FirewallPort
 }
 
 export interface ReloadOutcome {
@@ -133,7 +137,7 @@ export class Daemon {
     this.#log = components.log
     const log = (component: string) => this.#log.child({ component })
     const kernel = new Reconciler({}, { system: components.system ?? createSystemAdapter(), log: log('reconcile') })
-    this.#node = new NodeReconciler({}, { kernel, log: log('reconcile') })
+    this.#node = new NodeReconciler({}, { kernel, log: log('reconcile'), firewall: components.firewall ?? nftablesPort() })
     this.#engines = new EngineHost({ log: log('engine'), node: this.#node, listener: () => this.#mesh, ...(components.createEngine ? { createEngine: components.createEngine } : {}) })
     this.#discovery = new Discovery({
       log: log('discovery'),
@@ -326,7 +330,7 @@ export class Daemon {
       const live = this.#liveness.of(p.key)
       return { ...p, limits: limits.get(p.key) ?? null, ...(live ? { stale: live.stale, rttMs: live.rttMs } : {}) }
     })
-    return desiredNode(config, { selfKey: gen.selfKey, self: gen.self, tunMtu: gen.tunMtu, peers: limited }, this.#routes)
+    return desiredNode(config, { selfKey: gen.selfKey, self: gen.self, tunMtu: gen.tunMtu, peers: limited, memberAddress: (name) => memberAddress(config, limits, name) }, this.#routes)
   }
 
   async #applyNode(gen: Generation): Promise<NodeApplyResult> {
@@ -473,7 +477,7 @@ export class Daemon {
     const errors = p.issues
       .filter((i) => i.severity === 'error' && !(newTun && i.code === 'QE_LINK_MISSING'))
       .map((i) => ({ file, line: 0, col: 0, path: '', severity: 'error' as const, code: i.code, message: i.message }))
-    const actions = [...p.kernel.actions.map((a) => ({ text: a.text, live: a.live })), ...engine.map((a) => ({ text: a.text, live: true }))]
+    const actions = [...p.kernel.actions.map((a) => ({ text: a.text, live: a.live })), ...p.firewall.map((a) => ({ text: a.text, live: true })), ...engine.map((a) => ({ text: a.text, live: true }))]
     return { ok: errors.length === 0, errors, actions, restartTunnels }
   }
 
@@ -564,4 +568,25 @@ const TRAVERSAL_TYPES: ReadonlySet<string> = new Set(['observed', 'intro-request
 
 function isTraversal(msg: ControlMessage): msg is TraversalMessage {
   return TRAVERSAL_TYPES.has(msg.type)
+}
+
+/**
+ * A member's overlay addresses by name: its certificate's, else derived from
+ * its key (what a node without `network.address` uses); null when no admitted
+ * member has the name.
+ */
+function memberAddress(config: Config, limits: ReadonlyMap<string, PeerLimits>, name: string): { ipv4: string | null; ipv6: string | null } | null {
+  const p = config.peers.find((x) => x.name === name)
+  if (!p) return null
+  const cert = limits.get(p.key)
+  if (cert) {
+    const v4 = cert.overlay.find((a) => !a.includes(':')) ?? null
+    const v6 = cert.overlay.find((a) => a.includes(':')) ?? null
+    return { ipv4: v4, ipv6: v6 }
+  }
+  try {
+    return deriveOverlayAddresses(Buffer.from(p.key, 'base64'), config.network.overlay.ipv4, config.network.overlay.ipv6)
+  } catch {
+    return null
+  }
 }

@@ -120,7 +120,7 @@ export function summarizeApply(r: NodeApplyResult): ApplySummary {
     at: k.startedAt,
     ok: r.ok,
     trigger: k.trigger,
-    plan: [...k.plan.actions.map((a) => a.text), ...r.engine.actions.map((a) => a.text)],
+    plan: [...k.plan.actions.map((a) => a.text), ...(r.firewall?.actions ?? []).map((a) => a.text), ...r.engine.actions.map((a) => a.text)],
     failure: r.ok ? null : describeFailure(r),
     rolledBack: k.ok ? r.engine.rolledBack : k.rolledBack,
     durationMs: Math.round(k.durationMs),
@@ -136,6 +136,7 @@ export function describeFailure(r: NodeApplyResult | { kernel: ApplyResult; engi
     if (res.verify === 'mismatch') return `verify mismatch: ${res.verifyDiff.join('; ')}`
     return 'unknown failure'
   }
+  if ('firewall' in r && r.firewall && !r.firewall.ok && r.firewall.error) return `firewall: ${r.firewall.error.message}`
   if (r.engine.error) return `engine tables: ${r.engine.error.message}`
   return 'unknown failure'
 }

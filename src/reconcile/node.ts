@@ -2,9 +2,11 @@
  * The node reconciler: the one writer of a node's whole state, the kernel
  * slice and the engine slice, as one transaction.
  *
- *   plan kernel + engine → apply kernel (it verifies, rolls itself back)
- *                        → set engine tables (one versioned command) → read back
- *                              └─ failure: engine back to its last tables, kernel back to its last state
+ *   plan kernel + firewall + engine → check the firewall (ingress ports free)
+ *     → apply kernel (it verifies, rolls itself back)
+ *     → replace the node's nftables table (one transaction) → read its hash back
+ *     → set engine tables (one versioned command) → read back
+ *          └─ failure: each slice back to its last state, in reverse order
  *
  * The kernel goes first: a kernel plan that fails leaves the engine as it
  * was. An engine step that fails (the tables are refused, or never read back
@@ -21,6 +23,11 @@ import type { ActualState, KernelState, Plan, ValidationIssue } from '../state/t
 import { EngineVerifyError } from './errors.js'
 import { errorInfo } from './execute.js'
 import type { ApplyResult, ErrorInfo, ReconcilerApi } from './types.js'
+import { diffFirewall, emptyFirewall, type FirewallState } from '../state/firewall.js'
+import type { FirewallPort } from '../system/nftables.js'
+
+/** Re-asserts the firewall table this often while started (someone may flush the ruleset). */
+const FIREWALL_REPAIR_MS = 30_000
 
 /** The engine's tables as the reconciler writes and reads them. */
 export type VersionedTables = EngineState & { readonly version: number }
@@ -47,6 +54,15 @@ export interface NodeReconcilerInit {
 export interface NodeReconcilerComponents {
   readonly kernel: ReconcilerApi
   readonly log: Logger
+  /** The node's nftables table; absent: the firewall slice is not applied (nodes and tests without nftables). */
+  readonly firewall?: FirewallPort
+}
+
+export interface FirewallApplyInfo {
+  /** People's lines of what changed; empty when the table already matched. */
+  readonly actions: readonly { readonly op: 'add' | 'del'; readonly text: string }[]
+  readonly ok: boolean
+  readonly error: ErrorInfo | null
 }
 
 export interface EngineApplyInfo {
@@ -64,11 +80,13 @@ export interface EngineApplyInfo {
 export interface NodeApplyResult {
   readonly ok: boolean
   readonly kernel: ApplyResult
+  readonly firewall?: FirewallApplyInfo
   readonly engine: EngineApplyInfo
 }
 
 export interface NodePlan {
   readonly kernel: Plan
+  readonly firewall: readonly { readonly op: 'add' | 'del'; readonly text: string }[]
   readonly engine: readonly EngineAction[]
   readonly issues: readonly ValidationIssue[]
   readonly actual: ActualState
@@ -79,6 +97,10 @@ export class NodeReconciler {
   readonly #log: Logger
   readonly #attempts: number
   readonly #delayMs: number
+  readonly #firewall: FirewallPort | null
+  /** The firewall table last committed (what a failure restores); null: none installed by us. */
+  #firewallCommitted: FirewallState | null = null
+  #firewallTimer: NodeJS.Timeout | null = null
   #engine: EngineTablesPort | null = null
   /** The engine state last committed (what a failed apply restores). */
   #engineCommitted: EngineState | null = null
@@ -89,6 +111,7 @@ export class NodeReconciler {
   constructor(init: NodeReconcilerInit, components: NodeReconcilerComponents) {
     this.#kernel = components.kernel
     this.#log = components.log
+    this.#firewall = components.firewall ?? null
     this.#attempts = init.engineVerifyAttempts ?? 50
     this.#delayMs = init.engineVerifyDelayMs ?? 5
   }
@@ -120,7 +143,8 @@ export class NodeReconciler {
     const { plan, issues, actual } = await this.#kernel.plan(desired.kernel)
     // With no engine attached, an apply sends it nothing.
     const engine = this.#engine ? diffEngine(desired.engine, this.#tryReadState(), name) : []
-    return { kernel: plan, engine, issues, actual }
+    const firewall = this.#firewall ? diffFirewall(desired.firewall, this.#firewallCommitted) : []
+    return { kernel: plan, firewall, engine, issues: [...issues, ...(await this.#firewallIssues(desired.firewall))], actual }
   }
 
   apply(desired: NodeState, name: PeerNamer = shortKey): Promise<NodeApplyResult> {
@@ -137,26 +161,114 @@ export class NodeReconciler {
     const actions = diffEngine(desired.engine, have, name)
     const skipped: EngineApplyInfo = { actions: [], ok: true, version: engine ? this.#version : null, error: null, rolledBack: false }
 
+    // The firewall's own checks come first: a refused ingress changes nothing at all.
+    const fwIssues = await this.#firewallIssues(desired.firewall)
+    if (fwIssues.length > 0) {
+      const error = { code: fwIssues[0]!.code, message: fwIssues.map((i) => `${i.code}: ${i.message}`).join('; '), retryable: false }
+      return this.#finish({ ok: false, kernel: notApplied(), firewall: { actions: [], ok: false, error }, engine: skipped })
+    }
     const kernel = await this.#kernel.apply(desired.kernel)
     if (!kernel.ok) return this.#finish({ ok: false, kernel, engine: skipped })
-    if (engine === null) return this.#finish({ ok: true, kernel, engine: skipped })
+    const prevFirewall = this.#firewallCommitted
+    const firewall = await this.#applyFirewall(desired.firewall)
+    if (firewall !== null && !firewall.ok) {
+      await this.#restoreKernel(prevKernel)
+      return this.#finish({ ok: false, kernel, firewall, engine: skipped })
+    }
+    const fw = firewall ?? undefined
+    if (engine === null) return this.#finish({ ok: true, kernel, ...(fw ? { firewall: fw } : {}), engine: skipped })
     if (actions.length === 0 && have !== null) {
       this.#engineCommitted = desired.engine
-      return this.#finish({ ok: true, kernel, engine: skipped })
+      return this.#finish({ ok: true, kernel, ...(fw ? { firewall: fw } : {}), engine: skipped })
     }
 
     const { error: err, posted } = await this.#setAndVerify(engine, desired.engine)
     if (err === null) {
       this.#engineCommitted = desired.engine
-      return this.#finish({ ok: true, kernel, engine: { actions, ok: true, version: this.#version, error: null, rolledBack: false } })
+      return this.#finish({ ok: true, kernel, ...(fw ? { firewall: fw } : {}), engine: { actions, ok: true, version: this.#version, error: null, rolledBack: false } })
     }
 
     // Put both sides back: the engine to its last tables (unless nothing reached it), the kernel to its last state.
     let rolledBack = true
     if (posted && prevEngine !== null && (await this.#setAndVerify(engine, prevEngine)).error !== null) rolledBack = false
     if (posted && prevEngine === null) rolledBack = false // a first set that failed half-way has nothing to go back to
+    if (fw && fw.actions.length > 0 && !(await this.#restoreFirewall(prevFirewall, desired.firewall.inputs.tun))) rolledBack = false
     if (!(await this.#restoreKernel(prevKernel))) rolledBack = false
-    return this.#finish({ ok: false, kernel, engine: { actions, ok: false, version: this.#version, error: errorInfo(err), rolledBack } })
+    return this.#finish({ ok: false, kernel, ...(fw ? { firewall: fw } : {}), engine: { actions, ok: false, version: this.#version, error: errorInfo(err), rolledBack } })
+  }
+
+  /** Ingress ports something on this machine already listens on, and duplicates: errors that stop the apply. */
+  async #firewallIssues(want: FirewallState): Promise<ValidationIssue[]> {
+    if (!this.#firewall || want.inputs.ingress.length === 0) return []
+    const issues: ValidationIssue[] = []
+    const seen = new Set<string>()
+    let listening: Awaited<ReturnType<FirewallPort['listening']>> = []
+    try {
+      listening = await this.#firewall.listening()
+    } catch {
+      // Unreadable: the check cannot refuse anything; nft still catches bad rules.
+    }
+    for (const r of want.inputs.ingress) {
+      const where = `${r.family === 4 ? (r.listenAddress ?? '0.0.0.0') : `[${r.listenAddress ?? '::'}]`}:${r.listenPort}`
+      const id = `${r.proto} ${r.family} ${r.listenAddress ?? '*'} ${r.listenPort}`
+      if (seen.has(id)) issues.push({ severity: 'error', code: 'QE_INGRESS_DUPLICATE', message: `ingress ${r.proto} ${where} is forwarded twice` })
+      seen.add(id)
+      const busy = listening.find((l) => l.proto === r.proto && l.port === r.listenPort && (l.family === r.family || l.address === '::') && (r.listenAddress === null || isWildcard(l.address) || l.address === r.listenAddress))
+      if (busy) issues.push({ severity: 'error', code: 'QE_INGRESS_PORT_IN_USE', message: `ingress ${r.proto} ${where}: port ${r.listenPort} is in use by a listening socket on this node (${busy.address}:${busy.port}); choose another listen port` })
+    }
+    return issues
+  }
+
+  /** Replaces the table when it differs from the committed one; null: no firewall port. */
+  async #applyFirewall(want: FirewallState): Promise<FirewallApplyInfo | null> {
+    const port = this.#firewall
+    if (!port) return null
+    const actions = diffFirewall(want, this.#firewallCommitted)
+    const committed = this.#firewallCommitted ?? null
+    if (committed !== null && committed.hash === want.hash) return { actions: [], ok: true, error: null }
+    if (committed === null && want.empty) {
+      this.#firewallCommitted = want
+      return { actions: [], ok: true, error: null }
+    }
+    try {
+      await port.apply(want)
+      const back = await port.readHash(want.table)
+      if (want.empty ? back !== null : back !== want.hash) throw new EngineVerifyError(`the firewall table ${want.table} reads back ${back ?? 'absent'}, not ${want.empty ? 'absent' : want.hash}`)
+      this.#firewallCommitted = want
+      return { actions, ok: true, error: null }
+    } catch (err) {
+      return { actions, ok: false, error: errorInfo(err as Error) }
+    }
+  }
+
+  async #restoreFirewall(prev: FirewallState | null, tun: string): Promise<boolean> {
+    if (!this.#firewall) return true
+    try {
+      const s = prev ?? emptyFirewall(tun)
+      await this.#firewall.apply(s)
+      this.#firewallCommitted = s
+      return true
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message }, 'cannot restore the firewall table')
+      return false
+    }
+  }
+
+  /** Re-applies the committed firewall table when it is gone or changed (someone flushed the ruleset). */
+  repairFirewall(): Promise<void> {
+    return this.#serial(async () => {
+      const port = this.#firewall
+      const want = this.#firewallCommitted
+      if (!port || !want || want.empty) return
+      const back = await port.readHash(want.table).catch(() => null)
+      if (back === want.hash) return
+      try {
+        await port.apply(want)
+        this.#log.warn({ table: want.table }, 'the firewall table was changed or removed: restored')
+      } catch (err) {
+        this.#log.error({ table: want.table, err: (err as Error).message }, 'cannot restore the firewall table')
+      }
+    })
   }
 
   /**
@@ -216,6 +328,12 @@ export class NodeReconciler {
 
   #finish(r: NodeApplyResult): NodeApplyResult {
     this.#last = r
+    const fw = r.firewall
+    if (fw && (fw.actions.length > 0 || fw.error)) {
+      const fields = { actions: fw.actions.map((a) => a.text), ...(fw.error ? { code: fw.error.code, error: fw.error.message } : {}) }
+      if (fw.ok) this.#log.info(fields, `firewall table: ${fw.actions.length} change(s) applied`)
+      else this.#log.error(fields, 'firewall table not applied: nothing changed')
+    }
     if (r.engine.actions.length > 0 || r.engine.error) {
       const fields = {
         version: r.engine.version,
@@ -234,17 +352,52 @@ export class NodeReconciler {
     return next
   }
 
-  /** Removes every kernel object we own; the engine's tables go with the engine. */
+  /** Removes every kernel object we own and the firewall table; the engine's tables go with the engine. */
   cleanup(): Promise<ApplyResult> {
-    return this.#serial(() => this.#kernel.cleanup())
+    return this.#serial(async () => {
+      const fw = this.#firewallCommitted
+      if (this.#firewall && fw && !fw.empty) await this.#restoreFirewall(null, fw.inputs.tun)
+      this.#firewallCommitted = null
+      return this.#kernel.cleanup()
+    })
   }
 
   start(): Promise<void> {
+    if (this.#firewall && this.#firewallTimer === null) {
+      this.#firewallTimer = setInterval(() => void this.repairFirewall(), FIREWALL_REPAIR_MS)
+      this.#firewallTimer.unref()
+    }
     return this.#kernel.start()
   }
 
   async stop(): Promise<void> {
+    if (this.#firewallTimer) clearInterval(this.#firewallTimer)
+    this.#firewallTimer = null
     await this.#queue.catch(() => undefined)
     await this.#kernel.stop()
+  }
+}
+
+function isWildcard(address: string): boolean {
+  return address === '0.0.0.0' || address === '::'
+}
+
+/** The kernel's part of a result when nothing was tried (a firewall check refused the apply first). */
+function notApplied(): ApplyResult {
+  return {
+    ok: true,
+    trigger: 'desired',
+    plan: { actions: [], summary: { add: 0, change: 0, del: 0 }, live: true },
+    issues: [],
+    applied: 0,
+    failed: null,
+    verify: 'skipped',
+    verifyDiff: [],
+    rolledBack: false,
+    rollbackFailures: [],
+    rollbackError: null,
+    error: null,
+    startedAt: new Date().toISOString(),
+    durationMs: 0,
   }
 }

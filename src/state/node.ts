@@ -8,9 +8,13 @@ import { desiredFromConfig } from './desired.js'
 import { engineFromConfig, type EngineState } from './engine.js'
 import { computeMeshRoutes, type ConnectedPeer, type MeshRoutes } from './routes.js'
 import type { KernelState } from './types.js'
+import { firewallFromInputs, type FirewallState } from './firewall.js'
+import { firewallInputs } from './gateway.js'
 
 export interface NodeState {
   readonly kernel: KernelState
+  /** The node's nftables table (masquerade, ingress); `empty` on most nodes. */
+  readonly firewall: FirewallState
   readonly engine: EngineState
 }
 
@@ -22,6 +26,8 @@ export interface NodeFacts {
   readonly tunMtu: number
   /** Connected peers and their last hello. */
   readonly peers: readonly ConnectedPeer[]
+  /** A member's overlay addresses by name (for ingress targets that are not connected); absent: connected peers only. */
+  readonly memberAddress?: (name: string) => { readonly ipv4: string | null; readonly ipv6: string | null } | null
 }
 
 /** The desired node state and the routes it came from (with the claims refused, for logs and status). */
@@ -34,5 +40,6 @@ export function desiredNode(config: Config, facts: NodeFacts, previous: MeshRout
     exit: { ipv4: routes.exit?.ipv4.mode ?? 'off', ipv6: routes.exit?.ipv6.mode ?? 'off' },
   })
   const engine = engineFromConfig(config, { selfKey: facts.selfKey, fib: routes.fib })
-  return { state: { kernel, engine }, routes }
+  const firewall = firewallFromInputs(firewallInputs(config, { peers: facts.peers, memberAddress: facts.memberAddress ?? (() => null) }))
+  return { state: { kernel, firewall, engine }, routes }
 }

@@ -74,3 +74,13 @@ export class NetlinkSocketError extends SystemError {
     this.name = 'NetlinkSocketError'
   }
 }
+
+/** `nft` refused a script (or could not run): nothing changed, the script is one transaction. */
+export class NftablesError extends SystemError {
+  override readonly code = 'QE_NFTABLES'
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, { ...options, retryable: false })
+    this.name = 'NftablesError'
+  }
+}

@@ -124,7 +124,8 @@ const leaks = async (): Promise<number> => {
 /** A daemon's `status` (JSON, over its control socket). */
 async function status(node: string): Promise<Record<string, unknown>> {
   const d = daemons.get(node)!
-  const r = await run(process.execPath, [quicetherLauncher(), 'status', '--json', '--config', d.init.configPath])
+  // Exit code 1 while the config has errors: the JSON is printed all the same.
+  const r = await run(process.execPath, [quicetherLauncher(), 'status', '--json', '--config', d.init.configPath], { allowFail: true })
   return JSON.parse(r.stdout) as Record<string, unknown>
 }
 

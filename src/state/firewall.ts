@@ -1,0 +1,143 @@
+/**
+ * The firewall slice of desired state: the one nftables table a node owns
+ * (`table inet quicether-<tun>`), as plain data and as the nft script that
+ * replaces it whole. Pure: `src/system/nftables.ts` runs the script, the node
+ * reconciler applies it between the kernel slice and the engine's.
+ *
+ * Chains:
+ * - `postrouting` (nat, srcnat): masquerade what an exit forwards from the
+ *   mesh out of any other interface; what the mesh sends into a masqueraded
+ *   LAN; and DNATed ingress toward a target that would not reply through us;
+ * - `prerouting` (nat, dstnat): ingress DNAT of public ports to mesh members;
+ * - `forward` (filter, mangle priority): TCP MSS clamped to the route MTU for
+ *   SYNs entering or leaving the TUN (the tunnel's MTU is below the LAN's).
+ *
+ * The table carries the state's hash in its comment: a read-back compares
+ * hashes, and drift repair re-applies when someone flushed the ruleset.
+ */
+import { createHash } from 'node:crypto'
+
+export interface IngressRule {
+  readonly proto: 'tcp' | 'udp'
+  readonly family: 4 | 6
+  /** Address to listen on; null = every address of the family on this node. */
+  readonly listenAddress: string | null
+  readonly listenPort: number
+  /** The target: an overlay (or LAN) address in the mesh, and its port. */
+  readonly toAddress: string
+  readonly toPort: number
+  /** Masquerade toward the target (it would not route replies back through this node); false: the client's source is kept. */
+  readonly masquerade: boolean
+}
+
+export interface FirewallInputs {
+  /** The overlay TUN's name (`qe0`); also makes the table name unique. */
+  readonly tun: string
+  /** This node offers an exit for the family. */
+  readonly exit: { readonly ipv4: boolean; readonly ipv6: boolean }
+  /** LAN prefixes to masquerade toward (canonical CIDR). */
+  readonly masquerade: readonly string[]
+  readonly ingress: readonly IngressRule[]
+  /** Clamp TCP MSS for forwarded TCP crossing the TUN. */
+  readonly clampMss: boolean
+}
+
+export interface FirewallState {
+  readonly table: string
+  readonly inputs: FirewallInputs
+  /** Nothing to do: no table exists at all. */
+  readonly empty: boolean
+  readonly hash: string
+}
+
+export function tableName(tun: string): string {
+  return `quicether-${tun}`
+}
+
+const byJson = (a: unknown, b: unknown): number => {
+  const x = JSON.stringify(a)
+  const y = JSON.stringify(b)
+  return x < y ? -1 : x > y ? 1 : 0
+}
+
+export function firewallFromInputs(i: FirewallInputs): FirewallState {
+  const inputs: FirewallInputs = {
+    tun: i.tun,
+    exit: { ipv4: i.exit.ipv4, ipv6: i.exit.ipv6 },
+    masquerade: [...new Set(i.masquerade)].sort(),
+    ingress: i.ingress
+      .map((r) => ({ proto: r.proto, family: r.family, listenAddress: r.listenAddress, listenPort: r.listenPort, toAddress: r.toAddress, toPort: r.toPort, masquerade: r.masquerade }))
+      .sort(byJson),
+    clampMss: i.clampMss,
+  }
+  const empty = !inputs.exit.ipv4 && !inputs.exit.ipv6 && inputs.masquerade.length === 0 && inputs.ingress.length === 0 && !inputs.clampMss
+  const hash = createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 16)
+  return { table: tableName(i.tun), inputs, empty, hash }
+}
+
+export function emptyFirewall(tun: string): FirewallState {
+  return firewallFromInputs({ tun, exit: { ipv4: false, ipv6: false }, masquerade: [], ingress: [], clampMss: false })
+}
+
+const q = (s: string): string => JSON.stringify(s)
+const ipKw = (family: 4 | 6): string => (family === 4 ? 'ip' : 'ip6')
+const familyOf = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4)
+const hostPort = (family: 4 | 6, addr: string, port: number): string => (family === 4 ? `${addr}:${port}` : `[${addr}]:${port}`)
+
+/** The rule lines of each chain (without the chain header). */
+function chains(s: FirewallState): { postrouting: string[]; prerouting: string[]; forward: string[] } {
+  const { tun, exit, masquerade, ingress, clampMss } = s.inputs
+  const post: string[] = []
+  const pre: string[] = []
+  const fwd: string[] = []
+  if (exit.ipv4) post.push(`iifname ${q(tun)} oifname != ${q(tun)} meta nfproto ipv4 masquerade`)
+  if (exit.ipv6) post.push(`iifname ${q(tun)} oifname != ${q(tun)} meta nfproto ipv6 masquerade`)
+  for (const p of masquerade) post.push(`iifname ${q(tun)} oifname != ${q(tun)} ${ipKw(familyOf(p))} daddr ${p} masquerade`)
+  for (const r of ingress) {
+    const ip = ipKw(r.family)
+    const dst = r.listenAddress !== null ? `${ip} daddr ${r.listenAddress} ` : ''
+    pre.push(`iifname != ${q(tun)} meta nfproto ipv${r.family} ${dst}${r.proto} dport ${r.listenPort} dnat ${ip} to ${hostPort(r.family, r.toAddress, r.toPort)}`)
+    if (r.masquerade) post.push(`oifname ${q(tun)} ct status dnat ${ip} daddr ${r.toAddress} ${r.proto} dport ${r.toPort} masquerade`)
+  }
+  if (clampMss) {
+    fwd.push(`iifname ${q(tun)} tcp flags syn / syn,rst tcp option maxseg size set rt mtu`)
+    fwd.push(`oifname ${q(tun)} tcp flags syn / syn,rst tcp option maxseg size set rt mtu`)
+  }
+  return { postrouting: post, prerouting: pre, forward: fwd }
+}
+
+/** The nft script that replaces the table whole, in one transaction (or deletes it when `s` is empty). */
+export function renderNft(s: FirewallState): string {
+  // Declaring the table first makes the delete valid whether or not it exists.
+  const lines = [`table inet ${s.table} {}`, `delete table inet ${s.table}`]
+  if (s.empty) return lines.join('\n') + '\n'
+  const c = chains(s)
+  lines.push(`table inet ${s.table} {`, `  comment ${q(`qe:${s.hash}`)}`)
+  lines.push('  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;', ...c.prerouting.map((l) => `    ${l}`), '  }')
+  lines.push('  chain postrouting {', '    type nat hook postrouting priority srcnat; policy accept;', ...c.postrouting.map((l) => `    ${l}`), '  }')
+  lines.push('  chain forward {', '    type filter hook forward priority mangle; policy accept;', ...c.forward.map((l) => `    ${l}`), '  }')
+  lines.push('}')
+  return lines.join('\n') + '\n'
+}
+
+/** People's lines for what turns `have` into `want` (`+ nat …`, `- ingress …`); empty when equal. */
+export function diffFirewall(want: FirewallState, have: FirewallState | null): Array<{ op: 'add' | 'del'; text: string }> {
+  const describe = (s: FirewallState | null): string[] => {
+    if (s === null || s.empty) return []
+    const { tun, exit, masquerade, ingress, clampMss } = s.inputs
+    const out: string[] = []
+    if (exit.ipv4) out.push(`nat masquerade ${tun} → any other interface (exit, ipv4)`)
+    if (exit.ipv6) out.push(`nat masquerade ${tun} → any other interface (exit, ipv6)`)
+    for (const p of masquerade) out.push(`nat masquerade ${tun} → ${p}`)
+    for (const r of ingress) {
+      out.push(`ingress ${r.proto} ${hostPort(r.family, r.listenAddress ?? (r.family === 4 ? '0.0.0.0' : '::'), r.listenPort)} → ${hostPort(r.family, r.toAddress, r.toPort)}${r.masquerade ? ' (masqueraded)' : ' (source kept)'}`)
+    }
+    if (clampMss) out.push(`mss clamp on ${tun}`)
+    return out
+  }
+  const w = describe(want)
+  const h = describe(have)
+  const hs = new Set(h)
+  const ws = new Set(w)
+  return [...w.filter((x) => !hs.has(x)).map((text) => ({ op: 'add' as const, text: `+ firewall ${text}` })), ...h.filter((x) => !ws.has(x)).map((text) => ({ op: 'del' as const, text: `- firewall ${text}` }))]
+}

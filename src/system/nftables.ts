@@ -1,0 +1,111 @@
+/**
+ * The nftables adapter: the only code that runs `nft`. The node's table is
+ * replaced whole by one script (one transaction: all of it or nothing), read
+ * back by the hash in its comment, and deleted at a clean stop. The sockets
+ * this machine listens on are read from /proc for the ingress port check.
+ */
+import { spawn } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { renderNft, type FirewallState } from '../state/firewall.js'
+import { NftablesError } from './errors.js'
+import { parseAddress } from '../net/index.js'
+
+export interface ListeningSocket {
+  readonly proto: 'tcp' | 'udp'
+  readonly family: 4 | 6
+  readonly address: string
+  readonly port: number
+}
+
+export interface FirewallPort {
+  /** Replaces the node's table with `s` (deletes it when `s.empty`); throws NftablesError with nft's message, nothing changed. */
+  apply(s: FirewallState): Promise<void>
+  /** The hash in the installed table's comment; null when there is no table. */
+  readHash(table: string): Promise<string | null>
+  /** TCP and UDP sockets this machine listens on (UDP: bound). */
+  listening(): Promise<ListeningSocket[]>
+}
+
+function runNft(nft: string, args: readonly string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(nft, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    child.once('error', (err) => reject(new NftablesError(`cannot run ${nft}: ${err.message} (install nftables)`, { cause: err })))
+    child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
+    child.stdin.end(input ?? '')
+  })
+}
+
+export function nftablesPort(opts: { nft?: string } = {}): FirewallPort {
+  const nft = opts.nft ?? 'nft'
+  return {
+    async apply(s) {
+      const r = await runNft(nft, ['-f', '-'], renderNft(s))
+      if (r.code !== 0) throw new NftablesError(`nft refused table ${s.table}: ${r.stderr.trim().split('\n')[0] ?? 'unknown error'}`)
+    },
+    async readHash(table) {
+      // Text, not -j: nft 1.0.6's JSON leaves the table's comment out.
+      const r = await runNft(nft, ['list', 'table', 'inet', table])
+      if (r.code !== 0) return null
+      return /^\s*comment "qe:([0-9a-f]+)"/m.exec(r.stdout)?.[1] ?? ''
+    },
+    listening: readListening,
+  }
+}
+
+/** Parses /proc/net/{tcp,tcp6,udp,udp6}: TCP in LISTEN, UDP bound to a port. */
+export async function readListening(root = '/proc/net'): Promise<ListeningSocket[]> {
+  const out: ListeningSocket[] = []
+  for (const [file, proto, family] of [['tcp', 'tcp', 4], ['tcp6', 'tcp', 6], ['udp', 'udp', 4], ['udp6', 'udp', 6]] as const) {
+    let text: string
+    try {
+      text = await readFile(`${root}/${file}`, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      if (f.length < 4 || !f[1] || !f[3]) continue
+      const [hexAddr, hexPort] = f[1].split(':') as [string, string]
+      // TCP: only sockets in LISTEN (0A); UDP: any bound socket (07, unconnected).
+      if (proto === 'tcp' && f[3] !== '0A') continue
+      if (proto === 'udp' && f[3] !== '07') continue
+      out.push({ proto, family, address: procAddress(hexAddr, family), port: parseInt(hexPort, 16) })
+    }
+  }
+  return out
+}
+
+/** /proc/net addresses are 32-bit words in host (little-endian) order. */
+function procAddress(hex: string, family: 4 | 6): string {
+  const words = hex.match(/.{8}/g) ?? []
+  const bytes = words.flatMap((w) => (w.match(/.{2}/g) ?? []).reverse().map((b) => parseInt(b, 16)))
+  if (family === 4) return bytes.join('.')
+  const groups: string[] = []
+  for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16))
+  const text = groups.join(':')
+  return parseAddress(text).value?.text ?? text
+}
+
+/** A port that remembers what it was asked (tests, and nodes without nftables). */
+export function memoryFirewallPort(opts: { failOn?: (s: FirewallState) => boolean; listening?: ListeningSocket[] } = {}): FirewallPort & { readonly applied: FirewallState[]; current: FirewallState | null } {
+  const port = {
+    applied: [] as FirewallState[],
+    current: null as FirewallState | null,
+    async apply(s: FirewallState) {
+      if (opts.failOn?.(s)) throw new NftablesError(`nft refused table ${s.table}: injected failure`)
+      port.applied.push(s)
+      port.current = s.empty ? null : s
+    },
+    async readHash() {
+      return port.current?.hash ?? null
+    },
+    async listening() {
+      return opts.listening ?? []
+    },
+  }
+  return port
+}
