@@ -267,6 +267,53 @@ Examples:
     })
 
   lab
+    .command('exit')
+    .summary('a client bonds its uplinks to a gateway that is its internet exit: throughput, leaks, fallback')
+    .description(
+      'Builds a client with one emulated link per --uplink to a gateway that offers an internet exit\n' +
+        '(0.0.0.0/0) and reaches an "internet" namespace by one more link. The client uses it with\n' +
+        'exit-node and bonds every uplink toward it. Measures iperf3 to the internet host\'s own\n' +
+        `address (${'198.51.100.10'}) through the exit, the same transfer to the gateway's overlay address,\n` +
+        'counts packets to the internet host that left the client outside the tunnel (leaks), then\n' +
+        'kills the gateway and times the fallback to the client\'s own default route.',
+    )
+    .option('--uplink <spec>', '[NAME=]RATE[,DELAY[,LOSS]], one per uplink (default: 50mbit,10ms and 100mbit,20ms)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--streams <n>', 'parallel TCP streams (iperf3 -P)', '4')
+    .option('--seconds <n>', 'length of each transfer', '10')
+    .option('--congestion <cc>', 'TCP congestion control of the iperf3 flows (iperf3 -C)', 'cubic')
+    .option('--json', 'print the result as JSON')
+    .action(async (f: { uplink: string[]; streams: string; seconds: string; congestion: string; json?: boolean }) => {
+      const { parseCongestion, parseUplinks } = await import('../lab/bond-spec.js')
+      const uplinks = parseUplinks(f.uplink.length > 0 ? f.uplink : ['50mbit,10ms', '100mbit,20ms'])
+      const seconds = parsePositiveInt(f.seconds, '--seconds', 3600)
+      const streams = parsePositiveInt(f.streams, '--streams', 128)
+      const congestion = parseCongestion(f.congestion)
+      requireRoot()
+      const { runExit, renderExit } = await import('../lab/gateways.js')
+      const r = await withInterrupts((signal) => runExit({ uplinks, streams, seconds, congestion, signal, progress }))
+      print(f.json ? JSON.stringify(r, null, 2) : renderExit(r))
+    })
+
+  lab
+    .command('subnet-failover')
+    .summary('two gateways for one LAN; the preferred one dies: the gap in pings and a TCP stream')
+    .description(
+      'Builds a client, two gateways advertising one LAN (gw-a priority 10, gw-b priority 20) and a\n' +
+        'LAN host behind both. The client pings the LAN host every 20 ms and streams TCP to it; gw-a\n' +
+        'dies mid-way (its daemon killed, its links down). Prints the longest gap and the resets.',
+    )
+    .option('--seconds <n>', 'length of the stream', '10')
+    .option('--json', 'print the result as JSON')
+    .action(async (f: { seconds: string; json?: boolean }) => {
+      const seconds = parsePositiveInt(f.seconds, '--seconds', 600)
+      if (seconds < 4) throw new LabSpecError('--seconds: at least 4 (the death comes at a third of the run)')
+      requireRoot()
+      const { runSubnetFailover, renderFailover } = await import('../lab/gateways.js')
+      const r = await withInterrupts((signal) => runSubnetFailover({ seconds, killAtS: Math.round(seconds / 3), signal, progress }))
+      print(f.json ? JSON.stringify(r, null, 2) : renderFailover(r))
+    })
+
+  lab
     .command('up')
     .summary('build a topology from a scenario file and leave it running')
     .argument('<scenario>', 'scenario YAML (see schemas/lab-scenario.schema.json)')
