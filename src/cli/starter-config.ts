@@ -112,7 +112,9 @@ export function renderStarterConfig(o: StarterOptions): string {
       `# Relay for members that cannot reach each other directly (strict NATs on both sides):`,
       `# their QUIC packets pass through here, still end-to-end encrypted. Needs a public address.`,
       `# gateway: { relay: true, advertise-bandwidth: 100Mbps }`,
-      `# Not acted on yet: exits ({ prefix: 0.0.0.0/0, exit: true }) and gateway.forward-for.`,
+      `# An internet exit: subnets: [{ prefix: 0.0.0.0/0, exit: true }] (peers use it with exit-node).`,
+      `# A hub for members without a tunnel of their own: gateway: { forward-for: [name, ...] }.`,
+      `# A public port to a member: gateway: { ingress: [{ listen: "0.0.0.0:32400", to: "name:32400" }] }.`,
       ``,
     )
   } else {
