@@ -302,7 +302,7 @@ export function renderStatus(st: Record<string, unknown>): string {
   for (const r of routes.standby ?? []) lines.push(`  ${r.prefix.padEnd(20)} ⇢ ${nameOf(r.peer)} (standby)`)
   for (const [family, e] of [['ipv4', routes.exit?.ipv4], ['ipv6', routes.exit?.ipv6]] as const) {
     if (!e || e.wanted === null) continue
-    const what = e.mode === 'tunnel' ? `through ${e.wanted}` : e.mode === 'block' ? `BLOCKED: ${e.wanted} is down (exit-node-required)` : `${e.wanted} is down: the local default route carries it`
+    const what = e.mode === 'tunnel' ? `through ${e.wanted}` : e.mode === 'block' ? `BLOCKED: ${e.wanted} is down (exit-node-required)` : `${e.wanted} is down or offers no ${family} exit: the local default route carries it`
     lines.push(`exit     ${family} ${what}`)
   }
   lines.push(...renderTraversal(st.traversal as TraversalView | null | undefined))

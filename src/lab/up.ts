@@ -9,6 +9,7 @@ import { Lab } from './topology.js'
 import { startDaemons } from './daemon.js'
 import { overlayAddresses } from './nodeconfig.js'
 import type { Scenario } from './scenario.js'
+import { LabSpecError } from './errors.js'
 
 export interface UpNode {
   readonly name: string
@@ -32,7 +33,7 @@ export async function labUp(s: Scenario, opts: { daemons: boolean; signal?: Abor
   try {
     await lab.start()
     const withDaemons = opts.daemons && s.topology.nodes.some((n) => n.daemon)
-    if (withDaemons) await startDaemons({ lab, network: s.network, detached: true, ...(opts.signal ? { signal: opts.signal } : {}) })
+    if (withDaemons) await startDaemons({ lab, network: s.network, detached: true, configFor: (node, c) => linkInterfaces(lab, node, c), ...(opts.signal ? { signal: opts.signal } : {}) })
     const ov = overlayAddresses(s.topology, s.network)
     const nodes: UpNode[] = s.topology.nodes.map((n) => {
       const runs = withDaemons && n.daemon
@@ -65,4 +66,23 @@ export async function labUp(s: Scenario, opts: { daemons: boolean; signal?: Abor
 
 function pick(a: { ipv4: string; ipv6: string }): { ipv4: string; ipv6: string } {
   return { ipv4: a.ipv4, ipv6: a.ipv6 }
+}
+
+/**
+ * `interfaces[].name: "@LINK"` in a scenario's node config names that link's
+ * interface on this node (its real name carries the run's id): how a
+ * scenario bonds a node's links as uplinks.
+ */
+export function linkInterfaces(lab: Pick<Lab, 'links'>, node: string, config: Record<string, unknown>): Record<string, unknown> {
+  const list = config['interfaces']
+  if (!Array.isArray(list)) return config
+  const interfaces = list.map((u: unknown) => {
+    if (typeof u !== 'object' || u === null) return u
+    const name = (u as { name?: unknown }).name
+    if (typeof name !== 'string' || !name.startsWith('@')) return u
+    const l = lab.links.find((x) => x.spec.name === name.slice(1) && (x.spec.a === node || x.spec.b === node))
+    if (!l) throw new LabSpecError(`node ${node}: interfaces names ${name}, but no link of that name ends at ${node}`)
+    return { ...u, name: l.spec.a === node ? l.ifA : l.ifB }
+  })
+  return { ...config, interfaces }
 }
