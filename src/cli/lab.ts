@@ -281,15 +281,35 @@ Examples:
     .option('--streams <n>', 'parallel TCP streams (iperf3 -P)', '4')
     .option('--seconds <n>', 'length of each transfer', '10')
     .option('--congestion <cc>', 'TCP congestion control of the iperf3 flows (iperf3 -C)', 'cubic')
+    .option('--random <n>', 'n uplink mixes drawn from a seeded generator (1-4 uplinks, 5-150 Mbit/s, 2-60 ms, some lossy); reports the worst')
+    .option('--seed <n>', 'seed of --random (printed; default: from the clock)')
     .option('--json', 'print the result as JSON')
-    .action(async (f: { uplink: string[]; streams: string; seconds: string; congestion: string; json?: boolean }) => {
+    .action(async (f: { uplink: string[]; streams: string; seconds: string; congestion: string; random?: string; seed?: string; json?: boolean }) => {
       const { parseCongestion, parseUplinks } = await import('../lab/bond-spec.js')
-      const uplinks = parseUplinks(f.uplink.length > 0 ? f.uplink : ['50mbit,10ms', '100mbit,20ms'])
       const seconds = parsePositiveInt(f.seconds, '--seconds', 3600)
       const streams = parsePositiveInt(f.streams, '--streams', 128)
       const congestion = parseCongestion(f.congestion)
+      const { runExit, renderExit, drawExitMixes, summarizeExits, renderExitSummary } = await import('../lab/gateways.js')
+      if (f.random !== undefined) {
+        if (f.uplink.length > 0) throw new LabSpecError('--random draws the uplinks: leave out --uplink')
+        const n = parsePositiveInt(f.random, '--random', 100)
+        const seed = f.seed !== undefined ? parsePositiveInt(f.seed, '--seed', 2 ** 31) : Date.now() % 2 ** 31
+        requireRoot()
+        progress(`seed ${seed}`)
+        const { seededRandom } = await import('../lab/random.js')
+        const mixes = drawExitMixes(seededRandom(seed), n)
+        const runs = []
+        for (const mix of mixes) {
+          progress(`mix ${runs.length + 1}/${n}: ${mix.join(' + ')}`)
+          const r = await withInterrupts((signal) => runExit({ uplinks: parseUplinks(mix), streams, seconds, congestion, signal, progress }))
+          runs.push({ ...r, mix })
+        }
+        const s = summarizeExits(seed, runs)
+        print(f.json ? JSON.stringify(s, null, 2) : renderExitSummary(s))
+        return
+      }
+      const uplinks = parseUplinks(f.uplink.length > 0 ? f.uplink : ['50mbit,10ms', '100mbit,20ms'])
       requireRoot()
-      const { runExit, renderExit } = await import('../lab/gateways.js')
       const r = await withInterrupts((signal) => runExit({ uplinks, streams, seconds, congestion, signal, progress }))
       print(f.json ? JSON.stringify(r, null, 2) : renderExit(r))
     })

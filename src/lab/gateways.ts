@@ -183,6 +183,56 @@ export async function runExit(init: ExitInit): Promise<ExitResult> {
   }
 }
 
+/**
+ * `n` uplink mixes from a seeded generator: 1-4 uplinks, 5-150 Mbit/s up,
+ * 2-60 ms one way, loss 0-2% on some.
+ */
+export function drawExitMixes(rnd: () => number, n: number): string[][] {
+  const pick = (lo: number, hi: number) => lo + rnd() * (hi - lo)
+  const mixes: string[][] = []
+  for (let i = 0; i < n; i++) {
+    const count = 1 + Math.floor(rnd() * 4)
+    const mix: string[] = []
+    for (let u = 0; u < count; u++) {
+      const rate = Math.round(pick(5, 150))
+      const delay = Math.round(pick(2, 60))
+      const loss = rnd() < 0.3 ? `,${pick(0.1, 2).toFixed(1)}%` : ''
+      mix.push(`${rate}mbit,${delay}ms${loss}`)
+    }
+    mixes.push(mix)
+  }
+  return mixes
+}
+
+export interface ExitSummary {
+  readonly seed: number
+  readonly runs: readonly (ExitResult & { readonly mix: readonly string[] })[]
+  readonly worst: { readonly ratio: number | null; readonly leaks: number; readonly fallback_ms: number | null }
+}
+
+export function summarizeExits(seed: number, runs: readonly (ExitResult & { readonly mix: readonly string[] })[]): ExitSummary {
+  const ratios = runs.map((r) => r.ratio).filter((x): x is number => x !== null)
+  const fallbacks = runs.map((r) => r.fallback_ms)
+  return {
+    seed,
+    runs,
+    worst: {
+      ratio: ratios.length === runs.length && ratios.length > 0 ? Math.min(...ratios) : null,
+      leaks: Math.max(0, ...runs.map((r) => r.leaks)),
+      fallback_ms: fallbacks.some((f) => f === null) ? null : Math.max(0, ...(fallbacks as number[])),
+    },
+  }
+}
+
+export function renderExitSummary(s: ExitSummary): string {
+  const lines = [`seed ${s.seed}: ${s.runs.length} drawn uplink mix(es)`, '  mix                                         internet  tunnel  ratio  leaks  fallback']
+  for (const r of s.runs) {
+    lines.push(`  ${r.mix.join(' + ').padEnd(43)} ${String(r.internet_mbit ?? '—').padStart(8)}  ${String(r.tunnel_mbit ?? '—').padStart(6)}  ${String(r.ratio ?? '—').padStart(5)}  ${String(r.leaks).padStart(5)}  ${r.fallback_ms === null ? 'never' : `${r.fallback_ms} ms`}`)
+  }
+  lines.push(`  worst: ratio ${s.worst.ratio ?? '—'} (≥ 0.95), leaks ${s.worst.leaks} (0), fallback ${s.worst.fallback_ms ?? 'never'} ms (≤ 2000)`)
+  return lines.join('\n')
+}
+
 export function renderExit(r: ExitResult): string {
   const f = (x: number | null, d = 1) => (x === null ? '—' : x.toFixed(d))
   return [
