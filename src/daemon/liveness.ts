@@ -5,13 +5,14 @@
  * where another peer can take over (a second gateway for a subnet, the local
  * default route instead of a dead exit).
  *
- * A live peer is heard at least every keep-alive interval plus a round trip
- * (a keep-alive PING goes out after `keepaliveMs` without a packet, and its
- * ACK comes back), so a peer is silent after
- *   keepaliveMs + max(250 ms, 3 × (RTT + 4 × RTT variance))
- * without a packet: the threshold follows each peer's measured RTT, not a
- * constant fitted to a lab. Polled from the engine's stats every 200 ms;
- * `onChange` runs when the set of silent peers changes.
+ * While this node has packets in flight to a peer, a live peer answers within
+ * about a probe timeout; three of them (3 × (RTT + 4 × RTT variance), at
+ * least 250 ms) without a packet means it is gone. With nothing in flight a
+ * live peer may be quiet for up to the keep-alive interval (then a PING goes
+ * out, which is in flight), so the limit is the keep-alive interval more. The
+ * limit follows each peer's measured RTT, not a constant fitted to a lab.
+ * Polled from the engine's stats every 200 ms; `onChange` runs when the set
+ * of silent peers changes.
  */
 import type { PeerStats } from '../engine/types.js'
 
@@ -34,8 +35,9 @@ export const ENGINE_KEEPALIVE_MS = 1000
 const MIN_MARGIN_MS = 250
 
 /** How long `p` may be quiet and still be alive, ms. */
-export function silenceLimitMs(p: Pick<PeerStats, 'rttMs' | 'rttVarMs'>, keepaliveMs: number): number {
-  return keepaliveMs + Math.max(MIN_MARGIN_MS, 3 * (p.rttMs + 4 * p.rttVarMs))
+export function silenceLimitMs(p: Pick<PeerStats, 'rttMs' | 'rttVarMs' | 'bytesInFlight'>, keepaliveMs: number): number {
+  const probes = Math.max(MIN_MARGIN_MS, 3 * (p.rttMs + 4 * p.rttVarMs))
+  return p.bytesInFlight > 0 ? probes : keepaliveMs + probes
 }
 
 export class Liveness {

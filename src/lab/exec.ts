@@ -109,3 +109,13 @@ function describe(cmd: string, args: readonly string[]): string {
   const line = [cmd, ...args].join(' ')
   return line.length > 160 ? line.slice(0, 157) + '...' : line
 }
+
+/** Polls `cond` every `pollMs` until it holds or `deadlineMs` pass: how long it took, or null. */
+export async function timeUntil(cond: () => Promise<boolean>, deadlineMs: number, pollMs = 25): Promise<number | null> {
+  const t0 = Date.now()
+  while (Date.now() - t0 < deadlineMs) {
+    if (await cond()) return Date.now() - t0
+    await new Promise((r) => setTimeout(r, pollMs))
+  }
+  return null
+}

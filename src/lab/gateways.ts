@@ -4,8 +4,9 @@
  * `lab exit`: a client bonds its uplinks toward a gateway that is its
  * internet exit; the gateway reaches an "internet" namespace by one more
  * link and masquerades. An iperf3 server there is reached by its internet
- * address (`internet_mbit`), then the gateway's overlay address by the same
- * transfer (`tunnel_mbit`): `ratio` = internet / tunnel. `leaks` counts the
+ * address (`internet_mbit`), and the gateway's overlay address by the same
+ * transfer (`tunnel_mbit`), alternately, twice each after a warm-up: `ratio`
+ * = internet / tunnel, of the means. `leaks` counts the
  * packets to the internet host that left the client by an uplink outside the
  * tunnel (an nftables counter in the client's namespace: the tunnel's own UDP
  * goes to the gateway's uplink addresses, never to the internet host). The
@@ -32,7 +33,7 @@ import { startDaemons, type LabDaemon } from './daemon.js'
 import { checkAborted } from './interrupt.js'
 import { overlayAddresses } from './nodeconfig.js'
 import { DEFAULT_NETWORK } from './scenario.js'
-import { run, runIn, ipBatch } from './exec.js'
+import { run, runIn, ipBatch, timeUntil } from './exec.js'
 import { CLIENT, GATEWAY, bondTopology, uplinkRoutes, type UplinkSpec } from './bond-spec.js'
 import { bondedClient, bondedGateway } from './bond-config.js'
 import { readSchemaModes } from './bond-schema.js'
@@ -47,6 +48,20 @@ import { round } from './bond-report.js'
 export const INTERNET_HOST = '198.51.100.10'
 const INTERNET = 'internet'
 const PORT = 5201
+/** Alternating internet and tunnel transfers (each figure is their mean). */
+const REPS = 2
+
+/** The mean of several runs' figures; null when any failed. */
+function meanOf(ms: readonly Measured[]): Measured {
+  const ok = ms.every((m) => m.mbit !== null)
+  const mean = (xs: readonly (number | null)[]) => (xs.every((x) => x !== null) ? round(xs.reduce<number>((s, x) => s + (x ?? 0), 0) / xs.length, 2) : null)
+  return {
+    mbit: ok ? mean(ms.map((m) => m.mbit)) : null,
+    iperfMbit: mean(ms.map((m) => m.iperfMbit)),
+    retransmits: ms.every((m) => m.retransmits !== null) ? ms.reduce((s, m) => s + (m.retransmits ?? 0), 0) : null,
+    error: ms.find((m) => m.error)?.error ?? null,
+  }
+}
 
 export interface ExitInit {
   readonly uplinks: readonly UplinkSpec[]
@@ -64,6 +79,8 @@ export interface ExitResult {
   readonly leaks: number
   /** From the exit's death until the client routes the internet host by its own default route, ms. */
   readonly fallback_ms: number | null
+  /** Packets the gateway's connection tracking found invalid during the internet transfer. */
+  readonly gateway_conntrack_invalid: number
   readonly internet: Measured
   readonly tunnel: Measured
   readonly uplinks: readonly string[]
@@ -78,14 +95,15 @@ export function exitTopology(uplinks: readonly UplinkSpec[]): TopologySpec {
   return { nodes: [...bond.nodes, { name: INTERNET, daemon: false, config: null }], links: [...bond.links, wan] }
 }
 
-/** Polls `ok` every 50 ms until it holds or `ms` pass; the time it took, or null. */
-async function waitFor(ok: () => Promise<boolean>, ms: number): Promise<number | null> {
-  const t0 = Date.now()
-  while (Date.now() - t0 < ms) {
-    if (await ok()) return Date.now() - t0
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return null
+const waitFor = (ok: () => Promise<boolean>, ms: number): Promise<number | null> => timeUntil(ok, ms, 50)
+
+/** The `invalid` counter of connection tracking in a namespace, summed over CPUs. */
+async function conntrackInvalid(ns: string): Promise<number> {
+  const r = await runIn(ns, 'cat', ['/proc/net/stat/nf_conntrack'], { allowFail: true })
+  const [head, ...rows] = r.stdout.trim().split('\n')
+  const col = (head ?? '').trim().split(/\s+/).indexOf('invalid')
+  if (col < 0) return 0
+  return rows.reduce((s, l) => s + parseInt(l.trim().split(/\s+/)[col] ?? '0', 16), 0)
 }
 
 async function leakCount(ns: string): Promise<number> {
@@ -138,22 +156,34 @@ export async function runExit(init: ExitInit): Promise<ExitResult> {
     const viaTunnel = async () => (await run('ip', ['-n', ns(CLIENT), 'route', 'get', INTERNET_HOST], { allowFail: true })).stdout.includes('qe0')
     if ((await waitFor(viaTunnel, 15_000)) === null) throw new Error('the client never routed the internet host into the tunnel: is the exit up?')
 
-    const measure = async (what: string, server: string, bind: string): Promise<Measured> => {
+    const measure = async (what: string, server: string, bind: string, seconds = init.seconds): Promise<Measured> => {
       checkAborted(init.signal)
-      say(`${what}: iperf3 -P${init.streams}, ${init.seconds} s`)
+      say(`${what}: iperf3 -P${init.streams}, ${seconds} s`)
       const receiver = new IntervalReceiver({ netns: ns(server), bind, port: PORT, runId: lab.runId })
       try {
         await receiver.start()
-        const t = await transfer({ netns: ns(CLIENT), to: bind, receiver, seconds: init.seconds, streams: init.streams, congestion: init.congestion, ...signal })
-        const m = measured(t, init.seconds)
+        const t = await transfer({ netns: ns(CLIENT), to: bind, receiver, seconds, streams: init.streams, congestion: init.congestion, ...signal })
+        const m = measured(t, seconds)
         say(`  ${m.mbit ?? '—'} Mbit/s${m.error ? ` (iperf3: ${m.error})` : ''}`)
         return m
       } finally {
         await receiver.stop()
       }
     }
-    const internet = await measure(`client → internet host ${INTERNET_HOST} through the exit`, INTERNET, INTERNET_HOST)
-    const tunnel = await measure(`client → gateway's overlay address ${tunnelAddr}`, GATEWAY, tunnelAddr)
+    // A bond starts cold (each path's rate and window are learned over its first round trips, and
+    // long paths take seconds): a warm-up first, then the two transfers alternate, so neither one
+    // is always the first or runs on a warmer bond.
+    await measure('warm-up (not counted)', GATEWAY, tunnelAddr, Math.min(5, init.seconds))
+    const invalidBefore = await conntrackInvalid(ns(GATEWAY))
+    const internets: Measured[] = []
+    const tunnels: Measured[] = []
+    for (let rep = 0; rep < REPS; rep++) {
+      internets.push(await measure(`client → internet host ${INTERNET_HOST} through the exit (${rep + 1}/${REPS})`, INTERNET, INTERNET_HOST))
+      tunnels.push(await measure(`client → gateway's overlay address ${tunnelAddr} (${rep + 1}/${REPS})`, GATEWAY, tunnelAddr))
+    }
+    const invalid = (await conntrackInvalid(ns(GATEWAY))) - invalidBefore
+    const internet = meanOf(internets)
+    const tunnel = meanOf(tunnels)
     const leaks = await leakCount(ns(CLIENT))
 
     say('killing the gateway\'s daemon: the client falls back to its own default route')
@@ -169,6 +199,7 @@ export async function runExit(init: ExitInit): Promise<ExitResult> {
       ratio,
       leaks,
       fallback_ms: fallbackMs,
+      gateway_conntrack_invalid: invalid,
       internet,
       tunnel,
       uplinks: init.uplinks.map((u) => u.name),

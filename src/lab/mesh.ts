@@ -31,7 +31,7 @@ import { controlRequest } from '../observe/control-socket.js'
 import type { NodeStatus } from '../observe/status.js'
 import { LabDaemon, quicetherLauncher } from './daemon.js'
 import { LabCommandError } from './errors.js'
-import { ipBatch, runIn, RUN_ENV } from './exec.js'
+import { ipBatch, runIn, RUN_ENV, timeUntil } from './exec.js'
 import { checkAborted } from './interrupt.js'
 import { linkIfname, newRunId, nodeNetns, runDir } from './names.js'
 import { createNetns } from './netns.js'
@@ -371,15 +371,6 @@ async function allUp(nodes: readonly MeshNode[]): Promise<boolean> {
   const keys = sts.map((s) => s?.node?.key ?? null)
   if (keys.some((k) => k === null)) return false
   return sts.every((s, i) => keys.every((k, j) => i === j || s?.peers.some((p) => p.key === k && p.state === 'up')))
-}
-
-async function timeUntil(cond: () => Promise<boolean>, deadlineMs: number): Promise<number | null> {
-  const t0 = Date.now()
-  while (Date.now() - t0 < deadlineMs) {
-    if (await cond()) return Date.now() - t0
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  return null
 }
 
 async function measurePairs(nodes: readonly MeshNode[], lanOn: boolean, signal?: AbortSignal): Promise<MeshPair[]> {

@@ -26,7 +26,7 @@ import { Lab } from '../../src/lab/topology.js'
 import { quicetherLauncher, startDaemons, type LabDaemon } from '../../src/lab/daemon.js'
 import { DEFAULT_NETWORK } from '../../src/lab/scenario.js'
 import { overlayAddresses } from '../../src/lab/nodeconfig.js'
-import { run, runIn } from '../../src/lab/exec.js'
+import { run, runIn, timeUntil } from '../../src/lab/exec.js'
 import { pingOnce } from '../../src/lab/traffic.js'
 import { NO_EFFECT, type LinkSpec, type TopologySpec } from '../../src/lab/types.js'
 
@@ -129,15 +129,8 @@ async function status(node: string): Promise<Record<string, unknown>> {
   return JSON.parse(r.stdout) as Record<string, unknown>
 }
 
-/** Polls `ok` every 200 ms until it holds or `ms` pass. */
-async function until(ok: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await ok()) return true
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  return ok()
-}
+/** Polls `ok` until it holds or `ms` pass. */
+const until = async (ok: () => Promise<boolean>, ms: number): Promise<boolean> => (await timeUntil(ok, ms, 200)) !== null
 
 /** The source address a TCP connection from `from` to `dst:port` arrives with at `at` (listening on `listen`, default `dst`). */
 async function sourceSeen(at: string, from: string, dst: string, port: number, listen = dst): Promise<string> {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { loadScenario } from '../../src/lab/scenario.js'
 import { labUp, type UpResult } from '../../src/lab/up.js'
 import { labDown } from '../../src/lab/teardown.js'
-import { runIn } from '../../src/lab/exec.js'
+import { runIn, timeUntil } from '../../src/lab/exec.js'
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root (network namespaces)')
@@ -21,14 +21,8 @@ if (process.getuid?.() !== 0) {
 
 const scenario = (name: string) => fileURLToPath(new URL(`../../examples/lab/${name}.yaml`, import.meta.url))
 
-async function until(ok: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await ok()) return true
-    await new Promise((r) => setTimeout(r, 250))
-  }
-  return ok()
-}
+/** Polls `ok` until it holds or `ms` pass. */
+const until = async (ok: () => Promise<boolean>, ms: number): Promise<boolean> => (await timeUntil(ok, ms, 250)) !== null
 
 const pings = (ns: string, dst: string) => async () => (await runIn(ns, 'ping', ['-n', '-c', '1', '-W', '1', dst], { allowFail: true })).code === 0
 

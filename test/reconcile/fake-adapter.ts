@@ -161,3 +161,13 @@ export class FakeAdapter implements SystemAdapter {
     this.listeners.clear()
   }
 }
+
+/** A fake kernel with the overlay TUN and the sysctls a gateway node sets, at their defaults. */
+export function nodeKernel(): FakeAdapter {
+  const fake = new FakeAdapter()
+  fake.addLink('qe0')
+  fake.sysctls.set('net.ipv4.ip_forward', '0')
+  fake.sysctls.set('net.ipv6.conf.all.forwarding', '0')
+  fake.sysctls.set('net.ipv4.conf.qe0.promote_secondaries', '0')
+  return fake
+}

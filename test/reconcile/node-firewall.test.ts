@@ -11,7 +11,7 @@ import { NodeReconciler } from '../../src/reconcile/node.js'
 import { Reconciler } from '../../src/reconcile/reconciler.js'
 import { desiredNode, type NodeState } from '../../src/state/node.js'
 import { memoryFirewallPort } from '../../src/system/nftables.js'
-import { FakeAdapter } from './fake-adapter.js'
+import { nodeKernel } from './fake-adapter.js'
 import { FakeTables } from './fake-engine.js'
 
 const key = (n: number) => Buffer.alloc(32, n).toString('base64')
@@ -33,11 +33,7 @@ function desired(cfg: Config): NodeState {
 }
 
 function setup(port = memoryFirewallPort()) {
-  const fake = new FakeAdapter()
-  fake.addLink('qe0')
-  fake.sysctls.set('net.ipv4.ip_forward', '0')
-  fake.sysctls.set('net.ipv6.conf.all.forwarding', '0')
-  fake.sysctls.set('net.ipv4.conf.qe0.promote_secondaries', '0')
+  const fake = nodeKernel()
   const kernel = new Reconciler({ periodicMs: 0, verifyDelayMs: 1 }, { system: fake, log: silentLogger })
   const node = new NodeReconciler({ engineVerifyDelayMs: 1, engineVerifyAttempts: 20 }, { kernel, log: silentLogger, firewall: port })
   return { fake, node, port, tables: new FakeTables() }

@@ -6,7 +6,7 @@ import { Reconciler } from '../../src/reconcile/reconciler.js'
 import { desiredNode, type NodeState } from '../../src/state/node.js'
 import type { ConnectedPeer } from '../../src/state/routes.js'
 import { NetlinkError } from '../../src/system/errors.js'
-import { FakeAdapter } from './fake-adapter.js'
+import { nodeKernel } from './fake-adapter.js'
 import { FakeTables } from './fake-engine.js'
 
 const key = (n: number) => Buffer.alloc(32, n).toString('base64')
@@ -28,11 +28,7 @@ function desired(cfg: Config, peers: ConnectedPeer[] = []): NodeState {
 }
 
 function setup() {
-  const fake = new FakeAdapter()
-  fake.addLink('qe0')
-  fake.sysctls.set('net.ipv4.ip_forward', '0')
-  fake.sysctls.set('net.ipv6.conf.all.forwarding', '0')
-  fake.sysctls.set('net.ipv4.conf.qe0.promote_secondaries', '0')
+  const fake = nodeKernel()
   const kernel = new Reconciler({ periodicMs: 0, verifyDelayMs: 1 }, { system: fake, log: silentLogger })
   const node = new NodeReconciler({ engineVerifyDelayMs: 1, engineVerifyAttempts: 20 }, { kernel, log: silentLogger })
   const tables = new FakeTables()
