@@ -5,8 +5,9 @@
  * internet exit; the gateway reaches an "internet" namespace by one more
  * link and masquerades. An iperf3 server there is reached by its internet
  * address (`internet_mbit`), and the gateway's overlay address by the same
- * transfer (`tunnel_mbit`), alternately, twice each after a warm-up: `ratio`
- * = internet / tunnel, of the means. `leaks` counts the
+ * transfer (`tunnel_mbit`), twice each in the order internet, tunnel, tunnel,
+ * internet after a warm-up (a bond still speeding up favours neither):
+ * `ratio` = internet / tunnel, of the means. `leaks` counts the
  * packets to the internet host that left the client by an uplink outside the
  * tunnel (an nftables counter in the client's namespace: the tunnel's own UDP
  * goes to the gateway's uplink addresses, never to the internet host). The
@@ -156,35 +157,57 @@ export async function runExit(init: ExitInit): Promise<ExitResult> {
     const viaTunnel = async () => (await run('ip', ['-n', ns(CLIENT), 'route', 'get', INTERNET_HOST], { allowFail: true })).stdout.includes('qe0')
     if ((await waitFor(viaTunnel, 15_000)) === null) throw new Error('the client never routed the internet host into the tunnel: is the exit up?')
 
+    // One iperf3 server per end for the whole run (a server started right after the last one
+    // stopped can miss its port); a failed test gets a fresh one.
+    const receivers = new Map<string, IntervalReceiver>()
     const measure = async (what: string, server: string, bind: string, seconds = init.seconds): Promise<Measured> => {
       checkAborted(init.signal)
       say(`${what}: iperf3 -P${init.streams}, ${seconds} s`)
-      const receiver = new IntervalReceiver({ netns: ns(server), bind, port: PORT, runId: lab.runId })
-      try {
+      let receiver = receivers.get(bind)
+      if (!receiver) {
+        receiver = new IntervalReceiver({ netns: ns(server), bind, port: PORT, runId: lab.runId })
+        receivers.set(bind, receiver)
         await receiver.start()
-        const t = await transfer({ netns: ns(CLIENT), to: bind, receiver, seconds, streams: init.streams, congestion: init.congestion, ...signal })
-        const m = measured(t, seconds)
-        say(`  ${m.mbit ?? '—'} Mbit/s${m.error ? ` (iperf3: ${m.error})` : ''}`)
-        return m
-      } finally {
-        await receiver.stop()
       }
+      const t = await transfer({ netns: ns(CLIENT), to: bind, receiver, seconds, streams: init.streams, congestion: init.congestion, ...signal })
+      if (t.error) {
+        await receiver.stop()
+        await receiver.start()
+      }
+      const m = measured(t, seconds)
+      say(`  ${m.mbit ?? '—'} Mbit/s${m.error ? ` (iperf3: ${m.error})` : ''}`)
+      return m
     }
-    // A bond starts cold (each path's rate and window are learned over its first round trips, and
-    // long paths take seconds): a warm-up first, then the two transfers alternate, so neither one
-    // is always the first or runs on a warmer bond.
-    await measure('warm-up (not counted)', GATEWAY, tunnelAddr, Math.min(5, init.seconds))
-    const invalidBefore = await conntrackInvalid(ns(GATEWAY))
-    const internets: Measured[] = []
-    const tunnels: Measured[] = []
-    for (let rep = 0; rep < REPS; rep++) {
-      internets.push(await measure(`client → internet host ${INTERNET_HOST} through the exit (${rep + 1}/${REPS})`, INTERNET, INTERNET_HOST))
-      tunnels.push(await measure(`client → gateway's overlay address ${tunnelAddr} (${rep + 1}/${REPS})`, GATEWAY, tunnelAddr))
-    }
-    const invalid = (await conntrackInvalid(ns(GATEWAY))) - invalidBefore
-    const internet = meanOf(internets)
-    const tunnel = meanOf(tunnels)
-    const leaks = await leakCount(ns(CLIENT))
+    const { internet, tunnel, invalid, leaks } = await (async () => {
+      try {
+        // A bond starts cold (each path's rate and window are learned over its first round trips,
+        // and long paths take seconds): a warm-up first, then the two transfers in the order
+        // internet, tunnel, tunnel, internet (ABBA), so a bond still speeding up favours neither.
+        await measure('warm-up (not counted)', GATEWAY, tunnelAddr)
+        const invalidBefore = await conntrackInvalid(ns(GATEWAY))
+        const internets: Measured[] = []
+        const tunnels: Measured[] = []
+        const internetRun = async (rep: number) => internets.push(await measure(`client → internet host ${INTERNET_HOST} through the exit (${rep + 1}/${REPS})`, INTERNET, INTERNET_HOST))
+        const tunnelRun = async (rep: number) => tunnels.push(await measure(`client → gateway's overlay address ${tunnelAddr} (${rep + 1}/${REPS})`, GATEWAY, tunnelAddr))
+        for (let rep = 0; rep < REPS; rep++) {
+          if (rep % 2 === 0) {
+            await internetRun(rep)
+            await tunnelRun(rep)
+          } else {
+            await tunnelRun(rep)
+            await internetRun(rep)
+          }
+        }
+        return {
+          internet: meanOf(internets),
+          tunnel: meanOf(tunnels),
+          invalid: (await conntrackInvalid(ns(GATEWAY))) - invalidBefore,
+          leaks: await leakCount(ns(CLIENT)),
+        }
+      } finally {
+        for (const r of receivers.values()) await r.stop()
+      }
+    })()
 
     say('killing the gateway\'s daemon: the client falls back to its own default route')
     const gw = started.get(GATEWAY)!
