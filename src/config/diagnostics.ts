@@ -77,6 +77,7 @@ export const DIAGNOSTIC_CODES = [
   'ingress-duplicate',
   'ingress-family',
   'ingress-on-client',
+  'masquerade-on-client',
 ] as const
 
 export type DiagnosticCode = (typeof DIAGNOSTIC_CODES)[number]

@@ -86,6 +86,9 @@ function checkSubnets(ctx: RuleContext): Placed[] {
       return
     }
     const exit = obj?.exit === true
+    if (obj?.masquerade === true && ctx.role !== 'gateway') {
+      ctx.report(['subnets', i, 'masquerade'], 'masquerade-on-client', 'masquerade needs node.role: gateway (a client forwards nothing); it is not acted on here', { severity: 'warning', at: 'key' })
+    }
     if (p.value.prefixLen === 0) {
       if (!exit) ctx.report(path, 'exit-not-marked', `${p.value.cidr} is a default route: advertising it makes this node an internet exit; if that is meant, write { prefix: ${p.value.cidr}, exit: true }`)
       else if (ctx.role !== 'gateway') ctx.report(path, 'exit-on-client', `an exit (${p.value.cidr}) needs node.role: gateway (it forwards and masquerades the mesh's internet traffic); peers refuse an exit offered by a ${ctx.role}`)

@@ -69,6 +69,7 @@ t.test('gateway.ingress: addresses, duplicates, members, families', async (t) =>
   t.match(diags(GW + 'gateway: { ingress: [{ listen: "0.0.0.0:80", to: "ghost:80" }] }\n'), [{ code: 'unknown-peer', path: 'gateway.ingress[0].to' }])
   t.match(diags(GW + 'gateway: { ingress: [{ listen: "0.0.0.0:80", to: "[fd00::5]:80" }] }\n'), [{ code: 'ingress-family' }])
   t.match(diags(BASE + PEERS + 'gateway: { ingress: [{ listen: "0.0.0.0:80", to: "a:80" }] }\n'), [{ severity: 'warning', code: 'ingress-on-client' }])
+  t.match(diags(BASE + 'subnets: [{ prefix: 10.1.0.0/24, masquerade: true }]\n'), [{ severity: 'warning', code: 'masquerade-on-client', path: 'subnets[0].masquerade' }])
 })
 
 t.test('one problem, one message', async (t) => {
