@@ -281,10 +281,12 @@ Examples:
     .option('--streams <n>', 'parallel TCP streams (iperf3 -P)', '4')
     .option('--seconds <n>', 'length of each transfer', '10')
     .option('--congestion <cc>', 'TCP congestion control of the iperf3 flows (iperf3 -C)', 'cubic')
+    .option('--reps <n>', 'transfers of each kind (internet, tunnel) in ABBA order after a warm-up', '2')
     .option('--random <n>', 'n uplink mixes drawn from a seeded generator (1-4 uplinks, 5-150 Mbit/s, 2-60 ms, some lossy); reports the worst')
     .option('--seed <n>', 'seed of --random (printed; default: from the clock)')
     .option('--json', 'print the result as JSON')
-    .action(async (f: { uplink: string[]; streams: string; seconds: string; congestion: string; random?: string; seed?: string; json?: boolean }) => {
+    .action(async (f: { uplink: string[]; streams: string; seconds: string; congestion: string; reps: string; random?: string; seed?: string; json?: boolean }) => {
+      const reps = parsePositiveInt(f.reps, '--reps', 20)
       const { parseCongestion, parseUplinks } = await import('../lab/bond-spec.js')
       const seconds = parsePositiveInt(f.seconds, '--seconds', 3600)
       const streams = parsePositiveInt(f.streams, '--streams', 128)
@@ -301,7 +303,7 @@ Examples:
         const runs = []
         for (const mix of mixes) {
           progress(`mix ${runs.length + 1}/${n}: ${mix.join(' + ')}`)
-          const r = await withInterrupts((signal) => runExit({ uplinks: parseUplinks(mix), streams, seconds, congestion, signal, progress }))
+          const r = await withInterrupts((signal) => runExit({ uplinks: parseUplinks(mix), streams, seconds, congestion, reps, signal, progress }))
           runs.push({ ...r, mix })
         }
         const s = summarizeExits(seed, runs)
@@ -310,7 +312,7 @@ Examples:
       }
       const uplinks = parseUplinks(f.uplink.length > 0 ? f.uplink : ['50mbit,10ms', '100mbit,20ms'])
       requireRoot()
-      const r = await withInterrupts((signal) => runExit({ uplinks, streams, seconds, congestion, signal, progress }))
+      const r = await withInterrupts((signal) => runExit({ uplinks, streams, seconds, congestion, reps, signal, progress }))
       print(f.json ? JSON.stringify(r, null, 2) : renderExit(r))
     })
 

@@ -49,8 +49,8 @@ import { round } from './bond-report.js'
 export const INTERNET_HOST = '198.51.100.10'
 const INTERNET = 'internet'
 const PORT = 5201
-/** Alternating internet and tunnel transfers (each figure is their mean). */
-const REPS = 2
+/** Internet and tunnel transfers of each (each figure is their mean), by default. */
+export const EXIT_REPS = 2
 
 /** The mean of several runs' figures; null when any failed. */
 function meanOf(ms: readonly Measured[]): Measured {
@@ -69,6 +69,8 @@ export interface ExitInit {
   readonly streams: number
   readonly seconds: number
   readonly congestion: string | null
+  /** Transfers of each kind, in ABBA order (default 2). */
+  readonly reps?: number
   readonly signal?: AbortSignal
   readonly progress?: (line: string) => void
 }
@@ -183,13 +185,14 @@ export async function runExit(init: ExitInit): Promise<ExitResult> {
         // A bond starts cold (each path's rate and window are learned over its first round trips,
         // and long paths take seconds): a warm-up first, then the two transfers in the order
         // internet, tunnel, tunnel, internet (ABBA), so a bond still speeding up favours neither.
+        const reps = init.reps ?? EXIT_REPS
         await measure('warm-up (not counted)', GATEWAY, tunnelAddr)
         const invalidBefore = await conntrackInvalid(ns(GATEWAY))
         const internets: Measured[] = []
         const tunnels: Measured[] = []
-        const internetRun = async (rep: number) => internets.push(await measure(`client → internet host ${INTERNET_HOST} through the exit (${rep + 1}/${REPS})`, INTERNET, INTERNET_HOST))
-        const tunnelRun = async (rep: number) => tunnels.push(await measure(`client → gateway's overlay address ${tunnelAddr} (${rep + 1}/${REPS})`, GATEWAY, tunnelAddr))
-        for (let rep = 0; rep < REPS; rep++) {
+        const internetRun = async (rep: number) => internets.push(await measure(`client → internet host ${INTERNET_HOST} through the exit (${rep + 1}/${reps})`, INTERNET, INTERNET_HOST))
+        const tunnelRun = async (rep: number) => tunnels.push(await measure(`client → gateway's overlay address ${tunnelAddr} (${rep + 1}/${reps})`, GATEWAY, tunnelAddr))
+        for (let rep = 0; rep < reps; rep++) {
           if (rep % 2 === 0) {
             await internetRun(rep)
             await tunnelRun(rep)
