@@ -45,3 +45,12 @@ export class EngineVerifyError extends QeError {
     this.name = 'EngineVerifyError'
   }
 }
+
+/** The node's nftables table did not read back with the hash just applied (someone raced us, or a bug). */
+export class FirewallVerifyError extends QeError {
+  override readonly code = 'QE_FIREWALL_VERIFY'
+  constructor(message = 'the firewall table did not read back as applied', options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'FirewallVerifyError'
+  }
+}

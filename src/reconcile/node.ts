@@ -20,11 +20,12 @@ import type { Logger } from '../log.js'
 import { diffEngine, engineStateEqual, normalizeEngineState, shortKey, type EngineAction, type EngineState, type PeerNamer } from '../state/engine.js'
 import type { NodeState } from '../state/node.js'
 import type { ActualState, KernelState, Plan, ValidationIssue } from '../state/types.js'
-import { EngineVerifyError } from './errors.js'
+import { EngineVerifyError, FirewallVerifyError } from './errors.js'
 import { errorInfo } from './execute.js'
 import type { ApplyResult, ErrorInfo, ReconcilerApi } from './types.js'
-import { diffFirewall, emptyFirewall, type FirewallState } from '../state/firewall.js'
+import { diffFirewall, emptyFirewall, type FirewallAction, type FirewallState } from '../state/firewall.js'
 import type { FirewallPort } from '../system/nftables.js'
+import { NftablesError } from '../system/errors.js'
 
 /** Re-asserts the firewall table this often while started (someone may flush the ruleset). */
 const FIREWALL_REPAIR_MS = 30_000
@@ -59,8 +60,8 @@ export interface NodeReconcilerComponents {
 }
 
 export interface FirewallApplyInfo {
-  /** People's lines of what changed; empty when the table already matched. */
-  readonly actions: readonly { readonly op: 'add' | 'del'; readonly text: string }[]
+  /** People's lines of what changed; empty when the table already matched (or no firewall port). */
+  readonly actions: readonly FirewallAction[]
   readonly ok: boolean
   readonly error: ErrorInfo | null
 }
@@ -76,17 +77,17 @@ export interface EngineApplyInfo {
   readonly rolledBack: boolean
 }
 
-/** A whole-node apply: the kernel's result, and the engine's. `ok` only when both are. */
+/** A whole-node apply: the kernel's result, the firewall's, and the engine's. `ok` only when all are. */
 export interface NodeApplyResult {
   readonly ok: boolean
   readonly kernel: ApplyResult
-  readonly firewall?: FirewallApplyInfo
+  readonly firewall: FirewallApplyInfo
   readonly engine: EngineApplyInfo
 }
 
 export interface NodePlan {
   readonly kernel: Plan
-  readonly firewall: readonly { readonly op: 'add' | 'del'; readonly text: string }[]
+  readonly firewall: readonly FirewallAction[]
   readonly engine: readonly EngineAction[]
   readonly issues: readonly ValidationIssue[]
   readonly actual: ActualState
@@ -98,8 +99,10 @@ export class NodeReconciler {
   readonly #attempts: number
   readonly #delayMs: number
   readonly #firewall: FirewallPort | null
-  /** The firewall table last committed (what a failure restores); null: none installed by us. */
+  /** The firewall table last committed (what a failure restores); null: none installed by us in this process. */
   #firewallCommitted: FirewallState | null = null
+  /** The TUN of the last firewall state asked for: names the table cleanup removes. */
+  #firewallTun: string | null = null
   #firewallTimer: NodeJS.Timeout | null = null
   #engine: EngineTablesPort | null = null
   /** The engine state last committed (what a failed apply restores). */
@@ -165,36 +168,37 @@ export class NodeReconciler {
     const fwIssues = await this.#firewallIssues(desired.firewall)
     if (fwIssues.length > 0) {
       const error = { code: fwIssues[0]!.code, message: fwIssues.map((i) => `${i.code}: ${i.message}`).join('; '), retryable: false }
-      return this.#finish({ ok: false, kernel: notApplied(), firewall: { actions: [], ok: false, error }, engine: skipped })
+      return this.#finish({ ok: false, kernel: notApplied(), firewall: { actions: diffFirewall(desired.firewall, this.#firewallCommitted), ok: false, error }, engine: skipped })
     }
     const kernel = await this.#kernel.apply(desired.kernel)
-    if (!kernel.ok) return this.#finish({ ok: false, kernel, engine: skipped })
+    const fwSkipped: FirewallApplyInfo = { actions: [], ok: true, error: null }
+    if (!kernel.ok) return this.#finish({ ok: false, kernel, firewall: fwSkipped, engine: skipped })
     const prevFirewall = this.#firewallCommitted
-    const firewall = await this.#applyFirewall(desired.firewall)
-    if (firewall !== null && !firewall.ok) {
+    const { info: firewall, changed: fwChanged } = await this.#applyFirewall(desired.firewall)
+    if (!firewall.ok) {
+      if (fwChanged) await this.#restoreFirewall(prevFirewall, desired.firewall)
       await this.#restoreKernel(prevKernel)
       return this.#finish({ ok: false, kernel, firewall, engine: skipped })
     }
-    const fw = firewall ?? undefined
-    if (engine === null) return this.#finish({ ok: true, kernel, ...(fw ? { firewall: fw } : {}), engine: skipped })
+    if (engine === null) return this.#finish({ ok: true, kernel, firewall, engine: skipped })
     if (actions.length === 0 && have !== null) {
       this.#engineCommitted = desired.engine
-      return this.#finish({ ok: true, kernel, ...(fw ? { firewall: fw } : {}), engine: skipped })
+      return this.#finish({ ok: true, kernel, firewall, engine: skipped })
     }
 
     const { error: err, posted } = await this.#setAndVerify(engine, desired.engine)
     if (err === null) {
       this.#engineCommitted = desired.engine
-      return this.#finish({ ok: true, kernel, ...(fw ? { firewall: fw } : {}), engine: { actions, ok: true, version: this.#version, error: null, rolledBack: false } })
+      return this.#finish({ ok: true, kernel, firewall, engine: { actions, ok: true, version: this.#version, error: null, rolledBack: false } })
     }
 
-    // Put both sides back: the engine to its last tables (unless nothing reached it), the kernel to its last state.
+    // Put every side back: the engine to its last tables (unless nothing reached it), the firewall, the kernel.
     let rolledBack = true
     if (posted && prevEngine !== null && (await this.#setAndVerify(engine, prevEngine)).error !== null) rolledBack = false
     if (posted && prevEngine === null) rolledBack = false // a first set that failed half-way has nothing to go back to
-    if (fw && fw.actions.length > 0 && !(await this.#restoreFirewall(prevFirewall, desired.firewall.inputs.tun))) rolledBack = false
+    if (fwChanged && !(await this.#restoreFirewall(prevFirewall, desired.firewall))) rolledBack = false
     if (!(await this.#restoreKernel(prevKernel))) rolledBack = false
-    return this.#finish({ ok: false, kernel, ...(fw ? { firewall: fw } : {}), engine: { actions, ok: false, version: this.#version, error: errorInfo(err), rolledBack } })
+    return this.#finish({ ok: false, kernel, firewall, engine: { actions, ok: false, version: this.#version, error: errorInfo(err), rolledBack } })
   }
 
   /** Ingress ports something on this machine already listens on, and duplicates: errors that stop the apply. */
@@ -219,54 +223,94 @@ export class NodeReconciler {
     return issues
   }
 
-  /** Replaces the table when it differs from the committed one; null: no firewall port. */
-  async #applyFirewall(want: FirewallState): Promise<FirewallApplyInfo | null> {
+  /**
+   * Replaces the table when it differs from the committed one, then reads its
+   * hash back. The first apply in a process first reads what is installed: a
+   * table an earlier run left is adopted when equal, replaced (or removed)
+   * when not. `changed`: nft ran and took the script (a failure later must
+   * restore the table).
+   */
+  async #applyFirewall(want: FirewallState): Promise<{ info: FirewallApplyInfo; changed: boolean }> {
     const port = this.#firewall
-    if (!port) return null
-    const actions = diffFirewall(want, this.#firewallCommitted)
-    const committed = this.#firewallCommitted ?? null
-    if (committed !== null && committed.hash === want.hash) return { actions: [], ok: true, error: null }
-    if (committed === null && want.empty) {
-      this.#firewallCommitted = want
-      return { actions: [], ok: true, error: null }
+    const same = { info: { actions: [], ok: true, error: null }, changed: false }
+    if (!port) return same
+    this.#firewallTun = want.inputs.tun
+    const have = this.#firewallCommitted
+    if (have !== null && have.hash === want.hash) return same
+    const actions = diffFirewall(want, have)
+    if (have === null) {
+      // Unreadable (no nft): an empty state needs nothing, and any other fails at apply with nft's own message.
+      const installed = await port.readHash(want.table).catch(() => null)
+      if (want.empty ? installed === null : installed === want.hash) {
+        this.#firewallCommitted = want
+        return same
+      }
+      if (installed !== null) actions.push({ op: 'del', text: `- firewall table ${want.table} left by an earlier run (qe:${installed || 'no hash'})` })
     }
     try {
       await port.apply(want)
       const back = await port.readHash(want.table)
-      if (want.empty ? back !== null : back !== want.hash) throw new EngineVerifyError(`the firewall table ${want.table} reads back ${back ?? 'absent'}, not ${want.empty ? 'absent' : want.hash}`)
-      this.#firewallCommitted = want
-      return { actions, ok: true, error: null }
+      if (want.empty ? back !== null : back !== want.hash) throw new FirewallVerifyError(`the firewall table ${want.table} reads back ${back === null ? 'absent' : `qe:${back}`}, not ${want.empty ? 'absent' : `qe:${want.hash}`}`)
     } catch (err) {
-      return { actions, ok: false, error: errorInfo(err as Error) }
+      // nft takes a script whole or not at all; a read-back that differs is put back by the caller's rollback.
+      const changed = !(err instanceof NftablesError)
+      if (changed) this.#firewallCommitted = want
+      return { info: { actions, ok: false, error: errorInfo(err as Error) }, changed }
     }
+    this.#firewallCommitted = want
+    // A renamed TUN names a new table: the old one goes (best effort, its own transaction).
+    if (have !== null && have.table !== want.table) await this.#removeTable(have.inputs.tun)
+    return { info: { actions, ok: true, error: null }, changed: true }
   }
 
-  async #restoreFirewall(prev: FirewallState | null, tun: string): Promise<boolean> {
+  /** Puts the firewall back to `prev` (no table when null) after `tried` was applied. */
+  async #restoreFirewall(prev: FirewallState | null, tried: FirewallState): Promise<boolean> {
     if (!this.#firewall) return true
+    const s = prev ?? emptyFirewall(tried.inputs.tun)
     try {
-      const s = prev ?? emptyFirewall(tun)
       await this.#firewall.apply(s)
       this.#firewallCommitted = s
+    } catch (err) {
+      this.#log.error({ table: s.table, err: (err as Error).message }, 'cannot restore the firewall table')
+      return false
+    }
+    if (s.table !== tried.table) return this.#removeTable(tried.inputs.tun)
+    return true
+  }
+
+  /** Deletes the table of `tun` (none there is fine). */
+  async #removeTable(tun: string): Promise<boolean> {
+    try {
+      await this.#firewall?.apply(emptyFirewall(tun))
       return true
     } catch (err) {
-      this.#log.error({ err: (err as Error).message }, 'cannot restore the firewall table')
+      this.#log.error({ table: emptyFirewall(tun).table, err: (err as Error).message }, 'cannot remove the firewall table')
       return false
     }
   }
 
-  /** Re-applies the committed firewall table when it is gone or changed (someone flushed the ruleset). */
-  repairFirewall(): Promise<void> {
+  /**
+   * Re-applies the committed firewall table when the installed one is gone or
+   * differs (someone flushed the ruleset). Serialized with applies; a daemon
+   * may call it, and `start()` runs it every 30 s. Resolves true when the table
+   * is (now) as committed.
+   */
+  repairFirewall(): Promise<boolean> {
     return this.#serial(async () => {
       const port = this.#firewall
       const want = this.#firewallCommitted
-      if (!port || !want || want.empty) return
+      if (!port || !want || want.empty) return true
       const back = await port.readHash(want.table).catch(() => null)
-      if (back === want.hash) return
+      if (back === want.hash) return true
       try {
         await port.apply(want)
-        this.#log.warn({ table: want.table }, 'the firewall table was changed or removed: restored')
+        const again = await port.readHash(want.table)
+        if (again !== want.hash) throw new FirewallVerifyError(`the firewall table ${want.table} reads back ${again === null ? 'absent' : `qe:${again}`} after a repair, not qe:${want.hash}`)
+        this.#log.warn({ table: want.table, found: back === null ? 'absent' : `qe:${back}` }, 'the firewall table was changed or removed: restored')
+        return true
       } catch (err) {
         this.#log.error({ table: want.table, err: (err as Error).message }, 'cannot restore the firewall table')
+        return false
       }
     })
   }
@@ -329,7 +373,7 @@ export class NodeReconciler {
   #finish(r: NodeApplyResult): NodeApplyResult {
     this.#last = r
     const fw = r.firewall
-    if (fw && (fw.actions.length > 0 || fw.error)) {
+    if (fw.actions.length > 0 || fw.error) {
       const fields = { actions: fw.actions.map((a) => a.text), ...(fw.error ? { code: fw.error.code, error: fw.error.message } : {}) }
       if (fw.ok) this.#log.info(fields, `firewall table: ${fw.actions.length} change(s) applied`)
       else this.#log.error(fields, 'firewall table not applied: nothing changed')
@@ -355,8 +399,14 @@ export class NodeReconciler {
   /** Removes every kernel object we own and the firewall table; the engine's tables go with the engine. */
   cleanup(): Promise<ApplyResult> {
     return this.#serial(async () => {
+      const port = this.#firewall
       const fw = this.#firewallCommitted
-      if (this.#firewall && fw && !fw.empty) await this.#restoreFirewall(null, fw.inputs.tun)
+      const tun = fw?.inputs.tun ?? this.#firewallTun
+      if (port && tun !== null) {
+        // Only when there is one: a node that never had a table does not run nft at every stop.
+        const there = fw !== null && !fw.empty ? true : (await port.readHash(emptyFirewall(tun).table).catch(() => null)) !== null
+        if (there) await this.#removeTable(tun)
+      }
       this.#firewallCommitted = null
       return this.#kernel.cleanup()
     })

@@ -120,24 +120,57 @@ export function renderNft(s: FirewallState): string {
   return lines.join('\n') + '\n'
 }
 
-/** People's lines for what turns `have` into `want` (`+ nat …`, `- ingress …`); empty when equal. */
-export function diffFirewall(want: FirewallState, have: FirewallState | null): Array<{ op: 'add' | 'del'; text: string }> {
-  const describe = (s: FirewallState | null): string[] => {
-    if (s === null || s.empty) return []
-    const { tun, exit, masquerade, ingress, clampMss } = s.inputs
-    const out: string[] = []
-    if (exit.ipv4) out.push(`nat masquerade ${tun} → any other interface (exit, ipv4)`)
-    if (exit.ipv6) out.push(`nat masquerade ${tun} → any other interface (exit, ipv6)`)
-    for (const p of masquerade) out.push(`nat masquerade ${tun} → ${p}`)
-    for (const r of ingress) {
-      out.push(`ingress ${r.proto} ${hostPort(r.family, r.listenAddress ?? (r.family === 4 ? '0.0.0.0' : '::'), r.listenPort)} → ${hostPort(r.family, r.toAddress, r.toPort)}${r.masquerade ? ' (masqueraded)' : ' (source kept)'}`)
-    }
-    if (clampMss) out.push(`mss clamp on ${tun}`)
-    return out
-  }
+/** One people's line of a firewall plan: `+ firewall nat masquerade qe0 → 192.168.7.0/24`, `~ firewall ingress …`. */
+export interface FirewallAction {
+  readonly op: 'add' | 'del' | 'change'
+  readonly text: string
+}
+
+const anyAddress = (family: 4 | 6): string => (family === 4 ? '0.0.0.0' : '::')
+const ingressListen = (r: IngressRule): string => `${r.proto} ${hostPort(r.family, r.listenAddress ?? anyAddress(r.family), r.listenPort)}`
+const ingressTarget = (r: IngressRule): string => `${hostPort(r.family, r.toAddress, r.toPort)}${r.masquerade ? ' (masqueraded)' : ' (source kept)'}`
+
+/** The lines of everything but ingress (which is keyed by its listen side, so a new target reads as a change). */
+function describe(s: FirewallState | null): string[] {
+  if (s === null || s.empty) return []
+  const { tun, exit, masquerade } = s.inputs
+  const out: string[] = []
+  if (exit.ipv4) out.push(`nat masquerade ${tun} → any other interface (exit, ipv4)`)
+  if (exit.ipv6) out.push(`nat masquerade ${tun} → any other interface (exit, ipv6)`)
+  for (const p of masquerade) out.push(`nat masquerade ${tun} → ${p}`)
+  return out
+}
+
+const clamp = (s: FirewallState | null): string[] => (s !== null && !s.empty && s.inputs.clampMss ? [`mss clamp on ${s.inputs.tun}`] : [])
+
+/**
+ * People's lines for what turns `have` into `want`: additions, then changes,
+ * then removals, each in the state's order; empty when equal. `have` null:
+ * nothing installed. An ingress whose listen side stays and whose target or
+ * masquerading changes is one `~` line.
+ */
+export function diffFirewall(want: FirewallState, have: FirewallState | null): FirewallAction[] {
   const w = describe(want)
   const h = describe(have)
   const hs = new Set(h)
   const ws = new Set(w)
-  return [...w.filter((x) => !hs.has(x)).map((text) => ({ op: 'add' as const, text: `+ firewall ${text}` })), ...h.filter((x) => !ws.has(x)).map((text) => ({ op: 'del' as const, text: `- firewall ${text}` }))]
+  const wi = want.empty ? [] : want.inputs.ingress
+  const hi = have === null || have.empty ? [] : have.inputs.ingress
+  const key = (r: IngressRule): string => ingressListen(r)
+  const hByKey = new Map(hi.map((r) => [key(r), r]))
+  const wByKey = new Map(wi.map((r) => [key(r), r]))
+  const add: FirewallAction[] = w.filter((x) => !hs.has(x)).map((text) => ({ op: 'add', text: `+ firewall ${text}` }))
+  const change: FirewallAction[] = []
+  const del: FirewallAction[] = h.filter((x) => !ws.has(x)).map((text) => ({ op: 'del', text: `- firewall ${text}` }))
+  for (const r of wi) {
+    const prev = hByKey.get(key(r))
+    if (!prev) add.push({ op: 'add', text: `+ firewall ingress ${ingressListen(r)} → ${ingressTarget(r)}` })
+    else if (ingressTarget(prev) !== ingressTarget(r)) change.push({ op: 'change', text: `~ firewall ingress ${ingressListen(r)} → ${ingressTarget(r)} (was → ${ingressTarget(prev)})` })
+  }
+  for (const r of hi) if (!wByKey.has(key(r))) del.push({ op: 'del', text: `- firewall ingress ${ingressListen(r)} → ${ingressTarget(r)}` })
+  const wc = clamp(want)
+  const hc = clamp(have)
+  for (const x of wc) if (!hc.includes(x)) add.push({ op: 'add', text: `+ firewall ${x}` })
+  for (const x of hc) if (!wc.includes(x)) del.push({ op: 'del', text: `- firewall ${x}` })
+  return [...add, ...change, ...del]
 }

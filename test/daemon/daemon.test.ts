@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/log.js'
 import { generateIdentity, publicKeyBase64, saveIdentity } from '../../src/mesh/identity.js'
 import { encodeMessage } from '../../src/mesh/messages.js'
 import { controlRequest } from '../../src/observe/control-socket.js'
+import { memoryFirewallPort } from '../../src/system/nftables.js'
 import { FakeAdapter } from '../reconcile/fake-adapter.js'
 import { FakeEngine } from './fake-engine.js'
 
@@ -45,7 +46,7 @@ async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoint
   const engines: FakeEngine[] = []
   const daemon = new Daemon(
     { config: first.config, configPath: file, load, configText: text(peers) },
-    { log: silentLogger, system: kernel, createEngine: (init) => { const e = new FakeEngine(init, kernel); prepare(e); engines.push(e); return e } },
+    { log: silentLogger, system: kernel, firewall: memoryFirewallPort(), createEngine: (init) => { const e = new FakeEngine(init, kernel); prepare(e); engines.push(e); return e } },
   )
   await daemon.start()
   t.teardown(() => daemon.stop())

@@ -17,6 +17,7 @@ t.test('every admitted peer is listed, connected or not; engine changes are part
   const last: NodeApplyResult = {
     ok: true,
     kernel: kernelResult(true),
+    firewall: { actions: [{ op: 'add', text: '+ firewall mss clamp on qe0' }], ok: true, error: null },
     engine: { actions: [{ table: 'peer', op: 'add', text: '+ engine peer b' }], ok: true, version: 3, error: null, rolledBack: false },
   }
   const st = buildStatus({
@@ -36,7 +37,7 @@ t.test('every admitted peer is listed, connected or not; engine changes are part
     now: 5000,
   })
   t.same(st.peers.map((p) => [p.name, p.state, p.since]), [['b', 'up', '1970-01-01T00:00:01.000Z'], ['c', 'connecting', '1970-01-01T00:00:02.000Z']])
-  t.same(st.lastApply?.plan, ['+ route 10.1.0.0/16 dev qe0 table 5280 proto quicether', '+ engine peer b'])
+  t.same(st.lastApply?.plan, ['+ route 10.1.0.0/16 dev qe0 table 5280 proto quicether', '+ firewall mss clamp on qe0', '+ engine peer b'])
   t.equal(st.uptimeS, 5)
   const text = renderStatus(JSON.parse(JSON.stringify(st)) as Record<string, unknown>)
   t.match(text, /peers {4}1 up of 2/)
@@ -47,6 +48,7 @@ t.test('a failed engine step is the failure summarized, with its rollback', asyn
   const r: NodeApplyResult = {
     ok: false,
     kernel: kernelResult(true),
+    firewall: { actions: [], ok: true, error: null },
     engine: { actions: [], ok: false, version: 4, error: { code: 'QE_ENGINE_VERIFY', message: 'not applied', retryable: false }, rolledBack: true },
   }
   t.match(summarizeApply(r), { ok: false, failure: 'engine tables: not applied', rolledBack: true })

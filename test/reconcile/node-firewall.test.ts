@@ -104,3 +104,83 @@ t.test('repairFirewall puts back a table someone deleted', async (t) => {
   await node.repairFirewall()
   t.equal((port.current as { hash: string } | null)?.hash, want?.hash)
 })
+
+t.test('the first apply reads what an earlier run left: equal is adopted, different is replaced, unwanted is removed', async (t) => {
+  const exit = desired(config(EXIT)).firewall
+  const left = memoryFirewallPort()
+  left.current = exit
+  const a = setup(left)
+  const r = await a.node.apply(desired(config(EXIT)))
+  t.equal(r.ok, true)
+  t.same(left.applied, [], 'an equal table is adopted, nft is not run')
+  t.same(r.firewall.actions, [])
+
+  const stale = memoryFirewallPort()
+  stale.current = exit
+  const b = setup(stale)
+  const r2 = await b.node.apply(desired(config('')))
+  t.equal(r2.ok, true)
+  t.equal(stale.current, null, 'a table the config no longer asks for is removed')
+  t.match(r2.firewall.actions, [{ op: 'del', text: /^- firewall table quicether-qe0 left by an earlier run \(qe:[0-9a-f]+\)$/ }])
+})
+
+t.test('an engine that refuses its tables: the firewall goes back to exactly the table before', async (t) => {
+  const { node, port, tables } = setup()
+  await node.attachEngine(tables)
+  t.equal((await node.apply(desired(config(EXIT)))).ok, true)
+  const before = port.current?.hash
+  tables.refuseNext = new Error('refused')
+  const r = await node.apply(desired(config(EXIT + INGRESS + 'multipath: { accept: true }\n')))
+  t.equal(r.ok, false)
+  t.equal(r.engine.rolledBack, true)
+  t.equal(port.current?.hash, before, 'the exit table is back, without the ingress')
+  t.equal(port.applied.length, 3, 'applied, changed, restored')
+})
+
+t.test('a firewall that nft refuses leaves the engine untouched and the old table in place', async (t) => {
+  const port = memoryFirewallPort({ failOn: (s) => s.inputs.ingress.length > 0 })
+  const { node, tables } = setup(port)
+  await node.attachEngine(tables)
+  t.equal((await node.apply(desired(config(EXIT)))).ok, true)
+  const before = port.current?.hash
+  const version = tables.readTables()?.version
+  const r = await node.apply(desired(config(EXIT + INGRESS + 'multipath: { accept: true }\n')))
+  t.equal(r.ok, false)
+  t.equal(r.firewall.ok, false)
+  t.same(r.engine.actions, [], 'the engine step was not tried')
+  t.equal(tables.readTables()?.version, version)
+  t.equal(port.current?.hash, before)
+})
+
+t.test('cleanup removes a table this process only saw (a plan, no apply of its own)', async (t) => {
+  const port = memoryFirewallPort()
+  const { node } = setup(port)
+  await node.apply(desired(config('')))
+  port.current = desired(config(EXIT)).firewall // put there by someone, or an earlier run after the first read
+  await node.cleanup()
+  t.equal(port.current, null)
+})
+
+t.test('repairFirewall: nothing to do reports true without running nft; a failing nft reports false', async (t) => {
+  let fail = false
+  const port = memoryFirewallPort({ failOn: () => fail })
+  const { node } = setup(port)
+  await node.apply(desired(config(EXIT)))
+  t.equal(await node.repairFirewall(), true)
+  t.equal(port.applied.length, 1)
+  port.current = null
+  fail = true
+  t.equal(await node.repairFirewall(), false)
+  fail = false
+  t.equal(await node.repairFirewall(), true)
+  t.equal((port.current as { hash: string } | null)?.hash, desired(config(EXIT)).firewall.hash)
+})
+
+t.test('plan shows the firewall lines; a new ingress target is one change', async (t) => {
+  const { node } = setup()
+  const first = await node.plan(desired(config(INGRESS)))
+  t.same(first.firewall.map((a) => a.text), ['+ firewall ingress tcp 0.0.0.0:8443 → 100.88.0.2:443 (masqueraded)', '+ firewall mss clamp on qe0'])
+  await node.apply(desired(config(INGRESS)))
+  const moved = await node.plan(desired(config('gateway: { ingress: [{ listen: "0.0.0.0:8443", to: "b:8443" }] }\n')))
+  t.same(moved.firewall, [{ op: 'change', text: '~ firewall ingress tcp 0.0.0.0:8443 → 100.88.0.2:8443 (masqueraded) (was → 100.88.0.2:443 (masqueraded))' }])
+})
