@@ -78,9 +78,12 @@ export class NetlinkSocketError extends SystemError {
 /** `nft` refused a script (or could not run): nothing changed, the script is one transaction. */
 export class NftablesError extends SystemError {
   override readonly code = 'QE_NFTABLES'
+  /** nft's whole error output (the message keeps its first line: file:line:col and what it refused). */
+  readonly stderr: string
 
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: ErrorOptions & { stderr?: string }) {
     super(message, { ...options, retryable: false })
     this.name = 'NftablesError'
+    this.stderr = options?.stderr ?? ''
   }
 }

@@ -20,12 +20,13 @@ export interface ListeningSocket {
 export interface FirewallPort {
   /** Replaces the node's table with `s` (deletes it when `s.empty`); throws NftablesError with nft's message, nothing changed. */
   apply(s: FirewallState): Promise<void>
-  /** The hash in the installed table's comment; null when there is no table. */
+  /** The hash in the installed table's comment: null when there is no such table, '' when it has no `qe:` comment; throws NftablesError when nft cannot list (no permission, no nft). */
   readHash(table: string): Promise<string | null>
   /** TCP and UDP sockets this machine listens on (UDP: bound). */
   listening(): Promise<ListeningSocket[]>
 }
 
+/** Runs one process with `input` on stdin; a process that cannot start at all rejects with NftablesError. */
 function runNft(nft: string, args: readonly string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(nft, args, { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -35,21 +36,41 @@ function runNft(nft: string, args: readonly string[], input?: string): Promise<{
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
     child.once('error', (err) => reject(new NftablesError(`cannot run ${nft}: ${err.message} (install nftables)`, { cause: err })))
     child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
+    // A process that exits before reading its input (no permission, not found) makes the write fail: its exit code tells.
+    child.stdin.on('error', () => undefined)
     child.stdin.end(input ?? '')
   })
 }
 
-export function nftablesPort(opts: { nft?: string } = {}): FirewallPort {
+export interface NftablesPortOptions {
+  /** The nft binary. Default `nft` (from PATH). */
+  readonly nft?: string
+  /** Run nft inside this named network namespace (`ip netns exec <netns> nft …`): tests and the lab. Default: this one. */
+  readonly netns?: string
+}
+
+/**
+ * The real port. Every call runs one nft process (no shell): `apply` feeds
+ * the script on stdin to `nft -f -`, one transaction; `readHash` lists the
+ * table as text. `listening()` reads this process's /proc/net, which is the
+ * namespace of the process, not of `netns`.
+ */
+export function nftablesPort(opts: NftablesPortOptions = {}): FirewallPort {
   const nft = opts.nft ?? 'nft'
+  const cmd = (args: readonly string[]): [string, string[]] => (opts.netns === undefined ? [nft, [...args]] : ['ip', ['netns', 'exec', opts.netns, nft, ...args]])
   return {
     async apply(s) {
-      const r = await runNft(nft, ['-f', '-'], renderNft(s))
-      if (r.code !== 0) throw new NftablesError(`nft refused table ${s.table}: ${r.stderr.trim().split('\n')[0] ?? 'unknown error'}`)
+      const r = await runNft(...cmd(['-f', '-']), renderNft(s))
+      if (r.code !== 0) throw new NftablesError(`nft refused table ${s.table}: ${r.stderr.trim().split('\n')[0] || `exit ${r.code}`}`, { stderr: r.stderr })
     },
     async readHash(table) {
       // Text, not -j: nft 1.0.6's JSON leaves the table's comment out.
-      const r = await runNft(nft, ['list', 'table', 'inet', table])
-      if (r.code !== 0) return null
+      const r = await runNft(...cmd(['list', 'table', 'inet', table]))
+      if (r.code !== 0) {
+        if (/No such file or directory/.test(r.stderr)) return null
+        throw new NftablesError(`nft cannot list table ${table}: ${r.stderr.trim().split('\n')[0] || `exit ${r.code}`}`, { stderr: r.stderr })
+      }
+      // A table of that name without our comment is not ours as committed: '' never equals a hash.
       return /^\s*comment "qe:([0-9a-f]+)"/m.exec(r.stdout)?.[1] ?? ''
     },
     listening: readListening,
