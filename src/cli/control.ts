@@ -136,20 +136,46 @@ async function planAgainstKernel(file: string) {
   const config: Config = r.config
   const self = await selfOf(config)
   // Loaded here, not at the top: only this path needs netlink, and every other command starts faster without it.
-  const [{ Reconciler }, state, { createSystemAdapter }] = await Promise.all([import('../reconcile/index.js'), import('../state/index.js'), import('../system/index.js')])
+  const [{ Reconciler }, state, { createSystemAdapter }, nftables] = await Promise.all([
+    import('../reconcile/index.js'),
+    import('../state/index.js'),
+    import('../system/index.js'),
+    import('../system/nftables.js'),
+  ])
   // What `quicether start` would set: the same MTU rule, and the engine's first tables (no peer connected yet).
   const tunMtu = state.tunMtuOf(config)
   const kernel = state.desiredFromConfig(config, { overlayAddresses: self.addresses, learnedRoutes: [], tunMtu })
   const engine = state.engineFromConfig(config, { selfKey: self.key ?? '', fib: [] })
   const rec = new Reconciler({}, { system: createSystemAdapter(), log: silentLogger })
-  const { plan, issues } = await rec.plan(kernel)
+  const { plan, issues: kernelIssues } = await rec.plan(kernel)
+  // The firewall table as `start` would write it before any peer connects (members' addresses from their keys).
+  const firewall = state.firewallFromInputs(state.firewallInputs(config, { peers: [], memberAddress: (name) => derivedMemberAddress(config, name) }))
+  const installed = await nftables.nftablesPort().readHash(firewall.table).catch(() => null) // not root, no nft: as if none
+  const firewallActions = installed === firewall.hash ? [] : state.diffFirewall(firewall, null)
+  if (installed !== null && installed !== firewall.hash && firewall.empty) firewallActions.push({ op: 'del', text: `- firewall table ${firewall.table} (qe:${installed || 'no hash'})` })
+  const issues = [...kernelIssues, ...state.ingressIssues(firewall, await nftables.readListening().catch(() => []))]
   const errors = issues
     .filter((i) => i.severity === 'error' && i.code !== 'QE_LINK_MISSING') // the TUN appears when the daemon starts
     .map((i) => ({ file, line: 0, col: 0, path: '', severity: 'error' as const, code: i.code, message: i.message }))
   const names = new Map(config.peers.map((p) => [p.key, p.name]))
   const engineActions = state.diffEngine(engine, null, (k) => `${names.get(k) ?? '?'} (${state.shortKey(k)})`)
-  const actions = [...plan.actions.map((a) => ({ text: a.text, live: a.live })), ...engineActions.map((a) => ({ text: a.text, live: true }))]
+  const actions = [
+    ...plan.actions.map((a) => ({ text: a.text, live: a.live })),
+    ...firewallActions.map((a) => ({ text: a.text, live: true })),
+    ...engineActions.map((a) => ({ text: a.text, live: true })),
+  ]
   return { ok: errors.length === 0, errors, actions, restartTunnels: false }
+}
+
+/** A member's overlay addresses derived from its key (no certificate is at hand without the daemon); null: no such member. */
+function derivedMemberAddress(config: Config, name: string): { ipv4: string | null; ipv6: string | null } | null {
+  const p = config.peers.find((x) => x.name === name)
+  if (!p) return null
+  try {
+    return deriveOverlayAddresses(Buffer.from(p.key, 'base64'), config.network.overlay.ipv4, config.network.overlay.ipv6)
+  } catch {
+    return null
+  }
 }
 
 /** The node's overlay addresses and key, from the config and its identity file (when there is one yet). */

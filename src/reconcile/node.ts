@@ -23,7 +23,7 @@ import type { ActualState, KernelState, Plan, ValidationIssue } from '../state/t
 import { EngineVerifyError, FirewallVerifyError } from './errors.js'
 import { errorInfo } from './execute.js'
 import type { ApplyResult, ErrorInfo, ReconcilerApi } from './types.js'
-import { diffFirewall, emptyFirewall, type FirewallAction, type FirewallState } from '../state/firewall.js'
+import { diffFirewall, emptyFirewall, ingressIssues, type FirewallAction, type FirewallState } from '../state/firewall.js'
 import type { FirewallPort } from '../system/nftables.js'
 import { NftablesError } from '../system/errors.js'
 
@@ -201,26 +201,12 @@ export class NodeReconciler {
     return this.#finish({ ok: false, kernel, firewall, engine: { actions, ok: false, version: this.#version, error: errorInfo(err), rolledBack } })
   }
 
-  /** Ingress ports something on this machine already listens on, and duplicates: errors that stop the apply. */
+  /** Ingress ports something on this machine already listens on, and duplicates (`ingressIssues`): errors that stop the apply. */
   async #firewallIssues(want: FirewallState): Promise<ValidationIssue[]> {
-    if (!this.#firewall || want.inputs.ingress.length === 0) return []
-    const issues: ValidationIssue[] = []
-    const seen = new Set<string>()
-    let listening: Awaited<ReturnType<FirewallPort['listening']>> = []
-    try {
-      listening = await this.#firewall.listening()
-    } catch {
-      // Unreadable: the check cannot refuse anything; nft still catches bad rules.
-    }
-    for (const r of want.inputs.ingress) {
-      const where = `${r.family === 4 ? (r.listenAddress ?? '0.0.0.0') : `[${r.listenAddress ?? '::'}]`}:${r.listenPort}`
-      const id = `${r.proto} ${r.family} ${r.listenAddress ?? '*'} ${r.listenPort}`
-      if (seen.has(id)) issues.push({ severity: 'error', code: 'QE_INGRESS_DUPLICATE', message: `ingress ${r.proto} ${where} is forwarded twice` })
-      seen.add(id)
-      const busy = listening.find((l) => l.proto === r.proto && l.port === r.listenPort && (l.family === r.family || l.address === '::') && (r.listenAddress === null || isWildcard(l.address) || l.address === r.listenAddress))
-      if (busy) issues.push({ severity: 'error', code: 'QE_INGRESS_PORT_IN_USE', message: `ingress ${r.proto} ${where}: port ${r.listenPort} is in use by a listening socket on this node (${busy.address}:${busy.port}); choose another listen port` })
-    }
-    return issues
+    if (!this.#firewall || want.empty || want.inputs.ingress.length === 0) return []
+    // Unreadable: only duplicates are refused here; nft still refuses bad rules.
+    const listening = await this.#firewall.listening().catch(() => [])
+    return ingressIssues(want, listening)
   }
 
   /**
@@ -426,10 +412,6 @@ export class NodeReconciler {
     await this.#queue.catch(() => undefined)
     await this.#kernel.stop()
   }
-}
-
-function isWildcard(address: string): boolean {
-  return address === '0.0.0.0' || address === '::'
 }
 
 /** The kernel's part of a result when nothing was tried (a firewall check refused the apply first). */

@@ -16,6 +16,7 @@
  * hashes, and drift repair re-applies when someone flushed the ruleset.
  */
 import { createHash } from 'node:crypto'
+import type { ValidationIssue } from './types.js'
 
 export interface IngressRule {
   readonly proto: 'tcp' | 'udp'
@@ -173,4 +174,41 @@ export function diffFirewall(want: FirewallState, have: FirewallState | null): F
   for (const x of wc) if (!hc.includes(x)) add.push({ op: 'add', text: `+ firewall ${x}` })
   for (const x of hc) if (!wc.includes(x)) del.push({ op: 'del', text: `- firewall ${x}` })
   return [...add, ...change, ...del]
+}
+
+/** A socket something on this machine listens on (TCP) or is bound to (UDP), as `/proc/net` shows it. */
+export interface ListeningSocket {
+  readonly proto: 'tcp' | 'udp'
+  readonly family: 4 | 6
+  readonly address: string
+  readonly port: number
+}
+
+const isWildcard = (address: string): boolean => address === '0.0.0.0' || address === '::'
+
+/**
+ * The ingress rules that cannot be installed, as errors that stop an apply
+ * before anything changes: a listen side forwarded twice
+ * (`QE_INGRESS_DUPLICATE`), and a port a local socket listens on
+ * (`QE_INGRESS_PORT_IN_USE`: the DNAT would take that service's traffic from
+ * outside, e.g. lock people out of ssh). A socket on the wildcard, or an
+ * ingress on every address, overlaps any address; a v6 socket on `::` takes
+ * v4 too (dual stack). Our own DNAT binds no socket, so an installed table
+ * never counts against itself.
+ */
+export function ingressIssues(want: FirewallState, listening: readonly ListeningSocket[]): ValidationIssue[] {
+  const issues: ValidationIssue[] = []
+  const seen = new Set<string>()
+  for (const r of want.empty ? [] : want.inputs.ingress) {
+    const where = ingressListen(r)
+    if (seen.has(where)) issues.push({ severity: 'error', code: 'QE_INGRESS_DUPLICATE', message: `ingress ${where} is forwarded twice; keep one listen address and port per target` })
+    seen.add(where)
+    const busy = listening.find(
+      (l) => l.proto === r.proto && l.port === r.listenPort && (l.family === r.family || l.address === '::') && (r.listenAddress === null || isWildcard(l.address) || l.address === r.listenAddress),
+    )
+    if (busy) {
+      issues.push({ severity: 'error', code: 'QE_INGRESS_PORT_IN_USE', message: `ingress ${where}: port ${r.listenPort} is in use by a listening socket on this node (${hostPort(busy.family, busy.address, busy.port)}); choose another listen port` })
+    }
+  }
+  return issues
 }

@@ -28,3 +28,17 @@ export {
 export { computeMeshRoutes, type ConnectedPeer, type MeshRoutes, type FibEntry, type Rejection, type PeerHello } from './routes.js'
 export { desiredNode, type NodeState, type NodeFacts } from './node.js'
 export { tunMtuOf, DEFAULT_PATH_MTU } from './mtu.js'
+export {
+  firewallFromInputs,
+  emptyFirewall,
+  renderNft,
+  diffFirewall,
+  ingressIssues,
+  tableName,
+  type FirewallInputs,
+  type FirewallState,
+  type FirewallAction,
+  type IngressRule,
+  type ListeningSocket,
+} from './firewall.js'
+export { firewallInputs, type GatewayFacts } from './gateway.js'

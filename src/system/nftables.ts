@@ -6,16 +6,11 @@
  */
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
-import { renderNft, type FirewallState } from '../state/firewall.js'
+import { renderNft, type FirewallState, type ListeningSocket } from '../state/firewall.js'
 import { NftablesError } from './errors.js'
 import { parseAddress } from '../net/index.js'
 
-export interface ListeningSocket {
-  readonly proto: 'tcp' | 'udp'
-  readonly family: 4 | 6
-  readonly address: string
-  readonly port: number
-}
+export type { ListeningSocket }
 
 export interface FirewallPort {
   /** Replaces the node's table with `s` (deletes it when `s.empty`); throws NftablesError with nft's message, nothing changed. */

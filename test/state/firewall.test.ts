@@ -1,6 +1,6 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { diffFirewall, emptyFirewall, firewallFromInputs, renderNft, type FirewallInputs } from '../../src/state/firewall.js'
+import { diffFirewall, emptyFirewall, firewallFromInputs, ingressIssues, renderNft, type FirewallInputs, type IngressRule } from '../../src/state/firewall.js'
 
 const base: FirewallInputs = { tun: 'qe0', exit: { ipv4: false, ipv6: false }, masquerade: [], ingress: [], clampMss: false }
 const full: FirewallInputs = {
@@ -63,4 +63,29 @@ t.test('plan lines for people', async (t) => {
   ])
   t.same(diffFirewall(firewallFromInputs(full), firewallFromInputs(full)), [])
   t.same(diffFirewall(emptyFirewall('qe0'), firewallFromInputs({ ...base, exit: { ipv4: true, ipv6: false } })).map((d) => d.text), ['- firewall nat masquerade qe0 → any other interface (exit, ipv4)'])
+})
+
+t.test('plan lines: an ingress keeps its listen side and changes target: one change line', async (t) => {
+  const a = firewallFromInputs(full)
+  const moved = firewallFromInputs({ ...full, ingress: [{ ...full.ingress[0]!, toAddress: '100.88.0.9', masquerade: false }, full.ingress[1]!] })
+  t.same(diffFirewall(moved, a), [{ op: 'change', text: '~ firewall ingress tcp 0.0.0.0:32400 → 100.88.0.9:32400 (source kept) (was → 100.88.0.2:32400 (masqueraded))' }])
+  t.same(diffFirewall(emptyFirewall('qe0'), a).map((d) => d.op), ['del', 'del', 'del', 'del', 'del', 'del', 'del'], 'everything goes')
+})
+
+t.test('ingress checks: ports in use and duplicates', async (t) => {
+  const rule = (r: Partial<IngressRule>): IngressRule => ({ proto: 'tcp', family: 4, listenAddress: null, listenPort: 22, toAddress: '100.88.0.2', toPort: 22, masquerade: true, ...r })
+  const state = (...ingress: IngressRule[]) => firewallFromInputs({ ...base, ingress })
+  const ssh = { proto: 'tcp', family: 4, address: '0.0.0.0', port: 22 } as const
+  t.same(ingressIssues(state(rule({})), [ssh]), [
+    { severity: 'error', code: 'QE_INGRESS_PORT_IN_USE', message: 'ingress tcp 0.0.0.0:22: port 22 is in use by a listening socket on this node (0.0.0.0:22); choose another listen port' },
+  ])
+  t.same(ingressIssues(state(rule({ proto: 'udp' })), [ssh]), [], 'another protocol')
+  t.same(ingressIssues(state(rule({ listenPort: 2222 })), [ssh]), [], 'another port')
+  t.same(ingressIssues(state(rule({ listenAddress: '192.0.2.1' })), [{ ...ssh, address: '127.0.0.1' }]), [], 'another address')
+  t.equal(ingressIssues(state(rule({ listenAddress: '192.0.2.1' })), [ssh]).length, 1, 'a socket on every address')
+  t.equal(ingressIssues(state(rule({})), [{ ...ssh, address: '127.0.0.1' }]).length, 1, 'an ingress on every address')
+  t.equal(ingressIssues(state(rule({})), [{ proto: 'tcp', family: 6, address: '::', port: 22 }]).length, 1, 'a dual-stack socket takes v4 too')
+  t.same(ingressIssues(state(rule({ family: 6, listenAddress: 'fd00::1', toAddress: 'fd00:88::2' })), [ssh]), [], 'a v4 socket does not take v6')
+  t.match(ingressIssues(state(rule({ listenPort: 80 }), rule({ listenPort: 80, toPort: 8080 })), []), [{ code: 'QE_INGRESS_DUPLICATE', message: /ingress tcp 0\.0\.0\.0:80 is forwarded twice/ }])
+  t.same(ingressIssues(emptyFirewall('qe0'), [ssh]), [])
 })
