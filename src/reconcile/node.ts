@@ -164,6 +164,7 @@ export class NodeReconciler {
     const actions = diffEngine(desired.engine, have, name)
     const skipped: EngineApplyInfo = { actions: [], ok: true, version: engine ? this.#version : null, error: null, rolledBack: false }
 
+    this.#firewallTun = desired.firewall.inputs.tun
     // The firewall's own checks come first: a refused ingress changes nothing at all.
     const fwIssues = await this.#firewallIssues(desired.firewall)
     if (fwIssues.length > 0) {
@@ -220,7 +221,6 @@ export class NodeReconciler {
     const port = this.#firewall
     const same = { info: { actions: [], ok: true, error: null }, changed: false }
     if (!port) return same
-    this.#firewallTun = want.inputs.tun
     const have = this.#firewallCommitted
     if (have !== null && have.hash === want.hash) return same
     const actions = diffFirewall(want, have)
@@ -389,8 +389,8 @@ export class NodeReconciler {
       const fw = this.#firewallCommitted
       const tun = fw?.inputs.tun ?? this.#firewallTun
       if (port && tun !== null) {
-        // Only when there is one: a node that never had a table does not run nft at every stop.
-        const there = fw !== null && !fw.empty ? true : (await port.readHash(emptyFirewall(tun).table).catch(() => null)) !== null
+        // Committed: we know what is there. Not yet (the first apply failed before the firewall): look, a table an earlier run left goes too.
+        const there = fw !== null ? !fw.empty : (await port.readHash(emptyFirewall(tun).table).catch(() => null)) !== null
         if (there) await this.#removeTable(tun)
       }
       this.#firewallCommitted = null

@@ -152,13 +152,27 @@ t.test('a firewall that nft refuses leaves the engine untouched and the old tabl
   t.equal(port.current?.hash, before)
 })
 
-t.test('cleanup removes a table this process only saw (a plan, no apply of its own)', async (t) => {
-  const port = memoryFirewallPort()
+t.test('cleanup after a first apply that failed before the firewall: a table an earlier run left is removed', async (t) => {
+  const port = memoryFirewallPort({ listening: [{ proto: 'tcp', family: 4, address: '0.0.0.0', port: 8443 }] })
+  port.current = desired(config(EXIT)).firewall
   const { node } = setup(port)
-  await node.apply(desired(config('')))
-  port.current = desired(config(EXIT)).firewall // put there by someone, or an earlier run after the first read
+  t.equal((await node.apply(desired(config(INGRESS)))).ok, false, 'refused: port in use')
+  t.same(port.applied, [])
   await node.cleanup()
   t.equal(port.current, null)
+})
+
+t.test('cleanup on a node whose table is known to be absent runs no nft', async (t) => {
+  const port = memoryFirewallPort()
+  let reads = 0
+  const readHash = port.readHash.bind(port)
+  port.readHash = async (table: string) => (reads++, readHash(table))
+  const { node } = setup(port)
+  await node.apply(desired(config('')))
+  const before = reads
+  await node.cleanup()
+  t.equal(reads, before)
+  t.same(port.applied, [])
 })
 
 t.test('repairFirewall: nothing to do reports true without running nft; a failing nft reports false', async (t) => {
