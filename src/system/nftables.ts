@@ -47,8 +47,7 @@ export interface NftablesPortOptions {
 /**
  * The real port. Every call runs one nft process (no shell): `apply` feeds
  * the script on stdin to `nft -f -`, one transaction; `readHash` lists the
- * table as text. `listening()` reads this process's /proc/net, which is the
- * namespace of the process, not of `netns`.
+ * table as text. `listening()` reads /proc/net of the same namespace.
  */
 export function nftablesPort(opts: NftablesPortOptions = {}): FirewallPort {
   const nft = opts.nft ?? 'nft'
@@ -68,20 +67,26 @@ export function nftablesPort(opts: NftablesPortOptions = {}): FirewallPort {
       // A table of that name without our comment is not ours as committed: '' never equals a hash.
       return /^\s*comment "qe:([0-9a-f]+)"/m.exec(r.stdout)?.[1] ?? ''
     },
-    listening: readListening,
+    // /proc/net is the reading process's namespace: inside `netns`, a `cat` run there reads it.
+    listening: () => readListening(opts.netns === undefined ? '/proc/net' : netnsReader(opts.netns)),
   }
 }
 
-/** Parses /proc/net/{tcp,tcp6,udp,udp6}: TCP in LISTEN, UDP bound to a port. */
-export async function readListening(root = '/proc/net'): Promise<ListeningSocket[]> {
+/** Reads /proc/net/<file> from inside a named namespace (null: unreadable). */
+function netnsReader(netns: string): (file: string) => Promise<string | null> {
+  return async (file) => {
+    const r = await runNft('ip', ['netns', 'exec', netns, 'cat', `/proc/net/${file}`])
+    return r.code === 0 ? r.stdout : null
+  }
+}
+
+/** Parses /proc/net/{tcp,tcp6,udp,udp6} (a directory, or a reader of those files): TCP in LISTEN, UDP bound to a port. */
+export async function readListening(from: string | ((file: string) => Promise<string | null>) = '/proc/net'): Promise<ListeningSocket[]> {
+  const read = typeof from === 'string' ? (file: string) => readFile(`${from}/${file}`, 'utf8').catch(() => null) : from
   const out: ListeningSocket[] = []
   for (const [file, proto, family] of [['tcp', 'tcp', 4], ['tcp6', 'tcp', 6], ['udp', 'udp', 4], ['udp6', 'udp', 6]] as const) {
-    let text: string
-    try {
-      text = await readFile(`${root}/${file}`, 'utf8')
-    } catch {
-      continue
-    }
+    const text = await read(file)
+    if (text === null) continue
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/)
       if (f.length < 4 || !f[1] || !f[3]) continue

@@ -6,7 +6,8 @@
  * namespace; no packet is sent here (the gateways e2e test sends them).
  */
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { createNetns, isRoot } from '../system/netns.js'
 import { emptyFirewall, firewallFromInputs, type FirewallInputs } from '../../src/state/firewall.js'
 import { nftablesPort } from '../../src/system/nftables.js'
@@ -107,6 +108,23 @@ function nodeState(fw: FirewallInputs): NodeState {
   const self = { ipv4: '100.88.0.1', ipv6: 'fd00:88::1' }
   return { ...desiredNode(r.config, { selfKey: Buffer.alloc(32, 1).toString('base64'), self, tunMtu: 1400, peers: [] }).state, firewall: firewallFromInputs(fw) }
 }
+
+t.test("listening(): the namespace's own sockets, and an ingress on one of them refused with nothing changed", async (t) => {
+  const ns = createNetns(t)
+  const port = nftablesPort({ netns: ns.name })
+  const code = "require('net').createServer().listen(2222, '0.0.0.0', () => console.log('up'))"
+  const server = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => void server.kill('SIGKILL'))
+  await once(server.stdout, 'data')
+  t.match(await port.listening(), [{ proto: 'tcp', family: 4, address: '0.0.0.0', port: 2222 }])
+
+  const kernel = new Reconciler({ periodicMs: 0, verifyDelayMs: 1 }, { system: nodeKernel(), log: silentLogger })
+  const node = new NodeReconciler({}, { kernel, log: silentLogger, firewall: port })
+  const r = await node.apply(nodeState({ ...gateway, ingress: [{ ...gateway.ingress[0]!, listenPort: 2222 }] }))
+  t.equal(r.ok, false)
+  t.equal(r.firewall.error?.code, 'QE_INGRESS_PORT_IN_USE')
+  t.equal(listTable(ns.name, 'quicether-qe0'), null, 'no table was made')
+})
 
 t.test('the node reconciler with real nft: apply, a flush repaired, cleanup removes', async (t) => {
   const ns = createNetns(t)
