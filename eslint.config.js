@@ -16,4 +16,12 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    // The web UI's page script runs in the browser, with the graph and chart libraries as globals.
+    files: ['ui/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { window: 'readonly', document: 'readonly', location: 'readonly', history: 'readonly', sessionStorage: 'readonly', performance: 'readonly', fetch: 'readonly', TextDecoderStream: 'readonly', cytoscape: 'readonly', uPlot: 'readonly' },
+    },
+  },
 )

@@ -352,6 +352,35 @@ Examples:
     })
 
   lab
+    .command('ui')
+    .summary("forward a lab node's web UI and metrics to this host's loopback, and print their addresses")
+    .argument('<node>', 'a node of the run that runs a daemon')
+    .option('--run <id>', 'the run (default: the only one up)')
+    .option('--port <n>', 'host port for the UI (default: any free one; metrics take any free one)')
+    .action(async (node: string, f: { run?: string; port?: string }) => {
+      if (f.run !== undefined && !isRunId(f.run)) throw new LabSpecError(`--run: '${f.run}' is not a run id (4 hex digits, as in qel-3f2a-…)`)
+      const hostUiPort = f.port === undefined ? 0 : parsePositiveInt(f.port, '--port', 65535)
+      requireRoot()
+      const { readUpResult } = await import('../lab/up.js')
+      const { openNodeFaces } = await import('../lab/forward.js')
+      const { LAB_METRICS_PORT, LAB_UI_PORT } = await import('../lab/nodeconfig.js')
+      const up = await readUpResult(f.run ?? null)
+      const n = up.nodes.find((x) => x.name === node)
+      if (!n) throw new LabSpecError(`run ${up.runId} has no node '${node}' (it has ${up.nodes.map((x) => x.name).join(', ')})`)
+      if (!n.daemon) throw new LabSpecError(`'${node}' runs no daemon: it has no UI`)
+      await withInterrupts(async (signal) => {
+        const faces = await openNodeFaces({ netns: n.netns, node, stateDir: `${up.dir}/${node}`, uiPort: LAB_UI_PORT, metricsPort: LAB_METRICS_PORT, hostUiPort })
+        print(`${node}'s web UI:   ${faces.ui}`)
+        print(`${node}'s metrics:  ${faces.metrics}`)
+        print(`forwarded into ${n.netns} from this host's loopback; Ctrl-C stops`)
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+        await faces.close()
+      }).catch((err: Error) => {
+        if (err.name !== 'LabAbortedError') throw err
+      })
+    })
+
+  lab
     .command('down')
     .summary('remove everything lab runs left: processes, namespaces, tables, temp dirs')
     .option('--run <id>', 'only this run (the 4 hex digits in qel-<id>-…)')
@@ -411,6 +440,14 @@ function printUp(r: UpResult, name: string | null): void {
     if (a && to) print(`  ip netns exec ${a.netns} ping ${to.ipv4}    # ${a.name} → ${l?.b} over link ${l?.name}`)
   }
   if (x?.log) print(`  tail -f ${x.log}    # ${x.name}'s daemon log`)
+  const watched = r.nodes.filter((n) => n.daemon)
+  if (watched.length) {
+    print()
+    print("Each daemon's web UI and metrics listen on its namespace's loopback (UI 127.0.0.1:9587, metrics :9586).")
+    print("From this host, forward one and print its addresses (the UI's with its token):")
+    for (const n of watched) print(`  quicether lab ui ${n.name} --run ${r.runId}`)
+    print(`  ip netns exec ${watched[0]!.netns} curl -s http://127.0.0.1:9586/metrics    # or read metrics inside`)
+  }
   print(`Tear down: quicether lab down --run ${r.runId}   (or: quicether lab down, for every run)`)
 }
 

@@ -17,6 +17,7 @@ import { registerLabCommands } from './lab.js'
 import { registerSchema } from './schema.js'
 import { registerStart } from './start.js'
 import { registerValidate } from './validate.js'
+import { registerUi } from './ui.js'
 
 export type { CliIo } from './context.js'
 
@@ -79,6 +80,7 @@ Run 'quicether <command> --help' for a command's options.`,
   registerInvite(program, ctx)
   registerJoin(program, ctx)
   registerCaCommands(program, ctx)
+  registerUi(program, ctx)
   registerLabCommands(program)
   return program
 }

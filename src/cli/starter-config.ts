@@ -179,7 +179,7 @@ export function renderStarterConfig(o: StarterOptions): string {
     c(`  level: warn`, 'trace | debug | info | warn | error | fatal | silent'),
     c(`  destination: stderr`, 'stderr | stdout | a file path'),
     ``,
-    `# Not acted on yet: a Prometheus endpoint and a web UI. Use 'quicether status'.`,
+    `# Prometheus /metrics (no auth: keep it local), and the read-only web UI ('quicether ui --url').`,
     `# metrics: { listen: 127.0.0.1:9586 }`,
     `# ui: { listen: 127.0.0.1:9587 }`,
   )

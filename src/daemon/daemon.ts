@@ -39,6 +39,7 @@ import { needsEngineRestart, prepareGeneration, type Generation } from './genera
 import { MeshHost } from './mesh-host.js'
 import type { Subsystem } from './subsystem.js'
 import { WatchHost } from './watch.js'
+import { ObserveHost } from './observe-host.js'
 import { nftablesPort, type FirewallPort } from '../system/nftables.js'
 import { deriveOverlayAddresses } from '../mesh/identity.js'
 
@@ -106,6 +107,7 @@ export class Daemon {
   readonly #watch: WatchHost
   readonly #discovery: Discovery
   readonly #traversal: Traversal
+  readonly #observe: ObserveHost
   /** What discovery verified: certified members and the revocation list. */
   #membership: Membership = NO_MEMBERSHIP
   #effectiveCache: { gen: Generation; membership: Membership; config: Config; limits: ReadonlyMap<string, PeerLimits> } | null = null
@@ -136,7 +138,16 @@ export class Daemon {
     this.#init = init
     this.#log = components.log
     const log = (component: string) => this.#log.child({ component })
-    const kernel = new Reconciler({}, { system: components.system ?? createSystemAdapter(), log: log('reconcile') })
+    this.#observe = new ObserveHost({ log: log('observe'), snapshot: () => this.status() })
+    const observe = this.#observe
+    const kernel = new Reconciler({}, {
+      system: components.system ?? createSystemAdapter(),
+      log: log('reconcile'),
+      // Desired applies are counted whole (kernel, firewall, engine) in #applyNode.
+      onResult: (r) => {
+        if (r.trigger === 'drift' || r.trigger === 'periodic') observe.observeApply(r.trigger, r.ok, r.durationMs, r.applied > 0)
+      },
+    })
     this.#node = new NodeReconciler({}, { kernel, log: log('reconcile'), firewall: components.firewall ?? nftablesPort() })
     this.#engines = new EngineHost({ log: log('engine'), node: this.#node, listener: () => this.#mesh, ...(components.createEngine ? { createEngine: components.createEngine } : {}) })
     this.#discovery = new Discovery({
@@ -190,7 +201,7 @@ export class Daemon {
       onChange: () => this.#queueFactsApply(),
     })
     this.#watch = new WatchHost({ path: this.#configPath, loaded: init.configText }, { onChange: (text) => void this.#queueReload(text), log: log('watch') })
-    this.#subsystems = [this.#mesh, this.#discovery, this.#traversal, this.#watch]
+    this.#subsystems = [this.#mesh, this.#discovery, this.#traversal, this.#watch, this.#observe]
     this.#confirm = new ConfirmWindow({ log: log('confirm') })
   }
 
@@ -263,6 +274,7 @@ export class Daemon {
       traversal: this.#traversal.status(),
       startedAt: this.#startedAt,
       now: Date.now(),
+      groupsOf: (key) => (gen ? this.#effective(gen).config.peers.find((p) => p.key === key)?.groups ?? [] : []),
     })
   }
 
@@ -335,7 +347,9 @@ export class Daemon {
 
   async #applyNode(gen: Generation): Promise<NodeApplyResult> {
     const { state, routes } = this.#desired(gen)
+    const t0 = performance.now()
     const res = await this.#node.apply(state, namer(this.#effective(gen).config))
+    this.#observe.observeApply('desired', res.ok, performance.now() - t0, res.kernel.applied > 0 || res.engine.actions.length > 0)
     if (res.ok) {
       this.#noteRoutes(gen, routes)
       this.#advertiseHub(gen, routes)

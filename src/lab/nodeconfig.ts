@@ -52,6 +52,10 @@ export function peerEndpoints(topology: TopologySpec, self: string, peer: string
   return { endpoints, dial }
 }
 
+/** Each lab daemon serves metrics and its web UI on its own namespace's loopback (`quicether lab ui` forwards them). */
+export const LAB_METRICS_PORT = 9586
+export const LAB_UI_PORT = 9587
+
 export interface NodeConfigInit {
   readonly topology: TopologySpec
   readonly network: LabNetwork
@@ -87,6 +91,8 @@ export function nodeConfig(init: NodeConfigInit, name: string): Record<string, u
     discovery: { dht: false, lan: false, 'connect-to': connectTo },
     logging: { level: network.logLevel },
     control: { socket: join(home, 'control.sock') },
+    metrics: { listen: `127.0.0.1:${LAB_METRICS_PORT}` },
+    ui: { listen: `127.0.0.1:${LAB_UI_PORT}` },
   }
   return spec.config ? mergeConfig(generated, spec.config) : generated
 }

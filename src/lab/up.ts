@@ -3,7 +3,9 @@
  * daemons, and leaves everything running (detached) until `quicether lab
  * down`. Returns what a person needs to reach the nodes.
  */
-import { writeFile } from 'node:fs/promises'
+import { readFile, readdir, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { isRunId, runDir } from './names.js'
 import { join } from 'node:path'
 import { Lab } from './topology.js'
 import { startDaemons } from './daemon.js'
@@ -85,4 +87,20 @@ export function linkInterfaces(lab: Pick<Lab, 'links'>, node: string, config: Re
     return { ...u, name: l.spec.a === node ? l.ifA : l.ifB }
   })
   return { ...config, interfaces }
+}
+
+/** What `lab up` of run `runId` built (its up.json); with no id, the only run up. */
+export async function readUpResult(runId: string | null): Promise<UpResult> {
+  let id = runId
+  if (id === null) {
+    const runs = (await readdir(tmpdir())).filter((d) => d.startsWith('qel-') && isRunId(d.slice(4)))
+    const withUp: string[] = []
+    for (const d of runs) if (await readFile(join(tmpdir(), d, 'up.json')).then(() => true, () => false)) withUp.push(d.slice(4))
+    if (withUp.length !== 1) throw new LabSpecError(withUp.length === 0 ? 'no lab run is up (start one with quicether lab up)' : `several lab runs are up (${withUp.join(', ')}): name one with --run`)
+    id = withUp[0]!
+  }
+  const text = await readFile(join(runDir(id), 'up.json'), 'utf8').catch(() => {
+    throw new LabSpecError(`run ${id} is not up (no ${join(runDir(id), 'up.json')})`)
+  })
+  return JSON.parse(text) as UpResult
 }

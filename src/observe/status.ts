@@ -27,6 +27,8 @@ export interface PeerView {
   readonly hello: HelloMessage | null
   /** The engine's counters for this peer (null when it has none). */
   readonly stats: PeerStats | null
+  /** Its groups: `peers[].groups` of the config, or its certificate's. */
+  readonly groups: readonly string[]
 }
 
 export interface ApplySummary {
@@ -81,6 +83,8 @@ export interface StatusParts {
   readonly traversal?: TraversalStatus | null
   readonly startedAt: number
   readonly now: number
+  /** A peer's groups by key (the effective config's peers). */
+  readonly groupsOf?: (key: string) => readonly string[]
 }
 
 export function buildStatus(p: StatusParts): NodeStatus {
@@ -95,11 +99,12 @@ export function buildStatus(p: StatusParts): NodeStatus {
     remote: a.remote,
     hello: connected.get(a.key)?.hello ?? null,
     stats: statsOf(a.key),
+    groups: p.groupsOf?.(a.key) ?? [],
   }))
   // A connected peer that is not admitted (cannot happen: the engine refuses it; kept honest).
   for (const c of p.mesh.connected) {
     if (peers.some((x) => x.key === c.key)) continue
-    peers.push({ key: c.key, name: c.name, state: 'up', since: new Date(c.since).toISOString(), lastError: null, remote: c.remote, hello: c.hello, stats: statsOf(c.key) })
+    peers.push({ key: c.key, name: c.name, state: 'up', since: new Date(c.since).toISOString(), lastError: null, remote: c.remote, hello: c.hello, stats: statsOf(c.key), groups: p.groupsOf?.(c.key) ?? [] })
   }
   return {
     node: p.node,

@@ -67,6 +67,7 @@ const EMPTY_PLAN: Plan = { actions: [], summary: { add: 0, change: 0, del: 0 }, 
 export class Reconciler implements ReconcilerApi {
   private readonly system: SystemAdapter
   private readonly log: Logger
+  private readonly onResult: ((r: ApplyResult) => void) | undefined
   private readonly cfg: Settings
   private committed: KernelState | null = null
   /** The state an apply in progress is heading to (its own events are not drift). */
@@ -89,6 +90,7 @@ export class Reconciler implements ReconcilerApi {
   constructor(init: ReconcilerInit, components: ReconcilerComponents) {
     this.system = components.system
     this.log = components.log
+    this.onResult = components.onResult
     this.cfg = settings(init)
   }
 
@@ -301,6 +303,11 @@ export class Reconciler implements ReconcilerApi {
     if (!result.ok) this.log.error(fields, msg)
     else if (result.plan.actions.length > 0 || result.trigger === 'desired' || result.trigger === 'cleanup') this.log.info(fields, msg)
     else this.log.debug(fields, msg)
+    try {
+      this.onResult?.(result)
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'apply observer failed')
+    }
     return result
   }
 

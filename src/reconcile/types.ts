@@ -36,6 +36,8 @@ export interface ReconcilerComponents {
   readonly system: SystemAdapter
   /** A child logger; each apply logs one line (plan summary and result). */
   readonly log: Logger
+  /** Told of every finished apply, repair and cleanup (metrics count and time them). */
+  readonly onResult?: (result: ApplyResult) => void
 }
 
 /** What started an apply. */
