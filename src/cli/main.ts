@@ -15,6 +15,7 @@ import { registerInvite } from './invite.js'
 import { registerJoin } from './join.js'
 import { registerLabCommands } from './lab.js'
 import { registerSchema } from './schema.js'
+import { registerServiceCommands } from './service.js'
 import { registerStart } from './start.js'
 import { registerValidate } from './validate.js'
 
@@ -80,6 +81,7 @@ Run 'quicether <command> --help' for a command's options.`,
   registerJoin(program, ctx)
   registerCaCommands(program, ctx)
   registerLabCommands(program)
+  registerServiceCommands(program, ctx)
   return program
 }
 
