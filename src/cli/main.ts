@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander'
 import { isQeError } from '../errors.js'
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, formatError, packageVersion, type CliContext, type CliIo } from './context.js'
 import { registerCaCommands } from './ca.js'
+import { registerCompletion } from './completion.js'
 import { registerControlCommands } from './control.js'
 import { registerInit } from './init.js'
 import { registerInvite } from './invite.js'
@@ -82,6 +83,7 @@ Run 'quicether <command> --help' for a command's options.`,
   registerCaCommands(program, ctx)
   registerLabCommands(program)
   registerServiceCommands(program, ctx)
+  registerCompletion(program, ctx)
   return program
 }
 
