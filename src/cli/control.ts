@@ -1,20 +1,24 @@
 /**
  * Commands that talk to a running daemon over its control socket, or to the
- * kernel when none runs: `status`, `plan`, `apply`, `confirm`.
+ * kernel when none runs: `status` (once or `--watch`), `peers`, `paths`,
+ * `plan`, `apply`, `confirm`.
  *
  * Which socket: `--socket`, else the `control.socket` of the config file
  * (`--config`, default /etc/quicether.yaml) when it loads, else the default.
  */
 import { access } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Command } from 'commander'
 import { loadConfigFile, type Config } from '../config/index.js'
 import { silentLogger } from '../log.js'
 import { deriveOverlayAddresses, loadIdentity, publicKeyBase64 } from '../mesh/identity.js'
 import { controlRequest, DaemonNotRunningError } from '../observe/control-socket.js'
-import { EXIT_INVALID, EXIT_OK, type CliContext } from './context.js'
+import { EXIT_INVALID, EXIT_OK, formatError, type CliContext, type TextSink } from './context.js'
 import { formatLines } from './report.js'
 import { DEFAULT_CONFIG_PATH } from './validate.js'
-import { UsageError } from '../errors.js'
+import { isQeError, UsageError } from '../errors.js'
+import type { NodeStatus } from '../observe/status.js'
+import { pathRows, peerRows, renderPaths, renderPeers } from './tables.js'
 import type { MeshRoutes } from '../state/routes.js'
 
 const DEFAULT_SOCKET = '/run/quicether/control.sock'
@@ -47,13 +51,36 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
       .option('--json', 'print JSON')
 
   common(program.command('status').summary('show the running node: config generation, last apply, errors, peers, routes'))
-    .action(async (opts: CommonOpts) => {
-      const st = (await controlRequest(await socketFor(opts), 'status')) as Record<string, unknown>
-      if (opts.json) stdout.write(JSON.stringify(st, null, 2) + '\n')
-      else stdout.write(renderStatus(st))
+    .option('-w, --watch', 'redraw every --interval until Ctrl-C')
+    .option('--interval <seconds>', 'with --watch: seconds between redraws', '2')
+    .action(async (opts: CommonOpts & { watch?: boolean; interval: string }) => {
+      const socket = await socketFor(opts)
+      const render = (st: Record<string, unknown>) => (opts.json ? JSON.stringify(st, null, 2) + '\n' : renderStatus(st))
+      if (opts.watch) {
+        const intervalMs = parseInterval(opts.interval)
+        await untilInterrupted((signal) =>
+          watch({ intervalMs, signal, out: stdout, tty: isTty(stdout), snapshot: async () => render((await controlRequest(socket, 'status')) as Record<string, unknown>) }),
+        )
+        ctx.exitCode = EXIT_OK
+        return
+      }
+      const st = (await controlRequest(socket, 'status')) as Record<string, unknown>
+      stdout.write(render(st))
       const errors = (st.config as { errors?: unknown[] } | undefined)?.errors ?? []
       ctx.exitCode = errors.length > 0 ? EXIT_INVALID : EXIT_OK
     })
+
+  common(program.command('peers').summary('table of peers: state, direct/lan/relay, remote, RTT, traffic, since')).action(async (opts: CommonOpts) => {
+    const st = (await controlRequest(await socketFor(opts), 'status')) as NodeStatus
+    stdout.write(opts.json ? JSON.stringify(peerRows(st), null, 2) + '\n' : renderPeers(st, Date.now()))
+    ctx.exitCode = EXIT_OK
+  })
+
+  common(program.command('paths').summary("table of bonded peers' uplink paths: alive, RTT, rate, cwnd, queue, share")).action(async (opts: CommonOpts) => {
+    const st = (await controlRequest(await socketFor(opts), 'status')) as NodeStatus
+    stdout.write(opts.json ? JSON.stringify(pathRows(st), null, 2) + '\n' : renderPaths(st))
+    ctx.exitCode = EXIT_OK
+  })
 
   common(
     program
@@ -118,6 +145,53 @@ export function registerControlCommands(program: Command, ctx: CliContext): void
     else stdout.write(`confirmed: ${res.file} is the config\n`)
     ctx.exitCode = EXIT_OK
   })
+}
+
+function parseInterval(text: string): number {
+  const n = Number(text)
+  if (!Number.isFinite(n) || n < 0.1 || n > 3600) throw new UsageError(`--interval: '${text}' is not a number of seconds between 0.1 and 3600`)
+  return Math.round(n * 1000)
+}
+
+function isTty(out: TextSink): boolean {
+  return (out as { isTTY?: boolean }).isTTY === true
+}
+
+/** Runs `body` with a signal that aborts on the first SIGINT or SIGTERM; the handlers are removed after. */
+async function untilInterrupted(body: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const ac = new AbortController()
+  const stop = () => ac.abort()
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  try {
+    await body(ac.signal)
+  } finally {
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+  }
+}
+
+/**
+ * `status --watch`: a snapshot every `intervalMs` until `signal` aborts. On a
+ * terminal each one replaces the screen; elsewhere (a pipe, a log) they follow
+ * each other under a timestamped separator. A QeError (the daemon stopped,
+ * a timeout) is shown in place of the snapshot and the watch goes on.
+ */
+export async function watch(opts: { intervalMs: number; signal: AbortSignal; snapshot: () => Promise<string>; out: TextSink; tty: boolean; now?: () => number }): Promise<void> {
+  const now = opts.now ?? Date.now
+  while (!opts.signal.aborted) {
+    let text: string
+    try {
+      text = await opts.snapshot()
+    } catch (err) {
+      if (!isQeError(err)) throw err
+      text = formatError(err)
+    }
+    if (opts.signal.aborted) break
+    const at = new Date(now()).toISOString()
+    opts.out.write(opts.tty ? `\x1b[H\x1b[2J${at}  (every ${opts.intervalMs / 1000}s, Ctrl-C to stop)\n\n${text}` : `--- ${at}\n${text}`)
+    await sleep(opts.intervalMs, undefined, { signal: opts.signal }).catch(() => undefined)
+  }
 }
 
 function parseDuration(text: string): number {

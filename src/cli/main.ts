@@ -9,12 +9,14 @@ import { Command, CommanderError } from 'commander'
 import { isQeError } from '../errors.js'
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, formatError, packageVersion, type CliContext, type CliIo } from './context.js'
 import { registerCaCommands } from './ca.js'
+import { registerCompletion } from './completion.js'
 import { registerControlCommands } from './control.js'
 import { registerInit } from './init.js'
 import { registerInvite } from './invite.js'
 import { registerJoin } from './join.js'
 import { registerLabCommands } from './lab.js'
 import { registerSchema } from './schema.js'
+import { registerServiceCommands } from './service.js'
 import { registerStart } from './start.js'
 import { registerValidate } from './validate.js'
 import { registerUi } from './ui.js'
@@ -82,6 +84,8 @@ Run 'quicether <command> --help' for a command's options.`,
   registerCaCommands(program, ctx)
   registerUi(program, ctx)
   registerLabCommands(program)
+  registerServiceCommands(program, ctx)
+  registerCompletion(program, ctx)
   return program
 }
 
