@@ -30,7 +30,7 @@ function stats(peer: string, over: Partial<PeerStats> = {}): PeerStats {
 }
 
 function peer(key: string, name: string | null, over: Partial<PeerView> = {}): PeerView {
-  return { key, name, state: 'up', since: '2026-11-26T11:55:00Z', lastError: null, remote: { address: '192.0.2.1', port: 7443 }, hello: null, stats: stats(key), ...over }
+  return { key, name, state: 'up', since: '2026-11-26T11:55:00Z', lastError: null, remote: { address: '192.0.2.1', port: 7443 }, hello: null, stats: stats(key), groups: [], ...over }
 }
 
 const status: NodeStatus = {
