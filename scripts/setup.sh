@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 quiet=0; [ "${1:-}" = "--quiet" ] && quiet=1
 say() { [ "$quiet" = 1 ] || echo "setup: $*"; }
 
-# Build the forwarding plane; run the lab (iproute2, nftables, iperf3); compare against peers (openvpn, wireguard-go).
+# Build the forwarding plane; run the lab (iproute2, nftables, iperf3, curl); compare against peers (openvpn,
+# wireguard-go); test the web UI in a real browser (chromium, driven by playwright-core).
 pkgs=(build-essential python3 pkg-config libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
-      iproute2 iputils-ping nftables iperf3 mptcpize procps openssl openvpn wireguard-go wireguard-tools)
+      iproute2 iputils-ping nftables iperf3 mptcpize procps openssl openvpn wireguard-go wireguard-tools
+      curl chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -11,6 +11,8 @@ import { controlRequest } from '../../src/observe/control-socket.js'
 import { memoryFirewallPort } from '../../src/system/nftables.js'
 import { FakeAdapter } from '../reconcile/fake-adapter.js'
 import { FakeEngine } from './fake-engine.js'
+import { createServer } from 'node:net'
+import { stat } from 'node:fs/promises'
 
 const KEY_B = Buffer.alloc(32, 2).toString('base64')
 const KEY_C = Buffer.alloc(32, 3).toString('base64')
@@ -34,7 +36,7 @@ async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoint
   const id = generateIdentity()
   await saveIdentity(idPath, id)
   const text = (p: string) =>
-    `node: { name: a, identity: ${idPath} }\nnetwork: { name: n, overlay: { ipv4: 100.88.0.0/16, ipv6: "fd00:88::/48" } }\ncontrol: { socket: ${join(dir, 'c.sock')} }\ntun: { name: qe9, mtu: 1400 }\n` +
+    `node: { name: a, identity: ${idPath}, state-dir: ${dir} }\nnetwork: { name: n, overlay: { ipv4: 100.88.0.0/16, ipv6: "fd00:88::/48" } }\ncontrol: { socket: ${join(dir, 'c.sock')} }\ntun: { name: qe9, mtu: 1400 }\n` +
     `discovery: { connect-to: [ b ] }\npeers:\n${p}\n${extra}`
   const file = join(dir, 'node.yaml')
   await writeFile(file, text(peers))
@@ -224,4 +226,50 @@ t.test('a rebuild whose new engine cannot start (port in use) brings the previou
   t.equal(st.config.generation, 1)
   t.match(st.config.errors, [{ message: /address in use/ }])
   t.match(st.peers, [{ name: 'b', state: 'connecting' }])
+})
+
+/** A loopback port free now (bound and released). */
+async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))
+  const port = (srv.address() as { port: number }).port
+  await new Promise<void>((r) => srv.close(() => r()))
+  return port
+}
+
+t.test('metrics and the web UI listen where the config says, move on a reload, and close at stop', async (t) => {
+  const [m1, m2, u1] = [await freePort(), await freePort(), await freePort()]
+  const obs = (m: number) => `metrics: { listen: "127.0.0.1:${m}" }\nui: { listen: "127.0.0.1:${u1}" }\n`
+  const { daemon, dir, file, text, engines } = await setup(t, undefined, obs(m1))
+  engines[0]!.emit('peer-up', { peer: KEY_B, remote: { address: '192.0.2.2', port: 7443 }, role: 'client' })
+  const scrape = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  let body = await scrape(m1)
+  t.match(body, /^quicether_config_generation 1$/m, 'the running generation')
+  t.match(body, /^quicether_apply_duration_seconds_count\{trigger="desired"\} [1-9]/m, 'the first apply was timed')
+  t.match(body, /^quicether_peer_up\{peer="b"\} [01]$/m, 'the configured peer')
+  t.equal((await fetch(`http://127.0.0.1:${m1}/other`)).status, 404)
+
+  const tokenFile = join(dir, 'ui.token')
+  t.equal((await stat(tokenFile)).mode & 0o777, 0o600, 'the UI token is 0600')
+  const token = (await readFile(tokenFile, 'utf8')).trim()
+  t.equal((await fetch(`http://127.0.0.1:${u1}/api/view`)).status, 401, 'no token, no data')
+  t.equal((await fetch(`http://127.0.0.1:${u1}/api/view`, { headers: { authorization: 'Bearer wrong-token-of-some-length' } })).status, 401, 'a wrong token, no data')
+  const view = (await (await fetch(`http://127.0.0.1:${u1}/api/view`, { headers: { authorization: `Bearer ${token}` } })).json()) as { node: { name: string }; peers: { name: string }[] }
+  t.equal(view.node.name, 'a')
+  t.same(view.peers.map((p) => p.name), ['b'])
+  const page = await fetch(`http://127.0.0.1:${u1}/`)
+  t.equal(page.status, 200, 'the page itself needs no token')
+  t.notMatch(await page.text(), /192\.0\.2\.2|ui\.token/, 'and holds no data')
+  t.equal((await fetch(`http://127.0.0.1:${u1}/api/view`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status, 405, 'read-only')
+
+  await writeFile(file, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`).replace(obs(m1), obs(m2)))
+  daemon.reloadNow()
+  await until(() => daemon.status().config.generation === 2, 5000)
+  body = await scrape(m2)
+  t.match(body, /^quicether_config_generation 2$/m, 'metrics moved to the new address')
+  await t.rejects(scrape(m1), 'the old address no longer answers')
+  t.equal((await fetch(`http://127.0.0.1:${u1}/api/view`, { headers: { authorization: `Bearer ${token}` } })).status, 200, 'the UI did not move and kept its token')
+  await daemon.stop()
+  await t.rejects(scrape(m2), 'closed at stop')
+  await t.rejects(fetch(`http://127.0.0.1:${u1}/`), 'closed at stop')
 })
