@@ -126,6 +126,32 @@ t.test('the dashboard has what Grafana needs to import it', async (t) => {
   }
   t.equal(overlap, 0, 'no overlapping panels')
 
+  // Every datasource reference anywhere (panels, targets, variables) is the import's input.
+  const refs: unknown[] = []
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk)
+    else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (k === 'datasource' && (x as { type?: unknown } | null)?.type === 'prometheus') refs.push(x)
+        walk(x)
+      }
+    }
+  }
+  walk(dashboard)
+  t.ok(refs.length > panels.length, 'datasource references')
+  t.ok(refs.every((r) => (r as { uid?: unknown }).uid === '${DS_PROMETHEUS}'), 'all of them use ${DS_PROMETHEUS}')
+
+  // Each expression's brackets balance (a cheap guard against a broken edit).
+  for (const e of [...dashboardExprs, ...alertExprs]) {
+    const stack: string[] = []
+    let ok = true
+    for (const ch of e.replace(/"[^"]*"/g, '""')) {
+      if ('([{'.includes(ch)) stack.push(ch)
+      else if (')]}'.includes(ch) && stack.pop() !== '([{'[')]}'.indexOf(ch)]) ok = false
+    }
+    t.ok(ok && stack.length === 0, `balanced: ${e}`)
+  }
+
   const vars = new Map((dashboard.templating?.list ?? []).map((v) => [v.name, v]))
   t.ok(vars.has('instance') && vars.has('peer'), 'instance and peer variables')
   t.match(String(vars.get('instance')?.definition), /label_values\(quicether_build_info, *instance\)/)
@@ -175,6 +201,15 @@ t.test('every metric the dashboard and the alerts use is in a real scrape', asyn
     }
     t.ok(types.has(name), `${name} (in ${[...new Set(where)].join(', ')}) is a family the exporter serves`)
     t.ok(names.has(name), `${name} has samples in the scrape`)
+  }
+  // rate()/increase() only over counters (or a histogram's _bucket/_sum/_count series): over a gauge they are wrong.
+  for (const e of [...dashboardExprs, ...alertExprs]) {
+    for (const m of e.matchAll(/\b(?:rate|irate|increase)\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)/g)) {
+      const name = m[1]!
+      const family = name.replace(/_(bucket|sum|count)$/, '')
+      const ok = types.get(name) === 'counter' || (family !== name && types.get(family) === 'histogram')
+      t.ok(ok, `rate/increase over ${name}: a counter (${types.get(name) ?? types.get(family) ?? 'unknown'})`)
+    }
   }
   // The extraction itself: a label value or a function never reads as a metric.
   t.same(metricNames('histogram_quantile(0.9, sum by (le) (rate(quicether_apply_duration_seconds_bucket{peer="quicether_x"}[5m])))'),
