@@ -228,7 +228,12 @@ function typeHint(expected: string, value: unknown): string {
   if ((expected === 'integer' || expected === 'number') && typeof value === 'string' && /^[0-9.]+$/.test(value)) {
     return ' (write the number without quotes)'
   }
-  if (expected === 'array' && (typeof value === 'string' || typeof value === 'number')) return ` (write a list: [${JSON.stringify(value)}] or "- ${String(value)}" on its own line)`
+  if (expected === 'array' && (typeof value === 'string' || typeof value === 'number')) {
+    // A message is one line: a text of several lines (a block scalar) is suggested only as the flow list.
+    const text = String(value)
+    if (text.includes('\n') || text.length > 60) return ' (write a list: [ … ], or one "- item" per line)'
+    return ` (write a list: [${JSON.stringify(value)}] or "- ${text}" on its own line)`
+  }
   return ''
 }
 

@@ -129,3 +129,11 @@ t.test('random overrides never throw', async (t) => {
   )
   t.pass('300 override sets, no exception')
 })
+
+t.test('a block scalar where a list belongs (found by the damage property, seed 289708699) gives a one-line message', async (t) => {
+  const text = 'node: { name: gw, role: gateway }\nnetwork: { name: n }\ngateway:\n  ingress: |\n    - { listen: "0.0.0.0:32400", to: "home-server:32400", proto: tcp }\n'
+  const r = loadConfigText(text, 'mut.yaml')
+  t.notOk(r.ok)
+  t.ok(wellFormed(r, 'mut.yaml'))
+  t.match(r.diagnostics.find((d) => d.path === 'gateway.ingress')?.message ?? '', /write a list/)
+})
