@@ -5,7 +5,11 @@
  * repetitions), idle ping RTT p50/p99 through the tunnel, and the tunnel
  * processes' CPU seconds per Gbit moved (from /proc/<pid>/stat).
  *
- *   sudo npx tsx bench/throughput.ts [--seconds 10] [--reps 3] [--only raw,quicether,openvpn,wireguard-go] [--json] [--out FILE]
+ * quicether-scraped is quicether again, each repetition an unscraped and a scraped run
+ * (both daemons' /metrics fetched once a second) on the same tunnel in ABBA order, so the
+ * ratio (issue 17: metrics cost no measurable throughput) is not the spread between labs.
+ *
+ *   sudo npx tsx bench/throughput.ts [--seconds 10] [--reps 3] [--only raw,quicether,quicether-scraped,openvpn,wireguard-go] [--json] [--out FILE]
  *
  * Prints a table with QuicEther's ratios against each peer and the bar of
  * issue 3 beside the measured figures; the JSON goes to --out (default
@@ -20,14 +24,16 @@ import { Lab } from '../src/lab/topology.js'
 import { startDaemons } from '../src/lab/daemon.js'
 import { CpuMeter, cpuPerGbit } from '../src/lab/cpu.js'
 import { withInterrupts } from '../src/lab/interrupt.js'
-import { overlayAddresses } from '../src/lab/nodeconfig.js'
+import { LAB_METRICS_PORT, overlayAddresses } from '../src/lab/nodeconfig.js'
+import { spawnIn } from '../src/lab/exec.js'
+import type { ChildProcess } from 'node:child_process'
 import { startOpenVpn, startWireguardGo } from '../src/lab/peers.js'
 import { DEFAULT_NETWORK } from '../src/lab/scenario.js'
 import { IperfServer, iperfClient, median, ping, percentile } from '../src/lab/traffic.js'
 import { parsePositiveInt } from '../src/lab/units.js'
 import type { TopologySpec } from '../src/lab/types.js'
 
-const CASES = ['raw', 'quicether', 'openvpn', 'wireguard-go'] as const
+const CASES = ['raw', 'quicether', 'quicether-scraped', 'openvpn', 'wireguard-go'] as const
 type CaseName = (typeof CASES)[number]
 
 interface StreamResult {
@@ -48,9 +54,13 @@ interface CaseResult {
   rtt_ms_p99?: number
   p1?: StreamResult
   p4?: StreamResult
+  /** quicether-scraped: the same tunnel's runs without scraping, alternating with the scraped ones (ABBA). */
+  unscraped?: { p1: StreamResult; p4: StreamResult }
 }
 
 interface Tunnel {
+  /** quicether-scraped: turns the once-a-second scrapers on or off. */
+  scrape?: (on: boolean) => void
   serverAddr: string
   pids: readonly number[]
   detail: string
@@ -69,13 +79,25 @@ async function openTunnel(name: CaseName, lab: Lab, signal: AbortSignal): Promis
   switch (name) {
     case 'raw':
       return { serverAddr: lab.link(0).addrB.ipv4, pids: [], detail: 'veth pair, no tunnel', stop: async () => undefined }
-    case 'quicether': {
+    case 'quicether':
+    case 'quicether-scraped': {
       const daemons = await startDaemons({ lab, network: DEFAULT_NETWORK, detached: false, signal })
+      // A Prometheus stand-in in each namespace: GET /metrics every second, each body read whole.
+      let scrapers: ChildProcess[] = []
+      const scrape = (on: boolean): void => {
+        for (const s of scrapers) s.kill()
+        scrapers = on
+          ? ['alpha', 'beta'].map((n) =>
+            spawnIn(lab.node(n).netns, process.execPath, ['-e', `setInterval(() => fetch('http://127.0.0.1:${LAB_METRICS_PORT}/metrics').then((r) => r.text()).catch(() => {}), 1000)`], { runId: lab.runId, stdio: 'ignore' }))
+          : []
+      }
       return {
         serverAddr: overlayAddresses(lab.spec, DEFAULT_NETWORK).get('beta')!.ipv4,
         pids: [...daemons.values()].map((d) => d.pid!).filter(Boolean),
-        detail: 'two quicether daemons, QUIC DATAGRAM over UDP, TLS 1.3',
+        detail: name === 'quicether' ? 'two quicether daemons, QUIC DATAGRAM over UDP, TLS 1.3' : 'the same daemons, runs alternating unscraped and scraped (both /metrics once a second)',
+        ...(name === 'quicether-scraped' ? { scrape } : {}),
         stop: async () => {
+          scrape(false)
           for (const d of daemons.values()) await d.stop()
         },
       }
@@ -98,24 +120,33 @@ async function measure(name: CaseName, o: { seconds: number; reps: number; signa
       const server = new IperfServer({ netns: lab.node('beta').netns, bind: tunnel.serverAddr, runId: lab.runId })
       await server.start()
       const streams: Record<'p1' | 'p4', StreamResult> = {} as Record<'p1' | 'p4', StreamResult>
+      const unscraped: Record<'p1' | 'p4', StreamResult> = {} as Record<'p1' | 'p4', StreamResult>
       for (const P of [1, 4] as const) {
-        const runs: number[] = []
-        const retr: number[] = []
-        const cpus: number[] = []
+        const runs = { on: [] as number[], off: [] as number[] }
+        const retr = { on: [] as number[], off: [] as number[] }
+        const cpus = { on: [] as number[], off: [] as number[] }
         for (let rep = 1; rep <= o.reps; rep++) {
-          const meter = new CpuMeter(tunnel.pids)
-          meter.start()
-          const r = await iperfClient(alpha, tunnel.serverAddr, { seconds: o.seconds, streams: P, signal: o.signal })
-          const cpu = meter.stop()
-          runs.push(r.mbit)
-          retr.push(r.retransmits)
-          cpus.push(cpuPerGbit(cpu, r.bytes))
-          o.say(`${name} -P${P} run ${rep}/${o.reps}: ${r.mbit.toFixed(0)} Mbit/s${tunnel.pids.length ? `, ${cpuPerGbit(cpu, r.bytes).toFixed(2)} CPU s/Gbit` : ''}`)
+          // Without scrapers: one run a rep. With: an unscraped and a scraped run a rep, in ABBA order.
+          const order: ('on' | 'off')[] = !tunnel.scrape ? ['off'] : rep % 2 === 1 ? ['off', 'on'] : ['on', 'off']
+          for (const phase of order) {
+            tunnel.scrape?.(phase === 'on')
+            const meter = new CpuMeter(tunnel.pids)
+            meter.start()
+            const r = await iperfClient(alpha, tunnel.serverAddr, { seconds: o.seconds, streams: P, signal: o.signal })
+            const cpu = meter.stop()
+            runs[phase].push(r.mbit)
+            retr[phase].push(r.retransmits)
+            cpus[phase].push(cpuPerGbit(cpu, r.bytes))
+            o.say(`${name} -P${P} run ${rep}/${o.reps}${tunnel.scrape ? (phase === 'on' ? ' scraped' : ' unscraped') : ''}: ${r.mbit.toFixed(0)} Mbit/s${tunnel.pids.length ? `, ${cpuPerGbit(cpu, r.bytes).toFixed(2)} CPU s/Gbit` : ''}`)
+          }
         }
-        streams[P === 1 ? 'p1' : 'p4'] = { mbit: round(median(runs)), runs_mbit: runs.map(round), retransmits: retr, cpu_s_per_gbit: tunnel.pids.length ? round(median(cpus), 3) : null }
+        tunnel.scrape?.(false)
+        const result = (ph: 'on' | 'off'): StreamResult => ({ mbit: round(median(runs[ph])), runs_mbit: runs[ph].map(round), retransmits: retr[ph], cpu_s_per_gbit: tunnel.pids.length ? round(median(cpus[ph]), 3) : null })
+        streams[P === 1 ? 'p1' : 'p4'] = result(tunnel.scrape ? 'on' : 'off')
+        if (tunnel.scrape) unscraped[P === 1 ? 'p1' : 'p4'] = result('off')
       }
       await server.stop()
-      return { name, detail: tunnel.detail, ok: true, rtt_ms_p50: percentile(p.rttsMs, 0.5), rtt_ms_p99: percentile(p.rttsMs, 0.99), ...streams }
+      return { name, detail: tunnel.detail, ok: true, rtt_ms_p50: percentile(p.rttsMs, 0.5), rtt_ms_p99: percentile(p.rttsMs, 0.99), ...streams, ...(tunnel.scrape ? { unscraped } : {}) }
     } finally {
       await tunnel.stop()
     }
@@ -152,6 +183,10 @@ function bars(results: CaseResult[]): Bar[] {
   const oc = ovpn?.p1?.cpu_s_per_gbit
   out.push({ what: "QuicEther CPU/Gbit ≤ OpenVPN's (-P1)", measured: qc == null || oc == null ? 'n/a' : `${qc.toFixed(2)} vs ${oc.toFixed(2)} s/Gbit (${(qc / oc).toFixed(2)}×)`, pass: qc == null || oc == null ? null : qc <= oc })
   const added = q?.rtt_ms_p50 !== undefined && raw?.rtt_ms_p50 !== undefined ? q.rtt_ms_p50 - raw.rtt_ms_p50 : null
+  const sc = get('quicether-scraped')
+  const un = sc?.unscraped
+  const sr = sc?.p1 && sc.p4 && un ? Math.min(sc.p1.mbit / un.p1.mbit, sc.p4.mbit / un.p4.mbit) : null
+  out.push({ what: 'scraped every second vs unscraped, same tunnel, ABBA (issue 17)', measured: sr === null ? 'n/a' : `${sr.toFixed(3)}× (worse of -P1 ${sc!.p1!.mbit} vs ${un!.p1.mbit}, -P4 ${sc!.p4!.mbit} vs ${un!.p4.mbit} Mbit/s)`, pass: sr === null ? null : sr >= 0.95 })
   out.push({ what: 'added RTT over raw veth < 0.5 ms (p50)', measured: added === null ? 'n/a' : `${added.toFixed(3)} ms (${q!.rtt_ms_p50} vs ${raw!.rtt_ms_p50} ms)`, pass: added === null ? null : added < 0.5 })
   return out
 }
@@ -171,7 +206,7 @@ function table(results: CaseResult[], seconds: number, reps: number): string {
   const q = results.find((r) => r.name === 'quicether' && r.ok)
   if (q) {
     lines.push('', 'QuicEther against each:')
-    for (const peer of results.filter((r) => r.ok && r.name !== 'quicether')) {
+    for (const peer of results.filter((r) => r.ok && r.name !== 'quicether' && r.name !== 'quicether-scraped')) {
       const parts = [`-P1 ${(q.p1!.mbit / peer.p1!.mbit).toFixed(2)}×`, `-P4 ${(q.p4!.mbit / peer.p4!.mbit).toFixed(2)}×`]
       if (peer.p1?.cpu_s_per_gbit && q.p1?.cpu_s_per_gbit) parts.push(`CPU/Gbit ${(q.p1.cpu_s_per_gbit / peer.p1.cpu_s_per_gbit).toFixed(2)}×`)
       const d = q.rtt_ms_p50! - peer.rtt_ms_p50!
@@ -179,7 +214,7 @@ function table(results: CaseResult[], seconds: number, reps: number): string {
       lines.push(`  vs ${peer.name.padEnd(13)} ${parts.join(', ')}`)
     }
   }
-  lines.push('', 'Bar (issue 3):')
+  lines.push('', 'Bars (issues 3 and 17):')
   for (const b of bars(results)) lines.push(`  ${b.pass === null ? '  ?  ' : b.pass ? ' PASS' : ' FAIL'}  ${b.what.padEnd(42)} ${b.measured}`)
   for (const r of results.filter((x) => !x.ok)) lines.push('', `${r.name} failed: ${r.error}`)
   return lines.join('\n')

@@ -346,7 +346,7 @@ Examples:
       const scenario = await loadScenario(file)
       requireRoot()
       const { labUp } = await import('../lab/up.js')
-      const r = await withInterrupts((signal) => labUp(scenario, { daemons: f.daemons, signal }))
+      const r = await withInterrupts((signal) => labUp(scenario, { daemons: f.daemons, signal, progress }))
       if (f.json) print(JSON.stringify(r, null, 2))
       else printUp(r, scenario.name)
     })

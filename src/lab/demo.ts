@@ -100,5 +100,7 @@ export async function runDemo(out: (line: string) => void, signal?: AbortSignal)
   } finally {
     await lab.stop()
     out(`torn down (run ${lab.runId}, ${((Date.now() - t0) / 1000).toFixed(1)} s in all). Build your own: quicether lab up examples/lab/two-sites.yaml, quicether lab bond --uplink 50mbit,10ms --uplink 100mbit,30ms --cut 2@5`)
+    out('See a node in its web UI (topology, live rates, the bond of each uplink): keep a mesh up, then open the address this prints:')
+    out('  sudo quicether lab up examples/lab/rural-exit.yaml && sudo quicether lab ui desktop')
   }
 }

@@ -30,11 +30,14 @@ export interface UpResult {
   readonly links: readonly { name: string; a: string; b: string; router: string | null }[]
 }
 
-export async function labUp(s: Scenario, opts: { daemons: boolean; signal?: AbortSignal }): Promise<UpResult> {
+export async function labUp(s: Scenario, opts: { daemons: boolean; signal?: AbortSignal; progress?: (line: string) => void }): Promise<UpResult> {
   const lab = new Lab({ spec: s.topology, detached: true })
+  const say = opts.progress ?? (() => undefined)
   try {
+    say(`building ${s.topology.nodes.length} namespaces and ${s.topology.links.length} links`)
     await lab.start()
     const withDaemons = opts.daemons && s.topology.nodes.some((n) => n.daemon)
+    if (withDaemons) say(`starting ${s.topology.nodes.filter((n) => n.daemon).length} daemons and waiting for them to answer`)
     if (withDaemons) await startDaemons({ lab, network: s.network, detached: true, configFor: (node, c) => linkInterfaces(lab, node, c), ...(opts.signal ? { signal: opts.signal } : {}) })
     const ov = overlayAddresses(s.topology, s.network)
     const nodes: UpNode[] = s.topology.nodes.map((n) => {

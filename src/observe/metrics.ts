@@ -43,85 +43,63 @@ const ENGINE_DROPS = [
   ['tunTxErrors', 'tun_write_failed'],
 ] as const
 
+/** One metric family of the per-scrape part, written straight in the text format. */
+interface Family {
+  readonly name: string
+  readonly help: string
+  readonly type: 'gauge' | 'counter'
+  readonly rows: string[]
+}
+
+/** A label value in the text format: backslash, double quote and newline escaped. */
+function esc(v: string): string {
+  return /[\\"\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : v
+}
+
+function num(v: number): string {
+  return Number.isFinite(v) ? String(v) : Number.isNaN(v) ? 'NaN' : v > 0 ? '+Inf' : '-Inf'
+}
+
 export class Metrics {
+  /** What lives across scrapes (apply histogram and counters, the process); the snapshot's families are written per scrape. */
   readonly registry = new Registry()
   readonly #src: MetricsSource
   readonly #meter = new RateMeter()
-  readonly #m
+  readonly #apply
   #lastScrapeMs = 0
 
   constructor(src: MetricsSource) {
     this.#src = src
     const r = this.registry
-    const g = (name: string, help: string, labelNames: readonly string[] = []) => new Gauge({ name, help, labelNames, registers: [r] })
-    const c = (name: string, help: string, labelNames: readonly string[] = []) => new Counter({ name, help, labelNames, registers: [r] })
-    this.#m = {
-      build: g('quicether_build_info', 'Always 1; the version of this node.', ['version']),
-      generation: g('quicether_config_generation', 'Generation of the config the node runs (1 at start, +1 per applied change).'),
-      configErrors: g('quicether_config_errors', 'Errors of the last config edit that was not applied (0 when the file on disk runs).'),
-      configWarnings: g('quicether_config_warnings', 'Warnings of the running config (keys this version does not act on, …).'),
-      applyDuration: new Histogram({
+    this.#apply = {
+      duration: new Histogram({
         name: 'quicether_apply_duration_seconds',
         help: 'Time to apply desired state (kernel, firewall and engine tables), by what started it.',
         labelNames: ['trigger'],
         buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
         registers: [r],
       }),
-      applyErrors: c('quicether_apply_errors_total', 'Applies that failed (a desired apply is rolled back), by what started them.', ['trigger']),
-      driftRepairs: c('quicether_drift_repairs_total', 'Drift checks that found the kernel changed behind our back and put it back.'),
-      lastSuccess: g('quicether_last_apply_success_timestamp_seconds', 'When an apply last succeeded (Unix time).'),
-      peerUp: g('quicether_peer_up', '1 when the tunnel to the peer is up.', ['peer']),
-      peerPath: g('quicether_peer_path', '1 for how the tunnel in use goes: direct, lan or relay.', ['peer', 'kind']),
-      peerRtt: g('quicether_peer_rtt_seconds', 'Smoothed QUIC round trip to the peer.', ['peer']),
-      peerRx: c('quicether_peer_received_bytes_total', 'Tunnelled (inner) bytes received from the peer.', ['peer']),
-      peerTx: c('quicether_peer_sent_bytes_total', 'Tunnelled (inner) bytes sent to the peer.', ['peer']),
-      peerRxPackets: c('quicether_peer_received_packets_total', 'Tunnelled packets received from the peer.', ['peer']),
-      peerTxPackets: c('quicether_peer_sent_packets_total', 'Tunnelled packets sent to the peer.', ['peer']),
-      peerLost: c('quicether_peer_lost_datagrams_total', 'Datagrams to the peer that QUIC declared lost.', ['peer']),
-      peerDrops: c('quicether_peer_dropped_packets_total', 'Packets to or from the peer dropped, by reason.', ['peer', 'reason']),
-      pathUp: g('quicether_path_up', '1 while a bonded path (one uplink to the peer) is alive.', ['peer', 'uplink']),
-      pathRate: g('quicether_path_delivery_rate_bytes_per_second', 'What the path delivered lately, by its own measure from acknowledgements.', ['peer', 'uplink']),
-      pathRtt: g('quicether_path_rtt_seconds', 'Smoothed round trip of the path (includes the bottleneck queue).', ['peer', 'uplink']),
-      pathRttMin: g('quicether_path_rtt_min_seconds', 'Lowest round trip seen on the path.', ['peer', 'uplink']),
-      pathCwnd: g('quicether_path_cwnd_bytes', 'Congestion window of the path.', ['peer', 'uplink']),
-      pathInFlight: g('quicether_path_in_flight_bytes', 'Bytes sent on the path and not yet acknowledged or lost.', ['peer', 'uplink']),
-      pathQueued: g('quicether_path_queued_packets', 'Packets waiting in the path\'s queue.', ['peer', 'uplink']),
-      pathShare: g('quicether_path_share_ratio', 'The path\'s part of the bytes its bond sent since the previous scrape (0..1).', ['peer', 'uplink']),
-      pathTx: c('quicether_path_sent_bytes_total', 'Tunnelled bytes sent on the path.', ['peer', 'uplink']),
-      pathRx: c('quicether_path_received_bytes_total', 'Tunnelled bytes received on the path.', ['peer', 'uplink']),
-      pathLost: c('quicether_path_lost_datagrams_total', 'Datagrams on the path that QUIC declared lost.', ['peer', 'uplink']),
-      pathDropped: c('quicether_path_queue_dropped_packets_total', 'Packets dropped from the path\'s queue (full, or early drop under a standing queue).', ['peer', 'uplink']),
-      bondReordered: c('quicether_bond_reordered_packets_total', 'Packets that arrived ahead of a gap and were held back.', ['peer']),
-      bondLate: c('quicether_bond_late_packets_total', 'Packets that arrived after their gap was given up (delivered anyway).', ['peer']),
-      bondResent: c('quicether_bond_resent_packets_total', 'Packets sent again on another path: their path died, or QUIC declared them lost.', ['peer', 'cause']),
-      bondDropped: c('quicether_bond_dropped_packets_total', 'Duplicates and reorder-buffer overflow dropped by the receiver.', ['peer']),
-      engineDrops: c('quicether_engine_dropped_packets_total', 'Packets the forwarding plane dropped before any peer, by reason.', ['reason']),
-      handshakes: c('quicether_handshakes_rejected_total', 'QUIC handshakes not completed, by reason.', ['reason']),
-      tunPackets: c('quicether_tun_packets_total', 'Packets read from / written to the TUN device.', ['direction']),
-      members: g('quicether_discovery_members', 'Members known from discovery records (certified by the network CA).'),
-      discoveryRefusals: c('quicether_discovery_refused_total', 'Discovery records and revocation lists refused, by reason.', ['reason']),
-      dhtLookups: c('quicether_discovery_dht_lookups_total', 'DHT lookups made for member records.'),
-      traversal: c('quicether_traversal_events_total', 'NAT traversal events (punches, introductions, relays), by kind.', ['event']),
-      routesRefused: c('quicether_routes_refused_total', 'Route claims from peers refused (spoofing guard, conflicts).'),
-      scrapeDuration: g('quicether_scrape_duration_seconds', 'How long the previous scrape took to build.'),
+      errors: new Counter({ name: 'quicether_apply_errors_total', help: 'Applies that failed (a desired apply is rolled back), by what started them.', labelNames: ['trigger'], registers: [r] }),
+      driftRepairs: new Counter({ name: 'quicether_drift_repairs_total', help: 'Drift checks that found the kernel changed behind our back and put it back.', registers: [r] }),
+      lastSuccess: new Gauge({ name: 'quicether_last_apply_success_timestamp_seconds', help: 'When an apply last succeeded (Unix time).', registers: [r] }),
     }
     collectDefaultMetrics({ register: r })
   }
 
   /** An apply finished: its duration and outcome; `changed` = it changed something (a drift repair). */
   observeApply(kind: ApplyKind, ok: boolean, durationMs: number, changed: boolean, at = this.#now()): void {
-    const m = this.#m
-    m.applyDuration.observe({ trigger: kind }, durationMs / 1000)
-    if (!ok) m.applyErrors.inc({ trigger: kind })
-    else m.lastSuccess.set(at / 1000)
-    if (ok && changed && (kind === 'drift' || kind === 'periodic')) m.driftRepairs.inc()
+    const a = this.#apply
+    a.duration.observe({ trigger: kind }, durationMs / 1000)
+    if (!ok) a.errors.inc({ trigger: kind })
+    else a.lastSuccess.set(at / 1000)
+    if (ok && changed && (kind === 'drift' || kind === 'periodic')) a.driftRepairs.inc()
   }
 
-  /** The text exposition format, built from one fresh status snapshot. */
+  /** The text exposition format: the families of one fresh status snapshot, then the registry's. */
   async scrape(): Promise<{ contentType: string; body: string }> {
     const t0 = performance.now()
-    this.#fill(this.#src.snapshot())
-    const body = await this.registry.metrics()
+    const own = this.#render(this.#src.snapshot())
+    const body = own + (await this.registry.metrics())
     this.#lastScrapeMs = performance.now() - t0
     return { contentType: this.registry.contentType, body }
   }
@@ -134,73 +112,119 @@ export class Metrics {
     return this.#src.now?.() ?? Date.now()
   }
 
-  #fill(s: NodeStatus): void {
-    const m = this.#m
-    // Per-peer and per-path families are rebuilt: a peer gone from the snapshot leaves the output.
-    for (const f of [m.peerUp, m.peerPath, m.peerRtt, m.peerRx, m.peerTx, m.peerRxPackets, m.peerTxPackets, m.peerLost, m.peerDrops,
-      m.pathUp, m.pathRate, m.pathRtt, m.pathRttMin, m.pathCwnd, m.pathInFlight, m.pathQueued, m.pathShare, m.pathTx, m.pathRx, m.pathLost, m.pathDropped,
-      m.bondReordered, m.bondLate, m.bondResent, m.bondDropped, m.engineDrops, m.handshakes, m.tunPackets, m.discoveryRefusals, m.dhtLookups, m.traversal, m.routesRefused]) f.reset()
-    m.build.set({ version: this.#src.version }, 1)
-    m.generation.set(s.config.generation)
-    m.configErrors.set(s.config.errors.length)
-    m.configWarnings.set(s.config.warnings.length)
-    m.scrapeDuration.set(this.#lastScrapeMs / 1000)
+  #render(s: NodeStatus): string {
+    const families: Family[] = []
+    const fam = (name: string, type: Family['type'], help: string): string[] => {
+      const f: Family = { name, help, type, rows: [] }
+      families.push(f)
+      return f.rows
+    }
+    const build = fam('quicether_build_info', 'gauge', 'Always 1; the version of this node.')
+    const generation = fam('quicether_config_generation', 'gauge', 'Generation of the config the node runs (1 at start, +1 per applied change).')
+    const configErrors = fam('quicether_config_errors', 'gauge', 'Errors of the last config edit that was not applied (0 when the file on disk runs).')
+    const configWarnings = fam('quicether_config_warnings', 'gauge', 'Warnings of the running config (keys this version does not act on, …).')
+    const scrapeDuration = fam('quicether_scrape_duration_seconds', 'gauge', 'How long the previous scrape took to build.')
+    const peerUp = fam('quicether_peer_up', 'gauge', '1 when the tunnel to the peer is up.')
+    const peerPath = fam('quicether_peer_path', 'gauge', '1 for how the tunnel in use goes: direct, lan or relay.')
+    const peerRtt = fam('quicether_peer_rtt_seconds', 'gauge', 'Smoothed QUIC round trip to the peer.')
+    const peerRx = fam('quicether_peer_received_bytes_total', 'counter', 'Tunnelled (inner) bytes received from the peer.')
+    const peerTx = fam('quicether_peer_sent_bytes_total', 'counter', 'Tunnelled (inner) bytes sent to the peer.')
+    const peerRxP = fam('quicether_peer_received_packets_total', 'counter', 'Tunnelled packets received from the peer.')
+    const peerTxP = fam('quicether_peer_sent_packets_total', 'counter', 'Tunnelled packets sent to the peer.')
+    const peerLost = fam('quicether_peer_lost_datagrams_total', 'counter', 'Datagrams to the peer that QUIC declared lost.')
+    const peerDrops = fam('quicether_peer_dropped_packets_total', 'counter', 'Packets to or from the peer dropped, by reason.')
+    const pathUp = fam('quicether_path_up', 'gauge', '1 while a bonded path (one uplink to the peer) is alive.')
+    const pathRate = fam('quicether_path_delivery_rate_bytes_per_second', 'gauge', 'What the path delivered lately, by its own measure from acknowledgements.')
+    const pathRtt = fam('quicether_path_rtt_seconds', 'gauge', 'Smoothed round trip of the path (includes the bottleneck queue).')
+    const pathRttMin = fam('quicether_path_rtt_min_seconds', 'gauge', 'Lowest round trip seen on the path.')
+    const pathCwnd = fam('quicether_path_cwnd_bytes', 'gauge', 'Congestion window of the path.')
+    const pathInFlight = fam('quicether_path_in_flight_bytes', 'gauge', 'Bytes sent on the path and not yet acknowledged or lost.')
+    const pathQueued = fam('quicether_path_queued_packets', 'gauge', "Packets waiting in the path's queue.")
+    const pathShare = fam('quicether_path_share_ratio', 'gauge', "The path's part of the bytes its bond sent since the previous scrape (0..1).")
+    const pathTx = fam('quicether_path_sent_bytes_total', 'counter', 'Tunnelled bytes sent on the path.')
+    const pathRx = fam('quicether_path_received_bytes_total', 'counter', 'Tunnelled bytes received on the path.')
+    const pathLost = fam('quicether_path_lost_datagrams_total', 'counter', 'Datagrams on the path that QUIC declared lost.')
+    const pathDropped = fam('quicether_path_queue_dropped_packets_total', 'counter', "Packets dropped from the path's queue (full, or early drop under a standing queue).")
+    const bondReordered = fam('quicether_bond_reordered_packets_total', 'counter', 'Packets that arrived ahead of a gap and were held back.')
+    const bondLate = fam('quicether_bond_late_packets_total', 'counter', 'Packets that arrived after their gap was given up (delivered anyway).')
+    const bondResent = fam('quicether_bond_resent_packets_total', 'counter', 'Packets sent again on another path: their path died, or QUIC declared them lost.')
+    const bondDropped = fam('quicether_bond_dropped_packets_total', 'counter', 'Duplicates and reorder-buffer overflow dropped by the receiver.')
+    const engineDrops = fam('quicether_engine_dropped_packets_total', 'counter', 'Packets the forwarding plane dropped before any peer, by reason.')
+    const handshakes = fam('quicether_handshakes_rejected_total', 'counter', 'QUIC handshakes not completed, by reason.')
+    const tunPackets = fam('quicether_tun_packets_total', 'counter', 'Packets read from / written to the TUN device.')
+    const members = fam('quicether_discovery_members', 'gauge', 'Members known from discovery records (certified by the network CA).')
+    const discoveryRefusals = fam('quicether_discovery_refused_total', 'counter', 'Discovery records and revocation lists refused, by reason.')
+    const dhtLookups = fam('quicether_discovery_dht_lookups_total', 'counter', 'DHT lookups made for member records.')
+    const traversal = fam('quicether_traversal_events_total', 'counter', 'NAT traversal events (punches, introductions, relays), by kind.')
+    const routesRefused = fam('quicether_routes_refused_total', 'counter', 'Route claims from peers refused (spoofing guard, conflicts).')
+
+    build.push(`{version="${esc(this.#src.version)}"} 1`)
+    generation.push(` ${s.config.generation}`)
+    configErrors.push(` ${s.config.errors.length}`)
+    configWarnings.push(` ${s.config.warnings.length}`)
+    scrapeDuration.push(` ${num(this.#lastScrapeMs / 1000)}`)
 
     const rates = this.#meter.sample(s, this.#now())
     const kinds = new Map((s.traversal?.peers ?? []).map((t) => [t.key, t.path]))
     for (const p of s.peers) {
-      const peer = peerLabel(p)
+      const pl = `{peer="${esc(peerLabel(p))}"}`
+      const peer = pl.slice(1, -1)
       const up = p.state === 'up'
-      m.peerUp.set({ peer }, up ? 1 : 0)
-      if (up) m.peerPath.set({ peer, kind: kinds.get(p.key) ?? (p.stats?.relayed ? 'relay' : 'direct') }, 1)
+      peerUp.push(`${pl} ${up ? 1 : 0}`)
+      if (up) peerPath.push(`{${peer},kind="${kinds.get(p.key) ?? (p.stats?.relayed ? 'relay' : 'direct')}"} 1`)
       const st = p.stats
       if (!st) continue
-      m.peerRtt.set({ peer }, st.rttMs / 1000)
-      m.peerRx.inc({ peer }, st.bytesIn)
-      m.peerTx.inc({ peer }, st.bytesOut)
-      m.peerRxPackets.inc({ peer }, st.packetsIn)
-      m.peerTxPackets.inc({ peer }, st.packetsOut)
-      m.peerLost.inc({ peer }, st.datagramsLost)
-      for (const [field, reason] of PEER_DROPS) m.peerDrops.inc({ peer, reason }, st.drops[field])
+      peerRtt.push(`${pl} ${num(st.rttMs / 1000)}`)
+      peerRx.push(`${pl} ${st.bytesIn}`)
+      peerTx.push(`${pl} ${st.bytesOut}`)
+      peerRxP.push(`${pl} ${st.packetsIn}`)
+      peerTxP.push(`${pl} ${st.packetsOut}`)
+      peerLost.push(`${pl} ${st.datagramsLost}`)
+      for (const [field, reason] of PEER_DROPS) peerDrops.push(`{${peer},reason="${reason}"} ${st.drops[field]}`)
       const shares = rates.paths.get(p.key)
       for (const path of st.paths ?? []) {
-        const l = { peer, uplink: path.uplink }
-        m.pathUp.set(l, path.alive ? 1 : 0)
-        m.pathRate.set(l, path.deliveryRate)
-        m.pathRtt.set(l, path.rttMs / 1000)
-        m.pathRttMin.set(l, path.rttMinMs / 1000)
-        m.pathCwnd.set(l, path.cwnd)
-        m.pathInFlight.set(l, path.bytesInFlight)
-        m.pathQueued.set(l, path.queued)
-        m.pathShare.set(l, shares?.get(path.uplink)?.share ?? 0)
-        m.pathTx.inc(l, path.bytesOut)
-        m.pathRx.inc(l, path.bytesIn)
-        m.pathLost.inc(l, path.datagramsLost)
-        m.pathDropped.inc(l, path.dropped)
+        const l = `{${peer},uplink="${esc(path.uplink)}"}`
+        pathUp.push(`${l} ${path.alive ? 1 : 0}`)
+        pathRate.push(`${l} ${num(path.deliveryRate)}`)
+        pathRtt.push(`${l} ${num(path.rttMs / 1000)}`)
+        pathRttMin.push(`${l} ${num(path.rttMinMs / 1000)}`)
+        pathCwnd.push(`${l} ${path.cwnd}`)
+        pathInFlight.push(`${l} ${path.bytesInFlight}`)
+        pathQueued.push(`${l} ${path.queued}`)
+        pathShare.push(`${l} ${num(shares?.get(path.uplink)?.share ?? 0)}`)
+        pathTx.push(`${l} ${path.bytesOut}`)
+        pathRx.push(`${l} ${path.bytesIn}`)
+        pathLost.push(`${l} ${path.datagramsLost}`)
+        pathDropped.push(`${l} ${path.dropped}`)
       }
       if (st.bond) {
-        m.bondReordered.inc({ peer }, st.bond.reordered)
-        m.bondLate.inc({ peer }, st.bond.late)
-        m.bondResent.inc({ peer, cause: 'path_died' }, st.bond.resent)
-        m.bondResent.inc({ peer, cause: 'lost' }, st.bond.lostResent)
-        m.bondDropped.inc({ peer }, st.bond.dropped)
+        bondReordered.push(`${pl} ${st.bond.reordered}`)
+        bondLate.push(`${pl} ${st.bond.late}`)
+        bondResent.push(`{${peer},cause="path_died"} ${st.bond.resent}`)
+        bondResent.push(`{${peer},cause="lost"} ${st.bond.lostResent}`)
+        bondDropped.push(`${pl} ${st.bond.dropped}`)
       }
     }
     const gl = s.engine?.global
     if (gl) {
-      for (const [field, reason] of ENGINE_DROPS) m.engineDrops.inc({ reason }, gl[field])
-      m.handshakes.inc({ reason: 'key_not_allowed' }, gl.refused)
-      m.handshakes.inc({ reason: 'failed' }, gl.handshakeFailed)
-      m.handshakes.inc({ reason: 'half_open_limit' }, gl.halfOpenDropped)
-      m.tunPackets.inc({ direction: 'rx' }, gl.tunRx)
-      m.tunPackets.inc({ direction: 'tx' }, gl.tunTx)
+      for (const [field, reason] of ENGINE_DROPS) engineDrops.push(`{reason="${reason}"} ${gl[field]}`)
+      handshakes.push(`{reason="key_not_allowed"} ${gl.refused}`, `{reason="failed"} ${gl.handshakeFailed}`, `{reason="half_open_limit"} ${gl.halfOpenDropped}`)
+      tunPackets.push(`{direction="rx"} ${gl.tunRx}`, `{direction="tx"} ${gl.tunTx}`)
     }
     const d = s.discovery
-    m.members.set(d?.members.length ?? 0)
-    for (const [reason, n] of Object.entries(d?.refusals ?? {})) if (n > 0) m.discoveryRefusals.inc({ reason }, n)
-    m.dhtLookups.inc(d?.dht?.stats.lookups ?? 0)
-    for (const [event, n] of Object.entries(s.traversal?.counters ?? {})) if (n > 0) m.traversal.inc({ event }, n)
-    m.routesRefused.inc(s.routes.refusedTotal ?? 0)
+    members.push(` ${d?.members.length ?? 0}`)
+    for (const [reason, n] of Object.entries(d?.refusals ?? {})) if (n > 0) discoveryRefusals.push(`{reason="${esc(reason)}"} ${n}`)
+    dhtLookups.push(` ${d?.dht?.stats.lookups ?? 0}`)
+    for (const [event, n] of Object.entries(s.traversal?.counters ?? {})) if (n > 0) traversal.push(`{event="${esc(event)}"} ${n}`)
+    routesRefused.push(` ${s.routes.refusedTotal ?? 0}`)
+
+    let out = ''
+    for (const f of families) {
+      out += `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.type}\n`
+      for (const r of f.rows) out += f.name + r + '\n'
+      out += '\n'
+    }
+    return out
   }
 }
 
