@@ -383,6 +383,11 @@ export function renderStatus(st: Record<string, unknown>): string {
   if (cfg.pendingConfirm) lines.push(`  waiting for 'quicether confirm' until ${cfg.pendingConfirm.deadline}`)
   if (last) lines.push(`apply    ${last.at}  ${last.ok ? 'ok' : `FAILED: ${last.failure ?? ''}`}  (${last.plan.length} action(s))${engine?.tablesVersion ? `  engine tables v${engine.tablesVersion}` : ''}`)
   const up = peers.filter((p) => (p.state ?? 'up') === 'up').length
+  const obs = st.observe as { metrics: { listen: string; error: string | null } | null; ui: { listen: string; error: string | null } | null } | null | undefined
+  if (obs?.metrics || obs?.ui) {
+    const face = (what: string, f: { listen: string; error: string | null } | null) => (f ? `${what} ${f.error ? `NOT SERVED (${f.error})` : `http://${f.listen}${what === 'metrics' ? '/metrics' : '/'}`}` : null)
+    lines.push(`observe  ${[face('metrics', obs.metrics), face('ui', obs.ui)].filter(Boolean).join('   ')}${obs.ui && !obs.ui.error ? '   (quicether ui --url: with the token)' : ''}`)
+  }
   lines.push(`peers    ${up} up of ${peers.length}`)
   for (const p of peers) {
     const name = p.name ?? p.hello?.name ?? p.key.slice(0, 8)

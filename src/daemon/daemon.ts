@@ -272,6 +272,7 @@ export class Daemon {
       engine: this.#engines.status(),
       discovery: this.#discovery.status(),
       traversal: this.#traversal.status(),
+      observe: this.#observe.status(),
       startedAt: this.#startedAt,
       now: Date.now(),
       groupsOf: (key) => (gen ? this.#effective(gen).config.peers.find((p) => p.key === key)?.groups ?? [] : []),

@@ -9,16 +9,12 @@ import type { Endpoint } from '../config/index.js'
 import type { Logger } from '../log.js'
 import { fmt, type HttpListener, listenHttp, send } from '../observe/http.js'
 import { Metrics, type ApplyKind } from '../observe/metrics.js'
-import type { NodeStatus } from '../observe/status.js'
+import type { NodeStatus, ObserveStatus } from '../observe/status.js'
 import { ensureUiToken, UiServer } from '../observe/ui-server.js'
 import { packageVersion } from '../cli/context.js'
 import type { Generation } from './generation.js'
 import type { Subsystem } from './subsystem.js'
 
-export interface ObserveStatus {
-  readonly metrics: { readonly listen: string; readonly error: string | null } | null
-  readonly ui: { readonly listen: string; readonly error: string | null } | null
-}
 
 export class ObserveHost implements Subsystem<ObserveStatus> {
   readonly name = 'observe'

@@ -69,7 +69,14 @@ export interface NodeStatus {
   readonly discovery: DiscoveryStatus | null
   /** How each connected peer is reached (LAN, direct, relay via whom), this node's reflexive addresses and NAT, punching and relaying counters. */
   readonly traversal: TraversalStatus | null
+  /** Where metrics and the web UI listen (null: off), and why one could not. */
+  readonly observe: ObserveStatus | null
   readonly uptimeS: number
+}
+
+export interface ObserveStatus {
+  readonly metrics: { readonly listen: string; readonly error: string | null } | null
+  readonly ui: { readonly listen: string; readonly error: string | null } | null
 }
 
 export interface StatusParts {
@@ -81,6 +88,7 @@ export interface StatusParts {
   readonly engine: { readonly listenPort: number; readonly tablesVersion: number; readonly stats: { readonly global: GlobalStats; readonly peers: readonly PeerStats[] } | null } | null
   readonly discovery?: DiscoveryStatus | null
   readonly traversal?: TraversalStatus | null
+  readonly observe?: ObserveStatus | null
   readonly startedAt: number
   readonly now: number
   /** A peer's groups by key (the effective config's peers). */
@@ -115,6 +123,7 @@ export function buildStatus(p: StatusParts): NodeStatus {
     engine: p.engine && p.engine.stats ? { listenPort: p.engine.listenPort, tablesVersion: p.engine.tablesVersion, global: p.engine.stats.global } : null,
     discovery: p.discovery ?? null,
     traversal: p.traversal ?? null,
+    observe: p.observe ?? null,
     uptimeS: Math.round((p.now - p.startedAt) / 1000),
   }
 }

@@ -59,6 +59,7 @@ const status: NodeStatus = {
       { key: 'nasKEY00xyz', name: null, path: 'relay', via: 'gateway', local: null, remote: '203.0.113.9:7443', nat: 'address-dependent' },
     ],
   },
+  observe: null,
   uptimeS: 300,
 }
 

@@ -248,6 +248,7 @@ t.test('metrics and the web UI listen where the config says, move on a reload, a
   t.match(body, /^quicether_apply_duration_seconds_count\{trigger="desired"\} [1-9]/m, 'the first apply was timed')
   t.match(body, /^quicether_peer_up\{peer="b"\} [01]$/m, 'the configured peer')
   t.equal((await fetch(`http://127.0.0.1:${m1}/other`)).status, 404)
+  t.same(daemon.status().observe, { metrics: { listen: `127.0.0.1:${m1}`, error: null }, ui: { listen: `127.0.0.1:${u1}`, error: null } }, 'status says where they listen')
 
   const tokenFile = join(dir, 'ui.token')
   t.equal((await stat(tokenFile)).mode & 0o777, 0o600, 'the UI token is 0600')
@@ -269,6 +270,16 @@ t.test('metrics and the web UI listen where the config says, move on a reload, a
   t.match(body, /^quicether_config_generation 2$/m, 'metrics moved to the new address')
   await t.rejects(scrape(m1), 'the old address no longer answers')
   t.equal((await fetch(`http://127.0.0.1:${u1}/api/view`, { headers: { authorization: `Bearer ${token}` } })).status, 200, 'the UI did not move and kept its token')
+
+  // An address that cannot be bound: said in status, and the node runs on.
+  const taken = createServer()
+  await new Promise<void>((r) => taken.listen(m1, '127.0.0.1', () => r()))
+  t.teardown(() => new Promise<void>((r) => taken.close(() => r())))
+  await writeFile(file, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`)) // metrics back to m1, which is taken now
+  daemon.reloadNow()
+  await until(() => daemon.status().config.generation === 3, 5000)
+  t.match(daemon.status().observe?.metrics, { listen: `127.0.0.1:${m1}`, error: /the address is in use/ }, 'a listen that fails is reported')
+  t.equal(daemon.status().config.errors.length, 0, 'and the config still applied')
   await daemon.stop()
   await t.rejects(scrape(m2), 'closed at stop')
   await t.rejects(fetch(`http://127.0.0.1:${u1}/`), 'closed at stop')

@@ -72,6 +72,7 @@ export function fakeStatus(o: FakeOptions): NodeStatus {
       reflexive: [], nat: 'unknown' as never, punching: [], relay: null, counters: { punches: 4 }, refused: {} as never,
       peers: peers.filter((p) => p.state === 'up').map((p, i) => ({ key: p.key, name: p.name, path: i % 3 === 1 ? 'relay' : i % 3 === 2 ? 'lan' : 'direct', via: i % 3 === 1 ? 'relay-1' : null, local: null, remote: '203.0.113.1:7443', nat: 'unknown' })),
     },
+    observe: null,
     uptimeS: 60,
   }
 }
