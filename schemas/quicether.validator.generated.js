@@ -5,7 +5,7 @@ import runtime_ucs2length from 'ajv/dist/runtime/ucs2length.js'
 "use strict";
 export const validate = validate20;
 export default validate20;
-const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://quicether.dev/schemas/quicether.schema.json","title":"QuicEther node configuration","description":"The desired state of one QuicEther node (/etc/quicether.yaml). Keys are kebab-case; unknown keys are errors. Bit rates are written like 25Mbps or 1.5Gbit, durations like 500ms or 2s, sizes like 4MB or 64KiB. Keys marked \"not acted on by this version\" are validated but change nothing yet; setting one draws a QE_NOT_IMPLEMENTED warning (an error under validate --strict).","type":"object","additionalProperties":false,"required":["node","network"],"properties":{"node":{"type":"object","description":"This machine.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"This node's name in the mesh; peers, routes and policies refer to it by this name. Lowercase letters, digits and dashes."},"role":{"enum":["client","gateway","bootstrap"],"default":"client","description":"client: reaches the mesh; gateway: also forwards IP packets for the LANs behind it (its subnets; IP forwarding is switched on); bootstrap: also serves the network's DHT and rendezvous to other nodes (as node.bootstrap-mode does)."},"state-dir":{"type":"string","description":"Directory for the identity key and runtime state.","default":"/var/lib/quicether","minLength":1},"identity":{"type":"string","description":"Private key file (Ed25519, PKCS#8 PEM, mode 0600). Default: <state-dir>/identity.key.","minLength":1},"bootstrap-mode":{"type":"boolean","description":"Serve this network's DHT and rendezvous on the discovery port: other nodes seed their DHT from this node and find each other's signed records through it. A bootstrap node needs no certificate or network secret: it stores signed, encrypted records it cannot read, and admits no one.","default":false}},"required":["name"]},"network":{"type":"object","description":"The mesh this node joins.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The network's name. Every node of one mesh uses the same name; the default IPv6 overlay range is derived from it."},"overlay":{"type":"object","description":"Address ranges of the overlay. Choose ranges that do not clash with any LAN the mesh routes.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/cidr","description":"IPv4 overlay range.","default":"100.88.0.0/16"},"ipv6":{"$ref":"#/$defs/cidr","description":"IPv6 overlay range. Default: a unique-local /48 (fdXX:XXXX:XXXX::/48) derived from network.name."}},"default":{}},"address":{"type":"object","description":"This node's own overlay addresses. Absent: derived from the node identity. Must lie inside the overlay ranges.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/ip","description":"This node's IPv4 overlay address (no prefix length)."},"ipv6":{"$ref":"#/$defs/ip","description":"This node's IPv6 overlay address (no prefix length)."}},"default":{}},"ca":{"$ref":"#/$defs/publicKey","description":"Public key of the network's signing key (`quicether ca init` prints it). Nodes with a valid certificate from it are admitted without being listed in peers. Absent: only the keys pinned in peers are admitted, and discovery has nothing to find."},"certificate":{"type":"string","minLength":1,"description":"This node's certificate (`quicether ca sign` or `quicether join` writes it). Default: <state-dir>/node.crt. Read at start and on reload (SIGHUP); a renewed certificate replaces it without dropping tunnels."},"secret":{"type":"string","minLength":1,"description":"The network secret shared by members (`quicether ca init` creates it; `quicether join` fetches it): discovery records are stored under a salt derived from it and encrypted with it, so outsiders can neither find nor read them. Default: <state-dir>/network.secret (mode 0600)."},"revocations":{"type":"string","minLength":1,"description":"Where this node keeps the newest signed revocation list it has seen (peers pass it on; a revoked node is cut off at once). Default: <state-dir>/revoked.json."},"ca-dir":{"type":"string","minLength":1,"description":"On an admin node only: the CA directory (`quicether ca init`). With it, this node's daemon signs certificates for `quicether invite` tokens, renews members' certificates online before they expire, and spreads the CA's revocation list. Keep it off every other node."}},"required":["name"]},"tun":{"type":"object","description":"The overlay network interface.","additionalProperties":false,"properties":{"name":{"type":"string","pattern":"^qe[A-Za-z0-9_.-]{0,13}$","default":"qe0","description":"Interface name: starts with \"qe\", at most 15 characters."},"mtu":{"description":"MTU of the overlay interface: \"auto\" (from the paths' MTU) or 1280..9000.","default":"auto","if":{"type":"string"},"then":{"type":"string","const":"auto"},"else":{"type":"integer","minimum":1280,"maximum":9000}}},"default":{}},"listen":{"type":"object","description":"Where this node accepts QUIC connections (UDP).","additionalProperties":false,"properties":{"address":{"$ref":"#/$defs/ip","description":"Local address to bind; \"::\" is every address, IPv4 and IPv6.","default":"::"},"port":{"$ref":"#/$defs/port","description":"UDP port.","default":7443}},"default":{}},"peers":{"type":"array","description":"Zero trust: only these keys may connect (key pinning). Every node of the mesh this node talks to is listed here.","items":{"type":"object","description":"A peer node.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The peer's node.name."},"key":{"$ref":"#/$defs/publicKey","description":"The peer's Ed25519 public key: standard base64 of the raw 32 bytes (44 characters), as `quicether init` prints it."},"endpoints":{"type":"array","description":"Addresses where the peer can be reached (\"host:port\"; port defaults to 7443). A peer without endpoints is reached only when it dials this node.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"groups":{"type":"array","description":"Policy groups this peer belongs to (for policies, which this version does not enforce).","items":{"$ref":"#/$defs/name","description":"A group name."},"default":[]}},"required":["name","key"]},"default":[]},"discovery":{"type":"object","description":"How this node finds its peers: the endpoints in peers and discovery.connect-to, and, for a network with a CA (network.ca), signed member records learned from the private DHT and its bootstrap nodes, the LAN and connected peers. Every admitted peer with a known endpoint is dialled.","additionalProperties":false,"properties":{"dht":{"type":"boolean","description":"Find members through this network's private DHT, seeded only by discovery.bootstrap (never the public BitTorrent routers). Needs network.ca and the network secret.","default":false},"bootstrap":{"type":"array","description":"This network's bootstrap nodes (\"ip:port\", their discovery port): the DHT's only seeds, and rendezvous points where members find each other's records.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"connect-to":{"type":"array","description":"Peers to dial directly at start: a peer name from `peers`, or \"host:port\".","items":{"type":"string","minLength":1,"description":"A peer name or host:port."},"default":[]},"lan":{"type":"boolean","description":"Announce this node on each uplink's segment by multicast (IPv4 and IPv6 link-local) and listen for members there; a member found on the LAN is dialled at its LAN address first. Needs network.ca and the network secret.","default":false},"public-address":{"$ref":"#/$defs/ip","description":"A public IP this node is reachable at (a port forward, a cloud VM): put in its record as an endpoint, with listen.port."},"advertise-as-bootstrap":{"type":"boolean","description":"Put this node's discovery endpoint in its record as a bootstrap node, so members learn more bootstrap nodes than their config lists. Only useful on a node that also runs node.bootstrap-mode (or role bootstrap).","default":false},"port":{"$ref":"#/$defs/port","description":"UDP port of the DHT, the rendezvous and invite joins. Default: listen.port + 1 (a second socket: the forwarding plane owns the tunnel port in native code, where a bencoded DHT message is indistinguishable by its first byte from a QUIC short-header packet)."}},"default":{}},"interfaces":{"type":"array","description":"Uplinks: the network interfaces this node sends mesh traffic over. Empty: the default route's interface.","items":{"type":"object","description":"An uplink.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/ifname","description":"Kernel interface name (eth0, wlan0, wwan0, ...)."},"weight":{"type":"integer","minimum":1,"maximum":655,"default":1,"description":"Share of traffic under the weighted scheduler (relative to the other uplinks)."},"bandwidth":{"type":"object","description":"Expected capacity. `up` seeds the send rate of this uplink's paths until they have measured it; `down` is not acted on by this version (validate warns, QE_NOT_IMPLEMENTED).","additionalProperties":false,"properties":{"up":{"$ref":"#/$defs/bitrate","description":"Upload capacity, e.g. 5Mbps: the rate a new path on this uplink starts from, until measured."},"down":{"$ref":"#/$defs/bitrate","description":"Download capacity, e.g. 25Mbps. Not acted on by this version: validated only (QE_NOT_IMPLEMENTED)."}},"default":{}},"role":{"enum":["primary","backup"],"default":"primary","description":"backup uplinks carry traffic only when every primary uplink is down (failover mode)."},"priority":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Order within a role: lower is used first."},"cost":{"type":"integer","minimum":0,"maximum":255,"default":0,"description":"Relative cost, 0-255 (e.g. metered LTE). In aggregate mode an uplink carries bulk traffic only when every cheaper live uplink is full or dead; both ends of a bond apply it. Failover and weighted modes and traffic classes ignore it."}},"required":["name"]},"default":[]},"multipath":{"type":"object","description":"How uplinks are combined toward peers.","additionalProperties":false,"properties":{"mode":{"enum":["aggregate","failover","redundant"],"default":"failover","description":"aggregate: spread packets over every live uplink (bonding); failover: one uplink at a time, switch when it dies; redundant: send each packet on the two best live paths (by expected delivery), so one loss or one dead path costs nothing."},"scheduler":{"enum":["min-rtt","weighted","round-robin","ecf"],"default":"min-rtt","description":"Packet scheduler in aggregate mode. min-rtt (the aggregate scheduler): each packet on the path with the earliest expected delivery (half the lowest RTT plus the queue at the path's rate); weighted: smooth weighted round-robin by weight. round-robin and ecf are accepted names that run the same aggregate scheduler as min-rtt; setting them draws a QE_NOT_IMPLEMENTED warning."},"target":{"$ref":"#/$defs/name","description":"Peer (by name) toward which this node bonds its uplinks. Absent: every peer."},"accept":{"type":"boolean","description":"Accept multipath (bonded) connections from peers: set on the receiving side of a bond (the --accept-multipath flag). Without it, a bonded path dialled to this node is refused and the dialling side falls back to one plain connection. Changes live.","default":false},"reorder":{"type":"object","description":"Receive-side reorder buffer for aggregated traffic.","additionalProperties":false,"properties":{"max-delay":{"$ref":"#/$defs/duration","description":"Longest time a packet waits for the ones before it, e.g. 150ms.","default":"150ms"},"max-bytes":{"$ref":"#/$defs/size","description":"Most bytes held while waiting, e.g. 4MiB.","default":"4MiB"}},"default":{}},"traffic-classes":{"type":"array","description":"Traffic steered to a particular path regardless of the scheduler (first match wins).","items":{"type":"object","description":"A traffic class.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The class name (for logs and metrics)."},"match":{"type":"object","description":"Packets in this class (every given criterion must match).","additionalProperties":false,"properties":{"dscp":{"type":"array","description":"DSCP values (0..63) or names (EF, AF41, CS1, ...).","items":{"description":"A DSCP value or name.","if":{"type":"string"},"then":{"type":"string","pattern":"^(EF|VA|CS[0-7]|AF[1-4][1-3]|ef|va|cs[0-7]|af[1-4][1-3])$"},"else":{"type":"integer","minimum":0,"maximum":63}},"default":[]},"ports":{"type":"array","description":"TCP/UDP ports (either direction): numbers or \"low-high\" ranges.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"max-packet-size":{"type":"integer","minimum":1,"maximum":65535,"description":"Packets up to this many bytes."}},"default":{}},"path":{"type":"string","minLength":1,"default":"lowest-latency","description":"\"lowest-latency\", or the name of an uplink in `interfaces`."}},"required":["name"]},"default":[]}},"default":{}},"subnets":{"type":"array","description":"Prefixes this node advertises to the mesh (LANs behind it). A default route (0.0.0.0/0, ::/0) needs `exit: true` and makes this node an internet exit. When two gateways advertise the same prefix, peers use the one with the lower `priority`, then the higher advertised bandwidth, then the lower round trip, and move to the other within about 2 s when it dies.","items":{"description":"A prefix, or { prefix, exit }.","if":{"type":"string"},"then":{"$ref":"#/$defs/cidr","description":"A prefix in CIDR notation."},"else":{"type":"object","description":"An advertised prefix with options.","additionalProperties":false,"properties":{"prefix":{"$ref":"#/$defs/cidr","description":"The prefix in CIDR notation."},"exit":{"type":"boolean","description":"Marks a default route as meant: this node is an exit for internet traffic (required for 0.0.0.0/0 and ::/0). It masquerades what it forwards from the mesh out of its other interfaces (an nftables table the node owns). Peers use it with `exit-node`. Gateways only.","default":false},"masquerade":{"type":"boolean","description":"Masquerade what the mesh sends into this prefix: LAN hosts see this gateway's LAN address, so they need no route back to the overlay. Off: they see the sender's overlay address and need a route to the overlay range via this gateway.","default":false},"priority":{"type":"integer","minimum":0,"maximum":65535,"description":"Preference among gateways advertising the same prefix: lower wins (then more advertise-bandwidth, then lower RTT).","default":100}},"required":["prefix"]}},"default":[]},"routes":{"type":"array","description":"Static routes through the mesh. A route to 0.0.0.0/0 or ::/0 via a peer makes that peer this node's exit for the family (as `exit-node` does).","items":{"type":"object","description":"A route.","additionalProperties":false,"properties":{"to":{"$ref":"#/$defs/cidr","description":"Destination prefix in CIDR notation."},"via":{"$ref":"#/$defs/name","description":"The peer (by name) that forwards this prefix."},"metric":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Lower is preferred when several routes cover the same prefix."}},"required":["to","via"]},"default":[]},"exit-node":{"anyOf":[{"$ref":"#/$defs/name"},{"type":"null"}],"description":"Send this node's internet traffic (0.0.0.0/0 and ::/0) through this peer, a gateway that offers an exit (`subnets: [{ prefix: 0.0.0.0/0, exit: true }]`). The tunnel's own packets stay out of the tunnel (policy routing by fwmark, on every uplink); LAN and link-local traffic stays local (routes in the main table more specific than the default win). Null: no exit.","default":null},"exit-node-required":{"type":"boolean","description":"When the exit is down: true blocks internet traffic until it is back (nothing leaves outside the tunnel); false (the default) falls back to this node's own default route within about 2 s, so losing the gateway does not cut the internet.","default":false},"gateway":{"type":"object","description":"Gateway and relay settings: hub routing (`forward-for`), public ingress, relaying, and the bandwidth announced to peers.","additionalProperties":false,"properties":{"forward-for":{"type":"array","description":"Make this gateway a hub: it routes decrypted IP packets between these members (peer names) or toward these prefixes (CIDR) for members that have no direct tunnel to them. Members learn the routes from this gateway's hello; the kernel forwards (TTL decremented, ICMP errors sent). Gateways only.","items":{"type":"string","minLength":1,"description":"A peer name or a CIDR prefix."},"default":[]},"advertise-bandwidth":{"$ref":"#/$defs/bitrate","description":"Capacity announced to peers, e.g. 1Gbps: members choosing a relay prefer the lowest round trip, then the most bandwidth; a relay also caps each pair it relays at this rate (each direction)."},"relay":{"type":"boolean","description":"Relay for members that cannot reach each other directly (both behind NATs that map per destination, or filter): their QUIC packets pass through this node as opaque bytes, end-to-end encrypted; members only, never more bytes out than in, a rate limit per pair. Bootstrap nodes relay whatever this says. Needs a public address (or one both members reach).","default":false},"ingress":{"type":"array","description":"Public ports this gateway forwards to nodes in the mesh (DNAT in an nftables table the node owns). The client's source address is kept when the target routes replies back through this gateway (it uses this gateway as its exit); otherwise the gateway masquerades (the target sees this gateway's overlay address).","items":{"type":"object","description":"One forwarded port.","additionalProperties":false,"properties":{"listen":{"type":"string","minLength":3,"description":"ADDRESS:PORT this gateway accepts on (0.0.0.0:PORT or [::]:PORT: every address of the family)."},"to":{"type":"string","minLength":3,"description":"PEER:PORT (a member by name) or IP:PORT (an overlay or advertised LAN address) to forward to."},"proto":{"enum":["tcp","udp"],"description":"Transport protocol.","default":"tcp"}},"required":["listen","to"]},"default":[]}},"default":{}},"policies":{"type":"object","description":"Who may reach what through this node (rules checked in order, the first match decides). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set. Every admitted peer (pinned in `peers`, or certified by `network.ca`) may reach this node.","additionalProperties":false,"properties":{"default":{"enum":["deny","allow"],"default":"deny","description":"What would happen to traffic no rule matches: deny (zero trust) or allow. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set."},"groups":{"type":"object","default":{},"description":"Named groups of peers (group name → peer names). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","propertyNames":{"$ref":"#/$defs/name","description":"A group name."},"additionalProperties":{"type":"array","description":"Peer names in the group.","items":{"$ref":"#/$defs/name","description":"A peer name."},"default":[]}},"rules":{"type":"array","description":"Policy rules, in order. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","items":{"type":"object","description":"A rule.","additionalProperties":false,"properties":{"name":{"type":"string","description":"A label for logs and the audit trail.","minLength":1},"from":{"type":"string","description":"Source: \"any\", \"group:NAME\", \"peer:NAME\" or a CIDR prefix.","default":"any","pattern":"^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"to":{"type":"string","description":"Destination: \"any\", a CIDR prefix or an IP address.","default":"any","pattern":"^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"proto":{"enum":["tcp","udp","icmp","any"],"default":"any","description":"Protocol."},"ports":{"type":"array","description":"Destination ports: numbers or \"low-high\" ranges. With proto any they match both tcp and udp; not allowed with icmp. Empty: every port.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"action":{"enum":["allow","deny"],"description":"What to do with matching traffic."}},"required":["action"]},"default":[]}},"default":{}},"audit":{"type":"object","description":"Audit log (append-only, hash-chained JSON lines). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"path":{"type":"string","description":"Audit log file. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","minLength":1}},"default":{}},"metrics":{"type":"object","description":"Prometheus metrics: GET /metrics on this address (no authentication: keep it on loopback or a management network). Absent: nothing listens.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve /metrics on, e.g. 127.0.0.1:9586."}},"default":{}},"ui":{"type":"object","description":"Read-only web UI (topology, live rates, bonding, peers, the last plan and errors). It needs the token in <state-dir>/ui.token: `quicether ui --url` prints its address with it. Absent: nothing listens.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve the UI on, e.g. 127.0.0.1:9587 (loopback: reach it from elsewhere through an SSH tunnel)."}},"default":{}},"logging":{"type":"object","description":"Daemon logs (JSON lines).","additionalProperties":false,"properties":{"level":{"enum":["trace","debug","info","warn","error","fatal","silent"],"default":"warn","description":"Lowest level written."},"destination":{"type":"string","description":"stderr, stdout or a file path.","default":"stderr","minLength":1}},"default":{}},"auth":{"type":"object","description":"Authentication of people using this node. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"require-2fa":{"type":"boolean","description":"Require a second factor before this node joins the mesh. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","default":false}},"default":{}},"control":{"type":"object","description":"The local control socket (quicether status, apply).","additionalProperties":false,"properties":{"socket":{"type":"string","description":"Unix socket path.","default":"/run/quicether/control.sock","minLength":1}},"default":{}}},"$defs":{"name":{"type":"string","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","description":"A name: lowercase letters, digits and dashes, 1..63 characters, no leading or trailing dash."},"ifname":{"type":"string","pattern":"^[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,14}$","description":"A kernel interface name (at most 15 characters)."},"cidr":{"type":"string","pattern":"^[0-9A-Fa-f:.]+/[0-9]{1,3}$","description":"An IPv4 or IPv6 prefix in CIDR notation, e.g. 10.0.0.0/16."},"ip":{"type":"string","pattern":"^[0-9A-Fa-f:.]+$","description":"An IPv4 or IPv6 address."},"port":{"type":"integer","minimum":1,"maximum":65535,"description":"A TCP/UDP port, 1..65535."},"portSpec":{"description":"A port (22) or an inclusive range (\"8000-8100\").","if":{"type":"string"},"then":{"type":"string","pattern":"^[0-9]+-[0-9]+$"},"else":{"type":"integer"}},"endpoint":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+)(:[0-9]+)?$","description":"host:port, with IPv6 addresses in brackets ([2001:db8::1]:7443)."},"listenAddress":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$","description":"host:port to listen on, with IPv6 addresses in brackets."},"publicKey":{"type":"string","pattern":"^[A-Za-z0-9+/]{43}=$","description":"An Ed25519 public key: standard base64 of 32 bytes (44 characters, ending in =)."},"bitrate":{"type":["string","integer"],"minimum":1,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$","description":"A bit rate: a number and a unit (bps, kbps, Mbps, Gbps, kbit, Mbit, Gbit), or a plain integer in bits/s."},"duration":{"type":["string","number"],"minimum":0,"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","description":"A duration: a number and a unit (ms, s, m, h; combined like 1m30s), or a plain number of milliseconds."},"size":{"type":["string","integer"],"minimum":0,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$","description":"A size: a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), or a plain integer in bytes."}}};
+const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://quicether.dev/schemas/quicether.schema.json","title":"QuicEther node configuration","description":"The desired state of one QuicEther node (/etc/quicether.yaml). Keys are kebab-case; unknown keys are errors. Bit rates are written like 25Mbps or 1.5Gbit, durations like 500ms or 2s, sizes like 4MB or 64KiB. Keys marked \"not acted on by this version\" are validated but change nothing yet; setting one draws a QE_NOT_IMPLEMENTED warning (an error under validate --strict).","type":"object","additionalProperties":false,"required":["node","network"],"properties":{"node":{"type":"object","description":"This machine.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"This node's name in the mesh; peers, routes and policies refer to it by this name. Lowercase letters, digits and dashes."},"role":{"enum":["client","gateway","bootstrap"],"default":"client","description":"client: reaches the mesh; gateway: also forwards IP packets for the LANs behind it (its subnets; IP forwarding is switched on); bootstrap: also serves the network's DHT and rendezvous to other nodes (as node.bootstrap-mode does)."},"state-dir":{"type":"string","description":"Directory for the identity key and runtime state.","default":"/var/lib/quicether","minLength":1},"identity":{"type":"string","description":"Private key file (Ed25519, PKCS#8 PEM, mode 0600). Default: <state-dir>/identity.key.","minLength":1},"bootstrap-mode":{"type":"boolean","description":"Serve this network's DHT and rendezvous on the discovery port: other nodes seed their DHT from this node and find each other's signed records through it. A bootstrap node needs no certificate or network secret: it stores signed, encrypted records it cannot read, and admits no one.","default":false}},"required":["name"]},"network":{"type":"object","description":"The mesh this node joins.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The network's name. Every node of one mesh uses the same name; the default IPv6 overlay range is derived from it."},"overlay":{"type":"object","description":"Address ranges of the overlay. Choose ranges that do not clash with any LAN the mesh routes.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/cidr","description":"IPv4 overlay range.","default":"100.88.0.0/16"},"ipv6":{"$ref":"#/$defs/cidr","description":"IPv6 overlay range. Default: a unique-local /48 (fdXX:XXXX:XXXX::/48) derived from network.name."}},"default":{}},"address":{"type":"object","description":"This node's own overlay addresses. Absent: derived from the node identity. Must lie inside the overlay ranges.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/ip","description":"This node's IPv4 overlay address (no prefix length)."},"ipv6":{"$ref":"#/$defs/ip","description":"This node's IPv6 overlay address (no prefix length)."}},"default":{}},"ca":{"$ref":"#/$defs/publicKey","description":"Public key of the network's signing key (`quicether ca init` prints it). Nodes with a valid certificate from it are admitted without being listed in peers. Absent: only the keys pinned in peers are admitted, and discovery has nothing to find."},"certificate":{"type":"string","minLength":1,"description":"This node's certificate (`quicether ca sign` or `quicether join` writes it). Default: <state-dir>/node.crt. Read at start and on reload (SIGHUP); a renewed certificate replaces it without dropping tunnels."},"secret":{"type":"string","minLength":1,"description":"The network secret shared by members (`quicether ca init` creates it; `quicether join` fetches it): discovery records are stored under a salt derived from it and encrypted with it, so outsiders can neither find nor read them. Default: <state-dir>/network.secret (mode 0600)."},"revocations":{"type":"string","minLength":1,"description":"Where this node keeps the newest signed revocation list it has seen (peers pass it on; a revoked node is cut off at once). Default: <state-dir>/revoked.json."},"ca-dir":{"type":"string","minLength":1,"description":"On an admin node only: the CA directory (`quicether ca init`). With it, this node's daemon signs certificates for `quicether invite` tokens, renews members' certificates online before they expire, and spreads the CA's revocation list. Keep it off every other node."}},"required":["name"]},"tun":{"type":"object","description":"The overlay network interface.","additionalProperties":false,"properties":{"name":{"type":"string","pattern":"^qe[A-Za-z0-9_.-]{0,13}$","default":"qe0","description":"Interface name: starts with \"qe\", at most 15 characters."},"mtu":{"description":"MTU of the overlay interface: \"auto\" (from the paths' MTU) or 1280..9000.","default":"auto","if":{"type":"string"},"then":{"type":"string","const":"auto"},"else":{"type":"integer","minimum":1280,"maximum":9000}}},"default":{}},"listen":{"type":"object","description":"Where this node accepts QUIC connections (UDP).","additionalProperties":false,"properties":{"address":{"$ref":"#/$defs/ip","description":"Local address to bind; \"::\" is every address, IPv4 and IPv6.","default":"::"},"port":{"$ref":"#/$defs/port","description":"UDP port.","default":7443}},"default":{}},"peers":{"type":"array","description":"Zero trust: only these keys may connect (key pinning). Every node of the mesh this node talks to is listed here.","items":{"type":"object","description":"A peer node.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The peer's node.name."},"key":{"$ref":"#/$defs/publicKey","description":"The peer's Ed25519 public key: standard base64 of the raw 32 bytes (44 characters), as `quicether init` prints it."},"endpoints":{"type":"array","description":"Addresses where the peer can be reached (\"host:port\"; port defaults to 7443). A peer without endpoints is reached only when it dials this node.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"groups":{"type":"array","description":"Policy groups this peer belongs to (for policies, which this version does not enforce).","items":{"$ref":"#/$defs/name","description":"A group name."},"default":[]}},"required":["name","key"]},"default":[]},"discovery":{"type":"object","description":"How this node finds its peers: the endpoints in peers and discovery.connect-to, and, for a network with a CA (network.ca), signed member records learned from the private DHT and its bootstrap nodes, the LAN and connected peers. Every admitted peer with a known endpoint is dialled.","additionalProperties":false,"properties":{"dht":{"type":"boolean","description":"Find members through this network's private DHT, seeded only by discovery.bootstrap (never the public BitTorrent routers). Needs network.ca and the network secret.","default":false},"bootstrap":{"type":"array","description":"This network's bootstrap nodes (\"ip:port\", their discovery port): the DHT's only seeds, and rendezvous points where members find each other's records.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"connect-to":{"type":"array","description":"Peers to dial directly at start: a peer name from `peers`, or \"host:port\".","items":{"type":"string","minLength":1,"description":"A peer name or host:port."},"default":[]},"lan":{"type":"boolean","description":"Announce this node on each uplink's segment by multicast (IPv4 and IPv6 link-local) and listen for members there; a member found on the LAN is dialled at its LAN address first. Needs network.ca and the network secret.","default":false},"public-address":{"$ref":"#/$defs/ip","description":"A public IP this node is reachable at (a port forward, a cloud VM): put in its record as an endpoint, with listen.port."},"advertise-as-bootstrap":{"type":"boolean","description":"Put this node's discovery endpoint in its record as a bootstrap node, so members learn more bootstrap nodes than their config lists. Only useful on a node that also runs node.bootstrap-mode (or role bootstrap).","default":false},"port":{"$ref":"#/$defs/port","description":"UDP port of the DHT, the rendezvous and invite joins. Default: listen.port + 1 (a second socket: the forwarding plane owns the tunnel port in native code, where a bencoded DHT message is indistinguishable by its first byte from a QUIC short-header packet)."}},"default":{}},"interfaces":{"type":"array","description":"Uplinks: the network interfaces this node sends mesh traffic over. Empty: the default route's interface.","items":{"type":"object","description":"An uplink.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/ifname","description":"Kernel interface name (eth0, wlan0, wwan0, ...)."},"weight":{"type":"integer","minimum":1,"maximum":655,"default":1,"description":"Share of traffic under the weighted scheduler (relative to the other uplinks)."},"bandwidth":{"type":"object","description":"Expected capacity. `up` seeds the send rate of this uplink's paths until they have measured it; `down` is not acted on by this version (validate warns, QE_NOT_IMPLEMENTED).","additionalProperties":false,"properties":{"up":{"$ref":"#/$defs/bitrate","description":"Upload capacity, e.g. 5Mbps: the rate a new path on this uplink starts from, until measured."},"down":{"$ref":"#/$defs/bitrate","description":"Download capacity, e.g. 25Mbps. Not acted on by this version: validated only (QE_NOT_IMPLEMENTED)."}},"default":{}},"role":{"enum":["primary","backup"],"default":"primary","description":"backup uplinks carry traffic only when every primary uplink is down (failover mode)."},"priority":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Order within a role: lower is used first."},"cost":{"type":"integer","minimum":0,"maximum":255,"default":0,"description":"Relative cost, 0-255 (e.g. metered LTE). In aggregate mode an uplink carries bulk traffic only when every cheaper live uplink is full or dead; both ends of a bond apply it. Failover and weighted modes and traffic classes ignore it."}},"required":["name"]},"default":[]},"multipath":{"type":"object","description":"How uplinks are combined toward peers.","additionalProperties":false,"properties":{"mode":{"enum":["aggregate","failover","redundant"],"default":"failover","description":"aggregate: spread packets over every live uplink (bonding); failover: one uplink at a time, switch when it dies; redundant: send each packet on the two best live paths (by expected delivery), so one loss or one dead path costs nothing."},"scheduler":{"enum":["min-rtt","weighted","round-robin","ecf"],"default":"min-rtt","description":"Packet scheduler in aggregate mode. min-rtt (the aggregate scheduler): each packet on the path with the earliest expected delivery (half the lowest RTT plus the queue at the path's rate); weighted: smooth weighted round-robin by weight. round-robin and ecf are accepted names that run the same aggregate scheduler as min-rtt; setting them draws a QE_NOT_IMPLEMENTED warning."},"target":{"$ref":"#/$defs/name","description":"Peer (by name) toward which this node bonds its uplinks. Absent: every peer."},"accept":{"type":"boolean","description":"Accept multipath (bonded) connections from peers: set on the receiving side of a bond (the --accept-multipath flag). Without it, a bonded path dialled to this node is refused and the dialling side falls back to one plain connection. Changes live.","default":false},"reorder":{"type":"object","description":"Receive-side reorder buffer for aggregated traffic.","additionalProperties":false,"properties":{"max-delay":{"$ref":"#/$defs/duration","description":"Longest time a packet waits for the ones before it, e.g. 150ms.","default":"150ms"},"max-bytes":{"$ref":"#/$defs/size","description":"Most bytes held while waiting, e.g. 4MiB.","default":"4MiB"}},"default":{}},"traffic-classes":{"type":"array","description":"Traffic steered to a particular path regardless of the scheduler (first match wins).","items":{"type":"object","description":"A traffic class.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The class name (for logs and metrics)."},"match":{"type":"object","description":"Packets in this class (every given criterion must match).","additionalProperties":false,"properties":{"dscp":{"type":"array","description":"DSCP values (0..63) or names (EF, AF41, CS1, ...).","items":{"description":"A DSCP value or name.","if":{"type":"string"},"then":{"type":"string","pattern":"^(EF|VA|CS[0-7]|AF[1-4][1-3]|ef|va|cs[0-7]|af[1-4][1-3])$"},"else":{"type":"integer","minimum":0,"maximum":63}},"default":[]},"ports":{"type":"array","description":"TCP/UDP ports (either direction): numbers or \"low-high\" ranges.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"max-packet-size":{"type":"integer","minimum":1,"maximum":65535,"description":"Packets up to this many bytes."}},"default":{}},"path":{"type":"string","minLength":1,"default":"lowest-latency","description":"\"lowest-latency\", or the name of an uplink in `interfaces`."}},"required":["name"]},"default":[]}},"default":{}},"subnets":{"type":"array","description":"Prefixes this node advertises to the mesh (LANs behind it). A default route (0.0.0.0/0, ::/0) needs `exit: true` and makes this node an internet exit. When two gateways advertise the same prefix, peers use the one with the lower `priority`, then the higher advertised bandwidth, then the lower round trip, and move to the other within about 2 s when it dies.","items":{"description":"A prefix, or { prefix, exit }.","if":{"type":"string"},"then":{"$ref":"#/$defs/cidr","description":"A prefix in CIDR notation."},"else":{"type":"object","description":"An advertised prefix with options.","additionalProperties":false,"properties":{"prefix":{"$ref":"#/$defs/cidr","description":"The prefix in CIDR notation."},"exit":{"type":"boolean","description":"Marks a default route as meant: this node is an exit for internet traffic (required for 0.0.0.0/0 and ::/0). It masquerades what it forwards from the mesh out of its other interfaces (an nftables table the node owns). Peers use it with `exit-node`. Gateways only.","default":false},"masquerade":{"type":"boolean","description":"Masquerade what the mesh sends into this prefix: LAN hosts see this gateway's LAN address, so they need no route back to the overlay. Off: they see the sender's overlay address and need a route to the overlay range via this gateway.","default":false},"priority":{"type":"integer","minimum":0,"maximum":65535,"description":"Preference among gateways advertising the same prefix: lower wins (then more advertise-bandwidth, then lower RTT).","default":100}},"required":["prefix"]}},"default":[]},"routes":{"type":"array","description":"Static routes through the mesh. A route to 0.0.0.0/0 or ::/0 via a peer makes that peer this node's exit for the family (as `exit-node` does).","items":{"type":"object","description":"A route.","additionalProperties":false,"properties":{"to":{"$ref":"#/$defs/cidr","description":"Destination prefix in CIDR notation."},"via":{"$ref":"#/$defs/name","description":"The peer (by name) that forwards this prefix."},"metric":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Lower is preferred when several routes cover the same prefix."}},"required":["to","via"]},"default":[]},"exit-node":{"anyOf":[{"$ref":"#/$defs/name"},{"type":"null"}],"description":"Send this node's internet traffic (0.0.0.0/0 and ::/0) through this peer, a gateway that offers an exit (`subnets: [{ prefix: 0.0.0.0/0, exit: true }]`). The tunnel's own packets stay out of the tunnel (policy routing by fwmark, on every uplink); LAN and link-local traffic stays local (routes in the main table more specific than the default win). Null: no exit.","default":null},"exit-node-required":{"type":"boolean","description":"When the exit is down: true blocks internet traffic until it is back (nothing leaves outside the tunnel); false (the default) falls back to this node's own default route within about 2 s, so losing the gateway does not cut the internet.","default":false},"gateway":{"type":"object","description":"Gateway and relay settings: hub routing (`forward-for`), public ingress, relaying, and the bandwidth announced to peers.","additionalProperties":false,"properties":{"forward-for":{"type":"array","description":"Make this gateway a hub: it routes decrypted IP packets between these members (peer names) or toward these prefixes (CIDR) for members that have no direct tunnel to them. Members learn the routes from this gateway's hello; the kernel forwards (TTL decremented, ICMP errors sent). Gateways only.","items":{"type":"string","minLength":1,"description":"A peer name or a CIDR prefix."},"default":[]},"advertise-bandwidth":{"$ref":"#/$defs/bitrate","description":"Capacity announced to peers, e.g. 1Gbps: members choosing a relay prefer the lowest round trip, then the most bandwidth; a relay also caps each pair it relays at this rate (each direction)."},"relay":{"type":"boolean","description":"Relay for members that cannot reach each other directly (both behind NATs that map per destination, or filter): their QUIC packets pass through this node as opaque bytes, end-to-end encrypted; members only, never more bytes out than in, a rate limit per pair. Bootstrap nodes relay whatever this says. Needs a public address (or one both members reach).","default":false},"ingress":{"type":"array","description":"Public ports this gateway forwards to nodes in the mesh (DNAT in an nftables table the node owns). The client's source address is kept when the target routes replies back through this gateway (it uses this gateway as its exit); otherwise the gateway masquerades (the target sees this gateway's overlay address).","items":{"type":"object","description":"One forwarded port.","additionalProperties":false,"properties":{"listen":{"type":"string","minLength":3,"description":"ADDRESS:PORT this gateway accepts on (0.0.0.0:PORT or [::]:PORT: every address of the family)."},"to":{"type":"string","minLength":3,"description":"PEER:PORT (a member by name) or IP:PORT (an overlay or advertised LAN address) to forward to."},"proto":{"enum":["tcp","udp"],"description":"Transport protocol.","default":"tcp"}},"required":["listen","to"]},"default":[]}},"default":{}},"policies":{"type":"object","description":"Who may reach what through this node (rules checked in order, the first match decides). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set. Every admitted peer (pinned in `peers`, or certified by `network.ca`) may reach this node.","additionalProperties":false,"properties":{"default":{"enum":["deny","allow"],"default":"deny","description":"What would happen to traffic no rule matches: deny (zero trust) or allow. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set."},"groups":{"type":"object","default":{},"description":"Named groups of peers (group name → peer names). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","propertyNames":{"$ref":"#/$defs/name","description":"A group name."},"additionalProperties":{"type":"array","description":"Peer names in the group.","items":{"$ref":"#/$defs/name","description":"A peer name."},"default":[]}},"rules":{"type":"array","description":"Policy rules, in order. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","items":{"type":"object","description":"A rule.","additionalProperties":false,"properties":{"name":{"type":"string","description":"A label for logs and the audit trail.","minLength":1},"from":{"type":"string","description":"Source: \"any\", \"group:NAME\", \"peer:NAME\" or a CIDR prefix.","default":"any","pattern":"^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"to":{"type":"string","description":"Destination: \"any\", a CIDR prefix or an IP address.","default":"any","pattern":"^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"proto":{"enum":["tcp","udp","icmp","any"],"default":"any","description":"Protocol."},"ports":{"type":"array","description":"Destination ports: numbers or \"low-high\" ranges. With proto any they match both tcp and udp; not allowed with icmp. Empty: every port.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"action":{"enum":["allow","deny"],"description":"What to do with matching traffic."}},"required":["action"]},"default":[]},"tests":{"type":"array","description":"Policy tests, checked by `quicether validate` and at every load (a config whose tests fail is not applied): each says what the policy must decide for one flow. Evaluated against the rules whether or not this version enforces them.","default":[],"items":{"type":"object","additionalProperties":false,"description":"One flow and the expected decision.","properties":{"from":{"type":"string","minLength":1,"description":"The initiator: \"peer:NAME\" (its overlay address; this node's own name too) or an IP address.","pattern":"^(peer:.+|[0-9A-Fa-f:.]+)$"},"to":{"type":"string","minLength":1,"description":"ADDRESS[:PORT][/tcp|udp|icmp], e.g. 192.168.77.10:22/tcp, [fd00::5]:53/udp, 10.0.0.1/icmp. A port without a protocol means tcp."},"expect":{"enum":["allow","deny"],"description":"What the policy must decide."}},"required":["from","to","expect"]}}},"default":{}},"audit":{"type":"object","description":"Audit log (append-only, hash-chained JSON lines). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"path":{"type":"string","description":"Audit log file. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","minLength":1}},"default":{}},"metrics":{"type":"object","description":"Prometheus metrics: GET /metrics on this address (no authentication: keep it on loopback or a management network). Absent: nothing listens.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve /metrics on, e.g. 127.0.0.1:9586."}},"default":{}},"ui":{"type":"object","description":"Read-only web UI (topology, live rates, bonding, peers, the last plan and errors). It needs the token in <state-dir>/ui.token: `quicether ui --url` prints its address with it. Absent: nothing listens.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve the UI on, e.g. 127.0.0.1:9587 (loopback: reach it from elsewhere through an SSH tunnel)."}},"default":{}},"logging":{"type":"object","description":"Daemon logs (JSON lines).","additionalProperties":false,"properties":{"level":{"enum":["trace","debug","info","warn","error","fatal","silent"],"default":"warn","description":"Lowest level written."},"destination":{"type":"string","description":"stderr, stdout or a file path.","default":"stderr","minLength":1}},"default":{}},"auth":{"type":"object","description":"Authentication of people using this node. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"require-2fa":{"type":"boolean","description":"Require a second factor before this node joins the mesh. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","default":false}},"default":{}},"control":{"type":"object","description":"The local control socket (quicether status, apply).","additionalProperties":false,"properties":{"socket":{"type":"string","description":"Unix socket path.","default":"/run/quicether/control.sock","minLength":1}},"default":{}}},"$defs":{"name":{"type":"string","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","description":"A name: lowercase letters, digits and dashes, 1..63 characters, no leading or trailing dash."},"ifname":{"type":"string","pattern":"^[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,14}$","description":"A kernel interface name (at most 15 characters)."},"cidr":{"type":"string","pattern":"^[0-9A-Fa-f:.]+/[0-9]{1,3}$","description":"An IPv4 or IPv6 prefix in CIDR notation, e.g. 10.0.0.0/16."},"ip":{"type":"string","pattern":"^[0-9A-Fa-f:.]+$","description":"An IPv4 or IPv6 address."},"port":{"type":"integer","minimum":1,"maximum":65535,"description":"A TCP/UDP port, 1..65535."},"portSpec":{"description":"A port (22) or an inclusive range (\"8000-8100\").","if":{"type":"string"},"then":{"type":"string","pattern":"^[0-9]+-[0-9]+$"},"else":{"type":"integer"}},"endpoint":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+)(:[0-9]+)?$","description":"host:port, with IPv6 addresses in brackets ([2001:db8::1]:7443)."},"listenAddress":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$","description":"host:port to listen on, with IPv6 addresses in brackets."},"publicKey":{"type":"string","pattern":"^[A-Za-z0-9+/]{43}=$","description":"An Ed25519 public key: standard base64 of 32 bytes (44 characters, ending in =)."},"bitrate":{"type":["string","integer"],"minimum":1,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$","description":"A bit rate: a number and a unit (bps, kbps, Mbps, Gbps, kbit, Mbit, Gbit), or a plain integer in bits/s."},"duration":{"type":["string","number"],"minimum":0,"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","description":"A duration: a number and a unit (ms, s, m, h; combined like 1m30s), or a plain number of milliseconds."},"size":{"type":["string","integer"],"minimum":0,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$","description":"A size: a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), or a plain integer in bytes."}}};
 const schema32 = {"type":"string","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","description":"A name: lowercase letters, digits and dashes, 1..63 characters, no leading or trailing dash."};
 const schema34 = {"type":"string","pattern":"^[0-9A-Fa-f:.]+/[0-9]{1,3}$","description":"An IPv4 or IPv6 prefix in CIDR notation, e.g. 10.0.0.0/16."};
 const schema36 = {"type":"string","pattern":"^[0-9A-Fa-f:.]+$","description":"An IPv4 or IPv6 address."};
@@ -34,7 +34,8 @@ const pattern26 = new RegExp("^(EF|VA|CS[0-7]|AF[1-4][1-3]|ef|va|cs[0-7]|af[1-4]
 const pattern27 = new RegExp("^[0-9]+-[0-9]+$", "u");
 const pattern36 = new RegExp("^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$", "u");
 const pattern37 = new RegExp("^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$", "u");
-const pattern39 = new RegExp("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$", "u");
+const pattern39 = new RegExp("^(peer:.+|[0-9A-Fa-f:.]+)$", "u");
+const pattern40 = new RegExp("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$", "u");
 
 function validate20(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 /*# sourceURL="https://quicether.dev/schemas/quicether.schema.json" */;
@@ -2752,7 +2753,7 @@ if(data.policies !== undefined){
 let data94 = data.policies;
 if(data94 && typeof data94 == "object" && !Array.isArray(data94)){
 for(const key19 in data94){
-if(!(((key19 === "default") || (key19 === "groups")) || (key19 === "rules"))){
+if(!((((key19 === "default") || (key19 === "groups")) || (key19 === "rules")) || (key19 === "tests"))){
 const err207 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.policies,data:data94};
 if(vErrors === null){
 vErrors = [err207];
@@ -3119,9 +3120,15 @@ vErrors.push(err233);
 errors++;
 }
 }
-}
-else {
-const err234 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.policies.type,parentSchema:schema31.properties.policies,data:data94};
+if(data94.tests !== undefined){
+let data108 = data94.tests;
+if(Array.isArray(data108)){
+const len16 = data108.length;
+for(let i16=0; i16<len16; i16++){
+let data109 = data108[i16];
+if(data109 && typeof data109 == "object" && !Array.isArray(data109)){
+if(data109.from === undefined){
+const err234 = {instancePath:instancePath+"/policies/tests/" + i16,schemaPath:"#/properties/policies/properties/tests/items/required",keyword:"required",params:{missingProperty: "from"},message:"must have required property '"+"from"+"'",schema:schema31.properties.policies.properties.tests.items.required,parentSchema:schema31.properties.policies.properties.tests.items,data:data109};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -3130,13 +3137,8 @@ vErrors.push(err234);
 }
 errors++;
 }
-}
-if(data.audit !== undefined){
-let data108 = data.audit;
-if(data108 && typeof data108 == "object" && !Array.isArray(data108)){
-for(const key23 in data108){
-if(!(key23 === "path")){
-const err235 = {instancePath:instancePath+"/audit",schemaPath:"#/properties/audit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.audit,data:data108};
+if(data109.to === undefined){
+const err235 = {instancePath:instancePath+"/policies/tests/" + i16,schemaPath:"#/properties/policies/properties/tests/items/required",keyword:"required",params:{missingProperty: "to"},message:"must have required property '"+"to"+"'",schema:schema31.properties.policies.properties.tests.items.required,parentSchema:schema31.properties.policies.properties.tests.items,data:data109};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -3145,12 +3147,8 @@ vErrors.push(err235);
 }
 errors++;
 }
-}
-if(data108.path !== undefined){
-let data109 = data108.path;
-if(typeof data109 === "string"){
-if(func2(data109) < 1){
-const err236 = {instancePath:instancePath+"/audit/path",schemaPath:"#/properties/audit/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.audit.properties.path,data:data109};
+if(data109.expect === undefined){
+const err236 = {instancePath:instancePath+"/policies/tests/" + i16,schemaPath:"#/properties/policies/properties/tests/items/required",keyword:"required",params:{missingProperty: "expect"},message:"must have required property '"+"expect"+"'",schema:schema31.properties.policies.properties.tests.items.required,parentSchema:schema31.properties.policies.properties.tests.items,data:data109};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -3159,9 +3157,9 @@ vErrors.push(err236);
 }
 errors++;
 }
-}
-else {
-const err237 = {instancePath:instancePath+"/audit/path",schemaPath:"#/properties/audit/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.audit.properties.path.type,parentSchema:schema31.properties.audit.properties.path,data:data109};
+for(const key23 in data109){
+if(!(((key23 === "from") || (key23 === "to")) || (key23 === "expect"))){
+const err237 = {instancePath:instancePath+"/policies/tests/" + i16,schemaPath:"#/properties/policies/properties/tests/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.policies.properties.tests.items,data:data109};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -3171,9 +3169,11 @@ vErrors.push(err237);
 errors++;
 }
 }
-}
-else {
-const err238 = {instancePath:instancePath+"/audit",schemaPath:"#/properties/audit/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.audit.type,parentSchema:schema31.properties.audit,data:data108};
+if(data109.from !== undefined){
+let data110 = data109.from;
+if(typeof data110 === "string"){
+if(func2(data110) < 1){
+const err238 = {instancePath:instancePath+"/policies/tests/" + i16+"/from",schemaPath:"#/properties/policies/properties/tests/items/properties/from/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.policies.properties.tests.items.properties.from,data:data110};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -3182,13 +3182,8 @@ vErrors.push(err238);
 }
 errors++;
 }
-}
-if(data.metrics !== undefined){
-let data110 = data.metrics;
-if(data110 && typeof data110 == "object" && !Array.isArray(data110)){
-for(const key24 in data110){
-if(!(key24 === "listen")){
-const err239 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.metrics,data:data110};
+if(!pattern39.test(data110)){
+const err239 = {instancePath:instancePath+"/policies/tests/" + i16+"/from",schemaPath:"#/properties/policies/properties/tests/items/properties/from/pattern",keyword:"pattern",params:{pattern: "^(peer:.+|[0-9A-Fa-f:.]+)$"},message:"must match pattern \""+"^(peer:.+|[0-9A-Fa-f:.]+)$"+"\"",schema:"^(peer:.+|[0-9A-Fa-f:.]+)$",parentSchema:schema31.properties.policies.properties.tests.items.properties.from,data:data110};
 if(vErrors === null){
 vErrors = [err239];
 }
@@ -3198,11 +3193,8 @@ vErrors.push(err239);
 errors++;
 }
 }
-if(data110.listen !== undefined){
-let data111 = data110.listen;
-if(typeof data111 === "string"){
-if(!pattern39.test(data111)){
-const err240 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema65,data:data111};
+else {
+const err240 = {instancePath:instancePath+"/policies/tests/" + i16+"/from",schemaPath:"#/properties/policies/properties/tests/items/properties/from/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.policies.properties.tests.items.properties.from.type,parentSchema:schema31.properties.policies.properties.tests.items.properties.from,data:data110};
 if(vErrors === null){
 vErrors = [err240];
 }
@@ -3212,8 +3204,11 @@ vErrors.push(err240);
 errors++;
 }
 }
-else {
-const err241 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.type,parentSchema:schema65,data:data111};
+if(data109.to !== undefined){
+let data111 = data109.to;
+if(typeof data111 === "string"){
+if(func2(data111) < 1){
+const err241 = {instancePath:instancePath+"/policies/tests/" + i16+"/to",schemaPath:"#/properties/policies/properties/tests/items/properties/to/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.policies.properties.tests.items.properties.to,data:data111};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -3223,9 +3218,8 @@ vErrors.push(err241);
 errors++;
 }
 }
-}
 else {
-const err242 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.metrics.type,parentSchema:schema31.properties.metrics,data:data110};
+const err242 = {instancePath:instancePath+"/policies/tests/" + i16+"/to",schemaPath:"#/properties/policies/properties/tests/items/properties/to/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.policies.properties.tests.items.properties.to.type,parentSchema:schema31.properties.policies.properties.tests.items.properties.to,data:data111};
 if(vErrors === null){
 vErrors = [err242];
 }
@@ -3235,12 +3229,10 @@ vErrors.push(err242);
 errors++;
 }
 }
-if(data.ui !== undefined){
-let data112 = data.ui;
-if(data112 && typeof data112 == "object" && !Array.isArray(data112)){
-for(const key25 in data112){
-if(!(key25 === "listen")){
-const err243 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.ui,data:data112};
+if(data109.expect !== undefined){
+let data112 = data109.expect;
+if(!((data112 === "allow") || (data112 === "deny"))){
+const err243 = {instancePath:instancePath+"/policies/tests/" + i16+"/expect",schemaPath:"#/properties/policies/properties/tests/items/properties/expect/enum",keyword:"enum",params:{allowedValues: schema31.properties.policies.properties.tests.items.properties.expect.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.policies.properties.tests.items.properties.expect.enum,parentSchema:schema31.properties.policies.properties.tests.items.properties.expect,data:data112};
 if(vErrors === null){
 vErrors = [err243];
 }
@@ -3250,11 +3242,9 @@ vErrors.push(err243);
 errors++;
 }
 }
-if(data112.listen !== undefined){
-let data113 = data112.listen;
-if(typeof data113 === "string"){
-if(!pattern39.test(data113)){
-const err244 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema65,data:data113};
+}
+else {
+const err244 = {instancePath:instancePath+"/policies/tests/" + i16,schemaPath:"#/properties/policies/properties/tests/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.policies.properties.tests.items.type,parentSchema:schema31.properties.policies.properties.tests.items,data:data109};
 if(vErrors === null){
 vErrors = [err244];
 }
@@ -3264,8 +3254,9 @@ vErrors.push(err244);
 errors++;
 }
 }
+}
 else {
-const err245 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.type,parentSchema:schema65,data:data113};
+const err245 = {instancePath:instancePath+"/policies/tests",schemaPath:"#/properties/policies/properties/tests/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.policies.properties.tests.type,parentSchema:schema31.properties.policies.properties.tests,data:data108};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -3277,7 +3268,7 @@ errors++;
 }
 }
 else {
-const err246 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.ui.type,parentSchema:schema31.properties.ui,data:data112};
+const err246 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.policies.type,parentSchema:schema31.properties.policies,data:data94};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -3287,12 +3278,12 @@ vErrors.push(err246);
 errors++;
 }
 }
-if(data.logging !== undefined){
-let data114 = data.logging;
-if(data114 && typeof data114 == "object" && !Array.isArray(data114)){
-for(const key26 in data114){
-if(!((key26 === "level") || (key26 === "destination"))){
-const err247 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.logging,data:data114};
+if(data.audit !== undefined){
+let data113 = data.audit;
+if(data113 && typeof data113 == "object" && !Array.isArray(data113)){
+for(const key24 in data113){
+if(!(key24 === "path")){
+const err247 = {instancePath:instancePath+"/audit",schemaPath:"#/properties/audit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.audit,data:data113};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -3302,10 +3293,11 @@ vErrors.push(err247);
 errors++;
 }
 }
-if(data114.level !== undefined){
-let data115 = data114.level;
-if(!(((((((data115 === "trace") || (data115 === "debug")) || (data115 === "info")) || (data115 === "warn")) || (data115 === "error")) || (data115 === "fatal")) || (data115 === "silent"))){
-const err248 = {instancePath:instancePath+"/logging/level",schemaPath:"#/properties/logging/properties/level/enum",keyword:"enum",params:{allowedValues: schema31.properties.logging.properties.level.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.logging.properties.level.enum,parentSchema:schema31.properties.logging.properties.level,data:data115};
+if(data113.path !== undefined){
+let data114 = data113.path;
+if(typeof data114 === "string"){
+if(func2(data114) < 1){
+const err248 = {instancePath:instancePath+"/audit/path",schemaPath:"#/properties/audit/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.audit.properties.path,data:data114};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -3315,11 +3307,8 @@ vErrors.push(err248);
 errors++;
 }
 }
-if(data114.destination !== undefined){
-let data116 = data114.destination;
-if(typeof data116 === "string"){
-if(func2(data116) < 1){
-const err249 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.logging.properties.destination,data:data116};
+else {
+const err249 = {instancePath:instancePath+"/audit/path",schemaPath:"#/properties/audit/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.audit.properties.path.type,parentSchema:schema31.properties.audit.properties.path,data:data114};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -3329,8 +3318,9 @@ vErrors.push(err249);
 errors++;
 }
 }
+}
 else {
-const err250 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.logging.properties.destination.type,parentSchema:schema31.properties.logging.properties.destination,data:data116};
+const err250 = {instancePath:instancePath+"/audit",schemaPath:"#/properties/audit/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.audit.type,parentSchema:schema31.properties.audit,data:data113};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3340,9 +3330,12 @@ vErrors.push(err250);
 errors++;
 }
 }
-}
-else {
-const err251 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.logging.type,parentSchema:schema31.properties.logging,data:data114};
+if(data.metrics !== undefined){
+let data115 = data.metrics;
+if(data115 && typeof data115 == "object" && !Array.isArray(data115)){
+for(const key25 in data115){
+if(!(key25 === "listen")){
+const err251 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.metrics,data:data115};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3352,12 +3345,11 @@ vErrors.push(err251);
 errors++;
 }
 }
-if(data.auth !== undefined){
-let data117 = data.auth;
-if(data117 && typeof data117 == "object" && !Array.isArray(data117)){
-for(const key27 in data117){
-if(!(key27 === "require-2fa")){
-const err252 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.auth,data:data117};
+if(data115.listen !== undefined){
+let data116 = data115.listen;
+if(typeof data116 === "string"){
+if(!pattern40.test(data116)){
+const err252 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema65,data:data116};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -3367,10 +3359,8 @@ vErrors.push(err252);
 errors++;
 }
 }
-if(data117["require-2fa"] !== undefined){
-let data118 = data117["require-2fa"];
-if(typeof data118 !== "boolean"){
-const err253 = {instancePath:instancePath+"/auth/require-2fa",schemaPath:"#/properties/auth/properties/require-2fa/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.auth.properties["require-2fa"].type,parentSchema:schema31.properties.auth.properties["require-2fa"],data:data118};
+else {
+const err253 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.type,parentSchema:schema65,data:data116};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -3382,7 +3372,7 @@ errors++;
 }
 }
 else {
-const err254 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.auth.type,parentSchema:schema31.properties.auth,data:data117};
+const err254 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.metrics.type,parentSchema:schema31.properties.metrics,data:data115};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -3392,12 +3382,12 @@ vErrors.push(err254);
 errors++;
 }
 }
-if(data.control !== undefined){
-let data119 = data.control;
-if(data119 && typeof data119 == "object" && !Array.isArray(data119)){
-for(const key28 in data119){
-if(!(key28 === "socket")){
-const err255 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.control,data:data119};
+if(data.ui !== undefined){
+let data117 = data.ui;
+if(data117 && typeof data117 == "object" && !Array.isArray(data117)){
+for(const key26 in data117){
+if(!(key26 === "listen")){
+const err255 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.ui,data:data117};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -3407,11 +3397,11 @@ vErrors.push(err255);
 errors++;
 }
 }
-if(data119.socket !== undefined){
-let data120 = data119.socket;
-if(typeof data120 === "string"){
-if(func2(data120) < 1){
-const err256 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.control.properties.socket,data:data120};
+if(data117.listen !== undefined){
+let data118 = data117.listen;
+if(typeof data118 === "string"){
+if(!pattern40.test(data118)){
+const err256 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema65,data:data118};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -3422,7 +3412,7 @@ errors++;
 }
 }
 else {
-const err257 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.control.properties.socket.type,parentSchema:schema31.properties.control.properties.socket,data:data120};
+const err257 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.type,parentSchema:schema65,data:data118};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -3434,7 +3424,7 @@ errors++;
 }
 }
 else {
-const err258 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.control.type,parentSchema:schema31.properties.control,data:data119};
+const err258 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.ui.type,parentSchema:schema31.properties.ui,data:data117};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -3444,14 +3434,171 @@ vErrors.push(err258);
 errors++;
 }
 }
-}
-else {
-const err259 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.type,parentSchema:schema31,data};
+if(data.logging !== undefined){
+let data119 = data.logging;
+if(data119 && typeof data119 == "object" && !Array.isArray(data119)){
+for(const key27 in data119){
+if(!((key27 === "level") || (key27 === "destination"))){
+const err259 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.logging,data:data119};
 if(vErrors === null){
 vErrors = [err259];
 }
 else {
 vErrors.push(err259);
+}
+errors++;
+}
+}
+if(data119.level !== undefined){
+let data120 = data119.level;
+if(!(((((((data120 === "trace") || (data120 === "debug")) || (data120 === "info")) || (data120 === "warn")) || (data120 === "error")) || (data120 === "fatal")) || (data120 === "silent"))){
+const err260 = {instancePath:instancePath+"/logging/level",schemaPath:"#/properties/logging/properties/level/enum",keyword:"enum",params:{allowedValues: schema31.properties.logging.properties.level.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.logging.properties.level.enum,parentSchema:schema31.properties.logging.properties.level,data:data120};
+if(vErrors === null){
+vErrors = [err260];
+}
+else {
+vErrors.push(err260);
+}
+errors++;
+}
+}
+if(data119.destination !== undefined){
+let data121 = data119.destination;
+if(typeof data121 === "string"){
+if(func2(data121) < 1){
+const err261 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.logging.properties.destination,data:data121};
+if(vErrors === null){
+vErrors = [err261];
+}
+else {
+vErrors.push(err261);
+}
+errors++;
+}
+}
+else {
+const err262 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.logging.properties.destination.type,parentSchema:schema31.properties.logging.properties.destination,data:data121};
+if(vErrors === null){
+vErrors = [err262];
+}
+else {
+vErrors.push(err262);
+}
+errors++;
+}
+}
+}
+else {
+const err263 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.logging.type,parentSchema:schema31.properties.logging,data:data119};
+if(vErrors === null){
+vErrors = [err263];
+}
+else {
+vErrors.push(err263);
+}
+errors++;
+}
+}
+if(data.auth !== undefined){
+let data122 = data.auth;
+if(data122 && typeof data122 == "object" && !Array.isArray(data122)){
+for(const key28 in data122){
+if(!(key28 === "require-2fa")){
+const err264 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.auth,data:data122};
+if(vErrors === null){
+vErrors = [err264];
+}
+else {
+vErrors.push(err264);
+}
+errors++;
+}
+}
+if(data122["require-2fa"] !== undefined){
+let data123 = data122["require-2fa"];
+if(typeof data123 !== "boolean"){
+const err265 = {instancePath:instancePath+"/auth/require-2fa",schemaPath:"#/properties/auth/properties/require-2fa/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.auth.properties["require-2fa"].type,parentSchema:schema31.properties.auth.properties["require-2fa"],data:data123};
+if(vErrors === null){
+vErrors = [err265];
+}
+else {
+vErrors.push(err265);
+}
+errors++;
+}
+}
+}
+else {
+const err266 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.auth.type,parentSchema:schema31.properties.auth,data:data122};
+if(vErrors === null){
+vErrors = [err266];
+}
+else {
+vErrors.push(err266);
+}
+errors++;
+}
+}
+if(data.control !== undefined){
+let data124 = data.control;
+if(data124 && typeof data124 == "object" && !Array.isArray(data124)){
+for(const key29 in data124){
+if(!(key29 === "socket")){
+const err267 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.control,data:data124};
+if(vErrors === null){
+vErrors = [err267];
+}
+else {
+vErrors.push(err267);
+}
+errors++;
+}
+}
+if(data124.socket !== undefined){
+let data125 = data124.socket;
+if(typeof data125 === "string"){
+if(func2(data125) < 1){
+const err268 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.control.properties.socket,data:data125};
+if(vErrors === null){
+vErrors = [err268];
+}
+else {
+vErrors.push(err268);
+}
+errors++;
+}
+}
+else {
+const err269 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.control.properties.socket.type,parentSchema:schema31.properties.control.properties.socket,data:data125};
+if(vErrors === null){
+vErrors = [err269];
+}
+else {
+vErrors.push(err269);
+}
+errors++;
+}
+}
+}
+else {
+const err270 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.control.type,parentSchema:schema31.properties.control,data:data124};
+if(vErrors === null){
+vErrors = [err270];
+}
+else {
+vErrors.push(err270);
+}
+errors++;
+}
+}
+}
+else {
+const err271 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.type,parentSchema:schema31,data};
+if(vErrors === null){
+vErrors = [err271];
+}
+else {
+vErrors.push(err271);
 }
 errors++;
 }

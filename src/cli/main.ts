@@ -20,6 +20,7 @@ import { registerServiceCommands } from './service.js'
 import { registerStart } from './start.js'
 import { registerValidate } from './validate.js'
 import { registerUi } from './ui.js'
+import { registerPolicyCommands } from './policy.js'
 
 export type { CliIo } from './context.js'
 
@@ -83,6 +84,7 @@ Run 'quicether <command> --help' for a command's options.`,
   registerJoin(program, ctx)
   registerCaCommands(program, ctx)
   registerUi(program, ctx)
+  registerPolicyCommands(program, ctx)
   registerLabCommands(program)
   registerServiceCommands(program, ctx)
   registerCompletion(program, ctx)

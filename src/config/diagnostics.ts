@@ -63,6 +63,9 @@ export const DIAGNOSTIC_CODES = [
   'QE_DEFAULT_ROUTE',
   // warnings
   'QE_NOT_IMPLEMENTED',
+  // policies.tests
+  'policy-test-failed',
+  'policy-test-unresolved',
   'dht-without-bootstrap',
   'discovery-without-ca',
   'discovery-port-clash',

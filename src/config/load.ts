@@ -14,6 +14,7 @@ import { formatPath } from './positions.js'
 import type { Path } from './positions.js'
 import { checkRules } from './rules.js'
 import { checkSchema } from './schema.js'
+import { checkPolicyTests } from '../policy/tests.js'
 
 export { MAX_CONFIG_BYTES }
 
@@ -45,7 +46,15 @@ export function loadConfigText(text: string, file: string, opts: LoadOptions = {
   }
   sortDiagnostics(diagnostics)
   if (hasErrors(diagnostics)) return { ok: false, diagnostics }
-  return { ok: true, config: normalize(data), raw: data, diagnostics }
+  const config = normalize(data)
+  // The policy's own tests: a config whose policy breaks what they promise is not applied.
+  const failed = checkPolicyTests(config)
+  if (failed.length > 0) {
+    for (const p of failed) diagnostics.push(make([...p.path], 'value', 'error', p.code, p.message))
+    sortDiagnostics(diagnostics)
+    return { ok: false, diagnostics }
+  }
+  return { ok: true, config, raw: data, diagnostics }
 }
 
 function coveredBy(path: Path, flagged: ReadonlySet<string>): boolean {

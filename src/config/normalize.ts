@@ -138,6 +138,7 @@ export function normalize(raw: Raw): Config {
       relay: b(gw.relay, false),
     },
     policies: {
+      enforced: pol.default !== undefined || list(pol.rules).length > 0,
       default: s<PolicyAction>(pol.default, 'deny'),
       groups: Object.fromEntries(Object.entries(o(pol.groups)).map(([g, members]) => [g, strings(members)])),
       rules: list(pol.rules).map((r) => ({
@@ -148,6 +149,7 @@ export function normalize(raw: Raw): Config {
         ports: ports(o(r).ports),
         action: s<PolicyAction>(o(r).action, 'deny'),
       })),
+      tests: list(pol.tests).map((x) => ({ from: s(o(x).from, ''), to: s(o(x).to, ''), expect: s<PolicyAction>(o(x).expect, 'allow') })),
     },
     audit: { path: sOrNull(o(raw.audit).path) },
     metrics: { listen: listenOrNull(o(raw.metrics).listen) },

@@ -94,8 +94,9 @@ export function renderConfigYaml(config: Config): string {
       'advertise-bandwidth': opt(c.gateway.advertiseBandwidth, formatBitrate),
       relay: c.gateway.relay,
     }),
-    policies: {
-      default: c.policies.default,
+    policies: compact({
+      // Written only when enforced: a written default is what turns enforcement on.
+      default: c.policies.enforced ? c.policies.default : undefined,
       groups: Object.fromEntries(Object.entries(c.policies.groups).map(([g, m]) => [g, [...m]])),
       rules: c.policies.rules.map((r) => compact({
         name: r.name ?? undefined,
@@ -105,7 +106,8 @@ export function renderConfigYaml(config: Config): string {
         ports: r.ports.length > 0 ? r.ports.map(formatPortRange) : undefined,
         action: r.action,
       })),
-    },
+      tests: c.policies.tests.length > 0 ? c.policies.tests.map((x) => ({ from: x.from, to: x.to, expect: x.expect })) : undefined,
+    }),
     audit: compact({ path: c.audit.path ?? undefined }),
     metrics: compact({ listen: opt(c.metrics.listen, formatEndpoint) }),
     ui: compact({ listen: opt(c.ui.listen, formatEndpoint) }),

@@ -198,12 +198,23 @@ export interface PolicyRuleConfig {
   readonly action: PolicyAction
 }
 
+export interface PolicyTestConfig {
+  /** `peer:NAME` or an IP address, as written. */
+  readonly from: string
+  /** `ADDRESS[:PORT][/proto]`, as written. */
+  readonly to: string
+  readonly expect: PolicyAction
+}
+
 export interface PoliciesConfig {
+  /** `policies.rules` or `policies.default` is written: the policy is enforced (else every member's traffic is admitted). */
+  readonly enforced: boolean
   readonly default: PolicyAction
   /** Group name → peer names (this node's own name may appear too). */
   readonly groups: Readonly<Record<string, readonly string[]>>
   /** In order; the first match decides. */
   readonly rules: readonly PolicyRuleConfig[]
+  readonly tests: readonly PolicyTestConfig[]
 }
 
 export interface Config {

@@ -110,10 +110,10 @@ t.test('warnings do not fail a load', async (t) => {
   t.match(r.diagnostics, [
     { severity: 'error', code: 'discovery-without-ca', line: 3, col: 19 },
   ])
-  const ok = loadConfigText("node: { name: n1 }\nnetwork: { name: net, ca: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' }\ndiscovery: { dht: true }\nmetrics: { listen: 127.0.0.1:9586 }\n", 'f.yaml')
+  const ok = loadConfigText("node: { name: n1 }\nnetwork: { name: net, ca: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' }\ndiscovery: { dht: true }\nmultipath: { scheduler: ecf }\n", 'f.yaml')
   t.ok(ok.ok)
   t.match(ok.diagnostics, [
     { severity: 'warning', code: 'dht-without-bootstrap', line: 3, col: 19 },
-    { severity: 'warning', code: 'QE_NOT_IMPLEMENTED', line: 4, col: 12 },
+    { severity: 'warning', code: 'QE_NOT_IMPLEMENTED', line: 4, col: 14 },
   ])
 })

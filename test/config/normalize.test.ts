@@ -33,7 +33,7 @@ t.test('a minimal file gets every default', async (t) => {
     routes: [],
     exit: { node: null, required: false },
     gateway: { forwardFor: [], ingress: [], advertiseBandwidth: null, relay: false },
-    policies: { default: 'deny', groups: {}, rules: [] },
+    policies: { enforced: false, default: 'deny', groups: {}, rules: [], tests: [] },
     audit: { path: null },
     metrics: { listen: null },
     ui: { listen: null },
