@@ -248,7 +248,7 @@ int main(int argc, char **argv) {
     }
   }
   /* A twin test is only worth something if rules actually decide. */
-  printf("%lu flows compared (%lu decided by a rule); %u passed, %u failed\n",
+  printf("acl_test: %lu flows compared (%lu decided by a rule); %u passed, %u failed\n",
          cases, by_rule, passed, failed);
   return failed ? 1 : 0;
 }
