@@ -15,6 +15,8 @@
         "native/icmp.c",
         "native/fib.c",
         "native/fib_naive.c",
+        "native/acl.c",
+        "native/ct.c",
         "native/tls_gnutls.c",
         "native/tun_linux.c",
         "native/tun_offload.c",
