@@ -11,10 +11,11 @@
  *   than the last step this peer used (so a used code, or an older one, is
  *   `replayed`).
  * - Per peer: `PEER_FAILURE_LIMIT` failures within `PEER_FAILURE_WINDOW_MS`
- *   lock the peer out for 30 s; each further lockout doubles it, up to
- *   15 min. While locked out nothing is checked (a right code is refused too).
- *   The doubling starts over after a success, or after `LOCKOUT_MAX_MS`
- *   without a failure.
+ *   lock the peer out for 30 s. Once locked out, every further failure locks
+ *   it out again for twice as long, up to 15 min (one guess per lockout).
+ *   While locked out nothing is checked (a right code is refused too). The
+ *   doubling starts over after a success, or after `LOCKOUT_MAX_MS` without
+ *   a failure once the last lockout ended.
  * - Across peers: `GLOBAL_FAILURE_LIMIT` failures within a minute refuse every
  *   attempt until the minute has room again (kept in memory only).
  * - A success starts a session of `sessionMs` (`auth.session`); sessions are
@@ -239,11 +240,11 @@ export class SecondFactorStore {
   /** Counts a failure; returns how long the peer is now locked out (0: not). */
   #fail(rec: PeerRecord, now: number): number {
     this.#globalFailures.push(now)
-    if (now - rec.lastFailureAt >= LOCKOUT_MAX_MS) rec.lockouts = 0
+    if (now - Math.max(rec.lastFailureAt, rec.lockedUntil) >= LOCKOUT_MAX_MS) rec.lockouts = 0
     rec.lastFailureAt = now
     rec.failures = rec.failures.filter((t) => now - t < PEER_FAILURE_WINDOW_MS)
     rec.failures.push(now)
-    if (rec.failures.length < PEER_FAILURE_LIMIT) return 0
+    if (rec.failures.length < PEER_FAILURE_LIMIT && rec.lockouts === 0) return 0
     const ms = Math.min(LOCKOUT_BASE_MS * 2 ** rec.lockouts, LOCKOUT_MAX_MS)
     rec.lockouts = Math.min(rec.lockouts + 1, 16)
     rec.lockedUntil = now + ms
