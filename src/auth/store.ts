@@ -21,6 +21,10 @@
  * - A success starts a session of `sessionMs` (`auth.session`); sessions are
  *   kept in the file too, so a restart does not log everyone out.
  *
+ * Peers are named by node name. The daemon must pass the name bound to the
+ * peer's key (its `peers` entry or its certificate), never the name a peer
+ * claims in its `hello`, or one client could log in as another.
+ *
  * The store runs no timers: the daemon calls `expire(now)` on its housekeeping
  * tick (or at `sessionsExpiringBefore`), and `onChange` tells it when a
  * session starts or ends. One store per file per process; calls may
@@ -203,6 +207,8 @@ export class SecondFactorStore {
 
   /** Ends every session over at `now` (one `expired` change each); returns the peers. */
   async expire(now: number): Promise<string[]> {
+    // Our write carries the whole state: first take in what the CLI wrote meanwhile.
+    await this.refresh()
     const ended = this.sessionsExpiringBefore(now).map((s) => s.peer)
     if (ended.length === 0) return []
     for (const peer of ended) this.#sessions.delete(peer)

@@ -180,3 +180,13 @@ t.test('a peer named __proto__ is only a peer', async (t) => {
   const again = await SecondFactorStore.open({ stateDir })
   t.same(again.list(T0).map((p) => p.peer), ['__proto__', 'alice'])
 })
+
+t.test('expire does not undo an enrolment the CLI wrote meanwhile', async (t) => {
+  const { stateDir, store, secret } = await fresh(t)
+  await store.verify('alice', generate(secret, T0), T0)
+  const cli = await SecondFactorStore.open({ stateDir })
+  await cli.enrol('bob', T0)
+  t.same(await store.expire(T0 + HOUR), ['alice'])
+  const after = await SecondFactorStore.open({ stateDir })
+  t.equal(after.isEnrolled('bob'), true)
+})
