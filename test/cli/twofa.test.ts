@@ -43,6 +43,7 @@ t.test('enrol prints an otpauth URI and a QR code, and writes the store 0600', a
   t.match(uri.searchParams.get('secret'), /^[A-Z2-7]{32}$/)
   t.equal(uri.searchParams.get('issuer'), 'QuicEther')
   t.match(r.stdout, /[▀▄█]/, 'a QR code in block characters')
+  t.match(r.stderr, 'does not set auth.require-2fa', 'a hint when this node does not ask for it')
   t.equal((await stat(n.store)).mode & 0o777, 0o600)
   const json = await run(['2fa', 'enrol', '--peer', 'bob', '--config', n.config, '--json'])
   const e = JSON.parse(json.stdout) as { peer: string; secret: string; uri: string }
