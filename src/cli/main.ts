@@ -17,6 +17,7 @@ import { registerJoin } from './join.js'
 import { registerLabCommands } from './lab.js'
 import { registerSchema } from './schema.js'
 import { registerServiceCommands } from './service.js'
+import { registerTwoFactorCommands } from './twofa.js'
 import { registerStart } from './start.js'
 import { registerValidate } from './validate.js'
 import { registerUi } from './ui.js'
@@ -85,6 +86,7 @@ Run 'quicether <command> --help' for a command's options.`,
   registerCaCommands(program, ctx)
   registerUi(program, ctx)
   registerPolicyCommands(program, ctx)
+  registerTwoFactorCommands(program, ctx)
   registerLabCommands(program)
   registerServiceCommands(program, ctx)
   registerCompletion(program, ctx)

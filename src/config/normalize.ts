@@ -155,7 +155,7 @@ export function normalize(raw: Raw): Config {
     metrics: { listen: listenOrNull(o(raw.metrics).listen) },
     ui: { listen: listenOrNull(o(raw.ui).listen) },
     logging: { level: s<LogLevel>(o(raw.logging).level, 'warn'), destination: s(o(raw.logging).destination, 'stderr') },
-    auth: { require2fa: b(o(raw.auth)['require-2fa'], false) },
+    auth: { require2fa: b(o(raw.auth)['require-2fa'], false), session: unit(parseDuration(o(raw.auth).session ?? '12h')) },
     control: { socket: s(o(raw.control).socket, '/run/quicether/control.sock') },
   }
   return deepFreeze(config)

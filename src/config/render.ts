@@ -112,7 +112,7 @@ export function renderConfigYaml(config: Config): string {
     metrics: compact({ listen: opt(c.metrics.listen, formatEndpoint) }),
     ui: compact({ listen: opt(c.ui.listen, formatEndpoint) }),
     logging: { level: c.logging.level, destination: c.logging.destination },
-    auth: { 'require-2fa': c.auth.require2fa },
+    auth: { 'require-2fa': c.auth.require2fa, session: formatDuration(c.auth.session) },
     control: { socket: c.control.socket },
   }
   const yaml = new Document(compact(doc as Out))

@@ -240,6 +240,10 @@ export interface Config {
   readonly ui: { readonly listen: Endpoint | null }
   /** `destination`: `'stderr'`, `'stdout'` or a file path. */
   readonly logging: { readonly level: LogLevel; readonly destination: string }
-  readonly auth: { readonly require2fa: boolean }
+  /**
+   * Second factor for clients (src/auth/). `session`: how long a login lasts, ms
+   * (`auth.session`, default 12 h); it takes effect with `require2fa`.
+   */
+  readonly auth: { readonly require2fa: boolean; readonly session: number }
   readonly control: { readonly socket: string }
 }

@@ -127,12 +127,67 @@ export interface TraversalRefusedMessage {
 
 export type TraversalMessage = ObservedMessage | IntroRequestMessage | IntroMessage | RelayRequestMessage | RelayMessage | TraversalRefusedMessage
 
+/**
+ * Second factor (src/auth/). Client → a node with `auth.require-2fa`: a TOTP
+ * code (exactly six ASCII digits; the decoder refuses anything else). The
+ * node answers with `login-result`.
+ */
+export interface LoginMessage {
+  readonly type: 'login'
+  readonly v: number
+  readonly code: string
+}
+
+/**
+ * Node → client, the answer to `login`. `ok`: a session until `expiresAt`
+ * (ms since the epoch). Not ok: `reason` (src/auth/types.ts `VerifyRefusal`),
+ * and `retryAfterMs` when the client is locked out.
+ */
+export interface LoginResultMessage {
+  readonly type: 'login-result'
+  readonly v: number
+  readonly ok: boolean
+  readonly reason?: 'not-enrolled' | 'wrong-code' | 'replayed' | 'rate-limited'
+  readonly expiresAt?: number
+  readonly retryAfterMs?: number
+}
+
+/**
+ * Node → client, when it refuses the client's traffic for want of a session
+ * (`no-session`: never logged in, or revoked; `expired`). `node` is the
+ * sender's name, for "login needed: quicether login --peer NODE". Rate-limited
+ * by the sender (not one per refused packet).
+ */
+export interface LoginNeededMessage {
+  readonly type: 'login-needed'
+  readonly v: number
+  readonly reason: 'no-session' | 'expired'
+  readonly node: string
+}
+
+export type AuthMessage = LoginMessage | LoginResultMessage | LoginNeededMessage
+
+/** What `Mesh` dispatches today (`decodeMessage`). */
 export type ControlMessage = HelloMessage | ByeMessage | RecordsMessage | RevocationsMessage | CertMessage | TraversalMessage
+
+/**
+ * Every message type on the control stream. The second-factor messages are
+ * decoded by `decodeWireMessage`; until the daemon routes them (issue 16),
+ * `decodeMessage` refuses them as a value, so they never reach a handler
+ * that does not expect them. Wiring them in: decode with `decodeWireMessage`
+ * in Mesh and hand `isAuthMessage` ones to their own callback.
+ */
+export type WireMessage = ControlMessage | AuthMessage
+
+export function isAuthMessage(msg: WireMessage): msg is AuthMessage {
+  return msg.type === 'login' || msg.type === 'login-result' || msg.type === 'login-needed'
+}
 
 /** Most records in one message (each is up to ~1.4 KB of base64; a message is at most 64 KiB). */
 export const MAX_RECORDS_PER_MESSAGE = 32
 
 export type DecodeResult = { ok: true; msg: ControlMessage } | { ok: false; reason: string }
+export type WireDecodeResult = { ok: true; msg: WireMessage } | { ok: false; reason: string }
 
 const ajv = new Ajv({ allErrors: false, strict: true })
 
@@ -208,19 +263,51 @@ const traversalSchemas = {
 } as const
 const validateTraversal = new Map(Object.entries(traversalSchemas).map(([k, schema]) => [k, ajv.compile<TraversalMessage>(schema)]))
 
+const authSchemas = {
+  login: { type: 'object', additionalProperties: true, required: ['type', 'v', 'code'], properties: { ...head('login'), code: { type: 'string', pattern: '^[0-9]{6}$' } } },
+  'login-result': {
+    type: 'object',
+    additionalProperties: true,
+    required: ['type', 'v', 'ok'],
+    properties: {
+      ...head('login-result'),
+      ok: { type: 'boolean' },
+      reason: { enum: ['not-enrolled', 'wrong-code', 'replayed', 'rate-limited'] },
+      expiresAt: { type: 'integer', minimum: 0 },
+      retryAfterMs: { type: 'integer', minimum: 0 },
+    },
+  },
+  'login-needed': {
+    type: 'object',
+    additionalProperties: true,
+    required: ['type', 'v', 'reason', 'node'],
+    properties: { ...head('login-needed'), reason: { enum: ['no-session', 'expired'] }, node: { type: 'string', minLength: 1, maxLength: 63 } },
+  },
+} as const
+const validateAuth = new Map(Object.entries(authSchemas).map(([k, schema]) => [k, ajv.compile<AuthMessage>(schema)]))
+
 const validateHello = ajv.compile<HelloMessage>(helloSchema)
 const validateRecords = ajv.compile<RecordsMessage>(recordsSchema)
 const validateRevocations = ajv.compile<RevocationsMessage>(opaqueSchema('revocations', 'list'))
 const validateCert = ajv.compile<CertMessage>(opaqueSchema('cert', 'cert'))
 const validateBye = ajv.compile<ByeMessage>(byeSchema)
 
-export function encodeMessage(msg: ControlMessage): Buffer {
+export function encodeMessage(msg: WireMessage): Buffer {
   const buf = Buffer.from(JSON.stringify(msg), 'utf8')
   if (buf.length > MAX_CONTROL_MESSAGE_BYTES) throw new RangeError(`control message of ${buf.length} bytes exceeds the limit`)
   return buf
 }
 
+/** `decodeWireMessage` without the second-factor types (see `WireMessage`). */
 export function decodeMessage(data: Uint8Array): DecodeResult {
+  const r = decodeWireMessage(data)
+  if (!r.ok) return r
+  if (isAuthMessage(r.msg)) return { ok: false, reason: `${r.msg.type} is not handled by this node` }
+  return { ok: true, msg: r.msg }
+}
+
+/** Any control-stream message, or why it is refused (never throws). */
+export function decodeWireMessage(data: Uint8Array): WireDecodeResult {
   if (data.length > MAX_CONTROL_MESSAGE_BYTES) return { ok: false, reason: `message of ${data.length} bytes is over the limit` }
   let value: unknown
   try {
@@ -244,6 +331,10 @@ export function decodeMessage(data: Uint8Array): DecodeResult {
   }
   if (type === 'cert') {
     return validateCert(value) ? { ok: true, msg: value } : { ok: false, reason: `bad cert: ${ajv.errorsText(validateCert.errors)}` }
+  }
+  const auth = typeof type === 'string' ? validateAuth.get(type) : undefined
+  if (auth) {
+    return auth(value) ? { ok: true, msg: value } : { ok: false, reason: `bad ${type}: ${ajv.errorsText(auth.errors)}` }
   }
   const traversal = typeof type === 'string' ? validateTraversal.get(type) : undefined
   if (traversal) {

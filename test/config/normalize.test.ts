@@ -38,7 +38,7 @@ t.test('a minimal file gets every default', async (t) => {
     metrics: { listen: null },
     ui: { listen: null },
     logging: { level: 'warn', destination: 'stderr' },
-    auth: { require2fa: false },
+    auth: { require2fa: false, session: 12 * 3_600_000 },
     control: { socket: '/run/quicether/control.sock' },
   })
 })
@@ -111,4 +111,9 @@ t.test('DSCP names', async (t) => {
   t.equal(dscpValue('CS7'), 56)
   t.equal(dscpValue('VA'), 44)
   t.equal(dscpValue(12), 12)
+})
+
+t.test('auth.session is a duration in ms, 12 h unless set', async (t) => {
+  t.equal(load('node: { name: n1 }\nnetwork: { name: x }\nauth: { session: 30m }\n').auth.session, 30 * 60_000)
+  t.equal(load('node: { name: n1 }\nnetwork: { name: x }\n').auth.session, 12 * 3_600_000)
 })
