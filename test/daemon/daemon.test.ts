@@ -12,7 +12,7 @@ import { memoryFirewallPort } from '../../src/system/nftables.js'
 import { FakeAdapter } from '../reconcile/fake-adapter.js'
 import { FakeEngine } from './fake-engine.js'
 import { createServer } from 'node:net'
-import { stat } from 'node:fs/promises'
+import { rename, stat } from 'node:fs/promises'
 
 const KEY_B = Buffer.alloc(32, 2).toString('base64')
 const KEY_C = Buffer.alloc(32, 3).toString('base64')
@@ -263,11 +263,17 @@ t.test('metrics and the web UI listen where the config says, move on a reload, a
   t.notMatch(await page.text(), /192\.0\.2\.2|ui\.token/, 'and holds no data')
   t.equal((await fetch(`http://127.0.0.1:${u1}/api/view`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status, 405, 'read-only')
 
-  await writeFile(file, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`).replace(obs(m1), obs(m2)))
-  daemon.reloadNow()
-  await until(() => daemon.status().config.generation === 2, 5000)
+  // Rewritten atomically, so neither the watcher nor reloadNow reads half a file; either may apply it first.
+  const rewrite = async (body: string) => {
+    await writeFile(`${file}.tmp`, body)
+    await rename(`${file}.tmp`, file)
+    daemon.reloadNow()
+  }
+  const peers = `  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`
+  await rewrite(text(peers).replace(obs(m1), obs(m2)))
+  await until(() => daemon.status().observe?.metrics?.listen === `127.0.0.1:${m2}`, 5000)
   body = await scrape(m2)
-  t.match(body, /^quicether_config_generation 2$/m, 'metrics moved to the new address')
+  t.match(body, /^quicether_config_generation [2-9]$/m, 'metrics moved to the new address, with the new generation')
   await t.rejects(scrape(m1), 'the old address no longer answers')
   t.equal((await fetch(`http://127.0.0.1:${u1}/api/view`, { headers: { authorization: `Bearer ${token}` } })).status, 200, 'the UI did not move and kept its token')
 
@@ -275,9 +281,8 @@ t.test('metrics and the web UI listen where the config says, move on a reload, a
   const taken = createServer()
   await new Promise<void>((r) => taken.listen(m1, '127.0.0.1', () => r()))
   t.teardown(() => new Promise<void>((r) => taken.close(() => r())))
-  await writeFile(file, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`)) // metrics back to m1, which is taken now
-  daemon.reloadNow()
-  await until(() => daemon.status().config.generation === 3, 5000)
+  await rewrite(text(peers)) // metrics back to m1, which is taken now
+  await until(() => daemon.status().observe?.metrics?.listen === `127.0.0.1:${m1}`, 5000)
   t.match(daemon.status().observe?.metrics, { listen: `127.0.0.1:${m1}`, error: /the address is in use/ }, 'a listen that fails is reported')
   t.equal(daemon.status().config.errors.length, 0, 'and the config still applied')
   await daemon.stop()
