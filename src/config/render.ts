@@ -106,7 +106,12 @@ export function renderConfigYaml(config: Config): string {
         action: r.action,
       })),
     },
-    audit: compact({ path: c.audit.path ?? undefined }),
+    audit: compact({
+      path: c.audit.path ?? undefined,
+      key: c.audit.key,
+      durability: c.audit.durability,
+      rotate: compact({ size: c.audit.rotate.sizeBytes === null ? 0 : formatSize(c.audit.rotate.sizeBytes), every: opt(c.audit.rotate.everyMs, formatDuration), keep: c.audit.rotate.keep }),
+    }),
     metrics: compact({ listen: opt(c.metrics.listen, formatEndpoint) }),
     ui: compact({ listen: opt(c.ui.listen, formatEndpoint) }),
     logging: { level: c.logging.level, destination: c.logging.destination },
