@@ -25,7 +25,8 @@
         "native/bond.c",
         "native/path.c",
         "native/sched.c",
-        "native/pkt.c"
+        "native/pkt.c",
+        "native/peercred.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-fvisibility=hidden"],

@@ -24,6 +24,7 @@
 
 #include "engine.h"
 #include "fib.h"
+#include "peercred.h"
 #include "sched.h"
 
 #define QE_MAX_UPLINKS_API 8 /* = QE_MAX_UPLINKS (engine_int.h) */
@@ -1034,6 +1035,7 @@ static napi_value init(napi_env env, napi_value exports) {
       F("stats", js_stats),
       F("fibNew", js_fib_new),
       F("fibLookup", js_fib_lookup),
+      F("peerCred", qe_js_peer_cred),
 #undef F
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]),

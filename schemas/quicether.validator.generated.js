@@ -5,7 +5,7 @@ import runtime_ucs2length from 'ajv/dist/runtime/ucs2length.js'
 "use strict";
 export const validate = validate20;
 export default validate20;
-const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://quicether.dev/schemas/quicether.schema.json","title":"QuicEther node configuration","description":"The desired state of one QuicEther node (/etc/quicether.yaml). Keys are kebab-case; unknown keys are errors. Bit rates are written like 25Mbps or 1.5Gbit, durations like 500ms or 2s, sizes like 4MB or 64KiB. Keys marked \"not acted on by this version\" are validated but change nothing yet; setting one draws a QE_NOT_IMPLEMENTED warning (an error under validate --strict).","type":"object","additionalProperties":false,"required":["node","network"],"properties":{"node":{"type":"object","description":"This machine.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"This node's name in the mesh; peers, routes and policies refer to it by this name. Lowercase letters, digits and dashes."},"role":{"enum":["client","gateway","bootstrap"],"default":"client","description":"client: reaches the mesh; gateway: also forwards IP packets for the LANs behind it (its subnets; IP forwarding is switched on); bootstrap: also serves the network's DHT and rendezvous to other nodes (as node.bootstrap-mode does)."},"state-dir":{"type":"string","description":"Directory for the identity key and runtime state.","default":"/var/lib/quicether","minLength":1},"identity":{"type":"string","description":"Private key file (Ed25519, PKCS#8 PEM, mode 0600). Default: <state-dir>/identity.key.","minLength":1},"bootstrap-mode":{"type":"boolean","description":"Serve this network's DHT and rendezvous on the discovery port: other nodes seed their DHT from this node and find each other's signed records through it. A bootstrap node needs no certificate or network secret: it stores signed, encrypted records it cannot read, and admits no one.","default":false}},"required":["name"]},"network":{"type":"object","description":"The mesh this node joins.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The network's name. Every node of one mesh uses the same name; the default IPv6 overlay range is derived from it."},"overlay":{"type":"object","description":"Address ranges of the overlay. Choose ranges that do not clash with any LAN the mesh routes.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/cidr","description":"IPv4 overlay range.","default":"100.88.0.0/16"},"ipv6":{"$ref":"#/$defs/cidr","description":"IPv6 overlay range. Default: a unique-local /48 (fdXX:XXXX:XXXX::/48) derived from network.name."}},"default":{}},"address":{"type":"object","description":"This node's own overlay addresses. Absent: derived from the node identity. Must lie inside the overlay ranges.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/ip","description":"This node's IPv4 overlay address (no prefix length)."},"ipv6":{"$ref":"#/$defs/ip","description":"This node's IPv6 overlay address (no prefix length)."}},"default":{}},"ca":{"$ref":"#/$defs/publicKey","description":"Public key of the network's signing key (`quicether ca init` prints it). Nodes with a valid certificate from it are admitted without being listed in peers. Absent: only the keys pinned in peers are admitted, and discovery has nothing to find."},"certificate":{"type":"string","minLength":1,"description":"This node's certificate (`quicether ca sign` or `quicether join` writes it). Default: <state-dir>/node.crt. Read at start and on reload (SIGHUP); a renewed certificate replaces it without dropping tunnels."},"secret":{"type":"string","minLength":1,"description":"The network secret shared by members (`quicether ca init` creates it; `quicether join` fetches it): discovery records are stored under a salt derived from it and encrypted with it, so outsiders can neither find nor read them. Default: <state-dir>/network.secret (mode 0600)."},"revocations":{"type":"string","minLength":1,"description":"Where this node keeps the newest signed revocation list it has seen (peers pass it on; a revoked node is cut off at once). Default: <state-dir>/revoked.json."},"ca-dir":{"type":"string","minLength":1,"description":"On an admin node only: the CA directory (`quicether ca init`). With it, this node's daemon signs certificates for `quicether invite` tokens, renews members' certificates online before they expire, and spreads the CA's revocation list. Keep it off every other node."}},"required":["name"]},"tun":{"type":"object","description":"The overlay network interface.","additionalProperties":false,"properties":{"name":{"type":"string","pattern":"^qe[A-Za-z0-9_.-]{0,13}$","default":"qe0","description":"Interface name: starts with \"qe\", at most 15 characters."},"mtu":{"description":"MTU of the overlay interface: \"auto\" (from the paths' MTU) or 1280..9000.","default":"auto","if":{"type":"string"},"then":{"type":"string","const":"auto"},"else":{"type":"integer","minimum":1280,"maximum":9000}}},"default":{}},"listen":{"type":"object","description":"Where this node accepts QUIC connections (UDP).","additionalProperties":false,"properties":{"address":{"$ref":"#/$defs/ip","description":"Local address to bind; \"::\" is every address, IPv4 and IPv6.","default":"::"},"port":{"$ref":"#/$defs/port","description":"UDP port.","default":7443}},"default":{}},"peers":{"type":"array","description":"Zero trust: only these keys may connect (key pinning). Every node of the mesh this node talks to is listed here.","items":{"type":"object","description":"A peer node.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The peer's node.name."},"key":{"$ref":"#/$defs/publicKey","description":"The peer's Ed25519 public key: standard base64 of the raw 32 bytes (44 characters), as `quicether init` prints it."},"endpoints":{"type":"array","description":"Addresses where the peer can be reached (\"host:port\"; port defaults to 7443). A peer without endpoints is reached only when it dials this node.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"groups":{"type":"array","description":"Policy groups this peer belongs to (for policies, which this version does not enforce).","items":{"$ref":"#/$defs/name","description":"A group name."},"default":[]}},"required":["name","key"]},"default":[]},"discovery":{"type":"object","description":"How this node finds its peers: the endpoints in peers and discovery.connect-to, and, for a network with a CA (network.ca), signed member records learned from the private DHT and its bootstrap nodes, the LAN and connected peers. Every admitted peer with a known endpoint is dialled.","additionalProperties":false,"properties":{"dht":{"type":"boolean","description":"Find members through this network's private DHT, seeded only by discovery.bootstrap (never the public BitTorrent routers). Needs network.ca and the network secret.","default":false},"bootstrap":{"type":"array","description":"This network's bootstrap nodes (\"ip:port\", their discovery port): the DHT's only seeds, and rendezvous points where members find each other's records.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"connect-to":{"type":"array","description":"Peers to dial directly at start: a peer name from `peers`, or \"host:port\".","items":{"type":"string","minLength":1,"description":"A peer name or host:port."},"default":[]},"lan":{"type":"boolean","description":"Announce this node on each uplink's segment by multicast (IPv4 and IPv6 link-local) and listen for members there; a member found on the LAN is dialled at its LAN address first. Needs network.ca and the network secret.","default":false},"public-address":{"$ref":"#/$defs/ip","description":"A public IP this node is reachable at (a port forward, a cloud VM): put in its record as an endpoint, with listen.port."},"advertise-as-bootstrap":{"type":"boolean","description":"Put this node's discovery endpoint in its record as a bootstrap node, so members learn more bootstrap nodes than their config lists. Only useful on a node that also runs node.bootstrap-mode (or role bootstrap).","default":false},"port":{"$ref":"#/$defs/port","description":"UDP port of the DHT, the rendezvous and invite joins. Default: listen.port + 1 (a second socket: the forwarding plane owns the tunnel port in native code, where a bencoded DHT message is indistinguishable by its first byte from a QUIC short-header packet)."}},"default":{}},"interfaces":{"type":"array","description":"Uplinks: the network interfaces this node sends mesh traffic over. Empty: the default route's interface.","items":{"type":"object","description":"An uplink.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/ifname","description":"Kernel interface name (eth0, wlan0, wwan0, ...)."},"weight":{"type":"integer","minimum":1,"maximum":655,"default":1,"description":"Share of traffic under the weighted scheduler (relative to the other uplinks)."},"bandwidth":{"type":"object","description":"Expected capacity. `up` seeds the send rate of this uplink's paths until they have measured it; `down` is not acted on by this version (validate warns, QE_NOT_IMPLEMENTED).","additionalProperties":false,"properties":{"up":{"$ref":"#/$defs/bitrate","description":"Upload capacity, e.g. 5Mbps: the rate a new path on this uplink starts from, until measured."},"down":{"$ref":"#/$defs/bitrate","description":"Download capacity, e.g. 25Mbps. Not acted on by this version: validated only (QE_NOT_IMPLEMENTED)."}},"default":{}},"role":{"enum":["primary","backup"],"default":"primary","description":"backup uplinks carry traffic only when every primary uplink is down (failover mode)."},"priority":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Order within a role: lower is used first."},"cost":{"type":"integer","minimum":0,"maximum":255,"default":0,"description":"Relative cost, 0-255 (e.g. metered LTE). In aggregate mode an uplink carries bulk traffic only when every cheaper live uplink is full or dead; both ends of a bond apply it. Failover and weighted modes and traffic classes ignore it."}},"required":["name"]},"default":[]},"multipath":{"type":"object","description":"How uplinks are combined toward peers.","additionalProperties":false,"properties":{"mode":{"enum":["aggregate","failover","redundant"],"default":"failover","description":"aggregate: spread packets over every live uplink (bonding); failover: one uplink at a time, switch when it dies; redundant: send each packet on the two best live paths (by expected delivery), so one loss or one dead path costs nothing."},"scheduler":{"enum":["min-rtt","weighted","round-robin","ecf"],"default":"min-rtt","description":"Packet scheduler in aggregate mode. min-rtt (the aggregate scheduler): each packet on the path with the earliest expected delivery (half the lowest RTT plus the queue at the path's rate); weighted: smooth weighted round-robin by weight. round-robin and ecf are accepted names that run the same aggregate scheduler as min-rtt; setting them draws a QE_NOT_IMPLEMENTED warning."},"target":{"$ref":"#/$defs/name","description":"Peer (by name) toward which this node bonds its uplinks. Absent: every peer."},"accept":{"type":"boolean","description":"Accept multipath (bonded) connections from peers: set on the receiving side of a bond (the --accept-multipath flag). Without it, a bonded path dialled to this node is refused and the dialling side falls back to one plain connection. Changes live.","default":false},"reorder":{"type":"object","description":"Receive-side reorder buffer for aggregated traffic.","additionalProperties":false,"properties":{"max-delay":{"$ref":"#/$defs/duration","description":"Longest time a packet waits for the ones before it, e.g. 150ms.","default":"150ms"},"max-bytes":{"$ref":"#/$defs/size","description":"Most bytes held while waiting, e.g. 4MiB.","default":"4MiB"}},"default":{}},"traffic-classes":{"type":"array","description":"Traffic steered to a particular path regardless of the scheduler (first match wins).","items":{"type":"object","description":"A traffic class.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The class name (for logs and metrics)."},"match":{"type":"object","description":"Packets in this class (every given criterion must match).","additionalProperties":false,"properties":{"dscp":{"type":"array","description":"DSCP values (0..63) or names (EF, AF41, CS1, ...).","items":{"description":"A DSCP value or name.","if":{"type":"string"},"then":{"type":"string","pattern":"^(EF|VA|CS[0-7]|AF[1-4][1-3]|ef|va|cs[0-7]|af[1-4][1-3])$"},"else":{"type":"integer","minimum":0,"maximum":63}},"default":[]},"ports":{"type":"array","description":"TCP/UDP ports (either direction): numbers or \"low-high\" ranges.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"max-packet-size":{"type":"integer","minimum":1,"maximum":65535,"description":"Packets up to this many bytes."}},"default":{}},"path":{"type":"string","minLength":1,"default":"lowest-latency","description":"\"lowest-latency\", or the name of an uplink in `interfaces`."}},"required":["name"]},"default":[]}},"default":{}},"subnets":{"type":"array","description":"Prefixes this node advertises to the mesh (LANs behind it). A default route (0.0.0.0/0, ::/0) needs `exit: true` and makes this node an internet exit. When two gateways advertise the same prefix, peers use the one with the lower `priority`, then the higher advertised bandwidth, then the lower round trip, and move to the other within about 2 s when it dies.","items":{"description":"A prefix, or { prefix, exit }.","if":{"type":"string"},"then":{"$ref":"#/$defs/cidr","description":"A prefix in CIDR notation."},"else":{"type":"object","description":"An advertised prefix with options.","additionalProperties":false,"properties":{"prefix":{"$ref":"#/$defs/cidr","description":"The prefix in CIDR notation."},"exit":{"type":"boolean","description":"Marks a default route as meant: this node is an exit for internet traffic (required for 0.0.0.0/0 and ::/0). It masquerades what it forwards from the mesh out of its other interfaces (an nftables table the node owns). Peers use it with `exit-node`. Gateways only.","default":false},"masquerade":{"type":"boolean","description":"Masquerade what the mesh sends into this prefix: LAN hosts see this gateway's LAN address, so they need no route back to the overlay. Off: they see the sender's overlay address and need a route to the overlay range via this gateway.","default":false},"priority":{"type":"integer","minimum":0,"maximum":65535,"description":"Preference among gateways advertising the same prefix: lower wins (then more advertise-bandwidth, then lower RTT).","default":100}},"required":["prefix"]}},"default":[]},"routes":{"type":"array","description":"Static routes through the mesh. A route to 0.0.0.0/0 or ::/0 via a peer makes that peer this node's exit for the family (as `exit-node` does).","items":{"type":"object","description":"A route.","additionalProperties":false,"properties":{"to":{"$ref":"#/$defs/cidr","description":"Destination prefix in CIDR notation."},"via":{"$ref":"#/$defs/name","description":"The peer (by name) that forwards this prefix."},"metric":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Lower is preferred when several routes cover the same prefix."}},"required":["to","via"]},"default":[]},"exit-node":{"anyOf":[{"$ref":"#/$defs/name"},{"type":"null"}],"description":"Send this node's internet traffic (0.0.0.0/0 and ::/0) through this peer, a gateway that offers an exit (`subnets: [{ prefix: 0.0.0.0/0, exit: true }]`). The tunnel's own packets stay out of the tunnel (policy routing by fwmark, on every uplink); LAN and link-local traffic stays local (routes in the main table more specific than the default win). Null: no exit.","default":null},"exit-node-required":{"type":"boolean","description":"When the exit is down: true blocks internet traffic until it is back (nothing leaves outside the tunnel); false (the default) falls back to this node's own default route within about 2 s, so losing the gateway does not cut the internet.","default":false},"gateway":{"type":"object","description":"Gateway and relay settings: hub routing (`forward-for`), public ingress, relaying, and the bandwidth announced to peers.","additionalProperties":false,"properties":{"forward-for":{"type":"array","description":"Make this gateway a hub: it routes decrypted IP packets between these members (peer names) or toward these prefixes (CIDR) for members that have no direct tunnel to them. Members learn the routes from this gateway's hello; the kernel forwards (TTL decremented, ICMP errors sent). Gateways only.","items":{"type":"string","minLength":1,"description":"A peer name or a CIDR prefix."},"default":[]},"advertise-bandwidth":{"$ref":"#/$defs/bitrate","description":"Capacity announced to peers, e.g. 1Gbps: members choosing a relay prefer the lowest round trip, then the most bandwidth; a relay also caps each pair it relays at this rate (each direction)."},"relay":{"type":"boolean","description":"Relay for members that cannot reach each other directly (both behind NATs that map per destination, or filter): their QUIC packets pass through this node as opaque bytes, end-to-end encrypted; members only, never more bytes out than in, a rate limit per pair. Bootstrap nodes relay whatever this says. Needs a public address (or one both members reach).","default":false},"ingress":{"type":"array","description":"Public ports this gateway forwards to nodes in the mesh (DNAT in an nftables table the node owns). The client's source address is kept when the target routes replies back through this gateway (it uses this gateway as its exit); otherwise the gateway masquerades (the target sees this gateway's overlay address).","items":{"type":"object","description":"One forwarded port.","additionalProperties":false,"properties":{"listen":{"type":"string","minLength":3,"description":"ADDRESS:PORT this gateway accepts on (0.0.0.0:PORT or [::]:PORT: every address of the family)."},"to":{"type":"string","minLength":3,"description":"PEER:PORT (a member by name) or IP:PORT (an overlay or advertised LAN address) to forward to."},"proto":{"enum":["tcp","udp"],"description":"Transport protocol.","default":"tcp"}},"required":["listen","to"]},"default":[]}},"default":{}},"policies":{"type":"object","description":"Who may reach what through this node (rules checked in order, the first match decides). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set. Every admitted peer (pinned in `peers`, or certified by `network.ca`) may reach this node.","additionalProperties":false,"properties":{"default":{"enum":["deny","allow"],"default":"deny","description":"What would happen to traffic no rule matches: deny (zero trust) or allow. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set."},"groups":{"type":"object","default":{},"description":"Named groups of peers (group name → peer names). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","propertyNames":{"$ref":"#/$defs/name","description":"A group name."},"additionalProperties":{"type":"array","description":"Peer names in the group.","items":{"$ref":"#/$defs/name","description":"A peer name."},"default":[]}},"rules":{"type":"array","description":"Policy rules, in order. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","items":{"type":"object","description":"A rule.","additionalProperties":false,"properties":{"name":{"type":"string","description":"A label for logs and the audit trail.","minLength":1},"from":{"type":"string","description":"Source: \"any\", \"group:NAME\", \"peer:NAME\" or a CIDR prefix.","default":"any","pattern":"^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"to":{"type":"string","description":"Destination: \"any\", a CIDR prefix or an IP address.","default":"any","pattern":"^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"proto":{"enum":["tcp","udp","icmp","any"],"default":"any","description":"Protocol."},"ports":{"type":"array","description":"Destination ports: numbers or \"low-high\" ranges. With proto any they match both tcp and udp; not allowed with icmp. Empty: every port.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"action":{"enum":["allow","deny"],"description":"What to do with matching traffic."}},"required":["action"]},"default":[]},"tests":{"type":"array","description":"Policy tests, checked by `quicether validate` and at every load (a config whose tests fail is not applied): each says what the policy must decide for one flow. Evaluated against the rules whether or not this version enforces them.","default":[],"items":{"type":"object","additionalProperties":false,"description":"One flow and the expected decision.","properties":{"from":{"type":"string","minLength":1,"description":"The initiator: \"peer:NAME\" (its overlay address; this node's own name too) or an IP address.","pattern":"^(peer:.+|[0-9A-Fa-f:.]+)$"},"to":{"type":"string","minLength":1,"description":"ADDRESS[:PORT][/tcp|udp|icmp], e.g. 192.168.77.10:22/tcp, [fd00::5]:53/udp, 10.0.0.1/icmp. A port without a protocol means tcp."},"expect":{"enum":["allow","deny"],"description":"What the policy must decide."}},"required":["from","to","expect"]}}},"default":{}},"audit":{"type":"object","description":"Audit log (append-only, hash-chained JSON lines). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"path":{"type":"string","description":"Audit log file. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","minLength":1}},"default":{}},"metrics":{"type":"object","description":"Prometheus metrics: GET /metrics on this address (no authentication: keep it on loopback or a management network). Absent: nothing listens.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve /metrics on, e.g. 127.0.0.1:9586."}},"default":{}},"ui":{"type":"object","description":"Read-only web UI (topology, live rates, bonding, peers, the last plan and errors). It needs the token in <state-dir>/ui.token: `quicether ui --url` prints its address with it. Absent: nothing listens.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve the UI on, e.g. 127.0.0.1:9587 (loopback: reach it from elsewhere through an SSH tunnel)."}},"default":{}},"logging":{"type":"object","description":"Daemon logs (JSON lines).","additionalProperties":false,"properties":{"level":{"enum":["trace","debug","info","warn","error","fatal","silent"],"default":"warn","description":"Lowest level written."},"destination":{"type":"string","description":"stderr, stdout or a file path.","default":"stderr","minLength":1}},"default":{}},"auth":{"type":"object","description":"Authentication of people using this node. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"require-2fa":{"type":"boolean","description":"Require a second factor before this node joins the mesh. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","default":false},"session":{"$ref":"#/$defs/duration","description":"How long a second-factor session lasts after `quicether login` (a client's traffic is accepted until then), e.g. 12h or 30m. Takes effect with require-2fa.","default":"12h"}},"default":{}},"control":{"type":"object","description":"The local control socket (quicether status, apply).","additionalProperties":false,"properties":{"socket":{"type":"string","description":"Unix socket path.","default":"/run/quicether/control.sock","minLength":1}},"default":{}}},"$defs":{"name":{"type":"string","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","description":"A name: lowercase letters, digits and dashes, 1..63 characters, no leading or trailing dash."},"ifname":{"type":"string","pattern":"^[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,14}$","description":"A kernel interface name (at most 15 characters)."},"cidr":{"type":"string","pattern":"^[0-9A-Fa-f:.]+/[0-9]{1,3}$","description":"An IPv4 or IPv6 prefix in CIDR notation, e.g. 10.0.0.0/16."},"ip":{"type":"string","pattern":"^[0-9A-Fa-f:.]+$","description":"An IPv4 or IPv6 address."},"port":{"type":"integer","minimum":1,"maximum":65535,"description":"A TCP/UDP port, 1..65535."},"portSpec":{"description":"A port (22) or an inclusive range (\"8000-8100\").","if":{"type":"string"},"then":{"type":"string","pattern":"^[0-9]+-[0-9]+$"},"else":{"type":"integer"}},"endpoint":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+)(:[0-9]+)?$","description":"host:port, with IPv6 addresses in brackets ([2001:db8::1]:7443)."},"listenAddress":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$","description":"host:port to listen on, with IPv6 addresses in brackets."},"publicKey":{"type":"string","pattern":"^[A-Za-z0-9+/]{43}=$","description":"An Ed25519 public key: standard base64 of 32 bytes (44 characters, ending in =)."},"bitrate":{"type":["string","integer"],"minimum":1,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$","description":"A bit rate: a number and a unit (bps, kbps, Mbps, Gbps, kbit, Mbit, Gbit), or a plain integer in bits/s."},"duration":{"type":["string","number"],"minimum":0,"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","description":"A duration: a number and a unit (ms, s, m, h; combined like 1m30s), or a plain number of milliseconds."},"size":{"type":["string","integer"],"minimum":0,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$","description":"A size: a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), or a plain integer in bytes."}}};
+const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://quicether.dev/schemas/quicether.schema.json","title":"QuicEther node configuration","description":"The desired state of one QuicEther node (/etc/quicether.yaml). Keys are kebab-case; unknown keys are errors. Bit rates are written like 25Mbps or 1.5Gbit, durations like 500ms or 2s, sizes like 4MB or 64KiB. Keys marked \"not acted on by this version\" are validated but change nothing yet; setting one draws a QE_NOT_IMPLEMENTED warning (an error under validate --strict).","type":"object","additionalProperties":false,"required":["node","network"],"properties":{"node":{"type":"object","description":"This machine.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"This node's name in the mesh; peers, routes and policies refer to it by this name. Lowercase letters, digits and dashes."},"role":{"enum":["client","gateway","bootstrap"],"default":"client","description":"client: reaches the mesh; gateway: also forwards IP packets for the LANs behind it (its subnets; IP forwarding is switched on); bootstrap: also serves the network's DHT and rendezvous to other nodes (as node.bootstrap-mode does)."},"state-dir":{"type":"string","description":"Directory for the identity key and runtime state.","default":"/var/lib/quicether","minLength":1},"identity":{"type":"string","description":"Private key file (Ed25519, PKCS#8 PEM, mode 0600). Default: <state-dir>/identity.key.","minLength":1},"bootstrap-mode":{"type":"boolean","description":"Serve this network's DHT and rendezvous on the discovery port: other nodes seed their DHT from this node and find each other's signed records through it. A bootstrap node needs no certificate or network secret: it stores signed, encrypted records it cannot read, and admits no one.","default":false}},"required":["name"]},"network":{"type":"object","description":"The mesh this node joins.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The network's name. Every node of one mesh uses the same name; the default IPv6 overlay range is derived from it."},"overlay":{"type":"object","description":"Address ranges of the overlay. Choose ranges that do not clash with any LAN the mesh routes.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/cidr","description":"IPv4 overlay range.","default":"100.88.0.0/16"},"ipv6":{"$ref":"#/$defs/cidr","description":"IPv6 overlay range. Default: a unique-local /48 (fdXX:XXXX:XXXX::/48) derived from network.name."}},"default":{}},"address":{"type":"object","description":"This node's own overlay addresses. Absent: derived from the node identity. Must lie inside the overlay ranges.","additionalProperties":false,"properties":{"ipv4":{"$ref":"#/$defs/ip","description":"This node's IPv4 overlay address (no prefix length)."},"ipv6":{"$ref":"#/$defs/ip","description":"This node's IPv6 overlay address (no prefix length)."}},"default":{}},"ca":{"$ref":"#/$defs/publicKey","description":"Public key of the network's signing key (`quicether ca init` prints it). Nodes with a valid certificate from it are admitted without being listed in peers. Absent: only the keys pinned in peers are admitted, and discovery has nothing to find."},"certificate":{"type":"string","minLength":1,"description":"This node's certificate (`quicether ca sign` or `quicether join` writes it). Default: <state-dir>/node.crt. Read at start and on reload (SIGHUP); a renewed certificate replaces it without dropping tunnels."},"secret":{"type":"string","minLength":1,"description":"The network secret shared by members (`quicether ca init` creates it; `quicether join` fetches it): discovery records are stored under a salt derived from it and encrypted with it, so outsiders can neither find nor read them. Default: <state-dir>/network.secret (mode 0600)."},"revocations":{"type":"string","minLength":1,"description":"Where this node keeps the newest signed revocation list it has seen (peers pass it on; a revoked node is cut off at once). Default: <state-dir>/revoked.json."},"ca-dir":{"type":"string","minLength":1,"description":"On an admin node only: the CA directory (`quicether ca init`). With it, this node's daemon signs certificates for `quicether invite` tokens, renews members' certificates online before they expire, and spreads the CA's revocation list. Keep it off every other node."}},"required":["name"]},"tun":{"type":"object","description":"The overlay network interface.","additionalProperties":false,"properties":{"name":{"type":"string","pattern":"^qe[A-Za-z0-9_.-]{0,13}$","default":"qe0","description":"Interface name: starts with \"qe\", at most 15 characters."},"mtu":{"description":"MTU of the overlay interface: \"auto\" (from the paths' MTU) or 1280..9000.","default":"auto","if":{"type":"string"},"then":{"type":"string","const":"auto"},"else":{"type":"integer","minimum":1280,"maximum":9000}}},"default":{}},"listen":{"type":"object","description":"Where this node accepts QUIC connections (UDP).","additionalProperties":false,"properties":{"address":{"$ref":"#/$defs/ip","description":"Local address to bind; \"::\" is every address, IPv4 and IPv6.","default":"::"},"port":{"$ref":"#/$defs/port","description":"UDP port.","default":7443}},"default":{}},"peers":{"type":"array","description":"Zero trust: only these keys may connect (key pinning). Every node of the mesh this node talks to is listed here.","items":{"type":"object","description":"A peer node.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The peer's node.name."},"key":{"$ref":"#/$defs/publicKey","description":"The peer's Ed25519 public key: standard base64 of the raw 32 bytes (44 characters), as `quicether init` prints it."},"endpoints":{"type":"array","description":"Addresses where the peer can be reached (\"host:port\"; port defaults to 7443). A peer without endpoints is reached only when it dials this node.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"groups":{"type":"array","description":"Policy groups this peer belongs to (for policies, which this version does not enforce).","items":{"$ref":"#/$defs/name","description":"A group name."},"default":[]}},"required":["name","key"]},"default":[]},"discovery":{"type":"object","description":"How this node finds its peers: the endpoints in peers and discovery.connect-to, and, for a network with a CA (network.ca), signed member records learned from the private DHT and its bootstrap nodes, the LAN and connected peers. Every admitted peer with a known endpoint is dialled.","additionalProperties":false,"properties":{"dht":{"type":"boolean","description":"Find members through this network's private DHT, seeded only by discovery.bootstrap (never the public BitTorrent routers). Needs network.ca and the network secret.","default":false},"bootstrap":{"type":"array","description":"This network's bootstrap nodes (\"ip:port\", their discovery port): the DHT's only seeds, and rendezvous points where members find each other's records.","items":{"$ref":"#/$defs/endpoint","description":"host:port"},"default":[]},"connect-to":{"type":"array","description":"Peers to dial directly at start: a peer name from `peers`, or \"host:port\".","items":{"type":"string","minLength":1,"description":"A peer name or host:port."},"default":[]},"lan":{"type":"boolean","description":"Announce this node on each uplink's segment by multicast (IPv4 and IPv6 link-local) and listen for members there; a member found on the LAN is dialled at its LAN address first. Needs network.ca and the network secret.","default":false},"public-address":{"$ref":"#/$defs/ip","description":"A public IP this node is reachable at (a port forward, a cloud VM): put in its record as an endpoint, with listen.port."},"advertise-as-bootstrap":{"type":"boolean","description":"Put this node's discovery endpoint in its record as a bootstrap node, so members learn more bootstrap nodes than their config lists. Only useful on a node that also runs node.bootstrap-mode (or role bootstrap).","default":false},"port":{"$ref":"#/$defs/port","description":"UDP port of the DHT, the rendezvous and invite joins. Default: listen.port + 1 (a second socket: the forwarding plane owns the tunnel port in native code, where a bencoded DHT message is indistinguishable by its first byte from a QUIC short-header packet)."}},"default":{}},"interfaces":{"type":"array","description":"Uplinks: the network interfaces this node sends mesh traffic over. Empty: the default route's interface.","items":{"type":"object","description":"An uplink.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/ifname","description":"Kernel interface name (eth0, wlan0, wwan0, ...)."},"weight":{"type":"integer","minimum":1,"maximum":655,"default":1,"description":"Share of traffic under the weighted scheduler (relative to the other uplinks)."},"bandwidth":{"type":"object","description":"Expected capacity. `up` seeds the send rate of this uplink's paths until they have measured it; `down` is not acted on by this version (validate warns, QE_NOT_IMPLEMENTED).","additionalProperties":false,"properties":{"up":{"$ref":"#/$defs/bitrate","description":"Upload capacity, e.g. 5Mbps: the rate a new path on this uplink starts from, until measured."},"down":{"$ref":"#/$defs/bitrate","description":"Download capacity, e.g. 25Mbps. Not acted on by this version: validated only (QE_NOT_IMPLEMENTED)."}},"default":{}},"role":{"enum":["primary","backup"],"default":"primary","description":"backup uplinks carry traffic only when every primary uplink is down (failover mode)."},"priority":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Order within a role: lower is used first."},"cost":{"type":"integer","minimum":0,"maximum":255,"default":0,"description":"Relative cost, 0-255 (e.g. metered LTE). In aggregate mode an uplink carries bulk traffic only when every cheaper live uplink is full or dead; both ends of a bond apply it. Failover and weighted modes and traffic classes ignore it."}},"required":["name"]},"default":[]},"multipath":{"type":"object","description":"How uplinks are combined toward peers.","additionalProperties":false,"properties":{"mode":{"enum":["aggregate","failover","redundant"],"default":"failover","description":"aggregate: spread packets over every live uplink (bonding); failover: one uplink at a time, switch when it dies; redundant: send each packet on the two best live paths (by expected delivery), so one loss or one dead path costs nothing."},"scheduler":{"enum":["min-rtt","weighted","round-robin","ecf"],"default":"min-rtt","description":"Packet scheduler in aggregate mode. min-rtt (the aggregate scheduler): each packet on the path with the earliest expected delivery (half the lowest RTT plus the queue at the path's rate); weighted: smooth weighted round-robin by weight. round-robin and ecf are accepted names that run the same aggregate scheduler as min-rtt; setting them draws a QE_NOT_IMPLEMENTED warning."},"target":{"$ref":"#/$defs/name","description":"Peer (by name) toward which this node bonds its uplinks. Absent: every peer."},"accept":{"type":"boolean","description":"Accept multipath (bonded) connections from peers: set on the receiving side of a bond (the --accept-multipath flag). Without it, a bonded path dialled to this node is refused and the dialling side falls back to one plain connection. Changes live.","default":false},"reorder":{"type":"object","description":"Receive-side reorder buffer for aggregated traffic.","additionalProperties":false,"properties":{"max-delay":{"$ref":"#/$defs/duration","description":"Longest time a packet waits for the ones before it, e.g. 150ms.","default":"150ms"},"max-bytes":{"$ref":"#/$defs/size","description":"Most bytes held while waiting, e.g. 4MiB.","default":"4MiB"}},"default":{}},"traffic-classes":{"type":"array","description":"Traffic steered to a particular path regardless of the scheduler (first match wins).","items":{"type":"object","description":"A traffic class.","additionalProperties":false,"properties":{"name":{"$ref":"#/$defs/name","description":"The class name (for logs and metrics)."},"match":{"type":"object","description":"Packets in this class (every given criterion must match).","additionalProperties":false,"properties":{"dscp":{"type":"array","description":"DSCP values (0..63) or names (EF, AF41, CS1, ...).","items":{"description":"A DSCP value or name.","if":{"type":"string"},"then":{"type":"string","pattern":"^(EF|VA|CS[0-7]|AF[1-4][1-3]|ef|va|cs[0-7]|af[1-4][1-3])$"},"else":{"type":"integer","minimum":0,"maximum":63}},"default":[]},"ports":{"type":"array","description":"TCP/UDP ports (either direction): numbers or \"low-high\" ranges.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"max-packet-size":{"type":"integer","minimum":1,"maximum":65535,"description":"Packets up to this many bytes."}},"default":{}},"path":{"type":"string","minLength":1,"default":"lowest-latency","description":"\"lowest-latency\", or the name of an uplink in `interfaces`."}},"required":["name"]},"default":[]}},"default":{}},"subnets":{"type":"array","description":"Prefixes this node advertises to the mesh (LANs behind it). A default route (0.0.0.0/0, ::/0) needs `exit: true` and makes this node an internet exit. When two gateways advertise the same prefix, peers use the one with the lower `priority`, then the higher advertised bandwidth, then the lower round trip, and move to the other within about 2 s when it dies.","items":{"description":"A prefix, or { prefix, exit }.","if":{"type":"string"},"then":{"$ref":"#/$defs/cidr","description":"A prefix in CIDR notation."},"else":{"type":"object","description":"An advertised prefix with options.","additionalProperties":false,"properties":{"prefix":{"$ref":"#/$defs/cidr","description":"The prefix in CIDR notation."},"exit":{"type":"boolean","description":"Marks a default route as meant: this node is an exit for internet traffic (required for 0.0.0.0/0 and ::/0). It masquerades what it forwards from the mesh out of its other interfaces (an nftables table the node owns). Peers use it with `exit-node`. Gateways only.","default":false},"masquerade":{"type":"boolean","description":"Masquerade what the mesh sends into this prefix: LAN hosts see this gateway's LAN address, so they need no route back to the overlay. Off: they see the sender's overlay address and need a route to the overlay range via this gateway.","default":false},"priority":{"type":"integer","minimum":0,"maximum":65535,"description":"Preference among gateways advertising the same prefix: lower wins (then more advertise-bandwidth, then lower RTT).","default":100}},"required":["prefix"]}},"default":[]},"routes":{"type":"array","description":"Static routes through the mesh. A route to 0.0.0.0/0 or ::/0 via a peer makes that peer this node's exit for the family (as `exit-node` does).","items":{"type":"object","description":"A route.","additionalProperties":false,"properties":{"to":{"$ref":"#/$defs/cidr","description":"Destination prefix in CIDR notation."},"via":{"$ref":"#/$defs/name","description":"The peer (by name) that forwards this prefix."},"metric":{"type":"integer","minimum":0,"maximum":65535,"default":100,"description":"Lower is preferred when several routes cover the same prefix."}},"required":["to","via"]},"default":[]},"exit-node":{"anyOf":[{"$ref":"#/$defs/name"},{"type":"null"}],"description":"Send this node's internet traffic (0.0.0.0/0 and ::/0) through this peer, a gateway that offers an exit (`subnets: [{ prefix: 0.0.0.0/0, exit: true }]`). The tunnel's own packets stay out of the tunnel (policy routing by fwmark, on every uplink); LAN and link-local traffic stays local (routes in the main table more specific than the default win). Null: no exit.","default":null},"exit-node-required":{"type":"boolean","description":"When the exit is down: true blocks internet traffic until it is back (nothing leaves outside the tunnel); false (the default) falls back to this node's own default route within about 2 s, so losing the gateway does not cut the internet.","default":false},"gateway":{"type":"object","description":"Gateway and relay settings: hub routing (`forward-for`), public ingress, relaying, and the bandwidth announced to peers.","additionalProperties":false,"properties":{"forward-for":{"type":"array","description":"Make this gateway a hub: it routes decrypted IP packets between these members (peer names) or toward these prefixes (CIDR) for members that have no direct tunnel to them. Members learn the routes from this gateway's hello; the kernel forwards (TTL decremented, ICMP errors sent). Gateways only.","items":{"type":"string","minLength":1,"description":"A peer name or a CIDR prefix."},"default":[]},"advertise-bandwidth":{"$ref":"#/$defs/bitrate","description":"Capacity announced to peers, e.g. 1Gbps: members choosing a relay prefer the lowest round trip, then the most bandwidth; a relay also caps each pair it relays at this rate (each direction)."},"relay":{"type":"boolean","description":"Relay for members that cannot reach each other directly (both behind NATs that map per destination, or filter): their QUIC packets pass through this node as opaque bytes, end-to-end encrypted; members only, never more bytes out than in, a rate limit per pair. Bootstrap nodes relay whatever this says. Needs a public address (or one both members reach).","default":false},"ingress":{"type":"array","description":"Public ports this gateway forwards to nodes in the mesh (DNAT in an nftables table the node owns). The client's source address is kept when the target routes replies back through this gateway (it uses this gateway as its exit); otherwise the gateway masquerades (the target sees this gateway's overlay address).","items":{"type":"object","description":"One forwarded port.","additionalProperties":false,"properties":{"listen":{"type":"string","minLength":3,"description":"ADDRESS:PORT this gateway accepts on (0.0.0.0:PORT or [::]:PORT: every address of the family)."},"to":{"type":"string","minLength":3,"description":"PEER:PORT (a member by name) or IP:PORT (an overlay or advertised LAN address) to forward to."},"proto":{"enum":["tcp","udp"],"description":"Transport protocol.","default":"tcp"}},"required":["listen","to"]},"default":[]}},"default":{}},"policies":{"type":"object","description":"Who may reach what through this node (rules checked in order, the first match decides). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set. Every admitted peer (pinned in `peers`, or certified by `network.ca`) may reach this node.","additionalProperties":false,"properties":{"default":{"enum":["deny","allow"],"default":"deny","description":"What would happen to traffic no rule matches: deny (zero trust) or allow. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set."},"groups":{"type":"object","default":{},"description":"Named groups of peers (group name → peer names). Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","propertyNames":{"$ref":"#/$defs/name","description":"A group name."},"additionalProperties":{"type":"array","description":"Peer names in the group.","items":{"$ref":"#/$defs/name","description":"A peer name."},"default":[]}},"rules":{"type":"array","description":"Policy rules, in order. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","items":{"type":"object","description":"A rule.","additionalProperties":false,"properties":{"name":{"type":"string","description":"A label for logs and the audit trail.","minLength":1},"from":{"type":"string","description":"Source: \"any\", \"group:NAME\", \"peer:NAME\" or a CIDR prefix.","default":"any","pattern":"^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"to":{"type":"string","description":"Destination: \"any\", a CIDR prefix or an IP address.","default":"any","pattern":"^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$"},"proto":{"enum":["tcp","udp","icmp","any"],"default":"any","description":"Protocol."},"ports":{"type":"array","description":"Destination ports: numbers or \"low-high\" ranges. With proto any they match both tcp and udp; not allowed with icmp. Empty: every port.","items":{"$ref":"#/$defs/portSpec","description":"A port or range."},"default":[]},"action":{"enum":["allow","deny"],"description":"What to do with matching traffic."}},"required":["action"]},"default":[]},"tests":{"type":"array","description":"Policy tests, checked by `quicether validate` and at every load (a config whose tests fail is not applied): each says what the policy must decide for one flow. Evaluated against the rules whether or not this version enforces them.","default":[],"items":{"type":"object","additionalProperties":false,"description":"One flow and the expected decision.","properties":{"from":{"type":"string","minLength":1,"description":"The initiator: \"peer:NAME\" (its overlay address; this node's own name too) or an IP address.","pattern":"^(peer:.+|[0-9A-Fa-f:.]+)$"},"to":{"type":"string","minLength":1,"description":"ADDRESS[:PORT][/tcp|udp|icmp], e.g. 192.168.77.10:22/tcp, [fd00::5]:53/udp, 10.0.0.1/icmp. A port without a protocol means tcp."},"expect":{"enum":["allow","deny"],"description":"What the policy must decide."}},"required":["from","to","expect"]}}},"default":{}},"audit":{"type":"object","description":"Audit log: append-only JSON lines, each carrying the SHA-256 of the line before and, with the key, an HMAC (check with `quicether audit verify`). While it cannot be written the node refuses config changes; tunnels keep running.","additionalProperties":false,"properties":{"path":{"type":"string","description":"Audit log file, e.g. /var/log/quicether/audit.jsonl. Absent: no audit log.","minLength":1},"key":{"type":"string","description":"File holding the audit log's HMAC key (32 bytes as 64 hex characters, mode 0600; created when missing). Stays on the node and is never written to the log; whoever verifies the log needs a copy. Default: <state-dir>/audit.key.","minLength":1},"durability":{"enum":["fsync","batch","none"],"description":"When lines reach the disk: fsync (each line before it counts as written), batch (at most every 200 ms), none (left to the kernel).","default":"fsync"},"rotate":{"type":"object","description":"Rotation: the file becomes <path>.1 (older ones shift up) and a new file continues the hash chain.","additionalProperties":false,"properties":{"size":{"$ref":"#/$defs/size","description":"Rotate before the file would grow past this size, e.g. 10MiB; 0 = never by size.","default":"10MiB"},"every":{"$ref":"#/$defs/duration","description":"Rotate once the file's first line is this old, e.g. 1d; absent = never by time."},"keep":{"type":"integer","description":"Rotated files kept (<path>.1 … <path>.N); older ones are deleted.","minimum":1,"maximum":1000,"default":10}},"default":{}}},"default":{}},"metrics":{"type":"object","description":"Prometheus metrics: GET /metrics on this address (no authentication: keep it on loopback or a management network). Absent: nothing listens.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve /metrics on, e.g. 127.0.0.1:9586."}},"default":{}},"ui":{"type":"object","description":"Read-only web UI (topology, live rates, bonding, peers, the last plan and errors). It needs the token in <state-dir>/ui.token: `quicether ui --url` prints its address with it. Absent: nothing listens.","additionalProperties":false,"properties":{"listen":{"$ref":"#/$defs/listenAddress","description":"host:port to serve the UI on, e.g. 127.0.0.1:9587 (loopback: reach it from elsewhere through an SSH tunnel)."}},"default":{}},"logging":{"type":"object","description":"Daemon logs (JSON lines).","additionalProperties":false,"properties":{"level":{"enum":["trace","debug","info","warn","error","fatal","silent"],"default":"warn","description":"Lowest level written."},"destination":{"type":"string","description":"stderr, stdout or a file path.","default":"stderr","minLength":1}},"default":{}},"auth":{"type":"object","description":"Authentication of people using this node. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","additionalProperties":false,"properties":{"require-2fa":{"type":"boolean","description":"Require a second factor before this node joins the mesh. Not acted on by this version: validated only, and `quicether validate` warns (QE_NOT_IMPLEMENTED) when it is set.","default":false},"session":{"$ref":"#/$defs/duration","description":"How long a second-factor session lasts after `quicether login` (a client's traffic is accepted until then), e.g. 12h or 30m. Takes effect with require-2fa.","default":"12h"}},"default":{}},"control":{"type":"object","description":"The local control socket (quicether status, apply).","additionalProperties":false,"properties":{"socket":{"type":"string","description":"Unix socket path.","default":"/run/quicether/control.sock","minLength":1}},"default":{}}},"$defs":{"name":{"type":"string","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","description":"A name: lowercase letters, digits and dashes, 1..63 characters, no leading or trailing dash."},"ifname":{"type":"string","pattern":"^[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,14}$","description":"A kernel interface name (at most 15 characters)."},"cidr":{"type":"string","pattern":"^[0-9A-Fa-f:.]+/[0-9]{1,3}$","description":"An IPv4 or IPv6 prefix in CIDR notation, e.g. 10.0.0.0/16."},"ip":{"type":"string","pattern":"^[0-9A-Fa-f:.]+$","description":"An IPv4 or IPv6 address."},"port":{"type":"integer","minimum":1,"maximum":65535,"description":"A TCP/UDP port, 1..65535."},"portSpec":{"description":"A port (22) or an inclusive range (\"8000-8100\").","if":{"type":"string"},"then":{"type":"string","pattern":"^[0-9]+-[0-9]+$"},"else":{"type":"integer"}},"endpoint":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+)(:[0-9]+)?$","description":"host:port, with IPv6 addresses in brackets ([2001:db8::1]:7443)."},"listenAddress":{"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$","description":"host:port to listen on, with IPv6 addresses in brackets."},"publicKey":{"type":"string","pattern":"^[A-Za-z0-9+/]{43}=$","description":"An Ed25519 public key: standard base64 of 32 bytes (44 characters, ending in =)."},"bitrate":{"type":["string","integer"],"minimum":1,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$","description":"A bit rate: a number and a unit (bps, kbps, Mbps, Gbps, kbit, Mbit, Gbit), or a plain integer in bits/s."},"duration":{"type":["string","number"],"minimum":0,"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$","description":"A duration: a number and a unit (ms, s, m, h, d; combined like 1m30s), or a plain number of milliseconds."},"size":{"type":["string","integer"],"minimum":0,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$","description":"A size: a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), or a plain integer in bytes."}}};
 const schema32 = {"type":"string","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","description":"A name: lowercase letters, digits and dashes, 1..63 characters, no leading or trailing dash."};
 const schema34 = {"type":"string","pattern":"^[0-9A-Fa-f:.]+/[0-9]{1,3}$","description":"An IPv4 or IPv6 prefix in CIDR notation, e.g. 10.0.0.0/16."};
 const schema36 = {"type":"string","pattern":"^[0-9A-Fa-f:.]+$","description":"An IPv4 or IPv6 address."};
@@ -14,10 +14,10 @@ const schema40 = {"type":"integer","minimum":1,"maximum":65535,"description":"A 
 const schema43 = {"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+)(:[0-9]+)?$","description":"host:port, with IPv6 addresses in brackets ([2001:db8::1]:7443)."};
 const schema48 = {"type":"string","pattern":"^[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,14}$","description":"A kernel interface name (at most 15 characters)."};
 const schema49 = {"type":["string","integer"],"minimum":1,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$","description":"A bit rate: a number and a unit (bps, kbps, Mbps, Gbps, kbit, Mbit, Gbit), or a plain integer in bits/s."};
-const schema52 = {"type":["string","number"],"minimum":0,"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","description":"A duration: a number and a unit (ms, s, m, h; combined like 1m30s), or a plain number of milliseconds."};
+const schema52 = {"type":["string","number"],"minimum":0,"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$","description":"A duration: a number and a unit (ms, s, m, h, d; combined like 1m30s), or a plain number of milliseconds."};
 const schema53 = {"type":["string","integer"],"minimum":0,"pattern":"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$","description":"A size: a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), or a plain integer in bytes."};
 const schema55 = {"description":"A port (22) or an inclusive range (\"8000-8100\").","if":{"type":"string"},"then":{"type":"string","pattern":"^[0-9]+-[0-9]+$"},"else":{"type":"integer"}};
-const schema65 = {"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$","description":"host:port to listen on, with IPv6 addresses in brackets."};
+const schema67 = {"type":"string","pattern":"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$","description":"host:port to listen on, with IPv6 addresses in brackets."};
 const func1 = Object.prototype.hasOwnProperty;
 const func2 = runtime_ucs2length.default;
 const pattern4 = new RegExp("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
@@ -28,14 +28,14 @@ const pattern11 = new RegExp("^qe[A-Za-z0-9_.-]{0,13}$", "u");
 const pattern15 = new RegExp("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+)(:[0-9]+)?$", "u");
 const pattern19 = new RegExp("^[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,14}$", "u");
 const pattern20 = new RegExp("^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(bps|bit|bits|bit/s|b/s)$", "u");
-const pattern23 = new RegExp("^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", "u");
+const pattern23 = new RegExp("^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$", "u");
 const pattern24 = new RegExp("^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$", "u");
 const pattern26 = new RegExp("^(EF|VA|CS[0-7]|AF[1-4][1-3]|ef|va|cs[0-7]|af[1-4][1-3])$", "u");
 const pattern27 = new RegExp("^[0-9]+-[0-9]+$", "u");
 const pattern36 = new RegExp("^(any|group:.*|peer:.*|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$", "u");
 const pattern37 = new RegExp("^(any|[0-9A-Fa-f:.]+/[0-9]+|[0-9A-Fa-f:.]+)$", "u");
 const pattern39 = new RegExp("^(peer:.+|[0-9A-Fa-f:.]+)$", "u");
-const pattern40 = new RegExp("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$", "u");
+const pattern42 = new RegExp("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$", "u");
 
 function validate20(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 /*# sourceURL="https://quicether.dev/schemas/quicether.schema.json" */;
@@ -1620,7 +1620,7 @@ errors++;
 }
 if(typeof data59 === "string"){
 if(!pattern23.test(data59)){
-const err123 = {instancePath:instancePath+"/multipath/reorder/max-delay",schemaPath:"#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\"",schema:"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$",parentSchema:schema52,data:data59};
+const err123 = {instancePath:instancePath+"/multipath/reorder/max-delay",schemaPath:"#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$"+"\"",schema:"^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$",parentSchema:schema52,data:data59};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -3282,7 +3282,7 @@ if(data.audit !== undefined){
 let data113 = data.audit;
 if(data113 && typeof data113 == "object" && !Array.isArray(data113)){
 for(const key24 in data113){
-if(!(key24 === "path")){
+if(!((((key24 === "path") || (key24 === "key")) || (key24 === "durability")) || (key24 === "rotate"))){
 const err247 = {instancePath:instancePath+"/audit",schemaPath:"#/properties/audit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.audit,data:data113};
 if(vErrors === null){
 vErrors = [err247];
@@ -3318,9 +3318,11 @@ vErrors.push(err249);
 errors++;
 }
 }
-}
-else {
-const err250 = {instancePath:instancePath+"/audit",schemaPath:"#/properties/audit/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.audit.type,parentSchema:schema31.properties.audit,data:data113};
+if(data113.key !== undefined){
+let data115 = data113.key;
+if(typeof data115 === "string"){
+if(func2(data115) < 1){
+const err250 = {instancePath:instancePath+"/audit/key",schemaPath:"#/properties/audit/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.audit.properties.key,data:data115};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3330,12 +3332,8 @@ vErrors.push(err250);
 errors++;
 }
 }
-if(data.metrics !== undefined){
-let data115 = data.metrics;
-if(data115 && typeof data115 == "object" && !Array.isArray(data115)){
-for(const key25 in data115){
-if(!(key25 === "listen")){
-const err251 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.metrics,data:data115};
+else {
+const err251 = {instancePath:instancePath+"/audit/key",schemaPath:"#/properties/audit/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.audit.properties.key.type,parentSchema:schema31.properties.audit.properties.key,data:data115};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3345,11 +3343,10 @@ vErrors.push(err251);
 errors++;
 }
 }
-if(data115.listen !== undefined){
-let data116 = data115.listen;
-if(typeof data116 === "string"){
-if(!pattern40.test(data116)){
-const err252 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema65,data:data116};
+if(data113.durability !== undefined){
+let data116 = data113.durability;
+if(!(((data116 === "fsync") || (data116 === "batch")) || (data116 === "none"))){
+const err252 = {instancePath:instancePath+"/audit/durability",schemaPath:"#/properties/audit/properties/durability/enum",keyword:"enum",params:{allowedValues: schema31.properties.audit.properties.durability.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.audit.properties.durability.enum,parentSchema:schema31.properties.audit.properties.durability,data:data116};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -3359,8 +3356,12 @@ vErrors.push(err252);
 errors++;
 }
 }
-else {
-const err253 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.type,parentSchema:schema65,data:data116};
+if(data113.rotate !== undefined){
+let data117 = data113.rotate;
+if(data117 && typeof data117 == "object" && !Array.isArray(data117)){
+for(const key25 in data117){
+if(!(((key25 === "size") || (key25 === "every")) || (key25 === "keep"))){
+const err253 = {instancePath:instancePath+"/audit/rotate",schemaPath:"#/properties/audit/properties/rotate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.audit.properties.rotate,data:data117};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -3370,9 +3371,10 @@ vErrors.push(err253);
 errors++;
 }
 }
-}
-else {
-const err254 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.metrics.type,parentSchema:schema31.properties.metrics,data:data115};
+if(data117.size !== undefined){
+let data118 = data117.size;
+if((typeof data118 !== "string") && (!(((typeof data118 == "number") && (!(data118 % 1) && !isNaN(data118))) && (isFinite(data118))))){
+const err254 = {instancePath:instancePath+"/audit/rotate/size",schemaPath:"#/$defs/size/type",keyword:"type",params:{type: schema53.type},message:"must be string,integer",schema:schema53.type,parentSchema:schema53,data:data118};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -3381,13 +3383,9 @@ vErrors.push(err254);
 }
 errors++;
 }
-}
-if(data.ui !== undefined){
-let data117 = data.ui;
-if(data117 && typeof data117 == "object" && !Array.isArray(data117)){
-for(const key26 in data117){
-if(!(key26 === "listen")){
-const err255 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.ui,data:data117};
+if((typeof data118 == "number") && (isFinite(data118))){
+if(data118 < 0 || isNaN(data118)){
+const err255 = {instancePath:instancePath+"/audit/rotate/size",schemaPath:"#/$defs/size/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema53,data:data118};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -3397,11 +3395,9 @@ vErrors.push(err255);
 errors++;
 }
 }
-if(data117.listen !== undefined){
-let data118 = data117.listen;
 if(typeof data118 === "string"){
-if(!pattern40.test(data118)){
-const err256 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema65,data:data118};
+if(!pattern24.test(data118)){
+const err256 = {instancePath:instancePath+"/audit/rotate/size",schemaPath:"#/$defs/size/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$"+"\"",schema:"^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?)?(B|bytes?)$",parentSchema:schema53,data:data118};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -3411,8 +3407,11 @@ vErrors.push(err256);
 errors++;
 }
 }
-else {
-const err257 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.type,parentSchema:schema65,data:data118};
+}
+if(data117.every !== undefined){
+let data119 = data117.every;
+if((typeof data119 !== "string") && (!((typeof data119 == "number") && (isFinite(data119))))){
+const err257 = {instancePath:instancePath+"/audit/rotate/every",schemaPath:"#/$defs/duration/type",keyword:"type",params:{type: schema52.type},message:"must be string,number",schema:schema52.type,parentSchema:schema52,data:data119};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -3421,10 +3420,9 @@ vErrors.push(err257);
 }
 errors++;
 }
-}
-}
-else {
-const err258 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.ui.type,parentSchema:schema31.properties.ui,data:data117};
+if((typeof data119 == "number") && (isFinite(data119))){
+if(data119 < 0 || isNaN(data119)){
+const err258 = {instancePath:instancePath+"/audit/rotate/every",schemaPath:"#/$defs/duration/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema52,data:data119};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -3434,12 +3432,9 @@ vErrors.push(err258);
 errors++;
 }
 }
-if(data.logging !== undefined){
-let data119 = data.logging;
-if(data119 && typeof data119 == "object" && !Array.isArray(data119)){
-for(const key27 in data119){
-if(!((key27 === "level") || (key27 === "destination"))){
-const err259 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.logging,data:data119};
+if(typeof data119 === "string"){
+if(!pattern23.test(data119)){
+const err259 = {instancePath:instancePath+"/audit/rotate/every",schemaPath:"#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$"+"\"",schema:"^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$",parentSchema:schema52,data:data119};
 if(vErrors === null){
 vErrors = [err259];
 }
@@ -3449,10 +3444,11 @@ vErrors.push(err259);
 errors++;
 }
 }
-if(data119.level !== undefined){
-let data120 = data119.level;
-if(!(((((((data120 === "trace") || (data120 === "debug")) || (data120 === "info")) || (data120 === "warn")) || (data120 === "error")) || (data120 === "fatal")) || (data120 === "silent"))){
-const err260 = {instancePath:instancePath+"/logging/level",schemaPath:"#/properties/logging/properties/level/enum",keyword:"enum",params:{allowedValues: schema31.properties.logging.properties.level.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.logging.properties.level.enum,parentSchema:schema31.properties.logging.properties.level,data:data120};
+}
+if(data117.keep !== undefined){
+let data120 = data117.keep;
+if(!(((typeof data120 == "number") && (!(data120 % 1) && !isNaN(data120))) && (isFinite(data120)))){
+const err260 = {instancePath:instancePath+"/audit/rotate/keep",schemaPath:"#/properties/audit/properties/rotate/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema31.properties.audit.properties.rotate.properties.keep.type,parentSchema:schema31.properties.audit.properties.rotate.properties.keep,data:data120};
 if(vErrors === null){
 vErrors = [err260];
 }
@@ -3461,12 +3457,9 @@ vErrors.push(err260);
 }
 errors++;
 }
-}
-if(data119.destination !== undefined){
-let data121 = data119.destination;
-if(typeof data121 === "string"){
-if(func2(data121) < 1){
-const err261 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.logging.properties.destination,data:data121};
+if((typeof data120 == "number") && (isFinite(data120))){
+if(data120 > 1000 || isNaN(data120)){
+const err261 = {instancePath:instancePath+"/audit/rotate/keep",schemaPath:"#/properties/audit/properties/rotate/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema31.properties.audit.properties.rotate.properties.keep,data:data120};
 if(vErrors === null){
 vErrors = [err261];
 }
@@ -3475,9 +3468,8 @@ vErrors.push(err261);
 }
 errors++;
 }
-}
-else {
-const err262 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.logging.properties.destination.type,parentSchema:schema31.properties.logging.properties.destination,data:data121};
+if(data120 < 1 || isNaN(data120)){
+const err262 = {instancePath:instancePath+"/audit/rotate/keep",schemaPath:"#/properties/audit/properties/rotate/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema31.properties.audit.properties.rotate.properties.keep,data:data120};
 if(vErrors === null){
 vErrors = [err262];
 }
@@ -3488,8 +3480,9 @@ errors++;
 }
 }
 }
+}
 else {
-const err263 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.logging.type,parentSchema:schema31.properties.logging,data:data119};
+const err263 = {instancePath:instancePath+"/audit/rotate",schemaPath:"#/properties/audit/properties/rotate/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.audit.properties.rotate.type,parentSchema:schema31.properties.audit.properties.rotate,data:data117};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -3499,12 +3492,9 @@ vErrors.push(err263);
 errors++;
 }
 }
-if(data.auth !== undefined){
-let data122 = data.auth;
-if(data122 && typeof data122 == "object" && !Array.isArray(data122)){
-for(const key28 in data122){
-if(!((key28 === "require-2fa") || (key28 === "session"))){
-const err264 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.auth,data:data122};
+}
+else {
+const err264 = {instancePath:instancePath+"/audit",schemaPath:"#/properties/audit/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.audit.type,parentSchema:schema31.properties.audit,data:data113};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -3514,10 +3504,12 @@ vErrors.push(err264);
 errors++;
 }
 }
-if(data122["require-2fa"] !== undefined){
-let data123 = data122["require-2fa"];
-if(typeof data123 !== "boolean"){
-const err265 = {instancePath:instancePath+"/auth/require-2fa",schemaPath:"#/properties/auth/properties/require-2fa/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.auth.properties["require-2fa"].type,parentSchema:schema31.properties.auth.properties["require-2fa"],data:data123};
+if(data.metrics !== undefined){
+let data121 = data.metrics;
+if(data121 && typeof data121 == "object" && !Array.isArray(data121)){
+for(const key26 in data121){
+if(!(key26 === "listen")){
+const err265 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.metrics,data:data121};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -3527,10 +3519,11 @@ vErrors.push(err265);
 errors++;
 }
 }
-if(data122.session !== undefined){
-let data124 = data122.session;
-if((typeof data124 !== "string") && (!((typeof data124 == "number") && (isFinite(data124))))){
-const err266 = {instancePath:instancePath+"/auth/session",schemaPath:"#/$defs/duration/type",keyword:"type",params:{type: schema52.type},message:"must be string,number",schema:schema52.type,parentSchema:schema52,data:data124};
+if(data121.listen !== undefined){
+let data122 = data121.listen;
+if(typeof data122 === "string"){
+if(!pattern42.test(data122)){
+const err266 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema67,data:data122};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -3539,9 +3532,9 @@ vErrors.push(err266);
 }
 errors++;
 }
-if((typeof data124 == "number") && (isFinite(data124))){
-if(data124 < 0 || isNaN(data124)){
-const err267 = {instancePath:instancePath+"/auth/session",schemaPath:"#/$defs/duration/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema52,data:data124};
+}
+else {
+const err267 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema67.type,parentSchema:schema67,data:data122};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -3551,9 +3544,9 @@ vErrors.push(err267);
 errors++;
 }
 }
-if(typeof data124 === "string"){
-if(!pattern23.test(data124)){
-const err268 = {instancePath:instancePath+"/auth/session",schemaPath:"#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\"",schema:"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$",parentSchema:schema52,data:data124};
+}
+else {
+const err268 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.metrics.type,parentSchema:schema31.properties.metrics,data:data121};
 if(vErrors === null){
 vErrors = [err268];
 }
@@ -3563,10 +3556,12 @@ vErrors.push(err268);
 errors++;
 }
 }
-}
-}
-else {
-const err269 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.auth.type,parentSchema:schema31.properties.auth,data:data122};
+if(data.ui !== undefined){
+let data123 = data.ui;
+if(data123 && typeof data123 == "object" && !Array.isArray(data123)){
+for(const key27 in data123){
+if(!(key27 === "listen")){
+const err269 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.ui,data:data123};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -3576,12 +3571,11 @@ vErrors.push(err269);
 errors++;
 }
 }
-if(data.control !== undefined){
-let data125 = data.control;
-if(data125 && typeof data125 == "object" && !Array.isArray(data125)){
-for(const key29 in data125){
-if(!(key29 === "socket")){
-const err270 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.control,data:data125};
+if(data123.listen !== undefined){
+let data124 = data123.listen;
+if(typeof data124 === "string"){
+if(!pattern42.test(data124)){
+const err270 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"},message:"must match pattern \""+"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$"+"\"",schema:"^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]+$",parentSchema:schema67,data:data124};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3591,11 +3585,8 @@ vErrors.push(err270);
 errors++;
 }
 }
-if(data125.socket !== undefined){
-let data126 = data125.socket;
-if(typeof data126 === "string"){
-if(func2(data126) < 1){
-const err271 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.control.properties.socket,data:data126};
+else {
+const err271 = {instancePath:instancePath+"/ui/listen",schemaPath:"#/$defs/listenAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema67.type,parentSchema:schema67,data:data124};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -3605,8 +3596,9 @@ vErrors.push(err271);
 errors++;
 }
 }
+}
 else {
-const err272 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.control.properties.socket.type,parentSchema:schema31.properties.control.properties.socket,data:data126};
+const err272 = {instancePath:instancePath+"/ui",schemaPath:"#/properties/ui/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.ui.type,parentSchema:schema31.properties.ui,data:data123};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -3616,9 +3608,12 @@ vErrors.push(err272);
 errors++;
 }
 }
-}
-else {
-const err273 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.control.type,parentSchema:schema31.properties.control,data:data125};
+if(data.logging !== undefined){
+let data125 = data.logging;
+if(data125 && typeof data125 == "object" && !Array.isArray(data125)){
+for(const key28 in data125){
+if(!((key28 === "level") || (key28 === "destination"))){
+const err273 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.logging,data:data125};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -3628,14 +3623,193 @@ vErrors.push(err273);
 errors++;
 }
 }
-}
-else {
-const err274 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.type,parentSchema:schema31,data};
+if(data125.level !== undefined){
+let data126 = data125.level;
+if(!(((((((data126 === "trace") || (data126 === "debug")) || (data126 === "info")) || (data126 === "warn")) || (data126 === "error")) || (data126 === "fatal")) || (data126 === "silent"))){
+const err274 = {instancePath:instancePath+"/logging/level",schemaPath:"#/properties/logging/properties/level/enum",keyword:"enum",params:{allowedValues: schema31.properties.logging.properties.level.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.logging.properties.level.enum,parentSchema:schema31.properties.logging.properties.level,data:data126};
 if(vErrors === null){
 vErrors = [err274];
 }
 else {
 vErrors.push(err274);
+}
+errors++;
+}
+}
+if(data125.destination !== undefined){
+let data127 = data125.destination;
+if(typeof data127 === "string"){
+if(func2(data127) < 1){
+const err275 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.logging.properties.destination,data:data127};
+if(vErrors === null){
+vErrors = [err275];
+}
+else {
+vErrors.push(err275);
+}
+errors++;
+}
+}
+else {
+const err276 = {instancePath:instancePath+"/logging/destination",schemaPath:"#/properties/logging/properties/destination/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.logging.properties.destination.type,parentSchema:schema31.properties.logging.properties.destination,data:data127};
+if(vErrors === null){
+vErrors = [err276];
+}
+else {
+vErrors.push(err276);
+}
+errors++;
+}
+}
+}
+else {
+const err277 = {instancePath:instancePath+"/logging",schemaPath:"#/properties/logging/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.logging.type,parentSchema:schema31.properties.logging,data:data125};
+if(vErrors === null){
+vErrors = [err277];
+}
+else {
+vErrors.push(err277);
+}
+errors++;
+}
+}
+if(data.auth !== undefined){
+let data128 = data.auth;
+if(data128 && typeof data128 == "object" && !Array.isArray(data128)){
+for(const key29 in data128){
+if(!((key29 === "require-2fa") || (key29 === "session"))){
+const err278 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.auth,data:data128};
+if(vErrors === null){
+vErrors = [err278];
+}
+else {
+vErrors.push(err278);
+}
+errors++;
+}
+}
+if(data128["require-2fa"] !== undefined){
+let data129 = data128["require-2fa"];
+if(typeof data129 !== "boolean"){
+const err279 = {instancePath:instancePath+"/auth/require-2fa",schemaPath:"#/properties/auth/properties/require-2fa/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.auth.properties["require-2fa"].type,parentSchema:schema31.properties.auth.properties["require-2fa"],data:data129};
+if(vErrors === null){
+vErrors = [err279];
+}
+else {
+vErrors.push(err279);
+}
+errors++;
+}
+}
+if(data128.session !== undefined){
+let data130 = data128.session;
+if((typeof data130 !== "string") && (!((typeof data130 == "number") && (isFinite(data130))))){
+const err280 = {instancePath:instancePath+"/auth/session",schemaPath:"#/$defs/duration/type",keyword:"type",params:{type: schema52.type},message:"must be string,number",schema:schema52.type,parentSchema:schema52,data:data130};
+if(vErrors === null){
+vErrors = [err280];
+}
+else {
+vErrors.push(err280);
+}
+errors++;
+}
+if((typeof data130 == "number") && (isFinite(data130))){
+if(data130 < 0 || isNaN(data130)){
+const err281 = {instancePath:instancePath+"/auth/session",schemaPath:"#/$defs/duration/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema52,data:data130};
+if(vErrors === null){
+vErrors = [err281];
+}
+else {
+vErrors.push(err281);
+}
+errors++;
+}
+}
+if(typeof data130 === "string"){
+if(!pattern23.test(data130)){
+const err282 = {instancePath:instancePath+"/auth/session",schemaPath:"#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$"+"\"",schema:"^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$",parentSchema:schema52,data:data130};
+if(vErrors === null){
+vErrors = [err282];
+}
+else {
+vErrors.push(err282);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err283 = {instancePath:instancePath+"/auth",schemaPath:"#/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.auth.type,parentSchema:schema31.properties.auth,data:data128};
+if(vErrors === null){
+vErrors = [err283];
+}
+else {
+vErrors.push(err283);
+}
+errors++;
+}
+}
+if(data.control !== undefined){
+let data131 = data.control;
+if(data131 && typeof data131 == "object" && !Array.isArray(data131)){
+for(const key30 in data131){
+if(!(key30 === "socket")){
+const err284 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.control,data:data131};
+if(vErrors === null){
+vErrors = [err284];
+}
+else {
+vErrors.push(err284);
+}
+errors++;
+}
+}
+if(data131.socket !== undefined){
+let data132 = data131.socket;
+if(typeof data132 === "string"){
+if(func2(data132) < 1){
+const err285 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.control.properties.socket,data:data132};
+if(vErrors === null){
+vErrors = [err285];
+}
+else {
+vErrors.push(err285);
+}
+errors++;
+}
+}
+else {
+const err286 = {instancePath:instancePath+"/control/socket",schemaPath:"#/properties/control/properties/socket/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.control.properties.socket.type,parentSchema:schema31.properties.control.properties.socket,data:data132};
+if(vErrors === null){
+vErrors = [err286];
+}
+else {
+vErrors.push(err286);
+}
+errors++;
+}
+}
+}
+else {
+const err287 = {instancePath:instancePath+"/control",schemaPath:"#/properties/control/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.control.type,parentSchema:schema31.properties.control,data:data131};
+if(vErrors === null){
+vErrors = [err287];
+}
+else {
+vErrors.push(err287);
+}
+errors++;
+}
+}
+}
+else {
+const err288 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.type,parentSchema:schema31,data};
+if(vErrors === null){
+vErrors = [err288];
+}
+else {
+vErrors.push(err288);
 }
 errors++;
 }

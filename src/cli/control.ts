@@ -383,6 +383,10 @@ export function renderStatus(st: Record<string, unknown>): string {
   if (cfg.pendingConfirm) lines.push(`  waiting for 'quicether confirm' until ${cfg.pendingConfirm.deadline}`)
   if (last) lines.push(`apply    ${last.at}  ${last.ok ? 'ok' : `FAILED: ${last.failure ?? ''}`}  (${last.plan.length} action(s))${engine?.tablesVersion ? `  engine tables v${engine.tablesVersion}` : ''}`)
   const up = peers.filter((p) => (p.state ?? 'up') === 'up').length
+  const aud = st.audit as { enabled: boolean; path: string | null; lines: number; failed: string | null } | null | undefined
+  if (aud?.enabled) {
+    lines.push(aud.failed ? `audit    ${aud.path}: CANNOT BE WRITTEN (${aud.failed}); config changes are refused until it can` : `audit    ${aud.path}: ${aud.lines} lines written`)
+  }
   const obs = st.observe as { metrics: { listen: string; error: string | null } | null; ui: { listen: string; error: string | null } | null } | null | undefined
   if (obs?.metrics || obs?.ui) {
     const face = (what: string, f: { listen: string; error: string | null } | null) => (f ? `${what} ${f.error ? `NOT SERVED (${f.error})` : `http://${f.listen}${what === 'metrics' ? '/metrics' : '/'}`}` : null)

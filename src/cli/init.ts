@@ -49,7 +49,7 @@ export function registerInit(program: Command, ctx: CliContext): void {
     .option('--network <name>', 'network name, the same on every node of the mesh', DEFAULT_NETWORK)
     .addOption(new Option('-r, --role <role>', 'node role').choices(ROLES).default('client'))
     .option('--bootstrap-mode', 'serve as a DHT bootstrap node for the network')
-    .option('--enterprise', 'also write default-deny policies, an audit log and require-2fa (validated, not acted on yet)')
+    .option('--enterprise', 'also write default-deny policies, an audit log and require-2fa (policies and 2FA validated, not acted on yet)')
     .option('-c, --config <path>', 'where to write the config', DEFAULT_CONFIG_PATH)
     .option('--state-dir <dir>', 'directory for the identity key and state', DEFAULT_STATE_DIR)
     .option('--force', 'overwrite an existing config (the identity is always kept)')

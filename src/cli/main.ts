@@ -8,6 +8,7 @@
 import { Command, CommanderError } from 'commander'
 import { isQeError } from '../errors.js'
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, formatError, packageVersion, type CliContext, type CliIo } from './context.js'
+import { registerAuditCommands } from './audit.js'
 import { registerCaCommands } from './ca.js'
 import { registerCompletion } from './completion.js'
 import { registerControlCommands } from './control.js'
@@ -84,6 +85,7 @@ Run 'quicether <command> --help' for a command's options.`,
   registerInvite(program, ctx)
   registerJoin(program, ctx)
   registerCaCommands(program, ctx)
+  registerAuditCommands(program, ctx)
   registerUi(program, ctx)
   registerPolicyCommands(program, ctx)
   registerTwoFactorCommands(program, ctx)

@@ -55,7 +55,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .option('--bootstrap-mode', 'serve as a DHT bootstrap node and rendezvous [node.bootstrap-mode]')
     .option('--public-ip <ip>', 'public address to announce in this node\'s record [discovery.public-address]')
     .option('--advertise-as-bootstrap', 'announce this node as a bootstrap node [discovery.advertise-as-bootstrap]')
-    .option('--audit-log <path>', 'append-only audit log file (not acted on yet) [audit.path]')
+    .option('--audit-log <path>', 'append-only, hash-chained audit log file [audit.path]')
     .option('--require-2fa', 'require a second factor before joining (not acted on yet) [auth.require-2fa]')
     .option('--log-level <level>', 'trace | debug | info | warn | error | fatal | silent [logging.level]')
     .addHelpText(

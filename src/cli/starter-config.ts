@@ -156,7 +156,7 @@ export function renderStarterConfig(o: StarterOptions): string {
       `    #   ports: [443, 8000-8100]`,
       `    #   action: allow`,
       ``,
-      `# Append-only, hash-chained audit log (not acted on yet).`,
+      `# Append-only, hash-chained audit log ('quicether audit verify' checks it).`,
       `audit:`,
       `  path: /var/log/quicether/audit.log`,
       ``,

@@ -11,7 +11,7 @@ import { hostPrefix } from './rules-peers.js'
 import type { Raw } from './rules.js'
 import { list, rec } from './rules.js'
 import type {
-  Config, ConnectTarget, Endpoint, ForwardTarget, IngressConfig, LogLevel, MultipathMode, NodeRole, PolicyAction, PolicyDestination,
+  AuditConfig, AuditDurability, Config, ConnectTarget, Endpoint, ForwardTarget, IngressConfig, LogLevel, MultipathMode, NodeRole, PolicyAction, PolicyDestination,
   PolicyProto, PolicySource, PortRange, SchedulerName, UplinkRole,
 } from './types.js'
 import type { UnitResult } from './units.js'
@@ -151,7 +151,7 @@ export function normalize(raw: Raw): Config {
       })),
       tests: list(pol.tests).map((x) => ({ from: s(o(x).from, ''), to: s(o(x).to, ''), expect: s<PolicyAction>(o(x).expect, 'allow') })),
     },
-    audit: { path: sOrNull(o(raw.audit).path) },
+    audit: audit(o(raw.audit), stateDir),
     metrics: { listen: listenOrNull(o(raw.metrics).listen) },
     ui: { listen: listenOrNull(o(raw.ui).listen) },
     logging: { level: s<LogLevel>(o(raw.logging).level, 'warn'), destination: s(o(raw.logging).destination, 'stderr') },
@@ -159,6 +159,17 @@ export function normalize(raw: Raw): Config {
     control: { socket: s(o(raw.control).socket, '/run/quicether/control.sock') },
   }
   return deepFreeze(config)
+}
+
+function audit(r: Raw, stateDir: string): AuditConfig {
+  const rot = o(r.rotate)
+  const size = unit(parseSize(rot.size ?? '10MiB'))
+  return {
+    path: sOrNull(r.path),
+    key: s(r.key, posix.join(stateDir, 'audit.key')),
+    durability: s<AuditDurability>(r.durability, 'fsync'),
+    rotate: { sizeBytes: size > 0 ? size : null, everyMs: rot.every === undefined ? null : unit(parseDuration(rot.every)) || null, keep: n(rot.keep, 10) },
+  }
 }
 
 function ingress(v: unknown): IngressConfig {

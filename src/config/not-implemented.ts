@@ -29,7 +29,6 @@ export const NOT_IMPLEMENTED: readonly InertKey[] = [
   { key: 'policies.default', isDefault: absent, instead: NO_POLICY },
   { key: 'policies.groups', isDefault: isEmpty, instead: NO_POLICY },
   { key: 'policies.rules', isDefault: isEmpty, instead: NO_POLICY },
-  { key: 'audit.path', isDefault: absent, instead: 'no audit log is written' },
   { key: 'auth.require-2fa', isDefault: isFalse, instead: 'the node joins with its key alone' },
   { key: 'interfaces[].bandwidth.down', isDefault: absent, instead: 'what a peer sends over this uplink is paced by the peer\'s own measure' },
   {

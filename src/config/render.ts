@@ -108,7 +108,12 @@ export function renderConfigYaml(config: Config): string {
       })),
       tests: c.policies.tests.length > 0 ? c.policies.tests.map((x) => ({ from: x.from, to: x.to, expect: x.expect })) : undefined,
     }),
-    audit: compact({ path: c.audit.path ?? undefined }),
+    audit: compact({
+      path: c.audit.path ?? undefined,
+      key: c.audit.key,
+      durability: c.audit.durability,
+      rotate: compact({ size: c.audit.rotate.sizeBytes === null ? 0 : formatSize(c.audit.rotate.sizeBytes), every: opt(c.audit.rotate.everyMs, formatDuration), keep: c.audit.rotate.keep }),
+    }),
     metrics: compact({ listen: opt(c.metrics.listen, formatEndpoint) }),
     ui: compact({ listen: opt(c.ui.listen, formatEndpoint) }),
     logging: { level: c.logging.level, destination: c.logging.destination },

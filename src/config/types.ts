@@ -232,8 +232,8 @@ export interface Config {
   readonly exit: { readonly node: string | null; readonly required: boolean }
   readonly gateway: GatewayConfig
   readonly policies: PoliciesConfig
-  /** Append-only audit log; `path: null` = off. */
-  readonly audit: { readonly path: string | null }
+  /** Append-only, hash-chained audit log; `path: null` = off. */
+  readonly audit: AuditConfig
   /** Prometheus endpoint; `listen: null` = off. */
   readonly metrics: { readonly listen: Endpoint | null }
   /** Web UI; `listen: null` = off. */
@@ -246,4 +246,23 @@ export interface Config {
    */
   readonly auth: { readonly require2fa: boolean; readonly session: number }
   readonly control: { readonly socket: string }
+}
+
+export type AuditDurability = 'fsync' | 'batch' | 'none'
+
+export interface AuditConfig {
+  /** The log file; `null` = no audit log. */
+  readonly path: string | null
+  /** The HMAC key file (0600; created when missing); default `<stateDir>/audit.key`. */
+  readonly key: string
+  /** When lines reach the disk; default `fsync` (each line). */
+  readonly durability: AuditDurability
+  readonly rotate: {
+    /** Rotate before the file would pass this many bytes; `null` = never by size (written 0). Default 10 MiB. */
+    readonly sizeBytes: number | null
+    /** Rotate once the file's first line is this old (ms); `null` = never by time (the default). */
+    readonly everyMs: number | null
+    /** Rotated files kept; default 10. */
+    readonly keep: number
+  }
 }

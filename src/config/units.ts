@@ -2,7 +2,7 @@
  * Bit rates, durations and sizes: parse what people write, format what we print.
  *
  *   bit rate  "25Mbps" "1.5Gbit" "100mbit" "500kbps" 25000000  → bits/s (integer)
- *   duration  "500ms" "2s" "1m" "1m30s" "1h" 250                → milliseconds
+ *   duration  "500ms" "2s" "1m" "1m30s" "1h" "1d" 250           → milliseconds
  *   size      "4MB" "64KiB" "1.5GB" 4096                       → bytes (integer)
  *
  * Prefixes are decimal (k = 1000) unless written with `i` (Ki = 1024). Bit rates are
@@ -50,8 +50,8 @@ export function parseBitrate(input: unknown): UnitResult {
   return { value }
 }
 
-const DURATION_PART = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/y
-const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+const DURATION_PART = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)/y
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
 /** A duration in milliseconds (may be fractional), at least 0. */
 export function parseDuration(input: unknown): UnitResult {
@@ -66,7 +66,7 @@ export function parseDuration(input: unknown): UnitResult {
   while (at < s.length) {
     DURATION_PART.lastIndex = at
     const m = DURATION_PART.exec(s)
-    if (!m) return { error: `'${input}' is not a duration; write a number and a unit (ms, s, m, h), like 500ms, 2s or 1m30s` }
+    if (!m) return { error: `'${input}' is not a duration; write a number and a unit (ms, s, m, h, d), like 500ms, 2s or 1m30s` }
     total += Number(m[1]) * DURATION_MS[m[2]!]!
     at = DURATION_PART.lastIndex
   }

@@ -21,7 +21,7 @@ import type { Config, Diagnostic, LoadResult } from '../config/index.js'
 import { writeConfigFile } from '../config/write.js'
 import { QeError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { ControlServer } from '../observe/control-socket.js'
+import { ControlServer, type ControlCaller } from '../observe/control-socket.js'
 import { Discovery } from '../discovery/discovery.js'
 import { encodeMessage, type ControlMessage, type TraversalMessage } from '../mesh/messages.js'
 import { RelayServer } from '../traversal/relay-server.js'
@@ -37,6 +37,8 @@ import type { SystemAdapter } from '../system/types.js'
 import { EngineHost, type EngineFactory } from './engine-host.js'
 import { needsEngineRestart, prepareGeneration, type Generation } from './generation.js'
 import { MeshHost } from './mesh-host.js'
+import { AuditHost } from './audit-host.js'
+import type { AuditFile } from '../audit/log.js'
 import type { Subsystem } from './subsystem.js'
 import { WatchHost } from './watch.js'
 import { ObserveHost } from './observe-host.js'
@@ -79,7 +81,15 @@ export interface DaemonComponents {
   readonly createEngine?: EngineFactory
   /** The nftables adapter (default: `nft`). Tests inject a fake. */
   readonly firewall?: FirewallPort
+  /** Opens the audit log's file for appending (default: the real file). Tests inject one that fails. */
+  readonly auditFile?: (path: string) => Promise<AuditFile>
 }
+
+/** What made a config run: the file changed (or SIGHUP / `reload`), `apply`, its `confirm`, or the revert of an unconfirmed apply. */
+export type ConfigSource = 'file' | 'apply' | 'confirm' | 'revert'
+
+/** A refused key is recorded at most this often (a peer that retries its handshake would fill the log). */
+const REFUSED_RECORD_MS = 60_000
 
 export interface ReloadOutcome {
   readonly ok: boolean
@@ -108,6 +118,8 @@ export class Daemon {
   readonly #discovery: Discovery
   readonly #traversal: Traversal
   readonly #observe: ObserveHost
+  readonly #audit: AuditHost
+  #refusedRecorded = new Map<string, number>()
   /** What discovery verified: certified members and the revocation list. */
   #membership: Membership = NO_MEMBERSHIP
   #effectiveCache: { gen: Generation; membership: Membership; config: Config; limits: ReadonlyMap<string, PeerLimits> } | null = null
@@ -138,6 +150,8 @@ export class Daemon {
     this.#init = init
     this.#log = components.log
     const log = (component: string) => this.#log.child({ component })
+    this.#audit = new AuditHost({ log: log('audit'), ...(components.auditFile ? { openFile: components.auditFile } : {}) })
+    const audit = this.#audit
     this.#observe = new ObserveHost({ log: log('observe'), snapshot: () => this.status() })
     const observe = this.#observe
     const kernel = new Reconciler({}, {
@@ -161,6 +175,7 @@ export class Daemon {
       connected: () => this.#mesh.connectedKeys(),
       listenPort: () => this.#engines.engine?.listenPort ?? this.#gen?.config.listen.port ?? 0,
       extraEndpoints: () => this.#traversal.reflexiveEndpoints(),
+      onJoin: (j) => void audit.record('join', { peer: j.name, key: j.key, groups: [...j.groups] }),
     })
     const discovery = this.#discovery
     this.#traversal = new Traversal({
@@ -186,11 +201,18 @@ export class Daemon {
       configFor: (gen) => this.#effective(gen).config,
       others: {
         onPeerUp: (ev) => {
+          void audit.record('peer-up', { peer: this.#peerName(ev.peer), key: ev.peer, remote: `${ev.remote.address}:${ev.remote.port}` })
           discovery.onPeerUp(ev.peer)
           traversal.onPeerUp(ev)
         },
-        onPeerDown: (peer) => traversal.onPeerDown(peer),
-        onRefused: (peer) => discovery.onRefused(peer),
+        onPeerDown: (peer) => {
+          void audit.record('peer-down', { peer: this.#peerName(peer), key: peer })
+          traversal.onPeerDown(peer)
+        },
+        onRefused: (peer) => {
+          this.#recordRefused(peer)
+          discovery.onRefused(peer)
+        },
         onRaw: (ev) => traversal.onRaw(ev),
         onMessage: (peer, msg) => (isTraversal(msg) ? traversal.onMessage(peer, msg) : discovery.onMessage(peer, msg)),
       },
@@ -201,7 +223,8 @@ export class Daemon {
       onChange: () => this.#queueFactsApply(),
     })
     this.#watch = new WatchHost({ path: this.#configPath, loaded: init.configText }, { onChange: (text) => void this.#queueReload(text), log: log('watch') })
-    this.#subsystems = [this.#mesh, this.#discovery, this.#traversal, this.#watch, this.#observe]
+    // The audit log first: started before the others record, stopped after them (their last events are kept).
+    this.#subsystems = [this.#audit, this.#mesh, this.#discovery, this.#traversal, this.#watch, this.#observe]
     this.#confirm = new ConfirmWindow({ log: log('confirm') })
   }
 
@@ -209,9 +232,17 @@ export class Daemon {
     this.#startedAt = Date.now()
     this.#appliedText = this.#init.configText
     const config = this.#init.config
-    this.#control = new ControlServer({ path: config.control.socket }, { handlers: this.#handlers(), log: this.#log.child({ component: 'control' }) })
+    this.#control = new ControlServer(
+      { path: config.control.socket },
+      {
+        handlers: this.#handlers(),
+        log: this.#log.child({ component: 'control' }),
+        onCommand: (ev) => void this.#audit.record('cmd', { cmd: ev.cmd, uid: ev.caller.cred?.uid ?? null, pid: ev.caller.cred?.pid ?? null, gid: ev.caller.cred?.gid ?? null, ok: ev.ok, ...(ev.code ? { code: ev.code } : {}) }),
+      },
+    )
     await this.#control.start() // also the single-instance lock: fails before anything else is touched
     try {
+      await this.#audit.open(config.audit)
       const gen = await prepareGeneration(config)
       await this.#engines.start(gen)
       this.#gen = gen
@@ -273,6 +304,7 @@ export class Daemon {
       discovery: this.#discovery.status(),
       traversal: this.#traversal.status(),
       observe: this.#observe.status(),
+      audit: this.#audit.status(),
       startedAt: this.#startedAt,
       now: Date.now(),
       groupsOf: (key) => (gen ? this.#effective(gen).config.peers.find((p) => p.key === key)?.groups ?? [] : []),
@@ -294,6 +326,9 @@ export class Daemon {
 
   /** Discovery verified a new membership: the mesh dials and names what it admits, and the apply admits it. */
   #onMembership(m: Membership): void {
+    const before = new Set(this.#membership.revoked)
+    const added = m.revoked.filter((k) => !before.has(k))
+    if (added.length > 0) void this.#audit.record('revocations', { added, total: m.revoked.length })
     this.#membership = m
     const gen = this.#gen
     if (gen) {
@@ -304,7 +339,11 @@ export class Daemon {
         now.add(id)
         if (!this.#reportedClashes.has(id)) this.#log.warn({ key: c.key, name: c.name }, 'a certified member has the name of a pinned peer: not admitted')
       }
-      for (const name of eff.revokedPinned) if (!this.#reportedClashes.has(`revoked|${name}`)) this.#log.warn({ peer: name }, 'a pinned peer\'s key is revoked: cut off')
+      for (const name of eff.revokedPinned) {
+        if (this.#reportedClashes.has(`revoked|${name}`)) continue
+        this.#log.warn({ peer: name }, 'a pinned peer\'s key is revoked: cut off')
+        void this.#audit.record('peer-revoked', { peer: name, pinned: true })
+      }
       for (const name of eff.revokedPinned) now.add(`revoked|${name}`)
       this.#reportedClashes = now
     }
@@ -394,11 +433,38 @@ export class Daemon {
     for (const d of this.#warnings) this.#log.warn({ file: d.file, line: d.line, col: d.col, path: d.path, code: d.code }, d.message)
   }
 
+  /** `name (k3JdQx9a…)` of a key by the running config (the short key for a stranger). */
+  #peerName(key: string): string {
+    return this.#gen ? namer(this.#effective(this.#gen).config)(key) : shortKey(key)
+  }
+
+  #recordRefused(key: string): void {
+    const now = Date.now()
+    const last = this.#refusedRecorded.get(key)
+    if (last !== undefined && now - last < REFUSED_RECORD_MS) return
+    if (this.#refusedRecorded.size > 4096) this.#refusedRecorded.clear()
+    this.#refusedRecorded.set(key, now)
+    void this.#audit.record('peer-refused', { key })
+  }
+
+  /** A change that ran: its generation, plan (count and the first lines) and where it came from. */
+  async #recordApplied(source: ConfigSource, file: string, plan: readonly string[], extra: Record<string, unknown> = {}): Promise<void> {
+    await this.#audit.record('config-applied', { generation: this.#generation, source, file, changes: plan.length, plan: plan.slice(0, 20), ...extra })
+  }
+
+  async #recordRejected(source: ConfigSource, file: string, errors: readonly Diagnostic[]): Promise<void> {
+    await this.#audit.record('config-rejected', {
+      source,
+      file,
+      errors: errors.slice(0, 20).map((d) => ({ code: d.code, message: d.message, ...(d.path ? { path: d.path } : {}), ...(d.line ? { line: d.line } : {}) })),
+    })
+  }
+
   // ---- reload ----
 
   /** Serializes reloads: one at a time, in arrival order. */
-  #queueReload(text: string, file = this.#configPath ?? '<config>'): Promise<ReloadOutcome> {
-    const run = this.#reloading.then(() => this.#reload(text, file))
+  #queueReload(text: string, file = this.#configPath ?? '<config>', source: ConfigSource = 'file'): Promise<ReloadOutcome> {
+    const run = this.#reloading.then(() => this.#reload(text, file, source))
     this.#reloading = run.then(
       () => undefined,
       (err: Error) => this.#log.error({ err: err.message }, 'reload failed'),
@@ -406,9 +472,25 @@ export class Daemon {
     return run
   }
 
-  async #reload(text: string, file: string): Promise<ReloadOutcome> {
+  async #reload(text: string, file: string, source: ConfigSource): Promise<ReloadOutcome> {
     const prev = this.#gen
     if (this.#stopping || !prev) return { ok: false, errors: [], plan: [] }
+    // No change runs unrecorded: while the audit log cannot be written, only the revert of an unconfirmed apply (back to what ran) goes through.
+    const auditDown = this.#audit.failed
+    if (auditDown !== null && source !== 'revert') {
+      this.#errors = [{ file, line: 0, col: 0, path: 'audit.path', severity: 'error', code: 'QE_AUDIT_WRITE', message: `the audit log cannot be written: ${auditDown}; changes are refused until it can (the running config stays, tunnels keep running)` }]
+      this.#log.error({ file, source, err: auditDown }, 'config change refused: the audit log cannot be written')
+      return { ok: false, errors: this.#errors, plan: [] }
+    }
+    const outcome = await this.#reloadChecked(text, file)
+    if (outcome.ok) await this.#recordApplied(source, file, outcome.plan, outcome.restartedTunnels ? { restartedTunnels: true } : {})
+    else await this.#recordRejected(source, file, outcome.errors)
+    return outcome
+  }
+
+  async #reloadChecked(text: string, file: string): Promise<ReloadOutcome> {
+    const prev = this.#gen
+    if (!prev) return { ok: false, errors: [], plan: [] }
     const res = await this.#init.load(text, file)
     if (!res.ok) {
       this.#errors = res.diagnostics.filter((d) => d.severity === 'error')
@@ -512,8 +594,9 @@ export class Daemon {
       throw new ReloadFailedError(`cannot read ${file}: ${err.message}`)
     })
     this.#confirm.clear()
+    this.#audit.assertWritable()
     const before = this.#appliedText
-    const outcome = await this.#queueReload(text, file)
+    const outcome = await this.#queueReload(text, file, 'apply')
     if (!outcome.ok) return { ...outcome }
     const commit = async () => {
       if (file !== own) await writeConfigFile(own, text)
@@ -533,7 +616,7 @@ export class Daemon {
         // the applied file was the config file itself), then run it again.
         if (file === own) await writeConfigFile(own, before)
         this.#watch.setLoaded(before)
-        await this.#queueReload(before, own)
+        await this.#queueReload(before, own, 'revert')
       },
     })
     return { ...outcome, confirm: { deadline: pending.deadline } }
@@ -547,6 +630,7 @@ export class Daemon {
     return {
       status: () => this.status(),
       reload: () => {
+        this.#audit.assertWritable()
         this.reloadNow()
         return { queued: true }
       },
@@ -559,12 +643,20 @@ export class Daemon {
         return this.#plan(text, file)
       },
       apply: (args: Record<string, unknown>) => this.#apply(args),
-      confirm: () => this.#confirm.confirm(),
-      invite: (args: Record<string, unknown>) => {
+      confirm: async () => {
+        this.#audit.assertWritable()
+        const res = await this.#confirm.confirm()
+        await this.#recordApplied('confirm', res.file, [])
+        return res
+      },
+      invite: async (args: Record<string, unknown>, caller: ControlCaller) => {
         const name = typeof args.name === 'string' ? args.name : ''
         const groups = Array.isArray(args.groups) ? args.groups.filter((g): g is string => typeof g === 'string') : []
         const ttlMs = typeof args.ttlMs === 'number' && args.ttlMs > 0 ? Math.min(args.ttlMs, 30 * 86_400_000) : 3_600_000
-        return this.#discovery.createInvite({ name, groups, ttlMs })
+        this.#audit.assertWritable()
+        const invite = await this.#discovery.createInvite({ name, groups, ttlMs })
+        await this.#audit.record('invite', { name, groups, ttlMs, uid: caller.cred?.uid ?? null, pid: caller.cred?.pid ?? null })
+        return invite
       },
     }
   }

@@ -76,6 +76,8 @@ export interface DiscoveryComponents {
   readonly listenPort: () => number
   /** More endpoints of this node for its record (reflexive addresses from NAT traversal), after the local ones. */
   readonly extraEndpoints?: () => readonly Endpoint[]
+  /** A node joined with an invite: its certificate was signed (for the audit log). */
+  readonly onJoin?: (joined: { key: string; name: string; groups: readonly string[] }) => void
   readonly now?: () => number
   readonly createDht?: (init: DhtInit, c: DhtComponents) => DhtLike
   readonly createLan?: (init: LanInit, c: LanComponents) => LanLike
@@ -377,6 +379,7 @@ export class Discovery implements Subsystem<DiscoveryStatus> {
     if (!run?.ca) throw new InviteUnavailableError('the CA is no longer loaded')
     const cfg = run.gen.config
     const cert = await run.ca.sign({ key: req.key, name: req.name, groups: req.groups })
+    this.#c.onJoin?.({ key: req.key, name: req.name, groups: req.groups })
     return {
       cert,
       secret: (await run.ca.secret()).toString('base64'),

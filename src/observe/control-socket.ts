@@ -14,6 +14,7 @@ import { chmod, mkdir, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { AlreadyRunningError, QeError, isQeError } from '../errors.js'
 import type { Logger } from '../log.js'
+import { peerCredOf, type PeerCred } from './peercred.js'
 
 /** No daemon answers on the control socket. */
 export class DaemonNotRunningError extends QeError {
@@ -34,7 +35,21 @@ export class ControlRequestError extends QeError {
   }
 }
 
-export type ControlHandler = (args: Record<string, unknown>) => Promise<unknown> | unknown
+/** Who sent a request: the unix socket's peer credentials (null when they could not be read). */
+export interface ControlCaller {
+  readonly cred: PeerCred | null
+}
+
+export type ControlHandler = (args: Record<string, unknown>, caller: ControlCaller) => Promise<unknown> | unknown
+
+/** One request done (after its handler, whatever the outcome): what the audit log records. */
+export interface ControlCommandEvent {
+  readonly cmd: string
+  readonly caller: ControlCaller
+  readonly ok: boolean
+  /** The error code when it failed. */
+  readonly code: string | null
+}
 
 const MAX_LINE = 1024 * 1024
 /** sun_path holds 108 bytes including the terminating NUL. */
@@ -47,10 +62,13 @@ export class ControlServer {
   #server: Server | null = null
   readonly #sockets = new Set<Socket>()
 
-  constructor(init: { path: string }, components: { handlers: Record<string, ControlHandler>; log: Logger }) {
+  readonly #onCommand: ((ev: ControlCommandEvent) => void) | undefined
+
+  constructor(init: { path: string }, components: { handlers: Record<string, ControlHandler>; log: Logger; onCommand?: (ev: ControlCommandEvent) => void }) {
     this.#path = init.path
     this.#handlers = new Map(Object.entries(components.handlers))
     this.#log = components.log
+    this.#onCommand = components.onCommand
   }
 
   get path(): string {
@@ -98,6 +116,8 @@ export class ControlServer {
 
   #serve(sock: Socket): void {
     this.#sockets.add(sock)
+    // Read once, at connect: the kernel recorded them then.
+    const caller: ControlCaller = { cred: peerCredOf(sock) }
     sock.on('close', () => this.#sockets.delete(sock))
     sock.on('error', () => sock.destroy())
     let buf = ''
@@ -112,25 +132,29 @@ export class ControlServer {
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl)
         buf = buf.slice(nl + 1)
-        if (line.trim() !== '') void this.#handle(sock, line)
+        if (line.trim() !== '') void this.#handle(sock, line, caller)
       }
     })
   }
 
-  async #handle(sock: Socket, line: string): Promise<void> {
+  async #handle(sock: Socket, line: string, caller: ControlCaller): Promise<void> {
     let id: unknown = null
     let reply: unknown
+    let cmd = '(unparsed)'
     try {
       const req = JSON.parse(line) as { id?: unknown; cmd?: unknown; args?: unknown }
       id = req.id ?? null
+      cmd = typeof req.cmd === 'string' ? req.cmd.slice(0, 64) : '(none)'
       const handler = typeof req.cmd === 'string' ? this.#handlers.get(req.cmd) : undefined
       if (!handler) throw new ControlRequestError('QE_CONTROL_UNKNOWN', `unknown command ${JSON.stringify(req.cmd)}`)
       const args = typeof req.args === 'object' && req.args !== null ? (req.args as Record<string, unknown>) : {}
-      reply = { id, ok: true, result: await handler(args) }
+      reply = { id, ok: true, result: await handler(args, caller) }
+      this.#onCommand?.({ cmd, caller, ok: true, code: null })
     } catch (err) {
       const code = isQeError(err) ? err.code : err instanceof SyntaxError ? 'QE_CONTROL_BAD_REQUEST' : 'QE_INTERNAL'
       if (code === 'QE_INTERNAL') this.#log.error({ err: (err as Error).stack }, 'control request failed')
       reply = { id, ok: false, error: { code, message: (err as Error).message } }
+      this.#onCommand?.({ cmd, caller, ok: false, code })
     }
     if (!sock.destroyed) sock.write(JSON.stringify(reply) + '\n')
   }

@@ -71,7 +71,18 @@ export interface NodeStatus {
   readonly traversal: TraversalStatus | null
   /** Where metrics and the web UI listen (null: off), and why one could not. */
   readonly observe: ObserveStatus | null
+  /** The audit log: where, lines written by this daemon, and why it cannot be written (changes are refused then); null when no daemon reports it. */
+  readonly audit?: AuditStatusView | null
   readonly uptimeS: number
+}
+
+export interface AuditStatusView {
+  readonly enabled: boolean
+  readonly path: string | null
+  readonly lines: number
+  readonly seq: number
+  readonly failed: string | null
+  readonly durability: string | null
 }
 
 export interface ObserveStatus {
@@ -89,6 +100,7 @@ export interface StatusParts {
   readonly discovery?: DiscoveryStatus | null
   readonly traversal?: TraversalStatus | null
   readonly observe?: ObserveStatus | null
+  readonly audit?: AuditStatusView | null
   readonly startedAt: number
   readonly now: number
   /** A peer's groups by key (the effective config's peers). */
@@ -124,6 +136,7 @@ export function buildStatus(p: StatusParts): NodeStatus {
     discovery: p.discovery ?? null,
     traversal: p.traversal ?? null,
     observe: p.observe ?? null,
+    audit: p.audit ?? null,
     uptimeS: Math.round((p.now - p.startedAt) / 1000),
   }
 }

@@ -164,4 +164,4 @@ export function uiView(s: NodeStatus, rates: Rates, audit: UiView['audit'] = NO_
   }
 }
 
-export const NO_AUDIT: UiView['audit'] = { enabled: false, note: 'this version writes no audit log (audit.path is not acted on yet)', lines: [] }
+export const NO_AUDIT: UiView['audit'] = { enabled: false, note: 'no audit log is shown here (quicether audit tail reads it)', lines: [] }

@@ -34,7 +34,7 @@ t.test('a minimal file gets every default', async (t) => {
     exit: { node: null, required: false },
     gateway: { forwardFor: [], ingress: [], advertiseBandwidth: null, relay: false },
     policies: { enforced: false, default: 'deny', groups: {}, rules: [], tests: [] },
-    audit: { path: null },
+    audit: { path: null, key: '/var/lib/quicether/audit.key', durability: 'fsync', rotate: { sizeBytes: 10 * 1024 * 1024, everyMs: null, keep: 10 } },
     metrics: { listen: null },
     ui: { listen: null },
     logging: { level: 'warn', destination: 'stderr' },

@@ -14,7 +14,6 @@ const SAMPLES: Record<string, { set: string; line: number; col: number; path: st
   'policies.default': { set: HEAD + 'policies:\n  default: deny\n', line: 4, col: 3, path: 'policies.default' },
   'policies.groups': { set: HEAD + 'policies:\n  groups: { ops: [n1] }\n', line: 4, col: 3, path: 'policies.groups', quiet: HEAD + 'policies:\n  groups: {}\n' },
   'policies.rules': { set: HEAD + 'policies:\n  rules: [{ action: allow }]\n', line: 4, col: 3, path: 'policies.rules', quiet: HEAD + 'policies:\n  rules: []\n' },
-  'audit.path': { set: HEAD + 'audit:\n  path: /var/log/qe-audit.log\n', line: 4, col: 3, path: 'audit.path' },
   'auth.require-2fa': { set: HEAD + 'auth:\n  require-2fa: true\n', line: 4, col: 3, path: 'auth.require-2fa', quiet: HEAD + 'auth:\n  require-2fa: false\n' },
   'interfaces[].bandwidth.down': { set: HEAD + 'interfaces:\n  - name: eth0\n    bandwidth: { up: 5Mbps, down: 50Mbps }\n', line: 5, col: 29, path: 'interfaces[0].bandwidth.down', quiet: HEAD + 'interfaces:\n  - name: eth0\n    bandwidth: { up: 5Mbps }\n    cost: 20\n' },
   'multipath.scheduler': { set: HEAD + 'multipath:\n  scheduler: ecf\n', line: 4, col: 3, path: 'multipath.scheduler', quiet: HEAD + 'multipath:\n  scheduler: min-rtt\n' },

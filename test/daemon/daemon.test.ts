@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfigText } from '../../src/config/index.js'
-import { Daemon } from '../../src/daemon/daemon.js'
+import { Daemon, type DaemonComponents } from '../../src/daemon/daemon.js'
 import { silentLogger } from '../../src/log.js'
 import { generateIdentity, publicKeyBase64, saveIdentity } from '../../src/mesh/identity.js'
 import { encodeMessage } from '../../src/mesh/messages.js'
@@ -28,9 +28,10 @@ async function until(check: () => boolean, ms = 3000): Promise<void> {
 
 type TestT = { teardown(fn: () => unknown): void }
 
-async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`, extra = '', prepare: (e: FakeEngine) => void = () => undefined) {
+async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`, extraText = '', prepare: (e: FakeEngine) => void = () => undefined, more: Partial<DaemonComponents> = {}) {
   // A short directory: a unix socket path is at most 107 bytes.
   const dir = await mkdtemp(join(tmpdir(), 'qed-'))
+  const extra = extraText.replaceAll('@DIR@', dir)
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const idPath = join(dir, 'identity.key')
   const id = generateIdentity()
@@ -48,7 +49,7 @@ async function setup(t: TestT, peers = `  - { name: b, key: "${KEY_B}", endpoint
   const engines: FakeEngine[] = []
   const daemon = new Daemon(
     { config: first.config, configPath: file, load, configText: text(peers) },
-    { log: silentLogger, system: kernel, firewall: memoryFirewallPort(), createEngine: (init) => { const e = new FakeEngine(init, kernel); prepare(e); engines.push(e); return e } },
+    { log: silentLogger, system: kernel, firewall: memoryFirewallPort(), createEngine: (init) => { const e = new FakeEngine(init, kernel); prepare(e); engines.push(e); return e }, ...more },
   )
   await daemon.start()
   t.teardown(() => daemon.stop())
@@ -288,4 +289,70 @@ t.test('metrics and the web UI listen where the config says, move on a reload, a
   await daemon.stop()
   await t.rejects(scrape(m2), 'closed at stop')
   await t.rejects(fetch(`http://127.0.0.1:${u1}/`), 'closed at stop')
+})
+
+t.test('audit: start, control commands with the caller\'s uid, a peer coming up, an apply as config-applied, stop; the chain verifies', async (t) => {
+  const { daemon, engines, socket, text, dir } = await setup(t, undefined, 'audit: { path: @DIR@/audit.log }\n')
+  const engine = engines[0]!
+  await controlRequest(socket, 'status')
+  engine.emit('peer-up', { peer: KEY_B, remote: { address: '192.0.2.2', port: 7443 }, role: 'client' })
+  const next = join(dir, 'next.yaml')
+  await writeFile(next, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }\n  - { name: c, key: "${KEY_C}" }`))
+  const res = (await controlRequest(socket, 'apply', { file: next })) as { ok: boolean; errors: unknown[] }
+  t.ok(res.ok, JSON.stringify(res.errors))
+  t.match(daemon.status().audit, { enabled: true, path: join(dir, 'audit.log'), failed: null })
+  await daemon.stop()
+  const rows = (await readFile(join(dir, 'audit.log'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const types = rows.map((r) => r.type)
+  t.equal(types[0], 'start')
+  t.equal(types[types.length - 1], 'stop')
+  t.match(rows.find((r) => r.type === 'cmd' && r.cmd === 'status'), { uid: process.getuid!(), pid: process.pid, ok: true }, 'the caller, from SO_PEERCRED (this very process)')
+  t.match(rows.find((r) => r.type === 'peer-up'), { peer: /^b \(/, key: KEY_B, remote: '192.0.2.2:7443' })
+  const applied = rows.find((r) => r.type === 'config-applied')
+  t.match(applied, { source: 'apply', generation: 2, file: next })
+  t.ok((applied?.changes as number) > 0 && Array.isArray(applied?.plan))
+  t.ok(rows.findIndex((r) => r.type === 'config-applied') < rows.findIndex((r) => r.type === 'cmd' && r.cmd === 'apply'), 'the apply is recorded before the command that ran it')
+  const { verifyAudit } = await import('../../src/audit/verify.js')
+  const { readAuditKey } = await import('../../src/audit/key.js')
+  t.match(await verifyAudit([join(dir, 'audit.log')], await readAuditKey(join(dir, 'audit.key'))), { ok: true, lines: rows.length })
+})
+
+t.test('audit: a log that cannot be written refuses apply, reload and file edits (QE_AUDIT_WRITE) and keeps the peers up', async (t) => {
+  let broken = false
+  const { open } = await import('node:fs/promises')
+  const auditFile = async (p: string) => {
+    const fh = await open(p, 'a', 0o600)
+    const fail = () => Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })
+    return {
+      write: async (s: string) => {
+        if (broken) throw fail()
+        await fh.write(s)
+      },
+      sync: async () => {
+        if (broken) throw fail()
+        await fh.sync()
+      },
+      truncate: (n: number) => fh.truncate(n),
+      close: () => fh.close(),
+    }
+  }
+  const { daemon, engines, socket, text, dir, file } = await setup(t, undefined, 'audit: { path: @DIR@/audit.log }\n', undefined, { auditFile })
+  const engine = engines[0]!
+  engine.emit('peer-up', { peer: KEY_B, remote: { address: '192.0.2.2', port: 7443 }, role: 'client' })
+  await until(() => daemon.status().peers.some((p) => p.key === KEY_B && p.state === 'up'))
+  broken = true
+  await controlRequest(socket, 'status') // its record fails: the log is failed now
+  await until(() => daemon.status().audit?.failed != null)
+  t.match(daemon.status().audit?.failed, /EIO/)
+  const next = join(dir, 'next.yaml')
+  await writeFile(next, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }\n  - { name: c, key: "${KEY_C}" }`))
+  await t.rejects(controlRequest(socket, 'apply', { file: next }), { code: 'QE_AUDIT_WRITE', message: /the audit log cannot be written: EIO.*changes are refused until it can/ })
+  await t.rejects(controlRequest(socket, 'reload'), { code: 'QE_AUDIT_WRITE' })
+  await t.rejects(controlRequest(socket, 'confirm'), { code: 'QE_AUDIT_WRITE' })
+  // A file edit is not applied either; status says why.
+  await writeFile(file, await readFile(next, 'utf8'))
+  await until(() => daemon.status().config.errors.some((e) => e.code === 'QE_AUDIT_WRITE'), 5000)
+  t.equal(daemon.status().config.generation, 1, 'the running config stays')
+  t.same(engine.tables.applied?.allowedPeers, [KEY_B], 'c was not admitted')
+  t.ok(daemon.status().peers.some((p) => p.key === KEY_B && p.state === 'up'), 'the tunnel keeps running')
 })
