@@ -223,10 +223,13 @@ static ct_entry *ct_insert(qe_ct *ct, const ct_key *k, uint32_t h,
 
 /* ---- parsing ---- */
 
-/* An IP packet's header chain. `inner` is the packet quoted in an ICMP
- * error: it may be cut short, so its length fields are not held against
- * the bytes we have. Returns 0, or -1 when malformed. */
-static int parse_ip(const uint8_t *p, size_t len, int inner, pinfo *pi) {
+/* An IP packet's header chain, from the `len` bytes we have of a packet of
+ * `total` bytes (more than `len` when the payload lies elsewhere: a TSO
+ * segment's headers). `inner` is the packet quoted in an ICMP error: it may
+ * be cut short, so its length fields are not held against the bytes we
+ * have. Returns 0, or -1 when malformed. */
+static int parse_ip(const uint8_t *p, size_t len, size_t total, int inner,
+                    pinfo *pi) {
   size_t end, off;
   memset(pi, 0, sizeof(*pi));
   if (len >= 20 && p[0] >> 4 == 4) {
@@ -235,10 +238,10 @@ static int parse_ip(const uint8_t *p, size_t len, int inner, pinfo *pi) {
     if (ihl < 20 || ihl > len) {
       return -1;
     }
-    if (!inner && (tot < ihl || tot > len)) {
+    if (!inner && (tot < ihl || tot > total)) {
       return -1;
     }
-    end = inner ? len : tot;
+    end = inner || tot > len ? len : tot;
     pi->family = 4;
     pi->proto = p[9];
     pi->src = p + 12;
@@ -256,10 +259,10 @@ static int parse_ip(const uint8_t *p, size_t len, int inner, pinfo *pi) {
   {
     size_t plen = (size_t)p[4] << 8 | p[5];
     /* A payload length of 0 is a jumbogram: not on a tunnel, refuse. */
-    if (!inner && (plen == 0 || 40 + plen > len)) {
+    if (!inner && (plen == 0 || 40 + plen > total)) {
       return -1;
     }
-    end = inner ? len : 40 + plen;
+    end = inner || 40 + plen > len ? len : 40 + plen;
   }
   pi->family = 6;
   pi->src = p + 8;
@@ -528,7 +531,7 @@ static int icmp_error(qe_ct *ct, const qe_acl *acl, uint64_t gen,
   uint16_t sport, dport;
   int16_t type;
   size_t need;
-  if (parse_ip(pi->l4 + 8, pi->l4len - 8, 1, &in) != 0 ||
+  if (parse_ip(pi->l4 + 8, pi->l4len - 8, pi->l4len - 8, 1, &in) != 0 ||
       in.family != pi->family || in.frag == 2) {
     return drop(ct, out, QE_CT_NO_FLOW, QE_ACL_DEFAULT);
   }
@@ -558,6 +561,12 @@ static int icmp_error(qe_ct *ct, const qe_acl *acl, uint64_t gen,
 int qe_ct_check(qe_ct *ct, const qe_acl *acl, uint64_t acl_gen,
                 const uint8_t *pkt, size_t len, uint64_t now_ms,
                 qe_ct_verdict *out) {
+  return qe_ct_check_hdr(ct, acl, acl_gen, pkt, len, len, now_ms, out);
+}
+
+int qe_ct_check_hdr(qe_ct *ct, const qe_acl *acl, uint64_t acl_gen,
+                    const uint8_t *pkt, size_t len, size_t total,
+                    uint64_t now_ms, qe_ct_verdict *out) {
   pinfo pi;
   ct_key k;
   uint8_t kind, from_b, action;
@@ -567,7 +576,7 @@ int qe_ct_check(qe_ct *ct, const qe_acl *acl, uint64_t acl_gen,
   uint32_t h;
   ct_entry *e;
   out->created = 0;
-  if (parse_ip(pkt, len, 0, &pi) != 0) {
+  if (len > total || parse_ip(pkt, len, total, 0, &pi) != 0) {
     return drop(ct, out, QE_CT_MALFORMED, QE_ACL_DEFAULT);
   }
   if (pi.frag == 2) {

@@ -83,6 +83,13 @@ int qe_ct_check(qe_ct *ct, const qe_acl *acl, uint64_t acl_gen,
                 const uint8_t *pkt, size_t len, uint64_t now_ms,
                 qe_ct_verdict *out);
 
+/* The same for a packet of `total` bytes of which the first `len` are here
+ * (the IP and transport headers of a TSO segment whose payload lies
+ * elsewhere). The transport header must be within `len`. */
+int qe_ct_check_hdr(qe_ct *ct, const qe_acl *acl, uint64_t acl_gen,
+                    const uint8_t *pkt, size_t len, size_t total,
+                    uint64_t now_ms, qe_ct_verdict *out);
+
 void qe_ct_stats_get(const qe_ct *ct, qe_ct_stats *out);
 
 #endif /* QE_CT_H */

@@ -61,6 +61,9 @@ void qe_stats_free(qe_stats *s) {
   free(s->peers);
   s->peers = NULL;
   s->npeers = 0;
+  free(s->acl_hits);
+  s->acl_hits = NULL;
+  s->nacl_hits = 0;
 }
 
 /* ---- events ---- */
@@ -550,6 +553,28 @@ void qe_engine_fill_stats(qe_engine *e, qe_stats *out) {
   out->g.udp_tx_dropped = e->tx.dropped;
   out->g.connections = e->nactive;
   out->g.tables_version = e->tables_version;
+  out->nacl_hits = 0;
+  out->acl_hits = NULL;
+  if (e->ct) {
+    qe_ct_stats cs;
+    qe_ct_stats_get(e->ct, &cs);
+    out->g.policy_passed = cs.passed;
+    for (int r = 0; r < QE_CT_NREASONS && r < 8; r++) {
+      out->g.policy_drops[r] = cs.drops[r];
+    }
+    out->g.policy_flows = cs.entries;
+  }
+  if (e->acl) {
+    size_t n = qe_acl_size(e->acl);
+    out->acl_hits = calloc(n + 1, sizeof(uint64_t));
+    if (out->acl_hits) {
+      for (size_t i = 0; i < n; i++) {
+        out->acl_hits[i] = qe_acl_hits(e->acl, (uint32_t)i);
+      }
+      out->acl_hits[n] = qe_acl_hits(e->acl, QE_ACL_DEFAULT);
+      out->nacl_hits = n + 1;
+    }
+  }
   out->npeers = 0;
   out->peers = calloc(e->npeers ? e->npeers : 1, sizeof(qe_peer_stats));
   if (out->peers == NULL) {
@@ -843,6 +868,9 @@ void qe_engine_del(qe_engine *e) {
   qe_routes_free(e->routes);
   free(e->allowed);
   free(e->classes);
+  qe_acl_del(e->acl);
+  free(e->acl_blob);
+  qe_ct_del(e->ct);
   if (e->epfd >= 0) {
     close(e->epfd);
   }

@@ -124,12 +124,21 @@ typedef struct qe_global_stats {
   uint64_t raw_rx;      /* punches and relay answers handed to the control plane */
   uint64_t raw_dropped; /* ... dropped over their rate (200/s) */
   uint64_t raw_tx;      /* sent for the control plane (qe_engine_send_raw) */
+  /* Policy (acl in qe_tables): packets passed and dropped by reason
+   * (QE_CT_* of ct.h), flows tracked now. */
+  uint64_t policy_passed;
+  uint64_t policy_drops[8];
+  uint64_t policy_flows;
 } qe_global_stats;
 
 typedef struct qe_stats {
   qe_global_stats g;
   size_t npeers;
   qe_peer_stats *peers; /* malloc'd; free with qe_stats_free */
+  /* Per policy rule (in the order of the acl's rules), then the default:
+   * flows admitted and packets dropped; malloc'd, nacl_hits = rules + 1. */
+  size_t nacl_hits;
+  uint64_t *acl_hits;
 } qe_stats;
 
 void qe_stats_free(qe_stats *s);
@@ -221,6 +230,10 @@ typedef struct qe_tables {
   int accept_bonded;
   uint64_t reorder_max_ns;  /* see qe_engine_config */
   size_t reorder_max_bytes; /* 65536.. */
+  /* The policy (packed rules, see qe_acl_parse in engine_cmd.c); acl_len 0:
+   * no policy, every packet of an admitted peer passes. Read back as given. */
+  const uint8_t *acl;
+  size_t acl_len;
 } qe_tables;
 
 /*

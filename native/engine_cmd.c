@@ -55,6 +55,12 @@ struct qe_cmd {
   int accept_bonded;
   uint64_t reorder_max_ns;
   size_t reorder_max_bytes;
+  /* The policy: compiled here, swapped in by the worker (the old one comes
+   * back to be freed). has_acl: the command carries a policy (or its absence). */
+  int has_acl;
+  qe_acl *acl;
+  uint8_t *acl_blob;
+  size_t acl_len;
 };
 
 void qe_routes_free(qe_routes *r) {
@@ -74,6 +80,8 @@ static void cmd_free(qe_cmd *c) {
     qe_routes_free(c->routes);
     free(c->uplinks);
     free(c->classes);
+    qe_acl_del(c->acl);
+    free(c->acl_blob);
     free(c);
   }
 }
@@ -179,6 +187,87 @@ static int build_uplinks(qe_cmd *c, const qe_uplink_conf *u, size_t n) {
   return 0;
 }
 
+/*
+ * The policy's packed form (big-endian), as the control plane sends it and
+ * reads it back:
+ *   u8 default action (0 deny, 1 allow), u8 0, u16 0, u32 nrules, then per
+ *   rule: u8 action, u8 proto, u16 port_lo, u16 port_hi, i16 icmp_type,
+ *   u16 nsrc, u16 ndst, then nsrc + ndst prefixes of 18 bytes (u8 family,
+ *   u8 plen, 16 address bytes).
+ */
+#define ACL_MAX_RULES 65536
+#define ACL_PREFIX_REC 18
+
+static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
+static int build_acl(qe_cmd *c, const uint8_t *blob, size_t len) {
+  qe_acl_rule *rules = NULL;
+  qe_acl_prefix *prefixes = NULL;
+  size_t n, off = 8, np = 0;
+  int rv = QE_ERR_INVALID;
+  c->has_acl = 1;
+  if (len == 0) {
+    return 0; /* no policy */
+  }
+  if (len < 8 || blob[0] > 1) {
+    return QE_ERR_INVALID;
+  }
+  n = (size_t)blob[4] << 24 | (size_t)blob[5] << 16 | (size_t)blob[6] << 8 | blob[7];
+  if (n > ACL_MAX_RULES || len > 64u * 1024 * 1024) {
+    return QE_ERR_INVALID;
+  }
+  /* Prefixes are at most (len - 8) / 18: one array for all of them. */
+  rules = calloc(n ? n : 1, sizeof(*rules));
+  prefixes = calloc((len - 8) / ACL_PREFIX_REC + 1, sizeof(*prefixes));
+  if (rules == NULL || prefixes == NULL) {
+    rv = QE_ERR_NOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    qe_acl_rule *r = &rules[i];
+    size_t ns, nd;
+    if (off + 12 > len) {
+      goto out;
+    }
+    r->action = blob[off];
+    r->proto = blob[off + 1];
+    r->port_lo = be16(blob + off + 2);
+    r->port_hi = be16(blob + off + 4);
+    r->icmp_type = (int16_t)be16(blob + off + 6);
+    ns = be16(blob + off + 8);
+    nd = be16(blob + off + 10);
+    off += 12;
+    if (off + (ns + nd) * ACL_PREFIX_REC > len) {
+      goto out;
+    }
+    r->nsrc = (uint32_t)ns;
+    r->ndst = (uint32_t)nd;
+    r->src = prefixes + np;
+    r->dst = prefixes + np + ns;
+    for (size_t j = 0; j < ns + nd; j++, off += ACL_PREFIX_REC) {
+      qe_acl_prefix *x = &prefixes[np++];
+      x->family = blob[off];
+      x->plen = blob[off + 1];
+      memcpy(x->addr, blob + off + 2, 16);
+    }
+  }
+  if (off != len) {
+    goto out;
+  }
+  c->acl_blob = malloc(len);
+  if (c->acl_blob == NULL) {
+    rv = QE_ERR_NOMEM;
+    goto out;
+  }
+  memcpy(c->acl_blob, blob, len);
+  c->acl_len = len;
+  rv = qe_acl_new(&c->acl, rules, n, blob[0]);
+out:
+  free(rules);
+  free(prefixes);
+  return rv;
+}
+
 static int build_classes(qe_cmd *c, const qe_class *classes, size_t n) {
   if (n > QE_MAX_CLASSES) {
     return QE_ERR_INVALID;
@@ -255,6 +344,35 @@ static void apply_accept_bonded(qe_engine *e, int accept, qe_ts ts) {
   }
 }
 
+/* The same policy again keeps the table (and its hit counters) and every
+ * flow's decision; another one bumps the generation, so each flow is
+ * decided again by it on its next packet. */
+static void apply_acl(qe_engine *e, qe_cmd *cmd) {
+  qe_acl *old;
+  uint8_t *old_blob;
+  if (!cmd->has_acl) {
+    return;
+  }
+  if (cmd->acl_len == e->acl_len &&
+      (e->acl_len == 0 || memcmp(cmd->acl_blob, e->acl_blob, e->acl_len) == 0)) {
+    return;
+  }
+  if (cmd->acl != NULL && e->ct == NULL) {
+    e->ct = qe_ct_new(QE_CT_CAPACITY);
+    if (e->ct == NULL) {
+      return; /* no memory: the previous policy stays */
+    }
+  }
+  old = e->acl;
+  old_blob = e->acl_blob;
+  e->acl = cmd->acl;
+  e->acl_blob = cmd->acl_blob;
+  e->acl_len = cmd->acl_len;
+  e->acl_gen++;
+  cmd->acl = old;
+  cmd->acl_blob = old_blob;
+}
+
 static void apply_tables(qe_engine *e, qe_cmd *cmd, qe_ts ts) {
   apply_allowed(e, cmd, ts);
   apply_routes(e, cmd);
@@ -262,6 +380,7 @@ static void apply_tables(qe_engine *e, qe_cmd *cmd, qe_ts ts) {
   qe_uplinks_apply(e, cmd->uplinks, cmd->nuplinks, ts);
   apply_accept_bonded(e, cmd->accept_bonded, ts);
   qe_bond_set_reorder(e, cmd->reorder_max_ns, cmd->reorder_max_bytes);
+  apply_acl(e, cmd);
   e->tables_version = cmd->version;
 }
 
@@ -308,10 +427,21 @@ static int read_tables(qe_engine *e, qe_tables *out) {
     memcpy(out->classes, e->classes, e->nclasses * sizeof(qe_class));
   }
   out->nclasses = e->nclasses;
+  if (e->acl_len) {
+    uint8_t *b = malloc(e->acl_len);
+    if (b == NULL) {
+      qe_tables_free(out);
+      return QE_ERR_NOMEM;
+    }
+    memcpy(b, e->acl_blob, e->acl_len);
+    out->acl = b;
+    out->acl_len = e->acl_len;
+  }
   return 0;
 }
 
 void qe_tables_free(qe_tables *t) {
+  free((void *)t->acl);
   free(t->allowed);
   free(t->routes);
   free(t->uplinks);
@@ -683,7 +813,8 @@ int qe_engine_set_tables(qe_engine *e, const qe_tables *t) {
   if ((rv = build_allowed(c, (const uint8_t *)t->allowed, t->nallowed)) ||
       (rv = build_routes(c, t->routes, t->nroutes)) ||
       (rv = build_uplinks(c, t->uplinks, t->nuplinks)) ||
-      (rv = build_classes(c, t->classes, t->nclasses))) {
+      (rv = build_classes(c, t->classes, t->nclasses)) ||
+      (rv = build_acl(c, t->acl, t->acl_len))) {
     cmd_free(c);
     return rv;
   }

@@ -5,7 +5,9 @@
 #ifndef QE_ENGINE_INT_H
 #define QE_ENGINE_INT_H
 
+#include "acl.h"
 #include "bond.h"
+#include "ct.h"
 #include "engine.h"
 #include "fib.h"
 #include "reorder.h"
@@ -15,6 +17,9 @@
 #include "tun_offload.h"
 #include "txq.h"
 #include "udp.h"
+
+/* Flows the policy tracks at once (about 64 bytes each). */
+#define QE_CT_CAPACITY 65536
 
 #include <ngtcp2/ngtcp2.h>
 #include <pthread.h>
@@ -307,6 +312,14 @@ struct qe_engine {
   /* Tables that are not one of the above (see qe_tables); version: of the
    * last set_tables applied, 0 before it. */
   uint64_t tables_version;
+  /* The policy: the compiled table, the bytes it came from (read back), its
+   * generation (flows are decided again when it changes) and the flow
+   * tracker (made with the first policy). NULL acl: no policy. */
+  struct qe_acl *acl;
+  uint8_t *acl_blob;
+  size_t acl_len;
+  uint64_t acl_gen;
+  struct qe_ct *ct;
   int accept_bonded;
   uint64_t reorder_max_ns;
   size_t reorder_max_bytes;

@@ -54,6 +54,21 @@ typedef struct fwd_ctx {
   qe_ts ts;
 } fwd_ctx;
 
+/* The policy's verdict on a packet either way (1 pass, 0 drop; counted by
+ * the tracker per reason and by the table per rule). No policy: pass. */
+static int policy_pass(qe_engine *e, const uint8_t *hdr, size_t hdrlen,
+                       size_t total, qe_ts ts) {
+  qe_ct_verdict v;
+  if (e->acl == NULL || e->ct == NULL) {
+    return 1;
+  }
+  if (ts == 0) {
+    ts = qe_now();
+  }
+  return qe_ct_check_hdr(e->ct, e->acl, e->acl_gen, hdr, hdrlen, total,
+                         ts / 1000000, &v);
+}
+
 /* One IP packet from the TUN, as a header part and an optional payload. */
 static void forward_one(void *arg, const uint8_t *hdr, size_t hdrlen,
                         const uint8_t *payload, size_t paylen) {
@@ -75,6 +90,9 @@ static void forward_one(void *arg, const uint8_t *hdr, size_t hdrlen,
   idx = route_lookup(e->routes, family, dst);
   if (idx == QE_FIB_NONE) {
     e->g.no_route++;
+    return;
+  }
+  if (!policy_pass(e, hdr, hdrlen, total, ctx->ts)) {
     return;
   }
   p = e->routes->peers[idx];
@@ -139,6 +157,9 @@ void qe_forward_to_tun_peer(qe_engine *e, qe_peer *p, const uint8_t *pkt,
   if (idx == QE_FIB_NONE || e->routes->peers[idx] != p) {
     e->g.spoofed++;
     p->drop_spoofed++;
+    return;
+  }
+  if (!policy_pass(e, pkt, len, len, 0)) {
     return;
   }
   rv = e->tun.vnet_hdr ? qe_gro_add(&e->gro, &e->tun, pkt, len)

@@ -754,6 +754,18 @@ static napi_value js_set_tables(napi_env env, napi_callback_info info) {
   t.accept_bonded = accept;
   t.reorder_max_ns = (uint64_t)delay * 1000000ULL;
   t.reorder_max_bytes = (size_t)bytes;
+  /* acl: the packed policy; absent or empty: no policy. */
+  if (get_prop(env, argv[1], "acl", &v) == 0) {
+    void *acl;
+    size_t alen;
+    if (get_buffer(env, v, &acl, &alen) != 0) {
+      free(t.routes);
+      napi_throw_type_error(env, "QE_ENGINE_INVALID", "acl: a Buffer");
+      return NULL;
+    }
+    t.acl = acl;
+    t.acl_len = alen;
+  }
   rv = qe_engine_set_tables(h->e, &t);
   free(t.routes);
   return rv ? throw_code(env, rv, "setTables") : NULL;
@@ -803,6 +815,7 @@ static napi_value js_read_tables(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, obj, "acceptBonded", b);
   set_u64(env, obj, "reorderMaxDelayMs", t.reorder_max_ns / 1000000ULL);
   set_u64(env, obj, "reorderMaxBytes", t.reorder_max_bytes);
+  set_buf(env, obj, "acl", t.acl ? t.acl : (const uint8_t *)"", t.acl_len);
 done:
   qe_tables_free(&t);
   return obj;
@@ -860,7 +873,27 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   G(raw_rx, "rawRx");
   G(raw_dropped, "rawDropped");
   G(raw_tx, "rawTx");
+  G(policy_passed, "policyPassed");
+  G(policy_flows, "policyFlows");
 #undef G
+  {
+    /* Drops by QE_CT_* reason, then hits per policy rule (the default last). */
+    napi_value arr;
+    static const char *const reasons[] = {"", "rule", "default", "noFlow", "fragment", "malformed", "tableFull"};
+    napi_value drops;
+    napi_create_object(env, &drops);
+    for (size_t r = 1; r < sizeof(reasons) / sizeof(reasons[0]); r++) {
+      set_u64(env, drops, reasons[r], st.g.policy_drops[r]);
+    }
+    napi_set_named_property(env, g, "policyDrops", drops);
+    napi_create_array_with_length(env, st.nacl_hits, &arr);
+    for (size_t i = 0; i < st.nacl_hits; i++) {
+      napi_value x;
+      napi_create_double(env, (double)st.acl_hits[i], &x);
+      napi_set_element(env, arr, (uint32_t)i, x);
+    }
+    napi_set_named_property(env, g, "policyHits", arr);
+  }
   napi_set_named_property(env, obj, "global", g);
   CHECK(napi_create_array_with_length(env, st.npeers, &peers));
   for (size_t i = 0; i < st.npeers; i++) {

@@ -336,6 +336,20 @@ Examples:
     })
 
   lab
+    .command('policy')
+    .summary('a policy enforced by real daemons: 30+ flows (TCP, UDP, ICMP; v4 and v6) against what it says, and a reload')
+    .option('--rules <n>', 'rules that match nothing, put in front of the real ones', '0')
+    .option('--json', 'print the result as JSON')
+    .action(async (f: { rules: string; json?: boolean }) => {
+      const rules = Number(f.rules) === 0 ? 0 : parsePositiveInt(f.rules, '--rules', 10_000)
+      requireRoot()
+      const { runPolicyLab, renderPolicyLab } = await import('../lab/policy.js')
+      const r = await withInterrupts((signal) => runPolicyLab({ rules, signal, progress }))
+      print(f.json ? JSON.stringify(r, null, 2) : renderPolicyLab(r))
+      if (r.mismatches.length > 0 || r.reload_dropped_allowed > 0) process.exitCode = 1
+    })
+
+  lab
     .command('up')
     .summary('build a topology from a scenario file and leave it running')
     .argument('<scenario>', 'scenario YAML (see schemas/lab-scenario.schema.json)')

@@ -20,15 +20,9 @@ export interface InertKey {
 }
 
 const isFalse = (v: unknown): boolean => v === false
-const isEmpty = (v: unknown): boolean => Array.isArray(v) ? v.length === 0 : typeof v === 'object' && v !== null && Object.keys(v).length === 0
 const absent = (): boolean => false
-const NO_POLICY = 'every admitted peer (pinned in peers, or certified by network.ca) may reach this node'
 
 export const NOT_IMPLEMENTED: readonly InertKey[] = [
-  // Written at all, `default` promises something (deny: zero trust) that is not enforced.
-  { key: 'policies.default', isDefault: absent, instead: NO_POLICY },
-  { key: 'policies.groups', isDefault: isEmpty, instead: NO_POLICY },
-  { key: 'policies.rules', isDefault: isEmpty, instead: NO_POLICY },
   { key: 'auth.require-2fa', isDefault: isFalse, instead: 'the node joins with its key alone' },
   { key: 'interfaces[].bandwidth.down', isDefault: absent, instead: 'what a peer sends over this uplink is paced by the peer\'s own measure' },
   {

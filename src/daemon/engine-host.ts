@@ -139,6 +139,7 @@ export function tablesPort(engine: Pick<HostedEngine, 'setTables' | 'readTables'
         })),
         acceptBonded: t.acceptBonded,
         reorder: { maxDelayMs: t.reorder.maxDelayMs, maxBytes: t.reorder.maxBytes },
+        ...(t.acl ? { acl: t.acl } : {}),
       }
     },
   }

@@ -28,6 +28,7 @@ import type {
   EngineEvents,
   EngineInit,
   EngineStats,
+  GlobalStats,
   EngineTables,
   Endpoint,
   ForwardingEngine,
@@ -485,7 +486,24 @@ function convertStats(raw: NativeStats): EngineStats {
       rawRx: n('rawRx'),
       rawDropped: n('rawDropped'),
       rawTx: n('rawTx'),
+      ...policyStats(g as unknown as Record<string, unknown>),
     },
     peers,
+  }
+}
+
+/** The policy's counters, when the engine enforces one (policyHits: per packed rule, the default last). */
+function policyStats(g: Record<string, unknown>): Pick<GlobalStats, 'policy'> | Record<string, never> {
+  const hits = g.policyHits
+  if (!Array.isArray(hits) || hits.length === 0) return {}
+  const d = (g.policyDrops ?? {}) as Record<string, unknown>
+  const num = (x: unknown): number => Number(x ?? 0)
+  return {
+    policy: {
+      passed: num(g.policyPassed),
+      flows: num(g.policyFlows),
+      drops: { rule: num(d.rule), default: num(d.default), noFlow: num(d.noFlow), fragment: num(d.fragment), malformed: num(d.malformed), tableFull: num(d.tableFull) },
+      hits: hits.map(num),
+    },
   }
 }

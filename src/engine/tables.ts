@@ -126,6 +126,7 @@ export interface NativeTables {
   acceptBonded: boolean
   reorderMaxDelayMs: number
   reorderMaxBytes: number
+  acl?: Buffer
 }
 
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
@@ -192,7 +193,13 @@ export function normalizeTables(t: EngineTables): EngineTables {
     classes: t.classes.map(normalClass),
     acceptBonded: t.acceptBonded,
     reorder: { maxDelayMs, maxBytes },
+    ...(t.acl ? { acl: normalAcl(t.acl) } : {}),
   }
+}
+
+function normalAcl(hex: string): string {
+  if (typeof hex !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(hex) || hex.length < 16) throw new EngineArgumentError('acl must be the packed policy in hex')
+  return hex.toLowerCase()
 }
 
 /** Tables already in normal form, as the addon's records. */
@@ -206,6 +213,7 @@ export function packTables(t: EngineTables): NativeTables {
     acceptBonded: t.acceptBonded,
     reorderMaxDelayMs: t.reorder.maxDelayMs,
     reorderMaxBytes: t.reorder.maxBytes,
+    acl: Buffer.from(t.acl ?? '', 'hex'),
   }
 }
 
@@ -246,5 +254,6 @@ export function unpackTables(n: NativeTables): EngineTables {
     classes,
     acceptBonded: n.acceptBonded,
     reorder: { maxDelayMs: n.reorderMaxDelayMs, maxBytes: n.reorderMaxBytes },
+    ...(n.acl && n.acl.length > 0 ? { acl: n.acl.toString('hex') } : {}),
   })
 }

@@ -338,6 +338,13 @@ export interface GlobalStats {
   readonly rawRx: number
   readonly rawDropped: number
   readonly rawTx: number
+  /** While a policy is enforced (tables.acl): packets passed, flows tracked, drops by reason, and per packed rule (the default last) flows admitted and packets dropped. */
+  readonly policy?: {
+    readonly passed: number
+    readonly flows: number
+    readonly drops: { readonly rule: number; readonly default: number; readonly noFlow: number; readonly fragment: number; readonly malformed: number; readonly tableFull: number }
+    readonly hits: readonly number[]
+  }
 }
 
 export interface EngineStats {
@@ -377,6 +384,13 @@ export interface EngineTables {
    * holds at most `maxBytes` (65536..268435456) from its next packet.
    */
   readonly reorder: { readonly maxDelayMs: number; readonly maxBytes: number }
+  /**
+   * The policy, packed (hex; see src/policy/pack.ts). Absent or empty: no
+   * policy, every packet of an admitted peer passes. A new one is decided
+   * on each flow's next packet: flows it still allows keep flowing, the
+   * ones it denies stop at once.
+   */
+  readonly acl?: string
 }
 
 /** The engine's public face (what the daemon and mesh use). */

@@ -10,6 +10,7 @@
  * they are never applied one by one. Plain data, JSON in and out, like the
  * kernel slice.
  */
+import { createHash } from 'node:crypto'
 import type { Config, TrafficClassConfig, UplinkConfig } from '../config/types.js'
 import type { FibEntry } from './routes.js'
 
@@ -52,6 +53,8 @@ export interface EngineState {
   readonly acceptBonded: boolean
   /** `multipath.reorder`, live. */
   readonly reorder: { readonly maxDelayMs: number; readonly maxBytes: number }
+  /** The policy, packed (src/policy/pack.ts); absent: no policy. */
+  readonly acl?: string
 }
 
 /** What the mesh learned that the engine slice depends on. */
@@ -60,6 +63,8 @@ export interface EngineFacts {
   readonly selfKey: string
   /** The forwarding table computed from connected peers' hellos (`computeMeshRoutes`). */
   readonly fib: readonly FibEntry[]
+  /** The packed policy ('' or absent: none). */
+  readonly acl?: string
 }
 
 /** The slice of `Config` the engine state depends on. */
@@ -77,6 +82,7 @@ export function engineFromConfig(config: EngineConfig, facts: EngineFacts): Engi
     classes: engineClasses(config.multipath.trafficClasses),
     acceptBonded: config.multipath.accept,
     reorder: { maxDelayMs: config.multipath.reorder.maxDelay, maxBytes: config.multipath.reorder.maxBytes },
+    ...(facts.acl ? { acl: facts.acl } : {}),
   }
 }
 
@@ -178,7 +184,18 @@ export function diffEngine(want: EngineState, have: EngineState | null, name: Pe
   if (have !== null && (want.reorder.maxDelayMs !== h.reorder.maxDelayMs || want.reorder.maxBytes !== h.reorder.maxBytes)) {
     out.push(act('setting', 'change', `multipath.reorder ${describeReorder(h.reorder)} → ${describeReorder(want.reorder)}`))
   }
+  if ((want.acl ?? '') !== (h.acl ?? '')) {
+    const op = !h.acl ? 'add' : !want.acl ? 'del' : 'change'
+    out.push(act('setting', op, `policy ${describeAcl(want.acl ?? h.acl ?? '')}${op === 'change' ? ` (was ${describeAcl(h.acl ?? '')})` : ''}`))
+  }
   return out
+}
+
+/** `3 rules, default deny, a1b2c3d4` of a packed policy. */
+function describeAcl(hex: string): string {
+  const b = Buffer.from(hex, 'hex')
+  if (b.length < 8) return 'none'
+  return `${b.readUInt32BE(4)} rule(s), default ${b[0] === 1 ? 'allow' : 'deny'}, ${createHash('sha256').update(b).digest('hex').slice(0, 8)}`
 }
 
 /** True when the two states are the same tables (what a read-back is verified with). */
@@ -200,6 +217,7 @@ export function normalizeEngineState(s: EngineState): EngineState {
     })),
     acceptBonded: s.acceptBonded,
     reorder: { maxDelayMs: s.reorder.maxDelayMs, maxBytes: s.reorder.maxBytes },
+    ...(s.acl ? { acl: s.acl.toLowerCase() } : {}),
   }
 }
 

@@ -6,6 +6,9 @@
 import type { Config } from '../config/types.js'
 import { desiredFromConfig } from './desired.js'
 import { engineFromConfig, type EngineState } from './engine.js'
+import { compilePolicy, type PolicyMember } from '../policy/policy.js'
+import { packPolicy } from '../policy/pack.js'
+import { parseCidr, prefixContains } from '../net/ip.js'
 import { computeMeshRoutes, type ConnectedPeer, type MeshRoutes } from './routes.js'
 import type { KernelState } from './types.js'
 import { firewallFromInputs, type FirewallState } from './firewall.js'
@@ -39,7 +42,34 @@ export function desiredNode(config: Config, facts: NodeFacts, previous: MeshRout
     tunMtu: facts.tunMtu,
     exit: { ipv4: routes.exit?.ipv4.mode ?? 'off', ipv6: routes.exit?.ipv6.mode ?? 'off' },
   })
-  const engine = engineFromConfig(config, { selfKey: facts.selfKey, fib: routes.fib })
+  const engine = engineFromConfig(config, { selfKey: facts.selfKey, fib: routes.fib, acl: policyAcl(config, facts.self, routes.fib) })
   const firewall = firewallFromInputs(firewallInputs(config, { peers: facts.peers, memberAddress: facts.memberAddress ?? (() => null) }))
   return { state: { kernel, firewall, engine }, routes }
+}
+
+/**
+ * The policy's members: this node by its own addresses, each peer by the
+ * overlay host routes the forwarding table holds for its key (exactly what
+ * the engine's anti-spoofing lets it source; a peer not connected sources
+ * nothing).
+ */
+export function policyMembers(config: Config, self: { readonly ipv4: string; readonly ipv6: string }, fib: readonly { readonly prefix: string; readonly peer: string }[]): PolicyMember[] {
+  const v4 = parseCidr(config.network.overlay.ipv4)
+  const v6 = parseCidr(config.network.overlay.ipv6)
+  const hosts = new Map<string, string[]>()
+  for (const e of fib) {
+    const p = parseCidr(e.prefix)
+    const host = p.prefixLen === (p.family === 4 ? 32 : 128)
+    const inside = prefixContains(p.family === 4 ? v4 : v6, { family: p.family, text: p.network, n: p.first })
+    if (host && inside) hosts.set(e.peer, [...(hosts.get(e.peer) ?? []), p.network])
+  }
+  return [
+    { name: config.node.name, addresses: [self.ipv4, self.ipv6], groups: [] },
+    ...config.peers.map((p) => ({ name: p.name, addresses: hosts.get(p.key) ?? [], groups: p.groups })),
+  ]
+}
+
+function policyAcl(config: Config, self: NodeFacts['self'], fib: readonly { readonly prefix: string; readonly peer: string }[]): string {
+  if (!config.policies.enforced) return ''
+  return packPolicy(compilePolicy(config, policyMembers(config, self, fib))).acl
 }
