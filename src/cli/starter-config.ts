@@ -130,10 +130,10 @@ export function renderStarterConfig(o: StarterOptions): string {
   }
   if (o.enterprise) {
     add(
-      `# Not acted on yet (validated only): policies, the audit log and require-2fa are the`,
-      `# enterprise settings to come. Every admitted peer (pinned in peers, or certified by`,
-      `# network.ca) may reach this node; 'quicether validate' warns about each key below (QE_NOT_IMPLEMENTED).`,
-      `# Zero trust: traffic no rule allows is dropped. Rules are checked in order.`,
+      `# Zero trust: the forwarding plane drops every flow no rule allows, both ways (replies of an`,
+      `# allowed flow pass). Rules are checked in order; the first match decides. Groups come from here,`,
+      `# from peers[].groups and from members' certificates. 'quicether policy explain --from peer:NAME`,
+      `# --to 10.0.0.5:443/tcp' names the rule that decides a flow; tests below are checked at every load.`,
       `policies:`,
       `  default: deny`,
       `  groups:`,
@@ -160,14 +160,16 @@ export function renderStarterConfig(o: StarterOptions): string {
       `audit:`,
       `  path: /var/log/quicether/audit.log`,
       ``,
-      `auth:`,
-      c(`  require-2fa: true`, 'not acted on yet'),
+      `# A second factor for clients: not acted on by this version yet (the TOTP store and`,
+      `# 'quicether 2fa enrol' exist; the forwarding plane does not gate on it). validate warns.`,
+      `# auth:`,
+      `#   require-2fa: true`,
       ``,
     )
   } else {
     add(
-      `# Who may reach what through this node: not acted on yet. Every admitted peer (pinned in`,
-      `# peers, or certified by network.ca) may reach it. Policies to come look like:`,
+      `# Who may reach what through this node. Without policies.rules or policies.default every`,
+      `# admitted peer (pinned in peers, or certified by network.ca) may reach it. Zero trust:`,
       `# policies:`,
       `#   default: deny`,
       `#   rules: [{ from: group:staff, to: 10.0.0.0/16, proto: tcp, ports: [443], action: allow }]`,

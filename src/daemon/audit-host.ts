@@ -30,6 +30,9 @@ export interface AuditStatus {
 
 const RETRY_OPEN_MS = 5000
 
+/** Events kept in memory for the web UI. */
+const RECENT = 50
+
 export class AuditHost implements Subsystem<AuditStatus> {
   readonly name = 'audit'
   readonly #log: Logger
@@ -39,6 +42,8 @@ export class AuditHost implements Subsystem<AuditStatus> {
   /** Why the log could not be opened at all (a damaged tail, the key); retried. */
   #openError: string | null = null
   #retry: NodeJS.Timeout | null = null
+
+  readonly #recent: string[] = []
 
   constructor(components: { log: Logger; openFile?: (path: string) => Promise<AuditFile> }) {
     this.#log = components.log
@@ -104,7 +109,17 @@ export class AuditHost implements Subsystem<AuditStatus> {
   async record(type: string, fields: AuditFields = {}): Promise<void> {
     const a = this.#audit
     if (!a) return
-    await a.append(type, fields).catch(() => undefined)
+    const ok = await a.append(type, fields).then(() => true, () => false)
+    if (ok) {
+      const brief = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
+      this.#recent.push(`${new Date().toISOString()} ${type}${brief ? ` ${brief}` : ''}`.slice(0, 300))
+      if (this.#recent.length > RECENT) this.#recent.shift()
+    }
+  }
+
+  /** The last events this daemon wrote, one line each, oldest first (the web UI's audit panel). */
+  recent(): readonly string[] {
+    return [...this.#recent]
   }
 
   async start(gen: Generation): Promise<void> {

@@ -42,6 +42,9 @@ import type { AuditFile } from '../audit/log.js'
 import type { Subsystem } from './subsystem.js'
 import { WatchHost } from './watch.js'
 import { ObserveHost } from './observe-host.js'
+import { compilePolicy, type PolicyTable } from '../policy/policy.js'
+import { packPolicy } from '../policy/pack.js'
+import { policyMembers } from '../state/node.js'
 import { nftablesPort, type FirewallPort } from '../system/nftables.js'
 import { deriveOverlayAddresses } from '../mesh/identity.js'
 
@@ -118,6 +121,10 @@ export class Daemon {
   readonly #discovery: Discovery
   readonly #traversal: Traversal
   readonly #observe: ObserveHost
+  /** The policy of the last successful apply (null: none enforced). */
+  #policy: { table: PolicyTable; origins: readonly number[] } | null = null
+  #policyTimer: NodeJS.Timeout | null = null
+  #policyReported = new Map<string, number>()
   readonly #audit: AuditHost
   #refusedRecorded = new Map<string, number>()
   /** What discovery verified: certified members and the revocation list. */
@@ -152,7 +159,16 @@ export class Daemon {
     const log = (component: string) => this.#log.child({ component })
     this.#audit = new AuditHost({ log: log('audit'), ...(components.auditFile ? { openFile: components.auditFile } : {}) })
     const audit = this.#audit
-    this.#observe = new ObserveHost({ log: log('observe'), snapshot: () => this.status() })
+    this.#observe = new ObserveHost({
+      log: log('observe'),
+      snapshot: () => this.status(),
+      audit: () => {
+        const st = this.#audit.status()
+        return st.enabled
+          ? { enabled: true, note: st.failed ? `the audit log cannot be written: ${st.failed}` : `${st.path} (${st.lines} lines written since start)`, lines: this.#audit.recent() }
+          : { enabled: false, note: 'no audit log: set audit.path', lines: [] }
+      },
+    })
     const observe = this.#observe
     const kernel = new Reconciler({}, {
       system: components.system ?? createSystemAdapter(),
@@ -252,6 +268,9 @@ export class Daemon {
       if (!res.ok) throw new StartFailedError(`cannot set up the node: ${describeFailure(res)}`)
       for (const s of this.#subsystems) await s.start(gen)
       this.#liveness.start()
+      // Policy denies in the audit log: a summary a minute, per rule that dropped something.
+      this.#policyTimer = setInterval(() => this.#auditDenies(), 60_000)
+      this.#policyTimer.unref()
       await this.#noteWarnings(this.#init.configText)
       this.#log.info(
         { name: config.node.name, key: gen.selfKey, tun: config.tun.name, ipv4: gen.self.ipv4, ipv6: gen.self.ipv6, listen: `${config.listen.address}:${this.#engines.engine?.listenPort}` },
@@ -269,6 +288,8 @@ export class Daemon {
     this.#stopping = true
     this.#confirm.clear()
     this.#liveness.stop()
+    if (this.#policyTimer) clearInterval(this.#policyTimer)
+    this.#auditDenies()
     await this.#reloading.catch(() => undefined)
     for (const s of [...this.#subsystems].reverse()) await s.stop().catch((err: Error) => this.#log.warn({ subsystem: s.name, err: err.message }, 'stop failed'))
     await this.#engines.stop()
@@ -305,10 +326,26 @@ export class Daemon {
       traversal: this.#traversal.status(),
       observe: this.#observe.status(),
       audit: this.#audit.status(),
+      policy: this.#policy,
       startedAt: this.#startedAt,
       now: Date.now(),
       groupsOf: (key) => (gen ? this.#effective(gen).config.peers.find((p) => p.key === key)?.groups ?? [] : []),
     })
+  }
+
+  /** Packets each deny rule (and the default) dropped since the last summary, as one audit line each (rate-limited by construction: one a minute). */
+  #auditDenies(): void {
+    const st = this.#policy ? this.status().policy : null
+    if (!st) return
+    const now = new Map<string, number>()
+    for (const r of st.rules) if (r.action === 'deny') now.set(`${r.number} ${r.name}`, r.hits)
+    if (st.default === 'deny') now.set('default', st.defaultHits)
+    for (const [rule, hits] of now) {
+      const before = this.#policyReported.get(rule) ?? 0
+      const n = hits >= before ? hits - before : hits
+      if (n > 0) void this.#audit.record('policy-denies', { rule, packets: n, period: '1m', policy: st.hash })
+    }
+    this.#policyReported = now
   }
 
   // ---- desired state and its apply ----
@@ -387,12 +424,15 @@ export class Daemon {
 
   async #applyNode(gen: Generation): Promise<NodeApplyResult> {
     const { state, routes } = this.#desired(gen)
+    const config = this.#effective(gen).config
+    const policy = config.policies.enforced ? compilePolicy(config, policyMembers(config, gen.self, routes.fib)) : null
     const t0 = performance.now()
     const res = await this.#node.apply(state, namer(this.#effective(gen).config))
     this.#observe.observeApply('desired', res.ok, performance.now() - t0, res.kernel.applied > 0 || res.engine.actions.length > 0)
     if (res.ok) {
       this.#noteRoutes(gen, routes)
       this.#advertiseHub(gen, routes)
+      this.#policy = policy ? { table: policy, origins: packPolicy(policy).origins } : null
     }
     // The reconciler logs every apply (plan and result) itself; add only why a failure failed.
     if (!res.ok) this.#log.error({ failure: describeFailure(res), rolledBack: res.kernel.ok ? res.engine.rolledBack : res.kernel.rolledBack }, 'apply failed')

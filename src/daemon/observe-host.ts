@@ -11,6 +11,7 @@ import { fmt, type HttpListener, listenHttp, send } from '../observe/http.js'
 import { Metrics, type ApplyKind } from '../observe/metrics.js'
 import type { NodeStatus, ObserveStatus } from '../observe/status.js'
 import { ensureUiToken, UiServer } from '../observe/ui-server.js'
+import type { UiView } from '../observe/ui-view.js'
 import { packageVersion } from '../cli/context.js'
 import type { Generation } from './generation.js'
 import type { Subsystem } from './subsystem.js'
@@ -29,9 +30,12 @@ export class ObserveHost implements Subsystem<ObserveStatus> {
   #ui: UiServer | null = null
   #uiError: string | null = null
 
-  constructor(c: { log: Logger; snapshot: () => NodeStatus }) {
+  readonly #audit: (() => UiView['audit']) | undefined
+
+  constructor(c: { log: Logger; snapshot: () => NodeStatus; audit?: () => UiView['audit'] }) {
     this.#log = c.log
     this.#snapshot = c.snapshot
+    this.#audit = c.audit
     this.metrics = new Metrics({ snapshot: c.snapshot, version: packageVersion() })
   }
 
@@ -96,7 +100,7 @@ export class ObserveHost implements Subsystem<ObserveStatus> {
       if (u) {
         try {
           const token = await ensureUiToken(gen.config.node.stateDir)
-          const ui = new UiServer({ listen: u, token }, { snapshot: this.#snapshot, log: this.#log })
+          const ui = new UiServer({ listen: u, token }, { snapshot: this.#snapshot, log: this.#log, ...(this.#audit ? { audit: this.#audit } : {}) })
           await ui.start()
           this.#ui = ui
           this.#log.info({ listen: fmt(ui.address ?? u) }, 'web UI listening (quicether ui --url prints its address)')

@@ -214,8 +214,8 @@ export async function runPolicyLab(init: { rules: number; signal?: AbortSignal; 
     const countDenied = async () => {
       let n = 0
       for (const d of daemons) {
-        const st = (await controlRequest(join(lab.dir, d.init.node, 'control.sock'), 'status')) as { engine: { global: { policy?: { drops: { rule: number; default: number } } } } | null }
-        const p = st.engine?.global.policy
+        const st = (await controlRequest(join(lab.dir, d.init.node, 'control.sock'), 'status')) as { policy: { drops: { rule: number; default: number }; rules: { hits: number }[] } | null }
+        const p = st.policy
         if (p) n += p.drops.rule + p.drops.default
       }
       return n

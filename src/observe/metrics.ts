@@ -157,6 +157,10 @@ export class Metrics {
     const dhtLookups = fam('quicether_discovery_dht_lookups_total', 'counter', 'DHT lookups made for member records.')
     const traversal = fam('quicether_traversal_events_total', 'counter', 'NAT traversal events (punches, introductions, relays), by kind.')
     const routesRefused = fam('quicether_routes_refused_total', 'counter', 'Route claims from peers refused (spoofing guard, conflicts).')
+    const policyEnforced = fam('quicether_policy_enforced', 'gauge', '1 while a policy is enforced (policies.rules or policies.default written).')
+    const policyHits = fam('quicether_policy_rule_hits_total', 'counter', 'Per policy rule: flows it admitted (allow) or packets it dropped (deny); rule="default" for the default.')
+    const policyDrops = fam('quicether_policy_dropped_packets_total', 'counter', 'Packets the policy dropped, by reason (rule, default, no_flow, fragment, malformed, table_full).')
+    const policyFlows = fam('quicether_policy_flows', 'gauge', 'Flows the policy tracks now.')
 
     build.push(`{version="${esc(this.#src.version)}"} 1`)
     generation.push(` ${s.config.generation}`)
@@ -217,6 +221,15 @@ export class Metrics {
     dhtLookups.push(` ${d?.dht?.stats.lookups ?? 0}`)
     for (const [event, n] of Object.entries(s.traversal?.counters ?? {})) if (n > 0) traversal.push(`{event="${esc(event)}"} ${n}`)
     routesRefused.push(` ${s.routes.refusedTotal ?? 0}`)
+    const pol = s.policy
+    policyEnforced.push(` ${pol ? 1 : 0}`)
+    if (pol) {
+      for (const r of pol.rules) policyHits.push(`{rule="${esc(`${r.number} ${r.name}`)}",action="${r.action}"} ${r.hits}`)
+      policyHits.push(`{rule="default",action="${pol.default}"} ${pol.defaultHits}`)
+      const d = pol.drops
+      for (const [reason, n] of [['rule', d.rule], ['default', d.default], ['no_flow', d.noFlow], ['fragment', d.fragment], ['malformed', d.malformed], ['table_full', d.tableFull]] as const) policyDrops.push(`{reason="${reason}"} ${n}`)
+      policyFlows.push(` ${pol.flows}`)
+    }
 
     let out = ''
     for (const f of families) {

@@ -14,6 +14,7 @@ import type { ApplyResult } from '../reconcile/types.js'
 import type { EngineApplyInfo, NodeApplyResult } from '../reconcile/node.js'
 import type { PendingConfirm } from '../reconcile/confirm.js'
 import type { MeshRoutes } from '../state/routes.js'
+import type { PolicyTable } from '../policy/policy.js'
 
 export interface PeerView {
   readonly key: string
@@ -71,6 +72,8 @@ export interface NodeStatus {
   readonly traversal: TraversalStatus | null
   /** Where metrics and the web UI listen (null: off), and why one could not. */
   readonly observe: ObserveStatus | null
+  /** The policy the engine enforces and its counters; null: no policy (every member admitted). */
+  readonly policy?: PolicyStatus | null
   /** The audit log: where, lines written by this daemon, and why it cannot be written (changes are refused then); null when no daemon reports it. */
   readonly audit?: AuditStatusView | null
   readonly uptimeS: number
@@ -83,6 +86,18 @@ export interface AuditStatusView {
   readonly seq: number
   readonly failed: string | null
   readonly durability: string | null
+}
+
+export interface PolicyStatus {
+  readonly enforced: boolean
+  readonly hash: string
+  readonly default: 'allow' | 'deny'
+  /** Per rule of policies.rules: flows it admitted (allow) or packets it dropped (deny). */
+  readonly rules: readonly { readonly number: number; readonly name: string; readonly action: 'allow' | 'deny'; readonly text: string; readonly hits: number }[]
+  readonly defaultHits: number
+  readonly passed: number
+  readonly flows: number
+  readonly drops: { readonly rule: number; readonly default: number; readonly noFlow: number; readonly fragment: number; readonly malformed: number; readonly tableFull: number }
 }
 
 export interface ObserveStatus {
@@ -101,6 +116,8 @@ export interface StatusParts {
   readonly traversal?: TraversalStatus | null
   readonly observe?: ObserveStatus | null
   readonly audit?: AuditStatusView | null
+  /** The compiled policy and the packed rules' origins (what the engine's hit counters are indexed by). */
+  readonly policy?: { readonly table: PolicyTable; readonly origins: readonly number[] } | null
   readonly startedAt: number
   readonly now: number
   /** A peer's groups by key (the effective config's peers). */
@@ -137,7 +154,25 @@ export function buildStatus(p: StatusParts): NodeStatus {
     traversal: p.traversal ?? null,
     observe: p.observe ?? null,
     audit: p.audit ?? null,
+    policy: policyStatus(p.policy ?? null, p.engine?.stats?.global.policy),
     uptimeS: Math.round((p.now - p.startedAt) / 1000),
+  }
+}
+
+function policyStatus(p: { table: PolicyTable; origins: readonly number[] } | null, counters: GlobalStats['policy']): PolicyStatus | null {
+  if (!p || !p.table.enforced) return null
+  const hits = counters?.hits ?? []
+  const byRule = new Map<number, number>()
+  p.origins.forEach((o, i) => byRule.set(o, (byRule.get(o) ?? 0) + (hits[i] ?? 0)))
+  return {
+    enforced: true,
+    hash: p.table.hash,
+    default: p.table.default,
+    rules: p.table.rules.map((r) => ({ number: r.index + 1, name: r.name, action: r.action, text: r.text, hits: byRule.get(r.index) ?? 0 })),
+    defaultHits: hits.length > p.origins.length ? (hits[p.origins.length] ?? 0) : 0,
+    passed: counters?.passed ?? 0,
+    flows: counters?.flows ?? 0,
+    drops: counters?.drops ?? { rule: 0, default: 0, noFlow: 0, fragment: 0, malformed: 0, tableFull: 0 },
   }
 }
 

@@ -155,10 +155,10 @@ t.test('a clean stop removes every kernel object the node made', async (t) => {
 })
 
 t.test('keys this version does not act on are warnings of the running config: in status, and again after a reload', async (t) => {
-  const { daemon, dir, socket, text } = await setup(t, undefined, 'policies: { default: deny }\n')
-  t.match(daemon.status().config.warnings, [{ severity: 'warning', code: 'QE_NOT_IMPLEMENTED', path: /policies/ }])
+  const { daemon, dir, socket, text } = await setup(t, undefined, 'interfaces: [{ name: eth9, bandwidth: { up: 5Mbps, down: 50Mbps } }]\n')
+  t.match(daemon.status().config.warnings, [{ severity: 'warning', code: 'QE_NOT_IMPLEMENTED', path: /bandwidth\.down/ }])
   const next = join(dir, 'next.yaml')
-  await writeFile(next, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`).replace('policies: { default: deny }\n', ''))
+  await writeFile(next, text(`  - { name: b, key: "${KEY_B}", endpoints: ["192.0.2.2:7443"] }`).replace('interfaces: [{ name: eth9, bandwidth: { up: 5Mbps, down: 50Mbps } }]\n', ''))
   const res = (await controlRequest(socket, 'apply', { file: next })) as { ok: boolean }
   t.equal(res.ok, true)
   t.same(daemon.status().config.warnings, [], 'gone with the key')

@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { GlobalStats } from '../../src/engine/types.js'
 import { buildStatus, summarizeApply } from '../../src/observe/status.js'
 import { renderStatus } from '../../src/cli/control.js'
 import type { NodeApplyResult } from '../../src/reconcile/node.js'
@@ -52,4 +53,21 @@ t.test('a failed engine step is the failure summarized, with its rollback', asyn
     engine: { actions: [], ok: false, version: 4, error: { code: 'QE_ENGINE_VERIFY', message: 'not applied', retryable: false }, rolledBack: true },
   }
   t.match(summarizeApply(r), { ok: false, failure: 'engine tables: not applied', rolledBack: true })
+})
+
+t.test("the policy slice: the engine's hits per packed rule summed per rule of the config, the default's last", async (t) => {
+  const { compilePolicy } = await import('../../src/policy/policy.js')
+  const { loadConfigText } = await import('../../src/config/index.js')
+  const r = loadConfigText('node: { name: a }\nnetwork: { name: n }\npolicies:\n  default: deny\n  rules:\n    - { name: web, from: any, to: any, proto: tcp, ports: [80, 443], action: allow }\n    - { name: dns, from: any, to: any, proto: udp, ports: [53], action: deny }\n', 'p.yaml')
+  if (!r.ok) throw new Error('config')
+  const table = compilePolicy(r.config, [])
+  const global = { policy: { passed: 9, flows: 2, drops: { rule: 4, default: 6, noFlow: 1, fragment: 0, malformed: 0, tableFull: 0 }, hits: [3, 2, 4, 6] } } as unknown as GlobalStats
+  const st = buildStatus({
+    node: null, config: { file: null, generation: 1, errors: [], warnings: [], pendingConfirm: null }, lastApply: null,
+    mesh: { admitted: [], connected: [] }, routes: { fib: [], learned: [], rejected: [] },
+    engine: { listenPort: 1, tablesVersion: 1, stats: { global, peers: [] } },
+    policy: { table, origins: [0, 0, 1] }, startedAt: 0, now: 0,
+  })
+  t.match(st.policy, { enforced: true, default: 'deny', defaultHits: 6, drops: { rule: 4, default: 6, noFlow: 1 } })
+  t.same(st.policy!.rules.map((x) => [x.number, x.name, x.action, x.hits]), [[1, 'web', 'allow', 5], [2, 'dns', 'deny', 4]])
 })

@@ -35,5 +35,5 @@ t.test('config errors carry FILE:LINE:COL', async (t) => {
   const st = fakeStatus({ peers: 1, errors: [{ file: '/etc/quicether.yaml', line: 12, col: 5, path: 'peers[0].key', severity: 'error', code: 'QE_BAD_KEY', message: 'not a key' }] })
   const v = uiView(st, new RateMeter().sample(st, 0))
   t.same(v.config.errors.map((e) => e.where), ['/etc/quicether.yaml:12:5'])
-  t.equal(v.audit.enabled, false, 'no audit log in this version, and the view says so')
+  t.equal(v.audit.enabled, false, 'no audit log given: the view says so')
 })

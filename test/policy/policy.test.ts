@@ -118,3 +118,28 @@ t.test('quicether policy explain names the rule that decides', async (t) => {
   t.equal(c.code, 2)
   t.match(c.stderr, /no member 'zed'/)
 })
+
+t.test('packed for the engine: one packed rule per port range, in order; a rule that can never match is left out', async (t) => {
+  const { packPolicy } = await import('../../src/policy/pack.js')
+  const table = compilePolicy(load(DOC()), [members[0]!, members[2]!]) // no alice: "admins" is empty
+  const p = packPolicy(table)
+  t.same(p.origins, [1, 2, 2, 3, 4], 'admins left out; staff web twice (80 and 8000-8100)')
+  const b = Buffer.from(p.acl, 'hex')
+  t.equal(b[0], 0, 'default deny')
+  t.equal(b.readUInt32BE(4), 5)
+  // The first packed rule: no telnet (deny, tcp, 23..23, any source, any destination).
+  t.same([b[8], b[9], b.readUInt16BE(10), b.readUInt16BE(12), b.readInt16BE(14), b.readUInt16BE(16), b.readUInt16BE(18)], [0, 6, 23, 23, -1, 0, 0])
+  t.same(packPolicy(compilePolicy(load('node: { name: hq }\nnetwork: { name: corp }\n'), members)), { acl: '', origins: [] }, 'nothing enforced: nothing packed')
+})
+
+t.test("members are this node by its addresses and each peer by the forwarding table's host routes for its key", async (t) => {
+  const { policyMembers } = await import('../../src/state/node.js')
+  const c = load(DOC())
+  const m = policyMembers(c, { ipv4: '100.88.0.1', ipv6: 'fd00:88::1' }, [
+    { prefix: '100.88.0.10/32', peer: KEY_A },
+    { prefix: 'fd00:88::10/128', peer: KEY_A },
+    { prefix: '192.168.50.0/24', peer: KEY_A },
+    { prefix: '100.88.0.20/32', peer: KEY_B },
+  ])
+  t.same(m.map((x) => [x.name, x.addresses]), [['hq', ['100.88.0.1', 'fd00:88::1']], ['alice', ['100.88.0.10', 'fd00:88::10']], ['bob', ['100.88.0.20']]], 'subnets a peer routes are not its identity')
+})
