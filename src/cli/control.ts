@@ -392,6 +392,11 @@ export function renderStatus(st: Record<string, unknown>): string {
     const face = (what: string, f: { listen: string; error: string | null } | null) => (f ? `${what} ${f.error ? `NOT SERVED (${f.error})` : `http://${f.listen}${what === 'metrics' ? '/metrics' : '/'}`}` : null)
     lines.push(`observe  ${[face('metrics', obs.metrics), face('ui', obs.ui)].filter(Boolean).join('   ')}${obs.ui && !obs.ui.error ? '   (quicether ui --url: with the token)' : ''}`)
   }
+  const auth = st.auth as { required: boolean; sessions: { peer: string; expiresAt: number }[]; gated: string[]; loginNeeded: { node: string; reason: string }[] } | null | undefined
+  for (const n of auth?.loginNeeded ?? []) lines.push(`auth     LOGIN NEEDED by ${n.node} (${n.reason === 'expired' ? 'the session expired' : 'no session'}): quicether login --peer ${n.node}`)
+  if (auth?.required) {
+    lines.push(`auth     second factor required of client peers: ${auth.sessions.length} session(s)${auth.sessions.length ? ` (${auth.sessions.map((x) => `${x.peer} until ${new Date(x.expiresAt).toISOString()}`).join(', ')})` : ''}${auth.gated.length ? `; refused until they log in: ${auth.gated.join(', ')}` : ''}`)
+  }
   lines.push(`peers    ${up} up of ${peers.length}`)
   for (const p of peers) {
     const name = p.name ?? p.hello?.name ?? p.key.slice(0, 8)

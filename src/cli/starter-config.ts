@@ -160,10 +160,11 @@ export function renderStarterConfig(o: StarterOptions): string {
       `audit:`,
       `  path: /var/log/quicether/audit.log`,
       ``,
-      `# A second factor for clients: not acted on by this version yet (the TOTP store and`,
-      `# 'quicether 2fa enrol' exist; the forwarding plane does not gate on it). validate warns.`,
-      `# auth:`,
-      `#   require-2fa: true`,
+      `# A second factor for client peers: their traffic passes only while they hold a session`,
+      `# ('quicether 2fa enrol --peer NAME' here, 'quicether login' on the client; TOTP).`,
+      `auth:`,
+      `  require-2fa: true`,
+      `  session: 12h`,
       ``,
     )
   } else {

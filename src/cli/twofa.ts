@@ -86,7 +86,7 @@ export function registerTwoFactorCommands(program: Command, ctx: CliContext): vo
       const peer = peerName(opts.peer)
       const config = await loadConfig(ctx.io, opts.config)
       const store = await SecondFactorStore.open({ stateDir: config.node.stateDir, sessionMs: config.auth.session })
-      if (!config.auth.require2fa) ctx.io.stderr.write(`note: ${opts.config} does not set auth.require-2fa: this node does not ask for the second factor yet\n`)
+      if (!config.auth.require2fa) ctx.io.stderr.write(`note: ${opts.config} does not set auth.require-2fa: this node does not ask for the second factor until it does\n`)
       const e = await store.enrol(peer, Date.now(), { force: opts.force === true })
       if (opts.json) {
         stdout.write(JSON.stringify({ peer, secret: e.secret, uri: e.uri }) + '\n')

@@ -19,11 +19,9 @@ export interface InertKey {
   readonly instead: string
 }
 
-const isFalse = (v: unknown): boolean => v === false
 const absent = (): boolean => false
 
 export const NOT_IMPLEMENTED: readonly InertKey[] = [
-  { key: 'auth.require-2fa', isDefault: isFalse, instead: 'the node joins with its key alone' },
   { key: 'interfaces[].bandwidth.down', isDefault: absent, instead: 'what a peer sends over this uplink is paced by the peer\'s own measure' },
   {
     key: 'multipath.scheduler',

@@ -42,6 +42,7 @@ import type { AuditFile } from '../audit/log.js'
 import type { Subsystem } from './subsystem.js'
 import { WatchHost } from './watch.js'
 import { ObserveHost } from './observe-host.js'
+import { AuthHost } from './auth-host.js'
 import { compilePolicy, type PolicyTable } from '../policy/policy.js'
 import { packPolicy } from '../policy/pack.js'
 import { policyMembers } from '../state/node.js'
@@ -121,6 +122,7 @@ export class Daemon {
   readonly #discovery: Discovery
   readonly #traversal: Traversal
   readonly #observe: ObserveHost
+  readonly #auth: AuthHost
   /** The policy of the last successful apply (null: none enforced). */
   #policy: { table: PolicyTable; origins: readonly number[] } | null = null
   #policyTimer: NodeJS.Timeout | null = null
@@ -210,6 +212,19 @@ export class Daemon {
       createRelay: (o) => new RelayServer({ bind: o.bind, log: o.log, ...(o.rateBps ? { rateBps: o.rateBps } : {}) }),
     })
     const traversal = this.#traversal
+    this.#auth = new AuthHost({
+      log: log('auth'),
+      send: (peer, msg) => {
+        const engine = this.#engines.engine
+        if (!engine) throw new StartFailedError('no engine runs')
+        engine.sendControl(peer, encodeMessage(msg))
+      },
+      nameOf: (key) => (this.#gen ? this.#effective(this.#gen).config.peers.find((p) => p.key === key)?.name ?? null : null),
+      keyOf: (name) => (this.#gen ? this.#effective(this.#gen).config.peers.find((p) => p.name === name)?.key ?? null : null),
+      onChange: () => this.#queueFactsApply(),
+      audit: (type, fields) => void this.#audit.record(type, fields),
+    })
+    const auth = this.#auth
     this.#mesh = new MeshHost({
       log: log('mesh'),
       engines: this.#engines,
@@ -224,7 +239,9 @@ export class Daemon {
         onPeerDown: (peer) => {
           void audit.record('peer-down', { peer: this.#peerName(peer), key: peer })
           traversal.onPeerDown(peer)
+          auth.onPeerDown(peer)
         },
+        onAuth: (peer, msg) => auth.onMessage(peer, msg),
         onRefused: (peer) => {
           this.#recordRefused(peer)
           discovery.onRefused(peer)
@@ -240,7 +257,7 @@ export class Daemon {
     })
     this.#watch = new WatchHost({ path: this.#configPath, loaded: init.configText }, { onChange: (text) => void this.#queueReload(text), log: log('watch') })
     // The audit log first: started before the others record, stopped after them (their last events are kept).
-    this.#subsystems = [this.#audit, this.#mesh, this.#discovery, this.#traversal, this.#watch, this.#observe]
+    this.#subsystems = [this.#audit, this.#auth, this.#mesh, this.#discovery, this.#traversal, this.#watch, this.#observe]
     this.#confirm = new ConfirmWindow({ log: log('confirm') })
   }
 
@@ -327,6 +344,7 @@ export class Daemon {
       observe: this.#observe.status(),
       audit: this.#audit.status(),
       policy: this.#policy,
+      auth: this.#auth.status(),
       startedAt: this.#startedAt,
       now: Date.now(),
       groupsOf: (key) => (gen ? this.#effective(gen).config.peers.find((p) => p.key === key)?.groups ?? [] : []),
@@ -415,7 +433,8 @@ export class Daemon {
   /** The desired node state of `gen` with the mesh's facts (a plan for a rebuild passes none: they are forgotten). */
   #desired(gen: Generation, peers: readonly ConnectedPeer[] = this.#facts) {
     const { config, limits } = this.#effective(gen)
-    const limited = peers.map((p) => {
+    // A client without a second-factor session (auth.require-2fa) is left out: no route to or from it.
+    const limited = peers.filter((p) => !this.#auth.gated({ key: p.key, role: p.hello?.role ?? null })).map((p) => {
       const live = this.#liveness.of(p.key)
       return { ...p, limits: limits.get(p.key) ?? null, ...(live ? { stale: live.stale, rttMs: live.rttMs } : {}) }
     })
@@ -683,6 +702,7 @@ export class Daemon {
         return this.#plan(text, file)
       },
       apply: (args: Record<string, unknown>) => this.#apply(args),
+      login: (args: Record<string, unknown>) => this.#auth.clientLogin(args),
       confirm: async () => {
         this.#audit.assertWritable()
         const res = await this.#confirm.confirm()

@@ -6,7 +6,7 @@
  */
 import type { Config } from '../config/index.js'
 import type { Logger } from '../log.js'
-import type { ControlMessage } from '../mesh/messages.js'
+import type { AuthMessage, ControlMessage } from '../mesh/messages.js'
 import { Mesh, type AdmittedPeerStatus, type PeerStatus } from '../mesh/mesh.js'
 import type { ConnectedPeer } from '../state/routes.js'
 import type { EngineHost, EngineListener } from './engine-host.js'
@@ -32,6 +32,7 @@ export interface MeshOthers {
   onRaw?(ev: Parameters<NonNullable<EngineListener['onRaw']>>[0]): void
   onRefused?(peer: string): void
   onMessage?(peer: string, msg: Exclude<ControlMessage, { type: 'hello' | 'bye' }>): void
+  onAuth?(peer: string, msg: AuthMessage): void
 }
 
 export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
@@ -95,7 +96,7 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
     this.#gen = gen
     const mesh = new Mesh(
       { config: this.#configFor(gen), self: gen.self, selfKey: gen.selfKey },
-      { engine, log: this.#log, onPeers: (p) => this.#onPeers(p), onMessage: (peer, msg) => this.#others.onMessage?.(peer, msg) },
+      { engine, log: this.#log, onPeers: (p) => this.#onPeers(p), onMessage: (peer, msg) => this.#others.onMessage?.(peer, msg), onAuth: (peer, msg) => this.#others.onAuth?.(peer, msg) },
     )
     this.#mesh = mesh
     mesh.start()

@@ -16,7 +16,7 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import type { Config, Endpoint } from '../config/index.js'
 import type { Logger } from '../log.js'
-import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type ControlMessage, type HelloMessage } from './messages.js'
+import { decodeWireMessage, encodeMessage, isAuthMessage, PROTOCOL_VERSION, type AuthMessage, type ControlMessage, type HelloMessage } from './messages.js'
 import type { ConnectedPeer, PeerHello } from '../state/routes.js'
 
 /** How long a replaced connection's hello is kept for the connection that replaces it. */
@@ -67,6 +67,8 @@ export interface MeshComponents {
   readonly onPeers: (peers: readonly ConnectedPeer[]) => void
   /** Control messages for others (peer exchange, revocations, certificates), decoded and schema-checked, from a connected peer. */
   readonly onMessage?: (peer: string, msg: Exclude<ControlMessage, { type: 'hello' | 'bye' }>) => void
+  /** The second factor's messages (login, login-result, login-needed); without a handler they are ignored. */
+  readonly onAuth?: (peer: string, msg: AuthMessage) => void
   /** Injected clock, for tests. */
   readonly now?: () => number
 }
@@ -268,12 +270,14 @@ export class Mesh {
   onControl(peer: string, data: Uint8Array): void {
     const p = this.#up.get(peer)
     if (!p) return
-    const r = decodeMessage(data)
+    const r = decodeWireMessage(data)
     if (!r.ok) {
       this.#c.log.warn({ peer: this.#nameOf(peer) ?? peer, reason: r.reason }, 'ignored a control message')
       return
     }
-    if (r.msg.type === 'hello') {
+    if (isAuthMessage(r.msg)) {
+      this.#c.onAuth?.(peer, r.msg)
+    } else if (r.msg.type === 'hello') {
       p.hello = r.msg
       this.#report(false)
     } else if (r.msg.type === 'bye') {

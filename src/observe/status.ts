@@ -15,6 +15,7 @@ import type { EngineApplyInfo, NodeApplyResult } from '../reconcile/node.js'
 import type { PendingConfirm } from '../reconcile/confirm.js'
 import type { MeshRoutes } from '../state/routes.js'
 import type { PolicyTable } from '../policy/policy.js'
+import type { AuthStatus } from '../daemon/auth-host.js'
 
 export interface PeerView {
   readonly key: string
@@ -72,6 +73,8 @@ export interface NodeStatus {
   readonly traversal: TraversalStatus | null
   /** Where metrics and the web UI listen (null: off), and why one could not. */
   readonly observe: ObserveStatus | null
+  /** The second factor: required here (sessions, gated clients), or nodes that asked this one to log in. */
+  readonly auth?: AuthStatus | null
   /** The policy the engine enforces and its counters; null: no policy (every member admitted). */
   readonly policy?: PolicyStatus | null
   /** The audit log: where, lines written by this daemon, and why it cannot be written (changes are refused then); null when no daemon reports it. */
@@ -118,6 +121,7 @@ export interface StatusParts {
   readonly audit?: AuditStatusView | null
   /** The compiled policy and the packed rules' origins (what the engine's hit counters are indexed by). */
   readonly policy?: { readonly table: PolicyTable; readonly origins: readonly number[] } | null
+  readonly auth?: AuthStatus | null
   readonly startedAt: number
   readonly now: number
   /** A peer's groups by key (the effective config's peers). */
@@ -155,6 +159,7 @@ export function buildStatus(p: StatusParts): NodeStatus {
     observe: p.observe ?? null,
     audit: p.audit ?? null,
     policy: policyStatus(p.policy ?? null, p.engine?.stats?.global.policy),
+    auth: p.auth ?? null,
     uptimeS: Math.round((p.now - p.startedAt) / 1000),
   }
 }

@@ -132,18 +132,18 @@ t.test('warnings: printed as warning:, exit 0; --strict makes them fail', async 
 })
 
 t.test('a key this version does not act on: a QE_NOT_IMPLEMENTED warning at the key; --strict fails on it', async (t) => {
-  const text = VALID + 'auth:\n  require-2fa: true\n'
+  const text = VALID + 'multipath:\n  scheduler: ecf\n'
   const dir = t.testdir({ 'inert.yaml': text })
   const file = join(dir, 'inert.yaml')
-  const at = positionOf(text, 'require-2fa')
+  const at = positionOf(text, 'scheduler')
   const r = await run(['validate', file])
   t.equal(r.code, 0, 'valid: a warning')
-  t.match(r.stdout, new RegExp(`^${re(file)}:${at.line}:${at.col}: warning: auth\\.require-2fa is not acted on by this version .*\\(at auth\\.require-2fa\\)$`, 'm'))
+  t.match(r.stdout, new RegExp(`^${re(file)}:${at.line}:${at.col}: warning: multipath\\.scheduler is not acted on by this version .*\\(at multipath\\.scheduler\\)$`, 'm'))
   const json = await run(['validate', '--format', 'json', file])
-  t.match(JSON.parse(json.stdout), [{ line: at.line, column: at.col, severity: 'warning', code: 'QE_NOT_IMPLEMENTED', path: 'auth.require-2fa' }])
+  t.match(JSON.parse(json.stdout), [{ line: at.line, column: at.col, severity: 'warning', code: 'QE_NOT_IMPLEMENTED', path: 'multipath.scheduler' }])
   const strict = await run(['validate', '--strict', file])
   t.equal(strict.code, 1)
-  t.match(strict.stdout, /: error: auth\.require-2fa is not acted on/)
+  t.match(strict.stdout, /: error: multipath\.scheduler is not acted on/)
 })
 
 t.test('--quiet: errors only, no warnings and no summary', async (t) => {

@@ -90,7 +90,7 @@ t.test('the personas say what the brief says', async (t) => {
   t.equal(hq.multipath.mode, 'failover')
   t.equal(c('enterprise-factory-gw').interfaces.length, 3)
   t.equal(c('enterprise-factory-gw').multipath.mode, 'aggregate')
-  t.equal(c('enterprise-sales-laptop').auth.require2fa, true)
+  t.equal(hq.auth.require2fa, true, 'hq-gw asks its client peers for a second factor')
   t.equal(hq.policies.default, 'deny')
   t.ok(hq.policies.rules.some((r) => r.from.kind === 'group'))
 })

@@ -356,3 +356,56 @@ t.test('audit: a log that cannot be written refuses apply, reload and file edits
   t.same(engine.tables.applied?.allowedPeers, [KEY_B], 'c was not admitted')
   t.ok(daemon.status().peers.some((p) => p.key === KEY_B && p.state === 'up'), 'the tunnel keeps running')
 })
+
+t.test('auth.require-2fa: a client peer gets no route until it logs in with a TOTP code; a wrong or replayed code is refused', async (t) => {
+  const { SecondFactorStore } = await import('../../src/auth/store.js')
+  const { generate } = await import('../../src/auth/totp.js')
+  const { decodeWireMessage } = await import('../../src/mesh/messages.js')
+  const { daemon, dir, engines } = await setup(t, undefined, 'auth: { require-2fa: true, session: 1h }\n')
+  const engine = engines[0]!
+  const store = await SecondFactorStore.open({ stateDir: dir })
+  const { secret } = await store.enrol('b', Date.now())
+  const sentTo = (type: string) => engine.sent.filter((s) => s.peer === KEY_B).map((s) => decodeWireMessage(s.msg)).filter((r) => r.ok && r.msg.type === type).map((r) => (r as unknown as { msg: Record<string, unknown> }).msg)
+  const clientHello = encodeMessage({ type: 'hello', v: 1, name: 'b', role: 'client', overlay: { ipv4: '100.88.0.2', ipv6: null }, subnets: [] })
+  const routed = () => engine.tables.applied?.routes.some((r) => r.peer === KEY_B) === true
+
+  engine.emit('peer-up', { peer: KEY_B, remote: { address: '192.0.2.2', port: 7443 }, role: 'client' })
+  engine.emit('control', { peer: KEY_B, data: clientHello })
+  await until(() => sentTo('login-needed').length === 1)
+  t.match(sentTo('login-needed')[0], { reason: 'no-session', node: 'a' }, 'told to log in')
+  await new Promise((r) => setTimeout(r, 100))
+  t.notOk(routed(), 'no route to or from the client without a session')
+  t.match(daemon.status().auth, { required: true, sessions: [], gated: ['b'] })
+
+  engine.emit('control', { peer: KEY_B, data: encodeMessage({ type: 'login', v: 1, code: generate(secret, Date.now() - 120_000) }) })
+  await until(() => sentTo('login-result').length === 1)
+  t.match(sentTo('login-result')[0], { ok: false, reason: 'wrong-code' }, 'a code two minutes old is refused')
+  t.notOk(routed())
+
+  const code = generate(secret, Date.now())
+  engine.emit('control', { peer: KEY_B, data: encodeMessage({ type: 'login', v: 1, code }) })
+  await until(() => sentTo('login-result').length === 2)
+  t.match(sentTo('login-result')[1], { ok: true, expiresAt: Number }, 'the right code opens a session')
+  await until(routed, 3000)
+  t.pass('the client is routed once it holds a session')
+  t.match(daemon.status().auth, { required: true, sessions: [{ peer: 'b' }], gated: [] })
+
+  engine.emit('control', { peer: KEY_B, data: encodeMessage({ type: 'login', v: 1, code }) })
+  await until(() => sentTo('login-result').length === 3)
+  t.match(sentTo('login-result')[2], { ok: false, reason: 'replayed' }, 'the same code twice is refused')
+})
+
+t.test('a client told login-needed shows it in status; quicether login sends the code and returns the answer', async (t) => {
+  const { daemon, engines, socket } = await setup(t)
+  const engine = engines[0]!
+  engine.emit('peer-up', { peer: KEY_B, remote: { address: '192.0.2.2', port: 7443 }, role: 'client' })
+  engine.emit('control', { peer: KEY_B, data: encodeMessage({ type: 'login-needed', v: 1, reason: 'no-session', node: 'b' }) })
+  await until(() => (daemon.status().auth?.loginNeeded.length ?? 0) === 1)
+  t.match(daemon.status().auth?.loginNeeded, [{ node: 'b', reason: 'no-session' }])
+  const answer = controlRequest(socket, 'login', { code: '123456' })
+  const { decodeWireMessage } = await import('../../src/mesh/messages.js')
+  await until(() => engine.sent.some((s) => { const r = decodeWireMessage(s.msg); return r.ok && r.msg.type === 'login' }))
+  engine.emit('control', { peer: KEY_B, data: encodeMessage({ type: 'login-result', v: 1, ok: true, expiresAt: 1_900_000_000_000 }) })
+  t.same(await answer, { peer: 'b', ok: true, expiresAt: 1_900_000_000_000 })
+  t.same(daemon.status().auth?.loginNeeded, [], 'no longer needed')
+})
