@@ -94,12 +94,15 @@ export class AuthHost implements Subsystem<AuthStatus> {
     this.#pending.clear()
   }
 
+  /** Subsystems start and reload after the apply: turning the requirement on or off applies again, so gating follows at once. */
   async #configure(gen: Generation): Promise<void> {
     const a = gen.config.auth
     this.#self = gen.config.node.name
     if (!a.require2fa) {
+      const was = this.#store !== null
       this.#store = null
       this.#stateDir = null
+      if (was) this.#c.onChange()
       return
     }
     if (this.#store && this.#stateDir === gen.config.node.stateDir) {
@@ -108,6 +111,7 @@ export class AuthHost implements Subsystem<AuthStatus> {
     }
     this.#stateDir = gen.config.node.stateDir
     this.#store = await SecondFactorStore.open({ stateDir: gen.config.node.stateDir, sessionMs: a.session, onChange: (ch) => this.#onSession(ch) })
+    this.#c.onChange()
   }
 
   /** True when this peer's traffic must be refused now (the daemon leaves it out of the mesh facts). */
