@@ -166,7 +166,7 @@ t.test('a rename over the file and a symlink swap are both seen', async (t) => {
 
 t.test('apply --confirm reverts unless confirmed, and keeps when confirmed', async (t) => {
   const side = join(lab.dir, 'a', 'try.yaml')
-  const apply = () => runIn(nsA, process.execPath, [quicetherLauncher(), 'apply', '--config', side, '--confirm', '2s', '--socket', socket], { allowFail: true })
+  const apply = (window = '2s') => runIn(nsA, process.execPath, [quicetherLauncher(), 'apply', '--config', side, '--confirm', window, '--socket', socket], { allowFail: true })
   writeFileSync(side, edit((doc) => (doc.routes = [{ to: '10.64.0.0/16', via: 'c' }])))
   const r1 = await apply()
   t.equal(r1.code, 0, r1.stderr)
@@ -174,11 +174,12 @@ t.test('apply --confirm reverts unless confirmed, and keeps when confirmed', asy
   t.not(await until(async () => !(await routes()).includes('10.64.0.0/16'), 6000), -1, 'reverted when not confirmed')
   t.equal(readFileSync(cfgPath, 'utf8'), edited, 'the config file was not touched')
 
-  const r2 = await apply()
+  // A window long enough for a second CLI process to start on a loaded machine; the check waits past it.
+  const r2 = await apply('5s')
   t.equal(r2.code, 0, r2.stderr)
   const c = await runIn(nsA, process.execPath, [quicetherLauncher(), 'confirm', '--socket', socket], { allowFail: true })
   t.equal(c.code, 0, c.stderr)
-  await new Promise((r) => setTimeout(r, 2500))
+  await new Promise((r) => setTimeout(r, 5500))
   t.ok((await routes()).includes('10.64.0.0/16'), 'kept after the deadline')
   t.equal(readFileSync(cfgPath, 'utf8'), readFileSync(side, 'utf8'), 'the confirmed file became the config')
 })
