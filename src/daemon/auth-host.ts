@@ -111,6 +111,7 @@ export class AuthHost implements Subsystem<AuthStatus> {
     }
     this.#stateDir = gen.config.node.stateDir
     this.#store = await SecondFactorStore.open({ stateDir: gen.config.node.stateDir, sessionMs: a.session, onChange: (ch) => this.#onSession(ch) })
+    this.#noteEnrolments(this.#store, true)
     this.#c.onChange()
   }
 
@@ -199,6 +200,7 @@ export class AuthHost implements Subsystem<AuthStatus> {
       this.#c.log.error({ err: err.message }, 'the second-factor store failed')
       return { ok: false, reason: 'not-enrolled' }
     })
+    this.#noteEnrolments(store, false)
     this.#c.audit(r.ok ? '2fa-login' : '2fa-failure', { peer: name, ...(r.ok ? { expiresAt: new Date(r.session.expiresAt).toISOString() } : { reason: r.reason }) })
     if (r.ok) {
       this.#send(peer, { type: 'login-result', v: PROTOCOL_VERSION, ok: true, expiresAt: r.session.expiresAt })
@@ -221,11 +223,23 @@ export class AuthHost implements Subsystem<AuthStatus> {
     this.#c.onChange()
   }
 
+  /** Enrolments as last seen (the CLI writes them into the store's file): new ones become audit events. */
+  #enrolled = new Map<string, number>()
+
+  #noteEnrolments(store: SecondFactorStore, quiet: boolean): void {
+    const now = new Map(store.list(this.#now()).map((e) => [e.peer, e.enrolledAt]))
+    if (!quiet) {
+      for (const [peer, at] of now) if (this.#enrolled.get(peer) !== at) this.#c.audit('2fa-enrolled', { peer, enrolledAt: new Date(at).toISOString() })
+      for (const peer of this.#enrolled.keys()) if (!now.has(peer)) this.#c.audit('2fa-unenrolled', { peer })
+    }
+    this.#enrolled = now
+  }
+
   async #tick(): Promise<void> {
     const store = this.#store
     if (!store) return
     try {
-      await store.refresh()
+      if (await store.refresh()) this.#noteEnrolments(store, false)
       await store.expire(this.#now())
     } catch (err) {
       this.#c.log.error({ err: (err as Error).message }, 'the second-factor store failed')

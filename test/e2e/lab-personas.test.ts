@@ -58,3 +58,19 @@ t.test('remote-dev-office-lan: the laptop reaches a host on the office LAN', asy
   const { ns } = await up(t, 'remote-dev-office-lan')
   t.ok(await until(pings(ns('laptop'), '10.251.1.2'), 20_000), 'laptop → build box, through the office gateway')
 })
+
+t.test('enterprise: admins reach the HQ LAN anywhere, staff only its intranet port; the gateway counts the refusals', { timeout: 60_000 }, async (t) => {
+  const { ns, up: r } = await up(t, 'enterprise')
+  t.ok(await until(pings(ns('sales-laptop'), '10.251.2.2'), 20_000), 'ping is allowed for everyone')
+  const server = spawn('ip', ['netns', 'exec', ns('hq-server'), process.execPath, '-e', "for (const p of [22, 443]) require('net').createServer((c)=>c.end('hq '+p+'\\n')).listen(p,'10.251.2.2')"], { stdio: 'ignore' })
+  t.teardown(() => void server.kill())
+  const get = (from: string, port: number) => async () => (await runIn(ns(from), process.execPath, ['-e', `const c=require('net').connect(${port},'10.251.2.2');c.setEncoding('utf8');c.on('data',(d)=>process.stdout.write(d));c.on('end',()=>process.exit(0));c.on('error',()=>process.exit(1));setTimeout(()=>process.exit(2),2000)`], { allowFail: true, timeoutMs: 5000 })).stdout.includes(`hq ${port}`)
+  t.ok(await until(get('sales-laptop', 443), 10_000), 'staff reach the intranet port')
+  t.ok(await until(get('admin-laptop', 22), 10_000), 'admins reach ssh')
+  t.notOk(await get('sales-laptop', 22)(), 'staff do not reach ssh')
+  const { controlRequest } = await import('../../src/observe/control-socket.js')
+  const gwDir = r.nodes.find((n) => n.name === 'hq-gw')!.config!.replace(/quicether\.yaml$/, '')
+  const st = (await controlRequest(`${gwDir}control.sock`, 'status')) as { policy: { drops: { default: number }; rules: { name: string; hits: number }[] } | null }
+  t.ok(st.policy !== null, 'hq-gw enforces a policy')
+  t.ok(st.policy!.rules.find((x) => x.name === 'staff intranet')!.hits >= 1, 'the intranet rule admitted a flow')
+})
