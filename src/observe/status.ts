@@ -16,6 +16,7 @@ import type { PendingConfirm } from '../reconcile/confirm.js'
 import type { MeshRoutes } from '../state/routes.js'
 import type { PolicyTable } from '../policy/policy.js'
 import type { AuthStatus } from '../daemon/auth-host.js'
+import type { AuditStatus } from '../daemon/audit-host.js'
 
 export interface PeerView {
   readonly key: string
@@ -82,14 +83,8 @@ export interface NodeStatus {
   readonly uptimeS: number
 }
 
-export interface AuditStatusView {
-  readonly enabled: boolean
-  readonly path: string | null
-  readonly lines: number
-  readonly seq: number
-  readonly failed: string | null
-  readonly durability: string | null
-}
+/** The audit log's state as the daemon reports it (src/daemon/audit-host.ts). */
+export type AuditStatusView = AuditStatus
 
 export interface PolicyStatus {
   readonly enforced: boolean
