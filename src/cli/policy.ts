@@ -49,7 +49,8 @@ export function registerPolicyCommands(program: Command, ctx: CliContext): void 
         }
       }
       const table = compilePolicy({ policies: { ...config.policies, enforced: true } }, members)
-      const v = evaluate(table, { src, dst: to.addr, proto: to.proto, dport: to.port })
+      const member = opts.from.startsWith('peer:') ? opts.from.slice(5) : undefined
+      const v = evaluate(table, { src, dst: to.addr, proto: to.proto, dport: to.port, ...(member !== undefined ? { member } : {}) })
       const flow = `${src} → ${to.addr}${to.port !== null ? `:${to.port}` : ''}/${to.proto}`
       if (opts.json) {
         ctx.io.stdout.write(JSON.stringify({ flow, enforced: config.policies.enforced, action: v.action, rule: v.rule ? { number: v.rule.index + 1, name: v.rule.name, text: v.rule.text } : null, default: table.default }) + '\n')

@@ -233,7 +233,7 @@ export async function runPolicyLab(init: { rules: number; signal?: AbortSignal; 
       for (const x of targets) {
         jobs.push(async () => {
           const src = x.to.includes(':') ? ov.get(from)!.ipv6 : ov.get(from)!.ipv4
-          const v = evaluate(table, { src, dst: x.to, proto: x.proto, dport: x.port })
+          const v = evaluate(table, { src, dst: x.to, proto: x.proto, dport: x.port, member: from })
           const got = await probe(ns(from), x.proto, x.to, x.port)
           return { from, to: x.to, proto: x.proto, port: x.port, expect: v.action, got, rule: v.rule ? v.rule.name : 'default' }
         })

@@ -39,6 +39,8 @@ export interface CompiledRule {
   readonly ports: readonly { readonly lo: number; readonly hi: number }[]
   /** Initiator prefixes; null: any. An empty list never matches (a group with no member known yet). */
   readonly src: readonly string[] | null
+  /** For `peer:` and `group:` rules, the member names (what a flow from a named member is matched by); null otherwise. */
+  readonly members: readonly string[] | null
   /** Destination prefixes; null: any. */
   readonly dst: readonly string[] | null
   /** The rule as written, for explain and logs. */
@@ -87,6 +89,7 @@ export function compilePolicy(config: Pick<Config, 'policies'>, members: readonl
   }
   const rules = pol.rules.map((r, index): CompiledRule => {
     let src: string[] | null
+    const names = r.from.kind === 'peer' ? [r.from.peer] : r.from.kind === 'group' ? groupMembers(r.from.group) : null
     switch (r.from.kind) {
       case 'any':
         src = null
@@ -108,6 +111,7 @@ export function compilePolicy(config: Pick<Config, 'policies'>, members: readonl
       proto: r.proto,
       ports: r.proto === 'icmp' ? [] : r.ports.map((p) => ({ lo: p.from, hi: p.to })),
       src: src === null ? null : [...new Set(src)].sort(),
+      members: names,
       dst: r.to.kind === 'any' ? null : [parseCidr(r.to.cidr).cidr],
       text: ruleText(r),
     }
@@ -123,6 +127,8 @@ export interface Flow {
   readonly proto: 'tcp' | 'udp' | 'icmp' | number
   /** Destination port (TCP, UDP); null otherwise. */
   readonly dport: number | null
+  /** The initiator is this member (a test's or explain's `peer:NAME`): peer and group rules match it by name, not by address. */
+  readonly member?: string
 }
 
 export interface Verdict {
@@ -150,7 +156,8 @@ export function evaluate(table: PolicyTable, f: Flow): Verdict {
       if (f.proto !== 'tcp' && f.proto !== 'udp') continue
       if (f.dport === null || !r.ports.some((p) => f.dport! >= p.lo && f.dport! <= p.hi)) continue
     }
-    if (!inAny(r.src, f.src, family) || !inAny(r.dst, f.dst, family)) continue
+    const fromOk = r.members !== null && f.member !== undefined ? r.members.includes(f.member) : inAny(r.src, f.src, family)
+    if (!fromOk || !inAny(r.dst, f.dst, family)) continue
     return { action: r.action, rule: r }
   }
   return { action: table.default, rule: null }

@@ -52,6 +52,7 @@ export function checkPolicyTests(config: Config, members: readonly PolicyMember[
     }
     const family = parseCidr(to.addr).family
     let src: string
+    let member: string | undefined
     if (t.from.startsWith('peer:')) {
       const name = t.from.slice(5)
       const m = members.find((x) => x.name === name)
@@ -65,6 +66,7 @@ export function checkPolicyTests(config: Config, members: readonly PolicyMember[
         return
       }
       src = a
+      member = name
     } else {
       try {
         src = parseCidr(t.from).network
@@ -77,7 +79,7 @@ export function checkPolicyTests(config: Config, members: readonly PolicyMember[
         return
       }
     }
-    const v = evaluate(table, { src, dst: to.addr, proto: to.proto, dport: to.port })
+    const v = evaluate(table, { src, dst: to.addr, proto: to.proto, dport: to.port, ...(member !== undefined ? { member } : {}) })
     if (v.action !== t.expect) {
       const why = v.rule ? `rule ${v.rule.index + 1} ('${v.rule.name}': ${v.rule.text})` : `the default (${table.default})`
       out.push({ path: [...path, 'expect'], code: 'policy-test-failed', message: `policy test failed: ${t.from} → ${t.to} is ${v.action === 'allow' ? 'allowed' : 'denied'} by ${why}, the test expects ${t.expect}` })

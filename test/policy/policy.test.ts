@@ -143,3 +143,12 @@ t.test("members are this node by its addresses and each peer by the forwarding t
   ])
   t.same(m.map((x) => [x.name, x.addresses]), [['hq', ['100.88.0.1', 'fd00:88::1']], ['alice', ['100.88.0.10', 'fd00:88::10']], ['bob', ['100.88.0.20']]], 'subnets a peer routes are not its identity')
 })
+
+t.test('a flow from a named member is matched by name for peer and group rules (offline addresses may collide)', async (t) => {
+  // bob's address, as a config derives it offline, can be anyone's: here it is alice's.
+  const clash: PolicyMember[] = [{ name: 'alice', addresses: ['100.88.0.10'], groups: ['admins'] }, { name: 'bob', addresses: ['100.88.0.10'], groups: [] }]
+  const table = compilePolicy(load(DOC()), clash)
+  t.equal(evaluate(table, { src: '100.88.0.10', dst: '192.168.77.5', proto: 'tcp', dport: 22, member: 'bob' }).action, 'deny', 'bob is no admin, whatever his address')
+  t.equal(evaluate(table, { src: '100.88.0.10', dst: '192.168.77.5', proto: 'tcp', dport: 22, member: 'alice' }).action, 'allow')
+  t.equal(evaluate(table, { src: '100.88.0.10', dst: '192.168.77.5', proto: 'tcp', dport: 22 }).action, 'allow', 'by address alone (the engine), the address decides')
+})
