@@ -338,13 +338,16 @@ Examples:
   lab
     .command('policy')
     .summary('a policy enforced by real daemons: 30+ flows (TCP, UDP, ICMP; v4 and v6) against what it says, and a reload')
-    .option('--rules <n>', 'rules that match nothing, put in front of the real ones', '0')
+    .option('--rules <n>', 'rules drawn from a seeded generator that match nothing here, put in front of the real ones', '0')
+    .option('--seed <n>', 'seed of those rules (printed; default: from the clock)')
     .option('--json', 'print the result as JSON')
-    .action(async (f: { rules: string; json?: boolean }) => {
+    .action(async (f: { rules: string; seed?: string; json?: boolean }) => {
       const rules = Number(f.rules) === 0 ? 0 : parsePositiveInt(f.rules, '--rules', 10_000)
+      const seed = f.seed === undefined ? Date.now() % 2 ** 31 : parsePositiveInt(f.seed, '--seed', 2 ** 31)
       requireRoot()
       const { runPolicyLab, renderPolicyLab } = await import('../lab/policy.js')
-      const r = await withInterrupts((signal) => runPolicyLab({ rules, signal, progress }))
+      progress(`seed ${seed}`)
+      const r = await withInterrupts((signal) => runPolicyLab({ rules, seed, signal, progress }))
       print(f.json ? JSON.stringify(r, null, 2) : renderPolicyLab(r))
       if (r.mismatches.length > 0 || r.reload_dropped_allowed > 0) process.exitCode = 1
     })

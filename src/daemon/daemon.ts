@@ -43,9 +43,7 @@ import type { Subsystem } from './subsystem.js'
 import { WatchHost } from './watch.js'
 import { ObserveHost } from './observe-host.js'
 import { AuthHost } from './auth-host.js'
-import { compilePolicy, type PolicyTable } from '../policy/policy.js'
-import { packPolicy } from '../policy/pack.js'
-import { policyMembers } from '../state/node.js'
+import type { PolicyTable } from '../policy/policy.js'
 import { nftablesPort, type FirewallPort } from '../system/nftables.js'
 import { deriveOverlayAddresses } from '../mesh/identity.js'
 
@@ -442,16 +440,14 @@ export class Daemon {
   }
 
   async #applyNode(gen: Generation): Promise<NodeApplyResult> {
-    const { state, routes } = this.#desired(gen)
-    const config = this.#effective(gen).config
-    const policy = config.policies.enforced ? compilePolicy(config, policyMembers(config, gen.self, routes.fib)) : null
+    const { state, routes, policy } = this.#desired(gen)
     const t0 = performance.now()
     const res = await this.#node.apply(state, namer(this.#effective(gen).config))
     this.#observe.observeApply('desired', res.ok, performance.now() - t0, res.kernel.applied > 0 || res.engine.actions.length > 0)
     if (res.ok) {
       this.#noteRoutes(gen, routes)
       this.#advertiseHub(gen, routes)
-      this.#policy = policy ? { table: policy, origins: packPolicy(policy).origins } : null
+      this.#policy = policy
     }
     // The reconciler logs every apply (plan and result) itself; add only why a failure failed.
     if (!res.ok) this.#log.error({ failure: describeFailure(res), rolledBack: res.kernel.ok ? res.engine.rolledBack : res.kernel.rolledBack }, 'apply failed')

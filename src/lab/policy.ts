@@ -25,6 +25,7 @@ import { runIn, spawnIn, stopChild, timeUntil } from './exec.js'
 import { checkAborted } from './interrupt.js'
 import { overlayAddresses } from './nodeconfig.js'
 import { DEFAULT_NETWORK } from './scenario.js'
+import { seededRandom } from './random.js'
 import type { LinkSpec, TopologySpec } from './types.js'
 import { controlRequest } from '../observe/control-socket.js'
 import { compilePolicy, evaluate, type PolicyMember } from '../policy/policy.js'
@@ -49,6 +50,8 @@ export interface PolicyFlow {
 export interface PolicyLabResult {
   readonly flows: number
   readonly rules: number
+  /** Seed of the filler rules (replay with --seed). */
+  readonly seed: number
   readonly mismatches: readonly PolicyFlow[]
   readonly results: readonly PolicyFlow[]
   /** Packets the nodes' engines dropped by a rule or the default while the flows ran. */
@@ -76,11 +79,29 @@ export function policyTopology(): TopologySpec {
   }
 }
 
-/** The policy every node runs; `staffPorts` changes at the reload. */
-export function labPolicy(filler: number, staffPorts: readonly number[]): Record<string, unknown> {
+/**
+ * The policy every node runs; `staffPorts` changes at the reload. `filler` rules drawn from `seed`
+ * (sources in TEST-NET-2, so they match nothing here; any prefix length, protocol, port range and
+ * action) stand in front of the real ones.
+ */
+export function labPolicy(filler: number, staffPorts: readonly number[], seed = 1): Record<string, unknown> {
+  const rnd = seededRandom(seed)
+  const int = (n: number) => Math.floor(rnd() * n)
   const rules: Record<string, unknown>[] = []
-  // Rules that match nothing here (TEST-NET-2 sources), in front of the real ones.
-  for (let i = 0; i < filler; i++) rules.push({ name: `filler ${i + 1}`, from: `198.51.${(i >> 8) & 255}.${i & 255}/32`, to: `203.0.113.${i % 256}/32`, proto: i % 2 ? 'udp' : 'tcp', ports: [1000 + (i % 5000)], action: 'deny' })
+  for (let i = 0; i < filler; i++) {
+    const plen = 24 + int(9)
+    const host = int(256) & (plen >= 32 ? 255 : ~((1 << (32 - plen)) - 1) & 255)
+    const proto = (['tcp', 'udp', 'icmp', 'any'] as const)[int(4)]
+    const lo = 1 + int(60000)
+    rules.push({
+      name: `filler ${i + 1}`,
+      from: `198.51.100.${host}/${plen}`,
+      to: int(2) ? 'any' : `10.${int(256)}.${int(256)}.0/24`,
+      proto,
+      ...(proto === 'tcp' || proto === 'udp' ? { ports: [int(2) ? lo : `${lo}-${lo + int(5000)}`] } : {}),
+      action: int(2) ? 'allow' : 'deny',
+    })
+  }
   rules.push(
     { name: 'no telnet', from: 'any', to: 'any', proto: 'tcp', ports: [23], action: 'deny' },
     { name: 'admins anywhere', from: 'group:admins', to: 'any', action: 'allow' },
@@ -156,14 +177,15 @@ async function pool<T>(items: readonly (() => Promise<T>)[], n: number): Promise
   return out
 }
 
-export async function runPolicyLab(init: { rules: number; signal?: AbortSignal; progress?: (line: string) => void }): Promise<PolicyLabResult> {
+export async function runPolicyLab(init: { rules: number; seed?: number; signal?: AbortSignal; progress?: (line: string) => void }): Promise<PolicyLabResult> {
+  const seed = init.seed ?? Date.now() % 2 ** 31
   const say = (l: string) => init.progress?.(l)
   const lab = new Lab({ spec: policyTopology() })
   const daemons: LabDaemon[] = []
   const signal = init.signal ? { signal: init.signal } : {}
   const children: { stop: () => Promise<void> }[] = []
   try {
-    say(`building run ${lab.runId}: alice, bob, carol ⇄ gw ⇄ LAN server; ${init.rules} filler rules in front of 7`)
+    say(`building run ${lab.runId}: alice, bob, carol ⇄ gw ⇄ LAN server; ${init.rules} filler rules (seed ${seed}) in front of 7`)
     await lab.start()
     const ns = (n: string) => lab.node(n).netns
     await runIn(ns('server'), 'ip', ['route', 'add', 'default', 'via', '10.251.3.1'])
@@ -190,7 +212,7 @@ export async function runPolicyLab(init: { rules: number; signal?: AbortSignal; 
       if (ok === null) throw new Error(`the policy did not reach generation ${generation} on every node`)
     }
     say('the policy goes live on every node (a reload)')
-    await setPolicy(labPolicy(init.rules, [80, 443, 8080]), 2)
+    await setPolicy(labPolicy(init.rules, [80, 443, 8080], seed), 2)
     for (const n of ['server', 'gw']) {
       const child = spawnIn(ns(n), process.execPath, ['-e', SERVE], { runId: lab.runId, stdio: 'ignore' })
       children.push({ stop: () => stopChild(child, 500) })
@@ -252,7 +274,7 @@ export async function runPolicyLab(init: { rules: number; signal?: AbortSignal; 
     children.push(a, b)
     await timeUntil(async () => a.times().length > 10 && b.times().length > 10, 10_000, 100)
     const reloadAt = Date.now()
-    await setPolicy(labPolicy(init.rules, [80, 443]), 3)
+    await setPolicy(labPolicy(init.rules, [80, 443], seed), 3)
     const appliedAt = Date.now()
     await new Promise((r) => setTimeout(r, 2000))
     const end = Date.now()
@@ -266,6 +288,7 @@ export async function runPolicyLab(init: { rules: number; signal?: AbortSignal; 
     return {
       flows: all.length,
       rules: table.rules.length,
+      seed,
       mismatches: all.filter((r) => r.expect !== r.got),
       results: all,
       denied_counted: denied,
@@ -282,7 +305,7 @@ export async function runPolicyLab(init: { rules: number; signal?: AbortSignal; 
 }
 
 export function renderPolicyLab(r: PolicyLabResult): string {
-  const lines = [`lab policy (run ${r.runId}): ${r.flows} flows against ${r.rules} rules`, '']
+  const lines = [`lab policy (run ${r.runId}): ${r.flows} flows against ${r.rules} rules (filler seed ${r.seed})`, '']
   for (const f of r.results) {
     lines.push(`  ${f.expect === f.got ? 'ok  ' : 'MISS'} ${f.from.padEnd(6)} → ${`${f.to.includes(':') ? `[${f.to}]` : f.to}${f.port !== null ? `:${f.port}` : ''}/${f.proto}`.padEnd(28)} expect ${f.expect.padEnd(5)} got ${f.got.padEnd(5)} (${f.rule})`)
   }

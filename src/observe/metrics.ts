@@ -104,10 +104,6 @@ export class Metrics {
     return { contentType: this.registry.contentType, body }
   }
 
-  get lastScrapeMs(): number {
-    return this.#lastScrapeMs
-  }
-
   #now(): number {
     return this.#src.now?.() ?? Date.now()
   }

@@ -79,12 +79,10 @@ export interface NodeStatus {
   /** The policy the engine enforces and its counters; null: no policy (every member admitted). */
   readonly policy?: PolicyStatus | null
   /** The audit log: where, lines written by this daemon, and why it cannot be written (changes are refused then); null when no daemon reports it. */
-  readonly audit?: AuditStatusView | null
+  readonly audit?: AuditStatus | null
   readonly uptimeS: number
 }
 
-/** The audit log's state as the daemon reports it (src/daemon/audit-host.ts). */
-export type AuditStatusView = AuditStatus
 
 export interface PolicyStatus {
   readonly enforced: boolean
@@ -113,7 +111,7 @@ export interface StatusParts {
   readonly discovery?: DiscoveryStatus | null
   readonly traversal?: TraversalStatus | null
   readonly observe?: ObserveStatus | null
-  readonly audit?: AuditStatusView | null
+  readonly audit?: AuditStatus | null
   /** The compiled policy and the packed rules' origins (what the engine's hit counters are indexed by). */
   readonly policy?: { readonly table: PolicyTable; readonly origins: readonly number[] } | null
   readonly auth?: AuthStatus | null

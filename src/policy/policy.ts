@@ -57,11 +57,6 @@ export interface PolicyTable {
 
 export const ALLOW_ALL: PolicyTable = { enforced: false, default: 'allow', rules: [], hash: 'none' }
 
-/** True when the config asks for enforcement (rules or a default written). */
-export function policyEnforced(config: Pick<Config, 'policies'>): boolean {
-  return config.policies.enforced
-}
-
 export function ruleText(r: PolicyRuleConfig): string {
   const from = r.from.kind === 'any' ? 'any' : r.from.kind === 'group' ? `group:${r.from.group}` : r.from.kind === 'peer' ? `peer:${r.from.peer}` : r.from.cidr
   const to = r.to.kind === 'any' ? 'any' : r.to.cidr

@@ -6,7 +6,7 @@
 import type { Config } from '../config/types.js'
 import { desiredFromConfig } from './desired.js'
 import { engineFromConfig, type EngineState } from './engine.js'
-import { compilePolicy, type PolicyMember } from '../policy/policy.js'
+import { compilePolicy, type PolicyMember, type PolicyTable } from '../policy/policy.js'
 import { packPolicy } from '../policy/pack.js'
 import { parseCidr, prefixContains } from '../net/ip.js'
 import { computeMeshRoutes, type ConnectedPeer, type MeshRoutes } from './routes.js'
@@ -34,7 +34,11 @@ export interface NodeFacts {
 }
 
 /** The desired node state and the routes it came from (with the claims refused, for logs and status). */
-export function desiredNode(config: Config, facts: NodeFacts, previous: MeshRoutes | null = null): { state: NodeState; routes: MeshRoutes } {
+export function desiredNode(
+  config: Config,
+  facts: NodeFacts,
+  previous: MeshRoutes | null = null,
+): { state: NodeState; routes: MeshRoutes; policy: { table: PolicyTable; origins: readonly number[] } | null } {
   const routes = computeMeshRoutes(config, facts.self, facts.peers, previous)
   const kernel = desiredFromConfig(config, {
     overlayAddresses: facts.self,
@@ -42,9 +46,11 @@ export function desiredNode(config: Config, facts: NodeFacts, previous: MeshRout
     tunMtu: facts.tunMtu,
     exit: { ipv4: routes.exit?.ipv4.mode ?? 'off', ipv6: routes.exit?.ipv6.mode ?? 'off' },
   })
-  const engine = engineFromConfig(config, { selfKey: facts.selfKey, fib: routes.fib, acl: policyAcl(config, facts.self, routes.fib) })
+  const policy = config.policies.enforced ? compilePolicy(config, policyMembers(config, facts.self, routes.fib)) : null
+  const packed = policy ? packPolicy(policy) : null
+  const engine = engineFromConfig(config, { selfKey: facts.selfKey, fib: routes.fib, acl: packed?.acl ?? '' })
   const firewall = firewallFromInputs(firewallInputs(config, { peers: facts.peers, memberAddress: facts.memberAddress ?? (() => null) }))
-  return { state: { kernel, firewall, engine }, routes }
+  return { state: { kernel, firewall, engine }, routes, policy: policy && packed ? { table: policy, origins: packed.origins } : null }
 }
 
 /**
@@ -69,7 +75,3 @@ export function policyMembers(config: Config, self: { readonly ipv4: string; rea
   ]
 }
 
-function policyAcl(config: Config, self: NodeFacts['self'], fib: readonly { readonly prefix: string; readonly peer: string }[]): string {
-  if (!config.policies.enforced) return ''
-  return packPolicy(compilePolicy(config, policyMembers(config, self, fib))).acl
-}
