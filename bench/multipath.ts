@@ -13,8 +13,20 @@
  * against its idle p99), then MPTCP and QuicEther again with the biggest
  * uplink cut half-way. The table shows each figure beside its bar.
  *
- *   sudo npx tsx bench/multipath.ts [--seconds 20] [--quick] [--only rural,creator,homelab]
+ *   sudo npx tsx bench/multipath.ts [--seconds 20] [--quick] [--only rural,creator,homelab,rural-down|none]
  *                                   [--streams 1,4] [--mode aggregate] [--congestion cubic] [--json] [--out FILE]
+ *                                   [--random N [--seed S] [--mix K] [--directions up,down,both] [--random-seconds 10] [--budget 400]]
+ *
+ * rural-down is the rural user's acceptance scenario: their real uplinks
+ * (DSL 5/25, cable 10/50, LTE 20/50 with 1% loss, Starlink 20/100 Mbit/s
+ * up/down), a download (gateway → client) with Starlink cut half-way.
+ *
+ * --random N draws N uplink mixes from a seed (src/lab/bond-mixes.ts; a
+ * fresh one from the clock, printed, unless --seed is given; --mix K runs
+ * only the K-th of them, to replay it) and measures each in every direction
+ * set and -P (src/lab/bond-random.ts), then reports every mix and the worst
+ * and median over all of them against the issue's bars. The named
+ * scenarios run in the same invocation unless --only none.
  *
  * Needs the compiled tree (npm run build: the daemons run it) and mptcpize.
  * JSON goes to --out (default <tmp>/quicether-multipath.json) or to stdout
@@ -28,16 +40,21 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { BondLab } from '../src/lab/bond.js'
 import { bondResult, mptcpFigures, rawResult, warmupFor, type Measured, type MptcpFigures } from '../src/lab/bond-figures.js'
-import { biggestUplink, describeUplink, parseCongestion, parseMode, parseUplinks, rateSum, type BondMode, type CutSpec, type UplinkSpec } from '../src/lab/bond-spec.js'
+import { describeUplink, parseCongestion, parseMode, parseUplinks, type BondMode, type CutSpec, type UplinkSpec } from '../src/lab/bond-spec.js'
 import { fmt, round, sumOrNull, type BondResult, type RawResult } from '../src/lab/bond-report.js'
 import { withInterrupts } from '../src/lab/interrupt.js'
 import { requireMptcpize } from '../src/lab/mptcp.js'
 import { parsePositiveInt } from '../src/lab/units.js'
+import { RURAL_UPLINK_FLAGS } from '../src/lab/demo-bond.js'
+import { biggestUplinkOf, parseDirection, rateSumOf, type Direction, type DirectionSet } from '../src/lab/bond-direction.js'
+import { drawMixes, freshSeed } from '../src/lab/bond-mixes.js'
+import { runMix, summarizeMixes, type MixBar, type MixResult } from '../src/lab/bond-random.js'
 
-const SCENARIOS: Record<string, { title: string; uplinks: string[] }> = {
+const SCENARIOS: Record<string, { title: string; uplinks: string[]; direction?: Direction }> = {
   rural: { title: 'rural user: DSL, cable, LTE, Starlink', uplinks: ['dsl=25mbit,15ms', 'cable=50mbit,10ms', 'lte=50mbit,35ms', 'starlink=100mbit,40ms'] },
   creator: { title: 'travelling creator: hotel Wi-Fi + phone hotspot', uplinks: ['wifi=50mbit,0ms,2%', 'hotspot=100mbit,30ms'] },
   homelab: { title: 'dual-ISP homelab', uplinks: ['isp1=100mbit,5ms', 'isp2=100mbit,20ms'] },
+  'rural-down': { title: "rural user's download: DSL, cable, LTE, Starlink at their real up/down rates, Starlink cut", uplinks: [...RURAL_UPLINK_FLAGS], direction: 'down' },
 }
 
 /** The issue's bars. */
@@ -46,7 +63,7 @@ const BAR = { efficiencyP4: 0.95, efficiencyP1: 0.9, dipMs: 1000, resets: 0, int
 interface StreamFigures {
   streams: number
   raw: RawResult
-  singles: (number | null)[]
+  singles: readonly (number | null)[]
   singles_error?: string
   single_sum_mbit: number | null
   bonded: BondResult | null
@@ -59,6 +76,7 @@ interface StreamFigures {
 interface ScenarioResult {
   name: string
   title: string
+  direction: Direction
   uplinks: string[]
   sum_mbit: number
   run_id: string
@@ -82,35 +100,41 @@ async function attempt<T>(signal: AbortSignal, say: (s: string) => void, what: s
 
 async function scenario(name: string, o: { seconds: number; streams: number[]; mode: BondMode; congestion: string; signal: AbortSignal; say: (s: string) => void }): Promise<ScenarioResult> {
   const def = SCENARIOS[name]!
+  const dir: Direction = def.direction ?? 'up'
   const uplinks: UplinkSpec[] = parseUplinks(def.uplinks)
-  const cut: CutSpec = { index: biggestUplink(uplinks), atS: o.seconds / 2 }
+  const cut: CutSpec = { index: biggestUplinkOf(uplinks, dir), atS: o.seconds / 2 }
   const say = (s: string): void => o.say(`${name}: ${s}`)
   const bl = new BondLab({ uplinks, congestion: o.congestion, signal: o.signal, progress: say })
-  const base = { name, title: def.title, uplinks: uplinks.map((u) => `${u.name} ${describeUplink(u)}`), sum_mbit: round(rateSum(uplinks) / 1e6, 3), run_id: bl.runId }
+  const base = { name, title: def.title, direction: dir, uplinks: uplinks.map((u) => `${u.name} ${describeUplink(u)}`), sum_mbit: round(rateSumOf(uplinks, dir) / 1e6, 3), run_id: bl.runId }
   try {
     await bl.start()
     const ifnames = bl.lab.links.map((l) => l.ifA)
     const raws = new Map<number, Measured[]>()
-    for (const P of o.streams) raws.set(P, await bl.raw(P, o.seconds))
+    for (const P of o.streams) raws.set(P, await bl.raw(P, o.seconds, dir))
+    // Kernel MPTCP is measured for uploads (the client opens the subflows); a download scenario has none.
     const mptcp = new Map<number, { plain: Awaited<ReturnType<typeof attempt<MptcpFigures>>>; cut: Awaited<ReturnType<typeof attempt<MptcpFigures>>> }>()
-    for (const P of o.streams) {
+    for (const P of dir === 'up' ? o.streams : []) {
       const tcp = raws.get(P)!.map((m) => m.mbit)
       const plain = await attempt(o.signal, say, `MPTCP -P${P}`, async () => mptcpFigures(await bl.mptcp({ streams: P, seconds: o.seconds, cut: null }), tcp, null, o.seconds))
       const withCut = await attempt(o.signal, say, `MPTCP -P${P} with a cut`, async () => mptcpFigures(await bl.mptcp({ streams: P, seconds: o.seconds, cut }), tcp, cut, o.seconds))
       mptcp.set(P, { plain, cut: withCut })
     }
-    const singlesRun = await attempt(o.signal, say, 'QuicEther over each uplink alone', () => bl.singles(o.streams, o.seconds))
-    const singles = singlesRun.value ?? uplinks.map(() => o.streams.map(() => null))
+    const singlesRun = await attempt(o.signal, say, 'QuicEther over each uplink alone', () => bl.singles(o.streams, o.seconds, [dir]))
     const streams: StreamFigures[] = []
-    for (const [k, P] of o.streams.entries()) {
-      const single = singles.map((row) => row[k]?.mbit ?? null)
-      const common = { uplinks, ifnames, singles: single, mode: o.mode, streams: P, seconds: o.seconds, congestion: o.congestion, runId: bl.runId }
-      const bonded = await attempt(o.signal, say, `bonded -P${P}`, async () => bondResult({ ...common, run: await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut: null, interactive: true }), cut: null }))
-      const bondedCut = await attempt(o.signal, say, `bonded -P${P} with a cut`, async () => bondResult({ ...common, run: await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut, interactive: false }), cut }))
-      const m = mptcp.get(P)!
+    const one = async (P: number, c: CutSpec | null): Promise<BondResult> => {
+      const [run] = await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut: c, interactive: c === null, direction: dir })
+      if (!run) throw new Error('the bonded transfer did not run')
+      return bondResult({ ...common(P), run, cut: c })
+    }
+    const common = (P: number): Omit<Parameters<typeof bondResult>[0], 'run' | 'cut'> => ({ uplinks, ifnames, singles: singlesRun.value?.mbit(dir, dir, P) ?? uplinks.map(() => null), singlesCpu: singlesRun.value?.cpu(dir, P) ?? null, mode: o.mode, streams: P, seconds: o.seconds, congestion: o.congestion, runId: bl.runId })
+    for (const P of o.streams) {
+      const single = common(P).singles
+      const bonded = await attempt(o.signal, say, `bonded -P${P}`, () => one(P, null))
+      const bondedCut = await attempt(o.signal, say, `bonded -P${P} with a cut`, () => one(P, cut))
+      const m = mptcp.get(P) ?? { plain: { value: null }, cut: { value: null } }
       streams.push({
         streams: P,
-        raw: rawResult({ runs: raws.get(P)!, uplinks, streams: P, seconds: o.seconds, congestion: o.congestion, runId: bl.runId }),
+        raw: rawResult({ runs: raws.get(P)!, uplinks, streams: P, seconds: o.seconds, congestion: o.congestion, runId: bl.runId, direction: dir }),
         singles: single,
         ...(singlesRun.error ? { singles_error: singlesRun.error } : {}),
         single_sum_mbit: sumOrNull(single),
@@ -185,7 +209,7 @@ function table(head: string[], rows: string[][]): string[] {
 function render(results: ScenarioResult[], o: { seconds: number; mode: BondMode; congestion: string }): string {
   const out: string[] = [`iperf3 TCP (${o.congestion}), ${o.seconds} s per transfer, goodput after a ${warmupFor(o.seconds)} s warm-up; bonded mode ${o.mode}; the biggest uplink is cut at ${o.seconds / 2} s`]
   for (const s of results) {
-    out.push('', `${s.name} — ${s.title} (run ${s.run_id})`, `  uplinks: ${s.uplinks.join('; ')}; sum of rates ${fmt(s.sum_mbit)} Mbit/s`)
+    out.push('', `${s.name} — ${s.title} (run ${s.run_id})`, `  ${s.direction === 'up' ? 'upload (client → gateway)' : 'download (gateway → client)'}; uplinks: ${s.uplinks.join('; ')}; sum of rates ${fmt(s.sum_mbit)} Mbit/s this way`)
     if (!s.ok) {
       out.push(`  failed: ${s.error}`)
       continue
@@ -198,6 +222,7 @@ function render(results: ScenarioResult[], o: { seconds: number; mode: BondMode;
       ['  QuicEther bonded', (f) => (f.bonded ? `${f.bonded.bonded ? '' : 'NOT BONDED: '}${fmt(f.bonded.total_mbit)} (${f.bonded.paths.map((p) => fmt(p.mbit)).join(' + ')})` : 'failed')],
       ['  kernel MPTCP', (f) => (f.mptcp ? `${fmt(f.mptcp.total_mbit)} (${f.mptcp.links_used} links, eff ${fmt(f.mptcp.efficiency, 3)})` : 'failed')],
       ['  QuicEther bonded, cut', (f) => (f.cut.bonded ? `${fmt(f.cut.bonded.cut?.pre_mbit ?? null)} → ${fmt(f.cut.bonded.cut?.post_mbit ?? null)}` : 'failed')],
+      ['  CPU s/Gbit bonded vs alone', (f) => (f.bonded ? `${fmt(f.bonded.cpu.bonded_s_per_gbit, 3)} vs ${fmt(f.bonded.cpu.single_s_per_gbit, 3)} (+${fmt(f.bonded.cpu.extra_s_per_gbit, 3)})` : 'failed')],
       ['  kernel MPTCP, cut', (f) => (f.cut.mptcp ? `${fmt(f.cut.mptcp.cut?.pre_mbit ?? null)} → ${fmt(f.cut.mptcp.cut?.post_mbit ?? null)}` : 'failed')],
     ]
     out.push(...table(head, rows.map(([k, get]) => [k, ...s.streams.map((f) => cell(f, get))])))
@@ -206,6 +231,33 @@ function render(results: ScenarioResult[], o: { seconds: number; mode: BondMode;
     const nb = s.streams.find((f) => f.bonded && !f.bonded.bonded)?.bonded
     if (nb) out.push(`  ${nb.bond_detection}`)
   }
+  return out.join('\n')
+}
+
+/** One mix's rows: uplinks, raw check, each direction set and -P, the cuts. */
+function renderMix(m: MixResult): string {
+  const out = [`mix ${m.index} (run ${m.run_id})${m.mix.scaled < 1 ? `, rates scaled ×${m.mix.scaled} to the budget` : ''}: ${m.uplinks.join('; ')}`]
+  if (!m.ok) out.push(`  failed: ${m.error}`)
+  for (const r of m.raw) out.push(`  raw ${r.direction}: ${r.links.map((l) => fmt(l.ratio, 2)).join(' ')} of each link's rate${r.pass ? '' : ' (the emulation fell short)'}`)
+  const rows = m.figures.map((f) => [
+    `  ${f.set === 'both' ? 'both: ' : ''}${f.direction}`,
+    `-P${f.streams}`,
+    `${fmt(f.total_mbit)} / ${fmt(f.single_sum_mbit)}`,
+    fmt(f.efficiency, 3),
+    `${fmt(f.rate_efficiency, 3)}${f.rate_judged ? '' : ' (lossy)'}`,
+    fmt(f.interactive_delta_ms, 2),
+    `${fmt(f.cpu_bonded_s_per_gbit, 2)} / ${fmt(f.cpu_single_s_per_gbit, 2)}`,
+    String(f.resets),
+  ])
+  out.push(...table(['  direction', 'streams', 'bonded / alone Mbit/s', 'efficiency', 'of rates', 'ping Δ ms', 'CPU s/Gbit', 'resets'], rows))
+  for (const c of m.cuts) out.push(`  cut uplink ${c.uplink} at ${c.at_s} s, ${c.direction} -P${c.streams}: dip ${c.dip_ms ?? '—'} ms${c.recovered === false ? ' (never recovered)' : ''}, ${fmt(c.pre_mbit)} → ${fmt(c.post_mbit)} Mbit/s (surviving ${fmt(c.surviving_mbit)}), ${c.resets} resets`)
+  return out.join('\n')
+}
+
+function renderMixes(ms: readonly MixResult[], bars: readonly MixBar[], o: { seed: number; count: number; seconds: number }): string {
+  const out = [`random mixes: ${o.count} from seed ${o.seed}, ${o.seconds} s per transfer`, '']
+  for (const m of ms) out.push(renderMix(m), '')
+  out.push(...table(['  bar (all mixes)', 'target', 'measured', 'where', 'verdict'], bars.map((b) => [`  ${b.what}`, b.bar, b.measured, b.worst, b.pass === null ? 'n/a' : b.pass ? 'PASS' : 'FAIL'])))
   return out.join('\n')
 }
 
@@ -220,13 +272,26 @@ async function main(): Promise<number> {
       congestion: { type: 'string', default: 'cubic' },
       json: { type: 'boolean', default: false },
       out: { type: 'string' },
+      random: { type: 'string' },
+      seed: { type: 'string' },
+      mix: { type: 'string' },
+      directions: { type: 'string' },
+      'random-seconds': { type: 'string' },
+      budget: { type: 'string' },
     },
   })
   const quick = values.quick ?? false
   const seconds = parsePositiveInt(values.seconds ?? (quick ? '6' : '20'), '--seconds', 600)
   if (seconds < 4) throw new Error('--seconds: at least 4 (the cut comes half-way, after the warm-up)')
   const streams = (values.streams ?? (quick ? '4' : '1,4')).split(',').map((x) => parsePositiveInt(x.trim(), '--streams', 64))
-  const only = values.only ? values.only.split(',').map((x) => x.trim()) : Object.keys(SCENARIOS)
+  const only = values.only === 'none' ? [] : values.only ? values.only.split(',').map((x) => x.trim()) : Object.keys(SCENARIOS)
+  const randomCount = values.random === undefined ? 0 : parsePositiveInt(values.random, '--random', 1000)
+  const seed = values.seed === undefined ? freshSeed() : Number(values.seed)
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`--seed: '${values.seed}' is not an integer in 0..4294967295`)
+  const mixOnly = values.mix === undefined ? null : parsePositiveInt(values.mix, '--mix', randomCount || 1)
+  const sets: DirectionSet[] = (values.directions ?? 'up,down,both').split(',').map((x) => parseDirection(x))
+  const randomSeconds = parsePositiveInt(values['random-seconds'] ?? (quick ? '6' : '10'), '--random-seconds', 600)
+  const budget = parsePositiveInt(values.budget ?? '400', '--budget', 100_000)
   for (const n of only) if (!SCENARIOS[n]) throw new Error(`--only: unknown scenario '${n}' (${Object.keys(SCENARIOS).join(', ')})`)
   const mode = parseMode(values.mode ?? 'aggregate')
   const congestion = parseCongestion(values.congestion ?? 'cubic')
@@ -236,11 +301,19 @@ async function main(): Promise<number> {
   }
   requireMptcpize()
   const say = (s: string): void => void process.stderr.write(`bench: ${s}\n`)
-  const results = await withInterrupts(async (signal) => {
+  const mixes = randomCount ? drawMixes(seed, randomCount, budget).filter((m) => mixOnly === null || m.index === mixOnly) : []
+  if (randomCount) say(`random mixes: ${randomCount} drawn from seed ${seed} (replay: --random ${randomCount} --seed ${seed}${mixOnly ? ` --mix ${mixOnly}` : ''})`)
+  const { results, mixResults } = await withInterrupts(async (signal) => {
     const out: ScenarioResult[] = []
     for (const name of only) out.push(await scenario(name, { seconds, streams, mode, congestion, signal, say }))
-    return out
+    const mixOut: MixResult[] = []
+    for (const m of mixes) {
+      mixOut.push(await runMix(m, { seconds: randomSeconds, streams, sets, mode, congestion, signal, say }))
+      process.stderr.write(renderMix(mixOut[mixOut.length - 1]!) + '\n')
+    }
+    return { results: out, mixResults: mixOut }
   })
+  const mixBars = mixResults.length ? summarizeMixes(mixResults) : []
   const doc = {
     bench: 'multipath',
     date: new Date().toISOString(),
@@ -252,8 +325,10 @@ async function main(): Promise<number> {
     bars: BAR,
     results,
     summary: results.flatMap((s) => s.streams.flatMap((f) => bars(s, f))),
+    ...(randomCount ? { random: { seed, count: randomCount, mix: mixOnly, seconds: randomSeconds, directions: sets, budget_mbit: budget, mixes: mixResults, bars: mixBars } } : {}),
   }
-  const text = render(results, { seconds, mode, congestion })
+  let text = render(results, { seconds, mode, congestion })
+  if (randomCount) text += '\n\n' + renderMixes(mixResults, mixBars, { seed, count: randomCount, seconds: randomSeconds })
   if (values.json) {
     process.stderr.write(text + '\n')
     process.stdout.write(JSON.stringify(doc, null, 2) + '\n')
@@ -262,7 +337,7 @@ async function main(): Promise<number> {
     writeFileSync(file, JSON.stringify(doc, null, 2) + '\n')
     process.stdout.write(text + `\n\nJSON: ${file}\n`)
   }
-  const failed = results.some((s) => !s.ok || s.streams.some((f) => f.singles_error || f.bonded_error || f.mptcp_error || f.cut.bonded_error || f.cut.mptcp_error))
+  const failed = mixResults.some((m) => !m.ok) || results.some((s) => !s.ok || s.streams.some((f) => f.singles_error || f.bonded_error || f.mptcp_error || f.cut.bonded_error || f.cut.mptcp_error))
   return failed ? 1 : 0
 }
 

@@ -48,6 +48,7 @@ interface BondFlags {
   raw?: boolean
   mptcp?: boolean
   congestion: string
+  direction: string
   json?: boolean
 }
 
@@ -221,7 +222,9 @@ Examples:
     .description(
       'Builds a client with one emulated link per --uplink to a gateway (each link its own path: own\n' +
         'interfaces and addresses), measures QuicEther over each uplink alone, then bonded over all of\n' +
-        'them (iperf3 TCP client → gateway through the tunnel), optionally cutting one uplink mid-way.\n' +
+        'them (iperf3 TCP through the tunnel: --direction up is client → gateway, down is gateway →\n' +
+        'client at each uplink\'s download rate, both runs the two at once), optionally cutting one\n' +
+        'uplink mid-way. Every figure in the output says which direction it is for.\n' +
         'With --raw: the links alone, no QuicEther, one iperf3 flow per link in parallel.',
     )
     .option('--uplink <spec>', '[NAME=]RATE[,DELAY[,LOSS]], one per uplink: 50mbit,10ms,1% or 50/10mbit,20ms (up/down)', (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -229,6 +232,7 @@ Examples:
     .option('--streams <n>', 'parallel TCP streams (iperf3 -P)', '1')
     .option('--seconds <n>', 'length of each transfer (each single-uplink run and the bonded run)', '10')
     .option('--cut <N@T>', 'cut uplink N (counting from 1) T seconds into the bonded transfer, e.g. 2@5')
+    .option('--direction <dir>', 'up (client → gateway), down (gateway → client) or both at once', 'up')
     .option('--raw', 'the emulated links alone, no QuicEther: each must reach 95% of its rate')
     .option('--mptcp', 'also measure kernel MPTCP over the same links (needs mptcpize)')
     .option('--congestion <cc>', 'TCP congestion control of the iperf3 flows (iperf3 -C)', 'cubic')
@@ -240,6 +244,8 @@ Examples:
       const streams = parsePositiveInt(f.streams, '--streams', 128)
       const congestion = parseCongestion(f.congestion)
       const mode = parseMode(f.mode)
+      const { parseDirection } = await import('../lab/bond-direction.js')
+      const direction = parseDirection(f.direction)
       if (f.raw && f.cut !== undefined) throw new LabSpecError('--cut: a cut needs the bonded run; --raw measures the links alone')
       const cut = f.cut === undefined ? null : parseCut(f.cut, uplinks.length, seconds)
       if (f.mptcp && uplinks.length < 2) throw new LabSpecError('--mptcp: MPTCP needs two or more uplinks')
@@ -247,17 +253,17 @@ Examples:
       const { runBond, runRaw } = await import('../lab/bond.js')
       const { renderBond, renderRaw, fmt } = await import('../lab/bond-report.js')
       if (f.raw) {
-        const r = await withInterrupts((signal) => runRaw({ uplinks, streams, seconds, congestion, signal, progress }))
-        print(f.json ? JSON.stringify(r, null, 2) : renderRaw(r))
+        const r = await withInterrupts((signal) => runRaw({ uplinks, streams, seconds, congestion, direction, signal, progress }))
+        print(f.json ? JSON.stringify(r, null, 2) : r.map(renderRaw).join('\n\n'))
         return
       }
-      const r = await withInterrupts((signal) => runBond({ uplinks, mode, streams, seconds, cut, congestion, mptcp: f.mptcp ?? false, signal, progress }))
+      const all = await withInterrupts((signal) => runBond({ uplinks, mode, streams, seconds, cut, congestion, direction, mptcp: f.mptcp ?? false, signal, progress }))
       if (f.json) {
-        print(JSON.stringify(r, null, 2))
+        print(JSON.stringify(all, null, 2))
         return
       }
-      print(renderBond(r, uplinks))
-      const m = r.mptcp
+      print(all.results.map((r) => renderBond(r, uplinks)).join('\n\n'))
+      const m = all.results[0]?.mptcp
       if (m) {
         print()
         print(`kernel MPTCP   ${fmt(m.total_mbit)} Mbit/s over ${m.links_used} link(s) (${m.subflows_joined} subflow(s) joined to ${m.connections} connection(s)); ` +

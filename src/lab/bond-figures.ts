@@ -5,7 +5,8 @@
  * shapes and tables). A figure that was not measured is null.
  */
 import { meanMbit } from './bond-series.js'
-import { rateSum, type BondMode, type CutSpec, type UplinkSpec } from './bond-spec.js'
+import type { BondMode, CutSpec, UplinkSpec } from './bond-spec.js'
+import { rateOf, rateSumOf, type Direction, type DirectionSet } from './bond-direction.js'
 import type { BondVerdict, DaemonBond } from './bond-paths.js'
 import type { TransferResult } from './bond-transfer.js'
 import {
@@ -73,8 +74,29 @@ export function measured(t: TransferResult, seconds: number): Measured {
   return { mbit: goodput(t, seconds), iperfMbit: t.iperf ? round(t.iperf.mbit, 2) : null, retransmits: t.iperf?.retransmits ?? null, error: t.error }
 }
 
+/** CPU the two daemons used during a measured run, and the goodput it moved (every direction of the run). */
+export interface RunCpu {
+  readonly seconds: number
+  readonly bytes: number
+}
+
+/** CPU seconds per Gbit of goodput; null when nothing moved. */
+export function cpuPerGbitOf(c: RunCpu | null | undefined): number | null {
+  if (!c || c.bytes <= 0) return null
+  return round(c.seconds / ((c.bytes * 8) / 1e9), 3)
+}
+
+/** Bytes the receiver reported over the whole series (the warm-up included: the CPU was spent on it too). */
+export function seriesBytes(t: Pick<TransferResult, 'points'>): number {
+  return t.points.reduce((s, p) => s + (p.mbit * 1e6 * Math.max(0, p.endMs - p.startMs)) / 1000 / 8, 0)
+}
+
 /** What one bonded run measured, before it is set against the singles. */
 export interface BondedRun {
+  /** Which way this transfer ran (a `both` run yields one of each). */
+  readonly direction: Direction
+  /** The daemons' CPU over the run (shared by the directions of a `both` run); null when not measured. */
+  readonly cpu: RunCpu | null
   readonly verdict: BondVerdict
   readonly daemonPaths: number | null
   /** The daemons' counts over the transfer: reordering at the gateway (where it arrives), re-sends at the client; null when they report none. */
@@ -119,8 +141,15 @@ export function bondResult(o: {
   congestion: string | null
   cut: CutSpec | null
   runId: string
+  /** The single-uplink runs' CPU, summed over the uplinks (bonded CPU per Gbit is set beside it). */
+  singlesCpu?: RunCpu | null
+  /** Each uplink's mean rate in this direction over the transfer, bits/s, when it moved (a varied uplink); else its configured rate. */
+  rates?: readonly number[]
 }): BondResult {
   const { run, uplinks } = o
+  const dir = run.direction
+  const rates = o.rates ?? uplinks.map((u) => rateOf(u, dir))
+  const rateTotal = rates.reduce((s, r) => s + r, 0)
   const t = run.transfer
   const total = goodput(t, o.seconds)
   const singleSum = sumOrNull(o.singles)
@@ -131,10 +160,11 @@ export function bondResult(o: {
       uplink: i + 1,
       name: u.name,
       ifname: o.ifnames[i] ?? '',
-      rate_mbit: (u.up.rate ?? 0) / 1e6,
+      rate_mbit: round((rates[i] ?? 0) / 1e6, 3),
+      rate_up_mbit: (u.up.rate ?? 0) / 1e6,
       rate_down_mbit: (u.down.rate ?? 0) / 1e6,
-      delay_ms: u.up.delay,
-      loss_cfg: u.up.loss,
+      delay_ms: dir === 'up' ? u.up.delay : u.down.delay,
+      loss_cfg: dir === 'up' ? u.up.loss : u.down.loss,
       single_mbit: o.singles[i] ?? null,
       mbit: shares[i] ?? null,
       wire_mbit: l.wireMbit,
@@ -151,7 +181,10 @@ export function bondResult(o: {
     dip = f.dipMs
     cut = f.cut
   }
+  const cpuBonded = cpuPerGbitOf(run.cpu)
+  const cpuSingle = cpuPerGbitOf(o.singlesCpu)
   return {
+    direction: dir,
     bonded: run.verdict.bonded,
     bond_detection: run.verdict.why,
     daemon_paths: run.daemonPaths,
@@ -161,9 +194,10 @@ export function bondResult(o: {
     congestion: o.congestion,
     total_mbit: total,
     single_sum_mbit: singleSum,
-    sum_mbit: round(rateSum(uplinks) / 1e6, 3),
+    sum_mbit: round(rateTotal / 1e6, 3),
     efficiency: ratio(total, singleSum),
-    rate_efficiency: ratio(total, rateSum(uplinks) / 1e6),
+    rate_efficiency: ratio(total, rateTotal / 1e6),
+    cpu: { bonded_s_per_gbit: cpuBonded, single_s_per_gbit: cpuSingle, extra_s_per_gbit: cpuBonded !== null && cpuSingle !== null ? round(cpuBonded - cpuSingle, 3) : null },
     paths,
     dip_ms: dip,
     resets: run.resets,
@@ -178,20 +212,22 @@ export function bondResult(o: {
 }
 
 /** The raw links' figures against their rates. */
-export function rawResult(o: { runs: readonly Measured[]; uplinks: readonly UplinkSpec[]; streams: number; seconds: number; congestion: string | null; runId: string }): RawResult {
+export function rawResult(o: { runs: readonly Measured[]; uplinks: readonly UplinkSpec[]; streams: number; seconds: number; congestion: string | null; runId: string; direction?: Direction }): RawResult {
+  const dir = o.direction ?? 'up'
   const links = o.uplinks.map((u, i) => {
     const m = o.runs[i]!
-    const rate = (u.up.rate ?? 0) / 1e6
-    return { uplink: i + 1, name: u.name, rate_mbit: rate, mbit: m.mbit, ratio: ratio(m.mbit, rate), retransmits: m.retransmits, error: m.error, lossy: u.up.loss > 0 }
+    const rate = rateOf(u, dir) / 1e6
+    return { uplink: i + 1, name: u.name, rate_mbit: rate, mbit: m.mbit, ratio: ratio(m.mbit, rate), retransmits: m.retransmits, error: m.error, lossy: (dir === 'up' ? u.up.loss : u.down.loss) > 0 }
   })
   return {
+    direction: dir,
     raw: true,
     streams: o.streams,
     seconds: o.seconds,
     congestion: o.congestion,
     links,
     total_mbit: sumOrNull(links.map((l) => l.mbit)),
-    sum_mbit: round(rateSum(o.uplinks) / 1e6, 3),
+    sum_mbit: round(rateSumOf(o.uplinks, dir) / 1e6, 3),
     bar: RAW_BAR,
     pass: links.every((l) => l.error === null && (l.lossy || (l.ratio !== null && l.ratio >= RAW_BAR))),
     run_id: o.runId,
@@ -231,5 +267,39 @@ export function mptcpFigures(m: MptcpRun, tcpSingles: readonly (number | null)[]
     resets: m.resets,
     subflow_failures: m.subflowFailures,
     error: m.transfer.error,
+  }
+}
+
+/**
+ * QuicEther over each uplink alone, per direction set, direction and stream
+ * count: the goodput per uplink, and the daemons' CPU summed over the
+ * uplinks' runs.
+ */
+export class Singles {
+  readonly #m = new Map<string, (Measured | null)[]>()
+  readonly #cpu = new Map<string, RunCpu>()
+
+  constructor(readonly uplinks: number) {}
+
+  set(set: DirectionSet, dir: Direction, streams: number, uplink: number, m: Measured): void {
+    const k = `${set}/${dir}/${streams}`
+    const row = this.#m.get(k) ?? Array.from({ length: this.uplinks }, () => null)
+    row[uplink] = m
+    this.#m.set(k, row)
+  }
+
+  /** Goodput per uplink (null: not measured). */
+  mbit(set: DirectionSet, dir: Direction, streams: number): (number | null)[] {
+    return (this.#m.get(`${set}/${dir}/${streams}`) ?? Array.from({ length: this.uplinks }, () => null)).map((m) => m?.mbit ?? null)
+  }
+
+  addCpu(set: DirectionSet, streams: number, c: RunCpu): void {
+    const k = `${set}/${streams}`
+    const prev = this.#cpu.get(k) ?? { seconds: 0, bytes: 0 }
+    this.#cpu.set(k, { seconds: prev.seconds + c.seconds, bytes: prev.bytes + c.bytes })
+  }
+
+  cpu(set: DirectionSet, streams: number): RunCpu | null {
+    return this.#cpu.get(`${set}/${streams}`) ?? null
   }
 }

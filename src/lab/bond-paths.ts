@@ -74,9 +74,9 @@ export function daemonPaths(status: unknown, peerName: string): DaemonPath[] | n
   })
 }
 
-/** The daemon's path for a link: by uplink interface name, else by the gateway's address on the link. */
-export function pathForLink(paths: readonly DaemonPath[], ifname: string, gatewayAddr: string): DaemonPath | null {
-  return paths.find((p) => p.uplink === ifname) ?? paths.find((p) => p.remoteAddress === gatewayAddr) ?? null
+/** The daemon's path for a link: by uplink interface name (null: by address only, as on the accepting side), else by the far end's address on the link. */
+export function pathForLink(paths: readonly DaemonPath[], ifname: string | null, remoteAddr: string): DaemonPath | null {
+  return (ifname === null ? undefined : paths.find((p) => p.uplink === ifname)) ?? paths.find((p) => p.remoteAddress === remoteAddr) ?? null
 }
 
 /** Paths the daemon counts as up (a path without an `up` field counts when it reports an RTT). */

@@ -13,7 +13,7 @@
 import { computeDip, meanMbit, type SeriesPoint } from './bond-series.js'
 import type { DaemonBond } from './bond-paths.js'
 import type { BondMode, UplinkSpec } from './bond-spec.js'
-import { describeUplink, rateSum } from './bond-spec.js'
+import { describeUplink } from './bond-spec.js'
 
 /** a / b rounded to 3 digits; null when either is missing or b is not positive. */
 export function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
@@ -43,7 +43,9 @@ export interface PathFigure {
   readonly uplink: number
   readonly name: string
   readonly ifname: string
+  /** The link's rate in this figure's direction (its mean over the transfer when it varied). */
   readonly rate_mbit: number
+  readonly rate_up_mbit: number
   readonly rate_down_mbit: number
   readonly delay_ms: number
   readonly loss_cfg: number
@@ -82,7 +84,21 @@ export interface InteractiveFigures {
   readonly loaded_sent: number
 }
 
+/**
+ * The daemons' CPU seconds per Gbit of goodput: bonded (the run's two
+ * daemons), over single uplinks (summed over the uplinks' runs), and what
+ * bonding adds. Seconds per Gbit are cores at 1 Gbit/s: 0.1 = a tenth of a
+ * core per Gbit/s.
+ */
+export interface CpuFigures {
+  readonly bonded_s_per_gbit: number | null
+  readonly single_s_per_gbit: number | null
+  readonly extra_s_per_gbit: number | null
+}
+
 export interface BondResult {
+  /** up: client → gateway; down: gateway → client. */
+  readonly direction: 'up' | 'down'
   readonly bonded: boolean
   readonly bond_detection: string
   /** Paths the daemon reports to the gateway; null when it reports none. */
@@ -96,6 +112,7 @@ export interface BondResult {
   readonly sum_mbit: number
   readonly efficiency: number | null
   readonly rate_efficiency: number | null
+  readonly cpu: CpuFigures
   readonly paths: readonly PathFigure[]
   readonly dip_ms: number | null
   readonly resets: number
@@ -127,6 +144,7 @@ export interface RawLinkFigure {
 }
 
 export interface RawResult {
+  readonly direction: 'up' | 'down'
   readonly raw: true
   readonly streams: number
   readonly seconds: number
@@ -198,7 +216,7 @@ export function renderRaw(r: RawResult): string {
   const verdict = (l: RawLinkFigure): string => (l.error ? `failed: ${l.error}` : l.ratio !== null && l.ratio >= r.bar ? 'ok' : l.lossy ? 'loss-bound' : 'LOW')
   const rows = r.links.map((l) => [String(l.uplink), l.name, fmt(l.rate_mbit), fmt(l.mbit), l.ratio === null ? '—' : `${(l.ratio * 100).toFixed(1)}%`, verdict(l)])
   const out = [
-    `raw links, no QuicEther: one iperf3 TCP flow${r.streams > 1 ? ` (-P${r.streams})` : ''} per link, all in parallel, ${r.seconds} s${r.congestion ? `, ${r.congestion}` : ''}`,
+    `raw links, no QuicEther, ${r.direction === 'up' ? 'upload (client → gateway)' : 'download (gateway → client)'}: one iperf3 TCP flow${r.streams > 1 ? ` (-P${r.streams})` : ''} per link, all in parallel, ${r.seconds} s${r.congestion ? `, ${r.congestion}` : ''}`,
     '',
     ...table(['#', 'uplink', 'rate Mbit/s', 'goodput Mbit/s', 'of rate', `≥ ${Math.round(r.bar * 100)}%`], rows),
     '',
@@ -211,7 +229,7 @@ export function renderRaw(r: RawResult): string {
 /** The text `lab bond` prints. */
 export function renderBond(r: BondResult, uplinks: readonly UplinkSpec[]): string {
   const out: string[] = []
-  out.push(`QuicEther bonding, mode ${r.mode}, iperf3 TCP -P${r.streams}, ${r.seconds} s${r.congestion ? `, ${r.congestion}` : ''}; ${uplinks.length} uplinks, ${fmt(rateSum(uplinks) / 1e6)} Mbit/s in all`)
+  out.push(`QuicEther bonding, ${r.direction === 'up' ? 'upload (client → gateway)' : 'download (gateway → client)'}, mode ${r.mode}, iperf3 TCP -P${r.streams}, ${r.seconds} s${r.congestion ? `, ${r.congestion}` : ''}; ${uplinks.length} uplinks, ${fmt(r.sum_mbit)} Mbit/s in all this way`)
   out.push(r.bonded ? `bonded: yes — ${r.bond_detection}` : `BONDED: NO — ${r.bond_detection}. The figures below are what the daemon carried, not bonding.`)
   out.push('')
   const rows = r.paths.map((p, i) => [
@@ -233,7 +251,8 @@ export function renderBond(r: BondResult, uplinks: readonly UplinkSpec[]): strin
     ['total', `${fmt(r.total_mbit)} Mbit/s${r.error ? ` (iperf3 failed: ${r.error})` : ''}`],
     ['single_sum', `${fmt(r.single_sum_mbit)} Mbit/s (QuicEther over each uplink alone, summed)`],
     ['efficiency', `${fmt(r.efficiency, 3)} (total / single_sum)`],
-    ['rate_efficiency', `${fmt(r.rate_efficiency, 3)} (total / ${fmt(r.sum_mbit)} Mbit/s of configured rates)`],
+    ['rate_efficiency', `${fmt(r.rate_efficiency, 3)} (total / ${fmt(r.sum_mbit)} Mbit/s of link rates)`],
+    ['cpu', `${fmt(r.cpu.bonded_s_per_gbit, 3)} s/Gbit bonded, ${fmt(r.cpu.single_s_per_gbit, 3)} over single uplinks: bonding adds ${fmt(r.cpu.extra_s_per_gbit, 3)} (cores per Gbit/s, both daemons)`],
     ['retransmits', r.retransmits === null ? '—' : String(r.retransmits)],
     ['resets', `${r.resets} (TCP connections reset or failed)`],
   ]
@@ -244,7 +263,8 @@ export function renderBond(r: BondResult, uplinks: readonly UplinkSpec[]): strin
   }
   if (r.bond_stats) {
     const b = r.bond_stats
-    lines.push(['reordering', `${b.reordered} held back, ${b.late} late, ${b.dropped} dropped at the gateway; ${b.resent} re-sent by the client after a path died (the daemons' counts)`])
+    const [at, by] = r.direction === 'up' ? ['the gateway', 'the client'] : ['the client', 'the gateway']
+    lines.push(['reordering', `${b.reordered} held back, ${b.late} late, ${b.dropped} dropped at ${at}; ${b.resent} re-sent by ${by} after a path died (the daemons' counts)`])
   }
   if (r.interactive) {
     const i = r.interactive

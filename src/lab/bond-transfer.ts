@@ -122,6 +122,18 @@ export interface TransferResult {
   /** Wall clock of the client's start and end, ms. */
   readonly startWallMs: number
   readonly endWallMs: number
+  /** Wall clock of the series' zero (the first measured interval's start) and of the cut; null when absent. */
+  readonly zeroWallMs: number | null
+  readonly cutWallMs: number | null
+}
+
+/**
+ * A transfer that ran beside the one that applied a cut (a download beside
+ * an upload): the same cut placed on its own series' clock.
+ */
+export function withCutAt(t: TransferResult, cutWallMs: number | null): TransferResult {
+  if (cutWallMs === null || t.zeroWallMs === null) return t
+  return { ...t, cutWallMs, cutApplied: true, cutMs: cutWallMs - t.zeroWallMs }
 }
 
 /** iperf3 client arguments (pure; exported for tests). */
@@ -181,5 +193,6 @@ export async function transfer(init: TransferInit): Promise<TransferResult> {
   }
   const series = buildSeries(receiver.lines())
   const cutMs = cutWallMs !== null && Number.isFinite(series.zeroWallMs) ? cutWallMs - series.zeroWallMs : null
-  return { iperf, error, points: series.points, cutMs, cutApplied: cutWallMs !== null, startWallMs, endWallMs }
+  const zeroWallMs = Number.isFinite(series.zeroWallMs) ? series.zeroWallMs : null
+  return { iperf, error, points: series.points, cutMs, cutApplied: cutWallMs !== null, startWallMs, endWallMs, zeroWallMs, cutWallMs }
 }

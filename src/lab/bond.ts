@@ -33,13 +33,16 @@ import { LabSpecError } from './errors.js'
 import { bondedClient, bondedGateway, singleUplinkClient, type BondLinkInfo } from './bond-config.js'
 import { counterDelta, ifDelta, readIfCounters, readProcNet, resetReadingMs, tcpFailures, type IfCounters } from './bond-counters.js'
 import { bondDelta, bondVerdict, daemonBond, daemonPaths, linksCarrying, pathForLink, pathLoss, pathsUp, type DaemonPath } from './bond-paths.js'
-import { IntervalReceiver, transfer } from './bond-transfer.js'
+import { IntervalReceiver, transfer, withCutAt, type TransferResult } from './bond-transfer.js'
+import { CpuMeter } from './cpu.js'
+import { directionWord, directionsOf, type Direction, type DirectionSet } from './bond-direction.js'
 import { MPTCP_COUNTERS, setupMptcp } from './mptcp.js'
 import { readSchemaModes } from './bond-schema.js'
 import { round, type BondResult, type InteractiveFigures, type RawResult } from './bond-report.js'
-import { bondResult, describe, measured, mptcpFigures, rawResult, warmupFor, type BondedRun, type Measured, type MptcpFigures, type MptcpRun } from './bond-figures.js'
+import { Singles, bondResult, describe, measured, mptcpFigures, rawResult, seriesBytes, warmupFor, type BondedRun, type Measured, type MptcpFigures, type MptcpRun, type RunCpu } from './bond-figures.js'
 
 const PORT_TUNNEL = 5201
+const PORT_TUNNEL_DOWN = 5202
 const PORT_RAW = 5210
 const PORT_MPTCP = 5300
 /** DSCP EF in the TOS byte: the interactive class's pings. */
@@ -50,6 +53,12 @@ function after<T>(ms: number, fn: () => Promise<T>): Promise<T> {
   const p = new Promise<T>((resolve, reject) => setTimeout(() => fn().then(resolve, reject), ms))
   p.catch(() => undefined)
   return p
+}
+
+/** Called around each bonded transfer (the rate variation starts and stops with it). */
+export interface RunHooks {
+  start(): Promise<void> | void
+  stop(): Promise<void> | void
 }
 
 export interface BondLabInit {
@@ -114,16 +123,26 @@ export class BondLab {
     return this.#init.signal ? { signal: this.#init.signal } : {}
   }
 
-  /** iperf3 over every link at once, no tunnel: one flow (of `streams` streams) per link, bound to its addresses. */
-  async raw(streams: number, seconds: number): Promise<Measured[]> {
+  /** iperf3 over every link at once, no tunnel: one flow (of `streams` streams) per link, bound to its addresses, in `direction`. */
+  async raw(streams: number, seconds: number, direction: Direction = 'up'): Promise<Measured[]> {
     checkAborted(this.#init.signal)
-    this.#say(`raw links: iperf3 -P${streams} over each of the ${this.uplinks.length} links at once, ${seconds} s`)
-    const receivers = this.lab.links.map((l, i) => new IntervalReceiver({ netns: this.#ns(GATEWAY), bind: l.addrB.ipv4, port: PORT_RAW + i, runId: this.runId }))
+    this.#say(`raw links: iperf3 -P${streams} ${directionWord(direction)} over each of the ${this.uplinks.length} links at once, ${seconds} s`)
+    const up = direction === 'up'
+    const receivers = this.lab.links.map((l, i) => new IntervalReceiver({ netns: this.#ns(up ? GATEWAY : CLIENT), bind: up ? l.addrB.ipv4 : l.addrA.ipv4, port: PORT_RAW + i, runId: this.runId }))
     try {
       for (const r of receivers) await r.start()
       const runs = await Promise.all(
         this.lab.links.map((l, i) =>
-          transfer({ netns: this.#ns(CLIENT), to: l.addrB.ipv4, bind: l.addrA.ipv4, receiver: receivers[i]!, seconds, streams, congestion: this.#init.congestion, ...this.#signal() }),
+          transfer({
+            netns: this.#ns(up ? CLIENT : GATEWAY),
+            to: up ? l.addrB.ipv4 : l.addrA.ipv4,
+            bind: up ? l.addrA.ipv4 : l.addrB.ipv4,
+            receiver: receivers[i]!,
+            seconds,
+            streams,
+            congestion: this.#init.congestion,
+            ...this.#signal(),
+          }),
         ),
       )
       return runs.map((t) => measured(t, seconds))
@@ -136,35 +155,101 @@ export class BondLab {
     return startDaemons({ lab: this.lab, network: DEFAULT_NETWORK, detached: false, configFor, tag, ...this.#signal() })
   }
 
-  #tunnelAddr(): string {
-    return overlayAddresses(this.lab.spec, DEFAULT_NETWORK).get(GATEWAY)!.ipv4
+  /** A node's overlay address (the tunnel's end there). */
+  #tunnelAddr(node: string = GATEWAY): string {
+    return overlayAddresses(this.lab.spec, DEFAULT_NETWORK).get(node)!.ipv4
   }
 
-  /** QuicEther over each uplink alone: result[uplink][k] for `streamsList[k]`. */
-  async singles(streamsList: readonly number[], seconds: number): Promise<Measured[][]> {
-    const out: Measured[][] = []
+  /** The receiving end of a tunnelled transfer in `dir`: the gateway for uploads, the client for downloads. */
+  #tunnelReceiver(dir: Direction): IntervalReceiver {
+    const node = dir === 'up' ? GATEWAY : CLIENT
+    return new IntervalReceiver({ netns: this.#ns(node), bind: this.#tunnelAddr(node), port: dir === 'up' ? PORT_TUNNEL : PORT_TUNNEL_DOWN, runId: this.runId })
+  }
+
+  /**
+   * One transfer per direction of the set through the tunnel, at once; the
+   * cut (if any) is applied by the first and placed on every series' clock.
+   */
+  async #tunnelTransfers(receivers: ReadonlyMap<Direction, IntervalReceiver>, o: { streams: number; seconds: number; cut?: { atS: number; apply: () => Promise<void> } }): Promise<Map<Direction, TransferResult>> {
+    const dirs = [...receivers.keys()]
+    const runs = await Promise.all(
+      dirs.map((dir, k) =>
+        transfer({
+          netns: this.#ns(dir === 'up' ? CLIENT : GATEWAY),
+          to: this.#tunnelAddr(dir === 'up' ? GATEWAY : CLIENT),
+          receiver: receivers.get(dir)!,
+          seconds: o.seconds,
+          streams: o.streams,
+          congestion: this.#init.congestion,
+          ...(k === 0 && o.cut ? { cut: o.cut } : {}),
+          ...this.#signal(),
+        }),
+      ),
+    )
+    const cutWall = runs[0]?.cutWallMs ?? null
+    return new Map(dirs.map((d, k) => [d, k === 0 ? runs[k]! : withCutAt(runs[k]!, cutWall)]))
+  }
+
+  async #startReceivers(set: DirectionSet): Promise<Map<Direction, IntervalReceiver>> {
+    const receivers = new Map<Direction, IntervalReceiver>(directionsOf(set).map((d) => [d, this.#tunnelReceiver(d)]))
+    try {
+      for (const r of receivers.values()) await r.start()
+    } catch (err) {
+      for (const r of receivers.values()) await r.stop()
+      throw err
+    }
+    return receivers
+  }
+
+  /** The client's and the gateway's daemon processes, for their CPU. */
+  #cpuMeter(daemons: ReadonlyMap<string, LabDaemon>): CpuMeter {
+    return new CpuMeter([...daemons.values()].flatMap((d) => (d.pid === undefined ? [] : [d.pid])))
+  }
+
+  /**
+   * QuicEther over each uplink alone, for every stream count and direction
+   * set asked (one daemon pair per uplink): the baseline bonding is judged
+   * against. A `both` set runs its upload and download at once, so the
+   * baseline carries the same two-way load as the bonded run.
+   */
+  async singles(streamsList: readonly number[], seconds: number, sets: readonly DirectionSet[] = ['up']): Promise<Singles> {
+    const out = new Singles(this.uplinks.length)
     const links = this.links()
     for (let i = 0; i < this.uplinks.length; i++) {
       checkAborted(this.#init.signal)
-      this.#say(`QuicEther over uplink ${i + 1} (${this.uplinks[i]!.name}) alone: ${streamsList.map((p) => `-P${p}`).join(', ')}, ${seconds} s each`)
+      const what = sets.map((s) => (s === 'both' ? 'up+down' : s)).join(', ')
+      this.#say(`QuicEther over uplink ${i + 1} (${this.uplinks[i]!.name}) alone: ${streamsList.map((p) => `-P${p}`).join(', ')} × ${what}, ${seconds} s each`)
       const daemons = await this.#daemons(`single${i + 1}`, (node, c) => (node === CLIENT ? singleUplinkClient(c, links, i, DEFAULT_NETWORK.port) : c))
-      const receiver = new IntervalReceiver({ netns: this.#ns(GATEWAY), bind: this.#tunnelAddr(), port: PORT_TUNNEL, runId: this.runId })
       try {
-        await receiver.start()
-        const row: Measured[] = []
-        for (const streams of streamsList) {
-          const t = await transfer({ netns: this.#ns(CLIENT), to: this.#tunnelAddr(), receiver, seconds, streams, congestion: this.#init.congestion, ...this.#signal() })
-          row.push(measured(t, seconds))
-          if (t.error) {
-            // A failed test can leave the server stuck in it: the next one gets a fresh server.
-            await receiver.stop()
-            await receiver.start()
+        for (const set of sets) {
+          let receivers = await this.#startReceivers(set)
+          try {
+            for (const streams of streamsList) {
+              const cpu = this.#cpuMeter(daemons)
+              cpu.start()
+              const runs = await this.#tunnelTransfers(receivers, { streams, seconds })
+              const cpuSeconds = cpu.stop()
+              let bytes = 0
+              const said: string[] = []
+              for (const [dir, t] of runs) {
+                const m = measured(t, seconds)
+                out.set(set, dir, streams, i, m)
+                bytes += seriesBytes(t)
+                said.push(`${directionWord(dir)} ${describe(m)}`)
+              }
+              out.addCpu(set, streams, { seconds: cpuSeconds, bytes })
+              this.#say(`  uplink ${i + 1} -P${streams}: ${said.join(', ')}`)
+              if ([...runs.values()].some((t) => t.error)) {
+                // A failed test can leave a server stuck in it: the next one gets fresh servers.
+                for (const r of receivers.values()) await r.stop()
+                receivers = await this.#startReceivers(set)
+              }
+            }
+          } finally {
+            for (const r of receivers.values()) await r.stop()
           }
-          this.#say(`  uplink ${i + 1} -P${streams}: ${describe(row[row.length - 1]!)}`)
         }
-        out.push(row)
       } finally {
-        await receiver.stop()
         for (const d of daemons.values()) await d.stop()
       }
     }
@@ -194,14 +279,19 @@ export class BondLab {
     return { status, paths }
   }
 
-  /** QuicEther bonded over every uplink, optionally cutting one mid-transfer (restored afterwards). */
-  async bonded(o: { mode: BondMode; streams: number; seconds: number; cut: CutSpec | null; interactive: boolean }): Promise<BondedRun> {
+  /**
+   * QuicEther bonded over every uplink, in each direction of `direction`
+   * (default up) at once, optionally cutting one uplink mid-transfer
+   * (restored afterwards): one BondedRun per direction, upload first.
+   */
+  async bonded(o: { mode: BondMode; streams: number; seconds: number; cut: CutSpec | null; interactive: boolean; direction?: DirectionSet; onTransfer?: RunHooks }): Promise<BondedRun[]> {
     checkAborted(this.#init.signal)
+    const set = o.direction ?? 'up'
     const links = this.links()
     const schemaModes = readSchemaModes()
     const sockets = new Map<string, string>([CLIENT, GATEWAY].map((n) => [n, join(this.lab.dir, n, 'control.sock')]))
-    const tag = `bonded-${o.mode}-p${o.streams}${o.cut ? `-cut${o.cut.index + 1}` : ''}`
-    this.#say(`QuicEther bonded (${o.mode}) over ${links.length} uplinks: -P${o.streams}, ${o.seconds} s${o.cut ? `, cutting uplink ${o.cut.index + 1} at ${o.cut.atS} s` : ''}`)
+    const tag = `bonded-${o.mode}-p${o.streams}-${set}${o.cut ? `-cut${o.cut.index + 1}` : ''}`
+    this.#say(`QuicEther bonded (${o.mode}) over ${links.length} uplinks: ${set === 'both' ? 'upload and download at once' : directionWord(set)}, -P${o.streams}, ${o.seconds} s${o.cut ? `, cutting uplink ${o.cut.index + 1} at ${o.cut.atS} s` : ''}`)
     const daemons = await this.#daemons(tag, (node, c) => {
       const s = (c['control'] as { socket?: unknown } | undefined)?.socket
       if (typeof s === 'string') sockets.set(node, s)
@@ -210,24 +300,25 @@ export class BondLab {
     const socket = sockets.get(CLIENT)!
     const gatewaySocket = sockets.get(GATEWAY)!
     const clientNs = this.#ns(CLIENT)
+    const gatewayNs = this.#ns(GATEWAY)
     const to = this.#tunnelAddr()
-    const receiver = new IntervalReceiver({ netns: this.#ns(GATEWAY), bind: to, port: PORT_TUNNEL, runId: this.runId })
+    let receivers: Map<Direction, IntervalReceiver> | null = null
     let cutApplied = false
     try {
-      await receiver.start()
+      receivers = await this.#startReceivers(set)
       const { status: statusBefore, paths: pathsBefore } = await this.#waitForPaths(socket)
       const gatewayBefore = await this.#status(gatewaySocket)
       const idle = o.interactive ? await ping(clientNs, to, { count: 100, intervalMs: 20, tos: TOS_EF, ...this.#signal() }) : null
       const routers = this.lab.links.map((l) => l.router!)
       const ifBefore = await readIfCounters(clientNs)
-      const netBefore = await readProcNet(clientNs)
+      const netBefore = await Promise.all([readProcNet(clientNs), readProcNet(gatewayNs)])
       const rBefore = await Promise.all(routers.map((r) => readIfCounters(r)))
       const pingCount = Math.max(1, Math.floor((o.seconds - warmupFor(o.seconds)) * 5) - 1)
       const linkPings = this.lab.links.map((l) => after(warmupFor(o.seconds) * 1000, () => ping(clientNs, l.addrB.ipv4, { count: pingCount, intervalMs: 200, ...this.#signal() })))
       const loadedCount = Math.floor((o.seconds - warmupFor(o.seconds) - 0.5) * 50)
       const loaded = o.interactive && loadedCount > 0 ? after(warmupFor(o.seconds) * 1000, () => ping(clientNs, to, { count: loadedCount, intervalMs: 20, tos: TOS_EF, ...this.#signal() })) : null
       // Read before iperf3's own end: it closes its data connections with resets, which are not failures.
-      const netDuring = after(resetReadingMs(o.seconds), () => readProcNet(clientNs))
+      const netDuring = after(resetReadingMs(o.seconds), () => Promise.all([readProcNet(clientNs), readProcNet(gatewayNs)]))
       const cut = o.cut
       const atCut: { counters: Map<string, IfCounters> | null } = { counters: null }
       const applyCut = async (): Promise<void> => {
@@ -235,16 +326,16 @@ export class BondLab {
         await this.lab.cut(cut!.index)
         cutApplied = true
       }
-      const t = await transfer({
-        netns: clientNs,
-        to,
-        receiver,
-        seconds: o.seconds,
-        streams: o.streams,
-        congestion: this.#init.congestion,
-        ...(cut ? { cut: { atS: cut.atS, apply: applyCut } } : {}),
-        ...this.#signal(),
-      })
+      const cpu = this.#cpuMeter(daemons)
+      cpu.start()
+      await o.onTransfer?.start()
+      let runs: Map<Direction, TransferResult>
+      try {
+        runs = await this.#tunnelTransfers(receivers, { streams: o.streams, seconds: o.seconds, ...(cut ? { cut: { atS: cut.atS, apply: applyCut } } : {}) })
+      } finally {
+        await o.onTransfer?.stop()
+      }
+      const cpuSeconds = cpu.stop()
       const [pings, loadedPing] = await Promise.all([Promise.all(linkPings), loaded])
       const ifAfter = await readIfCounters(clientNs)
       const netAfter = await netDuring
@@ -252,44 +343,57 @@ export class BondLab {
       const statusAfter = await this.#status(socket)
       const gatewayAfter = await this.#status(gatewaySocket)
       const pathsAfter = daemonPaths(statusAfter, GATEWAY)
-      const durationS = Math.max(0.001, (t.endWallMs - t.startWallMs) / 1000)
-      const txBytes = this.lab.links.map((l) => ifDelta(ifBefore, ifAfter, l.ifA).txBytes)
-      const figures = this.lab.links.map((l, i) => {
-        const dp = pathsAfter ? pathForLink(pathsAfter, l.ifA, l.addrB.ipv4) : null
-        const dpBefore = pathsBefore ? pathForLink(pathsBefore, l.ifA, l.addrB.ipv4) : null
-        const rtts = pings[i]!.rttsMs
-        const rIn = ifDelta(rBefore[i]!, rAfter[i]!, linkIfname(this.runId, i, 'ra')).rxPackets
-        const rOut = ifDelta(rBefore[i]!, rAfter[i]!, linkIfname(this.runId, i, 'rb')).txPackets
-        const dLoss = pathLoss(dpBefore, dp)
-        const rLoss = rIn > 0 ? Math.max(0, 1 - rOut / rIn) : null
-        return {
-          txBytes: txBytes[i]!,
-          wireMbit: round((txBytes[i]! * 8) / durationS / 1e6, 2),
-          rttMs: dp?.rttMs ?? (rtts.length ? round(median(rtts), 2) : null),
-          rttSource: dp?.rttMs != null ? ('daemon' as const) : rtts.length ? ('link-ping' as const) : null,
-          loss: dLoss ?? (rLoss === null ? null : round(rLoss, 5)),
-          lossSource: dLoss !== null ? ('daemon' as const) : rLoss !== null ? ('router' as const) : null,
-        }
-      })
-      // Which links carried the transfer at once: up to the cut, when there is one.
+      const gwPathsBefore = daemonPaths(gatewayBefore, CLIENT)
+      const gwPathsAfter = daemonPaths(gatewayAfter, CLIENT)
+      const allRuns = [...runs.values()]
+      const startWall = Math.min(...allRuns.map((t) => t.startWallMs))
+      const endWall = Math.max(...allRuns.map((t) => t.endWallMs))
+      const durationS = Math.max(0.001, (endWall - startWall) / 1000)
+      const runCpu: RunCpu = { seconds: cpuSeconds, bytes: allRuns.reduce((s, t) => s + seriesBytes(t), 0) }
+      // Which links carried the upload or download at once: up to the cut, when there is one.
       const untilCut = atCut.counters ?? ifAfter
-      const carrying = linksCarrying(this.lab.links.map((l) => ifDelta(ifBefore, untilCut, l.ifA).txBytes))
-      const verdict = bondVerdict({ paths: pathsAfter ?? pathsBefore, carrying, uplinks: links.length, names: this.uplinks.map((u) => u.name), ...(atCut.counters ? { window: 'before the cut' } : {}) })
-      const resets = Math.max(t.error ? 1 : 0, tcpFailures(netBefore, netAfter))
+      const resets = Math.max(allRuns.some((t) => t.error) ? 1 : 0, tcpFailures(netBefore[0], netAfter[0]) + tcpFailures(netBefore[1], netAfter[1]))
       let interactive: InteractiveFigures | null = null
       if (idle && loadedPing && idle.rttsMs.length && loadedPing.rttsMs.length) {
         const a = percentile(idle.rttsMs, 0.99)
         const b = percentile(loadedPing.rttsMs, 0.99)
         interactive = { idle_p99_ms: round(a, 3), loaded_p99_ms: round(b, 3), delta_ms: round(b - a, 3), loaded_received: loadedPing.received, loaded_sent: loadedPing.sent }
       }
-      this.#say(`  bonded -P${o.streams}: ${describe(measured(t, o.seconds))}; ${verdict.why}`)
-      // Reordering happens where the transfer arrives (the gateway); re-sends where it leaves (the client).
-      const received = bondDelta(daemonBond(gatewayBefore, CLIENT), daemonBond(gatewayAfter, CLIENT))
-      const sent = bondDelta(daemonBond(statusBefore, GATEWAY), daemonBond(statusAfter, GATEWAY))
-      const bond = received || sent ? { mode: received?.mode ?? sent?.mode ?? null, reordered: received?.reordered ?? 0, late: received?.late ?? 0, dropped: received?.dropped ?? 0, resent: sent?.resent ?? 0 } : null
-      return { verdict, daemonPaths: (pathsAfter ?? pathsBefore)?.length ?? null, bond, transfer: t, resets, links: figures, interactive }
+      const out: BondedRun[] = []
+      for (const [dir, t] of runs) {
+        const up = dir === 'up'
+        const bytesOf = (c: IfCounters): number => (up ? c.txBytes : c.rxBytes)
+        const linkBytes = this.lab.links.map((l) => bytesOf(ifDelta(ifBefore, ifAfter, l.ifA)))
+        const figures = this.lab.links.map((l, i) => {
+          // The sending side's path: the client's for an upload, the gateway's (by the client's address on the link) for a download.
+          const dp = up ? (pathsAfter ? pathForLink(pathsAfter, l.ifA, l.addrB.ipv4) : null) : gwPathsAfter ? pathForLink(gwPathsAfter, null, l.addrA.ipv4) : null
+          const dpBefore = up ? (pathsBefore ? pathForLink(pathsBefore, l.ifA, l.addrB.ipv4) : null) : gwPathsBefore ? pathForLink(gwPathsBefore, null, l.addrA.ipv4) : null
+          const rtts = pings[i]!.rttsMs
+          const rIn = ifDelta(rBefore[i]!, rAfter[i]!, linkIfname(this.runId, i, up ? 'ra' : 'rb')).rxPackets
+          const rOut = ifDelta(rBefore[i]!, rAfter[i]!, linkIfname(this.runId, i, up ? 'rb' : 'ra')).txPackets
+          const dLoss = pathLoss(dpBefore, dp)
+          const rLoss = rIn > 0 ? Math.max(0, 1 - rOut / rIn) : null
+          return {
+            txBytes: linkBytes[i]!,
+            wireMbit: round((linkBytes[i]! * 8) / durationS / 1e6, 2),
+            rttMs: dp?.rttMs ?? (rtts.length ? round(median(rtts), 2) : null),
+            rttSource: dp?.rttMs != null ? ('daemon' as const) : rtts.length ? ('link-ping' as const) : null,
+            loss: dLoss ?? (rLoss === null ? null : round(rLoss, 5)),
+            lossSource: dLoss !== null ? ('daemon' as const) : rLoss !== null ? ('router' as const) : null,
+          }
+        })
+        const carrying = linksCarrying(this.lab.links.map((l) => bytesOf(ifDelta(ifBefore, untilCut, l.ifA))))
+        const verdict = bondVerdict({ paths: pathsAfter ?? pathsBefore, carrying, uplinks: links.length, names: this.uplinks.map((u) => u.name), ...(atCut.counters ? { window: 'before the cut' } : {}) })
+        this.#say(`  bonded ${directionWord(dir)} -P${o.streams}: ${describe(measured(t, o.seconds))}; ${verdict.why}`)
+        // Reordering happens where the transfer arrives; re-sends where it leaves.
+        const received = up ? bondDelta(daemonBond(gatewayBefore, CLIENT), daemonBond(gatewayAfter, CLIENT)) : bondDelta(daemonBond(statusBefore, GATEWAY), daemonBond(statusAfter, GATEWAY))
+        const sent = up ? bondDelta(daemonBond(statusBefore, GATEWAY), daemonBond(statusAfter, GATEWAY)) : bondDelta(daemonBond(gatewayBefore, CLIENT), daemonBond(gatewayAfter, CLIENT))
+        const bond = received || sent ? { mode: received?.mode ?? sent?.mode ?? null, reordered: received?.reordered ?? 0, late: received?.late ?? 0, dropped: received?.dropped ?? 0, resent: sent?.resent ?? 0 } : null
+        out.push({ direction: dir, cpu: runCpu, verdict, daemonPaths: (pathsAfter ?? pathsBefore)?.length ?? null, bond, transfer: t, resets, links: figures, interactive })
+      }
+      return out
     } finally {
-      await receiver.stop()
+      if (receivers) for (const r of receivers.values()) await r.stop()
       for (const d of daemons.values()) await d.stop()
       if (cutApplied && o.cut) await this.lab.cut(o.cut.index, false)
     }
@@ -351,37 +455,58 @@ export interface RunBondOptions {
   readonly seconds: number
   readonly cut: CutSpec | null
   readonly congestion: string | null
-  /** Also measure kernel MPTCP over the same links. */
+  /** up (client → gateway), down (gateway → client), or both at once; default up. */
+  readonly direction?: DirectionSet
+  /** Also measure kernel MPTCP over the same links (uploads only). */
   readonly mptcp: boolean
+  /** 0-based uplinks whose rates vary during each transfer (vary.ts), drawn from `seed`. */
+  readonly vary?: readonly number[]
+  readonly seed?: number
   readonly signal?: AbortSignal
   readonly progress?: (line: string) => void
 }
 
+/** What `lab bond` measured: one bonded result per direction (upload first). */
+export interface LabBondResult {
+  readonly direction: DirectionSet
+  readonly results: readonly (BondResult & { mptcp?: MptcpFigures })[]
+}
+
 /** `lab bond` without --raw: singles, then bonded (with the cut), then MPTCP when asked. */
-export async function runBond(o: RunBondOptions): Promise<BondResult & { mptcp?: MptcpFigures }> {
+export async function runBond(o: RunBondOptions): Promise<LabBondResult> {
+  const set = o.direction ?? 'up'
+  if (o.mptcp && set !== 'up') throw new LabSpecError('--mptcp: kernel MPTCP is measured for uploads only (--direction up)')
   const bl = new BondLab({ uplinks: o.uplinks, congestion: o.congestion, ...(o.signal ? { signal: o.signal } : {}), ...(o.progress ? { progress: o.progress } : {}) })
   try {
     await bl.start()
-    const singles = (await bl.singles([o.streams], o.seconds)).map((row) => row[0]?.mbit ?? null)
-    const run = await bl.bonded({ mode: o.mode, streams: o.streams, seconds: o.seconds, cut: o.cut, interactive: !o.cut })
-    const result = bondResult({ run, uplinks: o.uplinks, ifnames: bl.lab.links.map((l) => l.ifA), singles, mode: o.mode, streams: o.streams, seconds: o.seconds, congestion: o.congestion, cut: o.cut, runId: bl.runId })
-    if (!o.mptcp) return result
-    const raw = await bl.raw(o.streams, o.seconds)
-    const tcpSingles = raw.map((m) => m.mbit)
-    const m = await bl.mptcp({ streams: o.streams, seconds: o.seconds, cut: o.cut })
-    return { ...result, mptcp: mptcpFigures(m, tcpSingles, o.cut, o.seconds) }
+    const singles = await bl.singles([o.streams], o.seconds, [set])
+    const runs = await bl.bonded({ mode: o.mode, streams: o.streams, seconds: o.seconds, cut: o.cut, interactive: !o.cut, direction: set })
+    const results: (BondResult & { mptcp?: MptcpFigures })[] = runs.map((run) =>
+      bondResult({ run, uplinks: o.uplinks, ifnames: bl.lab.links.map((l) => l.ifA), singles: singles.mbit(set, run.direction, o.streams), singlesCpu: singles.cpu(set, o.streams), mode: o.mode, streams: o.streams, seconds: o.seconds, congestion: o.congestion, cut: o.cut, runId: bl.runId }),
+    )
+    if (o.mptcp && results[0]) {
+      const raw = await bl.raw(o.streams, o.seconds)
+      const tcpSingles = raw.map((m) => m.mbit)
+      const m = await bl.mptcp({ streams: o.streams, seconds: o.seconds, cut: o.cut })
+      results[0] = { ...results[0], mptcp: mptcpFigures(m, tcpSingles, o.cut, o.seconds) }
+    }
+    return { direction: set, results }
   } finally {
     await bl.stop()
   }
 }
 
-/** `lab bond --raw`: the links alone, no QuicEther. */
-export async function runRaw(o: Pick<RunBondOptions, 'uplinks' | 'streams' | 'seconds' | 'congestion' | 'signal' | 'progress'>): Promise<RawResult> {
+/** `lab bond --raw`: the links alone, no QuicEther, in each direction asked (one after the other). */
+export async function runRaw(o: Pick<RunBondOptions, 'uplinks' | 'streams' | 'seconds' | 'congestion' | 'direction' | 'signal' | 'progress'>): Promise<RawResult[]> {
   const bl = new BondLab({ uplinks: o.uplinks, congestion: o.congestion, ...(o.signal ? { signal: o.signal } : {}), ...(o.progress ? { progress: o.progress } : {}) })
   try {
     await bl.start()
-    const runs = await bl.raw(o.streams, o.seconds)
-    return rawResult({ runs, uplinks: o.uplinks, streams: o.streams, seconds: o.seconds, congestion: o.congestion, runId: bl.runId })
+    const out: RawResult[] = []
+    for (const dir of directionsOf(o.direction ?? 'up')) {
+      const runs = await bl.raw(o.streams, o.seconds, dir)
+      out.push(rawResult({ runs, uplinks: o.uplinks, streams: o.streams, seconds: o.seconds, congestion: o.congestion, runId: bl.runId, direction: dir }))
+    }
+    return out
   } finally {
     await bl.stop()
   }

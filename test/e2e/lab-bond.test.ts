@@ -27,7 +27,8 @@ async function leftovers(runId: string): Promise<string[]> {
 
 async function tests(): Promise<void> {
   t.test('--raw: two links in parallel, each reaches 90% of its rate', async (t) => {
-    const r = await runRaw({ uplinks: parseUplinks(['20mbit,2ms', '30mbit,5ms']), streams: 1, seconds: 4, congestion: 'cubic' })
+    const [r] = await runRaw({ uplinks: parseUplinks(['20mbit,2ms', '30mbit,5ms']), streams: 1, seconds: 4, congestion: 'cubic' })
+    if (!r) throw new Error('no raw result')
     for (const l of r.links) t.ok(l.ratio !== null && l.ratio >= 0.9, `uplink ${l.uplink}: ${l.mbit} Mbit/s of ${l.rate_mbit} (${l.ratio})`)
     t.same(await leftovers(r.run_id), [], 'nothing of the run is left')
   })
@@ -65,7 +66,8 @@ async function tests(): Promise<void> {
     const bl = new BondLab({ uplinks: parseUplinks(['30mbit,2ms', '30mbit,4ms']), congestion: 'cubic' })
     t.teardown(() => bl.stop())
     await bl.start()
-    const r = await bl.bonded({ mode: 'aggregate', streams: 1, seconds: 3, cut: null, interactive: false })
+    const [r] = await bl.bonded({ mode: 'aggregate', streams: 1, seconds: 3, cut: null, interactive: false })
+    if (!r) throw new Error('no bonded run')
     t.equal(r.transfer.error, null, 'the transfer through the tunnel ran')
     t.ok(r.transfer.points.length > 0, 'and the receiver reported it')
     t.equal(r.resets, 0)

@@ -11,7 +11,7 @@ function pts(ms: number, rate: (s: number) => number): SeriesPoint[] {
 }
 
 function transferOf(points: SeriesPoint[], extra: Partial<TransferResult> = {}): TransferResult {
-  return { iperf: { mbit: 1, bytes: 1, seconds: 10, retransmits: 7, streams: 1 }, error: null, points, cutMs: null, cutApplied: false, startWallMs: 0, endWallMs: 10_000, ...extra }
+  return { iperf: { mbit: 1, bytes: 1, seconds: 10, retransmits: 7, streams: 1 }, error: null, points, cutMs: null, cutApplied: false, startWallMs: 0, endWallMs: 10_000, zeroWallMs: 0, cutWallMs: null, ...extra }
 }
 
 t.test('goodput: the receiver’s report after the warm-up; an early end counts as zero', async (t) => {
@@ -27,6 +27,8 @@ const uplinks = parseUplinks(['50mbit,5ms', '100mbit,20ms'])
 
 function run(points: SeriesPoint[], extra: Partial<TransferResult> = {}, bonded = true): BondedRun {
   return {
+    direction: 'up',
+    cpu: { seconds: 1.5, bytes: 1e9 / 8 },
     verdict: { bonded, why: bonded ? 'the daemon reports 2 paths' : 'not bonded' },
     daemonPaths: bonded ? 2 : null,
     bond: bonded ? { mode: 'aggregate', reordered: 120, late: 1, dropped: 0, resent: 0 } : null,

@@ -38,6 +38,7 @@ t.test('cut figures: dip under half the surviving capacity, throughput before an
 
 const uplinks = parseUplinks(['50mbit,5ms', '100mbit,20ms'])
 const base: BondResult = {
+  direction: 'up',
   bonded: false,
   bond_detection: 'not bonded: the daemon reports no per-path stats and traffic crossed 1 of 2 uplinks',
   daemon_paths: null,
@@ -50,7 +51,8 @@ const base: BondResult = {
   sum_mbit: 150,
   efficiency: 0.329,
   rate_efficiency: 0.301,
-  paths: uplinks.map((u, i) => ({ uplink: i + 1, name: u.name, ifname: `qel-abcd-l${i}a`, rate_mbit: u.up.rate! / 1e6, rate_down_mbit: u.down.rate! / 1e6, delay_ms: u.up.delay, loss_cfg: 0, single_mbit: i ? 91 : 46, mbit: i ? 0 : 45.1, wire_mbit: i ? 0 : 47.5, rtt_ms: 10.2, rtt_source: 'link-ping', loss: 0, loss_source: 'router' })),
+  cpu: { bonded_s_per_gbit: 1.2, single_s_per_gbit: 1.1, extra_s_per_gbit: 0.1 },
+  paths: uplinks.map((u, i) => ({ uplink: i + 1, name: u.name, ifname: `qel-abcd-l${i}a`, rate_mbit: u.up.rate! / 1e6, rate_up_mbit: u.up.rate! / 1e6, rate_down_mbit: u.down.rate! / 1e6, delay_ms: u.up.delay, loss_cfg: 0, single_mbit: i ? 91 : 46, mbit: i ? 0 : 45.1, wire_mbit: i ? 0 : 47.5, rtt_ms: 10.2, rtt_source: 'link-ping', loss: 0, loss_source: 'router' })),
   dip_ms: null,
   resets: 0,
   cut: null,
@@ -78,6 +80,7 @@ t.test('the bond table says plainly when the daemon does not bond', async (t) =>
 
 t.test('the raw table: each link against 95% of its rate', async (t) => {
   const r: RawResult = {
+    direction: 'up',
     raw: true,
     streams: 1,
     seconds: 10,
