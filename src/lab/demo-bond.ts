@@ -22,7 +22,7 @@ export const BOND_SCENE_SECONDS = 10
 
 export function ruralUplinks(): UplinkSpec[] {
   return RURAL.map((u) => {
-    const dir = { rate: u.mbit * 1e6, delay: u.delayMs, loss: 0 }
+    const dir = { rate: u.mbit * 1e6, delay: u.delayMs, jitter: 0, loss: 0 }
     return { name: u.name, up: dir, down: dir }
   })
 }
