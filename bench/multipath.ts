@@ -308,7 +308,7 @@ async function main(): Promise<number> {
     for (const name of only) out.push(await scenario(name, { seconds, streams, mode, congestion, signal, say }))
     const mixOut: MixResult[] = []
     for (const m of mixes) {
-      mixOut.push(await runMix(m, { seconds: randomSeconds, streams, sets, mode, congestion, signal, say }))
+      mixOut.push(await runMix(m, { seconds: randomSeconds, streams, sets, mode, congestion, signal, say, seed }))
       process.stderr.write(renderMix(mixOut[mixOut.length - 1]!) + '\n')
     }
     return { results: out, mixResults: mixOut }

@@ -81,7 +81,7 @@ const TOPOLOGY: TopologySpec = {
     { name: 'alpha', daemon: true, config: null },
     { name: 'beta', daemon: true, config: null },
   ],
-  links: [{ name: 'veth', a: 'alpha', b: 'beta', aToB: { rate: null, delay: 0, loss: 0 }, bToA: { rate: null, delay: 0, loss: 0 }, queue: null, nat: 'none' }],
+  links: [{ name: 'veth', a: 'alpha', b: 'beta', aToB: { rate: null, delay: 0, jitter: 0, loss: 0 }, bToA: { rate: null, delay: 0, jitter: 0, loss: 0 }, queue: null, nat: 'none' }],
 }
 
 async function openTunnel(name: CaseName, lab: Lab, signal: AbortSignal): Promise<Tunnel> {

@@ -1,18 +1,22 @@
 /*
- * delayline: a constant one-way delay for IP packets, run inside a lab router
- * namespace (this kernel has no netem).
+ * delayline: a one-way delay, constant or jittered, for IP packets, run
+ * inside a lab router namespace (this kernel has no netem).
  *
- *   delayline [--tick-us 250] [--buffer-mb 32] TUN:DELAY_US [TUN:DELAY_US ...]
+ *   delayline [--tick-us 250] [--buffer-mb 32] [--seed N] TUN:DELAY_US[:JITTER_US] ...
  *
- * For each TUN:DELAY_US it creates a TUN device (IFF_TUN | IFF_NO_PI |
- * IFF_VNET_HDR, with checksum and TSO/USO offloads so GSO super-packets pass
- * whole), and every packet the kernel routes into that TUN is held for
- * DELAY_US microseconds and then written back into the same TUN, from where
- * the kernel routes it on (the lab's policy rules, keyed on the incoming
- * interface, keep it from looping). The delay is constant, so each direction
- * is a FIFO: a byte ring holding the packets in arrival order, released on a
- * periodic tick (not a timer per packet); the tick runs only while some
- * packet is held, so an idle line costs nothing.
+ * For each TUN:DELAY_US[:JITTER_US] it creates a TUN device (IFF_TUN |
+ * IFF_NO_PI | IFF_VNET_HDR, with checksum and TSO/USO offloads so GSO
+ * super-packets pass whole), and every packet the kernel routes into that TUN
+ * is held for DELAY_US microseconds plus a random extra in [0, JITTER_US]
+ * (default 0) and then written back into the same TUN, from where the kernel
+ * routes it on (the lab's policy rules, keyed on the incoming interface, keep
+ * it from looping). The extra is uniform, drawn from --seed (default 1; line
+ * i draws stream i of it, so a run replays), and never lets a packet overtake
+ * the one before it (jitter.h says why and what that does to a busy line).
+ * Due times are therefore monotone and each direction is a FIFO: a byte ring
+ * holding the packets in arrival order, released on a periodic tick (not a
+ * timer per packet); the tick runs only while some packet is held, so an idle
+ * line costs nothing. Without jitter the delay is exactly DELAY_US.
  *
  * It asks for SCHED_FIFO (best effort): the lab shares two cores with the
  * traffic it carries, and a release that waits for a busy CPU is a delay
@@ -26,7 +30,8 @@
  *
  * Once every TUN exists it prints "ready" on stdout. SIGTERM or SIGINT stop
  * it; on exit it prints one JSON line of counters on stderr (packets, bytes,
- * drops, and how far release times fell from their due times).
+ * drops, per line the jitter and the delays it applied, and how far release
+ * times fell from their due times).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,6 +52,8 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "jitter.h"
 
 #ifndef TUN_F_USO4
 #define TUN_F_USO4 0x20
@@ -75,6 +82,9 @@ typedef struct {
   char name[IFNAMSIZ];
   int fd;
   uint64_t delay_ns;
+  uint64_t jitter_ns;
+  dl_rng rng;
+  uint64_t last_due; /* due time of the newest held packet: the next is never due before it */
   uint8_t *ring;
   size_t cap;
   size_t head; /* where the next packet is written */
@@ -82,10 +92,13 @@ typedef struct {
   size_t used; /* bytes between tail and head, including wrap waste */
   uint64_t pkts, bytes, drops_full, drops_write, held_max;
   uint64_t held;
+  uint64_t applied_min, applied_max, applied_sum, applied_n; /* due minus arrival, ns */
+  uint64_t fifo_raised; /* packets whose own draw was earlier than the packet before them */
 } dl_line;
 
 static dl_line lines[DL_MAX_LINES];
 static int nlines;
+static uint64_t seed_arg = 1; /* --seed */
 static uint64_t hist[DL_HIST_BUCKETS];
 static int64_t late_min_ns = INT64_MAX, late_max_ns = INT64_MIN;
 static uint8_t scratch[DL_MAX_PKT];
@@ -180,7 +193,17 @@ static int line_read(dl_line *l) {
     if (n < 0) return errno == EBADFD ? -1 : 0; /* EAGAIN: drained; others: one bad packet, try the next event */
     if (n == 0) continue;
     if (!slot) { l->drops_full++; continue; }
-    ring_commit(l, (uint32_t)n, now_ns() + l->delay_ns);
+    uint64_t ts = now_ns();
+    int raised;
+    uint64_t due = dl_due(ts, l->delay_ns, l->jitter_ns, l->last_due, &l->rng, &raised);
+    l->last_due = due;
+    l->fifo_raised += (uint64_t)raised;
+    uint64_t applied = due - ts;
+    if (l->applied_n == 0 || applied < l->applied_min) l->applied_min = applied;
+    if (applied > l->applied_max) l->applied_max = applied;
+    l->applied_sum += applied;
+    l->applied_n++;
+    ring_commit(l, (uint32_t)n, due);
   }
   return 0;
 }
@@ -249,14 +272,17 @@ static void print_stats(void) {
   fprintf(stderr, "{\"event\":\"delayline-stats\",\"lines\":[");
   for (int i = 0; i < nlines; i++) {
     dl_line *l = &lines[i];
-    fprintf(stderr, "%s{\"tun\":\"%s\",\"delay_us\":%llu,\"packets\":%llu,\"bytes\":%llu,\"drops_full\":%llu,\"drops_write\":%llu,\"held_max\":%llu}",
-            i ? "," : "", l->name, (unsigned long long)(l->delay_ns / 1000), (unsigned long long)l->pkts,
-            (unsigned long long)l->bytes, (unsigned long long)l->drops_full, (unsigned long long)l->drops_write,
-            (unsigned long long)l->held_max);
+    fprintf(stderr, "%s{\"tun\":\"%s\",\"delay_us\":%llu,\"jitter_us\":%llu,\"packets\":%llu,\"bytes\":%llu,\"drops_full\":%llu,\"drops_write\":%llu,\"held_max\":%llu,"
+            "\"applied_us\":{\"min\":%.1f,\"mean\":%.1f,\"max\":%.1f},\"fifo_raised\":%llu}",
+            i ? "," : "", l->name, (unsigned long long)(l->delay_ns / 1000), (unsigned long long)(l->jitter_ns / 1000),
+            (unsigned long long)l->pkts, (unsigned long long)l->bytes, (unsigned long long)l->drops_full,
+            (unsigned long long)l->drops_write, (unsigned long long)l->held_max, (double)l->applied_min / 1000.0,
+            l->applied_n ? (double)l->applied_sum / (double)l->applied_n / 1000.0 : 0.0, (double)l->applied_max / 1000.0,
+            (unsigned long long)l->fifo_raised);
   }
   int any = late_min_ns != INT64_MAX;
-  fprintf(stderr, "],\"rt\":\"%s\",\"late_us\":{\"min\":%.1f,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},\"within_200us\":%.4f}\n",
-          rt_demoted ? "demoted" : rt_state, any ? (double)late_min_ns / 1000.0 : 0.0, (double)hist_quantile(0.5) / 1000.0,
+  fprintf(stderr, "],\"seed\":%llu,\"rt\":\"%s\",\"late_us\":{\"min\":%.1f,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},\"within_200us\":%.4f}\n",
+          (unsigned long long)seed_arg, rt_demoted ? "demoted" : rt_state, any ? (double)late_min_ns / 1000.0 : 0.0, (double)hist_quantile(0.5) / 1000.0,
           (double)hist_quantile(0.99) / 1000.0, any ? (double)late_max_ns / 1000.0 : 0.0, hist_within(200000));
 }
 
@@ -281,7 +307,7 @@ static void rt_enter(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: delayline [--tick-us N] [--buffer-mb N] TUN:DELAY_US [TUN:DELAY_US ...]\n");
+  fprintf(stderr, "usage: delayline [--tick-us N] [--buffer-mb N] [--seed N] TUN:DELAY_US[:JITTER_US] ...\n");
   exit(2);
 }
 
@@ -295,18 +321,31 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--buffer-mb") == 0 && i + 1 < argc) {
       buffer = (size_t)strtoull(argv[++i], NULL, 10) << 20;
       if (buffer < 4u * DL_MAX_PKT) usage();
+    } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
+      char *end;
+      seed_arg = strtoull(argv[++i], &end, 10);
+      if (*end != '\0' || end == argv[i]) usage();
     } else {
       char *colon = strchr(argv[i], ':');
       if (!colon || colon == argv[i] || (size_t)(colon - argv[i]) >= IFNAMSIZ || nlines == DL_MAX_LINES) usage();
       char *end;
-      unsigned long long us = strtoull(colon + 1, &end, 10);
-      if (*end != '\0' || end == colon + 1) usage();
+      unsigned long long us = strtoull(colon + 1, &end, 10), jitter_us = 0;
+      if (end == colon + 1) usage();
+      if (*end == ':') {
+        char *j = end + 1;
+        jitter_us = strtoull(j, &end, 10);
+        if (end == j) usage();
+      }
+      /* At most 10 s each (the lab's limit), so due times cannot overflow. */
+      if (*end != '\0' || us > 10000000u || jitter_us > 10000000u) usage();
       dl_line *l = &lines[nlines++];
       memcpy(l->name, argv[i], (size_t)(colon - argv[i]));
       l->delay_ns = us * 1000u;
+      l->jitter_ns = jitter_us * 1000u;
     }
   }
   if (nlines == 0) usage();
+  for (int i = 0; i < nlines; i++) dl_rng_seed(&lines[i].rng, seed_arg, (uint64_t)i);
 
   rt_enter(); /* not root or no RT budget: run as a normal process */
 

@@ -19,6 +19,7 @@ import { isRunId } from '../lab/names.js'
 import type { PairResult } from '../lab/pair.js'
 import type { UpResult } from '../lab/up.js'
 import type { TeardownReport } from '../lab/teardown.js'
+import type { BondEffects } from '../lab/bond-spec.js'
 import type { NatPairResult } from '../lab/nat-lab.js'
 import { NAT_TYPES, type NatType } from '../lab/nat-types.js'
 import { parseDelay, parseLoss, parsePositiveInt, parseRate } from '../lab/units.js'
@@ -45,6 +46,9 @@ interface BondFlags {
   streams: string
   seconds: string
   cut?: string
+  jitter: string[]
+  vary: string[]
+  seed?: string
   raw?: boolean
   mptcp?: boolean
   congestion: string
@@ -76,6 +80,7 @@ Examples:
   $ sudo quicether lab demo
   $ sudo quicether lab pair --rate 100mbit --delay 10ms --loss 0.5% --seconds 10 --json
   $ sudo quicether lab bond --uplink 50mbit,10ms --uplink 100mbit,30ms,1% --cut 2@5
+  $ sudo quicether lab bond --uplink 50mbit,10ms --uplink 100mbit,40ms --jitter 2@10 --vary 2 --seed 7
   $ sudo quicether lab up examples/lab/two-sites.yaml
   $ sudo quicether lab down`,
     )
@@ -233,13 +238,16 @@ Examples:
     .option('--seconds <n>', 'length of each transfer (each single-uplink run and the bonded run)', '10')
     .option('--cut <N@T>', 'cut uplink N (counting from 1) T seconds into the bonded transfer, e.g. 2@5')
     .option('--direction <dir>', 'up (client → gateway), down (gateway → client) or both at once', 'up')
+    .option('--jitter <N@MS>', "uplink N's one-way delay gains up to MS ms per packet, never reordering (repeatable; up/down: 2@10/5ms)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--vary <N>', "uplink N's rate moves every 2-5 s to 0.5-1.5× its rate, each direction on its own (repeatable, or 1,3)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--seed <n>', 'seed of --jitter and --vary (printed; default: from the clock)')
     .option('--raw', 'the emulated links alone, no QuicEther: each must reach 95% of its rate')
     .option('--mptcp', 'also measure kernel MPTCP over the same links (needs mptcpize)')
     .option('--congestion <cc>', 'TCP congestion control of the iperf3 flows (iperf3 -C)', 'cubic')
     .option('--json', 'print the result as JSON')
     .action(async (f: BondFlags) => {
-      const { parseCongestion, parseCut, parseMode, parseUplinks } = await import('../lab/bond-spec.js')
-      const uplinks = parseUplinks(f.uplink)
+      const { parseCongestion, parseCut, parseJitters, parseMode, parseSeed, parseUplinks, parseVary, withJitter } = await import('../lab/bond-spec.js')
+      let uplinks = parseUplinks(f.uplink)
       const seconds = parsePositiveInt(f.seconds, '--seconds', 3600)
       const streams = parsePositiveInt(f.streams, '--streams', 128)
       const congestion = parseCongestion(f.congestion)
@@ -249,17 +257,28 @@ Examples:
       if (f.raw && f.cut !== undefined) throw new LabSpecError('--cut: a cut needs the bonded run; --raw measures the links alone')
       const cut = f.cut === undefined ? null : parseCut(f.cut, uplinks.length, seconds)
       if (f.mptcp && uplinks.length < 2) throw new LabSpecError('--mptcp: MPTCP needs two or more uplinks')
+      const jitters = parseJitters(f.jitter, uplinks.length)
+      const vary = parseVary(f.vary, uplinks.length)
+      // One seed for the jitter and the variation: given, or drawn and printed so the run replays.
+      const seeded = jitters.length > 0 || vary.length > 0 || f.seed !== undefined
+      const seed = f.seed !== undefined ? parseSeed(f.seed) : Date.now() % 2 ** 31
+      uplinks = withJitter(uplinks, jitters)
+      // Shown with the figures, so a run can be told apart and replayed from its JSON.
+      const effects = seeded ? { effects: { seed, vary: vary.map((i) => i + 1), jitter: jitters.map((j) => ({ uplink: j.index + 1, up_ms: j.up, down_ms: j.down })) } } : {}
       requireRoot()
+      if (seeded) progress(`seed ${seed}`)
       const { runBond, runRaw } = await import('../lab/bond.js')
       const { renderBond, renderRaw, fmt } = await import('../lab/bond-report.js')
+      // vary and seed ride along as BondEffects: bond.ts reads them (optional fields of its options).
+      const more: BondEffects = seeded ? { vary, seed } : {}
       if (f.raw) {
-        const r = await withInterrupts((signal) => runRaw({ uplinks, streams, seconds, congestion, direction, signal, progress }))
-        print(f.json ? JSON.stringify(r, null, 2) : r.map(renderRaw).join('\n\n'))
+        const r = await withInterrupts((signal) => runRaw({ uplinks, streams, seconds, congestion, direction, progress, ...more, signal }))
+        print(f.json ? JSON.stringify({ ...effects, results: r }, null, 2) : r.map(renderRaw).join('\n\n'))
         return
       }
-      const all = await withInterrupts((signal) => runBond({ uplinks, mode, streams, seconds, cut, congestion, direction, mptcp: f.mptcp ?? false, signal, progress }))
+      const all = await withInterrupts((signal) => runBond({ uplinks, mode, streams, seconds, cut, congestion, direction, mptcp: f.mptcp ?? false, progress, ...more, signal }))
       if (f.json) {
-        print(JSON.stringify(all, null, 2))
+        print(JSON.stringify({ ...effects, ...all }, null, 2))
         return
       }
       print(all.results.map((r) => renderBond(r, uplinks)).join('\n\n'))

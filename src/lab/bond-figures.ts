@@ -95,6 +95,8 @@ export function seriesBytes(t: Pick<TransferResult, 'points'>): number {
 export interface BondedRun {
   /** Which way this transfer ran (a `both` run yields one of each). */
   readonly direction: Direction
+  /** Each uplink's mean rate this way over the measured window when rates varied (bits/s); null: the configured rates held. */
+  readonly rates?: readonly number[] | null
   /** The daemons' CPU over the run (shared by the directions of a `both` run); null when not measured. */
   readonly cpu: RunCpu | null
   readonly verdict: BondVerdict
@@ -148,7 +150,7 @@ export function bondResult(o: {
 }): BondResult {
   const { run, uplinks } = o
   const dir = run.direction
-  const rates = o.rates ?? uplinks.map((u) => rateOf(u, dir))
+  const rates = o.rates ?? run.rates ?? uplinks.map((u) => rateOf(u, dir))
   const rateTotal = rates.reduce((s, r) => s + r, 0)
   const t = run.transfer
   const total = goodput(t, o.seconds)

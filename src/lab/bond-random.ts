@@ -13,7 +13,7 @@
  * Each figure says its direction; the worst and the median over all mixes
  * are taken by `summarizeMixes` (pure).
  */
-import { BondLab, type RunHooks } from './bond.js'
+import { BondLab } from './bond.js'
 import { bondResult, rawResult, type RunCpu } from './bond-figures.js'
 import { describeUplink, parseUplinks, type BondMode, type CutSpec, type UplinkSpec } from './bond-spec.js'
 import { directionsOf, type Direction, type DirectionSet } from './bond-direction.js'
@@ -80,8 +80,8 @@ export interface MixRunOptions {
   readonly congestion: string
   readonly signal: AbortSignal
   readonly say: (line: string) => void
-  /** Builds the rate variation of a run (vary.ts), or null; called per bonded transfer. */
-  readonly hooks?: (bl: BondLab, mix: Mix) => RunHooks | null
+  /** The seed of the mixes: the jitter and the variation of mix K are drawn from it and K. */
+  readonly seed: number
 }
 
 /** The mix as the lab's uplink specs. */
@@ -98,7 +98,8 @@ const errText = (err: unknown): string => (err instanceof Error ? err.message : 
 export async function runMix(mix: Mix, o: MixRunOptions): Promise<MixResult> {
   const uplinks = mixUplinks(mix)
   const say = (s: string): void => o.say(`mix ${mix.index}: ${s}`)
-  const bl = new BondLab({ uplinks, congestion: o.congestion, signal: o.signal, progress: say })
+  const vary = mix.uplinks.flatMap((u, i) => (u.vary ? [i] : []))
+  const bl = new BondLab({ uplinks, congestion: o.congestion, vary, seed: (o.seed + mix.index * 0x9e3779b1) >>> 0, signal: o.signal, progress: say })
   const base = { index: mix.index, uplinks: uplinks.map((u, i) => `${u.name} ${describeUplink(u)}${mix.uplinks[i]?.vary ? ', varies' : ''}`), flags: mixUplinkFlags(mix), mix, run_id: bl.runId }
   const figures: MixFigure[] = []
   const cuts: MixCutFigure[] = []
@@ -112,8 +113,7 @@ export async function runMix(mix: Mix, o: MixRunOptions): Promise<MixResult> {
     const common = { uplinks, ifnames, mode: o.mode, seconds: o.seconds, congestion: o.congestion, runId: bl.runId }
     for (const set of o.sets) {
       for (const P of o.streams) {
-        const hooks = o.hooks?.(bl, mix) ?? undefined
-        const runs = await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut: null, interactive: true, direction: set, ...(hooks ? { onTransfer: hooks } : {}) })
+        const runs = await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut: null, interactive: true, direction: set })
         for (const run of runs) {
           const r = bondResult({ ...common, run, streams: P, cut: null, singles: singles.mbit(set, run.direction, P), singlesCpu: singles.cpu(set, P) as RunCpu | null })
           bonded.push(r)
@@ -140,8 +140,7 @@ export async function runMix(mix: Mix, o: MixRunOptions): Promise<MixResult> {
     if (mix.cut) {
       const cut: CutSpec = { index: mix.cut.index, atS: round(mix.cut.atFrac * o.seconds, 2) }
       for (const P of o.streams) {
-        const hooks = o.hooks?.(bl, mix) ?? undefined
-        const runs = await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut, interactive: false, direction: 'both', ...(hooks ? { onTransfer: hooks } : {}) })
+        const runs = await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut, interactive: false, direction: 'both' })
         for (const run of runs) {
           const r = bondResult({ ...common, run, streams: P, cut, singles: singles.mbit(o.sets.includes('both') ? 'both' : run.direction, run.direction, P) })
           bonded.push(r)

@@ -8,6 +8,11 @@
  *       LOSS   1% (or up/down: 1/0%); default none
  *   --cut N@T                              cut uplink N (from 1) T seconds into the transfer
  *   --mode aggregate|failover|redundant|weighted
+ *   --jitter N@MS                          uplink N's delay gains a random extra in [0, MS] per
+ *                                          packet, without reordering (or up/down: 2@10/5ms)
+ *   --vary N[,N…]                          uplink N's rate moves every 2-5 s to 0.5-1.5× its rate,
+ *                                          each direction on its own (vary.ts)
+ *   --seed S                               the seed of the jitter and the variation
  *
  * The topology: a `client` node with one link per uplink to a `gateway`
  * node. Every link is rate-limited, so every link is routed: its own router
@@ -92,7 +97,7 @@ export function parseUplink(text: string, index: number): UplinkSpec {
   const [delayUp, delayDown] = delayText === '' ? [0, 0] : perDirection(delayText, (s) => parseDelay(s, `${what} delay`), `${what} delay`)
   const [lossUp, lossDown] = lossText === '' ? [0, 0] : perDirection(lossText, (s) => parseLoss(s, `${what} loss`), `${what} loss`)
   for (const r of [rateUp, rateDown]) if (r < 8000) throw new LabSpecError(`${what}: rate must be at least 8kbit`)
-  return { name, up: { rate: rateUp, delay: delayUp, loss: lossUp }, down: { rate: rateDown, delay: delayDown, loss: lossDown } }
+  return { name, up: { rate: rateUp, delay: delayUp, jitter: 0, loss: lossUp }, down: { rate: rateDown, delay: delayDown, jitter: 0, loss: lossDown } }
 }
 
 /** Parses every `--uplink` value and checks the set (count, unique names). */
@@ -117,6 +122,86 @@ export function parseCut(text: string, uplinks: number, seconds: number): CutSpe
   if (n < 1 || n > uplinks) throw new LabSpecError(`--cut: uplink ${n} does not exist (there ${uplinks === 1 ? 'is 1 uplink' : `are ${uplinks} uplinks`})`)
   if (!(at > 0 && at < seconds)) throw new LabSpecError(`--cut: T must be after the start and before the end of the ${seconds} s transfer, got ${at}`)
   return { index: n - 1, atS: at }
+}
+
+/** Jitter for one uplink, from `--jitter N@MS`. */
+export interface JitterSpec {
+  /** 0-based index of the uplink (the flag counts from 1). */
+  readonly index: number
+  /** ms, client → gateway. */
+  readonly up: number
+  /** ms, gateway → client. */
+  readonly down: number
+}
+
+/** The uplink number of a flag value ("2" → index 1), checked against the count. */
+function uplinkNumber(text: string, uplinks: number, flag: string): number {
+  if (!/^[0-9]+$/.test(text)) throw new LabSpecError(`${flag}: '${text}' is not an uplink number (counting from 1)`)
+  const n = Number(text)
+  if (n < 1 || n > uplinks) throw new LabSpecError(`${flag}: uplink ${n} does not exist (there ${uplinks === 1 ? 'is 1 uplink' : `are ${uplinks} uplinks`})`)
+  return n - 1
+}
+
+/** Parses `--jitter N@MS` ("2@10", "2@10ms", "2@10/5ms" for up/down; a bare number is ms). */
+export function parseJitter(text: string, uplinks: number): JitterSpec {
+  const m = /^\s*([0-9]+)\s*@\s*(\S+)\s*$/.exec(text)
+  if (!m) throw new LabSpecError(`--jitter: '${text}' is not N@MS (uplink N, counting from 1, gets up to MS ms of extra delay per packet), e.g. 2@10 or 2@10/5ms`)
+  const index = uplinkNumber(m[1]!, uplinks, '--jitter')
+  const what = `--jitter ${m[1]}`
+  const [up, down] = perDirection(m[2]!, (s) => parseDelay(/^[0-9.]+$/.test(s) ? `${s}ms` : s, what), what)
+  return { index, up, down }
+}
+
+/** Parses every `--jitter`; an uplink may be named once. */
+export function parseJitters(texts: readonly string[], uplinks: number): JitterSpec[] {
+  const out = texts.map((t) => parseJitter(t, uplinks))
+  const seen = new Set<number>()
+  for (const j of out) {
+    if (seen.has(j.index)) throw new LabSpecError(`--jitter: uplink ${j.index + 1} is given twice`)
+    seen.add(j.index)
+  }
+  return out
+}
+
+/** The uplinks with their jitter put into their directions (the others unchanged). */
+export function withJitter(uplinks: readonly UplinkSpec[], jitters: readonly JitterSpec[]): UplinkSpec[] {
+  return uplinks.map((u, i) => {
+    const j = jitters.find((x) => x.index === i)
+    return j ? { ...u, up: { ...u.up, jitter: j.up }, down: { ...u.down, jitter: j.down } } : u
+  })
+}
+
+/** Parses every `--vary` ("2", "1,3"): the 0-based indices of the uplinks whose rate varies, in order. */
+export function parseVary(texts: readonly string[], uplinks: number): number[] {
+  const out: number[] = []
+  for (const part of texts.flatMap((t) => t.split(','))) {
+    const i = uplinkNumber(part.trim(), uplinks, '--vary')
+    if (out.includes(i)) throw new LabSpecError(`--vary: uplink ${i + 1} is given twice`)
+    out.push(i)
+  }
+  return out.sort((a, b) => a - b)
+}
+
+/** Largest seed: the generators (random.ts, the delay line) take 32 bits. */
+export const MAX_SEED = 2 ** 32 - 1
+
+/** Parses `--seed S`: a whole number in [0, 2^32). */
+export function parseSeed(text: string): number {
+  const n = Number(text.trim())
+  if (!/^[0-9]+$/.test(text.trim()) || !Number.isSafeInteger(n) || n > MAX_SEED) throw new LabSpecError(`--seed: '${text}' is not a whole number between 0 and ${MAX_SEED}`)
+  return n
+}
+
+/**
+ * What `--vary` and `--seed` add to runBond's options (bond.ts starts a
+ * RateVariation over each measured transfer and seeds the Lab's jitter with
+ * `seed`). Optional, so the options without them mean what they always did.
+ */
+export interface BondEffects {
+  /** 0-based uplinks whose rate varies, both directions. */
+  readonly vary?: readonly number[]
+  /** Seed of the rate variation and the jitter (printed and in the JSON, so a run replays). */
+  readonly seed?: number
 }
 
 export function parseMode(text: string): BondMode {
@@ -157,12 +242,15 @@ export function biggestUplink(uplinks: readonly UplinkSpec[]): number {
   return best
 }
 
-/** "50/10 Mbit/s, 15 ms, 1% loss" for tables. */
+/** "50/10 Mbit/s, 15 ms, 1% loss" (with jitter: "40±10 ms") for tables. */
 export function describeUplink(u: UplinkSpec): string {
   const mbit = (r: number | null): string => (r === null ? '∞' : String(Math.round((r / 1e6) * 100) / 100))
   const rate = u.up.rate === u.down.rate ? `${mbit(u.up.rate)} Mbit/s` : `${mbit(u.up.rate)}/${mbit(u.down.rate)} Mbit/s`
   const parts = [rate]
-  if (u.up.delay || u.down.delay) parts.push(u.up.delay === u.down.delay ? `${u.up.delay} ms` : `${u.up.delay}/${u.down.delay} ms`)
+  const delay = (d: DirectionSpec): string => (d.jitter ? `${d.delay}±${d.jitter}` : `${d.delay}`)
+  if (u.up.delay || u.down.delay || u.up.jitter || u.down.jitter) {
+    parts.push(delay(u.up) === delay(u.down) ? `${delay(u.up)} ms` : `${delay(u.up)}/${delay(u.down)} ms`)
+  }
   if (u.up.loss || u.down.loss) {
     const pct = (x: number): string => String(Math.round(x * 100 * 1000) / 1000)
     parts.push(u.up.loss === u.down.loss ? `${pct(u.up.loss)}% loss` : `${pct(u.up.loss)}/${pct(u.down.loss)}% loss`)

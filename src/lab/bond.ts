@@ -35,7 +35,8 @@ import { counterDelta, ifDelta, readIfCounters, readProcNet, resetReadingMs, tcp
 import { bondDelta, bondVerdict, daemonBond, daemonPaths, linksCarrying, pathForLink, pathLoss, pathsUp, type DaemonPath } from './bond-paths.js'
 import { IntervalReceiver, transfer, withCutAt, type TransferResult } from './bond-transfer.js'
 import { CpuMeter } from './cpu.js'
-import { directionWord, directionsOf, type Direction, type DirectionSet } from './bond-direction.js'
+import { directionWord, directionsOf, rateOf, type Direction, type DirectionSet } from './bond-direction.js'
+import { RateVariation } from './vary.js'
 import { MPTCP_COUNTERS, setupMptcp } from './mptcp.js'
 import { readSchemaModes } from './bond-schema.js'
 import { round, type BondResult, type InteractiveFigures, type RawResult } from './bond-report.js'
@@ -55,14 +56,12 @@ function after<T>(ms: number, fn: () => Promise<T>): Promise<T> {
   return p
 }
 
-/** Called around each bonded transfer (the rate variation starts and stops with it). */
-export interface RunHooks {
-  start(): Promise<void> | void
-  stop(): Promise<void> | void
-}
-
 export interface BondLabInit {
   readonly uplinks: readonly UplinkSpec[]
+  /** 0-based uplinks whose rates vary during every tunnelled transfer (vary.ts), the same schedule each time. */
+  readonly vary?: readonly number[]
+  /** The seed of the links' jitter and of the variation. */
+  readonly seed?: number
   /** iperf3 -C for every transfer; null = the namespaces' default (BBR). */
   readonly congestion: string | null
   readonly signal?: AbortSignal
@@ -78,7 +77,7 @@ export class BondLab {
   constructor(init: BondLabInit) {
     this.#init = init
     this.uplinks = init.uplinks
-    this.lab = new Lab({ spec: bondTopology(init.uplinks) })
+    this.lab = new Lab({ spec: bondTopology(init.uplinks), ...(init.seed !== undefined ? { seed: init.seed } : {}) })
   }
 
   get runId(): string {
@@ -170,9 +169,15 @@ export class BondLab {
    * One transfer per direction of the set through the tunnel, at once; the
    * cut (if any) is applied by the first and placed on every series' clock.
    */
-  async #tunnelTransfers(receivers: ReadonlyMap<Direction, IntervalReceiver>, o: { streams: number; seconds: number; cut?: { atS: number; apply: () => Promise<void> } }): Promise<Map<Direction, TransferResult>> {
+  async #tunnelTransfers(receivers: ReadonlyMap<Direction, IntervalReceiver>, o: { streams: number; seconds: number; cut?: { atS: number; apply: () => Promise<void> } }): Promise<{ runs: Map<Direction, TransferResult>; rates: Map<Direction, number[]> | null }> {
     const dirs = [...receivers.keys()]
-    const runs = await Promise.all(
+    // Varied uplinks follow the same drawn schedule in every transfer (alone and bonded), so each is judged under the same rates.
+    const vary = this.#init.vary?.length ? new RateVariation({ lab: this.lab, indices: this.#init.vary, seed: this.#init.seed ?? 0, durationMs: (o.seconds + 1) * 1000, ...this.#signal(), ...(this.#init.progress ? { progress: this.#init.progress } : {}) }) : null
+    const t0 = Date.now()
+    await vary?.start()
+    let runs: TransferResult[]
+    try {
+      runs = await Promise.all(
       dirs.map((dir, k) =>
         transfer({
           netns: this.#ns(dir === 'up' ? CLIENT : GATEWAY),
@@ -185,9 +190,22 @@ export class BondLab {
           ...this.#signal(),
         }),
       ),
-    )
+      )
+    } finally {
+      await vary?.stop()
+    }
     const cutWall = runs[0]?.cutWallMs ?? null
-    return new Map(dirs.map((d, k) => [d, k === 0 ? runs[k]! : withCutAt(runs[k]!, cutWall)]))
+    const out = new Map(dirs.map((d, k) => [d, k === 0 ? runs[k]! : withCutAt(runs[k]!, cutWall)]))
+    let rates: Map<Direction, number[]> | null = null
+    if (vary) {
+      // The links' mean rates over the measured window (after the warm-up), on the variation's clock.
+      const zero = (runs[0]?.zeroWallMs ?? t0) - t0
+      const means = vary.meanRates(zero + warmupFor(o.seconds) * 1000, zero + o.seconds * 1000)
+      rates = new Map(
+        dirs.map((d) => [d, this.uplinks.map((u, i) => means.find((m) => m.link === i && m.dir === d)?.meanBps ?? rateOf(u, d))]),
+      )
+    }
+    return { runs: out, rates }
   }
 
   async #startReceivers(set: DirectionSet): Promise<Map<Direction, IntervalReceiver>> {
@@ -227,7 +245,7 @@ export class BondLab {
             for (const streams of streamsList) {
               const cpu = this.#cpuMeter(daemons)
               cpu.start()
-              const runs = await this.#tunnelTransfers(receivers, { streams, seconds })
+              const { runs } = await this.#tunnelTransfers(receivers, { streams, seconds })
               const cpuSeconds = cpu.stop()
               let bytes = 0
               const said: string[] = []
@@ -284,7 +302,7 @@ export class BondLab {
    * (default up) at once, optionally cutting one uplink mid-transfer
    * (restored afterwards): one BondedRun per direction, upload first.
    */
-  async bonded(o: { mode: BondMode; streams: number; seconds: number; cut: CutSpec | null; interactive: boolean; direction?: DirectionSet; onTransfer?: RunHooks }): Promise<BondedRun[]> {
+  async bonded(o: { mode: BondMode; streams: number; seconds: number; cut: CutSpec | null; interactive: boolean; direction?: DirectionSet }): Promise<BondedRun[]> {
     checkAborted(this.#init.signal)
     const set = o.direction ?? 'up'
     const links = this.links()
@@ -328,13 +346,7 @@ export class BondLab {
       }
       const cpu = this.#cpuMeter(daemons)
       cpu.start()
-      await o.onTransfer?.start()
-      let runs: Map<Direction, TransferResult>
-      try {
-        runs = await this.#tunnelTransfers(receivers, { streams: o.streams, seconds: o.seconds, ...(cut ? { cut: { atS: cut.atS, apply: applyCut } } : {}) })
-      } finally {
-        await o.onTransfer?.stop()
-      }
+      const { runs, rates } = await this.#tunnelTransfers(receivers, { streams: o.streams, seconds: o.seconds, ...(cut ? { cut: { atS: cut.atS, apply: applyCut } } : {}) })
       const cpuSeconds = cpu.stop()
       const [pings, loadedPing] = await Promise.all([Promise.all(linkPings), loaded])
       const ifAfter = await readIfCounters(clientNs)
@@ -389,7 +401,7 @@ export class BondLab {
         const received = up ? bondDelta(daemonBond(gatewayBefore, CLIENT), daemonBond(gatewayAfter, CLIENT)) : bondDelta(daemonBond(statusBefore, GATEWAY), daemonBond(statusAfter, GATEWAY))
         const sent = up ? bondDelta(daemonBond(statusBefore, GATEWAY), daemonBond(statusAfter, GATEWAY)) : bondDelta(daemonBond(gatewayBefore, CLIENT), daemonBond(gatewayAfter, CLIENT))
         const bond = received || sent ? { mode: received?.mode ?? sent?.mode ?? null, reordered: received?.reordered ?? 0, late: received?.late ?? 0, dropped: received?.dropped ?? 0, resent: sent?.resent ?? 0 } : null
-        out.push({ direction: dir, cpu: runCpu, verdict, daemonPaths: (pathsAfter ?? pathsBefore)?.length ?? null, bond, transfer: t, resets, links: figures, interactive })
+        out.push({ direction: dir, rates: rates?.get(dir) ?? null, cpu: runCpu, verdict, daemonPaths: (pathsAfter ?? pathsBefore)?.length ?? null, bond, transfer: t, resets, links: figures, interactive })
       }
       return out
     } finally {
@@ -476,7 +488,7 @@ export interface LabBondResult {
 export async function runBond(o: RunBondOptions): Promise<LabBondResult> {
   const set = o.direction ?? 'up'
   if (o.mptcp && set !== 'up') throw new LabSpecError('--mptcp: kernel MPTCP is measured for uploads only (--direction up)')
-  const bl = new BondLab({ uplinks: o.uplinks, congestion: o.congestion, ...(o.signal ? { signal: o.signal } : {}), ...(o.progress ? { progress: o.progress } : {}) })
+  const bl = new BondLab({ uplinks: o.uplinks, congestion: o.congestion, ...(o.vary ? { vary: o.vary } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.signal ? { signal: o.signal } : {}), ...(o.progress ? { progress: o.progress } : {}) })
   try {
     await bl.start()
     const singles = await bl.singles([o.streams], o.seconds, [set])

@@ -1,19 +1,21 @@
 /**
  * One-way delay on a link: the delay line (`native/lab/delayline.c`, built
  * to `build/lab/delayline` by `make -C native/lab`) runs in the link's
- * router namespace with one TUN per delayed direction. Policy routing keyed
+ * router namespace with one TUN per delayed direction (a direction with
+ * jitter but no delay is delayed too: by 0 ms plus its jitter). Policy routing keyed
  * on the incoming interface sends packets from a's veth into the a→b TUN
  * (and from b's veth into the b→a TUN); the delay line writes each packet
  * back into its TUN after the delay, and the main table routes it out of the
  * other veth. Packets re-entering from a TUN match no `iif` rule, so they
  * never loop.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
-import { LabCommandError, LabPrerequisiteError } from './errors.js'
+import { LabCommandError, LabPrerequisiteError, LabSpecError } from './errors.js'
 import { run, spawnIn, stopChild } from './exec.js'
+import { deriveSeed } from './random.js'
 
 /** Routing tables and rule priority used inside a router namespace (the namespace is the lab's own). */
 export const DELAY_TABLE_FROM_A = 100
@@ -27,17 +29,21 @@ export function repoRoot(): string {
 }
 
 /**
- * Path of the delay line binary, building it when it is missing (`node-gyp
- * rebuild` wipes build/, so it may vanish under a developer's feet); throws
- * LabPrerequisiteError with the build command when that fails.
+ * Path of the delay line binary, building it when it is missing or older
+ * than its sources (`node-gyp rebuild` wipes build/, so it may vanish under a
+ * developer's feet, and an old one refuses jitter); throws
+ * LabPrerequisiteError with the build command when there is none. A stale
+ * binary that cannot be rebuilt is still used.
  */
 export async function delayLineBinary(): Promise<string> {
   const root = repoRoot()
   const bin = join(root, 'build', 'lab', 'delayline')
-  if (existsSync(bin)) return bin
   const src = join(root, 'native', 'lab')
+  const mtime = (p: string): number => (existsSync(p) ? statSync(p).mtimeMs : 0)
+  const built = mtime(bin)
+  if (built > 0 && built >= Math.max(mtime(join(src, 'delayline.c')), mtime(join(src, 'jitter.h')))) return bin
   const r = await run('make', ['-s', '-C', src], { allowFail: true, timeoutMs: 60_000 }).catch(() => null)
-  if (r?.code === 0 && existsSync(bin)) return bin
+  if ((r?.code === 0 || built > 0) && existsSync(bin)) return bin
   throw new LabPrerequisiteError(`the delay line is not built and 'make -C ${src}' failed: ${r ? r.stderr.trim() : 'make is not installed'}`)
 }
 
@@ -47,6 +53,8 @@ export interface DelayedDirection {
   /** The TUN that holds them. */
   readonly tun: string
   readonly delayMs: number
+  /** Extra delay drawn per packet in [0, jitterMs], FIFO kept; default 0. */
+  readonly jitterMs?: number
   readonly table: number
 }
 
@@ -64,14 +72,43 @@ export function delayRoutes(dirs: readonly DelayedDirection[]): { ipv4: string[]
   return { ipv4, ipv6 }
 }
 
-/** The delay line's command-line arguments: one TUN:MICROSECONDS per direction. */
-export function delayLineArgs(dirs: readonly DelayedDirection[]): string[] {
-  return dirs.map((d) => `${d.tun}:${Math.round(d.delayMs * 1000)}`)
+/**
+ * The seed of link `index`'s delay line: `deriveSeed(lab seed, index)`, or
+ * `deriveSeed(run id, index)` when the lab has no seed. Each link draws its
+ * own jitter, and a lab built again with the same seed draws the same (the
+ * delay line draws stream i of the seed for its i-th direction).
+ */
+export function delayLineSeed(labSeed: number | null, runId: string, index: number): number {
+  return deriveSeed(labSeed ?? runId, index)
+}
+
+/** The delay line's command-line arguments: the seed, then TUN:DELAY_US[:JITTER_US] per direction (no jitter: TUN:DELAY_US). */
+export function delayLineArgs(dirs: readonly DelayedDirection[], seed: number): string[] {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new LabSpecError(`delay line seed must be a whole number ≥ 0, not ${seed}`)
+  const us = (ms: number): number => Math.round(ms * 1000)
+  return ['--seed', String(seed), ...dirs.map((d) => (us(d.jitterMs ?? 0) > 0 ? `${d.tun}:${us(d.delayMs)}:${us(d.jitterMs ?? 0)}` : `${d.tun}:${us(d.delayMs)}`))]
+}
+
+/** One direction's exit counters. */
+export interface DelayLineLineStats {
+  readonly tun: string
+  readonly delay_us: number
+  readonly jitter_us: number
+  readonly packets: number
+  readonly bytes: number
+  readonly drops_full: number
+  readonly drops_write: number
+  readonly held_max: number
+  /** Due time minus arrival of the packets it held: the delays it applied (min = max = delay without jitter). */
+  readonly applied_us: { min: number; mean: number; max: number }
+  /** Packets held past their own draw so as not to overtake the one before (see native/lab/jitter.h). */
+  readonly fifo_raised: number
 }
 
 /** Counters the delay line prints on exit. */
 export interface DelayLineStats {
-  readonly lines: readonly { tun: string; delay_us: number; packets: number; bytes: number; drops_full: number; drops_write: number }[]
+  readonly lines: readonly DelayLineLineStats[]
+  readonly seed: number
   /** Release time minus due time, in microseconds (the tick is 250 µs, so ±125 µs is on time). */
   readonly late_us: { min: number; p50: number; p99: number; max: number }
   /** Share (0..1) of packets released within ±0.2 ms of their due time. */
@@ -83,7 +120,7 @@ export class DelayLine {
   #stderr = ''
 
   constructor(
-    private readonly init: { netns: string; runId: string; dirs: readonly DelayedDirection[]; detached: boolean; logFd?: number },
+    private readonly init: { netns: string; runId: string; dirs: readonly DelayedDirection[]; seed: number; detached: boolean; logFd?: number },
   ) {}
 
   get pid(): number | undefined {
@@ -93,8 +130,8 @@ export class DelayLine {
   /** Starts the program and resolves once every TUN exists ("ready"). */
   async start(): Promise<void> {
     const bin = await delayLineBinary()
-    const { netns, runId, dirs, detached, logFd } = this.init
-    const child = spawnIn(netns, bin, delayLineArgs(dirs), {
+    const { netns, runId, dirs, seed, detached, logFd } = this.init
+    const child = spawnIn(netns, bin, delayLineArgs(dirs, seed), {
       runId,
       detached,
       stdio: ['ignore', 'pipe', logFd ?? 'pipe'],

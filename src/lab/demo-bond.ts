@@ -26,7 +26,7 @@ export const RURAL_UPLINK_FLAGS: readonly string[] = RURAL.map((u) => `${u.name}
 export const BOND_SCENE_SECONDS = 10
 
 export function ruralUplinks(): UplinkSpec[] {
-  return RURAL.map((u) => ({ name: u.name, up: { rate: u.up * 1e6, delay: u.delayMs, loss: u.loss }, down: { rate: u.down * 1e6, delay: u.delayMs, loss: u.loss } }))
+  return RURAL.map((u) => ({ name: u.name, up: { rate: u.up * 1e6, delay: u.delayMs, jitter: 0, loss: u.loss }, down: { rate: u.down * 1e6, delay: u.delayMs, jitter: 0, loss: u.loss } }))
 }
 
 export interface BondSceneResult {

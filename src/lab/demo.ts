@@ -21,7 +21,7 @@ export const DEMO_RATE = 100e6
 export const DEMO_DELAY_MS = 10
 
 export function demoTopology(): TopologySpec {
-  const dir = { rate: DEMO_RATE, delay: DEMO_DELAY_MS, loss: 0 }
+  const dir = { rate: DEMO_RATE, delay: DEMO_DELAY_MS, jitter: 0, loss: 0 }
   return {
     nodes: [
       { name: 'home', daemon: true, config: null },

@@ -1,6 +1,6 @@
 /**
  * A link between two nodes. Without emulation it is a plain veth pair
- * (a ↔ b, one /24). With a rate, delay, loss or NAT it runs through a router
+ * (a ↔ b, one /24). With a rate, delay, jitter, loss or NAT it runs through a router
  * namespace: a ↔ R ↔ b, two /25s, where R carries the tbf qdiscs, the loss
  * and NAT tables and the delay line. Both veth ends are created straight in
  * the namespaces, so the host's namespace is never touched.
@@ -18,7 +18,7 @@ import { createNetns } from './netns.js'
 import { linkIfname, routerNetns } from './names.js'
 import { lossTable, tbfArgs, tbfParams } from './shaping.js'
 import { natTable } from './nat.js'
-import { DELAY_TABLE_FROM_A, DELAY_TABLE_FROM_B, DelayLine, delayRoutes, type DelayedDirection } from './delay.js'
+import { DELAY_TABLE_FROM_A, DELAY_TABLE_FROM_B, DelayLine, delayLineSeed, delayRoutes, type DelayedDirection } from './delay.js'
 import type { DirectionSpec, IfAddr, LinkHandle, LinkSpec } from './types.js'
 
 export interface LinkAddressing {
@@ -53,10 +53,24 @@ export function linkAddressing(index: number, routed: boolean): LinkAddressing {
 }
 
 function emulated(d: DirectionSpec): boolean {
-  return d.rate !== null || d.delay > 0 || d.loss > 0
+  return d.rate !== null || delayed(d) || d.loss > 0
 }
 
-/** True when the link needs a router namespace (any rate, delay, loss or NAT). */
+/** True when the direction goes through the delay line: a delay, a jitter, or both. */
+export function delayed(d: DirectionSpec): boolean {
+  return d.delay > 0 || d.jitter > 0
+}
+
+/**
+ * The round trip the tbf queues are sized for, in ms: both delays plus both
+ * jitters (a busy FIFO line's delays bunch toward delay + jitter; see
+ * native/lab/jitter.h). Rate changes (vary.ts) size theirs the same way.
+ */
+export function linkRttMs(spec: LinkSpec): number {
+  return spec.aToB.delay + spec.aToB.jitter + spec.bToA.delay + spec.bToA.jitter
+}
+
+/** True when the link needs a router namespace (any rate, delay, jitter, loss or NAT). */
 export function needsRouter(spec: LinkSpec): boolean {
   return spec.nat !== 'none' || emulated(spec.aToB) || emulated(spec.bToA)
 }
@@ -92,6 +106,8 @@ export interface BuildLinkInit {
   readonly detached: boolean
   /** Where the delay line writes its exit counters (detached runs). */
   readonly logFd?: number
+  /** The lab's seed for jitter draws; null = from the run id (see `delayLineSeed`). */
+  readonly seed?: number | null
 }
 
 /** Creates the link's veths, router, qdiscs, tables and delay line. Partial state is left for the caller's teardown. */
@@ -127,14 +143,16 @@ export async function buildLink(init: BuildLinkInit): Promise<BuiltLink> {
   if (spec.aToB.loss > 0) await run('ip', ['-n', nsA, 'link', 'set', ifA, 'gso_max_segs', '1'])
   if (spec.bToA.loss > 0) await run('ip', ['-n', nsB, 'link', 'set', ifB, 'gso_max_segs', '1'])
 
-  const rtt = spec.aToB.delay + spec.bToA.delay
+  const rtt = linkRttMs(spec)
   // tbf sits on the egress side: a→b leaves through the veth facing b.
   if (spec.aToB.rate !== null) await run('tc', ['-n', nsR, ...tbfArgs(ifRB, tbfParams(spec.aToB.rate, rtt, spec.queue))])
   if (spec.bToA.rate !== null) await run('tc', ['-n', nsR, ...tbfArgs(ifRA, tbfParams(spec.bToA.rate, rtt, spec.queue))])
 
   const dirs: DelayedDirection[] = []
-  if (spec.aToB.delay > 0) dirs.push({ from: ifRA, tun: linkIfname(runId, index, 'da'), delayMs: spec.aToB.delay, table: DELAY_TABLE_FROM_A })
-  if (spec.bToA.delay > 0) dirs.push({ from: ifRB, tun: linkIfname(runId, index, 'db'), delayMs: spec.bToA.delay, table: DELAY_TABLE_FROM_B })
+  const da = spec.aToB
+  const db = spec.bToA
+  if (delayed(da)) dirs.push({ from: ifRA, tun: linkIfname(runId, index, 'da'), delayMs: da.delay, jitterMs: da.jitter, table: DELAY_TABLE_FROM_A })
+  if (delayed(db)) dirs.push({ from: ifRB, tun: linkIfname(runId, index, 'db'), delayMs: db.delay, jitterMs: db.jitter, table: DELAY_TABLE_FROM_B })
 
   const tables = [
     lossTable(`qel-${runId}-loss${index}`, ifRA, ifRB, spec.aToB, spec.bToA),
@@ -149,7 +167,8 @@ export async function buildLink(init: BuildLinkInit): Promise<BuiltLink> {
 
   let delayLine: DelayLine | null = null
   if (dirs.length > 0) {
-    delayLine = new DelayLine({ netns: nsR, runId, dirs, detached: init.detached, ...(init.logFd !== undefined ? { logFd: init.logFd } : {}) })
+    const seed = delayLineSeed(init.seed ?? null, runId, index)
+    delayLine = new DelayLine({ netns: nsR, runId, dirs, seed, detached: init.detached, ...(init.logFd !== undefined ? { logFd: init.logFd } : {}) })
     await delayLine.start()
     const routes = delayRoutes(dirs)
     await ipBatch(nsR, routes.ipv4)

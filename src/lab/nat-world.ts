@@ -20,7 +20,7 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { mkdir, rm } from 'node:fs/promises'
-import { DelayLine, type DelayedDirection } from './delay.js'
+import { DelayLine, delayLineSeed, type DelayedDirection } from './delay.js'
 import { LabCommandError, LabSpecError } from './errors.js'
 import { ipBatch, run, runIn, spawnIn, stopChild, type RunOptions, type RunResult } from './exec.js'
 import { NAT_TYPES, classifyNat, isNatType, natSysctls, natTypeTable, type NatBehaviour, type NatObservation, type NatType } from './nat-types.js'
@@ -312,7 +312,8 @@ async function startDelay(runId: string, inet: string, legs: readonly Leg[], del
     )
     if (l.type === 'public') rules.push(`rule add to ${l.net.lanNet} lookup ${down.table} pref ${PREF_DOWN}`)
   }
-  const line = new DelayLine({ netns: inet, runId, dirs, detached: false })
+  // No jitter here, so the seed draws nothing; the delay line takes one all the same.
+  const line = new DelayLine({ netns: inet, runId, dirs, seed: delayLineSeed(null, runId, 0), detached: false })
   await line.start()
   await ipBatch(inet, rules)
   return line

@@ -47,7 +47,7 @@ export interface PairResult {
 }
 
 export function pairTopology(o: Pick<PairOptions, 'rate' | 'delay' | 'loss'>): TopologySpec {
-  const dir = { rate: o.rate, delay: o.delay, loss: o.loss }
+  const dir = { rate: o.rate, delay: o.delay, jitter: 0, loss: o.loss }
   return {
     nodes: [
       { name: 'alpha', daemon: true, config: null },

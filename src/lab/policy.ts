@@ -35,7 +35,7 @@ const LAN4 = '10.251.3.0/24'
 const LAN6 = 'fdc5:1ab:0:3::/64'
 const SERVER4 = '10.251.3.2'
 const SERVER6 = 'fdc5:1ab:0:3::2'
-const NO_EFFECT = { rate: null, delay: 0, loss: 0 }
+const NO_EFFECT = { rate: null, delay: 0, jitter: 0, loss: 0 }
 
 export interface PolicyFlow {
   readonly from: string

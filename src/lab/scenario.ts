@@ -70,8 +70,9 @@ function perDirection(v: unknown, parse: (x: unknown, what: string) => number, w
   return [x, x]
 }
 
-function direction(rate: number, delay: number, loss: number): DirectionSpec {
-  return { rate: Number.isNaN(rate) ? null : rate, delay: Number.isNaN(delay) ? 0 : delay, loss: Number.isNaN(loss) ? 0 : loss }
+function direction(rate: number, delay: number, jitter: number, loss: number): DirectionSpec {
+  const orZero = (x: number): number => (Number.isNaN(x) ? 0 : x)
+  return { rate: Number.isNaN(rate) ? null : rate, delay: orZero(delay), jitter: orZero(jitter), loss: orZero(loss) }
 }
 
 /** Normalizes one raw link (as in a scenario file or built by a command) into a LinkSpec. */
@@ -80,13 +81,14 @@ export function linkFromRaw(raw: Raw, index: number): LinkSpec {
   const where = `links[${index}] (${name})`
   const rate = perDirection(raw['rate'], parseRate, `${where} rate`) ?? [NaN, NaN]
   const delay = perDirection(raw['delay'], parseDelay, `${where} delay`) ?? [NaN, NaN]
+  const jitter = perDirection(raw['jitter'], parseDelay, `${where} jitter`) ?? [NaN, NaN]
   const loss = perDirection(raw['loss'], parseLoss, `${where} loss`) ?? [NaN, NaN]
   return {
     name,
     a: String(raw['a']),
     b: String(raw['b']),
-    aToB: direction(rate[0], delay[0], loss[0]),
-    bToA: direction(rate[1], delay[1], loss[1]),
+    aToB: direction(rate[0], delay[0], jitter[0], loss[0]),
+    bToA: direction(rate[1], delay[1], jitter[1], loss[1]),
     queue: raw['queue'] === undefined ? null : parseDelay(raw['queue'], `${where} queue`),
     nat: (raw['nat'] as NatKind | undefined) ?? 'none',
   }

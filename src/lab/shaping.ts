@@ -39,9 +39,12 @@ export function tbfParams(rateBps: number, rttMs: number, queueMs: number | null
   return { rateBps: Math.round(rateBps * L2_OVERHEAD_FACTOR), burstBytes, limitBytes }
 }
 
-/** The `tc` arguments that install `p` as the root qdisc of `dev`. */
-export function tbfArgs(dev: string, p: TbfParams): string[] {
-  return ['qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', `${p.rateBps}bit`, 'burst', `${p.burstBytes}`, 'limit', `${p.limitBytes}`]
+/**
+ * The `tc` arguments that install `p` as the root qdisc of `dev` ('replace'),
+ * or move an installed tbf to `p` ('change': the queued packets stay).
+ */
+export function tbfArgs(dev: string, p: TbfParams, verb: 'replace' | 'change' = 'replace'): string[] {
+  return ['qdisc', verb, 'dev', dev, 'root', 'tbf', 'rate', `${p.rateBps}bit`, 'burst', `${p.burstBytes}`, 'limit', `${p.limitBytes}`]
 }
 
 /** numgen range for loss rules: the share is resolved to one in a million. */

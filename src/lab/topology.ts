@@ -24,6 +24,8 @@ export interface LabInit {
   readonly tmpBase?: string
   /** Leave the delay lines running after this process exits (`lab up`). */
   readonly detached?: boolean
+  /** Seed of the links' jitter draws (see `delayLineSeed`); default: from the run id. */
+  readonly seed?: number
 }
 
 /** Checks names, endpoints and counts of a topology; throws LabSpecError. */
@@ -44,6 +46,7 @@ export function checkTopology(spec: TopologySpec): void {
     for (const [dir, d] of [['a-to-b', l.aToB], ['b-to-a', l.bToA]] as const) {
       if (d.rate !== null && (!Number.isFinite(d.rate) || d.rate < 8000)) throw new LabSpecError(`link '${l.name}' ${dir}: rate must be at least 8kbit`)
       if (!(d.delay >= 0 && d.delay <= 10_000)) throw new LabSpecError(`link '${l.name}' ${dir}: delay must be between 0 and 10 s`)
+      if (!(d.jitter >= 0 && d.jitter <= 10_000)) throw new LabSpecError(`link '${l.name}' ${dir}: jitter must be between 0 and 10 s`)
       if (!(d.loss >= 0 && d.loss < 1)) throw new LabSpecError(`link '${l.name}' ${dir}: loss must be between 0% and 100%`)
     }
     if (l.queue !== null && !(l.queue > 0 && l.queue <= 10_000)) throw new LabSpecError(`link '${l.name}': queue must be between 0 and 10 s`)
@@ -56,6 +59,7 @@ export class Lab {
   readonly spec: TopologySpec
   readonly #detached: boolean
   readonly #tmpBase: string | undefined
+  readonly #seed: number | null
   #nodes = new Map<string, NodeHandle>()
   #links: BuiltLink[] = []
 
@@ -66,6 +70,7 @@ export class Lab {
     this.#tmpBase = init.tmpBase
     this.dir = runDir(this.runId, init.tmpBase)
     this.#detached = init.detached ?? false
+    this.#seed = init.seed ?? null
   }
 
   get nodes(): readonly NodeHandle[] {
@@ -93,7 +98,7 @@ export class Lab {
   async start(): Promise<void> {
     try {
       await mkdir(this.dir, { recursive: false, mode: 0o700 })
-      await writeFile(join(this.dir, 'topology.json'), JSON.stringify({ runId: this.runId, spec: this.spec }, null, 2))
+      await writeFile(join(this.dir, 'topology.json'), JSON.stringify({ runId: this.runId, seed: this.#seed, spec: this.spec }, null, 2))
       for (const n of this.spec.nodes) {
         const netns = nodeNetns(this.runId, n.name)
         await createNetns(netns)
@@ -101,7 +106,7 @@ export class Lab {
       }
       for (const [index, spec] of this.spec.links.entries()) {
         this.#links.push(
-          await buildLink({ runId: this.runId, index, spec, nsA: this.node(spec.a).netns, nsB: this.node(spec.b).netns, detached: this.#detached }),
+          await buildLink({ runId: this.runId, index, spec, nsA: this.node(spec.a).netns, nsB: this.node(spec.b).netns, detached: this.#detached, seed: this.#seed }),
         )
       }
       await writeFile(join(this.dir, 'links.json'), JSON.stringify(this.links, null, 2))

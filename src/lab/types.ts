@@ -13,6 +13,11 @@ export interface DirectionSpec {
   readonly rate: number | null
   /** One-way delay in ms (fractional allowed); 0 = none. */
   readonly delay: number
+  /**
+   * Extra one-way delay in ms, drawn per packet in [0, jitter] without
+   * reordering (the delay line keeps each direction a FIFO); 0 = none.
+   */
+  readonly jitter: number
   /** Fraction of packets dropped at random, 0 ≤ loss < 1. */
   readonly loss: number
 }
@@ -72,4 +77,4 @@ export interface NodeHandle {
   readonly netns: string
 }
 
-export const NO_EFFECT: DirectionSpec = Object.freeze({ rate: null, delay: 0, loss: 0 })
+export const NO_EFFECT: DirectionSpec = Object.freeze({ rate: null, delay: 0, jitter: 0, loss: 0 })

@@ -15,7 +15,7 @@ import { runIn } from '../../src/lab/exec.js'
 import type { DirectionSpec, LinkSpec, TopologySpec } from '../../src/lab/types.js'
 
 
-const NONE: DirectionSpec = { rate: null, delay: 0, loss: 0 }
+const NONE: DirectionSpec = { rate: null, delay: 0, jitter: 0, loss: 0 }
 
 function pair(link: Partial<LinkSpec>): TopologySpec {
   return {
@@ -53,7 +53,7 @@ function ofRun(s: ReturnType<typeof snapshot>, run: string): string[] {
 async function tests(): Promise<void> {
   t.test('a topology with every feature goes up and down leaving nothing behind', async (t) => {
     const before = snapshot()
-    const dir = { rate: 20e6, delay: 2, loss: 0.01 }
+    const dir = { rate: 20e6, delay: 2, jitter: 0, loss: 0.01 }
     const lab = new Lab({
       spec: {
         nodes: ['alpha', 'beta', 'gamma'].map((name) => ({ name, daemon: false, config: null })),

@@ -24,7 +24,7 @@ if (process.getuid?.() !== 0) {
   process.exit(0)
 }
 
-const NO_EFFECT = { rate: null, delay: 0, loss: 0 }
+const NO_EFFECT = { rate: null, delay: 0, jitter: 0, loss: 0 }
 
 t.test('a client without a session is cut off; a TOTP login lets it through', async (t) => {
   const lab = new Lab({ spec: { nodes: [{ name: 'laptop', daemon: true, config: null }, { name: 'gw', daemon: true, config: { node: { role: 'gateway' } } }], links: [{ name: 'l', a: 'laptop', b: 'gw', aToB: NO_EFFECT, bToA: NO_EFFECT, queue: null, nat: 'none' }] } })

@@ -1,16 +1,25 @@
 import t from 'tap'
-import { linkAddressing, needsRouter } from '../../src/lab/link.js'
+import { delayed, linkAddressing, linkRttMs, needsRouter } from '../../src/lab/link.js'
 import { delayLineArgs, delayRoutes } from '../../src/lab/delay.js'
 import type { LinkSpec } from '../../src/lab/types.js'
 
-const plain: LinkSpec = { name: 'l', a: 'x', b: 'y', aToB: { rate: null, delay: 0, loss: 0 }, bToA: { rate: null, delay: 0, loss: 0 }, queue: null, nat: 'none' }
+const plain: LinkSpec = { name: 'l', a: 'x', b: 'y', aToB: { rate: null, delay: 0, jitter: 0, loss: 0 }, bToA: { rate: null, delay: 0, jitter: 0, loss: 0 }, queue: null, nat: 'none' }
 
-t.test('a router is needed for any rate, delay, loss or NAT, in either direction', async (t) => {
+t.test('a router is needed for any rate, delay, jitter, loss or NAT, in either direction', async (t) => {
   t.notOk(needsRouter(plain))
   t.ok(needsRouter({ ...plain, nat: 'cone' }))
-  t.ok(needsRouter({ ...plain, aToB: { rate: 1e6, delay: 0, loss: 0 } }))
-  t.ok(needsRouter({ ...plain, bToA: { rate: null, delay: 5, loss: 0 } }))
-  t.ok(needsRouter({ ...plain, bToA: { rate: null, delay: 0, loss: 0.01 } }))
+  t.ok(needsRouter({ ...plain, aToB: { rate: 1e6, delay: 0, jitter: 0, loss: 0 } }))
+  t.ok(needsRouter({ ...plain, bToA: { rate: null, delay: 5, jitter: 0, loss: 0 } }))
+  t.ok(needsRouter({ ...plain, bToA: { rate: null, delay: 0, jitter: 0, loss: 0.01 } }))
+  t.ok(needsRouter({ ...plain, aToB: { rate: null, delay: 0, jitter: 3, loss: 0 } }), 'jitter alone')
+})
+
+t.test('jitter alone goes through the delay line; the tbf queue counts it in the round trip', async (t) => {
+  t.ok(delayed({ rate: null, delay: 0, jitter: 3, loss: 0 }))
+  t.ok(delayed({ rate: null, delay: 3, jitter: 0, loss: 0 }))
+  t.notOk(delayed({ rate: 1e6, delay: 0, jitter: 0, loss: 0.1 }))
+  t.equal(linkRttMs({ ...plain, aToB: { rate: null, delay: 10, jitter: 4, loss: 0 }, bToA: { rate: null, delay: 20, jitter: 0, loss: 0 } }), 34)
+  t.equal(linkRttMs(plain), 0)
 })
 
 t.test('plain links share a /24; routed links use two /25s with the router in the middle', async (t) => {
@@ -52,7 +61,7 @@ t.test('delay line arguments and the policy routes that feed it', async (t) => {
     { from: 'ra', tun: 'da', delayMs: 10, table: 100 },
     { from: 'rb', tun: 'db', delayMs: 0.25, table: 101 },
   ]
-  t.same(delayLineArgs(dirs), ['da:10000', 'db:250'])
+  t.same(delayLineArgs(dirs, 7), ['--seed', '7', 'da:10000', 'db:250'])
   const r = delayRoutes(dirs)
   for (const lines of [r.ipv4, r.ipv6]) {
     t.ok(lines.includes('route add default dev da table 100'))

@@ -10,12 +10,12 @@ t.test('the example scenario parses into a topology with units normalized', asyn
   t.same(s.topology.nodes.map((n) => [n.name, n.daemon]), [['office', true], ['home', true], ['laptop', true], ['server', false]])
   t.same(s.topology.nodes[1]?.config, { logging: { level: 'debug' } })
   const [dsl, wifi, lan] = s.topology.links
-  t.same(dsl?.aToB, { rate: 10e6, delay: 15, loss: 0 })
-  t.same(dsl?.bToA, { rate: 50e6, delay: 15, loss: 0 })
+  t.same(dsl?.aToB, { rate: 10e6, delay: 15, jitter: 0, loss: 0 })
+  t.same(dsl?.bToA, { rate: 50e6, delay: 15, jitter: 0, loss: 0 })
   t.equal(dsl?.nat, 'cone')
-  t.same(wifi?.aToB, { rate: 20e6, delay: 25, loss: 0.01 })
+  t.same(wifi?.aToB, { rate: 20e6, delay: 25, jitter: 0, loss: 0.01 })
   t.equal(wifi?.nat, 'symmetric')
-  t.same(lan?.aToB, { rate: null, delay: 0, loss: 0 })
+  t.same(lan?.aToB, { rate: null, delay: 0, jitter: 0, loss: 0 })
   t.equal(lan?.queue, null)
   t.equal(s.network.port, 7443)
 })
@@ -23,9 +23,18 @@ t.test('the example scenario parses into a topology with units normalized', asyn
 t.test('a link with one direction given leaves the other unlimited', async (t) => {
   const l = linkFromRaw({ a: 'x', b: 'y', rate: { 'b-to-a': '50mbit' }, queue: '20ms' }, 3)
   t.equal(l.name, 'link3')
-  t.same(l.aToB, { rate: null, delay: 0, loss: 0 })
-  t.same(l.bToA, { rate: 50e6, delay: 0, loss: 0 })
+  t.same(l.aToB, { rate: null, delay: 0, jitter: 0, loss: 0 })
+  t.same(l.bToA, { rate: 50e6, delay: 0, jitter: 0, loss: 0 })
   t.equal(l.queue, 20)
+})
+
+t.test('jitter per link, like delay: one value or per direction', async (t) => {
+  const l = linkFromRaw({ a: 'x', b: 'y', delay: '40ms', jitter: { 'a-to-b': '10ms' } }, 0)
+  t.same(l.aToB, { rate: null, delay: 40, jitter: 10, loss: 0 })
+  t.same(l.bToA, { rate: null, delay: 40, jitter: 0, loss: 0 })
+  t.same(linkFromRaw({ a: 'x', b: 'y', jitter: '2ms' }, 0).bToA.jitter, 2)
+  const s = parseScenario('nodes: [{name: a}, {name: b}]\nlinks: [{a: a, b: b, delay: 20ms, jitter: 5ms}]')
+  t.same(s.topology.links[0]?.aToB.jitter, 5)
 })
 
 const bad: [string, string, RegExp][] = [

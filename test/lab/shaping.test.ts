@@ -15,10 +15,11 @@ t.test('tbf: rate raised for the Ethernet header, burst ~2 ms within bounds, que
   t.equal(explicit.limitBytes, 10 * 12_500 + 25_000)
   t.equal(tbfParams(10e9, 0, null).burstBytes, 512 * 1024, 'at most 512 KiB')
   t.same(tbfArgs('eth9', p).slice(0, 8), ['qdisc', 'replace', 'dev', 'eth9', 'root', 'tbf', 'rate', `${p.rateBps}bit`])
+  t.same(tbfArgs('eth9', p, 'change'), ['qdisc', 'change', ...tbfArgs('eth9', p).slice(2)], 'a rate change keeps the qdisc and its queue')
 })
 
 t.test('loss rules per direction, keyed on the incoming interface', async (t) => {
-  const none = { rate: null, delay: 0, loss: 0 }
+  const none = { rate: null, delay: 0, jitter: 0, loss: 0 }
   t.equal(lossTable('qel-x-loss0', 'ra', 'rb', none, none), null)
   const text = lossTable('qel-x-loss0', 'ra', 'rb', { ...none, loss: 0.01 }, none)!
   t.match(text, /table inet qel-x-loss0/)

@@ -2,7 +2,7 @@
 // prints its run id, and waits to be killed: the crash case of lab.test.ts.
 import { Lab } from '../../../src/lab/topology.js'
 
-const dir = { rate: 20e6, delay: 5, loss: 0.01 }
+const dir = { rate: 20e6, delay: 5, jitter: 0, loss: 0.01 }
 const lab = new Lab({
   spec: {
     nodes: [
