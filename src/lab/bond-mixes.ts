@@ -48,7 +48,7 @@ export interface Mix {
 
 export const MIX_LIMITS = { minUplinks: 2, maxUplinks: 5, minMbit: 5, maxMbit: 300, minDelayMs: 2, maxDelayMs: 150, maxLoss: 0.03, varyShare: 1 / 3, jitterShare: 1 / 3, maxJitterMs: 30 } as const
 
-const NAMES = ['dsl', 'cable', 'fiber', 'lte', 'sat', 'wifi', '5g', 'wisp'] as const
+const NAMES = ['dsl', 'cable', 'fiber', 'lte', 'sat', 'wifi', 'nr', 'wisp'] as const
 
 function logUniform(r: () => number, lo: number, hi: number): number {
   return Math.exp(Math.log(lo) + r() * (Math.log(hi) - Math.log(lo)))

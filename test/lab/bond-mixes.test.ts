@@ -59,6 +59,7 @@ t.test('a mix becomes lab uplinks with its rates, delay, loss and jitter', async
     t.ok(Math.abs(s.up.loss - u.lossUp) < 1e-9 && Math.abs(s.down.loss - u.lossDown) < 1e-9)
   })
   t.same(parseUplinks(mixUplinkFlags(m)).map((u) => u.name), m.uplinks.map((u) => u.name))
+  for (const x of drawMixes(5, 300, 400)) t.doesNotThrow(() => mixUplinks(x), `mix ${x.index} is valid lab input`)
   t.equal(lossAtMost({ ...m, uplinks: m.uplinks.map((u) => ({ ...u, lossUp: 0.005, lossDown: 0.02 })) }, 'up', 0.01), true)
   t.equal(lossAtMost({ ...m, uplinks: m.uplinks.map((u) => ({ ...u, lossUp: 0.005, lossDown: 0.02 })) }, 'down', 0.01), false)
 })
