@@ -575,9 +575,15 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
       continue;
     }
     if (suspect(c, ts)) {
-      if (!rescued(c) && another_alive(p, c, ts)) {
+      /* Suspect: no new packets. Its backlog goes to the others only
+       * once it is also quieter than it has ever been lately. */
+      uint64_t tol = qe_gap_tolerance(&c->path.gap, ts);
+      if (!rescued(c) && quiet > tol && another_alive(p, c, ts)) {
         c->path.rescue_ts = ts; /* once, until heard again */
         rescue[nrescue++] = c;
+      } else if (!rescued(c) && quiet <= tol &&
+                 ts + (tol - quiet) + 1 < p->suspect_ts) {
+        p->suspect_ts = ts + (tol - quiet) + 1; /* look again then */
       }
     } else {
       qe_ts at = oldest_sent(c);

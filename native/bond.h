@@ -35,6 +35,8 @@ typedef struct qe_path {
    * the others at rescue_ts (0: never); it carries nothing new until heard
    * again after that. */
   qe_ts rescue_ts;
+  /* Its longest recent silences while loaded (qe_gap_tolerance). */
+  qe_gap gap;
   /* Tunnelled traffic on this path; dropped: from its queue (full, or
    * early). */
   uint64_t bytes_out, bytes_in, pkts_out, pkts_in, lost, dropped;

@@ -144,6 +144,10 @@ static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
 
 #define QE_CAP_MIN_PKTS 16
 
+/* Gaps shorter than this between a path's packets are not worth a look at
+ * its statistics (qe_gap_heard keeps only the longest). */
+#define QE_GAP_MIN_NS (2 * 1000000ULL)
+
 uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs) {
   if (!c->is_path) {
     return 0;
@@ -567,7 +571,18 @@ void qe_conn_read(qe_conn *c, const struct sockaddr *remote,
                   socklen_t remotelen, const uint8_t *pkt, size_t len,
                   qe_ts ts) {
   ngtcp2_path path = conn_path(c, remote, remotelen);
-  int rv = ngtcp2_conn_read_pkt(c->conn, &path, NULL, pkt, len, ts);
+  int rv;
+  if (c->is_path && c->state == QE_CONN_UP && !c->path.dead &&
+      ts > c->last_rx_ts + QE_GAP_MIN_NS) {
+    /* A silence while it had datagrams out (qe_gap_heard). */
+    ngtcp2_conn_stat cs;
+    ngtcp2_conn_get_conn_stat(c->conn, &cs);
+    if (qe_path_loaded(c, &cs)) {
+      qe_gap_heard(&c->path.gap, ts - c->last_rx_ts,
+                   qe_sched_dead_after(cs.smoothed_rtt, 1), ts);
+    }
+  }
+  rv = ngtcp2_conn_read_pkt(c->conn, &path, NULL, pkt, len, ts);
   if (rv != 0) {
     qe_conn_fail(c, rv, ts);
     return;

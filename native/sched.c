@@ -20,6 +20,19 @@ uint64_t qe_sched_cost(const qe_sched_path *p) {
      * long path idle while a short one's queue grew by its whole RTT. */
     uint64_t bdp = rate * p->min_rtt_ns / 1000000000ULL;
     uint64_t standing = p->inflight > bdp ? p->inflight - bdp : 0;
+    /* ...but only as much as the path's round trip says stands there:
+     * beyond a BDP at a rate measured too low (a path the others kept
+     * app-limited, or one that has not left startup) there is no queue,
+     * and counting one priced the path out of the traffic that would have
+     * measured it. */
+    if (p->srtt_ns > p->min_rtt_ns) {
+      uint64_t seen = rate * (p->srtt_ns - p->min_rtt_ns) / 1000000000ULL;
+      if (standing > seen) {
+        standing = seen;
+      }
+    } else {
+      standing = 0;
+    }
     return p->min_rtt_ns / 2 + (standing + p->queued) * 1000000000ULL / rate;
   }
   return p->srtt_ns / 2 + (p->inflight + p->queued) * 1000000000ULL / rate;
@@ -293,6 +306,32 @@ uint64_t qe_sched_silence(uint64_t now, uint64_t last_rx, uint64_t busy_ts,
 
 int qe_sched_overdue(uint64_t now, uint64_t oldest_sent, uint64_t pto) {
   return oldest_sent != 0 && now > oldest_sent + pto;
+}
+
+void qe_gap_heard(qe_gap *g, uint64_t gap, uint64_t cap, uint64_t ts) {
+  if (g->win_ts == 0 || ts >= g->win_ts + 2 * QE_GAP_WINDOW_NS) {
+    g->max[0] = g->max[1] = 0; /* nothing recent: start over */
+    g->win_ts = ts;
+  } else if (ts >= g->win_ts + QE_GAP_WINDOW_NS) {
+    g->max[1] = g->max[0];
+    g->max[0] = 0;
+    g->win_ts = ts;
+  }
+  if (gap > cap) {
+    gap = cap;
+  }
+  if (gap > g->max[0]) {
+    g->max[0] = gap;
+  }
+}
+
+uint64_t qe_gap_tolerance(const qe_gap *g, uint64_t ts) {
+  uint64_t m;
+  if (g->win_ts == 0 || ts >= g->win_ts + 2 * QE_GAP_WINDOW_NS) {
+    return 0;
+  }
+  m = g->max[0] > g->max[1] ? g->max[0] : g->max[1];
+  return m + m / 2;
 }
 
 uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded) {

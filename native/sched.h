@@ -231,6 +231,37 @@ uint64_t qe_sched_silence(uint64_t now, uint64_t last_rx, uint64_t busy_ts,
 int qe_sched_overdue(uint64_t now, uint64_t oldest_sent, uint64_t pto);
 
 /*
+ * The longest silences a path has had while it had datagrams out and was
+ * alive: its ACKs come in bursts when the receiver's CPU is busy or its
+ * link aggregates them (Wi-Fi, LTE uplink grants), and a path silent for
+ * such a while is not dying. In the lab, with both cores busy, a loaded
+ * 100 Mbit/s path went 26-40 ms without an ACK now and then, just past its
+ * probe timeout: each time the whole of what it had in flight (up to 750 KB)
+ * was sent again on the others, whose queues then stood 50 ms longer, and
+ * the receiver dropped the copies.
+ *
+ * So what a suspect path had in flight is sent again on the others only
+ * once it has also been silent for longer than it has been before
+ * (qe_gap_tolerance: half again its longest gap in the last one to two
+ * windows of QE_GAP_WINDOW_NS); until then it only takes no new packets.
+ * A gap is remembered up to the dead-path time, which still declares a
+ * path dead (and re-sends its backlog) however long its gaps were.
+ */
+#define QE_GAP_WINDOW_NS (10 * 1000000000ULL)
+
+typedef struct qe_gap {
+  uint64_t max[2]; /* longest gap in the current and the previous window */
+  uint64_t win_ts; /* the current window's start; 0: none yet */
+} qe_gap;
+
+/* A packet arrived `gap` ns after the one before, while the path had
+ * datagrams out; `cap` bounds what is remembered (the dead-path time). */
+void qe_gap_heard(qe_gap *g, uint64_t gap, uint64_t cap, uint64_t ts);
+/* Silence past which a suspect path's backlog is sent again: 1.5 times
+ * its longest recent gap (0: none seen, at once). */
+uint64_t qe_gap_tolerance(const qe_gap *g, uint64_t ts);
+
+/*
  * The silence after which a path is declared dead. Loaded: a round trip
  * and QE_PATH_DEAD_LOADED_NS (the sooner it is known, the sooner what it
  * had in flight is sent again on the others). Idle, only a keep-alive's

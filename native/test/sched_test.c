@@ -877,6 +877,38 @@ static void liveness(void) {
   check(qe_sched_dead_after(80 * MS, 1) < 1000 * MS &&
             qe_sched_dead_after(250 * MS, 0) < 1000 * MS,
         "liveness: a dead path is declared in under 1 s", "%s", "");
+  /* The gap a path has shown before: nothing seen, no tolerance; a 40 ms
+   * stall tolerates 60 ms; remembered at most up to the dead-path time;
+   * forgotten after two quiet windows. */
+  {
+    qe_gap g = {0};
+    uint64_t cap = qe_sched_dead_after(80 * MS, 1);
+    check(qe_gap_tolerance(&g, t0) == 0,
+          "gap: none seen, a suspect path's backlog moves at once", "%s", "");
+    qe_gap_heard(&g, 3 * MS, cap, t0);
+    qe_gap_heard(&g, 40 * MS, cap, t0 + 1 * SEC);
+    qe_gap_heard(&g, 5 * MS, cap, t0 + 2 * SEC);
+    check(qe_gap_tolerance(&g, t0 + 3 * SEC) == 60 * MS,
+          "gap: half again the longest recent gap", "%llu ms",
+          (unsigned long long)(qe_gap_tolerance(&g, t0 + 3 * SEC) / MS));
+    qe_gap_heard(&g, 2 * MS, cap, t0 + QE_GAP_WINDOW_NS + 1 * SEC);
+    check(qe_gap_tolerance(&g, t0 + QE_GAP_WINDOW_NS + 2 * SEC) == 60 * MS,
+          "gap: the previous window still counts", "%s", "");
+    qe_gap_heard(&g, 2 * MS, cap, t0 + 2 * QE_GAP_WINDOW_NS + 2 * SEC);
+    check(qe_gap_tolerance(&g, t0 + 2 * QE_GAP_WINDOW_NS + 3 * SEC) == 3 * MS,
+          "gap: two windows on, an old stall is forgotten", "%llu ms",
+          (unsigned long long)(qe_gap_tolerance(
+                                   &g, t0 + 2 * QE_GAP_WINDOW_NS + 3 * SEC) /
+                               MS));
+    check(qe_gap_tolerance(&g, t0 + 5 * QE_GAP_WINDOW_NS) == 0,
+          "gap: nothing heard for two windows, nothing remembered", "%s", "");
+    qe_gap_heard(&g, 5 * SEC, cap, t0 + 6 * QE_GAP_WINDOW_NS);
+    check(qe_gap_tolerance(&g, t0 + 6 * QE_GAP_WINDOW_NS) == cap + cap / 2,
+          "gap: an outage is remembered only up to the dead-path time",
+          "%llu ms",
+          (unsigned long long)(qe_gap_tolerance(&g, t0 + 6 * QE_GAP_WINDOW_NS) /
+                               MS));
+  }
 }
 
 /* ---- uplink cost: costlier paths take bulk only when cheaper ones cannot ---- */
