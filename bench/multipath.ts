@@ -248,8 +248,9 @@ function renderMix(m: MixResult): string {
     fmt(f.interactive_delta_ms, 2),
     `${fmt(f.cpu_bonded_s_per_gbit, 2)} / ${fmt(f.cpu_single_s_per_gbit, 2)}`,
     String(f.resets),
+    f.saturated ? 'yes' : '',
   ])
-  out.push(...table(['  direction', 'streams', 'bonded / alone Mbit/s', 'efficiency', 'of rates', 'ping Δ ms', 'CPU s/Gbit', 'resets'], rows))
+  out.push(...table(['  direction', 'streams', 'bonded / alone Mbit/s', 'efficiency', 'of rates', 'ping Δ ms', 'CPU s/Gbit', 'resets', 'saturated'], rows))
   for (const c of m.cuts) out.push(`  cut uplink ${c.uplink} at ${c.at_s} s, ${c.direction} -P${c.streams}: dip ${c.dip_ms ?? '—'} ms${c.recovered === false ? ' (never recovered)' : ''}, ${fmt(c.pre_mbit)} → ${fmt(c.post_mbit)} Mbit/s (surviving ${fmt(c.surviving_mbit)}), ${c.resets} resets`)
   return out.join('\n')
 }

@@ -34,7 +34,7 @@ import { bondedClient, bondedGateway, singleUplinkClient, type BondLinkInfo } fr
 import { counterDelta, ifDelta, readIfCounters, readProcNet, resetReadingMs, tcpFailures, type IfCounters } from './bond-counters.js'
 import { bondDelta, bondVerdict, daemonBond, daemonPaths, linksCarrying, pathForLink, pathLoss, pathsUp, type DaemonPath } from './bond-paths.js'
 import { IntervalReceiver, transfer, withCutAt, type TransferResult } from './bond-transfer.js'
-import { CpuMeter } from './cpu.js'
+import { CpuMeter, MachineMeter } from './cpu.js'
 import { directionWord, directionsOf, rateOf, type Direction, type DirectionSet } from './bond-direction.js'
 import { RateVariation } from './vary.js'
 import { MPTCP_COUNTERS, setupMptcp } from './mptcp.js'
@@ -345,9 +345,12 @@ export class BondLab {
         cutApplied = true
       }
       const cpu = this.#cpuMeter(daemons)
+      const machine = new MachineMeter()
       cpu.start()
+      machine.start()
       const { runs, rates } = await this.#tunnelTransfers(receivers, { streams: o.streams, seconds: o.seconds, ...(cut ? { cut: { atS: cut.atS, apply: applyCut } } : {}) })
       const cpuSeconds = cpu.stop()
+      const machineBusy = machine.stop()
       const [pings, loadedPing] = await Promise.all([Promise.all(linkPings), loaded])
       const ifAfter = await readIfCounters(clientNs)
       const netAfter = await netDuring
@@ -361,7 +364,7 @@ export class BondLab {
       const startWall = Math.min(...allRuns.map((t) => t.startWallMs))
       const endWall = Math.max(...allRuns.map((t) => t.endWallMs))
       const durationS = Math.max(0.001, (endWall - startWall) / 1000)
-      const runCpu: RunCpu = { seconds: cpuSeconds, bytes: allRuns.reduce((s, t) => s + seriesBytes(t), 0) }
+      const runCpu: RunCpu = { seconds: cpuSeconds, bytes: allRuns.reduce((s, t) => s + seriesBytes(t), 0), machineBusy }
       // Which links carried the upload or download at once: up to the cut, when there is one.
       const untilCut = atCut.counters ?? ifAfter
       const resets = Math.max(allRuns.some((t) => t.error) ? 1 : 0, tcpFailures(netBefore[0], netAfter[0]) + tcpFailures(netBefore[1], netAfter[1]))

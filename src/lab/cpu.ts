@@ -64,3 +64,35 @@ export function cpuPerGbit(cpuSeconds: number, bytes: number): number {
   const gbit = (bytes * 8) / 1e9
   return gbit > 0 ? cpuSeconds / gbit : NaN
 }
+
+/** The machine's CPU time so far from /proc/stat's first line: busy and total jiffies over every core. */
+export function machineTicks(text: string = readFileSync('/proc/stat', 'utf8')): { busy: number; total: number } {
+  const line = text.split('\n').find((l) => l.startsWith('cpu '))
+  if (!line) throw new Error('no cpu line in /proc/stat')
+  const f = line.trim().split(/\s+/).slice(1).map(Number)
+  const total = f.reduce((s, x) => s + (Number.isFinite(x) ? x : 0), 0)
+  // idle and iowait are the 4th and 5th fields; guest time is already in user.
+  const idle = (f[3] ?? 0) + (f[4] ?? 0)
+  const guest = (f[8] ?? 0) + (f[9] ?? 0)
+  return { busy: total - guest - idle, total: total - guest }
+}
+
+/**
+ * How busy the whole machine was between `start()` and `stop()`, 0..1. The
+ * lab emulates every link on this machine's cores: a run during which they
+ * had no idle time may have been limited by the emulation, not the tunnel.
+ */
+export class MachineMeter {
+  #before: { busy: number; total: number } | null = null
+
+  start(): void {
+    this.#before = machineTicks()
+  }
+
+  stop(): number | null {
+    if (!this.#before) return null
+    const now = machineTicks()
+    const total = now.total - this.#before.total
+    return total > 0 ? Math.min(1, Math.max(0, (now.busy - this.#before.busy) / total)) : null
+  }
+}

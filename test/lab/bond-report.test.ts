@@ -51,7 +51,7 @@ const base: BondResult = {
   sum_mbit: 150,
   efficiency: 0.329,
   rate_efficiency: 0.301,
-  cpu: { bonded_s_per_gbit: 1.2, single_s_per_gbit: 1.1, extra_s_per_gbit: 0.1 },
+  cpu: { bonded_s_per_gbit: 1.2, single_s_per_gbit: 1.1, extra_s_per_gbit: 0.1, machine_busy: 0.5 },
   paths: uplinks.map((u, i) => ({ uplink: i + 1, name: u.name, ifname: `qel-abcd-l${i}a`, rate_mbit: u.up.rate! / 1e6, rate_up_mbit: u.up.rate! / 1e6, rate_down_mbit: u.down.rate! / 1e6, delay_ms: u.up.delay, loss_cfg: 0, single_mbit: i ? 91 : 46, mbit: i ? 0 : 45.1, wire_mbit: i ? 0 : 47.5, rtt_ms: 10.2, rtt_source: 'link-ping', loss: 0, loss_source: 'router' })),
   dip_ms: null,
   resets: 0,

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CpuMeter, cpuPerGbit, cpuSecondsOf, parseProcStatTicks } from '../../src/lab/cpu.js'
+import { CpuMeter, cpuPerGbit, cpuSecondsOf, parseProcStatTicks, MachineMeter, machineTicks } from '../../src/lab/cpu.js'
 
 t.test('utime + stime from a stat line, even when the name holds spaces and parentheses', async (t) => {
   const line = '4242 (node (lab) x) S 1 4242 4242 0 -1 4194560 2512 0 0 0 150 27 3 4 20 0 11 0 12345 1000000 5000 18446744073709551615'
@@ -28,4 +28,18 @@ t.test('a meter counts CPU used between start and stop', async (t) => {
 t.test('seconds per Gbit', async (t) => {
   t.equal(cpuPerGbit(2, 125_000_000), 2)
   t.ok(Number.isNaN(cpuPerGbit(1, 0)))
+})
+
+t.test('machineTicks: busy and total over every core from /proc/stat, guest time counted once', async (t) => {
+  const stat = 'cpu  100 5 50 800 20 3 2 0 10 0\ncpu0 50 2 25 400 10 1 1 0 5 0\nintr 1\n'
+  // total 990 minus guest 10 = 980; idle+iowait 820; busy 160
+  t.same(machineTicks(stat), { busy: 160, total: 980 })
+  t.throws(() => machineTicks('intr 1\n'), /no cpu line/)
+  const m = new MachineMeter()
+  t.equal(m.stop(), null, 'not started: nothing measured')
+  m.start()
+  const spin = Date.now() + 30
+  while (Date.now() < spin) Math.sqrt(Math.random())
+  const busy = m.stop()
+  t.ok(busy !== null && busy > 0 && busy <= 1, `a busy loop shows as busy time (${busy})`)
 })
