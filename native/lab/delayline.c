@@ -7,12 +7,12 @@
  * For each TUN:DELAY_US[:JITTER_US] it creates a TUN device (IFF_TUN |
  * IFF_NO_PI | IFF_VNET_HDR, with checksum and TSO/USO offloads so GSO
  * super-packets pass whole), and every packet the kernel routes into that TUN
- * is held for DELAY_US microseconds plus a random extra in [0, JITTER_US]
+ * is held for DELAY_US microseconds plus an extra in [0, JITTER_US]
  * (default 0) and then written back into the same TUN, from where the kernel
  * routes it on (the lab's policy rules, keyed on the incoming interface, keep
- * it from looping). The extra is uniform, drawn from --seed (default 1; line
- * i draws stream i of it, so a run replays), and never lets a packet overtake
- * the one before it (jitter.h says why and what that does to a busy line).
+ * it from looping). The extra wanders over time between 0 and JITTER_US,
+ * slower than time passes (jitter.h), drawn from --seed (default 1; line i
+ * draws stream i of it, so a run replays), so no packet overtakes another.
  * Due times are therefore monotone and each direction is a FIFO: a byte ring
  * holding the packets in arrival order, released on a periodic tick (not a
  * timer per packet); the tick runs only while some packet is held, so an idle
@@ -83,7 +83,7 @@ typedef struct {
   int fd;
   uint64_t delay_ns;
   uint64_t jitter_ns;
-  dl_rng rng;
+  dl_jitter jit;
   uint64_t last_due; /* due time of the newest held packet: the next is never due before it */
   uint8_t *ring;
   size_t cap;
@@ -195,7 +195,7 @@ static int line_read(dl_line *l) {
     if (!slot) { l->drops_full++; continue; }
     uint64_t ts = now_ns();
     int raised;
-    uint64_t due = dl_due(ts, l->delay_ns, l->jitter_ns, l->last_due, &l->rng, &raised);
+    uint64_t due = dl_due(ts, l->delay_ns, l->jitter_ns, l->last_due, &l->jit, &raised);
     l->last_due = due;
     l->fifo_raised += (uint64_t)raised;
     uint64_t applied = due - ts;
@@ -345,7 +345,7 @@ int main(int argc, char **argv) {
     }
   }
   if (nlines == 0) usage();
-  for (int i = 0; i < nlines; i++) dl_rng_seed(&lines[i].rng, seed_arg, (uint64_t)i);
+  for (int i = 0; i < nlines; i++) dl_rng_seed(&lines[i].jit.rng, seed_arg, (uint64_t)i);
 
   rt_enter(); /* not root or no RT budget: run as a normal process */
 

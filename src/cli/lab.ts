@@ -238,7 +238,7 @@ Examples:
     .option('--seconds <n>', 'length of each transfer (each single-uplink run and the bonded run)', '10')
     .option('--cut <N@T>', 'cut uplink N (counting from 1) T seconds into the bonded transfer, e.g. 2@5')
     .option('--direction <dir>', 'up (client → gateway), down (gateway → client) or both at once', 'up')
-    .option('--jitter <N@MS>', "uplink N's one-way delay gains up to MS ms per packet, never reordering (repeatable; up/down: 2@10/5ms)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--jitter <N@MS>', "uplink N's one-way delay wanders between +0 and +MS ms over time, never reordering (repeatable; up/down: 2@10/5ms)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--vary <N>', "uplink N's rate moves every 2-5 s to 0.5-1.5× its rate, each direction on its own (repeatable, or 1,3)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--seed <n>', 'seed of --jitter and --vary (printed; default: from the clock)')
     .option('--raw', 'the emulated links alone, no QuicEther: each must reach 95% of its rate')
