@@ -145,7 +145,7 @@ function uplinkNumber(text: string, uplinks: number, flag: string): number {
 /** Parses `--jitter N@MS` ("2@10", "2@10ms", "2@10/5ms" for up/down; a bare number is ms). */
 export function parseJitter(text: string, uplinks: number): JitterSpec {
   const m = /^\s*([0-9]+)\s*@\s*(\S+)\s*$/.exec(text)
-  if (!m) throw new LabSpecError(`--jitter: '${text}' is not N@MS (uplink N, counting from 1, gets up to MS ms of extra delay per packet), e.g. 2@10 or 2@10/5ms`)
+  if (!m) throw new LabSpecError(`--jitter: '${text}' is not N@MS (uplink N, counting from 1, gets an extra delay wandering up to MS ms), e.g. 2@10 or 2@10/5ms`)
   const index = uplinkNumber(m[1]!, uplinks, '--jitter')
   const what = `--jitter ${m[1]}`
   const [up, down] = perDirection(m[2]!, (s) => parseDelay(/^[0-9.]+$/.test(s) ? `${s}ms` : s, what), what)

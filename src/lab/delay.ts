@@ -53,7 +53,7 @@ export interface DelayedDirection {
   /** The TUN that holds them. */
   readonly tun: string
   readonly delayMs: number
-  /** Extra delay drawn per packet in [0, jitterMs], FIFO kept; default 0. */
+  /** Extra delay wandering over time in [0, jitterMs] (jitter.h), FIFO kept; default 0. */
   readonly jitterMs?: number
   readonly table: number
 }

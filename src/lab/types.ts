@@ -14,8 +14,8 @@ export interface DirectionSpec {
   /** One-way delay in ms (fractional allowed); 0 = none. */
   readonly delay: number
   /**
-   * Extra one-way delay in ms, drawn per packet in [0, jitter] without
-   * reordering (the delay line keeps each direction a FIFO); 0 = none.
+   * Extra one-way delay in ms wandering over time in [0, jitter] without
+   * reordering (native/lab/jitter.h); 0 = none.
    */
   readonly jitter: number
   /** Fraction of packets dropped at random, 0 ≤ loss < 1. */
