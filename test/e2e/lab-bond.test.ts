@@ -6,7 +6,7 @@
  * leaves nothing behind.
  */
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import { whenRootWith } from './root-gate.js'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { BondLab, runRaw } from '../../src/lab/bond.js'
@@ -19,7 +19,6 @@ import { readIfCounters } from '../../src/lab/bond-counters.js'
 import { runIn } from '../../src/lab/exec.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
 
 async function leftovers(runId: string): Promise<string[]> {
   return [...(await listLabNetns(runId)), ...(await markedProcesses(runId)).map(String), ...(existsSync(`/tmp/qel-${runId}`) ? [`/tmp/qel-${runId}`] : [])]
@@ -101,10 +100,4 @@ async function tests(): Promise<void> {
   })
 }
 
-if (process.getuid?.() !== 0) {
-  t.plan(0, 'needs root')
-} else if (!['ip', 'tc', 'nft', 'iperf3', 'ping', 'make', 'cc', 'mptcpize'].every(have)) {
-  t.plan(0, 'needs ip, tc, nft, iperf3, ping, make, cc and mptcpize')
-} else {
-  await tests()
-}
+await whenRootWith(['ip', 'tc', 'nft', 'iperf3', 'ping', 'make', 'cc', 'mptcpize'], tests)

@@ -5,7 +5,8 @@
  * lab (its own namespaces, torn down by name even on failure), a few seconds.
  */
 import t from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
+import { whenRootWith } from './root-gate.js'
+import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Lab } from '../../src/lab/topology.js'
 import { delayLineSeed } from '../../src/lab/delay.js'
@@ -139,11 +140,4 @@ async function tests(): Promise<void> {
   })
 }
 
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
-if (process.getuid?.() !== 0) {
-  t.plan(0, 'needs root')
-} else if (!['ip', 'tc', 'nft', 'ping', 'make', 'cc'].every(have)) {
-  t.plan(0, 'needs ip, tc, nft, ping, make and cc')
-} else {
-  await tests()
-}
+await whenRootWith(['ip', 'tc', 'nft', 'ping', 'make', 'cc'], tests)

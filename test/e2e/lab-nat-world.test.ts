@@ -5,7 +5,8 @@
  * nothing of a run is left afterwards.
  */
 import t from 'tap'
-import { spawnSync, type ChildProcess } from 'node:child_process'
+import { whenRootWith } from './root-gate.js'
+import type { ChildProcess } from 'node:child_process'
 import { spawnIn, stopChild } from '../../src/lab/exec.js'
 import { listLabNetns } from '../../src/lab/netns.js'
 import { NAT_BEHAVIOUR, NAT_TYPES } from '../../src/lab/nat-types.js'
@@ -107,11 +108,4 @@ async function tests(): Promise<void> {
   })
 }
 
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
-if (process.getuid?.() !== 0) {
-  t.plan(0, 'needs root')
-} else if (!['ip', 'tc', 'nft', 'ping', 'make', 'cc'].every(have)) {
-  t.plan(0, 'needs ip, tc, nft, ping, make and cc')
-} else {
-  await tests()
-}
+await whenRootWith(['ip', 'tc', 'nft', 'ping', 'make', 'cc'], tests)

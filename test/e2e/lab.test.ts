@@ -4,6 +4,7 @@
  * were asked: tbf rate, delay-line RTT, random loss, NAT.
  */
 import t from 'tap'
+import { whenRootWith } from './root-gate.js'
 import { spawn, spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -172,11 +173,4 @@ async function sourceSeenBy(lab: Lab, bAddr: string): Promise<string> {
   return r.stdout.trim()
 }
 
-const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
-if (process.getuid?.() !== 0) {
-  t.plan(0, 'needs root')
-} else if (!['ip', 'tc', 'nft', 'iperf3', 'ping', 'make', 'cc'].every(have)) {
-  t.plan(0, 'needs ip, tc, nft, iperf3, ping, make and cc')
-} else {
-  await tests()
-}
+await whenRootWith(['ip', 'tc', 'nft', 'iperf3', 'ping', 'make', 'cc'], tests)
