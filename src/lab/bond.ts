@@ -237,7 +237,18 @@ export class BondLab {
       checkAborted(this.#init.signal)
       const what = sets.map((s) => (s === 'both' ? 'up+down' : s)).join(', ')
       this.#say(`QuicEther over uplink ${i + 1} (${this.uplinks[i]!.name}) alone: ${streamsList.map((p) => `-P${p}`).join(', ')} × ${what}, ${seconds} s each`)
-      const daemons = await this.#daemons(`single${i + 1}`, (node, c) => (node === CLIENT ? singleUplinkClient(c, links, i, DEFAULT_NETWORK.port) : c))
+      // The other links are cut while uplink i is measured alone: the daemons learn each other's every
+      // address, and a single-uplink client that moved to the gateway's address on another link
+      // (observed: the cable "alone" measured at the DSL's rate) would measure the wrong link.
+      const others = this.lab.links.map((_, j) => j).filter((j) => j !== i)
+      for (const j of others) await this.lab.cut(j)
+      let daemons: Map<string, LabDaemon>
+      try {
+        daemons = await this.#daemons(`single${i + 1}`, (node, c) => (node === CLIENT ? singleUplinkClient(c, links, i, DEFAULT_NETWORK.port) : c))
+      } catch (err) {
+        for (const j of others) await this.lab.cut(j, false)
+        throw err
+      }
       try {
         for (const set of sets) {
           let receivers = await this.#startReceivers(set)
@@ -269,6 +280,7 @@ export class BondLab {
         }
       } finally {
         for (const d of daemons.values()) await d.stop()
+        for (const j of others) await this.lab.cut(j, false)
       }
     }
     return out
