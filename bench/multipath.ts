@@ -304,38 +304,60 @@ async function main(): Promise<number> {
   const say = (s: string): void => void process.stderr.write(`bench: ${s}\n`)
   const mixes = randomCount ? drawMixes(seed, randomCount, budget).filter((m) => mixOnly === null || m.index === mixOnly) : []
   if (randomCount) say(`random mixes: ${randomCount} drawn from seed ${seed} (replay: --random ${randomCount} --seed ${seed}${mixOnly ? ` --mix ${mixOnly}` : ''})`)
-  const { results, mixResults } = await withInterrupts(async (signal) => {
-    const out: ScenarioResult[] = []
-    for (const name of only) out.push(await scenario(name, { seconds, streams, mode, congestion, signal, say }))
-    const mixOut: MixResult[] = []
-    for (const m of mixes) {
-      mixOut.push(await runMix(m, { seconds: randomSeconds, streams, sets, mode, congestion, signal, say, seed }))
-      process.stderr.write(renderMix(mixOut[mixOut.length - 1]!) + '\n')
+  const results: ScenarioResult[] = []
+  const mixResults: MixResult[] = []
+  const file = values.out ?? join(tmpdir(), 'quicether-multipath.json')
+  // The report of what has finished so far: written after every scenario and mix (a long run that is
+  // interrupted keeps what it measured, marked incomplete), and printed at the end or on an interrupt.
+  const report = (complete: boolean): { doc: object; text: string } => {
+    const mixBars = mixResults.length ? summarizeMixes(mixResults) : []
+    const doc = {
+      bench: 'multipath',
+      date: new Date().toISOString(),
+      complete,
+      machine: { cpus: cpus().length, kernel: release() },
+      seconds,
+      streams,
+      mode,
+      congestion,
+      bars: BAR,
+      results,
+      summary: results.flatMap((sc) => sc.streams.flatMap((f) => bars(sc, f))),
+      ...(randomCount ? { random: { seed, count: randomCount, mix: mixOnly, seconds: randomSeconds, directions: sets, budget_mbit: budget, mixes: mixResults, bars: mixBars } } : {}),
     }
-    return { results: out, mixResults: mixOut }
-  })
-  const mixBars = mixResults.length ? summarizeMixes(mixResults) : []
-  const doc = {
-    bench: 'multipath',
-    date: new Date().toISOString(),
-    machine: { cpus: cpus().length, kernel: release() },
-    seconds,
-    streams,
-    mode,
-    congestion,
-    bars: BAR,
-    results,
-    summary: results.flatMap((s) => s.streams.flatMap((f) => bars(s, f))),
-    ...(randomCount ? { random: { seed, count: randomCount, mix: mixOnly, seconds: randomSeconds, directions: sets, budget_mbit: budget, mixes: mixResults, bars: mixBars } } : {}),
+    let text = render(results, { seconds, mode, congestion })
+    if (randomCount) text += '\n\n' + renderMixes(mixResults, mixBars, { seed, count: randomCount, seconds: randomSeconds })
+    if (!complete) text += `\n\nINCOMPLETE: interrupted after ${results.length} of ${only.length} scenarios and ${mixResults.length} of ${mixes.length} mixes`
+    return { doc, text }
   }
-  let text = render(results, { seconds, mode, congestion })
-  if (randomCount) text += '\n\n' + renderMixes(mixResults, mixBars, { seed, count: randomCount, seconds: randomSeconds })
+  const save = (complete: boolean): void => {
+    if (!values.json) writeFileSync(file, JSON.stringify(report(complete).doc, null, 2) + '\n')
+  }
+  try {
+    await withInterrupts(async (signal) => {
+      for (const name of only) {
+        results.push(await scenario(name, { seconds, streams, mode, congestion, signal, say }))
+        save(false)
+      }
+      for (const m of mixes) {
+        mixResults.push(await runMix(m, { seconds: randomSeconds, streams, sets, mode, congestion, signal, say, seed }))
+        process.stderr.write(renderMix(mixResults[mixResults.length - 1]!) + '\n')
+        save(false)
+      }
+    })
+  } catch (err) {
+    if (results.length || mixResults.length) {
+      save(false)
+      process.stderr.write(report(false).text + (values.json ? '' : `\n\nJSON (incomplete): ${file}`) + '\n')
+    }
+    throw err
+  }
+  const { doc, text } = report(true)
   if (values.json) {
     process.stderr.write(text + '\n')
     process.stdout.write(JSON.stringify(doc, null, 2) + '\n')
   } else {
-    const file = values.out ?? join(tmpdir(), 'quicether-multipath.json')
-    writeFileSync(file, JSON.stringify(doc, null, 2) + '\n')
+    save(true)
     process.stdout.write(text + `\n\nJSON: ${file}\n`)
   }
   const failed = mixResults.some((m) => !m.ok) || results.some((s) => !s.ok || s.streams.some((f) => f.singles_error || f.bonded_error || f.mptcp_error || f.cut.bonded_error || f.cut.mptcp_error))
