@@ -76,9 +76,11 @@ static inline uint64_t dl_extra(dl_jitter *j, uint64_t jitter_ns, uint64_t ts) {
     dl_segment(j, jitter_ns, ts, j->to);
   }
   while (ts >= j->start + j->len) dl_segment(j, jitter_ns, j->start + j->len, j->to);
+  /* 128-bit product: a leg's rise times its length reaches jitter x 8 x jitter, past 64 bits above ~1.5 s of jitter (the lab allows 10 s). */
+  __extension__ typedef unsigned __int128 dl_u128;
   uint64_t at = ts - j->start;
-  if (j->to >= j->from) return j->from + (j->to - j->from) * at / j->len;
-  return j->from - (j->from - j->to) * at / j->len;
+  if (j->to >= j->from) return j->from + (uint64_t)((dl_u128)(j->to - j->from) * at / j->len);
+  return j->from - (uint64_t)((dl_u128)(j->from - j->to) * at / j->len);
 }
 
 /*

@@ -105,6 +105,9 @@ static void test_jitter(void) {
   /* Zero delay with jitter is a line too; a tiny jitter keeps segments of at least 10 ms. */
   run_line(5, 1000000, 0, jitter, extra_b);
   run_line(6, 100000, 1000000, 200000, extra_b);
+  /* The lab's largest jitter (10 s), packets ~10 ms apart: a leg's slope must not overflow into jumps. */
+  raised = run_line(8, 10000000, 0, 10000000000ULL, extra_b);
+  check(raised == 0, "a 10 s jitter moves smoothly too (no 64-bit overflow)");
   /* Two lines of one seed draw different streams. */
   dl_rng a, b;
   dl_rng_seed(&a, 42, 0);
