@@ -64,7 +64,8 @@ t.test('start: kernel and engine tables from one apply; every admitted peer is i
   await until(() => engine.tables.applied !== null)
   t.same(engine.tables.applied?.allowedPeers, [KEY_B], 'the peer key reached the engine through the reconciler')
   t.ok([...kernel.routes.values()].some((r) => r.dst === '100.88.0.0/16' && r.dev === 'qe9'), 'the overlay route is in the kernel')
-  t.same(engine.dials, ['192.0.2.2:7443'], 'the mesh dials (a command, not a table)')
+  // (At least once: a slow machine may see the backoff's next try already.)
+  t.same([...new Set(engine.dials)], ['192.0.2.2:7443'], 'the mesh dials (a command, not a table)')
   const st = daemon.status()
   t.match(st.peers, [{ key: KEY_B, name: 'b', state: 'connecting', remote: null }])
   t.equal(st.engine?.tablesVersion, 1)
@@ -140,7 +141,7 @@ t.test('a change of listen port builds a new engine, which gets every table agai
   t.equal(engines.length, 2)
   t.ok(engines[0]!.stopped, 'the old engine stopped')
   t.same(engines[1]!.tables.applied?.allowedPeers, [KEY_B], 'the new engine has its tables')
-  t.same(engines[1]!.dials, ['192.0.2.2:7443'], 'a new mesh dials through the new engine')
+  t.same([...new Set(engines[1]!.dials)], ['192.0.2.2:7443'], 'a new mesh dials through the new engine (a slow machine may see the next try already)')
   t.match(daemon.status().peers, [{ name: 'b', state: 'connecting' }])
 })
 
@@ -222,7 +223,7 @@ t.test('a rebuild whose new engine cannot start (port in use) brings the previou
   const back = engines.at(-1)!
   t.equal(back.init.listen.port, 7443, 'an engine of the previous config runs again')
   t.same(back.tables.applied?.allowedPeers, [KEY_B], 'with its tables')
-  t.same(back.dials, ['192.0.2.2:7443'], 'and a mesh that dials')
+  t.same([...new Set(back.dials)], ['192.0.2.2:7443'], 'and a mesh that dials')
   const st = daemon.status()
   t.equal(st.config.generation, 1)
   t.match(st.config.errors, [{ message: /address in use/ }])
