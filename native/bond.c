@@ -611,13 +611,11 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
     }
   }
   if (hi >= lo) {
-    /* Wait for a gap about as long as the paths' RTT spread, plus the
-     * time to repair a loss on the slowest path (declared lost about 9/8
-     * of its RTT after it was sent, then sent again on a fast one), plus
-     * jitter. Early drops take no sequence number, so a gap is a loss the
-     * sender repairs or reordering: waiting for it costs little, and TCP
-     * inside seeing it costs a congestion-window cut. */
-    uint64_t t = hi - lo + hi / 4 + 10 * 1000000ULL;
+    /* Long enough for a loss on the slowest path to be repaired
+     * (qe_reorder_wait). Early drops take no sequence number, so a gap is
+     * a loss the sender repairs or reordering: waiting for it costs
+     * little, and TCP inside seeing it costs a congestion-window cut. */
+    uint64_t t = qe_reorder_wait(hi);
     p->rb.timeout_ns = t > e->reorder_max_ns ? e->reorder_max_ns : t;
   }
   aqm_slack(p, min_rtt);

@@ -342,6 +342,10 @@ uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded) {
                                   : t;
 }
 
+uint64_t qe_reorder_wait(uint64_t hi_ns) {
+  return hi_ns + hi_ns / 8 + hi_ns / 8 + QE_REORDER_SLACK_NS;
+}
+
 /* ---- flow order ---- */
 
 _Static_assert(QE_FLOW_SLOTS == 1 << 10, "flow_slot takes 10 bits");

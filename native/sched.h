@@ -271,6 +271,23 @@ uint64_t qe_gap_tolerance(const qe_gap *g, uint64_t ts);
  */
 uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded);
 
+/*
+ * How long the receiver waits for a gap in the sequence before it gives it
+ * up (and TCP inside sees a loss), from the smoothed RTT of its slowest
+ * path, `hi`. The longest a gap can need is a loss on the slowest path: the
+ * gap shows when a later packet arrives over the fastest path, lo/2 after
+ * both were sent (lo: the fastest path's RTT); the sender declares the lost
+ * one lost about a round trip of the slowest path after it sent it (9/8 of
+ * it by time alone) and sends it again over the fastest, lo/2 more. So the
+ * repair comes up to 9/8 hi after the gap showed, whatever lo is; plus an
+ * eighth of hi for the slowest path's jitter and the re-send's wait in a
+ * queue, and QE_REORDER_SLACK_NS. (The wait used to subtract lo: with a
+ * 20 ms path beside a lossy 85 ms one, 5% of the repairs came after it.)
+ * The caller caps it at the configured maximum.
+ */
+#define QE_REORDER_SLACK_NS (10 * 1000000ULL)
+uint64_t qe_reorder_wait(uint64_t hi_ns);
+
 /* ---- traffic classes: a flow's order (what a packet is: pkt.h) ---- */
 
 /*

@@ -992,6 +992,39 @@ static void rate_seed(void) {
         "bw %llu", (unsigned long long)r.bw);
 }
 
+/* ---- the reorder wait ---- */
+
+/* A datagram sent at 0 on the slowest path (RTT hi) is lost; the next one,
+ * sent at once on the fastest (RTT lo), shows the gap at lo/2. The sender
+ * declares the loss at 9/8 hi at the latest and sends it again on the
+ * fastest path: it arrives at 9/8 hi + lo/2. The wait covers that for every
+ * pair of RTTs, and stays within half a round trip of the slowest path
+ * beyond it (held packets are memory and delay). */
+static void reorder_wait(void) {
+  static const uint64_t rtts[] = {2, 4, 10, 20, 40, 85, 160, 300};
+  int covered = 1, bounded = 1;
+  uint64_t worst_hi = 0, worst_lo = 0;
+  for (size_t h = 0; h < sizeof(rtts) / sizeof(rtts[0]); h++) {
+    for (size_t l = 0; l <= h; l++) {
+      uint64_t hi = rtts[h] * MS, lo = rtts[l] * MS;
+      uint64_t seen = lo / 2, repaired = hi + hi / 8 + lo / 2;
+      uint64_t wait = qe_reorder_wait(hi);
+      if (seen + wait < repaired) {
+        covered = 0;
+        worst_hi = rtts[h], worst_lo = rtts[l];
+      }
+      if (wait > repaired - seen + hi / 2 + QE_REORDER_SLACK_NS) {
+        bounded = 0;
+      }
+    }
+  }
+  check(covered, "reorder wait: a loss on the slowest path is repaired in it",
+        "not with RTTs %llu and %llu ms", (unsigned long long)worst_hi,
+        (unsigned long long)worst_lo);
+  check(bounded, "reorder wait: at most half an RTT past the repair", "%s",
+        "");
+}
+
 int main(void) {
   static const scenario scs[] = {
       /* the assertions' backlogged cases */
@@ -1027,6 +1060,7 @@ int main(void) {
   pkt_flow();
   aqm();
   liveness();
+  reorder_wait();
   cost_tiers();
   rate_seed();
   printf("sched_test: %u passed, %u failed\n", passed, failed);
