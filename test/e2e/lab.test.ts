@@ -116,10 +116,17 @@ async function tests(): Promise<void> {
     const server = new IperfServer({ netns: lab.node('beta').netns, bind: b, runId: lab.runId })
     await server.start()
     t.teardown(() => server.stop())
-    const r = await iperfClient(lab.node('alpha').netns, b, { seconds: 3, omit: 1 })
-    const share = (r.mbit * 1e6) / rate
-    t.ok(share >= 0.9, `reached ${(share * 100).toFixed(1)}% of the rate (≥ 90%)`)
-    t.ok(share <= 1.05, `reached ${(share * 100).toFixed(1)}% of the rate (≤ 105%)`)
+    // The ceiling is the shaping and holds on every attempt. The floor says the link can be filled;
+    // one TCP flow beside the unit lane's CPU load missed it now and then (84.7% once in CI), so a
+    // miss gets one more attempt: a misconfigured tbf (a burst or limit too small) misses both.
+    const shares: number[] = []
+    for (let attempt = 0; attempt < 2 && !shares.some((s) => s >= 0.9); attempt++) {
+      const r = await iperfClient(lab.node('alpha').netns, b, { seconds: 3, omit: 1 })
+      shares.push((r.mbit * 1e6) / rate)
+    }
+    const pct = shares.map((s) => `${(s * 100).toFixed(1)}%`).join(', then ')
+    t.ok(shares.some((s) => s >= 0.9), `reached ${pct} of the rate (≥ 90% in one of two attempts)`)
+    t.ok(shares.every((s) => s <= 1.05), `reached ${pct} of the rate (≤ 105% in every attempt)`)
   })
 
   t.test('the delay line gives the RTT it was asked for (±1 ms), IPv4 and IPv6', async (t) => {
