@@ -1,5 +1,5 @@
 /**
- * Discovery bench: `npx tsx bench/discovery.ts [--nodes 200] [--lookups 20]
+ * Discovery bench: `node --import tsx bench/discovery.ts [--nodes 200] [--lookups 20]
  * [--seeds 3] [--seed S] [--idle-seconds 20] [--json] [--out FILE]`. No root.
  *
  * `--nodes` Dht nodes in this one process, all on 127.0.0.1 (ephemeral

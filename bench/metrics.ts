@@ -8,7 +8,7 @@
  * collector of the previous ones); the table gives p50, p99 and the worst,
  * and the body size.
  *
- *   npx tsx bench/metrics.ts [--scrapes 200] [--json]
+ *   node --import tsx bench/metrics.ts [--scrapes 200] [--json]
  *
  * In the same process, the status snapshot alone (the daemon's part) is
  * timed beside the scrape, so the ratio says what the exporter adds.

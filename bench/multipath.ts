@@ -13,7 +13,7 @@
  * against its idle p99), then MPTCP and QuicEther again with the biggest
  * uplink cut half-way. The table shows each figure beside its bar.
  *
- *   sudo npx tsx bench/multipath.ts [--seconds 20] [--quick] [--only rural,creator,homelab,rural-down|none]
+ *   sudo node --import tsx bench/multipath.ts [--seconds 20] [--quick] [--only rural,creator,homelab,rural-down|none]
  *                                   [--streams 1,4] [--mode aggregate] [--congestion cubic] [--json] [--out FILE]
  *                                   [--random N [--seed S] [--mix K] [--directions up,down,both] [--random-seconds 10] [--budget 400]]
  *

@@ -1,5 +1,5 @@
 /**
- * Reconciler bench: `npx tsx bench/reconcile.ts [--json]` (as root).
+ * Reconciler bench: `node --import tsx bench/reconcile.ts [--json]` (as root).
  *
  * In a namespace of its own (`qet-bench-<hex>`, removed at the end), with a
  * TUN `qe0`, it measures:

@@ -1,5 +1,5 @@
 /**
- * Relay bench: `npx tsx bench/relay.ts [--packets 100000] [--pps 10000,20000,40000]
+ * Relay bench: `node --import tsx bench/relay.ts [--packets 100000] [--pps 10000,20000,40000]
  * [--size 1200|mix] [--seed S] [--rate-bps 1e9] [--json] [--out FILE]`. No root.
  *
  * The relay (RelayServer) runs in a child process of its own, so its CPU is

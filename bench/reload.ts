@@ -4,7 +4,7 @@
  * when the kernel holds exactly those routes (read back with `ip -j`). Then the
  * daemon sits at rest with the largest table and its CPU is sampled.
  *
- *   npx tsx bench/reload.ts [--json]        (root; runs in its own lab namespace)
+ *   node --import tsx bench/reload.ts [--json]        (root; runs in its own lab namespace)
  *
  * Targets (issue 4): 10,000 routes converge in under 2 s from the file write;
  * at rest the daemon uses no measurable CPU.

@@ -12,7 +12,7 @@
  * the last one, so each new flow is decided through all of them, and every packet passes
  * the flow tracker; the unpolicied runs have no policy at all (a reload between runs).
  *
- *   sudo npx tsx bench/throughput.ts [--seconds 10] [--reps 3] [--only raw,quicether,quicether-scraped,openvpn,wireguard-go] [--json] [--out FILE]
+ *   sudo node --import tsx bench/throughput.ts [--seconds 10] [--reps 3] [--only raw,quicether,quicether-scraped,openvpn,wireguard-go] [--json] [--out FILE]
  *
  * Prints a table with QuicEther's ratios against each peer and the bar of
  * issue 3 beside the measured figures; the JSON goes to --out (default

@@ -5,7 +5,7 @@
  * Warm figures: the median of RUNS loads after WARMUP loads (the schema is compiled
  * once per process, on the first load, which is reported separately as "first").
  *
- *   npx tsx bench/validate.ts [--runs N] [--json-only]
+ *   node --import tsx bench/validate.ts [--runs N] [--json-only]
  *
  * Prints JSON, then a table. Exits 1 when the generated config misses the target.
  */
