@@ -80,6 +80,8 @@ export interface RunCpu {
   readonly bytes: number
   /** How busy the machine's cores were over the run (0..1), when measured: near 1, the emulation may have been the limit. */
   readonly machineBusy?: number | null
+  /** The daemons' threads' wait for a core, seconds per second of the run (CpuMeter.waitPerSecond). */
+  readonly daemonsWaitPerSecond?: number | null
 }
 
 /** CPU seconds per Gbit of goodput; null when nothing moved. */
@@ -201,7 +203,7 @@ export function bondResult(o: {
     sum_mbit: round(rateTotal / 1e6, 3),
     efficiency: ratio(total, singleSum),
     rate_efficiency: ratio(total, rateTotal / 1e6),
-    cpu: { bonded_s_per_gbit: cpuBonded, single_s_per_gbit: cpuSingle, extra_s_per_gbit: cpuBonded !== null && cpuSingle !== null ? round(cpuBonded - cpuSingle, 3) : null, machine_busy: run.cpu?.machineBusy == null ? null : round(run.cpu.machineBusy, 3) },
+    cpu: { bonded_s_per_gbit: cpuBonded, single_s_per_gbit: cpuSingle, extra_s_per_gbit: cpuBonded !== null && cpuSingle !== null ? round(cpuBonded - cpuSingle, 3) : null, machine_busy: run.cpu?.machineBusy == null ? null : round(run.cpu.machineBusy, 3), daemons_wait_ms_per_s: run.cpu?.daemonsWaitPerSecond == null ? null : round(run.cpu.daemonsWaitPerSecond * 1000, 1) },
     paths,
     dip_ms: dip,
     resets: run.resets,

@@ -43,6 +43,8 @@ export interface MixFigure {
   readonly cpu_single_s_per_gbit: number | null
   /** The machine's cores were saturated during the bonded run (bond-report.ts SATURATED). */
   readonly saturated: boolean
+  /** The daemons' threads' wait for a core during the bonded run, ms per second (bond-report.ts CpuFigures). */
+  readonly daemons_wait_ms_per_s: number | null
 }
 
 export interface MixCutFigure {
@@ -136,6 +138,7 @@ export async function runMix(mix: Mix, o: MixRunOptions): Promise<MixResult> {
             cpu_bonded_s_per_gbit: r.cpu.bonded_s_per_gbit,
             cpu_single_s_per_gbit: r.cpu.single_s_per_gbit,
             saturated: (r.cpu.machine_busy ?? 0) >= SATURATED,
+            daemons_wait_ms_per_s: r.cpu.daemons_wait_ms_per_s ?? null,
           })
         }
       }

@@ -96,6 +96,14 @@ export interface CpuFigures {
   readonly extra_s_per_gbit: number | null
   /** How busy the machine's cores were during the bonded run (0..1): at 0.98 or more the lab's emulation may have limited it. */
   readonly machine_busy: number | null
+  /**
+   * How long the two daemons' threads waited, runnable, for a core during the bonded run: ms per
+   * second, summed over their threads (1000: as if one thread stood waiting the whole run). Every
+   * packet crosses a daemon's engine thread four times a round trip: where this is in the hundreds,
+   * the lab's cores (shared with SCHED_FIFO delay lines and iperf3) may be in the throughput and
+   * interactive figures, not only the tunnel. null: not measured.
+   */
+  readonly daemons_wait_ms_per_s?: number | null
 }
 
 /** A run during which the machine's cores were this busy may have been limited by the lab's own emulation. */
@@ -257,7 +265,7 @@ export function renderBond(r: BondResult, uplinks: readonly UplinkSpec[]): strin
     ['single_sum', `${fmt(r.single_sum_mbit)} Mbit/s (QuicEther over each uplink alone, summed)`],
     ['efficiency', `${fmt(r.efficiency, 3)} (total / single_sum)`],
     ['rate_efficiency', `${fmt(r.rate_efficiency, 3)} (total / ${fmt(r.sum_mbit)} Mbit/s of link rates)`],
-    ['cpu', `${fmt(r.cpu.bonded_s_per_gbit, 3)} s/Gbit bonded, ${fmt(r.cpu.single_s_per_gbit, 3)} over single uplinks: bonding adds ${fmt(r.cpu.extra_s_per_gbit, 3)} (cores per Gbit/s, both daemons); the machine's cores ${r.cpu.machine_busy === null ? '—' : `${Math.round(r.cpu.machine_busy * 100)}%`} busy${(r.cpu.machine_busy ?? 0) >= SATURATED ? ' (saturated: the emulated links may have been the limit)' : ''}`],
+    ['cpu', `${fmt(r.cpu.bonded_s_per_gbit, 3)} s/Gbit bonded, ${fmt(r.cpu.single_s_per_gbit, 3)} over single uplinks: bonding adds ${fmt(r.cpu.extra_s_per_gbit, 3)} (cores per Gbit/s, both daemons); the machine's cores ${r.cpu.machine_busy === null ? '—' : `${Math.round(r.cpu.machine_busy * 100)}%`} busy${(r.cpu.machine_busy ?? 0) >= SATURATED ? ' (saturated: the emulated links may have been the limit)' : ''}${r.cpu.daemons_wait_ms_per_s == null ? '' : `; the daemons' threads waited ${fmt(r.cpu.daemons_wait_ms_per_s, 0)} ms per second for a core`}`],
     ['retransmits', r.retransmits === null ? '—' : String(r.retransmits)],
     ['resets', `${r.resets} (TCP connections reset or failed)`],
   ]

@@ -376,7 +376,7 @@ export class BondLab {
       const startWall = Math.min(...allRuns.map((t) => t.startWallMs))
       const endWall = Math.max(...allRuns.map((t) => t.endWallMs))
       const durationS = Math.max(0.001, (endWall - startWall) / 1000)
-      const runCpu: RunCpu = { seconds: cpuSeconds, bytes: allRuns.reduce((s, t) => s + seriesBytes(t), 0), machineBusy }
+      const runCpu: RunCpu = { seconds: cpuSeconds, bytes: allRuns.reduce((s, t) => s + seriesBytes(t), 0), machineBusy, daemonsWaitPerSecond: cpu.waitPerSecond }
       // Which links carried the upload or download at once: up to the cut, when there is one.
       const untilCut = atCut.counters ?? ifAfter
       const resets = Math.max(allRuns.some((t) => t.error) ? 1 : 0, tcpFailures(netBefore[0], netAfter[0]) + tcpFailures(netBefore[1], netAfter[1]))

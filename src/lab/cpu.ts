@@ -3,7 +3,7 @@
  * the process's threads (fields 14 and 15), in seconds. Used to report CPU
  * seconds per Gbit moved by tunnel daemons and the delay line.
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 
 let ticksPerSecond: number | null = null
@@ -41,21 +41,80 @@ export function cpuSecondsOf(pid: number): number {
   }
 }
 
-/** Measures the CPU seconds a set of processes uses between `start()` and `stop()`. */
+/** The time a thread has waited, runnable, for a core: the second field of /proc/<pid>/task/<tid>/schedstat, ns. */
+export function parseSchedstatWaitNs(text: string): number {
+  const f = text.trim().split(/\s+/).map(Number)
+  if (f.length < 3 || !f.every(Number.isFinite)) throw new Error('not a schedstat line')
+  return f[1]!
+}
+
+/**
+ * Seconds every thread of `pid` has waited in a run queue so far (summed
+ * over its threads alive now); null when the process is gone or the kernel
+ * keeps no schedstat.
+ */
+export function runqWaitSecondsOf(pid: number): number | null {
+  try {
+    let ns = 0
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += parseSchedstatWaitNs(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8'))
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return ns / 1e9
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Measures the CPU seconds a set of processes uses between `start()` and
+ * `stop()`, and how long their threads waited for a core meanwhile
+ * (`waitPerSecond`): on a machine whose cores the lab oversubscribes, a
+ * packet crossing a daemon waits as long as its thread does, and latency
+ * figures measure the machine as much as the tunnel.
+ */
 export class CpuMeter {
   #before = new Map<number, number>()
+  #waitBefore = new Map<number, number | null>()
+  #started = 0
+  #waitPerSecond: number | null = null
 
   constructor(private readonly pids: readonly number[]) {}
 
   start(): void {
-    for (const pid of this.pids) this.#before.set(pid, cpuSecondsOf(pid))
+    this.#started = performance.now()
+    for (const pid of this.pids) {
+      this.#before.set(pid, cpuSecondsOf(pid))
+      this.#waitBefore.set(pid, runqWaitSecondsOf(pid))
+    }
   }
 
   /** Seconds used since `start()`, summed over the processes. */
   stop(): number {
+    const wall = (performance.now() - this.#started) / 1000
     let total = 0
-    for (const pid of this.pids) total += Math.max(0, cpuSecondsOf(pid) - (this.#before.get(pid) ?? 0))
+    let waited: number | null = 0
+    for (const pid of this.pids) {
+      total += Math.max(0, cpuSecondsOf(pid) - (this.#before.get(pid) ?? 0))
+      const before = this.#waitBefore.get(pid)
+      const now = runqWaitSecondsOf(pid)
+      waited = waited === null || before == null || now === null ? null : waited + Math.max(0, now - before)
+    }
+    this.#waitPerSecond = waited !== null && wall > 0 && this.pids.length > 0 ? waited / wall : null
     return total
+  }
+
+  /**
+   * Seconds the processes' threads waited, runnable, for a core per second
+   * between `start()` and `stop()`, summed over their threads (1.5: as if
+   * one and a half threads stood waiting the whole time); null before
+   * `stop()`, or when the kernel keeps no schedstat.
+   */
+  get waitPerSecond(): number | null {
+    return this.#waitPerSecond
   }
 }
 

@@ -77,7 +77,7 @@ t.test('directions', async (t) => {
 })
 
 function fig(over: Partial<MixFigure>): MixFigure {
-  return { mix: 1, set: 'up', direction: 'up', streams: 4, total_mbit: 98, single_sum_mbit: 100, sum_mbit: 110, efficiency: 0.98, rate_efficiency: 0.89, rate_judged: true, interactive_delta_ms: 2, resets: 0, bonded: true, cpu_bonded_s_per_gbit: 1.1, cpu_single_s_per_gbit: 1.05, saturated: false, ...over }
+  return { mix: 1, set: 'up', direction: 'up', streams: 4, total_mbit: 98, single_sum_mbit: 100, sum_mbit: 110, efficiency: 0.98, rate_efficiency: 0.89, rate_judged: true, interactive_delta_ms: 2, resets: 0, bonded: true, cpu_bonded_s_per_gbit: 1.1, cpu_single_s_per_gbit: 1.05, saturated: false, daemons_wait_ms_per_s: 120, ...over }
 }
 
 t.test('the summary takes the worst mix per direction and -P, and the medians', async (t) => {

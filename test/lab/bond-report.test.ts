@@ -75,6 +75,8 @@ t.test('the bond table says plainly when the daemon does not bond', async (t) =>
   t.match(bonded, /^bonded: yes — the daemon reports 2 paths/m)
   t.match(bonded, /dip_ms\s+300 \(time under 23\.0 Mbit\/s/)
   t.notMatch(text, /reordering/, 'no reorder line when the daemon reports no counts')
+  t.match(renderBond({ ...base, cpu: { ...base.cpu, daemons_wait_ms_per_s: 640 } }, uplinks), /the daemons' threads waited 640 ms per second for a core/, "the cpu line says how long the daemons waited for a core")
+  t.notMatch(renderBond(base, uplinks), /waited/, 'and says nothing when it was not measured')
   t.match(renderBond({ ...base, bond_stats: { mode: 'aggregate', reordered: 5, late: 1, dropped: 2, resent: 3 } }, uplinks), /reordering\s+5 held back, 1 late, 2 dropped at the gateway; 3 re-sent by the client after a path died/)
 })
 
