@@ -196,7 +196,7 @@ function bars(s: ScenarioResult, f: StreamFigures): BarRow[] {
   const resets = c && b ? c.resets + b.resets : null
   out.push(row('resets (with and without the cut)', `= ${BAR.resets}`, resets === null ? 'failed' : `${resets} (MPTCP ${f.cut.mptcp?.resets ?? '—'})`, verdict(resets === null ? null : resets === BAR.resets, c && b ? c.bonded && b.bonded : null)))
   const i = b?.interactive ?? null
-  out.push(row('interactive ping p99 under load − idle (ms)', `≤ ${BAR.interactiveMs}`, i ? `${fmt(i.delta_ms, 2)} (${fmt(i.loaded_p99_ms, 2)} vs ${fmt(i.idle_p99_ms, 2)}${b?.cpu.daemons_wait_ms_per_s == null ? '' : `; daemons waited ${fmt(b.cpu.daemons_wait_ms_per_s, 0)} ms/s for a core`})` : '—', verdict(i ? i.delta_ms <= BAR.interactiveMs : null, b?.bonded ?? null)))
+  out.push(row('interactive ping p99 under load − idle (ms)', `≤ ${BAR.interactiveMs}`, i ? `${fmt(i.delta_ms, 2)} (${fmt(i.loaded_p99_ms, 2)} vs ${fmt(i.idle_p99_ms, 2)}${b?.cpu.daemons_wait_ms_per_s == null ? '' : `; daemons waited ${fmt(b.cpu.daemons_wait_ms_per_s, 0)} ms/s for a core`}${i.stalls ? `; machine stalls > 20 ms: ${i.stalls.over_20ms}, worst ${fmt(i.stalls.worst_ms, 0)} ms` : ''})` : '—', verdict(i ? i.delta_ms <= BAR.interactiveMs : null, b?.bonded ?? null)))
   return out
 }
 

@@ -10,6 +10,7 @@
  *   dip_ms           time after a cut under half of the surviving capacity
  *                    (the single-uplink goodputs of the uplinks left)
  */
+import type { StallFigures } from './stall.js'
 import { computeDip, meanMbit, type SeriesPoint } from './bond-series.js'
 import type { DaemonBond } from './bond-paths.js'
 import type { BondMode, UplinkSpec } from './bond-spec.js'
@@ -82,6 +83,8 @@ export interface InteractiveFigures {
   readonly delta_ms: number
   readonly loaded_received: number
   readonly loaded_sent: number
+  /** The machine's stalls while the loaded pings ran (stall.ts); null: not measured. */
+  readonly stalls?: StallFigures | null
 }
 
 /**
@@ -104,6 +107,12 @@ export interface CpuFigures {
    * interactive figures, not only the tunnel. null: not measured.
    */
   readonly daemons_wait_ms_per_s?: number | null
+}
+
+/** The machine's stalls in words: how many and how long, and what they mean for a ping's p99. */
+export function stallText(st: StallFigures): string {
+  if (st.over_20ms === 0) return `the machine never stalled over 20 ms meanwhile (worst ${fmt(st.worst_ms, 1)} ms)`
+  return `the machine stalled ${st.over_20ms} time(s) over 20 ms meanwhile (worst ${fmt(st.worst_ms, 1)} ms${st.rt === 'fifo' ? '' : ', measured without real-time priority'}): pings in a stall wait it out, whatever the tunnel does`
 }
 
 /** A run during which the machine's cores were this busy may have been limited by the lab's own emulation. */
@@ -281,7 +290,7 @@ export function renderBond(r: BondResult, uplinks: readonly UplinkSpec[]): strin
   }
   if (r.interactive) {
     const i = r.interactive
-    lines.push(['interactive', `ping p99 ${fmt(i.loaded_p99_ms, 2)} ms under load vs ${fmt(i.idle_p99_ms, 2)} ms idle (+${fmt(i.delta_ms, 2)} ms; ${i.loaded_received}/${i.loaded_sent} answered)`])
+    lines.push(['interactive', `ping p99 ${fmt(i.loaded_p99_ms, 2)} ms under load vs ${fmt(i.idle_p99_ms, 2)} ms idle (+${fmt(i.delta_ms, 2)} ms; ${i.loaded_received}/${i.loaded_sent} answered)${i.stalls ? `; ${stallText(i.stalls)}` : ''}`])
   }
   const w = Math.max(...lines.map(([k]) => k.length))
   for (const [k, v] of lines) out.push(`${k.padEnd(w)}  ${v}`)

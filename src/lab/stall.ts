@@ -1,0 +1,98 @@
+/**
+ * The machine's stalls while the lab measures latency (native/lab/stallmeter.c,
+ * built to `build/lab/stallmeter` by `make -C native/lab`): a SCHED_FIFO
+ * sleeper above the delay lines' priority, so a late wake-up is time when
+ * nothing of the lab could run (on a shared VM, the host stopping its vCPUs).
+ * One 100 ms stall in a 10 s run puts five 20 ms-spaced pings past any bar:
+ * the interactive figure is read beside this.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { repoRoot } from './delay.js'
+import { run, stopChild } from './exec.js'
+
+export interface StallFigures {
+  /** `fifo`: measured above everything the lab runs; `other`: SCHED_FIFO was refused. */
+  readonly rt: 'fifo' | 'other'
+  readonly samples: number
+  readonly over_5ms: number
+  readonly over_20ms: number
+  readonly over_50ms: number
+  readonly worst_ms: number
+  /** Wake-ups' lateness past 1 ms, summed: the time the machine lost. */
+  readonly late_ms: number
+}
+
+/** The meter's exit line, or null when `text` has none. */
+export function parseStalls(text: string): StallFigures | null {
+  const line = text.split('\n').find((l) => l.includes('"event":"stalls"'))
+  if (!line) return null
+  try {
+    const j = JSON.parse(line) as Record<string, unknown>
+    const num = (k: string): number => (typeof j[k] === 'number' ? (j[k] as number) : NaN)
+    const f: StallFigures = { rt: j['rt'] === 'fifo' ? 'fifo' : 'other', samples: num('samples'), over_5ms: num('over_5ms'), over_20ms: num('over_20ms'), over_50ms: num('over_50ms'), worst_ms: num('worst_ms'), late_ms: num('late_ms') }
+    return Object.values(f).every((v) => typeof v === 'string' || Number.isFinite(v)) ? f : null
+  } catch {
+    return null
+  }
+}
+
+/** Path of the stall meter, built when missing or older than its source; null when it cannot be built. */
+async function stallMeterBinary(): Promise<string | null> {
+  const root = repoRoot()
+  const bin = join(root, 'build', 'lab', 'stallmeter')
+  const src = join(root, 'native', 'lab')
+  const mtime = (p: string): number => (existsSync(p) ? statSync(p).mtimeMs : 0)
+  if (mtime(bin) > 0 && mtime(bin) >= mtime(join(src, 'stallmeter.c'))) return bin
+  await run('make', ['-s', '-C', src], { allowFail: true, timeoutMs: 60_000 }).catch(() => null)
+  return existsSync(bin) ? bin : null
+}
+
+/** A running stall meter; `stop()` returns what it saw (null: it could not run). */
+export class StallMeter {
+  #child: ChildProcess | null
+  #out = ''
+
+  private constructor(child: ChildProcess | null) {
+    this.#child = child
+    child?.stdout?.setEncoding('utf8').on('data', (d: string) => (this.#out += d))
+  }
+
+  /** Starts the meter and waits until it runs (at most 2 s); a meter that cannot start measures nothing. */
+  static async start(): Promise<StallMeter> {
+    const bin = await stallMeterBinary()
+    if (!bin) return new StallMeter(null)
+    const child = spawn(bin, [], { stdio: ['ignore', 'pipe', 'ignore'] })
+    const m = new StallMeter(child)
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 2000)
+      const check = (): void => {
+        if (m.#out.includes('ready\n')) {
+          clearTimeout(timer)
+          resolve(true)
+        }
+      }
+      child.stdout?.on('data', check)
+      child.once('error', () => resolve(false))
+      child.once('exit', () => resolve(false))
+      check()
+    })
+    if (!ready) {
+      await stopChild(child, 500)
+      return new StallMeter(null)
+    }
+    return m
+  }
+
+  async stop(): Promise<StallFigures | null> {
+    const child = this.#child
+    if (!child) return null
+    this.#child = null
+    // 'close' comes after the last of stdout, which 'exit' may precede.
+    const closed = new Promise<void>((resolve) => (child.stdout?.readableEnded || child.stdout === null ? resolve() : child.once('close', () => resolve())))
+    await stopChild(child, 2000)
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))])
+    return parseStalls(this.#out)
+  }
+}
