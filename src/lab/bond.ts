@@ -35,7 +35,7 @@ import { counterDelta, ifDelta, readIfCounters, readProcNet, resetReadingMs, tcp
 import { bondDelta, bondVerdict, daemonBond, daemonPaths, linksCarrying, pathForLink, pathLoss, pathsUp, type DaemonPath } from './bond-paths.js'
 import { IntervalReceiver, transfer, withCutAt, type TransferResult } from './bond-transfer.js'
 import { CpuMeter, MachineMeter } from './cpu.js'
-import { StallMeter, type StallFigures } from './stall.js'
+import { StallMeter } from './stall.js'
 import { directionWord, directionsOf, rateOf, type Direction, type DirectionSet } from './bond-direction.js'
 import { RateVariation } from './vary.js'
 import { MPTCP_COUNTERS, setupMptcp } from './mptcp.js'
@@ -335,7 +335,6 @@ export class BondLab {
     const to = this.#tunnelAddr()
     let receivers: Map<Direction, IntervalReceiver> | null = null
     let cutApplied = false
-    let stopStalls = async (): Promise<StallFigures | null> => null
     try {
       receivers = await this.#startReceivers(set)
       const { status: statusBefore, paths: pathsBefore } = await this.#waitForPaths(socket)
@@ -348,13 +347,16 @@ export class BondLab {
       const pingCount = Math.max(1, Math.floor((o.seconds - warmupFor(o.seconds)) * 5) - 1)
       const linkPings = this.lab.links.map((l) => after(warmupFor(o.seconds) * 1000, () => ping(clientNs, l.addrB.ipv4, { count: pingCount, intervalMs: 200, ...this.#signal() })))
       const loadedCount = Math.floor((o.seconds - warmupFor(o.seconds) - 0.5) * 50)
-      // The machine's stalls over the same span as the loaded pings (stall.ts): read beside them.
-      const stallMeter: { m: Promise<StallMeter> | null } = { m: null }
-      const loaded = o.interactive && loadedCount > 0 ? after(warmupFor(o.seconds) * 1000, () => {
-        stallMeter.m = StallMeter.start()
-        return ping(clientNs, to, { count: loadedCount, intervalMs: 20, tos: TOS_EF, ...this.#signal() })
+      // With the machine's stalls over the same span (stall.ts): read beside the pings.
+      const loaded = o.interactive && loadedCount > 0 ? after(warmupFor(o.seconds) * 1000, async () => {
+        const meter = StallMeter.start()
+        try {
+          const pinged = await ping(clientNs, to, { count: loadedCount, intervalMs: 20, tos: TOS_EF, ...this.#signal() })
+          return { pinged, stalls: await (await meter).stop() }
+        } finally {
+          await (await meter).stop()
+        }
       }) : null
-      stopStalls = async () => (stallMeter.m ? (await stallMeter.m).stop() : null)
       // Read before iperf3's own end: it closes its data connections with resets, which are not failures.
       const netDuring = after(resetReadingMs(o.seconds), () => Promise.all([readProcNet(clientNs), readProcNet(gatewayNs)]))
       const cut = o.cut
@@ -371,8 +373,8 @@ export class BondLab {
       const { runs, rates } = await this.#tunnelTransfers(receivers, { streams: o.streams, seconds: o.seconds, ...(cut ? { cut: { atS: cut.atS, apply: applyCut } } : {}) })
       const cpuSeconds = cpu.stop()
       const machineBusy = machine.stop()
-      const [pings, loadedPing] = await Promise.all([Promise.all(linkPings), loaded])
-      const stalls = await stopStalls()
+      const [pings, loadedRun] = await Promise.all([Promise.all(linkPings), loaded])
+      const loadedPing = loadedRun?.pinged ?? null
       const ifAfter = await readIfCounters(clientNs)
       const netAfter = await netDuring
       const rAfter = await Promise.all(routers.map((r) => readIfCounters(r)))
@@ -393,7 +395,7 @@ export class BondLab {
       if (idle && loadedPing && idle.rttsMs.length && loadedPing.rttsMs.length) {
         const a = percentile(idle.rttsMs, 0.99)
         const b = percentile(loadedPing.rttsMs, 0.99)
-        interactive = { idle_p99_ms: round(a, 3), loaded_p99_ms: round(b, 3), delta_ms: round(b - a, 3), loaded_received: loadedPing.received, loaded_sent: loadedPing.sent, stalls }
+        interactive = { idle_p99_ms: round(a, 3), loaded_p99_ms: round(b, 3), delta_ms: round(b - a, 3), loaded_received: loadedPing.received, loaded_sent: loadedPing.sent, stalls: loadedRun?.stalls ?? null }
       }
       const out: BondedRun[] = []
       for (const [dir, t] of runs) {
@@ -429,7 +431,6 @@ export class BondLab {
       }
       return out
     } finally {
-      await stopStalls().catch(() => null)
       if (receivers) for (const r of receivers.values()) await r.stop()
       for (const d of daemons.values()) await d.stop()
       if (cutApplied && o.cut) await this.lab.cut(o.cut.index, false)

@@ -29,22 +29,29 @@ export function repoRoot(): string {
 }
 
 /**
- * Path of the delay line binary, building it when it is missing or older
- * than its sources (`node-gyp rebuild` wipes build/, so it may vanish under a
- * developer's feet, and an old one refuses jitter); throws
- * LabPrerequisiteError with the build command when there is none. A stale
+ * Path of one of the lab's programs in `build/lab/` (native/lab/Makefile),
+ * building them when it is missing or older than any of its `sources` in
+ * native/lab (`node-gyp rebuild` wipes build/, so it may vanish under a
+ * developer's feet); null when there is none and `make` failed. A stale
  * binary that cannot be rebuilt is still used.
  */
-export async function delayLineBinary(): Promise<string> {
+export async function labProgram(name: string, sources: readonly string[]): Promise<{ bin: string | null; error: string }> {
   const root = repoRoot()
-  const bin = join(root, 'build', 'lab', 'delayline')
+  const bin = join(root, 'build', 'lab', name)
   const src = join(root, 'native', 'lab')
   const mtime = (p: string): number => (existsSync(p) ? statSync(p).mtimeMs : 0)
   const built = mtime(bin)
-  if (built > 0 && built >= Math.max(mtime(join(src, 'delayline.c')), mtime(join(src, 'jitter.h')))) return bin
+  if (built > 0 && built >= Math.max(...sources.map((f) => mtime(join(src, f))))) return { bin, error: '' }
   const r = await run('make', ['-s', '-C', src], { allowFail: true, timeoutMs: 60_000 }).catch(() => null)
-  if ((r?.code === 0 || built > 0) && existsSync(bin)) return bin
-  throw new LabPrerequisiteError(`the delay line is not built and 'make -C ${src}' failed: ${r ? r.stderr.trim() : 'make is not installed'}`)
+  if ((r?.code === 0 || built > 0) && existsSync(bin)) return { bin, error: '' }
+  return { bin: null, error: `'make -C ${src}' failed: ${r ? r.stderr.trim() : 'make is not installed'}` }
+}
+
+/** Path of the delay line binary (labProgram); throws LabPrerequisiteError with the build command when there is none (an old one refuses jitter). */
+export async function delayLineBinary(): Promise<string> {
+  const { bin, error } = await labProgram('delayline', ['delayline.c', 'jitter.h'])
+  if (bin) return bin
+  throw new LabPrerequisiteError(`the delay line is not built and ${error}`)
 }
 
 export interface DelayedDirection {

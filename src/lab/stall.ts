@@ -7,10 +7,8 @@
  * the interactive figure is read beside this.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, statSync } from 'node:fs'
-import { join } from 'node:path'
-import { repoRoot } from './delay.js'
-import { run, stopChild } from './exec.js'
+import { labProgram } from './delay.js'
+import { stopChild } from './exec.js'
 
 export interface StallFigures {
   /** `fifo`: measured above everything the lab runs; `other`: SCHED_FIFO was refused. */
@@ -38,17 +36,6 @@ export function parseStalls(text: string): StallFigures | null {
   }
 }
 
-/** Path of the stall meter, built when missing or older than its source; null when it cannot be built. */
-async function stallMeterBinary(): Promise<string | null> {
-  const root = repoRoot()
-  const bin = join(root, 'build', 'lab', 'stallmeter')
-  const src = join(root, 'native', 'lab')
-  const mtime = (p: string): number => (existsSync(p) ? statSync(p).mtimeMs : 0)
-  if (mtime(bin) > 0 && mtime(bin) >= mtime(join(src, 'stallmeter.c'))) return bin
-  await run('make', ['-s', '-C', src], { allowFail: true, timeoutMs: 60_000 }).catch(() => null)
-  return existsSync(bin) ? bin : null
-}
-
 /** A running stall meter; `stop()` returns what it saw (null: it could not run). */
 export class StallMeter {
   #child: ChildProcess | null
@@ -61,7 +48,7 @@ export class StallMeter {
 
   /** Starts the meter and waits until it runs (at most 2 s); a meter that cannot start measures nothing. */
   static async start(): Promise<StallMeter> {
-    const bin = await stallMeterBinary()
+    const { bin } = await labProgram('stallmeter', ['stallmeter.c'])
     if (!bin) return new StallMeter(null)
     const child = spawn(bin, [], { stdio: ['ignore', 'pipe', 'ignore'] })
     const m = new StallMeter(child)
