@@ -336,7 +336,7 @@ uint64_t qe_gap_tolerance(const qe_gap *g, uint64_t ts) {
 
 uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded) {
   uint64_t t = loaded ? srtt_ns + QE_PATH_DEAD_LOADED_NS
-                      : QE_PATH_KEEPALIVE_NS + 2 * srtt_ns;
+                      : 2 * QE_PATH_KEEPALIVE_NS + 2 * srtt_ns;
   return t < QE_PATH_DEAD_FAST_NS ? QE_PATH_DEAD_FAST_NS
          : t > QE_PATH_DEAD_NS    ? QE_PATH_DEAD_NS
                                   : t;

@@ -264,10 +264,18 @@ uint64_t qe_gap_tolerance(const qe_gap *g, uint64_t ts);
 /*
  * The silence after which a path is declared dead. Loaded: a round trip
  * and QE_PATH_DEAD_LOADED_NS (the sooner it is known, the sooner what it
- * had in flight is sent again on the others). Idle, only a keep-alive's
- * ACK comes, once an interval: an interval and two round trips. Between
- * QE_PATH_DEAD_FAST_NS and QE_PATH_DEAD_NS either way; a path declared dead
- * by mistake is alive again when next heard.
+ * had in flight is sent again on the others). Idle, only keep-alives and
+ * their ACKs come, about once an interval: two intervals and two round
+ * trips, so one late keep-alive is not a death. With one interval, a LAN
+ * path carrying a ping every 200 ms was declared dead (and its traffic sent
+ * on the metered uplink beside it) whenever either host ran its daemon a
+ * few ms late: beside three busy loops on the lab's two cores, such paths
+ * went 205-325 ms unheard, and 2 runs of 15 sent a ping on the metered
+ * uplink. An idle path has nothing in flight to lose meanwhile,
+ * and a packet sent to it still finds it suspect within a probe timeout
+ * (qe_sched_overdue). Between QE_PATH_DEAD_FAST_NS and QE_PATH_DEAD_NS
+ * either way; a path declared dead by mistake is alive again when next
+ * heard.
  */
 uint64_t qe_sched_dead_after(uint64_t srtt_ns, int loaded);
 

@@ -865,11 +865,12 @@ static void liveness(void) {
     check(sil == 31 * MS, "liveness: silence counts from the ACK's due time",
           "silence %llu ms", (unsigned long long)(sil / MS));
   }
-  /* Dead: loaded, a round trip + 100 ms (at least 150); idle, a keep-alive
-   * interval + two round trips; at most 600 ms. */
+  /* Dead: loaded, a round trip + 100 ms (at least 150); idle, two
+   * keep-alive intervals + two round trips; at most 600 ms. */
   check(qe_sched_dead_after(80 * MS, 1) == 180 * MS &&
             qe_sched_dead_after(10 * MS, 1) == QE_PATH_DEAD_FAST_NS &&
-            qe_sched_dead_after(80 * MS, 0) == 360 * MS &&
+            qe_sched_dead_after(80 * MS, 0) == 560 * MS &&
+            qe_sched_dead_after(1 * MS, 0) == 402 * MS &&
             qe_sched_dead_after(500 * MS, 0) == QE_PATH_DEAD_NS,
         "liveness: dead-path times", "loaded 80 ms %llu, idle 80 ms %llu",
         (unsigned long long)(qe_sched_dead_after(80 * MS, 1) / MS),
