@@ -39,9 +39,10 @@ import { cpus, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { BondLab } from '../src/lab/bond.js'
+import type { EmulationFigures } from '../src/lab/delay.js'
 import { bondResult, mptcpFigures, rawResult, warmupFor, type Measured, type MptcpFigures } from '../src/lab/bond-figures.js'
 import { describeUplink, parseCongestion, parseMode, parseUplinks, type BondMode, type CutSpec, type UplinkSpec } from '../src/lab/bond-spec.js'
-import { fmt, round, sumOrNull, type BondResult, type RawResult } from '../src/lab/bond-report.js'
+import { emulationText, fmt, round, sumOrNull, type BondResult, type RawResult } from '../src/lab/bond-report.js'
 import { withInterrupts } from '../src/lab/interrupt.js'
 import { requireMptcpize } from '../src/lab/mptcp.js'
 import { parsePositiveInt } from '../src/lab/units.js'
@@ -83,6 +84,8 @@ interface ScenarioResult {
   ok: boolean
   error?: string
   streams: StreamFigures[]
+  /** How closely the scenario's delay lines kept their delays over all its runs. */
+  emulation?: EmulationFigures | null
 }
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err))
@@ -106,7 +109,7 @@ async function scenario(name: string, o: { seconds: number; streams: number[]; m
   const say = (s: string): void => o.say(`${name}: ${s}`)
   const bl = new BondLab({ uplinks, congestion: o.congestion, signal: o.signal, progress: say })
   const base = { name, title: def.title, direction: dir, uplinks: uplinks.map((u) => `${u.name} ${describeUplink(u)}`), sum_mbit: round(rateSumOf(uplinks, dir) / 1e6, 3), run_id: bl.runId }
-  try {
+  return bl.around(async () => { try {
     await bl.start()
     const ifnames = bl.lab.links.map((l) => l.ifA)
     const raws = new Map<number, Measured[]>()
@@ -157,9 +160,7 @@ async function scenario(name: string, o: { seconds: number; streams: number[]; m
     if (o.signal.aborted) throw err
     say(`failed: ${errText(err).split('\n')[0]}`)
     return { ...base, ok: false, error: errText(err), streams: [] }
-  } finally {
-    await bl.stop()
-  }
+  } })
 }
 
 type Verdict = 'PASS' | 'FAIL' | 'not bonded' | 'n/a'
@@ -230,6 +231,7 @@ function render(results: ScenarioResult[], o: { seconds: number; mode: BondMode;
     out.push('', ...table(['  bar', 'streams', 'target', 'measured', 'verdict'], b.map((r) => [`  ${r.what}`, `-P${r.streams}`, r.bar, r.measured, r.verdict])))
     const nb = s.streams.find((f) => f.bonded && !f.bonded.bonded)?.bonded
     if (nb) out.push(`  ${nb.bond_detection}`)
+    if (s.emulation !== undefined) out.push(`  emulation: ${emulationText(s.emulation)}`)
   }
   return out.join('\n')
 }
@@ -253,6 +255,7 @@ function renderMix(m: MixResult): string {
   ])
   out.push(...table(['  direction', 'streams', 'bonded / alone Mbit/s', 'efficiency', 'of rates', 'ping Δ ms', 'CPU s/Gbit', 'resets', 'core wait ms/s', 'saturated'], rows))
   for (const c of m.cuts) out.push(`  cut uplink ${c.uplink} at ${c.at_s} s, ${c.direction} -P${c.streams}: dip ${c.dip_ms ?? '—'} ms${c.recovered === false ? ' (never recovered)' : ''}, ${fmt(c.pre_mbit)} → ${fmt(c.post_mbit)} Mbit/s (surviving ${fmt(c.surviving_mbit)}), ${c.resets} resets`)
+  out.push(`  emulation: ${emulationText(m.emulation)}`)
   return out.join('\n')
 }
 

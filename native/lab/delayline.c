@@ -2,7 +2,7 @@
  * delayline: a one-way delay, constant or jittered, for IP packets, run
  * inside a lab router namespace (this kernel has no netem).
  *
- *   delayline [--tick-us 250] [--buffer-mb 32] [--seed N] TUN:DELAY_US[:JITTER_US] ...
+ *   delayline [--rt] [--tick-us 250] [--buffer-mb 32] [--seed N] TUN:DELAY_US[:JITTER_US] ...
  *
  * For each TUN:DELAY_US[:JITTER_US] it creates a TUN device (IFF_TUN |
  * IFF_NO_PI | IFF_VNET_HDR, with checksum and TSO/USO offloads so GSO
@@ -18,15 +18,26 @@
  * timer per packet); the tick runs only while some packet is held, so an idle
  * line costs nothing. Without jitter the delay is exactly DELAY_US.
  *
- * It asks for SCHED_FIFO (best effort): the lab shares two cores with the
- * traffic it carries, and a release that waits for a busy CPU is a delay
- * error. A real-time process that never blocks starves every normal process
- * on the machine down to the kernel's RT throttle (5%), so two rules keep it
- * from ever spinning: a TUN that reports an error or hang-up (its device was
- * deleted) ends the program, since level-triggered epoll would report it
- * again at once, forever; and RLIMIT_RTTIME bounds how long it may run
- * without blocking (DL_RT_BUDGET_US): past that, SIGXCPU drops it to
- * SCHED_OTHER for the rest of its life (`"rt":"demoted"` in the counters).
+ * It runs as a normal process. The lab shares two cores with the traffic it
+ * carries and the tunnel it measures, and each packet it writes back runs
+ * its whole way (the router's routing, tbf, the veth, the receiving socket)
+ * in the writer's context. As SCHED_FIFO (--rt), four lines of a bonded
+ * rural run preempted the daemons at every release: the daemons' threads
+ * waited ~1 s per second for a core, and the bond's efficiency against its
+ * single uplinks was lower than with normal lines in 12 alternating pairs
+ * of 12 (mean 0.80 against 0.95; bench/README.md). The price is the delay's
+ * accuracy under load: 90-97% of releases within ±0.2 ms of due (p99 0.5-2
+ * ms late) against 98-99% (p99 0.2-0.4 ms), which the counters report and
+ * the lab shows beside its figures.
+ *
+ * With --rt it asks for SCHED_FIFO (best effort). A real-time process that
+ * never blocks starves every normal process on the machine down to the
+ * kernel's RT throttle (5%), so two rules keep it from ever spinning: a TUN
+ * that reports an error or hang-up (its device was deleted) ends the
+ * program, since level-triggered epoll would report it again at once,
+ * forever; and RLIMIT_RTTIME bounds how long it may run without blocking
+ * (DL_RT_BUDGET_US): past that, SIGXCPU drops it to SCHED_OTHER for the rest
+ * of its life (`"rt":"demoted"` in the counters).
  *
  * Once every TUN exists it prints "ready" on stdout. SIGTERM or SIGINT stop
  * it; on exit it prints one JSON line of counters on stderr (packets, bytes,
@@ -307,15 +318,18 @@ static void rt_enter(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: delayline [--tick-us N] [--buffer-mb N] [--seed N] TUN:DELAY_US[:JITTER_US] ...\n");
+  fprintf(stderr, "usage: delayline [--rt] [--tick-us N] [--buffer-mb N] [--seed N] TUN:DELAY_US[:JITTER_US] ...\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
   uint64_t tick_ns = 250000;
   size_t buffer = 32u << 20;
+  int rt = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--tick-us") == 0 && i + 1 < argc) {
+    if (strcmp(argv[i], "--rt") == 0) {
+      rt = 1;
+    } else if (strcmp(argv[i], "--tick-us") == 0 && i + 1 < argc) {
       tick_ns = strtoull(argv[++i], NULL, 10) * 1000u;
       if (tick_ns < 10000) usage();
     } else if (strcmp(argv[i], "--buffer-mb") == 0 && i + 1 < argc) {
@@ -347,7 +361,7 @@ int main(int argc, char **argv) {
   if (nlines == 0) usage();
   for (int i = 0; i < nlines; i++) dl_rng_seed(&lines[i].jit.rng, seed_arg, (uint64_t)i);
 
-  rt_enter(); /* not root or no RT budget: run as a normal process */
+  if (rt) rt_enter(); /* --rt, but not root or no RT budget: a normal process */
 
   sigset_t mask;
   sigemptyset(&mask);

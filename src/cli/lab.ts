@@ -268,7 +268,7 @@ Examples:
       requireRoot()
       if (seeded) progress(`seed ${seed}`)
       const { runBond, runRaw } = await import('../lab/bond.js')
-      const { renderBond, renderRaw, fmt } = await import('../lab/bond-report.js')
+      const { renderBond, renderRaw, emulationText, fmt } = await import('../lab/bond-report.js')
       // vary and seed ride along as BondEffects: bond.ts reads them (optional fields of its options).
       const more: BondEffects = seeded ? { vary, seed } : {}
       if (f.raw) {
@@ -282,6 +282,7 @@ Examples:
         return
       }
       print(all.results.map((r) => renderBond(r, uplinks)).join('\n\n'))
+      print(`emulation        ${emulationText(all.emulation)}`)
       const m = all.results[0]?.mptcp
       if (m) {
         print()

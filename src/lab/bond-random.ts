@@ -14,6 +14,7 @@
  * are taken by `summarizeMixes` (pure).
  */
 import { BondLab } from './bond.js'
+import type { EmulationFigures } from './delay.js'
 import { bondResult, rawResult, type RunCpu } from './bond-figures.js'
 import { describeUplink, parseUplinks, type BondMode, type CutSpec, type UplinkSpec } from './bond-spec.js'
 import { directionsOf, type Direction, type DirectionSet } from './bond-direction.js'
@@ -74,6 +75,8 @@ export interface MixResult {
   readonly cuts: readonly MixCutFigure[]
   /** Every bonded result in full (series, paths, reorder counts). */
   readonly bonded: readonly BondResult[]
+  /** How closely the mix's delay lines kept their delays over all its runs. */
+  readonly emulation: EmulationFigures | null
 }
 
 export interface MixRunOptions {
@@ -109,7 +112,7 @@ export async function runMix(mix: Mix, o: MixRunOptions): Promise<MixResult> {
   const cuts: MixCutFigure[] = []
   const bonded: BondResult[] = []
   const raw: RawResult[] = []
-  try {
+  return bl.around(async () => { try {
     await bl.start()
     const ifnames = bl.lab.links.map((l) => l.ifA)
     for (const dir of ['up', 'down'] as const) raw.push(rawResult({ runs: await bl.raw(4, o.seconds, dir), uplinks, streams: 4, seconds: o.seconds, congestion: o.congestion, runId: bl.runId, direction: dir }))
@@ -159,9 +162,7 @@ export async function runMix(mix: Mix, o: MixRunOptions): Promise<MixResult> {
     if (o.signal.aborted) throw err
     say(`failed: ${errText(err).split('\n')[0]}`)
     return { ...base, ok: false, error: errText(err), raw, figures, cuts, bonded }
-  } finally {
-    await bl.stop()
-  }
+  } })
 }
 
 export interface MixBar {

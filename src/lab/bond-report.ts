@@ -11,6 +11,7 @@
  *                    (the single-uplink goodputs of the uplinks left)
  */
 import type { StallFigures } from './stall.js'
+import type { EmulationFigures } from './delay.js'
 import { computeDip, meanMbit, type SeriesPoint } from './bond-series.js'
 import type { DaemonBond } from './bond-paths.js'
 import type { BondMode, UplinkSpec } from './bond-spec.js'
@@ -113,6 +114,18 @@ export interface CpuFigures {
 export function stallText(st: StallFigures): string {
   if (st.over_20ms === 0) return `the machine never stalled over 20 ms meanwhile (worst ${fmt(st.worst_ms, 1)} ms)`
   return `the machine stalled ${st.over_20ms} time(s) over 20 ms meanwhile (worst ${fmt(st.worst_ms, 1)} ms${st.rt === 'fifo' ? '' : ', measured without real-time priority'}): pings in a stall wait it out, whatever the tunnel does`
+}
+
+/**
+ * How closely the lab's delay lines kept their delays, in words (the worst link): a figure of the
+ * tunnel is only as good as the links it crossed.
+ */
+export function emulationText(e: EmulationFigures | null): string {
+  if (!e) return 'no delayed link'
+  return (
+    `the delay lines released ${fmt(e.within_200us * 100, 1)}% of packets within 0.2 ms of due ` +
+    `(worst of ${e.lines} link(s); p99 ${fmt(e.late_p99_ms, 2)} ms late, worst ${fmt(e.late_max_ms, 1)} ms; ${e.scheduler === 'fifo' ? 'real-time' : e.scheduler === 'other' ? 'normal' : e.scheduler} scheduling)`
+  )
 }
 
 /** A run during which the machine's cores were this busy may have been limited by the lab's own emulation. */

@@ -36,6 +36,7 @@ import { bondDelta, bondVerdict, daemonBond, daemonPaths, linksCarrying, pathFor
 import { IntervalReceiver, transfer, withCutAt, type TransferResult } from './bond-transfer.js'
 import { CpuMeter, MachineMeter } from './cpu.js'
 import { StallMeter } from './stall.js'
+import { emulationFigures, type EmulationFigures } from './delay.js'
 import { directionWord, directionsOf, rateOf, type Direction, type DirectionSet } from './bond-direction.js'
 import { RateVariation } from './vary.js'
 import { MPTCP_COUNTERS, setupMptcp } from './mptcp.js'
@@ -105,9 +106,26 @@ export class BondLab {
     }
   }
 
-  async stop(): Promise<void> {
+  /** Tears the lab down; returns how closely its delay lines kept their delays over the whole run. */
+  async stop(): Promise<EmulationFigures | null> {
     this.#say(`tearing down run ${this.runId}`)
-    await this.lab.stop()
+    return emulationFigures(await this.lab.stop())
+  }
+
+  /**
+   * Runs `body` (which starts the lab) and tears the lab down whatever happens. The result carries the
+   * delay lines' accuracy over the run (`emulation`), so a figure can be read beside how well the
+   * lab emulated its links meanwhile.
+   */
+  async around<T extends object>(body: () => Promise<T>): Promise<T & { emulation: EmulationFigures | null }> {
+    let out: T
+    try {
+      out = await body()
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+    return { ...out, emulation: await this.stop() }
   }
 
   /** What the daemon configs need about each link. */
@@ -508,6 +526,8 @@ export interface RunBondOptions {
 export interface LabBondResult {
   readonly direction: DirectionSet
   readonly results: readonly (BondResult & { mptcp?: MptcpFigures })[]
+  /** How closely the delay lines kept their delays over the whole run (null: no delayed link). */
+  readonly emulation: EmulationFigures | null
 }
 
 /** `lab bond` without --raw: singles, then bonded (with the cut), then MPTCP when asked. */
@@ -515,7 +535,7 @@ export async function runBond(o: RunBondOptions): Promise<LabBondResult> {
   const set = o.direction ?? 'up'
   if (o.mptcp && set !== 'up') throw new LabSpecError('--mptcp: kernel MPTCP is measured for uploads only (--direction up)')
   const bl = new BondLab({ uplinks: o.uplinks, congestion: o.congestion, ...(o.vary ? { vary: o.vary } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.signal ? { signal: o.signal } : {}), ...(o.progress ? { progress: o.progress } : {}) })
-  try {
+  return bl.around(async () => {
     await bl.start()
     const singles = await bl.singles([o.streams], o.seconds, [set])
     const runs = await bl.bonded({ mode: o.mode, streams: o.streams, seconds: o.seconds, cut: o.cut, interactive: !o.cut, direction: set })
@@ -529,9 +549,7 @@ export async function runBond(o: RunBondOptions): Promise<LabBondResult> {
       results[0] = { ...results[0], mptcp: mptcpFigures(m, tcpSingles, o.cut, o.seconds) }
     }
     return { direction: set, results }
-  } finally {
-    await bl.stop()
-  }
+  })
 }
 
 /** `lab bond --raw`: the links alone, no QuicEther, in each direction asked (one after the other). */

@@ -120,6 +120,35 @@ export interface DelayLineStats {
   readonly late_us: { min: number; p50: number; p99: number; max: number }
   /** Share (0..1) of packets released within ±0.2 ms of their due time. */
   readonly within_200us: number
+  /** `other`: a normal process; `fifo`: real-time (--rt); `demoted`: real-time until it ran too long without blocking. */
+  readonly rt?: string
+}
+
+/** How closely a lab run's delay lines kept their delays: the worst of its links. */
+export interface EmulationFigures {
+  /** The delay lines' scheduling (DelayLineStats.rt), distinct values joined by `+`. */
+  readonly scheduler: string
+  readonly lines: number
+  readonly packets: number
+  /** The lowest share of a link's packets released within ±0.2 ms of due. */
+  readonly within_200us: number
+  /** The highest of the links' p99 and maximum release lateness, ms. */
+  readonly late_p99_ms: number
+  readonly late_max_ms: number
+}
+
+export function emulationFigures(stats: readonly DelayLineStats[]): EmulationFigures | null {
+  const held = stats.filter((s) => s.lines.some((l) => l.packets > 0))
+  if (held.length === 0) return null
+  const ms = (us: number): number => Math.round(us) / 1000
+  return {
+    scheduler: [...new Set(held.map((s) => s.rt ?? 'other'))].sort().join('+'),
+    lines: held.length,
+    packets: held.reduce((n, s) => n + s.lines.reduce((m, l) => m + l.packets, 0), 0),
+    within_200us: Math.min(...held.map((s) => s.within_200us)),
+    late_p99_ms: ms(Math.max(...held.map((s) => s.late_us.p99))),
+    late_max_ms: ms(Math.max(...held.map((s) => s.late_us.max))),
+  }
 }
 
 export class DelayLine {

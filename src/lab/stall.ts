@@ -1,7 +1,7 @@
 /**
  * The machine's stalls while the lab measures latency (native/lab/stallmeter.c,
  * built to `build/lab/stallmeter` by `make -C native/lab`): a SCHED_FIFO
- * sleeper above the delay lines' priority, so a late wake-up is time when
+ * sleeper above everything the lab runs, so a late wake-up is time when
  * nothing of the lab could run (on a shared VM, the host stopping its vCPUs).
  * One 100 ms stall in a 10 s run puts five 20 ms-spaced pings past any bar:
  * the interactive figure is read beside this.

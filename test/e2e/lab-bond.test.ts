@@ -81,6 +81,10 @@ async function tests(): Promise<void> {
     const carried = r.links.filter((l) => l.txBytes > 0.05 * r.links.reduce((s, x) => s + x.txBytes, 0)).length
     if (r.verdict.bonded) t.ok(carried >= 2 || (r.daemonPaths ?? 0) >= 2, r.verdict.why)
     else t.ok(carried <= 1 && (r.daemonPaths ?? 0) < 2, r.verdict.why)
+    const e = await bl.stop()
+    t.ok(e !== null && e.lines === 2 && e.packets > 0, `the teardown reports both links' delay lines (${JSON.stringify(e)})`)
+    t.equal(e?.scheduler, 'other', 'which ran as normal processes')
+    t.ok(e !== null && e.within_200us > 0 && e.within_200us <= 1 && e.late_max_ms >= e.late_p99_ms, 'with their accuracy')
   })
 
   t.test('both directions at once: the upload runs at the uplinks\' up rates, the download at their down rates, each bonded', { skip: existsSync(`${root}dist/cli/main.js`) ? false : 'needs the compiled tree (npm run build)' }, async (t) => {

@@ -82,7 +82,7 @@ function fig(over: Partial<MixFigure>): MixFigure {
 
 t.test('the summary takes the worst mix per direction and -P, and the medians', async (t) => {
   const mixes = drawMixes(1, 2, 400)
-  const res = (i: number, figures: MixFigure[], cuts: MixResult['cuts'] = []): MixResult => ({ index: i, uplinks: [], flags: [], mix: mixes[i - 1]!, run_id: 'x', ok: true, raw: [], figures, cuts, bonded: [] })
+  const res = (i: number, figures: MixFigure[], cuts: MixResult['cuts'] = []): MixResult => ({ index: i, uplinks: [], flags: [], mix: mixes[i - 1]!, run_id: 'x', ok: true, raw: [], figures, cuts, bonded: [], emulation: null })
   const bars = summarizeMixes([
     res(1, [fig({}), fig({ direction: 'down', efficiency: 0.93, streams: 4 }), fig({ streams: 1, efficiency: 0.91 })]),
     res(2, [fig({ mix: 2, direction: 'down', streams: 1, efficiency: 0.99, rate_efficiency: 0.7, rate_judged: false, interactive_delta_ms: 12.5 })], [

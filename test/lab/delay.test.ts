@@ -1,7 +1,8 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { delayLineArgs, delayLineSeed } from '../../src/lab/delay.js'
+import { delayLineArgs, delayLineSeed, emulationFigures, type DelayLineStats } from '../../src/lab/delay.js'
+import { emulationText } from '../../src/lab/bond-report.js'
 
 t.test('delay line arguments: the seed first, a jitter only when there is one, in microseconds', async (t) => {
   const dirs = [
@@ -33,4 +34,22 @@ t.test("the delay line's own unit test (jitter.h) passes", (t) => {
   t.ok(m && Number(m[1]) > 20, `ran its cases: ${out.trim()}`)
   t.equal(m?.[2], '0', 'no failures')
   t.end()
+})
+
+t.test("a run's emulation figures: the worst of the links that carried packets", async (t) => {
+  const line = (packets: number) => ({ tun: 'd', delay_us: 5000, jitter_us: 0, packets, bytes: packets * 1500, drops_full: 0, drops_write: 0, held_max: 3, applied_us: { min: 5000, mean: 5000, max: 5000 }, fifo_raised: 0 })
+  const stats = (within: number, p99: number, max: number, packets: number, rt?: string): DelayLineStats => ({
+    lines: [line(packets), line(0)],
+    seed: 1,
+    late_us: { min: -120, p50: 10, p99, max },
+    within_200us: within,
+    ...(rt ? { rt } : {}),
+  })
+  t.equal(emulationFigures([]), null, 'no delay line: nothing to report')
+  t.equal(emulationFigures([stats(0.5, 9000, 9000, 0)]), null, 'a line that held nothing says nothing')
+  const e = emulationFigures([stats(0.99, 150, 700, 1000, 'other'), stats(0.93, 1800, 24000, 500, 'other'), stats(0.2, 9000, 90000, 0, 'fifo')])
+  t.same(e, { scheduler: 'other', lines: 2, packets: 1500, within_200us: 0.93, late_p99_ms: 1.8, late_max_ms: 24 })
+  t.equal(emulationFigures([stats(0.99, 150, 700, 10, 'fifo'), stats(0.99, 150, 700, 10)])?.scheduler, 'fifo+other', 'mixed scheduling is said')
+  t.match(emulationText(e), /93(\.0)?% of packets within 0\.2 ms of due \(worst of 2 link\(s\); p99 1\.80 ms late, worst 24(\.0)? ms; normal scheduling\)/)
+  t.equal(emulationText(null), 'no delayed link')
 })
