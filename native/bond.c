@@ -314,7 +314,10 @@ static qe_conn *resend_path(qe_peer *p, const uint8_t *dgram) {
 /* Sends a datagram again on `to`, ahead of the bulk queued there: a
  * traffic class's packet as urgently as the first time, the rest within
  * the path's window (qe_conn_forward_front). Several go at the front
- * newest first, so that they leave oldest first. */
+ * newest first, so that they leave oldest first; a traffic class's
+ * packets queue behind the class's packets already waiting (FIFO: a
+ * ping must not be starved by the pings after it), so those of one rescue
+ * leave newest first among themselves. */
 static int resend_on(qe_conn *to, ngtcp2_vec *v, qe_ts ts) {
   if (v->base[0] & 0x80) {
     return qe_conn_forward_urgent(to, v, 1, v->len, ts);

@@ -156,12 +156,14 @@ int qe_conn_forward_admitted(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   return forward(c, v, vcnt, total, ts, 1);
 }
 
-/* Puts a packet at the head of c's queue; a full queue loses its newest
- * packet instead. */
+/* Puts a packet at the head of c's queue (an urgent one behind the urgent
+ * ones there, the rest behind those); a full queue loses its newest packet
+ * instead. */
 static int push_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
-                      size_t total) {
+                      size_t total, int urgent) {
   int dropped;
-  uint8_t *dst = qe_txq_push_front(&c->txq, total, &dropped);
+  uint8_t *dst = urgent ? qe_txq_push_urgent(&c->txq, total, &dropped)
+                        : qe_txq_push_front(&c->txq, total, &dropped);
   if (dst == NULL || dropped) {
     c->peer->drop_congestion++;
     c->path.dropped++;
@@ -175,10 +177,14 @@ static int push_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
 
 /* Sends now if the window allows, else puts the packet at the head of
  * c's queue. `urgent` (a traffic class's): past the bulk cap, and ahead of
- * a queue that is not empty; else only into an empty queue's window. */
+ * a queue that is not empty, but behind the urgent ones waiting there
+ * (they go first: FIFO); else only into an empty queue's window. */
 static int forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
                          size_t total, qe_ts ts, int urgent) {
-  if (urgent || c->txq.count == 0) {
+  if (urgent && c->txq.urgent && qe_conn_flush_queue(c, ts) < 0) {
+    return QE_SEND_CLOSED; /* the ones before it go first */
+  }
+  if ((urgent && c->txq.urgent == 0) || c->txq.count == 0) {
     int rv;
     c->urgent = urgent; /* the congestion window still holds */
     rv = qe_conn_send_datagram(c, v, vcnt, total, ts);
@@ -189,7 +195,7 @@ static int forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
       return rv;
     }
   }
-  return push_front(c, v, vcnt, total);
+  return push_front(c, v, vcnt, total, urgent);
 }
 
 int qe_conn_forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
@@ -202,15 +208,23 @@ int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   return forward_front(c, v, vcnt, total, ts, 1);
 }
 
+/* An urgent packet that found the window full waits at the head of the
+ * queue, and leaves as it would have: past the bulk cap. Held to the cap
+ * like the bulk queued behind it (a gateway's TCP ACKs, 180 of them), a
+ * ping's reply left 0.4-1.4 s later, while the replies after it, finding
+ * the window open, went at once. */
 int qe_conn_flush_queue(qe_conn *c, qe_ts ts) {
   size_t len;
   uint8_t *pkt;
   while ((pkt = qe_txq_front(&c->txq, &len)) != NULL) {
     ngtcp2_vec v = {.base = pkt, .len = len};
-    int rv = qe_conn_send_datagram(c, &v, 1, len, ts);
+    int rv;
+    c->urgent = c->txq.urgent > 0;
+    rv = qe_conn_send_datagram(c, &v, 1, len, ts);
     if (rv == QE_SEND_CLOSED) {
       return -1;
     }
+    c->urgent = 0;
     if (rv == QE_SEND_BLOCKED) {
       break;
     }

@@ -1,7 +1,9 @@
 /*
  * The send queue ring (txq.h) against a naive deque on random operations:
- * pushes at both ends (a full queue refuses at the tail, loses its newest
- * packet at the head), pops at both ends, oversized packets, wrap-around.
+ * pushes at both ends and urgent ones (a full queue refuses at the tail,
+ * loses its newest packet at the head; an urgent packet goes behind the
+ * urgent ones, a front push behind those too), pops at both ends,
+ * oversized packets, wrap-around.
  * After every operation the ring's packets, oldest first, must equal the
  * model's. Prints "N passed, M failed".
  */
@@ -27,7 +29,7 @@ static void check(int ok, const char *what, int step) {
 
 /* The slow twin: packets as (length, first byte) in a plain array. */
 typedef struct model {
-  size_t n, len[MAXN];
+  size_t n, len[MAXN], urgent;
   uint8_t tag[MAXN];
 } model;
 
@@ -43,10 +45,13 @@ static void model_remove(model *m, size_t at) {
   memmove(m->len + at, m->len + at + 1, (m->n - at - 1) * sizeof(size_t));
   memmove(m->tag + at, m->tag + at + 1, m->n - at - 1);
   m->n--;
+  if (at < m->urgent) {
+    m->urgent--;
+  }
 }
 
 static int same(const qe_txq *q, const model *m) {
-  if (q->count != m->n) {
+  if (q->count != m->n || q->urgent != m->urgent) {
     return 0;
   }
   for (size_t i = 0; i < m->n; i++) {
@@ -69,7 +74,7 @@ int main(void) {
     return 1;
   }
   for (int step = 0; step < 5000; step++) {
-    int op = rand() % 6, dropped;
+    int op = rand() % 7, dropped;
     size_t len = 1 + (size_t)rand() % (SLOT + 4), got;
     uint8_t *p;
     if (op == 0 || op == 1) {
@@ -81,8 +86,10 @@ int main(void) {
         memset(p, tag, len);
         model_insert(&m, m.n, len, tag++);
       }
-    } else if (op == 2) {
-      p = qe_txq_push_front(&q, len, &dropped);
+    } else if (op == 2 || op == 6) {
+      int urgent = op == 6;
+      p = urgent ? qe_txq_push_urgent(&q, len, &dropped)
+                 : qe_txq_push_front(&q, len, &dropped);
       if (len > SLOT) {
         check(p == NULL && !dropped, "push_front refuses too big", step);
       } else {
@@ -92,7 +99,8 @@ int main(void) {
           model_remove(&m, m.n - 1);
         }
         memset(p, tag, len);
-        model_insert(&m, 0, len, tag++);
+        model_insert(&m, m.urgent, len, tag++);
+        m.urgent += (size_t)urgent;
       }
     } else if (op == 3 || op == 4) {
       p = qe_txq_front(&q, &got);
@@ -120,6 +128,29 @@ int main(void) {
   }
   qe_txq_free(&q);
   check(q.buf == NULL && q.count == 0, "free clears", 0);
+  {
+    /* Bulk waiting, then three urgent packets and a front push (a
+     * re-sent bulk packet): the urgent ones leave first, in the order they
+     * came, then the re-sent one, then the bulk. */
+    static const uint8_t want[] = {'u', 'v', 'w', 'r', 'a', 'b'};
+    int ok = qe_txq_init(&q, CAP, SLOT) == 0, d;
+    size_t n = 0, got;
+    uint8_t *p;
+    for (const char *t = "ab"; *t; t++) {
+      memset(qe_txq_push_back(&q, 4), *t, 4);
+    }
+    memset(qe_txq_push_urgent(&q, 4, &d), 'u', 4);
+    memset(qe_txq_push_urgent(&q, 4, &d), 'v', 4);
+    memset(qe_txq_push_front(&q, 4, &d), 'r', 4);
+    memset(qe_txq_push_urgent(&q, 4, &d), 'w', 4);
+    while (ok && (p = qe_txq_front(&q, &got)) != NULL) {
+      ok = n < sizeof(want) && p[0] == want[n++];
+      qe_txq_pop_front(&q);
+    }
+    check(ok && n == sizeof(want) && q.urgent == 0,
+          "urgent packets leave first and in their order", 0);
+    qe_txq_free(&q);
+  }
   printf("txq_test: %u passed, %u failed\n", passed, failed);
   return failed ? 1 : 0;
 }
