@@ -175,14 +175,38 @@ static int push_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   return QE_SEND_BLOCKED;
 }
 
+/* Sends the urgent packets waiting at the head of c's queue, past the bulk
+ * cap, while the window allows; the bulk behind them waits for its flush
+ * (sending it here could fill the window before the new urgent packet).
+ * -1: the connection closed. */
+static int flush_urgent(qe_conn *c, qe_ts ts) {
+  size_t len;
+  uint8_t *pkt;
+  while (c->txq.urgent && (pkt = qe_txq_front(&c->txq, &len)) != NULL) {
+    ngtcp2_vec v = {.base = pkt, .len = len};
+    int rv;
+    c->urgent = 1;
+    rv = qe_conn_send_datagram(c, &v, 1, len, ts);
+    if (rv == QE_SEND_CLOSED) {
+      return -1;
+    }
+    c->urgent = 0;
+    if (rv == QE_SEND_BLOCKED) {
+      break;
+    }
+    qe_txq_pop_front(&c->txq);
+  }
+  return 0;
+}
+
 /* Sends now if the window allows, else puts the packet at the head of
  * c's queue. `urgent` (a traffic class's): past the bulk cap, and ahead of
  * a queue that is not empty, but behind the urgent ones waiting there
  * (they go first: FIFO); else only into an empty queue's window. */
 static int forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
                          size_t total, qe_ts ts, int urgent) {
-  if (urgent && c->txq.urgent && qe_conn_flush_queue(c, ts) < 0) {
-    return QE_SEND_CLOSED; /* the ones before it go first */
+  if (urgent && c->txq.urgent && flush_urgent(c, ts) < 0) {
+    return QE_SEND_CLOSED; /* the urgent ones before it go first */
   }
   if ((urgent && c->txq.urgent == 0) || c->txq.count == 0) {
     int rv;

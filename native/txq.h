@@ -92,8 +92,13 @@ static inline uint8_t *qe_txq_insert(qe_txq *q, size_t at, size_t len,
 }
 
 /* A slot ahead of the queue but behind its urgent packets (qe_txq_insert:
- * a full queue loses its newest packet). */
+ * a full queue loses its newest packet); NULL when the queue is full of
+ * urgent packets, which a bulk packet does not displace. */
 static inline uint8_t *qe_txq_push_front(qe_txq *q, size_t len, int *dropped) {
+  if (q->urgent == q->cap) {
+    *dropped = 0;
+    return NULL;
+  }
   return qe_txq_insert(q, q->urgent, len, dropped);
 }
 

@@ -27,7 +27,7 @@
  * single uplinks was lower than with normal lines in 12 alternating pairs
  * of 12 (mean 0.80 against 0.95; bench/README.md). The price is the delay's
  * accuracy under load: 90-97% of releases within ±0.2 ms of due (p99 0.5-2
- * ms late) against 98-99% (p99 0.2-0.4 ms), which the counters report and
+ * ms late) against 98-99% (p99 0.2-2.5 ms), which the counters report and
  * the lab shows beside its figures.
  *
  * With --rt it asks for SCHED_FIFO (best effort). A real-time process that

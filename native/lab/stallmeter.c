@@ -6,8 +6,9 @@
  * every vCPU for tens of ms. One such stall in a 10 s run puts several of the
  * run's pings above any bar, whatever the tunnel does. This program sleeps
  * PERIOD_US at a time under SCHED_FIFO, above the priority of a real-time
- * delay line (`delayline --rt`), so nothing the lab runs can delay it, and records by how much each wake-up
- * came late: a late wake-up is time when nothing of ours could run.
+ * delay line (`delayline --rt`), so nothing the lab runs can delay it, and
+ * records by how much each wake-up came late: a late wake-up is time when
+ * nothing of ours could run.
  *
  * It prints "ready" on stdout once running; on SIGTERM or SIGINT (or its
  * parent's death) it prints

@@ -90,8 +90,10 @@ int main(void) {
       int urgent = op == 6;
       p = urgent ? qe_txq_push_urgent(&q, len, &dropped)
                  : qe_txq_push_front(&q, len, &dropped);
-      if (len > SLOT) {
-        check(p == NULL && !dropped, "push_front refuses too big", step);
+      if (len > SLOT || (!urgent && m.urgent == CAP)) {
+        check(p == NULL && !dropped,
+              "push_front refuses too big, or a queue full of urgent ones",
+              step);
       } else {
         check(p != NULL && dropped == (m.n == CAP),
               "push_front loses the newest only when full", step);
