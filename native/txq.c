@@ -175,17 +175,19 @@ static int push_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
   return QE_SEND_BLOCKED;
 }
 
-/* Sends the urgent packets waiting at the head of c's queue, past the bulk
- * cap, while the window allows; the bulk behind them waits for its flush
- * (sending it here could fill the window before the new urgent packet).
+/* Sends from the head of c's queue while the window allows: its urgent
+ * packets past the bulk cap (see qe_conn_flush_queue), then, unless
+ * `urgent_only`, the bulk within it. Only the urgent ones before a new
+ * urgent packet: sending the bulk too could fill the window before it.
  * -1: the connection closed. */
-static int flush_urgent(qe_conn *c, qe_ts ts) {
+static int flush(qe_conn *c, qe_ts ts, int urgent_only) {
   size_t len;
   uint8_t *pkt;
-  while (c->txq.urgent && (pkt = qe_txq_front(&c->txq, &len)) != NULL) {
+  while ((c->txq.urgent || !urgent_only) &&
+         (pkt = qe_txq_front(&c->txq, &len)) != NULL) {
     ngtcp2_vec v = {.base = pkt, .len = len};
     int rv;
-    c->urgent = 1;
+    c->urgent = c->txq.urgent > 0;
     rv = qe_conn_send_datagram(c, &v, 1, len, ts);
     if (rv == QE_SEND_CLOSED) {
       return -1;
@@ -205,7 +207,7 @@ static int flush_urgent(qe_conn *c, qe_ts ts) {
  * (they go first: FIFO); else only into an empty queue's window. */
 static int forward_front(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
                          size_t total, qe_ts ts, int urgent) {
-  if (urgent && c->txq.urgent && flush_urgent(c, ts) < 0) {
+  if (urgent && c->txq.urgent && flush(c, ts, 1) < 0) {
     return QE_SEND_CLOSED; /* the urgent ones before it go first */
   }
   if ((urgent && c->txq.urgent == 0) || c->txq.count == 0) {
@@ -238,21 +240,5 @@ int qe_conn_forward_urgent(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
  * ping's reply left 0.4-1.4 s later, while the replies after it, finding
  * the window open, went at once. */
 int qe_conn_flush_queue(qe_conn *c, qe_ts ts) {
-  size_t len;
-  uint8_t *pkt;
-  while ((pkt = qe_txq_front(&c->txq, &len)) != NULL) {
-    ngtcp2_vec v = {.base = pkt, .len = len};
-    int rv;
-    c->urgent = c->txq.urgent > 0;
-    rv = qe_conn_send_datagram(c, &v, 1, len, ts);
-    if (rv == QE_SEND_CLOSED) {
-      return -1;
-    }
-    c->urgent = 0;
-    if (rv == QE_SEND_BLOCKED) {
-      break;
-    }
-    qe_txq_pop_front(&c->txq);
-  }
-  return 0;
+  return flush(c, ts, 0);
 }
