@@ -85,7 +85,7 @@ interface ScenarioResult {
   error?: string
   streams: StreamFigures[]
   /** How closely the scenario's delay lines kept their delays over all its runs. */
-  emulation?: EmulationFigures | null
+  emulation: EmulationFigures | null
 }
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err))
@@ -109,58 +109,60 @@ async function scenario(name: string, o: { seconds: number; streams: number[]; m
   const say = (s: string): void => o.say(`${name}: ${s}`)
   const bl = new BondLab({ uplinks, congestion: o.congestion, signal: o.signal, progress: say })
   const base = { name, title: def.title, direction: dir, uplinks: uplinks.map((u) => `${u.name} ${describeUplink(u)}`), sum_mbit: round(rateSumOf(uplinks, dir) / 1e6, 3), run_id: bl.runId }
-  return bl.around(async () => { try {
-    await bl.start()
-    const ifnames = bl.lab.links.map((l) => l.ifA)
-    const raws = new Map<number, Measured[]>()
-    for (const P of o.streams) raws.set(P, await bl.raw(P, o.seconds, dir))
-    // Kernel MPTCP is measured for uploads (the client opens the subflows); a download scenario has none.
-    const mptcp = new Map<number, { plain: Awaited<ReturnType<typeof attempt<MptcpFigures>>>; cut: Awaited<ReturnType<typeof attempt<MptcpFigures>>> }>()
-    for (const P of dir === 'up' ? o.streams : []) {
-      const tcp = raws.get(P)!.map((m) => m.mbit)
-      const plain = await attempt(o.signal, say, `MPTCP -P${P}`, async () => mptcpFigures(await bl.mptcp({ streams: P, seconds: o.seconds, cut: null }), tcp, null, o.seconds))
-      const withCut = await attempt(o.signal, say, `MPTCP -P${P} with a cut`, async () => mptcpFigures(await bl.mptcp({ streams: P, seconds: o.seconds, cut }), tcp, cut, o.seconds))
-      mptcp.set(P, { plain, cut: withCut })
+  return bl.around(async () => {
+    try {
+      await bl.start()
+      const ifnames = bl.lab.links.map((l) => l.ifA)
+      const raws = new Map<number, Measured[]>()
+      for (const P of o.streams) raws.set(P, await bl.raw(P, o.seconds, dir))
+      // Kernel MPTCP is measured for uploads (the client opens the subflows); a download scenario has none.
+      const mptcp = new Map<number, { plain: Awaited<ReturnType<typeof attempt<MptcpFigures>>>; cut: Awaited<ReturnType<typeof attempt<MptcpFigures>>> }>()
+      for (const P of dir === 'up' ? o.streams : []) {
+        const tcp = raws.get(P)!.map((m) => m.mbit)
+        const plain = await attempt(o.signal, say, `MPTCP -P${P}`, async () => mptcpFigures(await bl.mptcp({ streams: P, seconds: o.seconds, cut: null }), tcp, null, o.seconds))
+        const withCut = await attempt(o.signal, say, `MPTCP -P${P} with a cut`, async () => mptcpFigures(await bl.mptcp({ streams: P, seconds: o.seconds, cut }), tcp, cut, o.seconds))
+        mptcp.set(P, { plain, cut: withCut })
+      }
+      const singlesRun = await attempt(o.signal, say, 'QuicEther over each uplink alone', () => bl.singles(o.streams, o.seconds, [dir]))
+      const streams: StreamFigures[] = []
+      const one = async (P: number, c: CutSpec | null): Promise<BondResult> => {
+        const [run] = await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut: c, interactive: c === null, direction: dir })
+        if (!run) throw new Error('the bonded transfer did not run')
+        return bondResult({ ...common(P), run, cut: c })
+      }
+      const common = (P: number): Omit<Parameters<typeof bondResult>[0], 'run' | 'cut'> => ({ uplinks, ifnames, singles: singlesRun.value?.mbit(dir, dir, P) ?? uplinks.map(() => null), singlesCpu: singlesRun.value?.cpu(dir, P) ?? null, mode: o.mode, streams: P, seconds: o.seconds, congestion: o.congestion, runId: bl.runId })
+      for (const P of o.streams) {
+        const single = common(P).singles
+        const bonded = await attempt(o.signal, say, `bonded -P${P}`, () => one(P, null))
+        const bondedCut = await attempt(o.signal, say, `bonded -P${P} with a cut`, () => one(P, cut))
+        const m = mptcp.get(P) ?? { plain: { value: null }, cut: { value: null } }
+        streams.push({
+          streams: P,
+          raw: rawResult({ runs: raws.get(P)!, uplinks, streams: P, seconds: o.seconds, congestion: o.congestion, runId: bl.runId, direction: dir }),
+          singles: single,
+          ...(singlesRun.error ? { singles_error: singlesRun.error } : {}),
+          single_sum_mbit: sumOrNull(single),
+          bonded: bonded.value,
+          ...(bonded.error ? { bonded_error: bonded.error } : {}),
+          mptcp: m.plain.value,
+          ...(m.plain.error ? { mptcp_error: m.plain.error } : {}),
+          cut: {
+            uplink: cut.index + 1,
+            at_s: cut.atS,
+            bonded: bondedCut.value,
+            ...(bondedCut.error ? { bonded_error: bondedCut.error } : {}),
+            mptcp: m.cut.value,
+            ...(m.cut.error ? { mptcp_error: m.cut.error } : {}),
+          },
+        })
+      }
+      return { ...base, ok: true, streams }
+    } catch (err) {
+      if (o.signal.aborted) throw err
+      say(`failed: ${errText(err).split('\n')[0]}`)
+      return { ...base, ok: false, error: errText(err), streams: [] }
     }
-    const singlesRun = await attempt(o.signal, say, 'QuicEther over each uplink alone', () => bl.singles(o.streams, o.seconds, [dir]))
-    const streams: StreamFigures[] = []
-    const one = async (P: number, c: CutSpec | null): Promise<BondResult> => {
-      const [run] = await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut: c, interactive: c === null, direction: dir })
-      if (!run) throw new Error('the bonded transfer did not run')
-      return bondResult({ ...common(P), run, cut: c })
-    }
-    const common = (P: number): Omit<Parameters<typeof bondResult>[0], 'run' | 'cut'> => ({ uplinks, ifnames, singles: singlesRun.value?.mbit(dir, dir, P) ?? uplinks.map(() => null), singlesCpu: singlesRun.value?.cpu(dir, P) ?? null, mode: o.mode, streams: P, seconds: o.seconds, congestion: o.congestion, runId: bl.runId })
-    for (const P of o.streams) {
-      const single = common(P).singles
-      const bonded = await attempt(o.signal, say, `bonded -P${P}`, () => one(P, null))
-      const bondedCut = await attempt(o.signal, say, `bonded -P${P} with a cut`, () => one(P, cut))
-      const m = mptcp.get(P) ?? { plain: { value: null }, cut: { value: null } }
-      streams.push({
-        streams: P,
-        raw: rawResult({ runs: raws.get(P)!, uplinks, streams: P, seconds: o.seconds, congestion: o.congestion, runId: bl.runId, direction: dir }),
-        singles: single,
-        ...(singlesRun.error ? { singles_error: singlesRun.error } : {}),
-        single_sum_mbit: sumOrNull(single),
-        bonded: bonded.value,
-        ...(bonded.error ? { bonded_error: bonded.error } : {}),
-        mptcp: m.plain.value,
-        ...(m.plain.error ? { mptcp_error: m.plain.error } : {}),
-        cut: {
-          uplink: cut.index + 1,
-          at_s: cut.atS,
-          bonded: bondedCut.value,
-          ...(bondedCut.error ? { bonded_error: bondedCut.error } : {}),
-          mptcp: m.cut.value,
-          ...(m.cut.error ? { mptcp_error: m.cut.error } : {}),
-        },
-      })
-    }
-    return { ...base, ok: true, streams }
-  } catch (err) {
-    if (o.signal.aborted) throw err
-    say(`failed: ${errText(err).split('\n')[0]}`)
-    return { ...base, ok: false, error: errText(err), streams: [] }
-  } })
+  })
 }
 
 type Verdict = 'PASS' | 'FAIL' | 'not bonded' | 'n/a'
@@ -231,7 +233,7 @@ function render(results: ScenarioResult[], o: { seconds: number; mode: BondMode;
     out.push('', ...table(['  bar', 'streams', 'target', 'measured', 'verdict'], b.map((r) => [`  ${r.what}`, `-P${r.streams}`, r.bar, r.measured, r.verdict])))
     const nb = s.streams.find((f) => f.bonded && !f.bonded.bonded)?.bonded
     if (nb) out.push(`  ${nb.bond_detection}`)
-    if (s.emulation !== undefined) out.push(`  emulation: ${emulationText(s.emulation)}`)
+    out.push(`  emulation: ${emulationText(s.emulation)}`)
   }
   return out.join('\n')
 }

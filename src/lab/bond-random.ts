@@ -112,57 +112,59 @@ export async function runMix(mix: Mix, o: MixRunOptions): Promise<MixResult> {
   const cuts: MixCutFigure[] = []
   const bonded: BondResult[] = []
   const raw: RawResult[] = []
-  return bl.around(async () => { try {
-    await bl.start()
-    const ifnames = bl.lab.links.map((l) => l.ifA)
-    for (const dir of ['up', 'down'] as const) raw.push(rawResult({ runs: await bl.raw(4, o.seconds, dir), uplinks, streams: 4, seconds: o.seconds, congestion: o.congestion, runId: bl.runId, direction: dir }))
-    const singles = await bl.singles(o.streams, o.seconds, o.sets)
-    const common = { uplinks, ifnames, mode: o.mode, seconds: o.seconds, congestion: o.congestion, runId: bl.runId }
-    for (const set of o.sets) {
-      for (const P of o.streams) {
-        const runs = await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut: null, interactive: true, direction: set })
-        for (const run of runs) {
-          const r = bondResult({ ...common, run, streams: P, cut: null, singles: singles.mbit(set, run.direction, P), singlesCpu: singles.cpu(set, P) as RunCpu | null })
-          bonded.push(r)
-          figures.push({
-            mix: mix.index,
-            set,
-            direction: run.direction,
-            streams: P,
-            total_mbit: r.total_mbit,
-            single_sum_mbit: r.single_sum_mbit,
-            sum_mbit: r.sum_mbit,
-            efficiency: r.efficiency,
-            rate_efficiency: r.rate_efficiency,
-            rate_judged: lossAtMost(mix, run.direction, MIX_BARS.rateLossMax),
-            interactive_delta_ms: r.interactive?.delta_ms ?? null,
-            resets: r.resets,
-            bonded: r.bonded,
-            cpu_bonded_s_per_gbit: r.cpu.bonded_s_per_gbit,
-            cpu_single_s_per_gbit: r.cpu.single_s_per_gbit,
-            saturated: (r.cpu.machine_busy ?? 0) >= SATURATED,
-            daemons_wait_ms_per_s: r.cpu.daemons_wait_ms_per_s ?? null,
-          })
+  return bl.around(async () => {
+    try {
+      await bl.start()
+      const ifnames = bl.lab.links.map((l) => l.ifA)
+      for (const dir of ['up', 'down'] as const) raw.push(rawResult({ runs: await bl.raw(4, o.seconds, dir), uplinks, streams: 4, seconds: o.seconds, congestion: o.congestion, runId: bl.runId, direction: dir }))
+      const singles = await bl.singles(o.streams, o.seconds, o.sets)
+      const common = { uplinks, ifnames, mode: o.mode, seconds: o.seconds, congestion: o.congestion, runId: bl.runId }
+      for (const set of o.sets) {
+        for (const P of o.streams) {
+          const runs = await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut: null, interactive: true, direction: set })
+          for (const run of runs) {
+            const r = bondResult({ ...common, run, streams: P, cut: null, singles: singles.mbit(set, run.direction, P), singlesCpu: singles.cpu(set, P) as RunCpu | null })
+            bonded.push(r)
+            figures.push({
+              mix: mix.index,
+              set,
+              direction: run.direction,
+              streams: P,
+              total_mbit: r.total_mbit,
+              single_sum_mbit: r.single_sum_mbit,
+              sum_mbit: r.sum_mbit,
+              efficiency: r.efficiency,
+              rate_efficiency: r.rate_efficiency,
+              rate_judged: lossAtMost(mix, run.direction, MIX_BARS.rateLossMax),
+              interactive_delta_ms: r.interactive?.delta_ms ?? null,
+              resets: r.resets,
+              bonded: r.bonded,
+              cpu_bonded_s_per_gbit: r.cpu.bonded_s_per_gbit,
+              cpu_single_s_per_gbit: r.cpu.single_s_per_gbit,
+              saturated: (r.cpu.machine_busy ?? 0) >= SATURATED,
+              daemons_wait_ms_per_s: r.cpu.daemons_wait_ms_per_s ?? null,
+            })
+          }
         }
       }
-    }
-    if (mix.cut) {
-      const cut: CutSpec = { index: mix.cut.index, atS: round(mix.cut.atFrac * o.seconds, 2) }
-      for (const P of o.streams) {
-        const runs = await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut, interactive: false, direction: 'both' })
-        for (const run of runs) {
-          const r = bondResult({ ...common, run, streams: P, cut, singles: singles.mbit(o.sets.includes('both') ? 'both' : run.direction, run.direction, P) })
-          bonded.push(r)
-          cuts.push({ mix: mix.index, direction: run.direction, streams: P, uplink: cut.index + 1, at_s: cut.atS, dip_ms: r.dip_ms, recovered: r.cut?.recovered ?? null, pre_mbit: r.cut?.pre_mbit ?? null, post_mbit: r.cut?.post_mbit ?? null, surviving_mbit: r.cut?.surviving_mbit ?? null, resets: r.resets })
+      if (mix.cut) {
+        const cut: CutSpec = { index: mix.cut.index, atS: round(mix.cut.atFrac * o.seconds, 2) }
+        for (const P of o.streams) {
+          const runs = await bl.bonded({ mode: o.mode, streams: P, seconds: o.seconds, cut, interactive: false, direction: 'both' })
+          for (const run of runs) {
+            const r = bondResult({ ...common, run, streams: P, cut, singles: singles.mbit(o.sets.includes('both') ? 'both' : run.direction, run.direction, P) })
+            bonded.push(r)
+            cuts.push({ mix: mix.index, direction: run.direction, streams: P, uplink: cut.index + 1, at_s: cut.atS, dip_ms: r.dip_ms, recovered: r.cut?.recovered ?? null, pre_mbit: r.cut?.pre_mbit ?? null, post_mbit: r.cut?.post_mbit ?? null, surviving_mbit: r.cut?.surviving_mbit ?? null, resets: r.resets })
+          }
         }
       }
+      return { ...base, ok: true, raw, figures, cuts, bonded }
+    } catch (err) {
+      if (o.signal.aborted) throw err
+      say(`failed: ${errText(err).split('\n')[0]}`)
+      return { ...base, ok: false, error: errText(err), raw, figures, cuts, bonded }
     }
-    return { ...base, ok: true, raw, figures, cuts, bonded }
-  } catch (err) {
-    if (o.signal.aborted) throw err
-    say(`failed: ${errText(err).split('\n')[0]}`)
-    return { ...base, ok: false, error: errText(err), raw, figures, cuts, bonded }
-  } })
+  })
 }
 
 export interface MixBar {
