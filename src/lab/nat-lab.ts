@@ -32,6 +32,7 @@ import { checkAborted } from './interrupt.js'
 import { newRunId, runDir } from './names.js'
 import { buildNatWorld, buildRoamWorld, type NatWorld } from './nat-world.js'
 import { NAT_TYPES, type NatType } from './nat-types.js'
+import { DIRECT_RETRY_MIN_MS, PUNCH_WINDOW_MAX_MS } from '../traversal/traversal.js'
 import { IperfServer, iperfClient, parseIperf3Json, pingOnce } from './traffic.js'
 
 export { NAT_TYPES, type NatType }
@@ -273,6 +274,10 @@ export interface SwitchResult {
   readonly path_after: NatPairResult['path']
   /** From opening the direct path until a lists b as direct. */
   readonly switch_ms: number | null
+  /** The move came while the transfer ran (so the TCP flow crossed it). */
+  readonly switched_in_transfer: boolean
+  /** The block went before the pair's first try at direct (else the lab fell behind, and the move waits for the next try). */
+  readonly unblocked_before_first_try: boolean
   /** TCP resets the transfer saw (a's kernel), and whether iperf3 finished cleanly. */
   readonly resets: number
   readonly transfer_ok: boolean
@@ -288,20 +293,31 @@ export interface SwitchResult {
  */
 export async function runNatSwitch(o: { seconds: number; rateMbit: number; signal?: AbortSignal; progress?: (line: string) => void }): Promise<SwitchResult> {
   const say = o.progress ?? (() => undefined)
+  // The pair tries direct again 5 s after it was relayed, then 10 s after that, 20 s…: the block goes a third into the
+  // transfer, or two seconds before the first try if that comes sooner. A lab that fell behind (a loaded machine) misses the
+  // first try; the wait for the move then covers the next one and its punching.
+  const switchDeadlineMs = Math.max(o.seconds * 1000, 2 * DIRECT_RETRY_MIN_MS + PUNCH_WINDOW_MAX_MS + 2000)
   const block = (w: NatWorld) => ['table inet qeblock {', '  chain forward {', '    type filter hook forward priority -5; policy accept;', `    ip saddr ${w.addr.ispA} ip daddr ${w.addr.ispB} drop`, `    ip saddr ${w.addr.ispB} ip daddr ${w.addr.ispA} drop`, '  }', '}', ''].join('\n')
   return withNatPair({ a: 'port-restricted', b: 'port-restricted', rateMbit: o.rateMbit, ...(o.signal ? { signal: o.signal } : {}), before: async (w) => void (await w.exec('inet', 'nft', ['-f', '-'], { input: block(w) })) }, async (c) => {
     if ((await timeToConnect(c, 20_000, o.signal)) === null) throw new LabCommandError('a and b did not connect through the relay')
     const before = await pathOf(c)
-    say(`connected, path ${before}; transfer a → b for ${o.seconds} s, the direct path opens after ${Math.round(o.seconds / 3)} s`)
+    const sinces = [[c.a, c.keys.b], [c.b, c.keys.a]] as const
+    const relayedAt = Math.min(...(await Promise.all(sinces.map(async ([n, k]) => Date.parse((await status(n))?.peers.find((p) => p.key === k)?.since ?? '')))).filter(Number.isFinite))
+    const firstTry = relayedAt + DIRECT_RETRY_MIN_MS
+    say(`connected, path ${before}; transfer a → b for ${o.seconds} s, the direct path opens during it (the pair's first try: ${Math.round((firstTry - Date.now()) / 100) / 10} s from now)`)
     const server = new IperfServer({ netns: c.b.netns, bind: c.overlay.b, runId: c.runId })
     await server.start()
     try {
       const resetsBefore = await tcpResets(c.a.netns)
+      const started = Date.now()
       const transfer = runIn(c.a.netns, 'iperf3', ['-c', c.overlay.b, '-t', String(o.seconds), '-J'], { allowFail: true, timeoutMs: (o.seconds + 30) * 1000 })
-      await new Promise((r) => setTimeout(r, (o.seconds / 3) * 1000))
+      const planned = Math.min(started + (o.seconds * 1000) / 3, firstTry - 2000)
+      await new Promise((r) => setTimeout(r, Math.max(planned, started + 200) - Date.now()))
       await c.world.exec('inet', 'nft', ['delete', 'table', 'inet', 'qeblock'])
-      const switchMs = await timeUntil(async () => (await pathOf(c)) !== 'relay', o.seconds * 1000, o.signal)
+      const unblockedBeforeTry = Date.now() < firstTry
+      const switchMs = await timeUntil(async () => (await pathOf(c)) !== 'relay', switchDeadlineMs, o.signal)
       const after = await pathOf(c)
+      const inTransfer = switchMs !== null && Date.now() - started < o.seconds * 1000
       await new Promise((r) => setTimeout(r, 1000))
       const resets = (await tcpResets(c.a.netns)) - resetsBefore
       const r = await transfer
@@ -312,8 +328,8 @@ export async function runNatSwitch(o: { seconds: number; rateMbit: number; signa
       } catch {
         ok = false
       }
-      say(`path ${after} ${switchMs === null ? 'never' : `${switchMs} ms after the direct path opened`}; ${resets} reset(s); ${mbit} Mbit/s over the transfer`)
-      return { path_before: before, path_after: after, switch_ms: switchMs, resets, transfer_ok: ok, mbit, run_id: c.runId }
+      say(`path ${after} ${switchMs === null ? 'never' : `${switchMs} ms after the direct path opened${inTransfer ? '' : ' (after the transfer ended)'}`}; ${resets} reset(s); ${mbit} Mbit/s over the transfer`)
+      return { path_before: before, path_after: after, switch_ms: switchMs, switched_in_transfer: inTransfer, unblocked_before_first_try: unblockedBeforeTry, resets, transfer_ok: ok, mbit, run_id: c.runId }
     } finally {
       await server.stop()
     }

@@ -134,12 +134,12 @@ const TICK_MS = 50
 const PUNCH_EVERY_MS = 50
 /** Punching window: a few round trips through the mediator, within bounds. */
 const PUNCH_WINDOW_MIN_MS = 400
-const PUNCH_WINDOW_MAX_MS = 3_000
+export const PUNCH_WINDOW_MAX_MS = 3_000
 /** Introductions asked for a member not connected: after 0 s, then backing off to this. */
 const INTRO_BACKOFF_MIN_MS = 1_000
 const INTRO_BACKOFF_MAX_MS = 30_000
 /** While relayed: how often direct is tried again (doubling). */
-const DIRECT_RETRY_MIN_MS = 5_000
+export const DIRECT_RETRY_MIN_MS = 5_000
 const DIRECT_RETRY_MAX_MS = 120_000
 /** A mediator reuses the token of a pair introduced this recently (both sides may ask at once). */
 const PAIR_TOKEN_MS = 3_000
