@@ -52,6 +52,7 @@ interface BondFlags {
   raw?: boolean
   mptcp?: boolean
   congestion: string
+  tcpBuffer?: string
   direction: string
   json?: boolean
 }
@@ -244,13 +245,16 @@ Examples:
     .option('--raw', 'the emulated links alone, no QuicEther: each must reach 95% of its rate')
     .option('--mptcp', 'also measure kernel MPTCP over the same links (needs mptcpize)')
     .option('--congestion <cc>', 'TCP congestion control of the iperf3 flows (iperf3 -C)', 'cubic')
+    .option('--tcp-buffer <size>', "the most a TCP socket may buffer in the client and the gateway (tcp_wmem/tcp_rmem max, e.g. 32M; default: the kernel's, 4 MiB to send)")
     .option('--json', 'print the result as JSON')
     .action(async (f: BondFlags) => {
-      const { parseCongestion, parseCut, parseJitters, parseMode, parseSeed, parseUplinks, parseVary, withJitter } = await import('../lab/bond-spec.js')
+      const { parseCongestion, parseCut, parseJitters, parseMode, parseSeed, parseTcpBuffer, parseUplinks, parseVary, withJitter } = await import('../lab/bond-spec.js')
       let uplinks = parseUplinks(f.uplink)
       const seconds = parsePositiveInt(f.seconds, '--seconds', 3600)
       const streams = parsePositiveInt(f.streams, '--streams', 128)
       const congestion = parseCongestion(f.congestion)
+      const tcpBuffer = f.tcpBuffer === undefined ? undefined : parseTcpBuffer(f.tcpBuffer)
+      if (f.raw && tcpBuffer !== undefined) throw new LabSpecError('--tcp-buffer: applies to the tunnelled runs, not --raw')
       const mode = parseMode(f.mode)
       const { parseDirection } = await import('../lab/bond-direction.js')
       const direction = parseDirection(f.direction)
@@ -276,7 +280,7 @@ Examples:
         print(f.json ? JSON.stringify({ ...effects, results: r }, null, 2) : r.map(renderRaw).join('\n\n'))
         return
       }
-      const all = await withInterrupts((signal) => runBond({ uplinks, mode, streams, seconds, cut, congestion, direction, mptcp: f.mptcp ?? false, progress, ...more, signal }))
+      const all = await withInterrupts((signal) => runBond({ uplinks, mode, streams, seconds, cut, congestion, ...(tcpBuffer !== undefined ? { tcpBuffer } : {}), direction, mptcp: f.mptcp ?? false, progress, ...more, signal }))
       if (f.json) {
         print(JSON.stringify({ ...effects, ...all }, null, 2))
         return

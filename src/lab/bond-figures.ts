@@ -145,6 +145,8 @@ export function bondResult(o: {
   streams: number
   seconds: number
   congestion: string | null
+  /** The TCP buffer limit set at both ends (null or unset: the kernel's defaults). */
+  tcpBuffer?: number | null
   cut: CutSpec | null
   runId: string
   /** The single-uplink runs' CPU, summed over the uplinks (bonded CPU per Gbit is set beside it). */
@@ -198,6 +200,7 @@ export function bondResult(o: {
     streams: o.streams,
     seconds: o.seconds,
     congestion: o.congestion,
+    tcp_buffer: o.tcpBuffer ?? null,
     total_mbit: total,
     single_sum_mbit: singleSum,
     sum_mbit: round(rateTotal / 1e6, 3),

@@ -142,6 +142,8 @@ export interface BondResult {
   readonly streams: number
   readonly seconds: number
   readonly congestion: string | null
+  /** The most a TCP socket could buffer at either end (tcp_wmem/tcp_rmem max, bytes); null: the kernel's defaults. */
+  readonly tcp_buffer: number | null
   readonly total_mbit: number | null
   readonly single_sum_mbit: number | null
   readonly sum_mbit: number
@@ -264,7 +266,7 @@ export function renderRaw(r: RawResult): string {
 /** The text `lab bond` prints. */
 export function renderBond(r: BondResult, uplinks: readonly UplinkSpec[]): string {
   const out: string[] = []
-  out.push(`QuicEther bonding, ${r.direction === 'up' ? 'upload (client → gateway)' : 'download (gateway → client)'}, mode ${r.mode}, iperf3 TCP -P${r.streams}, ${r.seconds} s${r.congestion ? `, ${r.congestion}` : ''}; ${uplinks.length} uplinks, ${fmt(r.sum_mbit)} Mbit/s in all this way`)
+  out.push(`QuicEther bonding, ${r.direction === 'up' ? 'upload (client → gateway)' : 'download (gateway → client)'}, mode ${r.mode}, iperf3 TCP -P${r.streams}, ${r.seconds} s${r.congestion ? `, ${r.congestion}` : ''}${r.tcp_buffer ? `, TCP buffers up to ${r.tcp_buffer / 1024 ** 2} MiB` : ''}; ${uplinks.length} uplinks, ${fmt(r.sum_mbit)} Mbit/s in all this way`)
   out.push(r.bonded ? `bonded: yes — ${r.bond_detection}` : `BONDED: NO — ${r.bond_detection}. The figures below are what the daemon carried, not bonding.`)
   out.push('')
   const rows = r.paths.map((p, i) => [

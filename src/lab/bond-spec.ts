@@ -210,6 +210,19 @@ export function parseMode(text: string): BondMode {
   return m
 }
 
+/**
+ * `--tcp-buffer`: the most a TCP socket may buffer (the max of tcp_wmem and tcp_rmem) in the lab's client and
+ * gateway, in bytes: 32M, 8MiB, 1048576. Binary units; 1 MiB to 1 GiB.
+ */
+export function parseTcpBuffer(text: string): number {
+  const m = /^(\d+)\s*(k|m|g)?(?:i?b)?$/i.exec(text.trim())
+  if (!m) throw new LabSpecError(`--tcp-buffer: '${text}' is not a size like 32M, 8MiB or 1048576`)
+  const power = { '': 0, k: 1, m: 2, g: 3 }[(m[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g']
+  const n = Number(m[1]) * 1024 ** power
+  if (!(n >= 1024 ** 2 && n <= 1024 ** 3)) throw new LabSpecError(`--tcp-buffer: give between 1M and 1G (got ${text})`)
+  return n
+}
+
 /** A TCP congestion control name for iperf3 -C (cubic, reno, bbr). */
 export function parseCongestion(text: string): string {
   if (!/^[a-z][a-z0-9_]{0,15}$/.test(text.trim())) throw new LabSpecError(`--congestion: '${text}' is not a congestion control name like cubic, reno or bbr`)

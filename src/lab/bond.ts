@@ -28,7 +28,7 @@ import { linkIfname } from './names.js'
 import { median, percentile, ping } from './traffic.js'
 import { controlRequest } from '../observe/control-socket.js'
 import { CLIENT, GATEWAY, bondTopology, uplinkRoutes, type BondMode, type CutSpec, type UplinkSpec } from './bond-spec.js'
-import { ipBatch } from './exec.js'
+import { ipBatch, runIn } from './exec.js'
 import { LabSpecError } from './errors.js'
 import { bondedClient, bondedGateway, singleUplinkClient, type BondLinkInfo } from './bond-config.js'
 import { counterDelta, ifDelta, readIfCounters, readProcNet, resetReadingMs, tcpFailures, type IfCounters } from './bond-counters.js'
@@ -66,6 +66,8 @@ export interface BondLabInit {
   readonly seed?: number
   /** iperf3 -C for every transfer; null = the namespaces' default (BBR). */
   readonly congestion: string | null
+  /** The most a TCP socket may buffer in the client and the gateway (tcp_wmem and tcp_rmem max); unset: the kernel's defaults. */
+  readonly tcpBuffer?: number
   readonly signal?: AbortSignal
   readonly progress?: (line: string) => void
 }
@@ -95,6 +97,11 @@ export class BondLab {
     await this.lab.start()
     const routes = uplinkRoutes(this.uplinks.length)
     const clientNs = this.#ns(CLIENT)
+    const buffer = this.#init.tcpBuffer
+    if (buffer !== undefined) {
+      // Inside the two namespaces only (both sysctls are per namespace): the host's TCP is never touched.
+      for (const ns of [clientNs, this.#ns(GATEWAY)]) await runIn(ns, 'sysctl', ['-q', '-w', `net.ipv4.tcp_wmem=4096 16384 ${buffer}`, `net.ipv4.tcp_rmem=4096 131072 ${buffer}`])
+    }
     await ipBatch(clientNs, routes.client.ipv4, '-4')
     await ipBatch(clientNs, routes.client.ipv6, '-6')
     for (const [i, r] of routes.routers.entries()) {
@@ -511,6 +518,8 @@ export interface RunBondOptions {
   readonly seconds: number
   readonly cut: CutSpec | null
   readonly congestion: string | null
+  /** The most a TCP socket may buffer at either end (BondLabInit.tcpBuffer); unset: the kernel's defaults. */
+  readonly tcpBuffer?: number
   /** up (client → gateway), down (gateway → client), or both at once; default up. */
   readonly direction?: DirectionSet
   /** Also measure kernel MPTCP over the same links (uploads only). */
@@ -534,13 +543,13 @@ export interface LabBondResult {
 export async function runBond(o: RunBondOptions): Promise<LabBondResult> {
   const set = o.direction ?? 'up'
   if (o.mptcp && set !== 'up') throw new LabSpecError('--mptcp: kernel MPTCP is measured for uploads only (--direction up)')
-  const bl = new BondLab({ uplinks: o.uplinks, congestion: o.congestion, ...(o.vary ? { vary: o.vary } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.signal ? { signal: o.signal } : {}), ...(o.progress ? { progress: o.progress } : {}) })
+  const bl = new BondLab({ uplinks: o.uplinks, congestion: o.congestion, ...(o.tcpBuffer !== undefined ? { tcpBuffer: o.tcpBuffer } : {}), ...(o.vary ? { vary: o.vary } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.signal ? { signal: o.signal } : {}), ...(o.progress ? { progress: o.progress } : {}) })
   return bl.around(async () => {
     await bl.start()
     const singles = await bl.singles([o.streams], o.seconds, [set])
     const runs = await bl.bonded({ mode: o.mode, streams: o.streams, seconds: o.seconds, cut: o.cut, interactive: !o.cut, direction: set })
     const results: (BondResult & { mptcp?: MptcpFigures })[] = runs.map((run) =>
-      bondResult({ run, uplinks: o.uplinks, ifnames: bl.lab.links.map((l) => l.ifA), singles: singles.mbit(set, run.direction, o.streams), singlesCpu: singles.cpu(set, o.streams), mode: o.mode, streams: o.streams, seconds: o.seconds, congestion: o.congestion, cut: o.cut, runId: bl.runId }),
+      bondResult({ run, uplinks: o.uplinks, ifnames: bl.lab.links.map((l) => l.ifA), singles: singles.mbit(set, run.direction, o.streams), singlesCpu: singles.cpu(set, o.streams), mode: o.mode, streams: o.streams, seconds: o.seconds, congestion: o.congestion, tcpBuffer: o.tcpBuffer ?? null, cut: o.cut, runId: bl.runId }),
     )
     if (o.mptcp && results[0]) {
       const raw = await bl.raw(o.streams, o.seconds)

@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { whenRootWith } from './root-gate.js'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { BondLab, runRaw } from '../../src/lab/bond.js'
 import { parseUplinks } from '../../src/lab/bond-spec.js'
@@ -67,6 +67,19 @@ async function tests(): Promise<void> {
     t.ok(after < 0.75 * before, `throughput fell from ${before.toFixed(1)} to ${after.toFixed(1)} Mbit/s with one of two equal links cut`)
     t.ok(after > 0, 'and the surviving link carries on')
     t.ok(await pingOnce(bl.lab.node('client').netns, bl.lab.link(1).addrB.ipv4), 'the cut link is restored afterwards')
+  })
+
+  t.test('--tcp-buffer: both ends get the limit in their own namespaces, the host keeps its own', async (t) => {
+    const host = readFileSync('/proc/sys/net/ipv4/tcp_wmem', 'utf8')
+    const bl = new BondLab({ uplinks: parseUplinks(['30mbit,2ms']), congestion: 'cubic', tcpBuffer: 32 * 1024 ** 2 })
+    t.teardown(() => bl.stop())
+    await bl.start()
+    for (const node of ['client', 'gateway']) {
+      const ns = bl.lab.node(node).netns
+      const r = await runIn(ns, 'sysctl', ['-n', 'net.ipv4.tcp_wmem', 'net.ipv4.tcp_rmem'])
+      t.same(r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).at(-1)), [String(32 * 1024 ** 2), String(32 * 1024 ** 2)], `${node}: tcp_wmem and tcp_rmem max`)
+    }
+    t.equal(readFileSync('/proc/sys/net/ipv4/tcp_wmem', 'utf8'), host, "the host's tcp_wmem is untouched")
   })
 
   t.test('QuicEther bonded: the verdict matches what the links carried', { skip: existsSync(`${root}dist/cli/main.js`) ? false : 'needs the compiled tree (npm run build)' }, async (t) => {

@@ -46,6 +46,7 @@ const base: BondResult = {
   streams: 1,
   seconds: 10,
   congestion: 'cubic',
+  tcp_buffer: null,
   total_mbit: 45.1,
   single_sum_mbit: 137,
   sum_mbit: 150,
@@ -71,6 +72,8 @@ t.test('the bond table says plainly when the daemon does not bond', async (t) =>
   t.match(text, /efficiency\s+0\.329 \(total \/ single_sum\)/)
   t.match(text, /measured on the link/, 'link-measured RTT and loss are marked as such')
   t.match(text, /interactive\s+ping p99 40\.10 ms under load vs 10\.60 ms idle/)
+  t.notMatch(text, /TCP buffers/, "the kernel's TCP buffers go unsaid")
+  t.match(renderBond({ ...base, tcp_buffer: 32 * 1024 ** 2 }, uplinks), /^QuicEther bonding, .*, cubic, TCP buffers up to 32 MiB; 2 uplinks/m, 'a buffer set with --tcp-buffer is in the header')
   const bonded = renderBond({ ...base, bonded: true, bond_detection: 'the daemon reports 2 paths', cut: { uplink: 2, at_s: 5, surviving_mbit: 46, threshold_mbit: 23, pre_mbit: 130, post_mbit: 44, recovery_ms: 300, recovered: true }, dip_ms: 300 }, uplinks)
   t.match(bonded, /^bonded: yes — the daemon reports 2 paths/m)
   t.match(bonded, /dip_ms\s+300 \(time under 23\.0 Mbit\/s/)

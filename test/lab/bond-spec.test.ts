@@ -1,5 +1,5 @@
 import t from 'tap'
-import { biggestUplink, bondTopology, describeUplink, parseCongestion, parseCut, parseJitter, parseJitters, parseMode, parseSeed, parseUplink, parseUplinks, parseVary, rateSum, uplinkRoutes, withJitter } from '../../src/lab/bond-spec.js'
+import { biggestUplink, bondTopology, describeUplink, parseCongestion, parseCut, parseJitter, parseJitters, parseMode, parseSeed, parseTcpBuffer, parseUplink, parseUplinks, parseVary, rateSum, uplinkRoutes, withJitter } from '../../src/lab/bond-spec.js'
 import { checkTopology } from '../../src/lab/topology.js'
 
 t.test('an uplink: rate, one-way delay and loss, the same both ways', async (t) => {
@@ -49,6 +49,18 @@ t.test('modes and congestion controls', async (t) => {
   t.throws(() => parseMode('round-robin'), { code: 'QE_LAB_SPEC', message: /--mode/ })
   t.equal(parseCongestion('cubic'), 'cubic')
   t.throws(() => parseCongestion('cubic; rm -rf'), { code: 'QE_LAB_SPEC' })
+})
+
+t.test('--tcp-buffer: binary sizes from 1 MiB to 1 GiB', async (t) => {
+  t.equal(parseTcpBuffer('32M'), 32 * 1024 ** 2)
+  t.equal(parseTcpBuffer('8MiB'), 8 * 1024 ** 2)
+  t.equal(parseTcpBuffer('1g'), 1024 ** 3)
+  t.equal(parseTcpBuffer('2048k'), 2 * 1024 ** 2)
+  t.equal(parseTcpBuffer('1048576'), 1024 ** 2)
+  t.throws(() => parseTcpBuffer('512k'), { code: 'QE_LAB_SPEC', message: /between 1M and 1G/ })
+  t.throws(() => parseTcpBuffer('2G'), { code: 'QE_LAB_SPEC', message: /between 1M and 1G/ })
+  t.throws(() => parseTcpBuffer('32 M; reboot'), { code: 'QE_LAB_SPEC', message: /not a size/ })
+  t.throws(() => parseTcpBuffer('1.5M'), { code: 'QE_LAB_SPEC', message: /not a size/ })
 })
 
 t.test('the topology: a client with one routed link per uplink to the gateway', async (t) => {
