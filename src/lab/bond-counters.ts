@@ -108,3 +108,15 @@ export function tcpFailures(before: ReadonlyMap<string, number>, after: Readonly
 export function resetReadingMs(seconds: number): number {
   return Math.max(0, seconds * 1000 - 500)
 }
+
+/**
+ * Whether a reading of the TCP counters begun at `readAtMs` (wall clock)
+ * says nothing of iperf3's own closing resets: it began at least 100 ms
+ * before the first transfer's end (each end: its measured start plus its
+ * length). On a loaded machine the reading can run late (its timer and the
+ * `cat` it spawns wait for a core); a reading past an end would count that
+ * transfer's closing resets as failures, so it is not used.
+ */
+export function readingBeforeEnd(readAtMs: number, endsMs: readonly number[]): boolean {
+  return endsMs.length > 0 && readAtMs < Math.min(...endsMs) - 100
+}

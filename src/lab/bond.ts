@@ -31,7 +31,7 @@ import { CLIENT, GATEWAY, bondTopology, uplinkRoutes, type BondMode, type CutSpe
 import { ipBatch, runIn } from './exec.js'
 import { LabSpecError } from './errors.js'
 import { bondedClient, bondedGateway, singleUplinkClient, type BondLinkInfo } from './bond-config.js'
-import { counterDelta, ifDelta, readIfCounters, readProcNet, resetReadingMs, tcpFailures, type IfCounters } from './bond-counters.js'
+import { counterDelta, ifDelta, readIfCounters, readingBeforeEnd, readProcNet, resetReadingMs, tcpFailures, type IfCounters } from './bond-counters.js'
 import { bondDelta, bondVerdict, daemonBond, daemonPaths, linksCarrying, pathForLink, pathLoss, pathsUp, type DaemonPath } from './bond-paths.js'
 import { IntervalReceiver, transfer, withCutAt, type TransferResult } from './bond-transfer.js'
 import { CpuMeter, MachineMeter } from './cpu.js'
@@ -383,7 +383,10 @@ export class BondLab {
         }
       }) : null
       // Read before iperf3's own end: it closes its data connections with resets, which are not failures.
-      const netDuring = after(resetReadingMs(o.seconds), () => Promise.all([readProcNet(clientNs), readProcNet(gatewayNs)]))
+      const netDuring = after(resetReadingMs(o.seconds), async () => {
+        const at = Date.now()
+        return { at, nets: await Promise.all([readProcNet(clientNs), readProcNet(gatewayNs)]) }
+      })
       const cut = o.cut
       const atCut: { counters: Map<string, IfCounters> | null } = { counters: null }
       const applyCut = async (): Promise<void> => {
@@ -415,7 +418,10 @@ export class BondLab {
       const runCpu: RunCpu = { seconds: cpuSeconds, bytes: allRuns.reduce((s, t) => s + seriesBytes(t), 0), machineBusy, daemonsWaitPerSecond: cpu.waitPerSecond }
       // Which links carried the upload or download at once: up to the cut, when there is one.
       const untilCut = atCut.counters ?? ifAfter
-      const resets = Math.max(allRuns.some((t) => t.error) ? 1 : 0, tcpFailures(netBefore[0], netAfter[0]) + tcpFailures(netBefore[1], netAfter[1]))
+      // A reading that ran late (a loaded machine) may hold iperf3's closing resets: then only iperf3's own errors count.
+      const ends = allRuns.map((t) => (t.zeroWallMs ?? t.startWallMs) + o.seconds * 1000)
+      const counted = readingBeforeEnd(netAfter.at, ends) ? tcpFailures(netBefore[0], netAfter.nets[0]) + tcpFailures(netBefore[1], netAfter.nets[1]) : 0
+      const resets = Math.max(allRuns.some((t) => t.error) ? 1 : 0, counted)
       let interactive: InteractiveFigures | null = null
       if (idle && loadedPing && idle.rttsMs.length && loadedPing.rttsMs.length) {
         const a = percentile(idle.rttsMs, 0.99)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { counterDelta, ifDelta, parseLinkStats, parseProcNet, resetReadingMs, tcpFailures } from '../../src/lab/bond-counters.js'
+import { counterDelta, ifDelta, parseLinkStats, parseProcNet, readingBeforeEnd, resetReadingMs, tcpFailures } from '../../src/lab/bond-counters.js'
 
 t.test('interface counters from ip -j -s link', async (t) => {
   const json = JSON.stringify([
@@ -47,4 +47,8 @@ t.test('TCP failures: resets of established connections, failed attempts, timeou
   t.equal(counterDelta(a, parseProcNet(snmp(1, 2, 3, 5)), 'MPTcpExt.MPJoinSynAckRx'), 5)
   t.equal(counterDelta(a, a, 'Nope.Missing'), 0)
   t.equal(resetReadingMs(10), 9500, 'read half a second before iperf3 ends its own connections with resets')
+  t.equal(readingBeforeEnd(10_000, [10_500, 12_000]), true, 'a reading begun before the first end is used')
+  t.equal(readingBeforeEnd(10_450, [10_500, 12_000]), false, 'within 100 ms of an end it may hold the closing resets')
+  t.equal(readingBeforeEnd(11_000, [10_500]), false, 'a reading that ran late is not used')
+  t.equal(readingBeforeEnd(0, []), false, 'no transfer, no reading to trust')
 })
