@@ -478,6 +478,37 @@ void qe_bond_rescue(qe_engine *e, qe_conn *c, qe_ts ts) {
   }
 }
 
+/* Where a datagram the QUIC stack declared lost goes again: in aggregate
+ * mode the path that delivers it first from the head of its queue
+ * (qe_sched_repair), counting the re-sends put there before it that have
+ * not left yet (repair_q, drained at the path's rate), so that a burst of
+ * losses spreads; else as resend_path. NULL: no path. */
+static qe_conn *repair_path(qe_peer *p, const uint8_t *dgram, qe_ts ts) {
+  qe_sched_path v[QE_MAX_PATHS];
+  size_t k;
+  if ((dgram[0] & 0x80) || p->mode != QE_MODE_AGGREGATE) {
+    return resend_path(p, dgram);
+  }
+  view(p, v);
+  for (size_t i = 0; i < p->npaths; i++) {
+    qe_path *x = &p->paths[i]->path;
+    uint64_t rate = v[i].rate ? v[i].rate
+                    : v[i].srtt_ns ? v[i].cwnd * 1000000000ULL / v[i].srtt_ns
+                                   : 0;
+    uint64_t gone = ts > x->repair_ts
+                        ? rate * ((ts - x->repair_ts) / 1000) / 1000000ULL
+                        : 0;
+    v[i].queued = x->repair_q > gone ? x->repair_q - gone : 0;
+  }
+  k = qe_sched_repair(v, p->npaths);
+  if (k == QE_SCHED_NONE) {
+    return resend_path(p, dgram);
+  }
+  p->paths[k]->path.repair_q = v[k].queued + p->paths[k]->max_udp;
+  p->paths[k]->path.repair_ts = ts;
+  return p->paths[k];
+}
+
 void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
   e->lost_pending = 0;
   for (size_t i = e->nactive; i-- > 0;) {
@@ -501,7 +532,7 @@ void qe_bond_resend_lost(qe_engine *e, qe_ts ts) {
       v.len = c->path.sent_len[slot];
       memcpy(e->scratch2, c->path.sent_buf + slot * c->txq.slotsize, v.len);
       c->path.sent_id[slot] = 0;
-      if ((to = resend_path(p, e->scratch2)) == NULL) {
+      if ((to = repair_path(p, e->scratch2, ts)) == NULL) {
         continue;
       }
       p->lost_resent++;

@@ -58,6 +58,11 @@ typedef struct qe_path {
    * (qe_bond_resend_lost): QE_SENT_SLOTS entries. */
   uint16_t *lost_slots;
   size_t nlost;
+  /* Re-sends of lost datagrams put at the head of this path's queue
+   * (qe_sched_repair's view of it): bytes as of repair_ts, draining at the
+   * path's rate since. */
+  uint64_t repair_q;
+  qe_ts repair_ts;
 } qe_path;
 
 /* Allocates the sent-datagram slots for packets of up to `slotsize` bytes:

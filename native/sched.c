@@ -158,6 +158,29 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
   }
 }
 
+size_t qe_sched_repair(const qe_sched_path *paths, size_t n) {
+  size_t best = QE_SCHED_NONE;
+  uint64_t best_cost = 0;
+  int tier = 256;
+  for (size_t i = 0; i < n; i++) {
+    if (paths[i].up && paths[i].alive && paths[i].cost < tier) {
+      tier = paths[i].cost;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    uint64_t c;
+    if (!paths[i].up || !paths[i].alive || paths[i].cost != tier) {
+      continue;
+    }
+    c = qe_sched_cost(&paths[i]);
+    if (best == QE_SCHED_NONE || c < best_cost) {
+      best = i;
+      best_cost = c;
+    }
+  }
+  return best;
+}
+
 size_t qe_sched_fastest(const qe_sched_path *paths, size_t n,
                         size_t current) {
   size_t best = QE_SCHED_NONE;

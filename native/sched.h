@@ -70,6 +70,19 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
 uint64_t qe_sched_cost(const qe_sched_path *p);
 
 /*
+ * Where a datagram lost on the way goes again (aggregate mode): the alive
+ * path that delivers it first from the head of its queue, where the re-send
+ * goes (qe_sched_cost with `queued` the caller's re-sends already put at
+ * that head, not the bulk behind them), among the alive paths of the lowest
+ * `cost`. The receiver holds every later packet until the gap is filled, so
+ * the repair's way there is the whole of the stall TCP inside sees: picked
+ * as a new packet, behind each path's queue, it often went to a long path
+ * with room (a 40 ms one-way Starlink link instead of a 10 ms cable link).
+ * QE_SCHED_NONE when no path is alive.
+ */
+size_t qe_sched_repair(const qe_sched_path *paths, size_t n);
+
+/*
  * The lowest-latency alive path for a traffic class; `current` (or
  * QE_SCHED_NONE) is kept while its smoothed RTT is within a quarter of the
  * fastest path's plus 2 ms, so one flow does not flip between paths on noise.

@@ -583,6 +583,58 @@ static void fastest(void) {
   check(got == QE_SCHED_NONE, "fastest none alive", "got %zu", got);
 }
 
+/* A path for repair(): `mbit` and lowest RTT `ms`, one BDP in flight,
+ * `queued` packets in its own queue. */
+static qe_sched_path rp(unsigned mbit, uint64_t ms, unsigned queued,
+                        uint8_t index) {
+  qe_sched_path p = vp(1, ms, index);
+  p.rate = mbit * 125000ULL;
+  p.min_rtt_ns = ms * MS;
+  p.inflight = p.rate * ms / 1000;
+  p.queued = queued * (uint64_t)PKT;
+  p.room = queued == 0;
+  return p;
+}
+
+static void repair(void) {
+  /* 0: cable, 50 Mbit/s over 20 ms, 300 packets queued (67 ms of bulk);
+   * 1: Starlink, 100 Mbit/s over 80 ms, room. */
+  qe_sched_path v[3] = {rp(50, 20, 300, 0), rp(100, 80, 0, 1)};
+  size_t out[2] = {9, 9}, got;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 2, out) == 1 && out[0] == 1,
+        "repair: a new packet goes to the long path with room", "got %zu",
+        out[0]);
+  v[0].queued = 0; /* the repair's view: only what went ahead of the bulk */
+  got = qe_sched_repair(v, 2);
+  check(got == 0, "repair: from the head of the queue, the short path",
+        "got %zu, want 0 (10 ms vs 40 ms there)", got);
+  v[0].queued = 200 * PKT; /* a burst of repairs already at its head */
+  got = qe_sched_repair(v, 2);
+  check(got == 1, "repair: a burst spills to the next path",
+        "got %zu, want 1 (10 + 45 ms vs 40 ms)", got);
+  v[0].queued = 0;
+  /* The short path's bottleneck holds 100 ms of its own: its RTT says so. */
+  v[0].inflight += v[0].rate / 10;
+  v[0].srtt_ns = 120 * MS;
+  got = qe_sched_repair(v, 2);
+  check(got == 1, "repair: a standing queue at the bottleneck counts",
+        "got %zu, want 1", got);
+  v[0] = rp(50, 20, 300, 0);
+  v[0].queued = 0;
+  v[2] = rp(50, 4, 0, 2);
+  v[2].cost = 10; /* metered, and the fastest */
+  got = qe_sched_repair(v, 3);
+  check(got == 0, "repair: the cheapest tier while one of it is alive",
+        "got %zu, want 0", got);
+  v[0].alive = v[1].alive = 0;
+  got = qe_sched_repair(v, 3);
+  check(got == 2, "repair: a metered path when no cheaper one is alive",
+        "got %zu, want 2", got);
+  v[2].up = 0;
+  got = qe_sched_repair(v, 3);
+  check(got == QE_SCHED_NONE, "repair: none alive and up", "got %zu", got);
+}
+
 /* ---- the rate estimator (qe_rate) ---- */
 
 /* Feeds `r` ACKs of PKT bytes at `mbit` for `ms` from *t, one per packet
@@ -1055,6 +1107,7 @@ int main(void) {
   weighted();
   none_alive();
   fastest();
+  repair();
   rate();
   rate_full();
   throttled();
