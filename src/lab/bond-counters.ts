@@ -97,7 +97,24 @@ export function counterDelta(before: ReadonlyMap<string, number>, after: Readonl
  * subflows, which the connection survives; see `mptcp.ts`.)
  */
 export function tcpFailures(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): number {
-  return ['Tcp.EstabResets', 'Tcp.AttemptFails', 'TcpExt.TCPAbortOnTimeout'].reduce((s, n) => s + counterDelta(before, after, n), 0)
+  return TCP_FAILURES.reduce((s, n) => s + counterDelta(before, after, n), 0)
+}
+
+const TCP_FAILURES = ['Tcp.EstabResets', 'Tcp.AttemptFails', 'TcpExt.TCPAbortOnTimeout'] as const
+
+/**
+ * Which of tcpFailures' counters moved, as `node counter` → delta (only those that did): says whether a
+ * reset was a connection reset, a failed connect or a timeout, and on which end.
+ */
+export function tcpFailureDetail(byNode: readonly { node: string; before: ReadonlyMap<string, number>; after: ReadonlyMap<string, number> }[]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const { node, before, after } of byNode) {
+    for (const n of TCP_FAILURES) {
+      const d = counterDelta(before, after, n)
+      if (d !== 0) out[`${node} ${n}`] = d
+    }
+  }
+  return out
 }
 
 /**

@@ -109,6 +109,8 @@ export interface BondedRun {
   readonly bond: DaemonBond | null
   readonly transfer: TransferResult
   readonly resets: number
+  /** The TCP failure counters that moved over the transfer (tcpFailureDetail); null: the reading ran past its end. */
+  readonly resetCounters?: Record<string, number> | null
   /** Per link: bytes the client sent on it, and its figures. */
   readonly links: readonly {
     readonly txBytes: number
@@ -210,6 +212,7 @@ export function bondResult(o: {
     paths,
     dip_ms: dip,
     resets: run.resets,
+    reset_counters: run.resetCounters ?? null,
     cut,
     retransmits: t.iperf?.retransmits ?? null,
     error: t.error,

@@ -153,6 +153,8 @@ export interface BondResult {
   readonly paths: readonly PathFigure[]
   readonly dip_ms: number | null
   readonly resets: number
+  /** Which TCP failure counters moved, per end (`client Tcp.EstabResets` → 1); null: not read in time. */
+  readonly reset_counters: Record<string, number> | null
   readonly cut: CutFigures | null
   readonly retransmits: number | null
   readonly error: string | null
@@ -291,7 +293,7 @@ export function renderBond(r: BondResult, uplinks: readonly UplinkSpec[]): strin
     ['rate_efficiency', `${fmt(r.rate_efficiency, 3)} (total / ${fmt(r.sum_mbit)} Mbit/s of link rates)`],
     ['cpu', `${fmt(r.cpu.bonded_s_per_gbit, 3)} s/Gbit bonded, ${fmt(r.cpu.single_s_per_gbit, 3)} over single uplinks: bonding adds ${fmt(r.cpu.extra_s_per_gbit, 3)} (cores per Gbit/s, both daemons); the machine's cores ${r.cpu.machine_busy === null ? '—' : `${Math.round(r.cpu.machine_busy * 100)}%`} busy${(r.cpu.machine_busy ?? 0) >= SATURATED ? ' (saturated: the emulated links may have been the limit)' : ''}${r.cpu.daemons_wait_ms_per_s == null ? '' : `; the daemons' threads waited ${fmt(r.cpu.daemons_wait_ms_per_s, 0)} ms per second for a core`}`],
     ['retransmits', r.retransmits === null ? '—' : String(r.retransmits)],
-    ['resets', `${r.resets} (TCP connections reset or failed)`],
+    ['resets', `${r.resets} (TCP connections reset or failed${r.reset_counters && Object.keys(r.reset_counters).length ? `: ${Object.entries(r.reset_counters).map(([k, v]) => `${k} +${v}`).join(', ')}` : ''})`],
   ]
   if (r.cut) {
     const c = r.cut

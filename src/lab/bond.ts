@@ -31,7 +31,7 @@ import { CLIENT, GATEWAY, bondTopology, uplinkRoutes, type BondMode, type CutSpe
 import { ipBatch, runIn } from './exec.js'
 import { LabSpecError } from './errors.js'
 import { bondedClient, bondedGateway, singleUplinkClient, type BondLinkInfo } from './bond-config.js'
-import { counterDelta, ifDelta, readIfCounters, readingBeforeEnd, readProcNet, resetReadingMs, tcpFailures, type IfCounters } from './bond-counters.js'
+import { counterDelta, ifDelta, readIfCounters, readingBeforeEnd, readProcNet, resetReadingMs, tcpFailureDetail, tcpFailures, type IfCounters } from './bond-counters.js'
 import { bondDelta, bondVerdict, daemonBond, daemonPaths, linksCarrying, pathForLink, pathLoss, pathsUp, type DaemonPath } from './bond-paths.js'
 import { IntervalReceiver, transfer, withCutAt, type TransferResult } from './bond-transfer.js'
 import { CpuMeter, MachineMeter } from './cpu.js'
@@ -420,8 +420,10 @@ export class BondLab {
       const untilCut = atCut.counters ?? ifAfter
       // A reading that ran late (a loaded machine) may hold iperf3's closing resets: then only iperf3's own errors count.
       const ends = allRuns.map((t) => (t.zeroWallMs ?? t.startWallMs) + o.seconds * 1000)
-      const counted = readingBeforeEnd(netAfter.at, ends) ? tcpFailures(netBefore[0], netAfter.nets[0]) + tcpFailures(netBefore[1], netAfter.nets[1]) : 0
+      const inTime = readingBeforeEnd(netAfter.at, ends)
+      const counted = inTime ? tcpFailures(netBefore[0], netAfter.nets[0]) + tcpFailures(netBefore[1], netAfter.nets[1]) : 0
       const resets = Math.max(allRuns.some((t) => t.error) ? 1 : 0, counted)
+      const resetCounters = inTime ? tcpFailureDetail([{ node: CLIENT, before: netBefore[0], after: netAfter.nets[0] }, { node: GATEWAY, before: netBefore[1], after: netAfter.nets[1] }]) : null
       let interactive: InteractiveFigures | null = null
       if (idle && loadedPing && idle.rttsMs.length && loadedPing.rttsMs.length) {
         const a = percentile(idle.rttsMs, 0.99)
@@ -458,7 +460,7 @@ export class BondLab {
         const received = up ? bondDelta(daemonBond(gatewayBefore, CLIENT), daemonBond(gatewayAfter, CLIENT)) : bondDelta(daemonBond(statusBefore, GATEWAY), daemonBond(statusAfter, GATEWAY))
         const sent = up ? bondDelta(daemonBond(statusBefore, GATEWAY), daemonBond(statusAfter, GATEWAY)) : bondDelta(daemonBond(gatewayBefore, CLIENT), daemonBond(gatewayAfter, CLIENT))
         const bond = received || sent ? { mode: received?.mode ?? sent?.mode ?? null, reordered: received?.reordered ?? 0, late: received?.late ?? 0, dropped: received?.dropped ?? 0, resent: sent?.resent ?? 0 } : null
-        out.push({ direction: dir, rates: rates?.get(dir) ?? null, cpu: runCpu, verdict, daemonPaths: (pathsAfter ?? pathsBefore)?.length ?? null, bond, transfer: t, resets, links: figures, interactive })
+        out.push({ direction: dir, rates: rates?.get(dir) ?? null, cpu: runCpu, verdict, daemonPaths: (pathsAfter ?? pathsBefore)?.length ?? null, bond, transfer: t, resets, resetCounters, links: figures, interactive })
       }
       return out
     } finally {

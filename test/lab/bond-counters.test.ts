@@ -1,5 +1,5 @@
 import t from 'tap'
-import { counterDelta, ifDelta, parseLinkStats, parseProcNet, readingBeforeEnd, resetReadingMs, tcpFailures } from '../../src/lab/bond-counters.js'
+import { counterDelta, ifDelta, parseLinkStats, parseProcNet, readingBeforeEnd, resetReadingMs, tcpFailureDetail, tcpFailures } from '../../src/lab/bond-counters.js'
 
 t.test('interface counters from ip -j -s link', async (t) => {
   const json = JSON.stringify([
@@ -51,4 +51,5 @@ t.test('TCP failures: resets of established connections, failed attempts, timeou
   t.equal(readingBeforeEnd(10_450, [10_500, 12_000]), false, 'within 100 ms of an end it may hold the closing resets')
   t.equal(readingBeforeEnd(11_000, [10_500]), false, 'a reading that ran late is not used')
   t.equal(readingBeforeEnd(0, []), false, 'no transfer, no reading to trust')
+  t.same(tcpFailureDetail([{ node: 'client', before: a, after: parseProcNet(snmp(3, 3, 4, 0)) }, { node: 'gateway', before: a, after: a }]), { 'client Tcp.EstabResets': 2, 'client Tcp.AttemptFails': 1, 'client TcpExt.TCPAbortOnTimeout': 1 }, 'which counters moved, on which end; none that did not')
 })

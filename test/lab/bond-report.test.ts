@@ -56,6 +56,7 @@ const base: BondResult = {
   paths: uplinks.map((u, i) => ({ uplink: i + 1, name: u.name, ifname: `qel-abcd-l${i}a`, rate_mbit: u.up.rate! / 1e6, rate_up_mbit: u.up.rate! / 1e6, rate_down_mbit: u.down.rate! / 1e6, delay_ms: u.up.delay, loss_cfg: 0, single_mbit: i ? 91 : 46, mbit: i ? 0 : 45.1, wire_mbit: i ? 0 : 47.5, rtt_ms: 10.2, rtt_source: 'link-ping', loss: 0, loss_source: 'router' })),
   dip_ms: null,
   resets: 0,
+  reset_counters: {},
   cut: null,
   retransmits: 3,
   error: null,
@@ -73,6 +74,8 @@ t.test('the bond table says plainly when the daemon does not bond', async (t) =>
   t.match(text, /measured on the link/, 'link-measured RTT and loss are marked as such')
   t.match(text, /interactive\s+ping p99 40\.10 ms under load vs 10\.60 ms idle/)
   t.notMatch(text, /TCP buffers/, "the kernel's TCP buffers go unsaid")
+  t.match(text, /^resets\s+0 \(TCP connections reset or failed\)$/m)
+  t.match(renderBond({ ...base, resets: 2, reset_counters: { 'client Tcp.EstabResets': 2 } }, uplinks), /^resets\s+2 \(TCP connections reset or failed: client Tcp\.EstabResets \+2\)$/m, 'a reset says which counter moved on which end')
   t.match(renderBond({ ...base, tcp_buffer: 32 * 1024 ** 2 }, uplinks), /^QuicEther bonding, .*, cubic, TCP buffers up to 32 MiB; 2 uplinks/m, 'a buffer set with --tcp-buffer is in the header')
   const bonded = renderBond({ ...base, bonded: true, bond_detection: 'the daemon reports 2 paths', cut: { uplink: 2, at_s: 5, surviving_mbit: 46, threshold_mbit: 23, pre_mbit: 130, post_mbit: 44, recovery_ms: 300, recovered: true }, dip_ms: 300 }, uplinks)
   t.match(bonded, /^bonded: yes — the daemon reports 2 paths/m)
