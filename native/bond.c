@@ -491,19 +491,9 @@ static qe_conn *repair_path(qe_peer *p, const uint8_t *dgram, qe_ts ts) {
   }
   view(p, v);
   for (size_t i = 0; i < p->npaths; i++) {
-    qe_path *x = &p->paths[i]->path;
-    uint64_t rate = v[i].rate ? v[i].rate
-                    : v[i].srtt_ns ? v[i].cwnd * 1000000000ULL / v[i].srtt_ns
-                                   : 0;
-    /* At most 10 s in µs times at most 100 GB/s: no overflow. At least
-     * 64 KB/s, as qe_sched_cost reckons: an old backlog always drains. */
-    uint64_t us = ts > x->repair_ts ? (ts - x->repair_ts) / 1000 : 0;
-    uint64_t gone = (us < 10000000ULL ? us : 10000000ULL) *
-                    (rate < 65536         ? 65536
-                     : rate > 100000000000ULL ? 100000000000ULL
-                                              : rate) /
-                    1000000ULL;
-    v[i].queued = x->repair_q > gone ? x->repair_q - gone : 0;
+    const qe_path *x = &p->paths[i]->path;
+    v[i].queued = qe_sched_left(&v[i], x->repair_q,
+                                ts > x->repair_ts ? ts - x->repair_ts : 0);
   }
   k = qe_sched_repair(v, p->npaths);
   if (k == QE_SCHED_NONE) {

@@ -158,6 +158,16 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
   }
 }
 
+uint64_t qe_sched_left(const qe_sched_path *p, uint64_t bytes,
+                       uint64_t elapsed_ns) {
+  /* At most 10 s in µs times at most 100 GB/s: no overflow. */
+  uint64_t us = elapsed_ns / 1000, rate = rate_of(p), gone;
+  us = us < 10000000ULL ? us : 10000000ULL;
+  rate = rate < 100000000000ULL ? rate : 100000000000ULL;
+  gone = us * rate / 1000000ULL;
+  return bytes > gone ? bytes - gone : 0;
+}
+
 size_t qe_sched_repair(const qe_sched_path *paths, size_t n) {
   size_t best = QE_SCHED_NONE;
   uint64_t best_cost = 0;

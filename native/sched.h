@@ -82,6 +82,11 @@ uint64_t qe_sched_cost(const qe_sched_path *p);
  */
 size_t qe_sched_repair(const qe_sched_path *paths, size_t n);
 
+/* What is left of `bytes` queued on `p` `elapsed_ns` ago, gone at the
+ * path's rate as qe_sched_cost reckons it (the re-sends at a head). */
+uint64_t qe_sched_left(const qe_sched_path *p, uint64_t bytes,
+                       uint64_t elapsed_ns);
+
 /*
  * The lowest-latency alive path for a traffic class; `current` (or
  * QE_SCHED_NONE) is kept while its smoothed RTT is within a quarter of the

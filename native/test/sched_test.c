@@ -633,6 +633,13 @@ static void repair(void) {
   v[2].up = 0;
   got = qe_sched_repair(v, 3);
   check(got == QE_SCHED_NONE, "repair: none alive and up", "got %zu", got);
+  /* 50 Mbit/s: 6,250 bytes a ms; a day later nothing (and no overflow). */
+  check(qe_sched_left(&v[0], 100000, 10 * MS) == 37500 &&
+            qe_sched_left(&v[0], 100000, 0) == 100000 &&
+            qe_sched_left(&v[0], 100000, 86400 * SEC) == 0,
+        "repair: what waits at a head drains at the path's rate",
+        "left %llu after 10 ms",
+        (unsigned long long)qe_sched_left(&v[0], 100000, 10 * MS));
 }
 
 /* ---- the rate estimator (qe_rate) ---- */

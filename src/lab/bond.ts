@@ -420,10 +420,8 @@ export class BondLab {
       const untilCut = atCut.counters ?? ifAfter
       // A reading that ran late (a loaded machine) may hold iperf3's closing resets: then only iperf3's own errors count.
       const ends = allRuns.map((t) => (t.zeroWallMs ?? t.startWallMs) + o.seconds * 1000)
-      const inTime = readingBeforeEnd(netAfter.at, ends)
-      const counted = inTime ? tcpFailures(netBefore[0], netAfter.nets[0]) + tcpFailures(netBefore[1], netAfter.nets[1]) : 0
-      const resets = Math.max(allRuns.some((t) => t.error) ? 1 : 0, counted)
-      const resetCounters = inTime ? tcpFailureDetail([{ node: CLIENT, before: netBefore[0], after: netAfter.nets[0] }, { node: GATEWAY, before: netBefore[1], after: netAfter.nets[1] }]) : null
+      const resetCounters = readingBeforeEnd(netAfter.at, ends) ? tcpFailureDetail([{ node: CLIENT, before: netBefore[0], after: netAfter.nets[0] }, { node: GATEWAY, before: netBefore[1], after: netAfter.nets[1] }]) : null
+      const resets = Math.max(allRuns.some((t) => t.error) ? 1 : 0, Object.values(resetCounters ?? {}).reduce((s, d) => s + d, 0))
       let interactive: InteractiveFigures | null = null
       if (idle && loadedPing && idle.rttsMs.length && loadedPing.rttsMs.length) {
         const a = percentile(idle.rttsMs, 0.99)
