@@ -191,6 +191,7 @@ static void view(const qe_peer *p, qe_sched_path *v) {
         .inflight = cs.bytes_in_flight,
         .queued = c->txq.count * (uint64_t)c->max_udp,
         .room = room,
+        .throttled = qe_sched_throttled(cs.cwnd, cap),
         .last_rx = c->last_rx_ts,
         .role = c->path.role,
         .priority = c->path.priority,

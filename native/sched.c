@@ -191,17 +191,27 @@ size_t qe_sched_repair(const qe_sched_path *paths, size_t n) {
   return best;
 }
 
+/* Whether a traffic class may take p: alive, and not throttled while some
+ * alive path is not (`open`). */
+static int class_ok(const qe_sched_path *p, int open) {
+  return p->alive && !(open && p->throttled);
+}
+
 size_t qe_sched_fastest(const qe_sched_path *paths, size_t n,
                         size_t current) {
   size_t best = QE_SCHED_NONE;
+  int open = 0; /* some alive path is not throttled: only those count */
   for (size_t i = 0; i < n; i++) {
-    if (paths[i].alive &&
+    open |= paths[i].alive && !paths[i].throttled;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (class_ok(&paths[i], open) &&
         (best == QE_SCHED_NONE || paths[i].srtt_ns < paths[best].srtt_ns)) {
       best = i;
     }
   }
   if (best != QE_SCHED_NONE && current != QE_SCHED_NONE && current < n &&
-      current != best && paths[current].alive &&
+      current != best && class_ok(&paths[current], open) &&
       paths[current].srtt_ns <= paths[best].srtt_ns +
                                     paths[best].srtt_ns / 4 +
                                     2 * 1000000ULL) {

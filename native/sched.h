@@ -32,6 +32,7 @@ typedef struct qe_sched_path {
   uint64_t inflight;  /* bytes sent, not yet acknowledged or lost */
   uint64_t queued;    /* bytes waiting in our queue for window */
   int room;           /* a full-size packet may be sent now */
+  int throttled;      /* its window is cut for a moment (qe_sched_throttled) */
   uint64_t last_rx;   /* when last heard from (the all-dead fallback) */
   uint8_t role;       /* 0 primary, 1 backup */
   uint16_t priority;  /* failover: lower first among the same role */
@@ -91,6 +92,10 @@ uint64_t qe_sched_left(const qe_sched_path *p, uint64_t bytes,
  * The lowest-latency alive path for a traffic class; `current` (or
  * QE_SCHED_NONE) is kept while its smoothed RTT is within a quarter of the
  * fastest path's plus 2 ms, so one flow does not flip between paths on noise.
+ * A throttled path is passed over while another alive one is not: in BBR's
+ * RTT probe (its window at half a BDP for 200 ms, every few seconds) the
+ * bulk already in flight holds the window shut for most of a round trip,
+ * and a ping would wait that out.
  */
 size_t qe_sched_fastest(const qe_sched_path *paths, size_t n, size_t current);
 

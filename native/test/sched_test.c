@@ -581,6 +581,25 @@ static void fastest(void) {
   v[0].alive = v[2].alive = 0;
   got = qe_sched_fastest(v, 4, 0);
   check(got == QE_SCHED_NONE, "fastest none alive", "got %zu", got);
+  /* BBR's RTT probe cut the 20 ms path's window: the 30 ms one takes the
+   * class, kept or not; with every alive path throttled, the fastest. */
+  v[0].alive = v[1].alive = v[2].alive = 1;
+  v[2].srtt_ns = 28 * MS;
+  v[1].throttled = 1;
+  got = qe_sched_fastest(v, 4, 1);
+  check(got == 2, "fastest passes over a throttled path", "got %zu, want 2 "
+        "(28 ms, not the throttled 20 ms)", got);
+  got = qe_sched_fastest(v, 4, QE_SCHED_NONE);
+  check(got == 2, "fastest passes over a throttled path", "got %zu, want 2",
+        got);
+  v[0].throttled = v[2].throttled = 1;
+  got = qe_sched_fastest(v, 4, QE_SCHED_NONE);
+  check(got == 1, "fastest: every alive path throttled, the fastest",
+        "got %zu, want 1", got);
+  v[1].alive = 0; /* 3 is dead and not throttled: no way for the class */
+  got = qe_sched_fastest(v, 4, QE_SCHED_NONE);
+  check(got == 2, "fastest: a dead path does not pass over throttled ones",
+        "got %zu, want 2", got);
 }
 
 /* A path for repair(): `mbit` and lowest RTT `ms`, one BDP in flight,
