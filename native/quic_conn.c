@@ -151,7 +151,7 @@ static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
  * 150 Mbit/s, more than a 4 Mbit/s upstream carries beside the TCP ACKs
  * inside. `lab bond --uplink a=4/150mbit,10ms --uplink b=20/40mbit,30ms
  * --direction down --streams 4`: bonded 105-111 Mbit/s at every second
- * (efficiency 0.89-0.92), 135-146 at every eighth (1.09-1.10); uplink a
+ * (efficiency 0.89-0.92), 131-146 at every eighth (0.99-1.14); uplink a
  * alone 79-86 against 88-98. At 8 the ACKs are under 1% of the forward
  * rate. A path whose in-flight cap holds fewer than 8 packets is acknowledged
  * by the ACK delay or with the peer's own packets: a 4 Mbit/s, 3 ms uplink
