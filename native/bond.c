@@ -166,10 +166,11 @@ static void view(const qe_peer *p, qe_sched_path *v) {
     qe_conn *c = p->paths[i];
     ngtcp2_conn_stat cs;
     uint64_t cap;
-    int room;
+    int room, throttled;
     uint64_t rate;
     ngtcp2_conn_get_conn_stat(c->conn, &cs);
     cap = qe_path_cap(c, &cs);
+    throttled = qe_sched_throttled(cs.cwnd, cap);
     room = c->txq.count == 0 &&
            ngtcp2_conn_get_cwnd_left(c->conn) >= c->max_udp + 64 &&
            (cap == 0 || cs.bytes_in_flight + c->max_udp <= cap);
@@ -177,8 +178,7 @@ static void view(const qe_peer *p, qe_sched_path *v) {
       c->path.rate.limited = 1; /* at its limit: not an app-limited window */
     }
     rate = c->path.rate.bw;
-    if (qe_sched_throttled(cs.cwnd, cap) && cs.min_rtt != UINT64_MAX &&
-        cs.min_rtt != 0) {
+    if (throttled && cs.min_rtt != UINT64_MAX && cs.min_rtt != 0) {
       rate = cs.cwnd * 1000000000ULL / cs.min_rtt; /* what it carries now */
     }
     v[i] = (qe_sched_path){
@@ -191,7 +191,7 @@ static void view(const qe_peer *p, qe_sched_path *v) {
         .inflight = cs.bytes_in_flight,
         .queued = c->txq.count * (uint64_t)c->max_udp,
         .room = room,
-        .throttled = qe_sched_throttled(cs.cwnd, cap),
+        .throttled = throttled,
         .last_rx = c->last_rx_ts,
         .role = c->path.role,
         .priority = c->path.priority,
