@@ -1,23 +1,36 @@
 #!/usr/bin/env node
-// Runs the whole suite with tap and ends with one plain line, "suites: N passed, N failed, N skipped",
-// counted over test files, so any CI can read the result. Exit code: 0 only if every lane passed.
+// Runs the whole suite and ends with one plain line, "suites: N passed, N failed, N skipped",
+// counted over test files, so any CI can read the result. Exit code: 0 only if every file passed.
 //
-// tap's own default on a 2-core machine is one file at a time (it leaves a core free): 611 s here
-// at load ~7, half of it starting node with the TypeScript loader for each of the 69 files. With
-// no arguments this runs the suite in stages of lanes, each lane its own tap process:
-//   1. at once:  unit   everything outside test/e2e, `--jobs=2`, under `nice -n 10`;
-//                e2e    test/e2e except the files below, one at a time (daemons, delay lines
-//                       and transfers in namespaces of their own; mostly waiting on the network);
-//   2. then:     e2e-alone  ALONE (below), one at a time, with nothing of ours beside them.
+// Each test file is a tap test that runs on its own: this starts it as `node --import tsx FILE`
+// (tsx: the loader the e2e fixtures and the daemons under test already run on), reads the TAP it
+// prints and its exit code, and prints one line per file as it ends (a failed file's whole TAP
+// output after its line). It does not go through tap's runner: tap starts each file with its
+// ts-node loader and its plugins' hooks, ~3 CPU-s a file beside the test itself (a file of one
+// `t.pass`: 3.8 s and 4.7 CPU-s under `tap`, 1.0 s and 1.4 CPU-s under `node --import tsx`);
+// over the 111 unit files, two at a time, tap's runner took 223 s and 393 CPU-s, this 118 s and
+// 206 CPU-s.
+// tap's own per-file timeout still holds (TAP_TIMEOUT, 300 s, as in .taprc); a file still alive
+// 30 s after it has its process group killed.
+//
+// With no arguments it runs three lanes, each a queue of files, so that both cores stay busy:
+//   unit       everything outside test/e2e, two at a time, under `nice -n 19`: it takes what the
+//              e2e files leave of the CPU and gives it back to them at once;
+//   e2e-alone  ALONE (below), one at a time, from the start, with nothing of ours beside them but
+//              the unit lane at nice 19;
+//   e2e        the rest of test/e2e after ALONE, one at a time, and two at a time once the unit
+//              lane has ended; FIRST (below) first, as the longest (40-57 s each here), so
+//              that the short files fill the end of the run. Each builds namespaces, daemons and
+//              delay lines of its own run, so two of them side by side do not meet.
 // ALONE are the files whose checks hold only while their daemons get the CPU within a second or
 // two: a peer noticed dead at its 4 s idle timeout under a flood, a failover that must not touch
-// the backup, a `confirm` CLI that must start inside a 2 s window. Measured here at load 7-11,
-// beside the unit lane they failed (three lanes of equal priority: 455 s, those three files red;
-// the unit lane niced beside them: reload.test.ts still red), alone they pass.
-// Every lane's ts-node strips types through esbuild (scripts/tsconfig.tap.json, ts-esbuild.cjs)
-// instead of TypeScript's transpiler: ~20% less CPU per file; `npm run typecheck` checks types.
-// One lane's output is shown live, the others' held and shown after it, so the log reads file
-// by file. With arguments (files, flags), it is plain `tap` with those arguments.
+// the backup, a `confirm` CLI that must start inside a 2 s window. Beside tap's own runner's unit
+// lane at nice 10 (two jobs) reload.test.ts failed; beside this one at nice 19 (the kernel then
+// gives a nice-0 task ~98% of a core it wants) they passed in every run so far, in 132 s against
+// 86 s with the machine to themselves.
+// Measured on this 2-core machine, `npm test` from a fresh clone: 669 s through tap's runner
+// (unit lane 523 s, e2e 547 s, then ALONE 122 s), 364 s this way.
+// With arguments (files, flags), it is plain `tap` with those arguments.
 //
 // After the run it lists processes started from this checkout that are still alive: a test that
 // leaves one behind (a delay line, a daemon) is a bug, and such a leftover slows every later file.
@@ -28,6 +41,9 @@ import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const args = process.argv.slice(2)
+/** tap's per-file timeout (.taprc `timeout`), in seconds; the kill comes this much later. */
+const TIMEOUT = 300
+const KILL_AFTER = 30
 
 /** Every test file, relative to the root, sorted (the .taprc `include` pattern: test/**\/*.test.ts). */
 function testFiles() {
@@ -37,57 +53,69 @@ function testFiles() {
     .sort()
 }
 
-/** One tap process; resolves with its exit code, its output and how long it took. */
-function lane(name, tapArgs, sink, nice = 0) {
+/**
+ * A file's result from its exit code and the TAP it printed: tap ends a file's output with a
+ * comment `# { total: N, pass: N, fail: N, skip: N, todo: N }` (the keys it has), and a file that
+ * skips everything (an e2e file without root) prints `1..0 # reason` or counts skips only. Output
+ * without that comment is a failure even at exit 0: the file stopped before tap ended it.
+ */
+function verdict(code, out) {
+  const counts = [...out.matchAll(/^# \{ total: \d+[^}]*\}$/gm)].at(-1)
+  const n = (key) => Number((counts?.[0].match(new RegExp(`\\b${key}: (\\d+)`)) ?? [])[1] ?? 0)
+  if (code !== 0 || n('fail') > 0) return 'fail'
+  if (!counts) return 'fail' // it stopped before tap's end of file: a process.exit, a crash
+  if (/^1\.\.0\b/m.test(out) || (counts && n('pass') === 0 && n('skip') + n('todo') > 0)) return 'skip'
+  return 'pass'
+}
+
+/** Runs one file in a process group of its own; resolves with its verdict, its output and its time. */
+function runFile(file, nice) {
   const started = Date.now()
-  const cmd = [...(nice ? ['nice', '-n', String(nice)] : []), 'npx', '--no-install', 'tap', ...tapArgs]
-  const env = { TS_NODE_PROJECT: join(root, 'scripts', 'tsconfig.tap.json'), ...process.env }
-  const child = spawn(cmd[0], cmd.slice(1), { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let text = ''
-  const take = (chunk) => {
-    text += chunk.toString('utf8')
-    sink.write(name, chunk)
-  }
-  child.stdout.on('data', take)
-  child.stderr.on('data', take)
+  const cmd = [...(nice ? ['nice', '-n', String(nice)] : []), process.execPath, '--import', 'tsx', file]
+  const env = { ...process.env, TAP_TIMEOUT: String(TIMEOUT) }
+  const child = spawn(cmd[0], cmd.slice(1), { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  let out = ''
+  child.stdout.on('data', (c) => (out += c.toString('utf8')))
+  child.stderr.on('data', (c) => (out += c.toString('utf8')))
+  const kill = setTimeout(() => {
+    out += `\n# killed: still running ${TIMEOUT + KILL_AFTER} s after it started\n`
+    try {
+      process.kill(-child.pid, 'SIGKILL')
+    } catch {
+      // gone meanwhile
+    }
+  }, (TIMEOUT + KILL_AFTER) * 1000)
   return new Promise((resolve) => {
-    child.on('close', (code, signal) => resolve({ name, code: code ?? (signal ? 1 : 0), text, seconds: (Date.now() - started) / 1000 }))
+    child.on('close', (code, signal) => {
+      clearTimeout(kill)
+      const status = verdict(code ?? (signal ? 1 : 0), out)
+      resolve({ file, status, out, seconds: (Date.now() - started) / 1000 })
+    })
   })
 }
 
-/** Shows the first lane live; holds the others' output until the lanes before them end. */
-function sequencedSink(names) {
-  const held = new Map(names.map((n) => [n, []]))
-  const finished = new Set()
-  let live = 0
-  return {
-    write(name, chunk) {
-      if (name === names[live]) process.stdout.write(chunk)
-      else held.get(name).push(chunk)
-    },
-    done(name) {
-      finished.add(name)
-      if (name !== names[live]) return
-      while (++live < names.length) {
-        for (const c of held.get(names[live])) process.stdout.write(c)
-        held.set(names[live], [])
-        if (!finished.has(names[live])) break
-      }
-    },
+/**
+ * One lane: its files, `jobs` at a time, and one more from when `widenAfter` (a promise) settles;
+ * prints a line per file as it ends.
+ */
+async function lane({ name, files, jobs, nice, widenAfter }) {
+  const started = Date.now()
+  const queue = [...files]
+  const results = []
+  const worker = async () => {
+    for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+      const r = await runFile(f, nice)
+      results.push(r)
+      const mark = { pass: 'ok     ', fail: 'not ok ', skip: 'skip   ' }[r.status]
+      process.stdout.write(`${mark}${r.seconds.toFixed(1).padStart(6)} s  ${f}  (${name})\n`)
+      if (r.status === 'fail') process.stdout.write(r.out.replace(/^/gm, '    | ') + '\n')
+    }
   }
-}
-/** Test files passed / failed / skipped, from tap's summary line or, failing that, its top-level results. */
-function count(text) {
-  // eslint-disable-next-line no-control-regex -- stripping the reporter's terminal escape codes
-  const clean = text.replace(/\x1b\[[0-9;]*m/g, '')
-  const m = [...clean.matchAll(/Suites:\s+(.*)/g)].at(-1)
-  if (m) {
-    const n = (word) => Number((m[1].match(new RegExp(`(\\d+) ${word}`)) ?? [])[1] ?? 0)
-    return { pass: n('pass'), fail: n('fail'), skip: n('skip') + n('todo') }
-  }
-  const top = [...clean.matchAll(/^(not ok|ok) \d+ - \S+(.*)$/gm)]
-  const skip = top.filter((r) => r[1] === 'ok' && /# (SKIP|TODO)/i.test(r[2])).length
-  return { pass: top.filter((r) => r[1] === 'ok').length - skip, fail: top.filter((r) => r[1] === 'not ok').length, skip }
+  let extra = null
+  widenAfter?.then(() => (extra = worker()))
+  await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, worker))
+  await extra // the queue is empty: at most the file it runs
+  return { name, results, seconds: (Date.now() - started) / 1000 }
 }
 
 /** This process and its ancestors (the shell that ran `npm test` may well sit in the checkout). */
@@ -119,43 +147,34 @@ function leftovers() {
 }
 
 if (args.length > 0) {
-  const sink = { write: (_name, chunk) => process.stdout.write(chunk) }
-  const r = await lane('tap', args, sink)
-  const c = count(r.text)
-  process.stdout.write(`\nsuites: ${c.pass} passed, ${c.fail} failed${c.skip ? `, ${c.skip} skipped` : ''}\n`)
-  process.exit(r.code)
+  const env = { TS_NODE_PROJECT: join(root, 'scripts', 'tsconfig.tap.json'), ...process.env }
+  const child = spawn('npx', ['--no-install', 'tap', ...args], { cwd: root, env, stdio: 'inherit' })
+  child.on('close', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))
+} else {
+  const files = testFiles()
+  const e2e = files.filter((f) => f.startsWith(join('test', 'e2e') + sep))
+  const unit = files.filter((f) => !e2e.includes(f))
+  const posix = (f) => join(...f.split('/'))
+  const ALONE = ['test/e2e/engine.test.ts', 'test/e2e/multipath.test.ts', 'test/e2e/reload.test.ts'].map(posix)
+  const FIRST = ['test/e2e/traversal.test.ts', 'test/e2e/lab-pair.test.ts', 'test/e2e/lab-bond.test.ts', 'test/e2e/lab-personas.test.ts'].map(posix)
+  const started = Date.now()
+  const unitLane = lane({ name: 'unit', files: unit, jobs: 2, nice: 19 })
+  const aloneLane = lane({ name: 'e2e-alone', files: e2e.filter((f) => ALONE.includes(f)), jobs: 1, nice: 0 })
+  const rest = e2e.filter((f) => !ALONE.includes(f))
+  const ordered = [...FIRST.filter((f) => rest.includes(f)), ...rest.filter((f) => !FIRST.includes(f))]
+  const e2eLane = aloneLane.then(() => lane({ name: 'e2e', files: ordered, jobs: 1, nice: 0, widenAfter: unitLane }))
+  const lanes = await Promise.all([unitLane, aloneLane, e2eLane])
+  const total = { pass: 0, fail: 0, skip: 0 }
+  for (const l of lanes.filter((l) => l.results.length > 0)) {
+    const c = { pass: 0, fail: 0, skip: 0 }
+    for (const r of l.results) c[r.status]++
+    for (const k of Object.keys(total)) total[k] += c[k]
+    process.stdout.write(`\nlane ${l.name}: ${c.pass} passed, ${c.fail} failed, ${c.skip} skipped in ${l.seconds.toFixed(0)} s`)
+  }
+  const failed = lanes.flatMap((l) => l.results).filter((r) => r.status === 'fail')
+  if (failed.length > 0) process.stdout.write(`\n\nfailed (their output is above):\n  ${failed.map((r) => r.file).join('\n  ')}`)
+  const left = leftovers()
+  if (left.length > 0) process.stdout.write(`\n\nprocesses from ${root} still running after the suite (a test left them):\n  ${left.join('\n  ')}\n`)
+  process.stdout.write(`\n\nsuites: ${total.pass} passed, ${total.fail} failed${total.skip ? `, ${total.skip} skipped` : ''} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
+  process.exit(failed.length > 0 ? 1 : 0)
 }
-
-const files = testFiles()
-const e2e = files.filter((f) => f.startsWith(join('test', 'e2e') + sep))
-const unit = files.filter((f) => !e2e.includes(f))
-const ALONE = ['test/e2e/engine.test.ts', 'test/e2e/multipath.test.ts', 'test/e2e/reload.test.ts'].map((f) => join(...f.split('/')))
-const stages = [
-  [
-    { name: 'unit', args: ['--jobs=2', ...unit], nice: 10 },
-    { name: 'e2e', args: ['--jobs=1', ...e2e.filter((f) => !ALONE.includes(f))], nice: 0 },
-  ],
-  [{ name: 'e2e-alone', args: ['--jobs=1', ...e2e.filter((f) => ALONE.includes(f))], nice: 0 }],
-].map((lanes) => lanes.filter((l) => l.args.length > 1))
-const sink = sequencedSink(stages.flat().map((l) => l.name))
-const started = Date.now()
-const results = []
-for (const lanes of stages) {
-  const done = lanes.map((l) => lane(l.name, l.args, sink, l.nice).then((r) => {
-    sink.done(r.name)
-    return r
-  }))
-  results.push(...(await Promise.all(done)))
-}
-const total = { pass: 0, fail: 0, skip: 0 }
-for (const r of results) {
-  const c = count(r.text)
-  total.pass += c.pass
-  total.fail += c.fail
-  total.skip += c.skip
-  process.stdout.write(`\nlane ${r.name}: ${c.pass} passed, ${c.fail} failed, ${c.skip} skipped in ${r.seconds.toFixed(0)} s (exit ${r.code})`)
-}
-const left = leftovers()
-if (left.length > 0) process.stdout.write(`\n\nprocesses from ${root} still running after the suite (a test left them):\n  ${left.join('\n  ')}\n`)
-process.stdout.write(`\n\nsuites: ${total.pass} passed, ${total.fail} failed${total.skip ? `, ${total.skip} skipped` : ''} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
-process.exit(results.some((r) => r.code !== 0) ? 1 : 0)
