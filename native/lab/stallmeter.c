@@ -10,9 +10,11 @@
  * records by how much each wake-up came late: a late wake-up is time when
  * nothing of ours could run.
  *
- * It prints "ready" on stdout once running; on SIGTERM or SIGINT (or its
- * parent's death) it prints
- * one JSON line on stdout and exits:
+ * It prints "ready" on stdout once running, then a line for each wake-up
+ * more than 5 ms late, when it comes (wall-clock time, so that it can be
+ * read beside `ping -D`'s timestamps):
+ *   {"event":"stall","end_ms":X,"ms":X}   end_ms: ms since the epoch
+ * and on SIGTERM or SIGINT (or its parent's death) one JSON line, and exits:
  *   {"event":"stalls","rt":"fifo|other","samples":N,"over_5ms":N,
  *    "over_20ms":N,"over_50ms":N,"worst_ms":X,"late_ms":X}
  * late_ms: the wake-ups' lateness past 1 ms, summed (time the machine lost).
@@ -91,6 +93,14 @@ int main(int argc, char **argv) {
     }
     late = now_ns() - t0;
     late = late > period_ns ? late - period_ns : 0;
+    if (late > 5000000) {
+      struct timespec w;
+      clock_gettime(CLOCK_REALTIME, &w);
+      printf("{\"event\":\"stall\",\"end_ms\":%.3f,\"ms\":%.1f}\n",
+             (double)w.tv_sec * 1e3 + (double)w.tv_nsec / 1e6,
+             (double)late / 1e6);
+      fflush(stdout);
+    }
     samples++;
     lost += late > 1000000 ? late - 1000000 : 0;
     over5 += late > 5000000;

@@ -86,6 +86,21 @@ export interface InteractiveFigures {
   readonly loaded_sent: number
   /** The machine's stalls while the loaded pings ran (stall.ts); null: not measured. */
   readonly stalls?: StallFigures | null
+  /**
+   * The loaded pings less those whose flight overlapped a stall over 5 ms (each placed in time by
+   * the meter): the tunnel's own delay, apart from the machine's. The interactive bar is judged on
+   * `delta_ms`, all the pings; this is read beside it. null: the stalls were not measured.
+   */
+  readonly outside_stalls?: OutsideStalls | null
+}
+
+export interface OutsideStalls {
+  readonly p99_ms: number
+  /** p99_ms − idle_p99_ms. */
+  readonly delta_ms: number
+  /** The replies kept, and those left out for a stall. */
+  readonly pings: number
+  readonly left_out: number
 }
 
 /**
@@ -108,6 +123,11 @@ export interface CpuFigures {
    * interactive figures, not only the tunnel. null: not measured.
    */
   readonly daemons_wait_ms_per_s?: number | null
+}
+
+/** The pings outside the machine's stalls in words. */
+export function outsideText(o: OutsideStalls): string {
+  return `outside the stalls: p99 ${fmt(o.p99_ms, 2)} ms (+${fmt(o.delta_ms, 2)} ms over idle; ${o.left_out} of ${o.pings + o.left_out} pings left out)`
 }
 
 /** The machine's stalls in words: how many and how long, and what they mean for a ping's p99. */
@@ -307,7 +327,7 @@ export function renderBond(r: BondResult, uplinks: readonly UplinkSpec[]): strin
   }
   if (r.interactive) {
     const i = r.interactive
-    lines.push(['interactive', `ping p99 ${fmt(i.loaded_p99_ms, 2)} ms under load vs ${fmt(i.idle_p99_ms, 2)} ms idle (+${fmt(i.delta_ms, 2)} ms; ${i.loaded_received}/${i.loaded_sent} answered)${i.stalls ? `; ${stallText(i.stalls)}` : ''}`])
+    lines.push(['interactive', `ping p99 ${fmt(i.loaded_p99_ms, 2)} ms under load vs ${fmt(i.idle_p99_ms, 2)} ms idle (+${fmt(i.delta_ms, 2)} ms; ${i.loaded_received}/${i.loaded_sent} answered)${i.stalls ? `; ${stallText(i.stalls)}` : ''}${i.outside_stalls ? `; ${outsideText(i.outside_stalls)}` : ''}`])
   }
   const w = Math.max(...lines.map(([k]) => k.length))
   for (const [k, v] of lines) out.push(`${k.padEnd(w)}  ${v}`)

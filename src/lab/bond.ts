@@ -35,7 +35,7 @@ import { counterDelta, ifDelta, readIfCounters, readingBeforeEnd, readProcNet, r
 import { bondDelta, bondVerdict, daemonBond, daemonPaths, linksCarrying, pathForLink, pathLoss, pathsUp, type DaemonPath } from './bond-paths.js'
 import { IntervalReceiver, transfer, withCutAt, type TransferResult } from './bond-transfer.js'
 import { CpuMeter, MachineMeter } from './cpu.js'
-import { StallMeter } from './stall.js'
+import { outsideStalls, StallMeter } from './stall.js'
 import { emulationFigures, type EmulationFigures } from './delay.js'
 import { directionWord, directionsOf, rateOf, type Direction, type DirectionSet } from './bond-direction.js'
 import { RateVariation } from './vary.js'
@@ -376,8 +376,9 @@ export class BondLab {
       const loaded = o.interactive && loadedCount > 0 ? after(warmupFor(o.seconds) * 1000, async () => {
         const meter = StallMeter.start()
         try {
-          const pinged = await ping(clientNs, to, { count: loadedCount, intervalMs: 20, tos: TOS_EF, ...this.#signal() })
-          return { pinged, stalls: await (await meter).stop() }
+          const pinged = await ping(clientNs, to, { count: loadedCount, intervalMs: 20, tos: TOS_EF, timestamps: true, ...this.#signal() })
+          const m = await meter
+          return { pinged, stalls: await m.stop(), windows: m.windows() }
         } finally {
           await (await meter).stop()
         }
@@ -426,7 +427,12 @@ export class BondLab {
       if (idle && loadedPing && idle.rttsMs.length && loadedPing.rttsMs.length) {
         const a = percentile(idle.rttsMs, 0.99)
         const b = percentile(loadedPing.rttsMs, 0.99)
-        interactive = { idle_p99_ms: round(a, 3), loaded_p99_ms: round(b, 3), delta_ms: round(b - a, 3), loaded_received: loadedPing.received, loaded_sent: loadedPing.sent, stalls: loadedRun?.stalls ?? null }
+        const stalls = loadedRun?.stalls ?? null
+        // The same pings less those whose flight overlapped one of the machine's stalls: the tunnel's part.
+        const kept = stalls && loadedPing.replies.length === loadedPing.rttsMs.length ? outsideStalls(loadedPing.replies, loadedRun?.windows ?? []) : null
+        const c = kept?.length ? percentile(kept.map((r) => r.rttMs), 0.99) : null
+        const outside = kept && c !== null ? { p99_ms: round(c, 3), delta_ms: round(c - a, 3), pings: kept.length, left_out: loadedPing.replies.length - kept.length } : null
+        interactive = { idle_p99_ms: round(a, 3), loaded_p99_ms: round(b, 3), delta_ms: round(b - a, 3), loaded_received: loadedPing.received, loaded_sent: loadedPing.sent, stalls, outside_stalls: outside }
       }
       const out: BondedRun[] = []
       for (const [dir, t] of runs) {

@@ -22,6 +22,38 @@ export interface StallFigures {
   readonly late_ms: number
 }
 
+/** One stall: the span, wall-clock ms since the epoch, when nothing of the lab could run. */
+export interface StallWindow {
+  readonly startMs: number
+  readonly endMs: number
+}
+
+/** The meter's stall lines (each wake-up over 5 ms late) as spans; lines it cannot read are left out. */
+export function parseStallWindows(text: string): StallWindow[] {
+  const out: StallWindow[] = []
+  for (const line of text.split('\n')) {
+    if (!line.includes('"event":"stall"')) continue
+    try {
+      const j = JSON.parse(line) as Record<string, unknown>
+      const end = j['end_ms']
+      const ms = j['ms']
+      if (typeof end === 'number' && typeof ms === 'number' && Number.isFinite(end) && Number.isFinite(ms)) out.push({ startMs: end - ms, endMs: end })
+    } catch {
+      // a torn line: not a stall we can place
+    }
+  }
+  return out
+}
+
+/**
+ * `replies` (a ping's, each with its wall-clock arrival time) whose flight did not overlap a stall:
+ * sent (arrival − RTT) before the stall began or answered after it ended, with `marginMs` of room
+ * both sides for the two clocks' reading.
+ */
+export function outsideStalls<R extends { readonly atMs: number; readonly rttMs: number }>(replies: readonly R[], windows: readonly StallWindow[], marginMs = 1): R[] {
+  return replies.filter((r) => !windows.some((w) => r.atMs - r.rttMs < w.endMs + marginMs && r.atMs > w.startMs - marginMs))
+}
+
 /** The meter's exit line, or null when `text` has none. */
 export function parseStalls(text: string): StallFigures | null {
   const line = text.split('\n').find((l) => l.includes('"event":"stalls"'))
@@ -70,6 +102,11 @@ export class StallMeter {
       return new StallMeter(null)
     }
     return m
+  }
+
+  /** The stalls it saw, each placed in time (parseStallWindows); complete once `stop()` returned. */
+  windows(): StallWindow[] {
+    return parseStallWindows(this.#out)
   }
 
   async stop(): Promise<StallFigures | null> {

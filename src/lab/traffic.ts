@@ -44,21 +44,37 @@ export function parseIperf3Json(text: string): IperfResult {
   }
 }
 
+export interface PingReply {
+  /** When the reply came, wall-clock ms since the epoch (`ping -D`). */
+  readonly atMs: number
+  readonly rttMs: number
+}
+
 export interface PingResult {
   readonly sent: number
   readonly received: number
   /** Round-trip times of the replies, ms, in arrival order. */
   readonly rttsMs: readonly number[]
+  /** The replies with their arrival times, when ping printed them (`timestamps`); else empty. */
+  readonly replies: readonly PingReply[]
 }
 
-/** Parses iputils `ping` output: one `time=…` per reply, and the summary's transmitted/received counts. */
+/** Parses iputils `ping` output: one `time=…` per reply (after `[epoch s]` with -D), and the summary's transmitted/received counts. */
 export function parsePing(text: string): PingResult {
   const rttsMs: number[] = []
-  for (const m of text.matchAll(/\btime[=<]([0-9.]+) ?ms/g)) rttsMs.push(Number(m[1]))
+  const replies: PingReply[] = []
+  for (const line of text.split('\n')) {
+    const m = /\btime[=<]([0-9.]+) ?ms/.exec(line)
+    if (!m) continue
+    const rttMs = Number(m[1])
+    rttsMs.push(rttMs)
+    const at = /^\[([0-9]+(?:\.[0-9]+)?)\]/.exec(line)
+    if (at) replies.push({ atMs: Number(at[1]) * 1000, rttMs })
+  }
   const sum = /([0-9]+) packets transmitted, ([0-9]+) (?:packets )?received/.exec(text)
   const sent = sum ? Number(sum[1]) : rttsMs.length
   const received = sum ? Number(sum[2]) : rttsMs.length
-  return { sent, received, rttsMs }
+  return { sent, received, rttsMs, replies }
 }
 
 /** The p-quantile (0..1) of `values` by nearest rank; NaN when empty. */
@@ -85,6 +101,8 @@ export interface PingOptions {
   size?: number
   /** IP TOS byte (ping -Q), e.g. 184 for DSCP EF; default none. */
   tos?: number
+  /** Each reply with its arrival time (ping -D): PingResult.replies. */
+  timestamps?: boolean
   signal?: AbortSignal
 }
 
@@ -95,6 +113,7 @@ export async function ping(ns: string, dst: string, opts: PingOptions = {}): Pro
   const args = ['-n', '-c', String(count), '-i', interval.toFixed(3), '-W', '1']
   if (opts.size !== undefined) args.push('-s', String(opts.size))
   if (opts.tos !== undefined) args.push('-Q', String(opts.tos))
+  if (opts.timestamps) args.push('-D')
   const r = await runIn(ns, 'ping', [...args, dst], { allowFail: true, timeoutMs: count * (interval * 1000 + 50) + 5000, ...(opts.signal ? { signal: opts.signal } : {}) })
   if (r.code !== 0 && r.code !== 1) throw new LabCommandError(`ping ${dst} in ${ns}: ${r.stderr.trim()}`)
   return parsePing(r.stdout)

@@ -77,7 +77,7 @@ t.test('directions', async (t) => {
 })
 
 function fig(over: Partial<MixFigure>): MixFigure {
-  return { mix: 1, set: 'up', direction: 'up', streams: 4, total_mbit: 98, single_sum_mbit: 100, sum_mbit: 110, efficiency: 0.98, rate_efficiency: 0.89, rate_judged: true, interactive_delta_ms: 2, resets: 0, bonded: true, cpu_bonded_s_per_gbit: 1.1, cpu_single_s_per_gbit: 1.05, saturated: false, daemons_wait_ms_per_s: 120, ...over }
+  return { mix: 1, set: 'up', direction: 'up', streams: 4, total_mbit: 98, single_sum_mbit: 100, sum_mbit: 110, efficiency: 0.98, rate_efficiency: 0.89, rate_judged: true, interactive_delta_ms: 2, interactive_outside_stalls_delta_ms: 1.5, resets: 0, bonded: true, cpu_bonded_s_per_gbit: 1.1, cpu_single_s_per_gbit: 1.05, saturated: false, daemons_wait_ms_per_s: 120, ...over }
 }
 
 t.test('the summary takes the worst mix per direction and -P, and the medians', async (t) => {
@@ -85,7 +85,7 @@ t.test('the summary takes the worst mix per direction and -P, and the medians', 
   const res = (i: number, figures: MixFigure[], cuts: MixResult['cuts'] = []): MixResult => ({ index: i, uplinks: [], flags: [], mix: mixes[i - 1]!, run_id: 'x', ok: true, raw: [], figures, cuts, bonded: [], emulation: null })
   const bars = summarizeMixes([
     res(1, [fig({}), fig({ direction: 'down', efficiency: 0.93, streams: 4 }), fig({ streams: 1, efficiency: 0.91 })]),
-    res(2, [fig({ mix: 2, direction: 'down', streams: 1, efficiency: 0.99, rate_efficiency: 0.7, rate_judged: false, interactive_delta_ms: 12.5 })], [
+    res(2, [fig({ mix: 2, direction: 'down', streams: 1, efficiency: 0.99, rate_efficiency: 0.7, rate_judged: false, interactive_delta_ms: 12.5, interactive_outside_stalls_delta_ms: 4.25 })], [
       { mix: 2, direction: 'up', streams: 4, uplink: 1, at_s: 4, dip_ms: 200, recovered: true, pre_mbit: 1, post_mbit: 1, surviving_mbit: 1, resets: 0 },
       { mix: 2, direction: 'down', streams: 4, uplink: 1, at_s: 4, dip_ms: 1200, recovered: true, pre_mbit: 1, post_mbit: 1, surviving_mbit: 1, resets: 1 },
     ]),
@@ -102,5 +102,8 @@ t.test('the summary takes the worst mix per direction and -P, and the medians', 
   t.equal(bar(/dip after a cut, median/).measured, '700')
   t.equal(bar(/resets/).measured, '1')
   t.equal(bar(/interactive/).pass, false)
+  t.equal(bar(/outside the machine's stalls/).measured, '4.25', 'the worst over the pings outside the stalls, beside it')
+  t.equal(bar(/outside the machine's stalls/).worst, 'mix 2 down -P1')
+  t.equal(bar(/outside the machine's stalls/).pass, null, 'read beside the bar, not judged')
   t.equal(bar(/CPU/).measured, '0.050')
 })

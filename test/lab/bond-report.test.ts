@@ -73,6 +73,7 @@ t.test('the bond table says plainly when the daemon does not bond', async (t) =>
   t.match(text, /efficiency\s+0\.329 \(total \/ single_sum\)/)
   t.match(text, /measured on the link/, 'link-measured RTT and loss are marked as such')
   t.match(text, /interactive\s+ping p99 40\.10 ms under load vs 10\.60 ms idle/)
+  t.notMatch(text, /outside the stalls/, 'no stalls measured: no figure outside them')
   t.notMatch(text, /TCP buffers/, "the kernel's TCP buffers go unsaid")
   t.match(text, /^resets\s+0 \(TCP connections reset or failed\)$/m)
   t.match(renderBond({ ...base, resets: 2, reset_counters: { 'client Tcp.EstabResets': 2 } }, uplinks), /^resets\s+2 \(TCP connections reset or failed: client Tcp\.EstabResets \+2\)$/m, 'a reset says which counter moved on which end')
@@ -112,4 +113,10 @@ t.test('the raw table: each link against 95% of its rate', async (t) => {
   t.match(lossy, /2\s+uplink2\s+100\.0\s+90\.0\s+90\.0%\s+loss-bound/, 'a lossy link under the bar is loss-bound, not LOW')
   t.match(lossy, /every loss-free link reaches 95%/)
   t.match(lossy, /backs off on every random drop/)
+})
+
+t.test('the interactive line gives the p99 outside the machine\'s stalls beside the one over all pings', async (t) => {
+  const stalls = { rt: 'fifo' as const, samples: 9000, over_5ms: 2, over_20ms: 1, over_50ms: 1, worst_ms: 99.8, late_ms: 120 }
+  const text = renderBond({ ...base, interactive: { ...base.interactive!, stalls, outside_stalls: { p99_ms: 18.2, delta_ms: 7.6, pings: 395, left_out: 5 } } }, uplinks)
+  t.match(text, /\+29\.50 ms; 400\/400 answered\); the machine stalled 1 time\(s\) over 20 ms meanwhile \(worst 99\.8 ms\).*; outside the stalls: p99 18\.20 ms \(\+7\.60 ms over idle; 5 of 400 pings left out\)/)
 })

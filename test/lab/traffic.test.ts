@@ -26,6 +26,16 @@ t.test('ping: every reply time in order, sent and received from the summary', as
   t.equal(p.received, 4)
 })
 
+t.test('ping -D: each reply with its arrival time; without -D, none', async (t) => {
+  const text = 'PING 10.0.0.1 (10.0.0.1) 56(84) bytes of data.\n[1796549518.944656] 64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time=20.3 ms\n[1796549518.964100] 64 bytes from 10.0.0.1: icmp_seq=2 ttl=64 time=0.045 ms\n\n--- 10.0.0.1 ping statistics ---\n2 packets transmitted, 2 received, 0% packet loss, time 20ms\n'
+  const p = parsePing(text)
+  t.same(p.rttsMs, [20.3, 0.045])
+  t.equal(p.replies.length, 2)
+  t.ok(Math.abs(p.replies[0]!.atMs - 1796549518944.656) < 0.01, 'seconds with microseconds, as ms')
+  t.equal(p.replies[1]!.rttMs, 0.045)
+  t.same(parsePing(fixture('ping.txt')).replies, [], 'no timestamps printed, none made up')
+})
+
 t.test('ping with no reply at all', async (t) => {
   const p = parsePing('PING 10.0.0.1 (10.0.0.1) 56(84) bytes of data.\n\n--- 10.0.0.1 ping statistics ---\n3 packets transmitted, 0 received, 100% packet loss, time 2030ms\n')
   t.same(p.rttsMs, [])
