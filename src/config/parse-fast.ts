@@ -11,7 +11,7 @@
  * beyond plain data: anchors, aliases, tags, merge keys (`<<`), directives, no or
  * several documents, null or complex keys, a top level that is not a mapping, text
  * whose lines `yaml` reads differently (a lone CR, a byte-order mark inside, a line
- * over 1,000 characters), and anything `js-yaml` itself refuses (syntax errors,
+ * over 1,000 characters, a comment line left of the content after it), and anything `js-yaml` itself refuses (syntax errors,
  * duplicate keys, depth).
  * test/config/parse-fast.test.ts checks that on what it accepts both paths give the
  * same data: the examples, large generated configs and thousands of random edits.
@@ -78,14 +78,26 @@ const MAX_LINE = 1000
  * Whether js-yaml sees the lines `yaml` sees. Not when there is a lone CR (a line break
  * to js-yaml, as in YAML 1.2, but not to `yaml`) or a byte-order mark past the start;
  * and js-yaml takes implicit keys of any length, which sit on one line, so no line may
- * be too long.
+ * be too long. Nor when a comment line stands left of the content line after it: after
+ * `key:`, a blank line and a comment in column 0, `yaml` takes an indented plain value
+ * for the start of a new key ("Implicit keys need to be on a single line") where js-yaml
+ * reads the value (`a:\n\n# c\n x` is `{a: x}` to js-yaml); such a layout is rare, so
+ * any comment left of the next content line goes to `yaml`.
  */
 function sameLines(text: string): boolean {
   if (ODD_BREAK.test(text)) return false
+  let commentIndent = Infinity // the leftmost comment line since the last content line
   for (let start = 0; start < text.length; ) {
     let end = text.indexOf('\n', start)
     if (end === -1) end = text.length
     if (end - start > MAX_LINE) return false
+    let i = start
+    while (i < end && (text[i] === ' ' || text[i] === '\t')) i++
+    if (text[i] === '#') commentIndent = Math.min(commentIndent, i - start)
+    else if (i < end && text[i] !== '\r') {
+      if (i - start > commentIndent) return false
+      commentIndent = Infinity
+    }
     start = end + 1
   }
   return true
