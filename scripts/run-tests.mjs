@@ -29,7 +29,7 @@
 // gives a nice-0 task ~98% of a core it wants) they passed in every run so far, in 132 s against
 // 86 s with the machine to themselves.
 // Measured on this 2-core machine, `npm test` from a fresh clone: 669 s through tap's runner
-// (unit lane 523 s, e2e 547 s, then ALONE 122 s), 364 s this way.
+// (unit lane 523 s, e2e 547 s, then ALONE 122 s), 359-416 s this way (five runs).
 // With arguments (files, flags), it is plain `tap` with those arguments.
 //
 // After the run it lists processes started from this checkout that are still alive: a test that
