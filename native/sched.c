@@ -11,6 +11,18 @@ static uint64_t rate_of(const qe_sched_path *p) {
   return rate < 65536 ? 65536 : rate;
 }
 
+/* How fast our own queue on p leaves: at the path's rate, or at what its
+ * window lets out per round trip when that is less (a window cut after
+ * losses admits less than the link carries). */
+static uint64_t drain_of(const qe_sched_path *p, uint64_t rate) {
+  if (p->srtt_ns && p->cwnd) {
+    uint64_t w = p->cwnd * 1000000000ULL / p->srtt_ns;
+    w = w < 65536 ? 65536 : w;
+    return w < rate ? w : rate;
+  }
+  return rate;
+}
+
 uint64_t qe_sched_cost(const qe_sched_path *p) {
   uint64_t rate = rate_of(p);
   if (p->min_rtt_ns) {
@@ -33,7 +45,8 @@ uint64_t qe_sched_cost(const qe_sched_path *p) {
     } else {
       standing = 0;
     }
-    return p->min_rtt_ns / 2 + (standing + p->queued) * 1000000000ULL / rate;
+    return p->min_rtt_ns / 2 + standing * 1000000000ULL / rate +
+           p->queued * 1000000000ULL / drain_of(p, rate);
   }
   return p->srtt_ns / 2 + (p->inflight + p->queued) * 1000000000ULL / rate;
 }
@@ -121,8 +134,11 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
   default: /* aggregate, redundant */
     for (size_t i = 0; i < n; i++) {
       uint64_t cost, load;
-      if (!paths[i].alive || (any_room && !paths[i].room) ||
-          paths[i].cost != tier) {
+      /* Aggregate weighs a path without room too: a packet in its queue
+       * may still arrive before one sent now on a longer path (see
+       * sched.h). Redundant's copies go where there is room. */
+      if (!paths[i].alive || paths[i].cost != tier ||
+          (mode == QE_MODE_REDUNDANT && any_room && !paths[i].room)) {
         continue;
       }
       cost = qe_sched_cost(&paths[i]);

@@ -47,10 +47,15 @@ typedef struct qe_sched_path {
  * out[1] for redundant); returns how many (0: no path is up).
  *  aggregate  the earliest expected delivery (qe_sched_cost; within 1 ms
  *             a tie, which the path with less in flight for its rate wins),
- *             among paths with window room when any has room, and of
- *             those only the lowest `cost`: a costlier path takes a packet
- *             only when every cheaper alive path has no room (with no room
- *             anywhere, the cheapest alive paths queue it)
+ *             among the alive paths of the lowest `cost` tier, with room or
+ *             not: a packet waits in a short path's queue while that still
+ *             delivers it before a longer path with room would (as MPTCP's
+ *             ECF scheduler does), so packets arrive about in the order
+ *             sent and the receiver holds little; sent on whichever path
+ *             had room, a flow's packets spread over the RTT difference and
+ *             one TCP flow inside ran at the pace of the longest path. The
+ *             tier: a costlier path takes a packet only when every cheaper
+ *             alive path has no room (with no room anywhere, the cheapest)
  *  failover   the best-ranked alive path (primaries, priority, index)
  *  redundant  the two best by expected delivery among paths with room (if
  *             only one has room, the second is the first other alive path:
@@ -64,9 +69,11 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
 /*
  * Expected time until a new packet on `p` is delivered, ns: half the
  * lowest RTT (the way there), plus the queue at the bottleneck (what is in
- * flight beyond one bandwidth-delay product), plus our own queue, both at
- * the path's rate (measured, else cwnd/srtt). Without a lowest RTT yet:
- * half the smoothed RTT plus everything in flight and queued at that rate.
+ * flight beyond one bandwidth-delay product) at the path's rate (measured,
+ * else cwnd/srtt), plus our own queue at the rate it leaves: the path's
+ * rate, or its window per smoothed RTT when that is less. Without a lowest
+ * RTT yet: half the smoothed RTT plus everything in flight and queued at
+ * the path's rate.
  */
 uint64_t qe_sched_cost(const qe_sched_path *p);
 

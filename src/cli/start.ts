@@ -45,7 +45,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .option('--advertise-subnet <cidr,...>', 'prefix to advertise, repeatable, added to the file\'s [subnets]', list)
     .option('--interfaces <if,...>', 'uplinks to use, e.g. eth0,wwan0; settings of listed names are kept [interfaces]', list)
     .option('--multipath <mode>', 'aggregate | failover | redundant (two best paths) [multipath.mode]')
-    .option('--scheduler <name>', 'min-rtt | weighted (round-robin, ecf: run min-rtt) [multipath.scheduler]')
+    .option('--scheduler <name>', 'min-rtt (or ecf, the same) | weighted (round-robin: runs min-rtt) [multipath.scheduler]')
     .option('--target <peer>', 'bond uplinks toward this peer [multipath.target]')
     .option('--accept-multipath', 'accept bonded connections from peers [multipath.accept]')
     .option('--advertise-bandwidth <rate>', 'capacity announced to peers choosing a relay, and each relayed pair\'s cap, e.g. 1Gbps [gateway.advertise-bandwidth]')

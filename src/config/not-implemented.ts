@@ -25,9 +25,10 @@ export const NOT_IMPLEMENTED: readonly InertKey[] = [
   { key: 'interfaces[].bandwidth.down', isDefault: absent, instead: 'what a peer sends over this uplink is paced by the peer\'s own measure' },
   {
     key: 'multipath.scheduler',
-    // min-rtt (the default) names the aggregate scheduler; weighted is its own algorithm.
-    isDefault: (v) => v === 'min-rtt' || v === 'weighted',
-    instead: 'round-robin and ecf run the aggregate scheduler, as min-rtt does (earliest expected delivery); write min-rtt or weighted',
+    // min-rtt (the default) and ecf name the aggregate scheduler (earliest expected delivery,
+    // which waits for a faster path's queue when that is sooner: ECF); weighted is its own algorithm.
+    isDefault: (v) => v === 'min-rtt' || v === 'ecf' || v === 'weighted',
+    instead: 'round-robin runs the aggregate scheduler, as min-rtt and ecf do (earliest expected delivery); write min-rtt, ecf or weighted',
   },
 ]
 

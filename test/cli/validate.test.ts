@@ -132,7 +132,7 @@ t.test('warnings: printed as warning:, exit 0; --strict makes them fail', async 
 })
 
 t.test('a key this version does not act on: a QE_NOT_IMPLEMENTED warning at the key; --strict fails on it', async (t) => {
-  const text = VALID + 'multipath:\n  scheduler: ecf\n'
+  const text = VALID + 'multipath:\n  scheduler: round-robin\n'
   const dir = t.testdir({ 'inert.yaml': text })
   const file = join(dir, 'inert.yaml')
   const at = positionOf(text, 'scheduler')

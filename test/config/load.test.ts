@@ -110,7 +110,7 @@ t.test('warnings do not fail a load', async (t) => {
   t.match(r.diagnostics, [
     { severity: 'error', code: 'discovery-without-ca', line: 3, col: 19 },
   ])
-  const ok = loadConfigText("node: { name: n1 }\nnetwork: { name: net, ca: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' }\ndiscovery: { dht: true }\nmultipath: { scheduler: ecf }\n", 'f.yaml')
+  const ok = loadConfigText("node: { name: n1 }\nnetwork: { name: net, ca: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' }\ndiscovery: { dht: true }\nmultipath: { scheduler: round-robin }\n", 'f.yaml')
   t.ok(ok.ok)
   t.match(ok.diagnostics, [
     { severity: 'warning', code: 'dht-without-bootstrap', line: 3, col: 19 },
