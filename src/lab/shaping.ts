@@ -31,9 +31,9 @@ const MAX_BURST = 512 * 1024
 const MIN_QUEUE_MS = 25
 
 /** tbf parameters for a direction limited to `rateBps` (IP level); `rttMs` is the link's round-trip delay, `queueMs` an explicit queue. */
-export function tbfParams(rateBps: number, rttMs: number, queueMs: number | null): TbfParams {
+export function tbfParams(rateBps: number, rttMs: number, queueMs: number | null, burst?: number): TbfParams {
   const bytesPerMs = rateBps / 8 / 1000
-  const burstBytes = Math.round(Math.min(MAX_BURST, Math.max(MIN_BURST, bytesPerMs * 2)))
+  const burstBytes = burst ?? Math.round(Math.min(MAX_BURST, Math.max(MIN_BURST, bytesPerMs * 2)))
   const queue = queueMs ?? Math.max(MIN_QUEUE_MS, rttMs)
   const limitBytes = Math.round(Math.max(bytesPerMs * queue, 4 * 1514) + burstBytes)
   return { rateBps: Math.round(rateBps * L2_OVERHEAD_FACTOR), burstBytes, limitBytes }

@@ -11,7 +11,8 @@
  * the router's egress veths, where link.ts installed the tbf (a→b, "up",
  * leaves through the veth facing b; b→a, "down", through the one facing a),
  * with the same tbfParams the link was built with, so only the rate (and the
- * queue that follows it) moves. `stop()` puts the base rates back.
+ * queue that follows it) moves: the bucket keeps the size it was built with
+ * (varyParams). `stop()` puts the base rates back.
  */
 import { performance } from 'node:perf_hooks'
 import { LabCommandError, LabSpecError } from './errors.js'
@@ -19,7 +20,7 @@ import { run } from './exec.js'
 import { linkRttMs } from './link.js'
 import { linkIfname } from './names.js'
 import { deriveSeed, seededRandom } from './random.js'
-import { tbfArgs, tbfParams } from './shaping.js'
+import { tbfArgs, tbfParams, type TbfParams } from './shaping.js'
 import type { LinkHandle } from './types.js'
 
 /** up = a → b (client → gateway in the bonding lab), down = b → a. */
@@ -179,6 +180,18 @@ export interface VaryReport {
  * flight and puts every direction back to its base rate; calling it again, or
  * without start(), or after start() failed, is safe.
  */
+/**
+ * The tbf a varied direction moves to: `rateBps`, with the bucket the link was
+ * built with. tbf takes a GSO packet whole when it fits the bucket at enqueue;
+ * a smaller bucket after a rate cut left such a packet at the head that could
+ * never gather its tokens, and the link sent nothing until the next step
+ * (seen: 77.5 MB sent, then 3 s frozen with 131 packets queued after 290 →
+ * 161 Mbit/s, and the tunnel over it declared dead).
+ */
+export function varyParams(t: Pick<VaryTarget, 'baseBps' | 'rttMs' | 'queueMs'>, rateBps: number): TbfParams {
+  return tbfParams(rateBps, t.rttMs, t.queueMs, tbfParams(t.baseBps, t.rttMs, t.queueMs).burstBytes)
+}
+
 export class RateVariation {
   readonly #init: RateVariationInit
   readonly #targets: readonly VaryTarget[]
@@ -272,7 +285,7 @@ export class RateVariation {
       changes.map(async ({ i, rateBps }) => {
         const t = this.#targets[i]!
         try {
-          await run('tc', ['-n', t.netns, ...tbfArgs(t.dev, tbfParams(rateBps, t.rttMs, t.queueMs), 'change')], { timeoutMs: 5000 })
+          await run('tc', ['-n', t.netns, ...tbfArgs(t.dev, varyParams(t, rateBps), 'change')], { timeoutMs: 5000 })
           this.#applied[i]!.push({ atMs: Math.round(performance.now() - this.#t0!), rateBps })
         } catch (err) {
           const msg = `link ${t.link + 1} ${t.dir} to ${rateBps} bit/s: ${(err as Error).message}`

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DEFAULT_VARY_SHAPE, RateVariation, drawSchedule, drawSteps, meanRate, varyTargets, type VaryBase } from '../../src/lab/vary.js'
+import { DEFAULT_VARY_SHAPE, RateVariation, drawSchedule, drawSteps, meanRate, varyParams, varyTargets, type VaryBase } from '../../src/lab/vary.js'
 import { bondTopology, parseUplinks } from '../../src/lab/bond-spec.js'
 import { linkAddressing } from '../../src/lab/link.js'
 import type { LinkHandle } from '../../src/lab/types.js'
@@ -101,4 +101,20 @@ t.test('a RateVariation draws on construction, touches nothing until start, and 
   t.same(r.directions.map((d) => [d.dev, d.applied.length]), [['qel-zzzz-l0rb', 0], ['qel-zzzz-l0ra', 0], ['qel-zzzz-l1rb', 0], ['qel-zzzz-l1ra', 0]], 'nothing applied')
   t.same(r.errors, [])
   await t.rejects(v.start(), { code: 'QE_LAB_SPEC', message: /starts once/ }, 'stopped before start: it cannot start any more')
+})
+
+t.test('a rate step keeps the bucket the link was built with: a cut never leaves a queued packet too big to send', async (t) => {
+  const { tbfParams } = await import('../../src/lab/shaping.js')
+  for (const base of [5e6, 50e6, 194.8e6, 300e6]) {
+    const target = { baseBps: base, rttMs: 27, queueMs: null }
+    const built = tbfParams(base, 27, null)
+    for (const f of [0.5, 0.83, 1, 1.5]) {
+      const p = varyParams(target, Math.round(base * f))
+      t.equal(p.burstBytes, built.burstBytes, `${base / 1e6} Mbit/s × ${f}: the bucket as built`)
+      t.equal(p.rateBps, tbfParams(Math.round(base * f), 27, null).rateBps, 'the rate is the step\'s')
+      t.ok(p.limitBytes >= p.burstBytes, 'the queue holds at least a bucket')
+    }
+  }
+  // What it guards against: the bucket a plain tbfParams gives shrinks with the rate.
+  t.ok(tbfParams(161e6, 27, null).burstBytes < tbfParams(290e6, 27, null).burstBytes)
 })
