@@ -145,8 +145,11 @@ async function run(): Promise<void> {
   await t.test('a blackout that loses everything in flight: the transfer recovers', async (t) => {
     const recv = jsonProc(L.nsA, [TCP_FIXTURE, 'recv', '10.77.0.1', '7001'], children)
     await recv.next((o) => o.listening === true)
-    const send = jsonProc(L.nsB, [TCP_FIXTURE, 'send', '10.77.0.1', '7001', '60'], children)
-    await new Promise((r) => setTimeout(r, 300))
+    // Big enough to be still on its way when the block goes on: on a quiet machine the tunnel
+    // carries 100 MB in 0.6 s, and a fixed 300 ms wait from the sender's start raced it (the
+    // transfer ended before the blackout: no loss to detect).
+    const send = jsonProc(L.nsB, [TCP_FIXTURE, 'send', '10.77.0.1', '7001', '400'], children)
+    await recv.next((o) => o.receiving === true)
     // Drop every tunnel datagram arriving at A for a moment, mid-transfer.
     nsExec(L.nsA, ['nft', '-f', '-'], {
       input: `table inet ${L.prefix}-bo {\n chain in {\n  type filter hook input priority 0;\n  udp dport ${PORT} drop\n }\n}\n`,
@@ -156,8 +159,9 @@ async function run(): Promise<void> {
     // lost must still be recovered.
     await new Promise((r) => setTimeout(r, 2500))
     nsExec(L.nsA, ['nft', 'delete', 'table', 'inet', `${L.prefix}-bo`])
-    const sent = await send.next((o) => typeof o.sha256 === 'string', 30_000)
-    const got = await recv.next((o) => typeof o.sha256 === 'string', 30_000)
+    const sent = await send.next((o) => typeof o.sha256 === 'string', 90_000)
+    const got = await recv.next((o) => typeof o.sha256 === 'string', 90_000)
+    t.equal(got.bytes, sent.bytes, 'every byte arrived')
     t.equal(got.sha256, sent.sha256, 'the transfer completed intact after the blackout')
     const st = await B.stats()
     const peer = st.peers.find((p) => p.peer === kA.pub)
