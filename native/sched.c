@@ -46,7 +46,7 @@ uint64_t qe_sched_cost(const qe_sched_path *p) {
       standing = 0;
     }
     return p->min_rtt_ns / 2 + standing * 1000000000ULL / rate +
-           p->queued * 1000000000ULL / drain_of(p, rate);
+           (p->queued ? p->queued * 1000000000ULL / drain_of(p, rate) : 0);
   }
   return p->srtt_ns / 2 + (p->inflight + p->queued) * 1000000000ULL / rate;
 }

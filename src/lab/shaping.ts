@@ -30,7 +30,7 @@ const MIN_BURST = 16 * 1024
 const MAX_BURST = 512 * 1024
 const MIN_QUEUE_MS = 25
 
-/** tbf parameters for a direction limited to `rateBps` (IP level); `rttMs` is the link's round-trip delay, `queueMs` an explicit queue. */
+/** tbf parameters for a direction limited to `rateBps` (IP level); `rttMs` is the link's round-trip delay, `queueMs` an explicit queue, `burst` a bucket size to keep (else 2 ms of the rate). */
 export function tbfParams(rateBps: number, rttMs: number, queueMs: number | null, burst?: number): TbfParams {
   const bytesPerMs = rateBps / 8 / 1000
   const burstBytes = burst ?? Math.round(Math.min(MAX_BURST, Math.max(MIN_BURST, bytesPerMs * 2)))

@@ -164,6 +164,18 @@ export interface VaryReport {
 }
 
 /**
+ * The tbf a varied direction moves to: `rateBps`, with the bucket the link was
+ * built with. tbf takes a GSO packet whole when it fits the bucket at enqueue;
+ * a smaller bucket after a rate cut left such a packet at the head that could
+ * never gather its tokens, and the link sent nothing until the next step
+ * (seen: 77.5 MB sent, then 3 s frozen with 131 packets queued after 290 →
+ * 161 Mbit/s, and the tunnel over it declared dead).
+ */
+export function varyParams(t: Pick<VaryTarget, 'baseBps' | 'rttMs' | 'queueMs'>, rateBps: number): TbfParams {
+  return tbfParams(rateBps, t.rttMs, t.queueMs, tbfParams(t.baseBps, t.rttMs, t.queueMs).burstBytes)
+}
+
+/**
  * Applies the drawn schedule to a built lab in real time. Single use: one
  * per measured transfer (the same seed gives every transfer the same
  * schedule, so they are compared under the same rates):
@@ -180,18 +192,6 @@ export interface VaryReport {
  * flight and puts every direction back to its base rate; calling it again, or
  * without start(), or after start() failed, is safe.
  */
-/**
- * The tbf a varied direction moves to: `rateBps`, with the bucket the link was
- * built with. tbf takes a GSO packet whole when it fits the bucket at enqueue;
- * a smaller bucket after a rate cut left such a packet at the head that could
- * never gather its tokens, and the link sent nothing until the next step
- * (seen: 77.5 MB sent, then 3 s frozen with 131 packets queued after 290 →
- * 161 Mbit/s, and the tunnel over it declared dead).
- */
-export function varyParams(t: Pick<VaryTarget, 'baseBps' | 'rttMs' | 'queueMs'>, rateBps: number): TbfParams {
-  return tbfParams(rateBps, t.rttMs, t.queueMs, tbfParams(t.baseBps, t.rttMs, t.queueMs).burstBytes)
-}
-
 export class RateVariation {
   readonly #init: RateVariationInit
   readonly #targets: readonly VaryTarget[]
