@@ -132,11 +132,20 @@ int qe_sched_throttled(uint64_t cwnd, uint64_t cap);
  * (at 1.5, a single TCP flow reaching full rate overflowed three one-RTT
  * lab buffers at once). */
 #define QE_CAP_GAIN_Q 5
-/* Startup: the gain is 2 until the rate stops growing by a quarter for
+/* Startup: the gain is 4 until the rate stops growing by a quarter for
  * QE_FULL_WINDOWS windows in which the path was the limit, as BBR's startup
- * ends. At 1.25 a new path took 17 round trips to reach 100 Mbit/s over
- * 80 ms (1.4 s). */
-#define QE_CAP_STARTUP_Q 8
+ * ends. A sender in slow start (TCP inside) doubles what it has in flight
+ * every round trip, and the rate a window measures is what was sent a round
+ * trip before it: to let the doubling through, the cap is 2 (the next
+ * round's growth) x 2 (the window the measure lags) the measured BDP. At 2,
+ * the cap stood in slow start's way each round: our queue grew by up to a
+ * round trip, TCP inside took the delay for a full pipe and left slow start
+ * (HyStart) at a fraction of the rate: two 94 ms paths of 108 and 218 Mbit/s
+ * carried 18-27 Mbit/s of one download (each alone: 92 and 129). At 1.25 a
+ * new path took 17 round trips to reach 100 Mbit/s over 80 ms (1.4 s). The
+ * path's own congestion control and the early end below (a standing queue
+ * or a burst of loss) still bound what startup puts on the link. */
+#define QE_CAP_STARTUP_Q 16
 #define QE_FULL_WINDOWS 3
 /* Startup also ends as soon as the bottleneck is full: a standing queue
  * (the window's lowest RTT a quarter of the lowest RTT, and at least this,
