@@ -117,6 +117,36 @@ async function lane({ name, files, jobs, nice, widenAfter }) {
   return { name, results, seconds: (Date.now() - started) / 1000 }
 }
 
+/**
+ * A failed file's failing assertions, for the summary at the end: each `not ok` line (innermost
+ * first, as TAP prints them) with its line, its diff (expected -, actual +) or error, and the runner's
+ * kill notice. Whatever shows a long output may cut its middle (a CI page keeps its start and its
+ * end): which assertion failed must be in the end too. (A CI run of traversal.test.ts showed its
+ * first three subtests passing and nothing of the one that failed.)
+ */
+function failures(out) {
+  const lines = out.split('\n')
+  const keep = []
+  for (let i = 0; i < lines.length && keep.length < 30; i++) {
+    const l = lines[i]
+    if (/^# killed:/.test(l)) keep.push(l)
+    if (!/^\s*not ok \d+/.test(l)) continue
+    keep.push(l.trim())
+    const indent = l.length - l.trimStart().length
+    let inDiff = false
+    for (let j = i + 1; j < lines.length && j < i + 40; j++) {
+      const d = lines[j]
+      if (d.trim() === '...' || /^\s*(not )?ok \d+/.test(d)) break
+      const t = d.trim()
+      if (t === '') continue
+      if (d.length - d.trimStart().length <= indent) break
+      if (/^(lineNumber|found|wanted|message|error|code|signal|expired): /.test(t) || (/^[-+][^-+]/.test(t) && inDiff)) keep.push(`  ${t}`.slice(0, 200))
+      if (/^diff: /.test(t)) inDiff = true
+    }
+  }
+  return keep.length > 0 ? keep : ['(no failing assertion printed: it stopped before its end)']
+}
+
 /** This process and its ancestors (the shell that ran `npm test` may well sit in the checkout). */
 function ancestors() {
   const out = new Set()
@@ -171,7 +201,7 @@ if (args.length > 0) {
     process.stdout.write(`\nlane ${l.name}: ${c.pass} passed, ${c.fail} failed, ${c.skip} skipped in ${l.seconds.toFixed(0)} s`)
   }
   const failed = lanes.flatMap((l) => l.results).filter((r) => r.status === 'fail')
-  if (failed.length > 0) process.stdout.write(`\n\nfailed (their output is above):\n  ${failed.map((r) => r.file).join('\n  ')}`)
+  if (failed.length > 0) process.stdout.write(`\n\nfailed (their whole output is above):\n  ${failed.map((r) => [r.file, ...failures(r.out).map((l) => `  ${l}`)].join('\n  ')).join('\n  ')}`)
   const left = leftovers()
   if (left.length > 0) process.stdout.write(`\n\nprocesses from ${root} still running after the suite (a test left them):\n  ${left.join('\n  ')}\n`)
   process.stdout.write(`\n\nsuites: ${total.pass} passed, ${total.fail} failed${total.skip ? `, ${total.skip} skipped` : ''} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)

@@ -278,7 +278,7 @@ export interface SwitchResult {
   readonly switched_in_transfer: boolean
   /** The block went before the pair's first try at direct (else the lab fell behind, and the move waits for the next try). */
   readonly unblocked_before_first_try: boolean
-  /** TCP resets the transfer saw (a's kernel), and whether iperf3 finished cleanly. */
+  /** TCP resets the transfer saw (a's kernel, counted until half a second before its planned end: iperf3 ends its data connection with one), and whether iperf3 finished cleanly. */
   readonly resets: number
   readonly transfer_ok: boolean
   readonly mbit: number | null
@@ -311,6 +311,9 @@ export async function runNatSwitch(o: { seconds: number; rateMbit: number; signa
       const resetsBefore = await tcpResets(c.a.netns)
       const started = Date.now()
       const transfer = runIn(c.a.netns, 'iperf3', ['-c', c.overlay.b, '-t', String(o.seconds), '-J'], { allowFail: true, timeoutMs: (o.seconds + 30) * 1000 })
+      // Resets are counted while the transfer still runs: iperf3 ends its own data connection with one (the
+      // server's RST), and a move that came late would otherwise be charged with it.
+      const resetsAtEnd = new Promise<void>((res) => setTimeout(res, o.seconds * 1000 - 500)).then(() => tcpResets(c.a.netns)).catch(() => Number.NaN) // NaN: not counted (the run was stopped)
       const planned = Math.min(started + (o.seconds * 1000) / 3, firstTry - 2000)
       await new Promise((r) => setTimeout(r, Math.max(planned, started + 200) - Date.now()))
       await c.world.exec('inet', 'nft', ['delete', 'table', 'inet', 'qeblock'])
@@ -318,8 +321,7 @@ export async function runNatSwitch(o: { seconds: number; rateMbit: number; signa
       const switchMs = await timeUntil(async () => (await pathOf(c)) !== 'relay', switchDeadlineMs, o.signal)
       const after = await pathOf(c)
       const inTransfer = switchMs !== null && Date.now() - started < o.seconds * 1000
-      await new Promise((r) => setTimeout(r, 1000))
-      const resets = (await tcpResets(c.a.netns)) - resetsBefore
+      const resets = (await resetsAtEnd) - resetsBefore
       const r = await transfer
       let mbit: number | null = null
       let ok = r.code === 0
