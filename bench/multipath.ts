@@ -256,7 +256,7 @@ function renderMix(m: MixResult): string {
     f.saturated ? 'yes' : '',
   ])
   out.push(...table(['  direction', 'streams', 'bonded / alone Mbit/s', 'efficiency', 'of rates', 'ping Δ ms (outside stalls)', 'CPU s/Gbit', 'resets', 'core wait ms/s', 'saturated'], rows))
-  for (const c of m.cuts) out.push(`  cut uplink ${c.uplink} at ${c.at_s} s, ${c.direction} -P${c.streams}: dip ${c.dip_ms ?? '—'} ms${c.recovered === false ? ' (never recovered)' : ''}, ${fmt(c.pre_mbit)} → ${fmt(c.post_mbit)} Mbit/s (surviving ${fmt(c.surviving_mbit)}), ${c.resets} resets`)
+  for (const c of m.cuts) out.push(`  cut uplink ${c.uplink} at ${c.at_s} s, ${c.direction} -P${c.streams}: dip ${c.dip_ms ?? '—'} ms${c.recovered === false ? ' (never recovered)' : ''} (${c.dip_beyond_noise_ms ?? '—'} beyond the noise before it), ${fmt(c.pre_mbit)} → ${fmt(c.post_mbit)} Mbit/s (surviving ${fmt(c.surviving_mbit)}), ${c.resets} resets`)
   out.push(`  emulation: ${emulationText(m.emulation)}`)
   return out.join('\n')
 }

@@ -58,6 +58,8 @@ export interface MixCutFigure {
   readonly at_s: number
   readonly dip_ms: number | null
   readonly recovered: boolean | null
+  /** The dip less the series' own noise before the cut (CutFigures.dip_beyond_noise_ms): read beside dip_ms, not judged. */
+  readonly dip_beyond_noise_ms: number | null
   readonly pre_mbit: number | null
   readonly post_mbit: number | null
   readonly surviving_mbit: number | null
@@ -157,7 +159,7 @@ export async function runMix(mix: Mix, o: MixRunOptions): Promise<MixResult> {
           for (const run of runs) {
             const r = bondResult({ ...common, run, streams: P, cut, singles: singles.mbit(o.sets.includes('both') ? 'both' : run.direction, run.direction, P) })
             bonded.push(r)
-            cuts.push({ mix: mix.index, direction: run.direction, streams: P, uplink: cut.index + 1, at_s: cut.atS, dip_ms: r.dip_ms, recovered: r.cut?.recovered ?? null, pre_mbit: r.cut?.pre_mbit ?? null, post_mbit: r.cut?.post_mbit ?? null, surviving_mbit: r.cut?.surviving_mbit ?? null, resets: r.resets })
+            cuts.push({ mix: mix.index, direction: run.direction, streams: P, uplink: cut.index + 1, at_s: cut.atS, dip_ms: r.dip_ms, recovered: r.cut?.recovered ?? null, dip_beyond_noise_ms: r.cut?.dip_beyond_noise_ms ?? null, pre_mbit: r.cut?.pre_mbit ?? null, post_mbit: r.cut?.post_mbit ?? null, surviving_mbit: r.cut?.surviving_mbit ?? null, resets: r.resets })
           }
         }
       }
@@ -217,6 +219,9 @@ export function summarizeMixes(results: readonly MixResult[]): MixBar[] {
   const known = dips.filter((x): x is number => x !== null)
   const dmed = known.length ? median(known) : null
   out.push({ what: 'dip after a cut, median (ms)', bar: `< ${MIX_BARS.dipMedianMs}`, measured: dmed === null ? '—' : String(Math.round(dmed)), worst: `${known.length} cuts`, pass: dmed === null ? null : dmed < MIX_BARS.dipMedianMs })
+  const beyond = cuts.map((c) => c.dip_beyond_noise_ms).filter((x): x is number => x !== null)
+  const wb = worstOf(cuts, (c) => c.dip_beyond_noise_ms, false)
+  out.push({ what: "  the dip beyond the series' own noise before the cut, worst / median (read beside)", bar: '—', measured: wb ? `${wb.v} / ${Math.round(median(beyond))}` : '—', worst: wb ? where(wb.x) : '', pass: null })
   const resets = figs.reduce((s, f) => s + f.resets, 0) + cuts.reduce((s, c) => s + c.resets, 0)
   out.push({ what: 'resets, all runs', bar: `= ${MIX_BARS.resets}`, measured: String(resets), worst: '', pass: resets === MIX_BARS.resets })
   const wi = worstOf(figs, (f) => f.interactive_delta_ms, false)

@@ -12,7 +12,7 @@
  */
 import type { StallFigures } from './stall.js'
 import type { EmulationFigures } from './delay.js'
-import { computeDip, meanMbit, type SeriesPoint } from './bond-series.js'
+import { computeDip, meanMbit, underShare, type SeriesPoint } from './bond-series.js'
 import type { DaemonBond } from './bond-paths.js'
 import type { BondMode, UplinkSpec } from './bond-spec.js'
 import { describeUplink } from './bond-spec.js'
@@ -76,6 +76,10 @@ export interface CutFigures {
   readonly post_mbit: number | null
   readonly recovery_ms: number | null
   readonly recovered: boolean | null
+  /** The share of the steady state before the cut (warm-up to cut) under the same threshold: the series' own noise; null when under a second, or when its mean was under the threshold too. */
+  readonly noise_share: number | null
+  /** The dip less what that noise would have put under the threshold after the cut (at least 0): the cut's own stall; null without both. */
+  readonly dip_beyond_noise_ms: number | null
 }
 
 export interface InteractiveFigures {
@@ -233,12 +237,16 @@ export function cutFigures(o: {
 }): { cut: CutFigures; dipMs: number | null } {
   const { points, cutMs, survivingMbit, endMs } = o
   if (cutMs === null) {
-    return { cut: { uplink: o.index + 1, at_s: null, surviving_mbit: survivingMbit, threshold_mbit: null, pre_mbit: null, post_mbit: null, recovery_ms: null, recovered: null }, dipMs: null }
+    return { cut: { uplink: o.index + 1, at_s: null, surviving_mbit: survivingMbit, threshold_mbit: null, pre_mbit: null, post_mbit: null, recovery_ms: null, recovered: null, noise_share: null, dip_beyond_noise_ms: null }, dipMs: null }
   }
   const threshold = survivingMbit === null ? null : survivingMbit / 2
   const dip = threshold === null ? null : computeDip(points, cutMs, threshold, endMs)
   const pre = meanMbit(points, Math.min(o.warmupMs, cutMs), cutMs)
   const post = meanMbit(points, cutMs, endMs)
+  // Noise only where the steady state before the cut carried more than the threshold on average: a bond
+  // under it before the cut was not noisy but short, and its intervals under it say nothing of the series' swings.
+  const noise = threshold === null || !(pre > threshold) ? null : underShare(points, o.warmupMs, cutMs, threshold)
+  const beyond = dip && noise !== null ? Math.max(0, dip.dipMs - noise * (endMs - cutMs)) : null
   return {
     cut: {
       uplink: o.index + 1,
@@ -249,6 +257,8 @@ export function cutFigures(o: {
       post_mbit: Number.isFinite(post) ? round(post, 2) : null,
       recovery_ms: dip ? Math.round(dip.recoveryMs) : null,
       recovered: dip ? dip.recovered : null,
+      noise_share: noise === null ? null : round(noise, 3),
+      dip_beyond_noise_ms: beyond === null ? null : Math.round(beyond),
     },
     dipMs: dip ? Math.round(dip.dipMs) : null,
   }
@@ -319,6 +329,7 @@ export function renderBond(r: BondResult, uplinks: readonly UplinkSpec[]): strin
     const c = r.cut
     lines.push(['cut', `uplink ${c.uplink} at ${fmt(c.at_s, 2)} s: ${fmt(c.pre_mbit)} Mbit/s before, ${fmt(c.post_mbit)} after; surviving capacity ${fmt(c.surviving_mbit)}`])
     lines.push(['dip_ms', `${r.dip_ms === null ? '—' : r.dip_ms} (time under ${fmt(c.threshold_mbit)} Mbit/s, half the surviving capacity${c.recovered === false ? '; never recovered' : ''})`])
+    if (c.noise_share !== null) lines.push(['', `before the cut ${Math.round(c.noise_share * 1000) / 10}% of the intervals were under it too (the series' own noise); the dip beyond that: ${c.dip_beyond_noise_ms ?? '—'} ms`])
   }
   if (r.bond_stats) {
     const b = r.bond_stats

@@ -11,7 +11,10 @@
  * A cut's dip is the time, after the cut, during which throughput stayed
  * under a threshold (half the capacity that survives the cut): every such
  * interval counts, not only the first stretch, and an early end of the
- * transfer counts as zero throughput until its planned end.
+ * transfer counts as zero throughput until its planned end. The receiver's
+ * 100 ms intervals also dip without a cut (the reorder buffer releases in
+ * bursts; TCP's own sawtooth): `underShare` measures that share before the
+ * cut, so a reader can tell the cut's stall from the series' noise.
  */
 
 export interface IntervalLine {
@@ -95,7 +98,11 @@ export interface DipResult {
   readonly dipMs: number
   /** From the cut to the end of the first under-threshold stretch, ms (0 when throughput never dipped). */
   readonly recoveryMs: number
-  /** False when the transfer was still under the threshold at its (planned) end. */
+  /**
+   * False when the transfer was still under the threshold at its (planned)
+   * end: over its last RECOVERED_MS (one 100 ms interval swings with the
+   * reorder buffer's bursts; a stall that lasts is under it throughout).
+   */
   readonly recovered: boolean
 }
 
@@ -124,8 +131,42 @@ export function computeDip(points: readonly SeriesPoint[], cutMs: number, thresh
     if (!s.under) break
     recoveryMs = s.to - cutMs
   }
-  const last = spans[spans.length - 1]
-  return { dipMs: round3(dipMs), recoveryMs: round3(recoveryMs), recovered: last ? !last.under : true }
+  const tail = Math.max(cutMs, endMs - RECOVERED_MS)
+  const recovered = endMs <= cutMs || coveredMbit(points, tail, endMs) >= thresholdMbit
+  return { dipMs: round3(dipMs), recoveryMs: round3(recoveryMs), recovered }
+}
+
+/** The span at the transfer's end over which `recovered` is judged, ms. */
+export const RECOVERED_MS = 300
+
+/** Mean throughput over [fromMs, toMs), where nothing was reported counting as zero (the transfer stopped). */
+function coveredMbit(points: readonly SeriesPoint[], fromMs: number, toMs: number): number {
+  let bits = 0
+  for (const p of points) {
+    const a = Math.max(p.startMs, fromMs)
+    const b = Math.min(p.endMs, toMs)
+    if (b > a) bits += p.mbit * (b - a)
+  }
+  return toMs > fromMs ? bits / (toMs - fromMs) : 0
+}
+
+/**
+ * The share of [fromMs, toMs) whose intervals carried under `thresholdMbit`
+ * (gaps in the report count as under); null when the span is shorter than
+ * a second (too few intervals to say).
+ */
+export function underShare(points: readonly SeriesPoint[], fromMs: number, toMs: number, thresholdMbit: number): number | null {
+  if (toMs - fromMs < 1000) return null
+  let under = 0
+  let covered = 0
+  for (const p of points) {
+    const a = Math.max(p.startMs, fromMs)
+    const b = Math.min(p.endMs, toMs)
+    if (b <= a) continue
+    covered += b - a
+    if (p.mbit < thresholdMbit) under += b - a
+  }
+  return (under + Math.max(0, toMs - fromMs - covered)) / (toMs - fromMs)
 }
 
 /** Mean throughput of the points inside [fromMs, toMs), weighted by interval length; NaN when none. */

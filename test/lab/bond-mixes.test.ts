@@ -86,8 +86,8 @@ t.test('the summary takes the worst mix per direction and -P, and the medians', 
   const bars = summarizeMixes([
     res(1, [fig({}), fig({ direction: 'down', efficiency: 0.93, streams: 4 }), fig({ streams: 1, efficiency: 0.91 })]),
     res(2, [fig({ mix: 2, direction: 'down', streams: 1, efficiency: 0.99, rate_efficiency: 0.7, rate_judged: false, interactive_delta_ms: 12.5, interactive_outside_stalls_delta_ms: 4.25 })], [
-      { mix: 2, direction: 'up', streams: 4, uplink: 1, at_s: 4, dip_ms: 200, recovered: true, pre_mbit: 1, post_mbit: 1, surviving_mbit: 1, resets: 0 },
-      { mix: 2, direction: 'down', streams: 4, uplink: 1, at_s: 4, dip_ms: 1200, recovered: true, pre_mbit: 1, post_mbit: 1, surviving_mbit: 1, resets: 1 },
+      { mix: 2, direction: 'up', streams: 4, uplink: 1, at_s: 4, dip_ms: 200, recovered: true, dip_beyond_noise_ms: 100, pre_mbit: 1, post_mbit: 1, surviving_mbit: 1, resets: 0 },
+      { mix: 2, direction: 'down', streams: 4, uplink: 1, at_s: 4, dip_ms: 1200, recovered: true, dip_beyond_noise_ms: 1100, pre_mbit: 1, post_mbit: 1, surviving_mbit: 1, resets: 1 },
     ]),
   ])
   const bar = (w: RegExp): (typeof bars)[number] => bars.find((b) => w.test(b.what))!
@@ -100,6 +100,8 @@ t.test('the summary takes the worst mix per direction and -P, and the medians', 
   t.equal(bar(/dip after a cut, worst/).measured, '1200')
   t.equal(bar(/dip after a cut, worst/).pass, false)
   t.equal(bar(/dip after a cut, median/).measured, '700')
+  t.equal(bar(/beyond the series' own noise/).measured, '1100 / 600', 'the worst and the median dip beyond the noise, beside the dip')
+  t.equal(bar(/beyond the series' own noise/).pass, null, 'read beside the bar, not judged')
   t.equal(bar(/resets/).measured, '1')
   t.equal(bar(/interactive/).pass, false)
   t.equal(bar(/outside the machine's stalls/).measured, '4.25', 'the worst over the pings outside the stalls, beside it')

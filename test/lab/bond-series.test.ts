@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { buildSeries, computeDip, meanMbit, parseIntervalLine, type SeriesPoint, type TimedLine } from '../../src/lab/bond-series.js'
+import { buildSeries, computeDip, meanMbit, parseIntervalLine, RECOVERED_MS, underShare, type SeriesPoint, type TimedLine } from '../../src/lab/bond-series.js'
 
 const fixture = readFileSync(new URL('./fixtures/iperf3-server-intervals.txt', import.meta.url), 'utf8')
 
@@ -73,6 +73,23 @@ t.test('dip: later dips count too; an early end counts as zero; a gap in the rep
   t.same(computeDip(stopped, 5000, 30, 10_000), { dipMs: 5000, recoveryMs: 5000, recovered: false }, 'the report ended at 6 s of a planned 10 s')
   const gap = series(10_000, () => 80).filter((p) => p.startMs < 5500 || p.startMs >= 5800)
   t.same(computeDip(gap, 5000, 30, 10_000), { dipMs: 300, recoveryMs: 0, recovered: true })
+})
+
+t.test('dip: recovered is judged over the transfer\'s last 300 ms, not its last interval', async (t) => {
+  t.equal(RECOVERED_MS, 300)
+  const lastLow = series(10_000, (s) => (s >= 5000 && s < 5200) || s >= 9900 ? 10 : 80)
+  t.equal(computeDip(lastLow, 5000, 30, 10_000).recovered, true, 'one low interval at the end (a burst of the reorder buffer): recovered')
+  const tailLow = series(10_000, (s) => (s >= 5000 && s < 5200) || s >= 9700 ? 10 : 80)
+  t.equal(computeDip(tailLow, 5000, 30, 10_000).recovered, false, 'the last 300 ms all under it: not recovered')
+  const stalled = series(9800, (s) => (s < 5000 ? 80 : 60))
+  t.equal(computeDip(stalled, 5000, 30, 10_000).recovered, false, 'the report ended 200 ms early: nothing for two thirds of the last 300 ms')
+})
+
+t.test('under share: the part of a span under the threshold, gaps included', async (t) => {
+  const pts = series(5000, (s) => (s % 1000 === 0 ? 10 : 80))
+  t.equal(underShare(pts, 0, 5000, 30), 0.1)
+  t.equal(underShare(pts.filter((p) => p.startMs !== 2500), 0, 5000, 30), 0.12, 'a missing interval counts as under')
+  t.equal(underShare(pts, 0, 900, 30), null, 'under a second: too few intervals')
 })
 
 t.test('mean throughput over a window, by interval length', async (t) => {
