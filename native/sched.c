@@ -244,16 +244,19 @@ int qe_sched_throttled(uint64_t cwnd, uint64_t cap) {
 
 /* Startup is over when a window shows the bottleneck full: its lowest RTT
  * sample stands a quarter of the lowest RTT (at least QE_FULL_QUEUE_NS)
- * above it, or more than a sixteenth of what it delivered (and more than a
- * few packets) was lost. Only with enough ACKs in the window that one
- * delayed ACK is not a queue (a path carrying keep-alives has a few). */
-static int pipe_full(const qe_rate *r, uint64_t min_rtt_ns) {
+ * above it while its rate did not grow by a quarter (`grew`: it did) and the
+ * path held the window or was sent a quarter more than it delivered; or more
+ * than a sixteenth of what it delivered (and more than a few packets) was
+ * lost. Only with enough ACKs in the window that one delayed ACK is not a
+ * queue (a path carrying keep-alives has a few). */
+static int pipe_full(const qe_rate *r, uint64_t min_rtt_ns, int grew) {
   uint64_t over = min_rtt_ns / 4 > QE_FULL_QUEUE_NS ? min_rtt_ns / 4
                                                     : QE_FULL_QUEUE_NS;
+  int pushed = r->limited || r->sent * 4 >= r->acked * 5;
   if (r->win_acks < QE_FULL_SAMPLES) {
     return 0;
   }
-  return (min_rtt_ns && r->win_rtt > min_rtt_ns + over) ||
+  return (!grew && pushed && min_rtt_ns && r->win_rtt > min_rtt_ns + over) ||
          (r->lost >= QE_FULL_LOSS_MIN && r->lost * 16 > r->acked);
 }
 
@@ -276,13 +279,15 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
   }
   sample = r->acked * 1000000000ULL / (ts - r->ts);
   app_limited = !r->limited;
-  if (!r->filled && pipe_full(r, min_rtt_ns)) {
+  if (!r->filled &&
+      pipe_full(r, min_rtt_ns, sample >= r->prev + r->prev / 4)) {
     /* Even when the path never refused a packet: we sent into a standing
      * queue below our cap, faster than the link. */
     r->filled = 1;
   }
+  r->prev = sample;
   r->limited = 0;
-  r->acked = r->lost = r->win_rtt = 0;
+  r->acked = r->lost = r->win_rtt = r->sent = 0;
   r->win_acks = 0;
   r->ts = ts;
   if (app_limited && sample < r->bw) {
@@ -310,6 +315,10 @@ void qe_rate_seed(qe_rate *r, uint64_t bw) {
   if (r->bw == 0 && r->ts == 0) {
     r->bw = bw;
   }
+}
+
+void qe_rate_sent(qe_rate *r, uint64_t bytes) {
+  r->sent += bytes;
 }
 
 void qe_rate_lost(qe_rate *r, uint64_t bytes) {

@@ -154,7 +154,16 @@ int qe_sched_throttled(uint64_t cwnd, uint64_t cap);
  * (a queue says we sent faster than the link). Waiting for the plateau
  * alone, a 100 Mbit/s 80 ms path reached full rate at gain 2 with a BDP
  * queued, and its one-RTT buffer overflowed: 530 datagrams lost at once,
- * and TCP inside stalled while they were sent again. */
+ * and TCP inside stalled while they were sent again. A queue counts only in
+ * a window that delivered less than a quarter more than the one before (a
+ * full bottleneck delivers no more) and that either was held by the path
+ * (it refused a packet) or was sent a quarter more than it delivered (the
+ * queue grew): a path whose delay wanders (LTE, Starlink: 0-52 ms over 65 ms
+ * in the lab) shows long RTTs in windows whose rate still doubles, and in
+ * the trickle the scheduler first gives a path it has not measured. Without
+ * that, such a path ended startup at the trickle (1 Mbit/s of a 90 Mbit/s
+ * uplink), and its cap, 1.25 x that rate per lowest RTT, held it there for
+ * seconds. */
 #define QE_FULL_QUEUE_NS (4 * 1000000ULL)
 #define QE_FULL_LOSS_MIN 4096 /* bytes: a few packets, not one random loss */
 #define QE_FULL_SAMPLES 8     /* ACKs in the window, as HyStart's */
@@ -177,6 +186,8 @@ typedef struct qe_rate {
   uint64_t win_rtt;  /* the window's lowest RTT sample; 0: none */
   unsigned win_acks; /* ACKed datagrams in the window */
   uint64_t lost;     /* bytes declared lost in the window */
+  uint64_t prev;     /* the previous window's delivery rate, bytes/s */
+  uint64_t sent;     /* bytes sent in the window (qe_rate_sent) */
 } qe_rate;
 
 /*
@@ -193,6 +204,9 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
  * configured bandwidth): taken only while nothing is measured; the first
  * window that measures the path replaces it. */
 void qe_rate_seed(qe_rate *r, uint64_t bw);
+/* `bytes` were sent on the path (startup: more sent than delivered is a
+ * queue growing). */
+void qe_rate_sent(qe_rate *r, uint64_t bytes);
 /* `bytes` sent on the path were declared lost (startup's loss signal). */
 void qe_rate_lost(qe_rate *r, uint64_t bytes);
 

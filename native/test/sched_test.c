@@ -775,8 +775,9 @@ static void rate_full(void) {
     check(!o.filled, "rate full: one loss in a small window is not a burst",
           "filled %d", o.filled);
   }
-  /* Still growing, but every sample 30 ms over 80 ms: a standing queue. */
-  rate_feed_rtt(&q, &tq, 64, 2 * 80, 1, rtt, rtt + 30 * MS);
+  /* The rate doubles once more, then stays, every sample 30 ms over 80 ms:
+   * a standing queue, within a window of the plateau. */
+  rate_feed_rtt(&q, &tq, 64, 3 * 80 + 10, 1, rtt, rtt + 30 * MS);
   check(q.filled, "rate full: a standing queue ends startup", "filled %d",
         q.filled);
   /* Samples 15 ms over 80 ms (under a quarter): not yet. */
@@ -805,11 +806,51 @@ static void rate_full(void) {
   }
   check(!n.filled, "rate full: random loss is not a full pipe", "filled %d",
         n.filled);
-  /* The path never refused a packet, but what we sent stood in its
-   * bottleneck's queue: the pipe is full all the same. */
-  rate_feed_rtt(&a, &ta, 64, 3 * 80, 0, rtt, rtt + 40 * MS);
+  /* A trickle (the path never refused a packet, and was sent what it
+   * delivered) in a delay that stands 40 ms high: a path the scheduler has
+   * barely used yet, not a full one. */
+  {
+    qe_rate k = a;
+    uint64_t tk = ta;
+    for (uint64_t end = tk + 3 * 80 * MS; tk < end;) {
+      uint64_t t0 = tk;
+      rate_feed_rtt(&k, &tk, 2, 10, 0, rtt, rtt + 40 * MS);
+      qe_rate_sent(&k, (tk - t0) * 2 * MBIT / SEC);
+    }
+    check(!k.filled, "rate full: a trickle in a long delay is not a full pipe",
+          "filled %d", k.filled);
+  }
+  /* The path never refused a packet, but it was sent half again what it
+   * delivered, and what we sent stood in its bottleneck's queue: the pipe
+   * is full all the same. */
+  for (uint64_t end = ta + 3 * 80 * MS; ta < end;) {
+    uint64_t t0 = ta;
+    rate_feed_rtt(&a, &ta, 64, 10, 0, rtt, rtt + 40 * MS);
+    qe_rate_sent(&a, (ta - t0) * 96 * MBIT / SEC);
+  }
   check(a.filled, "rate full: a standing queue ends startup below our cap",
         "filled %d", a.filled);
+  /* A delay that wanders (0-35 ms over 80 ms, lab bond --jitter) while the
+   * rate still doubles every window: not a full pipe; once the rate stops
+   * growing, startup ends within QE_FULL_WINDOWS windows. */
+  {
+    qe_rate j = {0};
+    uint64_t tj = 1 * SEC;
+    unsigned w = 0, after = 0;
+    for (unsigned m = 1; m <= 128; m *= 2, w++) {
+      rate_feed_rtt(&j, &tj, m, 80, 1, rtt, rtt + (w / 2 % 2 ? 35 : 5) * MS);
+    }
+    check(!j.filled, "rate full: a wandering delay while the rate doubles is not a queue",
+          "filled %d at %.1f Mbit/s", j.filled, (double)j.bw / MBIT);
+    while (!j.filled && after < 10) {
+      rate_feed_rtt(&j, &tj, 128, 80, 1, rtt, rtt + (w++ / 2 % 2 ? 35 : 5) * MS);
+      after++;
+    }
+    check(j.filled && after <= QE_FULL_WINDOWS + 1 && near_mbit(j.bw, 128),
+          "rate full: ...and startup ends at the plateau",
+          "filled %d after %u windows at %.1f Mbit/s", j.filled, after,
+          (double)j.bw / MBIT);
+  }
   /* Keep-alives only (a few ACKs a window), each 40 ms late. */
   {
     qe_rate k = {0};
