@@ -142,12 +142,16 @@ export const RECOVERED_MS = 300
 /** Mean throughput over [fromMs, toMs), where nothing was reported counting as zero (the transfer stopped). */
 function coveredMbit(points: readonly SeriesPoint[], fromMs: number, toMs: number): number {
   let bits = 0
-  for (const p of points) {
-    const a = Math.max(p.startMs, fromMs)
-    const b = Math.min(p.endMs, toMs)
-    if (b > a) bits += p.mbit * (b - a)
-  }
+  for (const { p, ms } of overlaps(points, fromMs, toMs)) bits += p.mbit * ms
   return toMs > fromMs ? bits / (toMs - fromMs) : 0
+}
+
+/** Each point that overlaps [fromMs, toMs), with the length of the overlap in ms. */
+function* overlaps(points: readonly SeriesPoint[], fromMs: number, toMs: number): Generator<{ p: SeriesPoint; ms: number }> {
+  for (const p of points) {
+    const ms = Math.min(p.endMs, toMs) - Math.max(p.startMs, fromMs)
+    if (ms > 0) yield { p, ms }
+  }
 }
 
 /**
@@ -159,12 +163,9 @@ export function underShare(points: readonly SeriesPoint[], fromMs: number, toMs:
   if (toMs - fromMs < 1000) return null
   let under = 0
   let covered = 0
-  for (const p of points) {
-    const a = Math.max(p.startMs, fromMs)
-    const b = Math.min(p.endMs, toMs)
-    if (b <= a) continue
-    covered += b - a
-    if (p.mbit < thresholdMbit) under += b - a
+  for (const { p, ms } of overlaps(points, fromMs, toMs)) {
+    covered += ms
+    if (p.mbit < thresholdMbit) under += ms
   }
   return (under + Math.max(0, toMs - fromMs - covered)) / (toMs - fromMs)
 }
@@ -172,13 +173,10 @@ export function underShare(points: readonly SeriesPoint[], fromMs: number, toMs:
 /** Mean throughput of the points inside [fromMs, toMs), weighted by interval length; NaN when none. */
 export function meanMbit(points: readonly SeriesPoint[], fromMs: number, toMs: number): number {
   let bits = 0
-  let ms = 0
-  for (const p of points) {
-    const a = Math.max(p.startMs, fromMs)
-    const b = Math.min(p.endMs, toMs)
-    if (b <= a) continue
-    bits += p.mbit * (b - a)
-    ms += b - a
+  let covered = 0
+  for (const { p, ms } of overlaps(points, fromMs, toMs)) {
+    bits += p.mbit * ms
+    covered += ms
   }
-  return ms > 0 ? bits / ms : NaN
+  return covered > 0 ? bits / covered : NaN
 }
