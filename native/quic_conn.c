@@ -196,7 +196,7 @@ static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
     ngtcp2_conn_stat cs;
     ngtcp2_conn_get_conn_stat(conn, &cs);
     qe_rate_acked(&c->path.rate, bytes, c->eng->now, cs.min_rtt,
-                  cs.latest_rtt);
+                  cs.latest_rtt, c->path.bytes_out);
   }
   if (c->peer) {
     c->peer->datagrams_acked++;

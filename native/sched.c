@@ -249,10 +249,11 @@ int qe_sched_throttled(uint64_t cwnd, uint64_t cap) {
  * than a sixteenth of what it delivered (and more than a few packets) was
  * lost. Only with enough ACKs in the window that one delayed ACK is not a
  * queue (a path carrying keep-alives has a few). */
-static int pipe_full(const qe_rate *r, uint64_t min_rtt_ns, int grew) {
+static int pipe_full(const qe_rate *r, uint64_t min_rtt_ns, int grew,
+                     uint64_t sent) {
   uint64_t over = min_rtt_ns / 4 > QE_FULL_QUEUE_NS ? min_rtt_ns / 4
                                                     : QE_FULL_QUEUE_NS;
-  int pushed = r->limited || r->sent * 4 >= r->acked * 5;
+  int pushed = r->limited || sent * 4 >= r->acked * 5;
   if (r->win_acks < QE_FULL_SAMPLES) {
     return 0;
   }
@@ -261,7 +262,7 @@ static int pipe_full(const qe_rate *r, uint64_t min_rtt_ns, int grew) {
 }
 
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
-                   uint64_t min_rtt_ns, uint64_t rtt_ns) {
+                   uint64_t min_rtt_ns, uint64_t rtt_ns, uint64_t sent) {
   uint64_t win = min_rtt_ns > 10 * 1000000ULL ? min_rtt_ns : 10 * 1000000ULL;
   uint64_t sample;
   int app_limited;
@@ -271,7 +272,7 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
     r->win_rtt = rtt_ns;
   }
   if (r->ts == 0) {
-    r->ts = ts;
+    r->ts = ts; /* the first window counts what was sent since the path began */
     return;
   }
   if (ts - r->ts < win) {
@@ -280,14 +281,16 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
   sample = r->acked * 1000000000ULL / (ts - r->ts);
   app_limited = !r->limited;
   if (!r->filled &&
-      pipe_full(r, min_rtt_ns, sample >= r->prev + r->prev / 4)) {
+      pipe_full(r, min_rtt_ns, sample >= r->prev + r->prev / 4,
+                sent - r->sent_mark)) {
     /* Even when the path never refused a packet: we sent into a standing
      * queue below our cap, faster than the link. */
     r->filled = 1;
   }
   r->prev = sample;
   r->limited = 0;
-  r->acked = r->lost = r->win_rtt = r->sent = 0;
+  r->acked = r->lost = r->win_rtt = 0;
+  r->sent_mark = sent;
   r->win_acks = 0;
   r->ts = ts;
   if (app_limited && sample < r->bw) {
@@ -315,10 +318,6 @@ void qe_rate_seed(qe_rate *r, uint64_t bw) {
   if (r->bw == 0 && r->ts == 0) {
     r->bw = bw;
   }
-}
-
-void qe_rate_sent(qe_rate *r, uint64_t bytes) {
-  r->sent += bytes;
 }
 
 void qe_rate_lost(qe_rate *r, uint64_t bytes) {

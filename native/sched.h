@@ -187,26 +187,25 @@ typedef struct qe_rate {
   unsigned win_acks; /* ACKed datagrams in the window */
   uint64_t lost;     /* bytes declared lost in the window */
   uint64_t prev;     /* the previous window's delivery rate, bytes/s */
-  uint64_t sent;     /* bytes sent in the window (qe_rate_sent) */
+  uint64_t sent_mark; /* the path's bytes sent when the window began */
 } qe_rate;
 
 /*
  * `bytes` acknowledged at `ts`, with the latest RTT sample `rtt_ns` (0:
- * none). A window in which the path never refused a bulk packet
+ * none) and the bytes the path has sent so far (`sent`, its counter of
+ * bytes out: startup takes more sent than delivered in a window for a
+ * queue growing; 0 if not counted). A window in which the path never refused a bulk packet
  * (r->limited unset) is app-limited: it says what was sent, not what the
  * path carries, so it counts only if it is higher. A path that
  * carried 100 Mbit/s and then little keeps its measure, and its cap, for
  * when the load comes back (after a stall, or an uplink's death).
  */
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
-                   uint64_t min_rtt_ns, uint64_t rtt_ns);
+                   uint64_t min_rtt_ns, uint64_t rtt_ns, uint64_t sent);
 /* A rate known before it is measured (bytes/s, e.g. the uplink's
  * configured bandwidth): taken only while nothing is measured; the first
  * window that measures the path replaces it. */
 void qe_rate_seed(qe_rate *r, uint64_t bw);
-/* `bytes` were sent on the path (startup: more sent than delivered is a
- * queue growing). */
-void qe_rate_sent(qe_rate *r, uint64_t bytes);
 /* `bytes` sent on the path were declared lost (startup's loss signal). */
 void qe_rate_lost(qe_rate *r, uint64_t bytes);
 

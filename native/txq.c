@@ -90,7 +90,6 @@ int qe_conn_send_datagram(qe_conn *c, const ngtcp2_vec *v, size_t vcnt,
       p->bytes_out += total;
       c->path.pkts_out++;
       c->path.bytes_out += total;
-      qe_rate_sent(&c->path.rate, total);
       if (c->path.sent_buf != NULL) { /* a bonded path keeps what it sends */
         gather_or_skip(qe_path_sent(&c->path, c->dgram_id - 1, total, ts), v,
                        vcnt);

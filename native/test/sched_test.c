@@ -685,7 +685,19 @@ static void rate_feed_rtt(qe_rate *r, uint64_t *t, unsigned mbit,
     if (limited) {
       r->limited = 1;
     }
-    qe_rate_acked(r, PKT, *t, min_rtt, rtt);
+    qe_rate_acked(r, PKT, *t, min_rtt, rtt, 0);
+  }
+}
+
+/* App-limited ACKs of PKT bytes at `mbit` for `ms` from *t, each RTT sample
+ * `rtt`, while the path is sent `sent_mbit` (*sent: its bytes sent so far). */
+static void rate_feed_sent(qe_rate *r, uint64_t *t, unsigned mbit,
+                           unsigned ms, uint64_t min_rtt, uint64_t rtt,
+                           uint64_t *sent, unsigned sent_mbit) {
+  uint64_t gap = PKT * SEC / (mbit * MBIT), end = *t + ms * MS;
+  for (; *t < end; *t += gap) {
+    *sent += (uint64_t)PKT * sent_mbit / mbit;
+    qe_rate_acked(r, PKT, *t, min_rtt, rtt, *sent);
   }
 }
 
@@ -811,22 +823,17 @@ static void rate_full(void) {
    * barely used yet, not a full one. */
   {
     qe_rate k = a;
-    uint64_t tk = ta;
-    for (uint64_t end = tk + 3 * 80 * MS; tk < end;) {
-      uint64_t t0 = tk;
-      rate_feed_rtt(&k, &tk, 2, 10, 0, rtt, rtt + 40 * MS);
-      qe_rate_sent(&k, (tk - t0) * 2 * MBIT / SEC);
-    }
+    uint64_t tk = ta, sk = 0;
+    rate_feed_sent(&k, &tk, 2, 3 * 80, rtt, rtt + 40 * MS, &sk, 2);
     check(!k.filled, "rate full: a trickle in a long delay is not a full pipe",
           "filled %d", k.filled);
   }
   /* The path never refused a packet, but it was sent half again what it
    * delivered, and what we sent stood in its bottleneck's queue: the pipe
    * is full all the same. */
-  for (uint64_t end = ta + 3 * 80 * MS; ta < end;) {
-    uint64_t t0 = ta;
-    rate_feed_rtt(&a, &ta, 64, 10, 0, rtt, rtt + 40 * MS);
-    qe_rate_sent(&a, (ta - t0) * 96 * MBIT / SEC);
+  {
+    uint64_t sa = 0;
+    rate_feed_sent(&a, &ta, 64, 3 * 80, rtt, rtt + 40 * MS, &sa, 96);
   }
   check(a.filled, "rate full: a standing queue ends startup below our cap",
         "filled %d", a.filled);
@@ -856,7 +863,7 @@ static void rate_full(void) {
     qe_rate k = {0};
     uint64_t tk = 1 * SEC;
     for (; tk < 3 * SEC; tk += 100 * MS) {
-      qe_rate_acked(&k, 100, tk, rtt, rtt + 40 * MS);
+      qe_rate_acked(&k, 100, tk, rtt, rtt + 40 * MS, 0);
     }
     check(!k.filled, "rate full: a few late keep-alive ACKs are not a queue",
           "filled %d", k.filled);
@@ -1123,7 +1130,7 @@ static void rate_slow_start(void) {
       if (inflight < want) {
         r.limited = 1; /* the cap refused the sender's packets */
       }
-      qe_rate_acked(&r, PKT, t, rtt, rtt);
+      qe_rate_acked(&r, PKT, t, rtt, rtt, 0);
     }
     want = inflight * 2;
     cap = qe_rate_cap(&r, rtt, 4 * PKT);
