@@ -253,7 +253,7 @@ static int pipe_full(const qe_rate *r, uint64_t min_rtt_ns, int grew,
                      uint64_t sent) {
   uint64_t over = min_rtt_ns / 4 > QE_FULL_QUEUE_NS ? min_rtt_ns / 4
                                                     : QE_FULL_QUEUE_NS;
-  int pushed = r->limited || sent * 4 >= r->acked * 5;
+  int pushed = r->limited || sent * 4 >= r->acked * 5; /* its queue grew */
   if (r->win_acks < QE_FULL_SAMPLES) {
     return 0;
   }

@@ -194,8 +194,8 @@ typedef struct qe_rate {
  * `bytes` acknowledged at `ts`, with the latest RTT sample `rtt_ns` (0:
  * none) and the bytes the path has sent so far (`sent`, its counter of
  * bytes out: startup takes more sent than delivered in a window for a
- * queue growing; 0 if not counted). A window in which the path never refused a bulk packet
- * (r->limited unset) is app-limited: it says what was sent, not what the
+ * queue growing; 0 if not counted). A window in which the path never
+ * refused a bulk packet (r->limited unset) is app-limited: it says what was sent, not what the
  * path carries, so it counts only if it is higher. A path that
  * carried 100 Mbit/s and then little keeps its measure, and its cap, for
  * when the load comes back (after a stall, or an uplink's death).

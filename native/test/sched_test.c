@@ -675,30 +675,35 @@ static void repair(void) {
 /* ---- the rate estimator (qe_rate) ---- */
 
 /* Feeds `r` ACKs of PKT bytes at `mbit` for `ms` from *t, one per packet
- * time; `limited`: the path refused a packet in every window (it was the
- * limit), else it never did (app-limited). */
-static void rate_feed_rtt(qe_rate *r, uint64_t *t, unsigned mbit,
-                          unsigned ms, int limited, uint64_t min_rtt,
-                          uint64_t rtt) {
+ * time, each RTT sample `rtt`; `limited`: the path refused a packet in
+ * every window (it was the limit), else it never did (app-limited); `sent`
+ * (NULL: not counted) is its bytes sent so far, growing at `sent_mbit`. */
+static void rate_feed_at(qe_rate *r, uint64_t *t, unsigned mbit, unsigned ms,
+                         int limited, uint64_t min_rtt, uint64_t rtt,
+                         uint64_t *sent, unsigned sent_mbit) {
   uint64_t gap = PKT * SEC / (mbit * MBIT), end = *t + ms * MS;
   for (; *t < end; *t += gap) {
     if (limited) {
       r->limited = 1;
     }
-    qe_rate_acked(r, PKT, *t, min_rtt, rtt, 0);
+    if (sent != NULL) {
+      *sent += (uint64_t)PKT * sent_mbit / mbit;
+    }
+    qe_rate_acked(r, PKT, *t, min_rtt, rtt, sent ? *sent : 0);
   }
 }
 
-/* App-limited ACKs of PKT bytes at `mbit` for `ms` from *t, each RTT sample
- * `rtt`, while the path is sent `sent_mbit` (*sent: its bytes sent so far). */
+static void rate_feed_rtt(qe_rate *r, uint64_t *t, unsigned mbit,
+                          unsigned ms, int limited, uint64_t min_rtt,
+                          uint64_t rtt) {
+  rate_feed_at(r, t, mbit, ms, limited, min_rtt, rtt, NULL, 0);
+}
+
+/* App-limited, the path sent `sent_mbit` while it delivered `mbit`. */
 static void rate_feed_sent(qe_rate *r, uint64_t *t, unsigned mbit,
                            unsigned ms, uint64_t min_rtt, uint64_t rtt,
                            uint64_t *sent, unsigned sent_mbit) {
-  uint64_t gap = PKT * SEC / (mbit * MBIT), end = *t + ms * MS;
-  for (; *t < end; *t += gap) {
-    *sent += (uint64_t)PKT * sent_mbit / mbit;
-    qe_rate_acked(r, PKT, *t, min_rtt, rtt, *sent);
-  }
+  rate_feed_at(r, t, mbit, ms, 0, min_rtt, rtt, sent, sent_mbit);
 }
 
 /* The same, every RTT sample at the lowest RTT (no queue). */
