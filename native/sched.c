@@ -23,6 +23,13 @@ static uint64_t drain_of(const qe_sched_path *p, uint64_t rate) {
   return rate;
 }
 
+/* What p's losses add to a packet's delivery, on average (qe_sched_cost):
+ * its loss share of the way to the repair. */
+static uint64_t repair_delay(const qe_sched_path *p) {
+  uint64_t repair = p->srtt_ns + p->srtt_ns / 8 + p->srtt_ns / 2;
+  return repair * p->loss_q16 >> 16;
+}
+
 uint64_t qe_sched_cost(const qe_sched_path *p) {
   uint64_t rate = rate_of(p);
   if (p->min_rtt_ns) {
@@ -36,9 +43,11 @@ uint64_t qe_sched_cost(const qe_sched_path *p) {
      * beyond a BDP at a rate measured too low (a path the others kept
      * app-limited, or one that has not left startup) there is no queue,
      * and counting one priced the path out of the traffic that would have
-     * measured it. */
-    if (p->srtt_ns > p->min_rtt_ns) {
-      uint64_t seen = rate * (p->srtt_ns - p->min_rtt_ns) / 1000000000ULL;
+     * measured it. The round trip is its recent lowest sample, not the
+     * smoothed one, which counts jitter as a queue (qe_rate_low_rtt). */
+    uint64_t recent = p->low_rtt_ns ? p->low_rtt_ns : p->srtt_ns;
+    if (recent > p->min_rtt_ns) {
+      uint64_t seen = rate * (recent - p->min_rtt_ns) / 1000000000ULL;
       if (standing > seen) {
         standing = seen;
       }
@@ -46,9 +55,11 @@ uint64_t qe_sched_cost(const qe_sched_path *p) {
       standing = 0;
     }
     return p->min_rtt_ns / 2 + standing * 1000000000ULL / rate +
-           (p->queued ? p->queued * 1000000000ULL / drain_of(p, rate) : 0);
+           (p->queued ? p->queued * 1000000000ULL / drain_of(p, rate) : 0) +
+           repair_delay(p);
   }
-  return p->srtt_ns / 2 + (p->inflight + p->queued) * 1000000000ULL / rate;
+  return p->srtt_ns / 2 + (p->inflight + p->queued) * 1000000000ULL / rate +
+         repair_delay(p);
 }
 
 /* Bytes in flight on p, as time at its rate: how loaded it is. */
@@ -287,6 +298,14 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
      * queue below our cap, faster than the link. */
     r->filled = 1;
   }
+  {
+    /* loss share of this window, smoothed (qe_rate_loss) */
+    uint64_t all = r->acked + r->lost;
+    int64_t share = all ? (int64_t)(r->lost * 65536 / all) : 0;
+    r->loss_q16 = (uint32_t)((int64_t)r->loss_q16 +
+                             (share - (int64_t)r->loss_q16) / 8);
+  }
+  r->last_rtt = r->win_rtt;
   r->prev = sample;
   r->limited = 0;
   r->acked = r->lost = r->win_rtt = 0;
@@ -312,6 +331,17 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
       r->filled = 1;
     }
   }
+}
+
+uint64_t qe_rate_low_rtt(const qe_rate *r) {
+  if (r->last_rtt && r->win_rtt) {
+    return r->last_rtt < r->win_rtt ? r->last_rtt : r->win_rtt;
+  }
+  return r->last_rtt ? r->last_rtt : r->win_rtt;
+}
+
+uint32_t qe_rate_loss(const qe_rate *r) {
+  return r->loss_q16;
 }
 
 void qe_rate_seed(qe_rate *r, uint64_t bw) {

@@ -40,6 +40,10 @@ typedef struct qe_sched_path {
   uint16_t weight;    /* weighted: share */
   int64_t credit;     /* weighted: smooth round-robin state, kept here */
   uint8_t cost;       /* aggregate (redundant's first copy): uplink cost */
+  uint64_t low_rtt_ns; /* lowest RTT sample of the last window or so
+                        * (qe_rate_low_rtt); 0: not known, srtt stands in */
+  uint32_t loss_q16;  /* share of its datagrams lost lately, /65536
+                       * (qe_rate_loss) */
 } qe_sched_path;
 
 /*
@@ -69,9 +73,14 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
 /*
  * Expected time until a new packet on `p` is delivered, ns: half the
  * lowest RTT (the way there), plus the queue at the bottleneck (what is in
- * flight beyond one bandwidth-delay product) at the path's rate (measured,
- * else cwnd/srtt), plus our own queue at the rate it leaves: the path's
- * rate, or its window per smoothed RTT when that is less. Without a lowest
+ * flight beyond one bandwidth-delay product, at most what the recent lowest
+ * RTT shows standing) at the path's rate (measured, else cwnd/srtt), plus
+ * our own queue at the rate it leaves: the path's rate, or its window per
+ * smoothed RTT when that is less; plus, on a path that loses, the loss
+ * share of a repair's delay (the loss is declared 9/8 of a round trip after
+ * the send, and the re-send has a way to go: about half a round trip). The
+ * receiver holds every later packet until a repair comes, so a path that
+ * loses 3% delivers later, on average, than its RTT says. Without a lowest
  * RTT yet: half the smoothed RTT plus everything in flight and queued at
  * the path's rate.
  */
@@ -188,6 +197,8 @@ typedef struct qe_rate {
   uint64_t lost;     /* bytes declared lost in the window */
   uint64_t prev;     /* the previous window's delivery rate, bytes/s */
   uint64_t sent_mark; /* the path's bytes sent when the window began */
+  uint64_t last_rtt;  /* the last window's lowest RTT sample; 0: none */
+  uint32_t loss_q16;  /* share of bytes lost, /65536, smoothed by 1/8 a window */
 } qe_rate;
 
 /*
@@ -208,6 +219,17 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
 void qe_rate_seed(qe_rate *r, uint64_t bw);
 /* `bytes` sent on the path were declared lost (startup's loss signal). */
 void qe_rate_lost(qe_rate *r, uint64_t bytes);
+
+/* The lowest RTT sample of the last window and the current one (0: none):
+ * what stands in the path's queue. A queue that stands is in every sample;
+ * jitter (a radio link's delay that wanders) is not, and a smoothed RTT
+ * counts it as a queue: a clean 161 Mbit/s path with 0-12 ms of jitter each
+ * way looked queued, the scheduler priced it out, and a 3%-lossy one
+ * carried the download (2-8 of sat2's 161 Mbit/s used, 16-22 on the lossy
+ * dsl1: one TCP flow ran at 18-25 Mbit/s). */
+uint64_t qe_rate_low_rtt(const qe_rate *r);
+/* The share of the path's bytes lost lately, /65536. */
+uint32_t qe_rate_loss(const qe_rate *r);
 
 /* The most bulk bytes in flight: the measured rate times the lowest RTT,
  * times the gain (startup's until it is over); at least `floor`; 0: no cap

@@ -1206,6 +1206,111 @@ static void reorder_wait(void) {
         "");
 }
 
+/* ---- what a path's jitter and loss cost (qe_sched_cost) ---- */
+
+/* A path at `mbit` and lowest RTT `ms`, a fifth more than one BDP in
+ * flight, room; its smoothed RTT `srtt_ms`, its recent lowest RTT
+ * `low_ms` (0: not known). */
+static qe_sched_path jp(unsigned mbit, uint64_t ms, uint64_t srtt_ms,
+                        uint64_t low_ms, uint8_t index) {
+  qe_sched_path p = rp(mbit, ms, 0, index);
+  p.inflight += p.inflight / 5;
+  p.srtt_ns = srtt_ms * MS;
+  p.low_rtt_ns = low_ms * MS;
+  return p;
+}
+
+static void cost_jitter_loss(void) {
+  /* Mix 4 of seed 541880898, as the gateway saw it: sat2 (0), clean, 69 ms,
+   * measured at 9 Mbit/s (the scheduler kept it app-limited), its smoothed
+   * RTT 12 ms up with jitter while its lowest sample of the last window is
+   * 1 ms up; dsl1 (1), 77 ms, measured at 43 Mbit/s. */
+  qe_sched_path v[2] = {jp(9, 69, 81, 70, 0), jp(43, 77, 77, 77, 1)};
+  size_t out[2] = {9, 9}, n;
+  uint64_t c0, c1;
+  n = qe_sched_pick(QE_MODE_AGGREGATE, v, 2, out);
+  check(n == 1 && out[0] == 0,
+        "cost: jitter is not a queue (the shorter path, by its recent lowest RTT)",
+        "out[0] %zu, want 0 (costs %.1f vs %.1f ms)", out[0],
+        (double)qe_sched_cost(&v[0]) / MS, (double)qe_sched_cost(&v[1]) / MS);
+  v[0].low_rtt_ns = 81 * MS; /* every sample 12 ms up: a queue stands */
+  n = qe_sched_pick(QE_MODE_AGGREGATE, v, 2, out);
+  check(n == 1 && out[0] == 1,
+        "cost: a queue in every sample still counts",
+        "out[0] %zu, want 1 (costs %.1f vs %.1f ms)", out[0],
+        (double)qe_sched_cost(&v[0]) / MS, (double)qe_sched_cost(&v[1]) / MS);
+  v[0].low_rtt_ns = 0; /* not known: the smoothed RTT stands in */
+  check(qe_sched_cost(&v[0]) == qe_sched_cost(&(qe_sched_path){
+                                     .up = 1, .alive = 1, .srtt_ns = 81 * MS,
+                                     .min_rtt_ns = 69 * MS, .rate = v[0].rate,
+                                     .inflight = v[0].inflight, .room = 1}),
+        "cost: without a recent lowest RTT, the smoothed one", "%s", "");
+
+  /* Two equal paths, 50 Mbit/s over 40 ms; 1 loses 3%. */
+  v[0] = jp(50, 40, 40, 40, 0);
+  v[1] = jp(50, 40, 40, 40, 1);
+  v[1].loss_q16 = 65536 * 3 / 100;
+  c0 = qe_sched_cost(&v[0]);
+  c1 = qe_sched_cost(&v[1]);
+  /* 3% of a repair's 1 + 1/8 + 1/2 round trips: 1.95 ms */
+  check(c1 > c0 && c1 - c0 > 1900 * 1000ULL && c1 - c0 < 2000 * 1000ULL,
+        "cost: a lossy path's packets come later by the loss share of a repair",
+        "%.2f ms more", (double)(c1 - c0) / MS);
+  v[1].inflight = v[0].inflight / 2; /* less loaded: would win a tie */
+  n = qe_sched_pick(QE_MODE_AGGREGATE, v, 2, out);
+  check(n == 1 && out[0] == 0,
+        "cost: the clean path before a lossy one of the same RTT",
+        "out[0] %zu, want 0", out[0]);
+  v[1].loss_q16 = 0;
+  n = qe_sched_pick(QE_MODE_AGGREGATE, v, 2, out);
+  check(n == 1 && out[0] == 1,
+        "cost: without the loss, the less loaded one (the tie)",
+        "out[0] %zu, want 1", out[0]);
+  /* A repair: not over a 4 ms shorter path that loses 10%. */
+  v[0] = rp(50, 30, 0, 0);
+  v[0].loss_q16 = 65536 / 10;
+  v[1] = rp(50, 34, 0, 1);
+  check(qe_sched_repair(v, 2) == 1, "repair: not over a lossy path",
+        "got %zu, want 1", qe_sched_repair(v, 2));
+  v[0].loss_q16 = 0;
+  check(qe_sched_repair(v, 2) == 0, "repair: the shorter path when it is clean",
+        "got %zu, want 0", qe_sched_repair(v, 2));
+
+  /* The estimator's two measures. */
+  {
+    qe_rate r = {0};
+    uint64_t t = 1 * SEC, rtt = 40 * MS;
+    check(qe_rate_low_rtt(&r) == 0 && qe_rate_loss(&r) == 0,
+          "rate: no lowest RTT and no loss before a sample", "%s", "");
+    rate_feed_rtt(&r, &t, 20, 200, 1, rtt, 52 * MS);
+    check(qe_rate_low_rtt(&r) == 52 * MS,
+          "rate: the recent lowest RTT is the queue that stands",
+          "%.1f ms", (double)qe_rate_low_rtt(&r) / MS);
+    rate_feed_rtt(&r, &t, 20, 41, 1, rtt, 45 * MS);
+    check(qe_rate_low_rtt(&r) == 45 * MS,
+          "rate: one window's lower samples lower it", "%.1f ms",
+          (double)qe_rate_low_rtt(&r) / MS);
+    rate_feed_rtt(&r, &t, 20, 200, 1, rtt, 52 * MS);
+    check(qe_rate_low_rtt(&r) == 52 * MS,
+          "rate: ...until two windows have passed without them", "%.1f ms",
+          (double)qe_rate_low_rtt(&r) / MS);
+    /* 3% of the packets lost, for 40 windows: at 20 Mbit/s, 1.79 packets
+     * a ms; one lost every 18 ms (3.1%) */
+    for (unsigned k = 0; k < 40 * 40; k++) {
+      rate_feed(&r, &t, 20, 1, 1, rtt);
+      if (k % 18 == 0) {
+        qe_rate_lost(&r, PKT);
+      }
+    }
+    check(qe_rate_loss(&r) > 65536 * 2 / 100 && qe_rate_loss(&r) < 65536 * 4 / 100,
+          "rate: the loss share is measured", "%.2f%%",
+          100.0 * qe_rate_loss(&r) / 65536);
+    rate_feed(&r, &t, 20, 40 * 40, 1, rtt); /* 40 clean windows */
+    check(qe_rate_loss(&r) < 65536 / 1000, "rate: the loss share decays",
+          "%.3f%%", 100.0 * qe_rate_loss(&r) / 65536);
+  }
+}
+
 int main(void) {
   static const scenario scs[] = {
       /* the assertions' backlogged cases */
@@ -1245,6 +1350,7 @@ int main(void) {
   liveness();
   reorder_wait();
   cost_tiers();
+  cost_jitter_loss();
   rate_seed();
   printf("sched_test: %u passed, %u failed\n", passed, failed);
   return failed ? 1 : 0;
