@@ -187,7 +187,7 @@ static void view(const qe_peer *p, qe_sched_path *v) {
         .srtt_ns = cs.smoothed_rtt,
         .min_rtt_ns = cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt,
         .low_rtt_ns = qe_rate_low_rtt(&c->path.rate),
-        .loss_q16 = qe_rate_loss(&c->path.rate),
+        .loss_q16 = c->path.rate.loss_q16,
         .cwnd = cs.cwnd,
         .rate = rate,
         .inflight = cs.bytes_in_flight,

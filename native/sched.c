@@ -299,7 +299,7 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
     r->filled = 1;
   }
   {
-    /* loss share of this window, smoothed (qe_rate_loss) */
+    /* the window's loss share, into the smoothed one (loss_q16) */
     uint64_t all = r->acked + r->lost;
     int64_t share = all ? (int64_t)(r->lost * 65536 / all) : 0;
     r->loss_q16 = (uint32_t)((int64_t)r->loss_q16 +
@@ -338,10 +338,6 @@ uint64_t qe_rate_low_rtt(const qe_rate *r) {
     return r->last_rtt < r->win_rtt ? r->last_rtt : r->win_rtt;
   }
   return r->last_rtt ? r->last_rtt : r->win_rtt;
-}
-
-uint32_t qe_rate_loss(const qe_rate *r) {
-  return r->loss_q16;
 }
 
 void qe_rate_seed(qe_rate *r, uint64_t bw) {

@@ -42,8 +42,8 @@ typedef struct qe_sched_path {
   uint8_t cost;       /* aggregate (redundant's first copy): uplink cost */
   uint64_t low_rtt_ns; /* lowest RTT sample of the last window or so
                         * (qe_rate_low_rtt); 0: not known, srtt stands in */
-  uint32_t loss_q16;  /* share of its datagrams lost lately, /65536
-                       * (qe_rate_loss) */
+  uint32_t loss_q16;  /* share of its bytes lost lately, /65536
+                       * (qe_rate's loss_q16) */
 } qe_sched_path;
 
 /*
@@ -198,7 +198,7 @@ typedef struct qe_rate {
   uint64_t prev;     /* the previous window's delivery rate, bytes/s */
   uint64_t sent_mark; /* the path's bytes sent when the window began */
   uint64_t last_rtt;  /* the last window's lowest RTT sample; 0: none */
-  uint32_t loss_q16;  /* share of bytes lost, /65536, smoothed by 1/8 a window */
+  uint32_t loss_q16;  /* share of bytes lost, /65536, smoothed 1/8 a window */
 } qe_rate;
 
 /*
@@ -206,10 +206,11 @@ typedef struct qe_rate {
  * none) and the bytes the path has sent so far (`sent`, its counter of
  * bytes out: startup takes more sent than delivered in a window for a
  * queue growing; 0 if not counted). A window in which the path never
- * refused a bulk packet (r->limited unset) is app-limited: it says what was sent, not what the
- * path carries, so it counts only if it is higher. A path that
- * carried 100 Mbit/s and then little keeps its measure, and its cap, for
- * when the load comes back (after a stall, or an uplink's death).
+ * refused a bulk packet (r->limited unset) is app-limited: it says what
+ * was sent, not what the path carries, so it counts only if it is higher.
+ * A path that carried 100 Mbit/s and then little keeps its measure, and
+ * its cap, for when the load comes back (after a stall, or an uplink's
+ * death).
  */
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
                    uint64_t min_rtt_ns, uint64_t rtt_ns, uint64_t sent);
@@ -226,10 +227,8 @@ void qe_rate_lost(qe_rate *r, uint64_t bytes);
  * counts it as a queue: a clean 161 Mbit/s path with 0-12 ms of jitter each
  * way looked queued, the scheduler priced it out, and a 3%-lossy one
  * carried the download (2-8 of sat2's 161 Mbit/s used, 16-22 on the lossy
- * dsl1: one TCP flow ran at 18-25 Mbit/s). */
+ * dsl1: one TCP flow ran at 18-30 Mbit/s in three runs). */
 uint64_t qe_rate_low_rtt(const qe_rate *r);
-/* The share of the path's bytes lost lately, /65536. */
-uint32_t qe_rate_loss(const qe_rate *r);
 
 /* The most bulk bytes in flight: the measured rate times the lowest RTT,
  * times the gain (startup's until it is over); at least `floor`; 0: no cap

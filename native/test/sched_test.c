@@ -1280,7 +1280,7 @@ static void cost_jitter_loss(void) {
   {
     qe_rate r = {0};
     uint64_t t = 1 * SEC, rtt = 40 * MS;
-    check(qe_rate_low_rtt(&r) == 0 && qe_rate_loss(&r) == 0,
+    check(qe_rate_low_rtt(&r) == 0 && r.loss_q16 == 0,
           "rate: no lowest RTT and no loss before a sample", "%s", "");
     rate_feed_rtt(&r, &t, 20, 200, 1, rtt, 52 * MS);
     check(qe_rate_low_rtt(&r) == 52 * MS,
@@ -1302,12 +1302,12 @@ static void cost_jitter_loss(void) {
         qe_rate_lost(&r, PKT);
       }
     }
-    check(qe_rate_loss(&r) > 65536 * 2 / 100 && qe_rate_loss(&r) < 65536 * 4 / 100,
+    check(r.loss_q16 > 65536 * 2 / 100 && r.loss_q16 < 65536 * 4 / 100,
           "rate: the loss share is measured", "%.2f%%",
-          100.0 * qe_rate_loss(&r) / 65536);
+          100.0 * r.loss_q16 / 65536);
     rate_feed(&r, &t, 20, 40 * 40, 1, rtt); /* 40 clean windows */
-    check(qe_rate_loss(&r) < 65536 / 1000, "rate: the loss share decays",
-          "%.3f%%", 100.0 * qe_rate_loss(&r) / 65536);
+    check(r.loss_q16 < 65536 / 1000, "rate: the loss share decays",
+          "%.3f%%", 100.0 * r.loss_q16 / 65536);
   }
 }
 
