@@ -193,7 +193,6 @@ static void view(const qe_peer *p, qe_sched_path *v) {
         .inflight = cs.bytes_in_flight,
         .queued = c->txq.count * (uint64_t)c->max_udp,
         .room = room,
-        .throttled = throttled,
         .last_rx = c->last_rx_ts,
         .role = c->path.role,
         .priority = c->path.priority,
@@ -273,8 +272,8 @@ static size_t gather(const ngtcp2_vec *v, size_t vcnt,
 
 /*
  * The path for a class: its named uplink's path while that is alive, else
- * the lowest-latency live path (smoothed RTT includes the bottleneck's
- * queue), kept while it stays about as fast (qe_sched_fastest).
+ * the live path it arrives first on (its way, the bottleneck's queue, the
+ * wait for window), kept while it stays about as fast (qe_sched_fastest).
  */
 static qe_conn *class_path(qe_peer *p, const qe_class *k) {
   qe_sched_path v[QE_MAX_PATHS];

@@ -30,36 +30,53 @@ static uint64_t repair_delay(const qe_sched_path *p) {
   return repair * p->loss_q16 >> 16;
 }
 
+/* The bytes standing in p's bottleneck queue ahead of a packet sent now,
+ * for a path whose lowest RTT is known (qe_sched_cost). */
+static uint64_t standing_of(const qe_sched_path *p, uint64_t rate) {
+  /* In flight beyond one BDP stands in the bottleneck's queue (and in
+   * delayed ACKs): a new packet waits behind it. Counting all of it, as
+   * for an unknown RTT, would count the way there twice and keep a
+   * long path idle while a short one's queue grew by its whole RTT. */
+  uint64_t bdp = rate * p->min_rtt_ns / 1000000000ULL;
+  uint64_t standing = p->inflight > bdp ? p->inflight - bdp : 0;
+  /* ...but only as much as the path's round trip says stands there:
+   * beyond a BDP at a rate measured too low (a path the others kept
+   * app-limited, or one that has not left startup) there is no queue,
+   * and counting one priced the path out of the traffic that would have
+   * measured it. The round trip is its recent lowest sample, not the
+   * smoothed one, which counts jitter as a queue (qe_rate_low_rtt). */
+  uint64_t recent = p->low_rtt_ns ? p->low_rtt_ns : p->srtt_ns;
+  uint64_t seen;
+  if (recent <= p->min_rtt_ns) {
+    return 0;
+  }
+  seen = rate * (recent - p->min_rtt_ns) / 1000000000ULL;
+  return standing < seen ? standing : seen;
+}
+
 uint64_t qe_sched_cost(const qe_sched_path *p) {
   uint64_t rate = rate_of(p);
   if (p->min_rtt_ns) {
-    /* In flight beyond one BDP stands in the bottleneck's queue (and in
-     * delayed ACKs): a new packet waits behind it. Counting all of it, as
-     * for an unknown RTT, would count the way there twice and keep a
-     * long path idle while a short one's queue grew by its whole RTT. */
-    uint64_t bdp = rate * p->min_rtt_ns / 1000000000ULL;
-    uint64_t standing = p->inflight > bdp ? p->inflight - bdp : 0;
-    /* ...but only as much as the path's round trip says stands there:
-     * beyond a BDP at a rate measured too low (a path the others kept
-     * app-limited, or one that has not left startup) there is no queue,
-     * and counting one priced the path out of the traffic that would have
-     * measured it. The round trip is its recent lowest sample, not the
-     * smoothed one, which counts jitter as a queue (qe_rate_low_rtt). */
-    uint64_t recent = p->low_rtt_ns ? p->low_rtt_ns : p->srtt_ns;
-    if (recent > p->min_rtt_ns) {
-      uint64_t seen = rate * (recent - p->min_rtt_ns) / 1000000000ULL;
-      if (standing > seen) {
-        standing = seen;
-      }
-    } else {
-      standing = 0;
-    }
-    return p->min_rtt_ns / 2 + standing * 1000000000ULL / rate +
+    return p->min_rtt_ns / 2 + standing_of(p, rate) * 1000000000ULL / rate +
            (p->queued ? p->queued * 1000000000ULL / drain_of(p, rate) : 0) +
            repair_delay(p);
   }
   return p->srtt_ns / 2 + (p->inflight + p->queued) * 1000000000ULL / rate +
          repair_delay(p);
+}
+
+uint64_t qe_sched_class_cost(const qe_sched_path *p) {
+  uint64_t rate = rate_of(p);
+  uint64_t cost = p->min_rtt_ns ? p->min_rtt_ns / 2 +
+                                      standing_of(p, rate) * 1000000000ULL /
+                                          rate
+                                : p->srtt_ns / 2;
+  /* The window: what is in flight beyond it is acknowledged first, and
+   * that comes back over about a round trip. */
+  if (p->inflight > p->cwnd) {
+    cost += p->srtt_ns * (p->inflight - p->cwnd) / p->inflight;
+  }
+  return cost + repair_delay(p);
 }
 
 /* Bytes in flight on p, as time at its rate: how loaded it is. */
@@ -218,30 +235,25 @@ size_t qe_sched_repair(const qe_sched_path *paths, size_t n) {
   return best;
 }
 
-/* Whether a traffic class may take p: alive, and not throttled while some
- * alive path is not (`open`). */
-static int class_ok(const qe_sched_path *p, int open) {
-  return p->alive && !(open && p->throttled);
-}
-
 size_t qe_sched_fastest(const qe_sched_path *paths, size_t n,
                         size_t current) {
   size_t best = QE_SCHED_NONE;
-  int open = 0; /* some alive path is not throttled: only those count */
+  uint64_t best_cost = 0;
   for (size_t i = 0; i < n; i++) {
-    open |= paths[i].alive && !paths[i].throttled;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (class_ok(&paths[i], open) &&
-        (best == QE_SCHED_NONE || paths[i].srtt_ns < paths[best].srtt_ns)) {
+    uint64_t c;
+    if (!paths[i].alive) {
+      continue;
+    }
+    c = qe_sched_class_cost(&paths[i]);
+    if (best == QE_SCHED_NONE || c < best_cost) {
       best = i;
+      best_cost = c;
     }
   }
   if (best != QE_SCHED_NONE && current != QE_SCHED_NONE && current < n &&
-      current != best && class_ok(&paths[current], open) &&
-      paths[current].srtt_ns <= paths[best].srtt_ns +
-                                    paths[best].srtt_ns / 4 +
-                                    2 * 1000000ULL) {
+      current != best && paths[current].alive &&
+      qe_sched_class_cost(&paths[current]) <=
+          best_cost + best_cost / 4 + 1000000ULL) {
     return current;
   }
   return best;

@@ -32,7 +32,6 @@ typedef struct qe_sched_path {
   uint64_t inflight;  /* bytes sent, not yet acknowledged or lost */
   uint64_t queued;    /* bytes waiting in our queue for window */
   int room;           /* a full-size packet may be sent now */
-  int throttled;      /* its window is cut for a moment (qe_sched_throttled) */
   uint64_t last_rx;   /* when last heard from (the all-dead fallback) */
   uint8_t role;       /* 0 primary, 1 backup */
   uint16_t priority;  /* failover: lower first among the same role */
@@ -105,13 +104,27 @@ uint64_t qe_sched_left(const qe_sched_path *p, uint64_t bytes,
                        uint64_t elapsed_ns);
 
 /*
- * The lowest-latency alive path for a traffic class; `current` (or
- * QE_SCHED_NONE) is kept while its smoothed RTT is within a quarter of the
- * fastest path's plus 2 ms, so one flow does not flip between paths on noise.
- * A throttled path is passed over while another alive one is not: in BBR's
- * RTT probe (its window at half a BDP for 200 ms, every few seconds) the
- * bulk already in flight holds the window shut for most of a round trip,
- * and a ping would wait that out.
+ * When a traffic class's packet sent on `p` now arrives: half the path's
+ * lowest RTT and the bottleneck's standing queue (as qe_sched_cost reckons
+ * them; the packet goes ahead of our own queue), its share of repairs, and
+ * the wait for window: what is in flight beyond the window is acknowledged
+ * first, over about a round trip. BBR's RTT probe (every few seconds, the
+ * window cut to half a BDP or to 4 packets for 200 ms) shuts a loaded path
+ * that way for part of a round trip, while one that carries little (the
+ * ACKs of a download) keeps room under the cut window.
+ */
+uint64_t qe_sched_class_cost(const qe_sched_path *p);
+
+/*
+ * The alive path a traffic class's packet arrives first on
+ * (qe_sched_class_cost); `current` (or QE_SCHED_NONE) is kept while its
+ * cost is within a quarter of the best's plus 1 ms, so one flow does not
+ * flip between paths on noise. Before, a path in BBR's RTT probe was passed
+ * over whatever it held: the pings of a download went the 110 ms way while
+ * the 32 ms one had room for them, and the replies waited out the long
+ * path's queue (p99 +51 to +142 ms over idle in four runs of `lab bond
+ * --uplink nr1=23.2/42.2mbit,15.8ms --uplink wifi2=57/106.8mbit,55ms
+ * --jitter 2@3.3 --direction down`; +9.0 to +11.3 in three now).
  */
 size_t qe_sched_fastest(const qe_sched_path *paths, size_t n, size_t current);
 

@@ -568,7 +568,8 @@ static void none_alive(void) {
 }
 
 static void fastest(void) {
-  /* the best is 20 ms: another is kept up to 20 + 20/4 + 2 = 27 ms */
+  /* the best is 20 ms (10 ms one way): another is kept up to 10 + 10/4 + 1
+   * = 13.5 ms one way, 27 ms round trip */
   qe_sched_path v[4] = {vp(1, 30, 0), vp(1, 20, 1), vp(1, 26, 2),
                         vp(0, 1, 3)};
   size_t got;
@@ -592,25 +593,72 @@ static void fastest(void) {
   v[0].alive = v[2].alive = 0;
   got = qe_sched_fastest(v, 4, 0);
   check(got == QE_SCHED_NONE, "fastest none alive", "got %zu", got);
-  /* BBR's RTT probe cut the 20 ms path's window: the 30 ms one takes the
-   * class, kept or not; with every alive path throttled, the fastest. */
-  v[0].alive = v[1].alive = v[2].alive = 1;
-  v[2].srtt_ns = 28 * MS;
-  v[1].throttled = 1;
-  got = qe_sched_fastest(v, 4, 1);
-  check(got == 2, "fastest passes over a throttled path", "got %zu, want 2 "
-        "(28 ms, not the throttled 20 ms)", got);
-  got = qe_sched_fastest(v, 4, QE_SCHED_NONE);
-  check(got == 2, "fastest passes over a throttled path", "got %zu, want 2",
+}
+
+/* A loaded path for the class tests: `mbit`, lowest RTT `ms` (and srtt),
+ * one BDP in flight under a window of two. */
+static qe_sched_path cp(unsigned mbit, uint64_t ms, uint8_t index) {
+  qe_sched_path p = vp(1, ms, index);
+  p.min_rtt_ns = p.low_rtt_ns = ms * MS;
+  p.rate = (uint64_t)mbit * 125000;
+  p.inflight = p.rate * ms / 1000;
+  p.cwnd = 2 * p.inflight;
+  return p;
+}
+
+/*
+ * A traffic class goes where its packet arrives first: BBR's RTT probe cuts
+ * a loaded path's window under what it has in flight, and the class waits
+ * for the ACKs of the difference (part of a round trip); a path that
+ * carries little keeps room under the cut window and keeps the class.
+ */
+static void fastest_window(void) {
+  /* 40 Mbit/s at 32 ms and 100 Mbit/s at 110 ms (the download of `lab
+   * bond --uplink nr1=23.2/42.2mbit,15.8ms --uplink wifi2=57/106.8mbit,55ms`) */
+  qe_sched_path v[2] = {cp(40, 32, 0), cp(100, 110, 1)};
+  uint64_t open, shut, half;
+  size_t got;
+  got = qe_sched_fastest(v, 2, QE_SCHED_NONE);
+  check(got == 0, "class: the short loaded path", "got %zu, want 0", got);
+  open = qe_sched_class_cost(&v[0]);
+  check(open == 16 * MS, "class cost: half the lowest RTT, no queue, room",
+        "%llu ns, want 16 ms", (unsigned long long)open);
+  /* The probe: the window at 4 packets, with one BDP in flight. */
+  v[0].cwnd = 4 * PKT;
+  shut = qe_sched_class_cost(&v[0]);
+  check(shut > 16 * MS + 30 * MS && shut < 16 * MS + 32 * MS,
+        "class cost: a shut window waits for its in-flight's ACKs",
+        "%llu ns, want 16 ms + 32 ms x (in flight - window) / in flight",
+        (unsigned long long)shut);
+  got = qe_sched_fastest(v, 2, 0);
+  check(got == 0, "class: a 48 ms wait beats a 55 ms way", "got %zu, want 0",
         got);
-  v[0].throttled = v[2].throttled = 1;
-  got = qe_sched_fastest(v, 4, QE_SCHED_NONE);
-  check(got == 1, "fastest: every alive path throttled, the fastest",
-        "got %zu, want 1", got);
-  v[1].alive = 0; /* 3 is dead and not throttled: no way for the class */
-  got = qe_sched_fastest(v, 4, QE_SCHED_NONE);
-  check(got == 2, "fastest: a dead path does not pass over throttled ones",
-        "got %zu, want 2", got);
+  /* Half a BDP (BBRv2's probe window): half a round trip's wait. */
+  v[0].cwnd = v[0].inflight / 2;
+  half = qe_sched_class_cost(&v[0]);
+  check(half == 16 * MS + 16 * MS, "class cost: half the in-flight over the "
+        "window waits half a round trip", "%llu ns, want 32 ms",
+        (unsigned long long)half);
+  /* Beside a 44 ms path, the probed one is passed over, kept or not. */
+  v[1] = cp(100, 44, 1);
+  got = qe_sched_fastest(v, 2, 0);
+  check(got == 1, "class: passes over a shut window for a sooner path",
+        "got %zu, want 1 (22 ms, not 16 + 16)", got);
+  /* Carrying little (the ACKs of a download), a cut window keeps room. */
+  v[0].inflight = 3 * PKT;
+  v[0].cwnd = 4 * PKT;
+  v[1] = cp(100, 110, 1);
+  got = qe_sched_fastest(v, 2, 1);
+  check(got == 0, "class: a cut window with room keeps the class",
+        "got %zu, want 0 (16 ms, not 55)", got);
+  /* A standing queue counts, as far as the recent RTT shows it. */
+  v[0] = cp(40, 32, 0);
+  v[0].inflight *= 3;
+  v[0].cwnd = 4 * v[0].inflight;
+  v[0].low_rtt_ns = 52 * MS;
+  shut = qe_sched_class_cost(&v[0]);
+  check(shut == 16 * MS + 20 * MS, "class cost: the queue the recent RTT shows",
+        "%llu ns, want 36 ms", (unsigned long long)shut);
 }
 
 /* A path for repair(): `mbit` and lowest RTT `ms`, one BDP in flight,
@@ -1340,6 +1388,7 @@ int main(void) {
   weighted();
   none_alive();
   fastest();
+  fastest_window();
   repair();
   rate();
   rate_slow_start();
