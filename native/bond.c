@@ -652,8 +652,14 @@ static void peer_tick(qe_engine *e, qe_peer *p, qe_ts ts) {
   aqm_slack(p, min_rtt);
   qe_reorder_tick(&p->rb, ts, rb_deliver, p);
   for (size_t i = 0; i < nrescue; i++) {
-    /* Suspect or dead: re-send what it has not delivered. */
+    /* Suspect or dead: re-send what it has not delivered, and its load
+     * moves to the others: their startup begins again. */
     if (is_path_of(p, rescue[i])) {
+      for (size_t k = 0; k < p->npaths; k++) {
+        if (p->paths[k] != rescue[i] && path_alive(p->paths[k])) {
+          qe_rate_restart(&p->paths[k]->path.rate);
+        }
+      }
       qe_bond_rescue(e, rescue[i], ts);
     }
   }

@@ -104,6 +104,18 @@ static uint32_t failover_rank(const qe_sched_path *p) {
   return ((uint32_t)p->role << 24) | ((uint32_t)p->priority << 8) | p->index;
 }
 
+/* Every path looks dead: the most recently heard up one still may work. */
+static size_t latest_heard(const qe_sched_path *paths, size_t n) {
+  size_t best = QE_SCHED_NONE;
+  for (size_t i = 0; i < n; i++) {
+    if (paths[i].up &&
+        (best == QE_SCHED_NONE || paths[i].last_rx > paths[best].last_rx)) {
+      best = i;
+    }
+  }
+  return best;
+}
+
 size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
                      size_t out[2]) {
   size_t best = QE_SCHED_NONE, second = QE_SCHED_NONE, nalive = 0;
@@ -123,15 +135,8 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
     }
   }
   if (nalive == 0) {
-    /* Every path looks dead: the most recently heard one still may work. */
-    for (size_t i = 0; i < n; i++) {
-      if (paths[i].up &&
-          (best == QE_SCHED_NONE || paths[i].last_rx > paths[best].last_rx)) {
-        best = i;
-      }
-    }
-    out[0] = best;
-    return best == QE_SCHED_NONE ? 0 : 1;
+    out[0] = latest_heard(paths, n);
+    return out[0] == QE_SCHED_NONE ? 0 : 1;
   }
   switch (mode) {
   case QE_MODE_FAILOVER:
@@ -250,8 +255,11 @@ size_t qe_sched_fastest(const qe_sched_path *paths, size_t n,
       best_cost = c;
     }
   }
-  if (best != QE_SCHED_NONE && current != QE_SCHED_NONE && current < n &&
-      current != best && paths[current].alive &&
+  if (best == QE_SCHED_NONE) {
+    return latest_heard(paths, n);
+  }
+  if (current != QE_SCHED_NONE && current < n && current != best &&
+      paths[current].alive &&
       qe_sched_class_cost(&paths[current]) <=
           best_cost + best_cost / 4 + 1000000ULL) {
     return current;
@@ -356,6 +364,12 @@ void qe_rate_seed(qe_rate *r, uint64_t bw) {
   if (r->bw == 0 && r->ts == 0) {
     r->bw = bw;
   }
+}
+
+void qe_rate_restart(qe_rate *r) {
+  r->filled = 0;
+  r->full_bw = r->bw;
+  r->full_cnt = 0;
 }
 
 void qe_rate_lost(qe_rate *r, uint64_t bytes) {

@@ -125,6 +125,9 @@ uint64_t qe_sched_class_cost(const qe_sched_path *p);
  * path's queue (p99 +51 to +142 ms over idle in four runs of `lab bond
  * --uplink nr1=23.2/42.2mbit,15.8ms --uplink wifi2=57/106.8mbit,55ms
  * --jitter 2@3.3 --direction down`; +9.0 to +11.3 in three now).
+ * With no path alive, the most recently heard up path (as qe_sched_pick):
+ * a class's packet never goes into the sequence for want of a path, since
+ * its flow would then stay there (qe_flows) behind the bulk.
  */
 size_t qe_sched_fastest(const qe_sched_path *paths, size_t n, size_t current);
 
@@ -231,6 +234,16 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
  * configured bandwidth): taken only while nothing is measured; the first
  * window that measures the path replaces it. */
 void qe_rate_seed(qe_rate *r, uint64_t bw);
+/*
+ * Startup again: another path of the peer stopped (suspect or dead) and its
+ * load moves here. What this path measured while it carried less (its
+ * windows app-limited, or held to a cap from that measure) says little of
+ * what it carries now: its cap goes back to startup's and early drop waits
+ * until a window shows its bottleneck full again. Before, a survivor kept
+ * at 2-5 Mbit/s beside a busy short path took the flow at a cap of 1.25 x
+ * that rate (native/README, "After a cut").
+ */
+void qe_rate_restart(qe_rate *r);
 /* `bytes` sent on the path were declared lost (startup's loss signal). */
 void qe_rate_lost(qe_rate *r, uint64_t bytes);
 

@@ -591,8 +591,18 @@ static void fastest(void) {
   got = qe_sched_fastest(v, 4, 0);
   check(got == 0, "fastest keeps current when close", "got %zu, want 0", got);
   v[0].alive = v[2].alive = 0;
+  v[0].last_rx = 100;
+  v[2].last_rx = 300; /* heard last: the class still has a way */
+  v[3].last_rx = 500;
+  v[3].up = 0;
   got = qe_sched_fastest(v, 4, 0);
-  check(got == QE_SCHED_NONE, "fastest none alive", "got %zu", got);
+  check(got == 2, "fastest none alive: the latest heard up path",
+        "got %zu, want 2", got);
+  v[0].up = v[1].up = v[2].up = 0;
+  got = qe_sched_fastest(v, 4, 0);
+  check(got == QE_SCHED_NONE, "fastest none up", "got %zu", got);
+  v[0].up = v[1].up = v[2].up = v[3].up = 1;
+  v[0].last_rx = v[2].last_rx = v[3].last_rx = 0;
 }
 
 /* A loaded path for the class tests: `mbit`, lowest RTT `ms` (and srtt),
@@ -987,6 +997,45 @@ static void pkt_flow(void) {
 }
 
 /* ---- early drop (qe_aqm) ---- */
+
+/*
+ * Another path stopped and its load moves here: startup again. A path kept
+ * at 4 Mbit/s beside a busy one (its cap 1.25 x that BDP) gets startup's
+ * cap and no early drop, then grows to the 60 Mbit/s it now carries and
+ * leaves startup once its rate stops growing.
+ */
+static void rate_restart(void) {
+  uint64_t rtt = 100 * MS, t = 1 * SEC, low, cap;
+  qe_rate r = {0};
+  qe_aqm a = {0};
+  for (unsigned m = 1; m <= 4; m *= 2) {
+    rate_feed(&r, &t, m, 100, 1, rtt);
+  }
+  rate_feed(&r, &t, 4, 100 * (QE_FULL_WINDOWS + 1), 1, rtt);
+  low = qe_rate_cap(&r, rtt, 0);
+  check(r.filled && near_mbit(r.bw, 4) &&
+            low == r.bw * rtt / SEC * QE_CAP_GAIN_Q / 4,
+        "restart: held at 4 Mbit/s, startup over", "filled %d bw %llu cap %llu",
+        r.filled, (unsigned long long)r.bw, (unsigned long long)low);
+  check(qe_aqm_drop(&a, r.bw * (QE_AQM_TARGET_NS * 2) / SEC, &r, t),
+        "restart: before it, a queue of twice the target is dropped early",
+        "%s", "");
+  qe_rate_restart(&r);
+  cap = qe_rate_cap(&r, rtt, 0);
+  check(!r.filled && cap == r.bw * rtt / SEC * QE_CAP_STARTUP_Q / 4,
+        "restart: startup's cap", "filled %d cap %llu (was %llu)", r.filled,
+        (unsigned long long)cap, (unsigned long long)low);
+  check(!qe_aqm_drop(&a, r.bw * (QE_AQM_TARGET_NS * 4) / SEC, &r, t + SEC),
+        "restart: no early drop in startup", "%s", "");
+  for (unsigned m = 8; m <= 64; m *= 2) {
+    rate_feed(&r, &t, m > 60 ? 60 : m, 100, 1, rtt);
+    check(!r.filled, "restart: startup while the rate grows",
+          "filled at %u Mbit/s", m);
+  }
+  rate_feed(&r, &t, 60, 100 * (QE_FULL_WINDOWS + 1), 1, rtt);
+  check(r.filled && near_mbit(r.bw, 60), "restart: over at the new rate",
+        "filled %d bw %llu", r.filled, (unsigned long long)r.bw);
+}
 
 static void aqm(void) {
   qe_rate r = {0};
@@ -1395,6 +1444,7 @@ int main(void) {
   rate_full();
   throttled();
   pkt_flow();
+  rate_restart();
   aqm();
   liveness();
   reorder_wait();
