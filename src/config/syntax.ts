@@ -7,12 +7,13 @@
 import { parseAddress, type Parsed as NetParsed } from '../net/index.js'
 import type { DiagnosticCode } from './diagnostics.js'
 import type { Endpoint, PortRange } from './types.js'
+import { showValue } from '../show-value.js'
 
 export type Parsed<T> = NetParsed<T, DiagnosticCode>
 
 /** `host:port`, `[v6]:port`, or just `host` (then `defaultPort`, when given). */
 export function parseEndpoint(input: unknown, defaultPort?: number): Parsed<Endpoint> {
-  const fail = (why: string): Parsed<Endpoint> => ({ error: `'${String(input)}' is not a valid host:port: ${why}`, code: 'bad-endpoint' })
+  const fail = (why: string): Parsed<Endpoint> => ({ error: `${showValue(input)} is not a valid host:port: ${why}`, code: 'bad-endpoint' })
   if (typeof input !== 'string' || input.length === 0) return fail('expected text like vpn.example.com:7443')
   let host: string
   let portText: string | undefined
@@ -60,7 +61,7 @@ export function formatEndpoint(e: Endpoint): string {
 
 /** A port (22) or an inclusive range ("8000-8100"), 1..65535, low ≤ high. */
 export function parsePortSpec(input: unknown): Parsed<PortRange> {
-  const bad = (why: string): Parsed<PortRange> => ({ error: `port ${typeof input === 'string' ? `'${input}'` : String(input)} ${why}`, code: 'bad-port-range' })
+  const bad = (why: string): Parsed<PortRange> => ({ error: `port ${showValue(input)} ${why}`, code: 'bad-port-range' })
   let from: number
   let to: number
   if (typeof input === 'number') {

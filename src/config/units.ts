@@ -10,6 +10,7 @@
  * refuses with the conversion in the message (`25MBps` is 200Mbps, a classic slip).
  * Every parser returns `{ value }` or `{ error }` (a message fragment); none throws.
  */
+import { showValue } from '../show-value.js'
 
 export type UnitResult = { value: number; error?: undefined } | { value?: undefined; error: string }
 
@@ -21,20 +22,16 @@ function multiplier(prefix: string): number | undefined {
   return DECIMAL[p] ?? BINARY[p]
 }
 
-function show(v: unknown): string {
-  return typeof v === 'string' ? `'${v}'` : String(v)
-}
-
 const BITRATE = /^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]i?)?(bps|bit|bits|bit\/s|b\/s)$/
 const BYTERATE = /^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]i?)?(Bps|B\/s|byte\/s|bytes\/s)$/
 
 /** A bit rate in bits/s, at least 1. */
 export function parseBitrate(input: unknown): UnitResult {
   if (typeof input === 'number') {
-    if (Number.isInteger(input) && !Number.isSafeInteger(input)) return { error: `${show(input)} is too large` }
-    return Number.isInteger(input) && input >= 1 ? { value: input } : { error: `${show(input)} is not a bit rate: a plain number means bits/s and must be a whole number ≥ 1` }
+    if (Number.isInteger(input) && !Number.isSafeInteger(input)) return { error: `${showValue(input)} is too large` }
+    return Number.isInteger(input) && input >= 1 ? { value: input } : { error: `${showValue(input)} is not a bit rate: a plain number means bits/s and must be a whole number ≥ 1` }
   }
-  if (typeof input !== 'string') return { error: `${show(input)} is not a bit rate; write a number and a unit, like 25Mbps` }
+  if (typeof input !== 'string') return { error: `${showValue(input)} is not a bit rate; write a number and a unit, like 25Mbps` }
   const s = input
   const byte = BYTERATE.exec(s)
   if (byte) {
@@ -56,9 +53,9 @@ const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_60
 /** A duration in milliseconds (may be fractional), at least 0. */
 export function parseDuration(input: unknown): UnitResult {
   if (typeof input === 'number') {
-    return Number.isFinite(input) && input >= 0 ? { value: input } : { error: `${show(input)} is not a duration: a plain number means milliseconds and must be ≥ 0` }
+    return Number.isFinite(input) && input >= 0 ? { value: input } : { error: `${showValue(input)} is not a duration: a plain number means milliseconds and must be ≥ 0` }
   }
-  if (typeof input !== 'string') return { error: `${show(input)} is not a duration; write a number and a unit, like 500ms or 2s` }
+  if (typeof input !== 'string') return { error: `${showValue(input)} is not a duration; write a number and a unit, like 500ms or 2s` }
   const s = input
   let total = 0
   let at = 0
@@ -80,10 +77,10 @@ const SIZE = /^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]i?)?(B|b|bytes?)$/
 /** A size in bytes (integer), at least 0. */
 export function parseSize(input: unknown): UnitResult {
   if (typeof input === 'number') {
-    if (Number.isInteger(input) && !Number.isSafeInteger(input)) return { error: `${show(input)} is too large` }
-    return Number.isInteger(input) && input >= 0 ? { value: input } : { error: `${show(input)} is not a size: a plain number means bytes and must be a whole number ≥ 0` }
+    if (Number.isInteger(input) && !Number.isSafeInteger(input)) return { error: `${showValue(input)} is too large` }
+    return Number.isInteger(input) && input >= 0 ? { value: input } : { error: `${showValue(input)} is not a size: a plain number means bytes and must be a whole number ≥ 0` }
   }
-  if (typeof input !== 'string') return { error: `${show(input)} is not a size; write a number and a unit, like 4MB or 64KiB` }
+  if (typeof input !== 'string') return { error: `${showValue(input)} is not a size; write a number and a unit, like 4MB or 64KiB` }
   const s = input
   const m = SIZE.exec(s)
   if (!m) return { error: `'${input}' is not a size; write a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), like 4MB or 64KiB` }

@@ -134,10 +134,23 @@ export class AuthHost implements Subsystem<AuthStatus> {
     return gated
   }
 
-  /** A tunnel ended: the next one is told again. */
-  onPeerDown(peer: string): void {
+  /**
+   * A tunnel ended: the next one is told again. A connection that another
+   * one to the same peer replaced leaves the peer gated (the mesh keeps its
+   * facts, so no apply may follow to gate it again); its successor is told
+   * as it comes up (`onPeerUp`).
+   */
+  onPeerDown(peer: string, reason: string): void {
     this.#told.delete(peer)
-    this.#gated.delete(peer)
+    if (reason !== 'replaced') this.#gated.delete(peer)
+  }
+
+  /** A new connection to a peer still gated (it replaced one): tell it, as the one before was told. */
+  onPeerUp(peer: string): void {
+    if (this.#store && this.#gated.has(peer) && !this.#told.has(peer)) {
+      this.#told.add(peer)
+      this.#send(peer, { type: 'login-needed', v: PROTOCOL_VERSION, reason: 'no-session', node: this.#self })
+    }
   }
 
   onMessage(peer: string, msg: AuthMessage): void {

@@ -233,11 +233,12 @@ export class Daemon {
           void audit.record('peer-up', { peer: this.#peerName(ev.peer), key: ev.peer, remote: `${ev.remote.address}:${ev.remote.port}` })
           discovery.onPeerUp(ev.peer)
           traversal.onPeerUp(ev)
+          auth.onPeerUp(ev.peer)
         },
-        onPeerDown: (peer) => {
+        onPeerDown: (peer, reason) => {
           void audit.record('peer-down', { peer: this.#peerName(peer), key: peer })
           traversal.onPeerDown(peer)
-          auth.onPeerDown(peer)
+          auth.onPeerDown(peer, reason)
         },
         onAuth: (peer, msg) => auth.onMessage(peer, msg),
         onRefused: (peer) => {

@@ -28,7 +28,8 @@ type EarlyEvent = (mesh: Mesh) => void
 /** What discovery hears through the mesh. */
 export interface MeshOthers {
   onPeerUp?(ev: Parameters<EngineListener['onPeerUp']>[0]): void
-  onPeerDown?(peer: string): void
+  /** `reason` as the engine gave it: 'replaced' means another connection to the same peer took over (its peer-up follows). */
+  onPeerDown?(peer: string, reason: string): void
   onRaw?(ev: Parameters<NonNullable<EngineListener['onRaw']>>[0]): void
   onRefused?(peer: string): void
   onMessage?(peer: string, msg: Exclude<ControlMessage, { type: 'hello' | 'bye' }>): void
@@ -143,7 +144,7 @@ export class MeshHost implements Subsystem<MeshStatus>, EngineListener {
   onPeerDown(ev: Parameters<EngineListener['onPeerDown']>[0]): void {
     this.#deliver((m) => {
       m.onPeerDown(ev)
-      this.#others.onPeerDown?.(ev.peer)
+      this.#others.onPeerDown?.(ev.peer, ev.reason)
     })
   }
 

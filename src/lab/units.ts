@@ -5,6 +5,7 @@
  */
 import { parseBitrate, parseDuration } from '../config/units.js'
 import { LabSpecError } from './errors.js'
+import { showValue } from '../show-value.js'
 
 /** "100mbit", "1.5Gbit", "25Mbps" or a number of bits/s → bits/s. */
 export function parseRate(input: unknown, what = 'rate'): number {
@@ -30,8 +31,8 @@ export function parseLoss(input: unknown, what = 'loss'): number {
   let pct: number
   if (typeof input === 'number') pct = input
   else if (typeof input === 'string' && /^[0-9]+(?:\.[0-9]+)?%?$/.test(input.trim())) pct = Number(input.trim().replace('%', ''))
-  else throw new LabSpecError(`${what}: '${String(input)}' is not a loss rate; write a percentage like 1% or 0.5%`)
-  if (!Number.isFinite(pct) || pct < 0 || pct >= 100) throw new LabSpecError(`${what}: ${String(input)} is not a loss rate between 0% and 100%`)
+  else throw new LabSpecError(`${what}: ${showValue(input)} is not a loss rate; write a percentage like 1% or 0.5%`)
+  if (!Number.isFinite(pct) || pct < 0 || pct >= 100) throw new LabSpecError(`${what}: ${showValue(input)} is not a loss rate between 0% and 100%`)
   return pct / 100
 }
 

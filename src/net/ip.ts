@@ -17,6 +17,7 @@
 import ipaddr from 'ipaddr.js'
 import { InvalidAddressError } from './errors.js'
 import type { Family, IpAddress, Prefix } from './types.js'
+import { showValue } from '../show-value.js'
 
 /** Why a text is not an address or prefix; the config turns these into diagnostics of the same name. */
 export type NetParseCode = 'bad-ip' | 'bad-cidr' | 'host-bits-set'
@@ -105,7 +106,7 @@ export const parseAddress: (input: unknown) => Parsed<IpAddress> = (() => {
     const ip = strictIp(text)
     return ip ? { value: ip } : { error: `'${text}' is not a valid IP address`, code: 'bad-ip' }
   })
-  return (input) => (typeof input === 'string' ? cached(input) : { error: `${String(input)} is not an IP address`, code: 'bad-ip' })
+  return (input) => (typeof input === 'string' ? cached(input) : { error: `${showValue(input)} is not an IP address`, code: 'bad-ip' })
 })()
 
 /**
@@ -115,7 +116,7 @@ export const parseAddress: (input: unknown) => Parsed<IpAddress> = (() => {
 export const parsePrefix: (input: unknown) => Parsed<Prefix> = (() => {
   const cached = memo(parsePrefixText)
   return (input) =>
-    typeof input === 'string' ? cached(input) : { error: `${String(input)} is not a prefix in CIDR notation (like 10.0.0.0/16)`, code: 'bad-cidr' }
+    typeof input === 'string' ? cached(input) : { error: `${showValue(input)} is not a prefix in CIDR notation (like 10.0.0.0/16)`, code: 'bad-cidr' }
 })()
 
 function parsePrefixText(input: string): Parsed<Prefix> {

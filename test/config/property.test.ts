@@ -120,6 +120,25 @@ t.test('structural damage never throws', async (t) => {
   t.pass('400 damaged documents, no exception')
 })
 
+// A mapping whose keys shadow Object's own methods (YAML writes `{toString: ""}` as data):
+// every message that shows a value must still be built. fast-check drew this once; every
+// value of every example is checked with it here, not left to the draw.
+t.test('a mapping named like the methods of Object, in place of any value, is reported', async (t) => {
+  const hostile = { toString: '', valueOf: '', constructor: '', hasOwnProperty: '' }
+  let loads = 0
+  for (const [i, text] of texts.entries()) {
+    const base = parse(text) as unknown
+    for (const p of paths(base).filter((p) => p.length > 0)) {
+      const doc = structuredClone(base) as Record<string | number, unknown>
+      const parent = p.slice(0, -1).reduce<unknown>((o, k) => (o as Record<string | number, unknown>)[k], doc) as Record<string | number, unknown>
+      parent[p[p.length - 1]!] = hostile
+      wellFormed(loadConfigText(stringify(doc), `ex${i}.yaml`), `ex${i}.yaml`)
+      loads++
+    }
+  }
+  t.ok(loads > 100, `${loads} documents, each value in turn replaced, no exception`)
+})
+
 t.test('random overrides never throw', async (t) => {
   const keys = fc.constantFrom('node', 'name', 'role', 'multipath', 'mode', 'subnets', '0', '1', 'peers', 'key', 'interfaces', 'bandwidth', 'up', 'policies', 'rules', 'x')
   fc.assert(
