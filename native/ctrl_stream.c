@@ -1,7 +1,7 @@
 /*
  * The control stream of a connection: one bidirectional stream opened by
  * the client, length-prefixed messages each way after a 4-byte magic
- * ("QEC1", or a bonded path's "QEM1" hello; framing in ctrl_frame.h), and
+ * ("QEC1", or a bonded path's "QEM2" hello; framing in ctrl_frame.h), and
  * the NOPs that keep ngtcp2's loss timer armed after datagrams. Sent data
  * waits in chunks until acknowledged; received data is parsed into whole
  * messages and handed to JS while its backlog allows (flow control holds

@@ -72,11 +72,20 @@ typedef struct qe_conn qe_conn;
 #define QE_MAX_UPLINKS 8
 #define QE_MAX_PATHS 8
 #define QE_MAX_TARGETS 64
-#define QE_BOND_HDR 4 /* big-endian sequence number before each bonded packet */
-/* A bonded path's control stream starts "QEM1" + the hello instead of "QEC1":
+/* Before each bonded packet: its sequence number (4 bytes, big-endian; the
+ * top bit marks a traffic class's packet, outside the sequence), then how
+ * long the receiver holds it before delivery (2 bytes, big-endian, in
+ * QE_BOND_HOLD_UNIT_NS: qe_sched_hold). */
+#define QE_BOND_HDR 6
+#define QE_BOND_HOLD_UNIT_NS 100000ULL
+/* Held packets come due on multiples of this (bond.c, qe_bond_recv). */
+#define QE_BOND_DUE_NS 1000000ULL
+/* A bonded path's control stream starts "QEM2" + the hello instead of "QEC1"
+ * ("QEM1" paths carried a 4-byte header: the two do not bond, and a path
+ * of the other kind fails on its hello as a framing error):
  * session (8), path index (1), mode (1), role (1), cost (1), weight (2),
  * priority (2). Same key + same session = another path of one peer. */
-#define QE_PATH_MAGIC "QEM1"
+#define QE_PATH_MAGIC "QEM2"
 #define QE_HELLO_LEN 20
 #define QE_PATH_DEAD_MIN_NS (300 * 1000000ULL)
 #define QE_BOND_TICK_NS (50 * 1000000ULL)

@@ -11,7 +11,7 @@ static uint32_t fnv(uint32_t h, const uint8_t *p, size_t n) {
 
 int qe_pkt_parse(const uint8_t *h, size_t n, qe_pkt_info *out) {
   size_t l4, addr, alen;
-  out->sport = out->dport = -1;
+  out->sport = out->dport = out->tcp_flags = out->tcp_data = -1;
   if (n >= 20 && h[0] >> 4 == 4) {
     out->dscp = h[1] >> 2;
     out->proto = ((h[6] & 0x1f) | h[7]) != 0 ? -1 : h[9];
@@ -30,6 +30,10 @@ int qe_pkt_parse(const uint8_t *h, size_t n, qe_pkt_info *out) {
   if ((out->proto == 6 || out->proto == 17) && l4 + 4 <= n) {
     out->sport = h[l4] << 8 | h[l4 + 1];
     out->dport = h[l4 + 2] << 8 | h[l4 + 3];
+    if (out->proto == 6 && l4 + 14 <= n) {
+      out->tcp_flags = h[l4 + 13];
+      out->tcp_data = (int)(l4 + (size_t)(h[l4 + 12] >> 4) * 4);
+    }
   }
   uint8_t proto = (uint8_t)out->proto;
   out->flow = fnv(2166136261u, h + addr, alen);

@@ -10,13 +10,18 @@
 #include <stdint.h>
 
 /* Enough of a packet to read: IPv4 with options (60) or IPv6 (40), plus
- * the TCP or UDP ports. */
-#define QE_PKT_HDR_MAX 64
+ * the TCP or UDP ports, and TCP's flags (14 bytes into its header). */
+#define QE_PKT_HDR_MAX 76
+#define QE_TCP_SYN 0x02
 
 typedef struct qe_pkt_info {
   int dscp;         /* the DSCP (6 bits) */
   int proto;        /* IP protocol; -1 for a later IPv4 fragment */
   int sport, dport; /* TCP or UDP ports; -1 when there are none */
+  int tcp_flags;    /* TCP's flags byte (FIN SYN RST PSH ACK URG ECE CWR);
+                     * -1 when not TCP or not in the bytes read */
+  int tcp_data;     /* where TCP's payload starts (IP and TCP headers);
+                     * -1 with tcp_flags */
   uint32_t flow;    /* hash of addresses, protocol and ports */
 } qe_pkt_info;
 

@@ -54,15 +54,19 @@ static uint64_t standing_of(const qe_sched_path *p, uint64_t rate) {
   return standing < seen ? standing : seen;
 }
 
-uint64_t qe_sched_cost(const qe_sched_path *p) {
+/* qe_sched_cost without the share of repairs: when a packet sent on p now
+ * arrives, if it is not lost. */
+static uint64_t arrival_of(const qe_sched_path *p) {
   uint64_t rate = rate_of(p);
   if (p->min_rtt_ns) {
     return p->min_rtt_ns / 2 + standing_of(p, rate) * 1000000000ULL / rate +
-           (p->queued ? p->queued * 1000000000ULL / drain_of(p, rate) : 0) +
-           repair_delay(p);
+           (p->queued ? p->queued * 1000000000ULL / drain_of(p, rate) : 0);
   }
-  return p->srtt_ns / 2 + (p->inflight + p->queued) * 1000000000ULL / rate +
-         repair_delay(p);
+  return p->srtt_ns / 2 + (p->inflight + p->queued) * 1000000000ULL / rate;
+}
+
+uint64_t qe_sched_cost(const qe_sched_path *p) {
+  return arrival_of(p) + repair_delay(p);
 }
 
 uint64_t qe_sched_class_cost(const qe_sched_path *p) {
@@ -77,6 +81,54 @@ uint64_t qe_sched_class_cost(const qe_sched_path *p) {
     cost += p->srtt_ns * (p->inflight - p->cwnd) / p->inflight;
   }
   return cost + repair_delay(p);
+}
+
+/* Half a path's lowest RTT (its smoothed one until that is known). */
+static uint64_t way_of(const qe_sched_path *p) {
+  return (p->min_rtt_ns ? p->min_rtt_ns : p->srtt_ns) / 2;
+}
+
+uint64_t qe_sched_far(const qe_sched_path *paths, size_t n, unsigned tier) {
+  uint64_t far = UINT64_MAX, total = 0;
+  for (size_t j = 0; j < n; j++) {
+    if (paths[j].alive && paths[j].cost == tier) {
+      total += rate_of(&paths[j]);
+    }
+  }
+  for (size_t j = 0; j < n; j++) {
+    uint64_t beyond = 0, way;
+    int unknown = 0;
+    if (!paths[j].alive || paths[j].cost != tier) {
+      continue;
+    }
+    way = way_of(&paths[j]);
+    for (size_t k = 0; k < n; k++) {
+      if (paths[k].alive && paths[k].cost == tier &&
+          way_of(&paths[k]) > way) {
+        beyond += rate_of(&paths[k]);
+        unknown |= !paths[k].measured;
+      }
+    }
+    if (!unknown && beyond * QE_SCHED_FAR_SHARE <= total && way < far) {
+      far = way;
+    }
+  }
+  return far == UINT64_MAX ? 0 : far;
+}
+
+uint64_t qe_sched_hold(const qe_sched_path *paths, size_t n, size_t i) {
+  uint64_t far = qe_sched_far(paths, n, paths[i].cost);
+  uint64_t at = arrival_of(&paths[i]);
+  return far > at ? far - at : 0;
+}
+
+/* How full a path's pipe is: what it has in flight and queued, in
+ * thousandths of its bandwidth-delay product (its window until its lowest
+ * RTT is known). */
+static uint64_t fill_of(const qe_sched_path *p) {
+  uint64_t bdp = p->min_rtt_ns ? rate_of(p) * p->min_rtt_ns / 1000000000ULL
+                               : p->cwnd;
+  return (p->inflight + p->queued) * 1000 / (bdp ? bdp : 1);
 }
 
 /* Bytes in flight on p, as time at its rate: how loaded it is. */
@@ -164,7 +216,11 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
     out[0] = best;
     return 1;
   }
-  default: /* aggregate, redundant */
+  default: { /* aggregate, redundant */
+    /* Aggregate: what arrives before the bond's delivery delay is held
+     * until then (qe_sched_hold), so those paths tie at it. */
+    uint64_t far = mode == QE_MODE_AGGREGATE ? qe_sched_far(paths, n, tier)
+                                             : 0;
     for (size_t i = 0; i < n; i++) {
       uint64_t cost, load;
       /* Aggregate weighs a path without room too: a packet in its queue
@@ -174,8 +230,13 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
           (mode == QE_MODE_REDUNDANT && any_room && !paths[i].room)) {
         continue;
       }
-      cost = qe_sched_cost(&paths[i]);
-      load = load_of(&paths[i]);
+      /* Held until the bond's delay, a packet arrives then at the
+       * soonest; a path that loses adds its share of repairs after that
+       * (they come after the delay, and the receiver holds every later
+       * packet meanwhile), so it ties only while its losses are rare. */
+      cost = arrival_of(&paths[i]);
+      cost = (cost < far ? far : cost) + repair_delay(&paths[i]);
+      load = far ? fill_of(&paths[i]) : load_of(&paths[i]);
       if (best == QE_SCHED_NONE || sooner(cost, load, bc, bl)) {
         second = best;
         sc = bc;
@@ -204,6 +265,7 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
       return 2;
     }
     return 1;
+  }
   }
 }
 

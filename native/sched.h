@@ -43,22 +43,29 @@ typedef struct qe_sched_path {
                         * (qe_rate_low_rtt); 0: not known, srtt stands in */
   uint32_t loss_q16;  /* share of its bytes lost lately, /65536
                        * (qe_rate's loss_q16) */
+  int measured;       /* its rate is known: its startup ended once */
 } qe_sched_path;
 
 /*
  * The path(s) for the next packet: indices into `paths` in out[0] (and
  * out[1] for redundant); returns how many (0: no path is up).
- *  aggregate  the earliest expected delivery (qe_sched_cost; within 1 ms
- *             a tie, which the path with less in flight for its rate wins),
+ *  aggregate  the earliest expected delivery (qe_sched_cost), never
+ *             sooner than the bond's delivery delay (qe_sched_far: the
+ *             receiver holds what comes sooner until then, qe_sched_hold),
  *             among the alive paths of the lowest `cost` tier, with room or
- *             not: a packet waits in a short path's queue while that still
+ *             not. Paths that deliver by that delay tie, and the emptiest
+ *             pipe (in flight and queued per bandwidth-delay product) takes
+ *             the packet, so the bond's paths fill together and its ACKs
+ *             come back at the bond's rate; a path that loses adds its
+ *             share of repairs (qe_sched_cost's) after the delay, so it
+ *             ties only while its losses are rare; within 1 ms other deliveries
+ *             tie too, won the same way. Past that
+ *             delay a packet waits in a short path's queue while that still
  *             delivers it before a longer path with room would (as MPTCP's
  *             ECF scheduler does), so packets arrive about in the order
- *             sent and the receiver holds little; sent on whichever path
- *             had room, a flow's packets spread over the RTT difference and
- *             one TCP flow inside ran at the pace of the longest path. The
- *             tier: a costlier path takes a packet only when every cheaper
- *             alive path has no room (with no room anywhere, the cheapest)
+ *             sent. The tier: a costlier path takes a packet only when
+ *             every cheaper alive path has no room (with no room anywhere,
+ *             the cheapest)
  *  failover   the best-ranked alive path (primaries, priority, index)
  *  redundant  the two best by expected delivery among paths with room (if
  *             only one has room, the second is the first other alive path:
@@ -84,6 +91,34 @@ size_t qe_sched_pick(int mode, qe_sched_path *paths, size_t n,
  * the path's rate.
  */
 uint64_t qe_sched_cost(const qe_sched_path *p);
+
+/*
+ * The bond's delivery delay among the alive paths of cost tier `tier`, ns:
+ * half the lowest RTT of its longest path that counts, the shortest way
+ * past which the paths carry at most 1/QE_SCHED_FAR_SHARE of the tier's
+ * rate, every one of them measured (a path whose startup never ended may
+ * be most of the bond: it counts). 0: none.
+ *
+ * A TCP flow inside needs one round trip from its first packet to its
+ * last. Filled shortest path first, its round trip grew from the short
+ * path's toward the long one's as it outgrew the short path, in slow
+ * start, which HyStart read as a full queue: it left slow start at the
+ * short path's rate (the demo's rural download, with Linux's cubic: 36
+ * packets, while the bond needed 400; with HyStart's delay test switched
+ * off, 148 Mbit/s against 114). A slow long path beside a fast short one
+ * does not set everyone's round trip.
+ */
+uint64_t qe_sched_far(const qe_sched_path *paths, size_t n, unsigned tier);
+#define QE_SCHED_FAR_SHARE 10
+
+/*
+ * How long the receiver holds a bulk packet sent on paths[i] (aggregate)
+ * before it delivers it, ns: until one sent now on the bond's longest
+ * counted path would arrive (qe_sched_far), less what the packet waits on
+ * its way (qe_sched_cost without the share of repairs). Every bulk packet pays it, short transfers
+ * too; traffic classes never do (they go outside the sequence).
+ */
+uint64_t qe_sched_hold(const qe_sched_path *paths, size_t n, size_t i);
 
 /*
  * Where a datagram lost on the way goes again (aggregate mode): the alive

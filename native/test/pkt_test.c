@@ -1,8 +1,8 @@
 /*
  * Packet parsing (pkt.c) on generated headers: random IPv4 (with and
  * without options, first and later fragments) and IPv6 packets of TCP, UDP
- * and other protocols are built field by field, parsed, and every field
- * compared with what was written; then the flow hash: the same five-tuple
+ * and other protocols are built field by field (TCP's flags too), parsed,
+ * and every field compared with what was written; then the flow hash: the same five-tuple
  * hashes alike whatever else differs, and a change of any tuple field
  * changes it. Prints "N passed, M failed".
  */
@@ -27,7 +27,7 @@ static unsigned passed, failed;
   } while (0)
 
 typedef struct want {
-  int v6, dscp, proto, sport, dport, frag;
+  int v6, dscp, proto, sport, dport, frag, flags, doff;
   size_t ihl; /* IPv4 header length */
 } want;
 
@@ -45,6 +45,11 @@ static size_t build(uint8_t *h, const want *w) {
     h[41] = (uint8_t)w->sport;
     h[42] = (uint8_t)(w->dport >> 8);
     h[43] = (uint8_t)w->dport;
+    if (w->proto == 6) {
+      h[52] = (uint8_t)(w->doff << 4 | (h[52] & 15));
+      h[53] = (uint8_t)w->flags;
+      return 54;
+    }
     return 44;
   }
   h[0] = (uint8_t)(0x40 | (w->ihl / 4));
@@ -59,6 +64,11 @@ static size_t build(uint8_t *h, const want *w) {
   h[w->ihl + 1] = (uint8_t)w->sport;
   h[w->ihl + 2] = (uint8_t)(w->dport >> 8);
   h[w->ihl + 3] = (uint8_t)w->dport;
+  if (w->proto == 6) {
+    h[w->ihl + 12] = (uint8_t)(w->doff << 4 | (h[w->ihl + 12] & 15));
+    h[w->ihl + 13] = (uint8_t)w->flags;
+    return w->ihl + 14;
+  }
   return w->ihl + 4;
 }
 
@@ -72,6 +82,8 @@ static void generated(void) {
               .proto = protos[rand() % 5],
               .sport = rand() % 65536,
               .dport = rand() % 65536,
+              .flags = rand() % 256,
+              .doff = 5 + rand() % 11,
               .ihl = 20 + 4 * (size_t)(rand() % 11)};
     size_t n;
     int ports;
@@ -87,9 +99,22 @@ static void generated(void) {
               pi.dport == (ports ? w.dport : -1),
           "ports", "case %d: %d>%d, want %d>%d", i, pi.sport, pi.dport,
           w.sport, w.dport);
+    check(pi.tcp_flags == (ports && w.proto == 6 ? w.flags : -1), "tcp flags",
+          "case %d: %d, want %d", i, pi.tcp_flags, w.flags);
+    check(pi.tcp_data == (ports && w.proto == 6
+                              ? (int)((w.v6 ? 40 : w.ihl) + (size_t)w.doff * 4)
+                              : -1),
+          "tcp payload offset", "case %d: %d", i, pi.tcp_data);
+    /* Cut before TCP's flags: the ports, no flags. */
+    if (ports && w.proto == 6) {
+      size_t l4 = w.v6 ? 40 : w.ihl;
+      check(qe_pkt_parse(h, l4 + 13, &pi) == 0 && pi.sport == w.sport &&
+                pi.tcp_flags == -1,
+            "no flags in a short TCP header", "case %d", i);
+    }
     /* Cut before the ports: still parses, without them. */
-    if (n - 4 >= (w.v6 ? 40u : 20u)) {
-      check(qe_pkt_parse(h, n - 4, &pi) == 0 && pi.sport == -1,
+    if ((w.v6 ? 40 : w.ihl) + 3 >= (w.v6 ? 40u : 20u)) {
+      check(qe_pkt_parse(h, (w.v6 ? 40 : w.ihl) + 3, &pi) == 0 && pi.sport == -1,
             "no ports in a short packet", "case %d", i);
     }
   }

@@ -85,7 +85,8 @@ typedef struct sim {
   uint64_t next_offer;
   uint32_t nsent;           /* packets offered so far (their numbers) */
   uint64_t sent_at[MAXPKT]; /* when offered to the scheduler */
-  uint64_t deliv[MAXPKT];   /* when delivered; 0: never on the wire */
+  uint64_t deliv[MAXPKT];   /* when it arrives; 0: never on the wire */
+  uint64_t hold[MAXPKT];    /* the receiver holds it this long (aggregate) */
   uint64_t dropped;         /* local queue full (a broken scheduler) */
 } sim;
 
@@ -153,6 +154,7 @@ static void sim_view(const sim *s, qe_sched_path *v) {
     v[i].queued = (uint64_t)p->ntxq * PKT;
     v[i].room = p->ntxq == 0 && window_open(p);
     v[i].last_rx = p->last_rx;
+    v[i].measured = 1;
   }
 }
 
@@ -198,6 +200,9 @@ static int sim_offer(sim *s, int paced) {
   p->picks++;
   seq = s->nsent++;
   s->sent_at[seq] = s->now;
+  s->hold[seq] = s->mode == QE_MODE_AGGREGATE && k == 1
+                     ? qe_sched_hold(v, s->n, out[0])
+                     : 0;
   if (v[out[0]].room) {
     wire_send(s, p, seq);
     return 1;
@@ -236,10 +241,15 @@ static void sim_reset_picks(sim *s) {
   }
 }
 
+/* When the receiver may deliver packet i: its arrival plus its hold. */
+static uint64_t sim_due(const sim *s, uint32_t i) {
+  return s->deliv[i] + s->hold[i];
+}
+
 /*
  * The reorder spread of packets offered in [from, to): the most by which a
- * packet is delivered after one offered later (what the receive reorder
- * buffer must wait out).
+ * packet comes due after one offered later (what the receive reorder
+ * buffer must wait out beyond the holds).
  */
 static uint64_t sim_spread(const sim *s, uint64_t from, uint64_t to) {
   uint64_t hi = 0, spread = 0;
@@ -247,20 +257,33 @@ static uint64_t sim_spread(const sim *s, uint64_t from, uint64_t to) {
     if (s->sent_at[i] < from || s->sent_at[i] >= to || s->deliv[i] == 0) {
       continue;
     }
-    if (s->deliv[i] > hi) {
-      hi = s->deliv[i];
-    } else if (hi - s->deliv[i] > spread) {
-      spread = hi - s->deliv[i];
+    if (sim_due(s, i) > hi) {
+      hi = sim_due(s, i);
+    } else if (hi - sim_due(s, i) > spread) {
+      spread = hi - sim_due(s, i);
     }
   }
   return spread;
+}
+
+/* The most a packet offered in [from, to) waited from its offer until it
+ * came due, ns: the bond's delay as a flow inside sees it. */
+static uint64_t sim_delay(const sim *s, uint64_t from, uint64_t to) {
+  uint64_t most = 0;
+  for (uint32_t i = 0; i < s->nsent; i++) {
+    if (s->sent_at[i] >= from && s->sent_at[i] < to && s->deliv[i] != 0 &&
+        sim_due(s, i) - s->sent_at[i] > most) {
+      most = sim_due(s, i) - s->sent_at[i];
+    }
+  }
+  return most;
 }
 
 static uint64_t sim_delivered_bytes(const sim *s, uint64_t from,
                                     uint64_t to) {
   uint64_t n = 0;
   for (uint32_t i = 0; i < s->nsent; i++) {
-    n += s->deliv[i] >= from && s->deliv[i] < to;
+    n += s->deliv[i] != 0 && sim_due(s, i) >= from && sim_due(s, i) < to;
   }
   return n * PKT;
 }
@@ -281,8 +304,11 @@ static qe_sched_path vp(int alive, uint64_t srtt_ms, uint8_t index) {
  * Backlogged (load 0), every path's window stays full whatever the order of
  * choice, so shares follow capacity: each path is used and carries at most
  * its capacity share + 10 points. Paced below capacity, the scheduler
- * really chooses: the earliest expected delivery fills the fast paths first
- * and balances equal ones by what is in flight (shares per path).
+ * really chooses: the paths that deliver by the bond's delay (every path
+ * that carries more than a tenth of its rate) tie, and the emptiest pipe
+ * takes each packet, so shares follow the rates at any load; a path below
+ * a tenth of the bond's rate does not set that delay, and light load stays
+ * off it (shares per path, and the bond's delay).
  */
 typedef struct scenario {
   const char *name;
@@ -291,6 +317,7 @@ typedef struct scenario {
   double load;     /* paced at this fraction of the sum of rates; 0: not */
   double min_tput; /* delivered, as a fraction of what was offered */
   double lo[MAXP], hi[MAXP]; /* bounds on each path's share; hi 0: none */
+  unsigned delay_ms_max; /* the most from offer to due time; 0: unchecked */
 } scenario;
 
 typedef struct figures {
@@ -359,12 +386,13 @@ static void aggregate(const scenario *sc) {
   check(s->dropped == 0, "aggregate no local-queue overflow", "%s: %lu",
         sc->name, (unsigned long)s->dropped);
   aggregate_shares(sc, s, &f, figs, sizeof(figs));
-  /* Assertion 3: what the receive reorder buffer must absorb. Each packet
-   * goes where it arrives first, so they arrive about in the order sent,
-   * whatever the paths' RTTs: within the slowest path's serialisation and
-   * 5 ms (sending on a path with room whatever its delay, the spread was
-   * most of the RTT difference: 49 ms on 5/40 ms, 42 on rural). The
-   * start-up burst is printed, not checked. */
+  /* Assertion 3: what the receive reorder buffer must absorb. Held until
+   * the bond's delay (or sent where it arrives first, past it), packets
+   * come due about in the order sent, whatever the paths' RTTs: within the
+   * slowest path's serialisation and 5 ms (sending on a path with room
+   * whatever its delay, the spread was most of the RTT difference: 49 ms
+   * on 5/40 ms, 42 on rural). The start-up burst is printed, not
+   * checked. */
   bound = f.slow_ser + 5 * MS;
   spread = sim_spread(s, WARMUP, RUN);
   startup = sim_spread(s, 0, WARMUP);
@@ -373,10 +401,16 @@ static void aggregate(const scenario *sc) {
         "difference %.1f)",
         sc->name, (double)spread / MS, (double)bound / MS,
         (double)f.slow_ser / MS, (double)(f.rtt_hi - f.rtt_lo) / MS);
+  if (sc->delay_ms_max) {
+    uint64_t delay = sim_delay(s, WARMUP, RUN);
+    check(delay <= sc->delay_ms_max * MS, "aggregate bond delay",
+          "%s: %.2f ms, want at most %u", sc->name, (double)delay / MS,
+          sc->delay_ms_max);
+  }
   printf("%-24s shares%s  throughput %.3f  spread %.2f ms (bound %.2f, "
-         "start-up %.2f)\n",
+         "start-up %.2f)  delay %.2f ms\n",
          sc->name, figs, tput, (double)spread / MS, (double)bound / MS,
-         (double)startup / MS);
+         (double)startup / MS, (double)sim_delay(s, WARMUP, RUN) / MS);
 }
 
 /* The cost and the aggregate choice on fixed views. */
@@ -1184,9 +1218,12 @@ static void cost_tiers(void) {
   v[0].alive = 1;
   v[2].cost = 0;
   v[2].srtt_ns = 1 * MS;
+  v[0].inflight = v[1].inflight = 10 * PKT;
   check(qe_sched_pick(QE_MODE_AGGREGATE, v, 3, out) == 1 && out[0] == 2,
-        "cost: within one cost, the earliest delivery", "out[0] %zu, want 2",
-        out[0]);
+        "cost: within one cost, the emptiest pipe of those that deliver by "
+        "the bond's delay",
+        "out[0] %zu, want 2", out[0]);
+  v[0].inflight = v[1].inflight = 0;
   for (unsigned k = 0; k < 100; k++) {
     /* Random costs and room: never a costlier path while a cheaper alive
      * one has room. */
@@ -1408,29 +1445,108 @@ static void cost_jitter_loss(void) {
   }
 }
 
+/*
+ * The bond's delivery delay (qe_sched_far) and the receiver's hold
+ * (qe_sched_hold) on fixed views: the rural desk's four paths.
+ */
+static void far_hold(void) {
+  static const unsigned mbit[4] = {25, 50, 50, 100}, way[4] = {15, 10, 35, 40};
+  qe_sched_path v[4];
+  for (size_t i = 0; i < 4; i++) {
+    v[i] = vp(1, 2 * way[i], (uint8_t)i);
+    v[i].min_rtt_ns = 2 * way[i] * MS;
+    v[i].rate = mbit[i] * MBIT;
+    v[i].measured = 1;
+  }
+  check(qe_sched_far(v, 4, 0) == 40 * MS, "far: the longest path that counts",
+        "%.1f ms, want 40", (double)qe_sched_far(v, 4, 0) / MS);
+  check(qe_sched_hold(v, 4, 1) == 30 * MS && qe_sched_hold(v, 4, 3) == 0,
+        "hold: the short path's packet waits the difference, the long one's "
+        "none",
+        "cable %.1f ms, starlink %.1f ms",
+        (double)qe_sched_hold(v, 4, 1) / MS,
+        (double)qe_sched_hold(v, 4, 3) / MS);
+  /* A queue on the short path counts against its hold. */
+  v[1].inflight = v[1].cwnd = 200 * PKT;
+  v[1].queued = 100 * PKT; /* 22.4 ms at 50 Mbit/s */
+  check(qe_sched_hold(v, 4, 1) < 8 * MS && qe_sched_hold(v, 4, 1) > 7 * MS,
+        "hold: less what the packet waits on its way",
+        "%.2f ms, want 30 - 22.4", (double)qe_sched_hold(v, 4, 1) / MS);
+  v[1].inflight = 0;
+  v[1].queued = 0;
+  v[1].cwnd = 100 * PKT;
+  /* Paths that deliver by the bond's delay tie: the emptiest pipe (LTE,
+   * nothing in flight) takes the packet, unless it loses: 1% at 70 ms is
+   * a later delivery by its share of repairs, which come after the delay. */
+  {
+    size_t out[2];
+    for (size_t i = 0; i < 4; i++) {
+      v[i].inflight = i == 2 ? 0 : 2 * PKT;
+    }
+    check(qe_sched_pick(QE_MODE_AGGREGATE, v, 4, out) == 1 && out[0] == 2,
+          "tie: the emptiest pipe among the paths within the bond's delay",
+          "out[0] %zu, want 2", out[0]);
+    v[2].loss_q16 = 65536 / 100;
+    check(qe_sched_pick(QE_MODE_AGGREGATE, v, 4, out) == 1 && out[0] != 2,
+          "tie: not a path whose repairs come after the bond's delay",
+          "out[0] %zu", out[0]);
+    check(qe_sched_hold(v, 4, 2) == 5 * MS,
+          "hold: a lossy path's packet still waits for the bond's delay",
+          "%.2f ms, want 5", (double)qe_sched_hold(v, 4, 2) / MS);
+    v[2].loss_q16 = 0;
+    for (size_t i = 0; i < 4; i++) {
+      v[i].inflight = 0;
+    }
+  }
+  /* Starlink at 2 Mbit/s: under a tenth of the bond, the LTE path's delay
+   * is the bond's. */
+  v[3].rate = 2 * MBIT;
+  check(qe_sched_far(v, 4, 0) == 35 * MS,
+        "far: a path under a tenth of the bond's rate does not count",
+        "%.1f ms, want 35", (double)qe_sched_far(v, 4, 0) / MS);
+  /* ...unless it was never measured: it may be most of the bond. */
+  v[3].measured = 0;
+  check(qe_sched_far(v, 4, 0) == 40 * MS, "far: a path not measured counts",
+        "%.1f ms, want 40", (double)qe_sched_far(v, 4, 0) / MS);
+  v[3].alive = 0;
+  check(qe_sched_far(v, 4, 0) == 35 * MS, "far: only alive paths count",
+        "%.1f ms, want 35", (double)qe_sched_far(v, 4, 0) / MS);
+  v[3].alive = 1;
+  /* Another cost tier has its own delay. */
+  v[3].cost = 1;
+  check(qe_sched_far(v, 4, 0) == 35 * MS && qe_sched_far(v, 4, 1) == 40 * MS,
+        "far: per cost tier", "tier 0 %.1f ms, tier 1 %.1f ms",
+        (double)qe_sched_far(v, 4, 0) / MS, (double)qe_sched_far(v, 4, 1) / MS);
+}
+
 int main(void) {
   static const scenario scs[] = {
       /* the assertions' backlogged cases */
       {"equal 2x50M 10ms", 2, {50, 50}, {10, 10}, 0, 0.95,
-       {0.45, 0.45}, {0.55, 0.55}},
-      {"unequal RTT 5/40ms", 2, {50, 50}, {5, 40}, 0, 0.90, {0}, {0}},
+       {0.45, 0.45}, {0.55, 0.55}, 0},
+      {"unequal RTT 5/40ms", 2, {50, 50}, {5, 40}, 0, 0.90, {0}, {0}, 0},
       {"rural 25/50/50/100M", 4, {25, 50, 50, 100}, {15, 10, 35, 40}, 0,
-       0.90, {0}, {0}},
-      /* paced: light load stays on the fast path; equal paths balance;
-       * beyond the fast path's rate the rest spills to the slow one */
-      {"paced 20% 5/40ms", 2, {50, 50}, {5, 40}, 0.2, 0.99, {0.99, 0},
-       {1, 0.01}},
-      {"paced 60% 5/40ms", 2, {50, 50}, {5, 40}, 0.6, 0.99, {0.80, 0},
-       {0.87, 0.20}},
+       0.90, {0}, {0}, 0},
+      /* paced: the paths fill together (shares follow the rates), light
+       * load too, at the longest counted path's delay */
+      {"paced 20% 5/40ms", 2, {50, 50}, {5, 40}, 0.2, 0.99, {0.40, 0.40},
+       {0.60, 0.60}, 45},
+      {"paced 60% 5/40ms", 2, {50, 50}, {5, 40}, 0.6, 0.99, {0.40, 0.40},
+       {0.60, 0.60}, 45},
       {"paced 50% 2x50M 10ms", 2, {50, 50}, {10, 10}, 0.5, 0.99,
-       {0.45, 0.45}, {0.55, 0.55}},
+       {0.45, 0.45}, {0.55, 0.55}, 15},
       {"paced 60% rural", 4, {25, 50, 50, 100}, {15, 10, 35, 40}, 0.6, 0.99,
-       {0}, {0}},
+       {0.06, 0.16, 0.16, 0.34}, {0.16, 0.28, 0.28, 0.54}, 45},
+      /* a path under a tenth of the bond's rate does not set its delay:
+       * light load stays on the fast path, at its own delay */
+      {"paced 20% 100M 5ms + 5M 60ms", 2, {100, 5}, {5, 60}, 0.2, 0.99,
+       {0.99, 0}, {1, 0.01}, 8},
   };
   for (size_t i = 0; i < sizeof(scs) / sizeof(scs[0]); i++) {
     aggregate(&scs[i]);
   }
   aggregate_fixed();
+  far_hold();
   failover();
   failover_priority();
   redundant();

@@ -52,7 +52,7 @@ export const QUIC_DATAGRAM_OVERHEAD = 1 + 8 + 4 + 16 + 1 + 2
  * The largest inner packet that fits one QUIC datagram on a path whose IP MTU
  * is `pathMtu`, for an underlay of the given family: the TUN MTU to use.
  * Mirrors QE_QUIC_DGRAM_OVERHEAD in native/qe.h. With `bonded`, leaves room
- * for the bonded path's sequence number (BOND_OVERHEAD): bigger packets to a
+ * for the bonded path's header (BOND_OVERHEAD): bigger packets to a
  * bonded peer get an ICMP "too big".
  */
 export function tunMtuFor(pathMtu: number, family: 4 | 6, opts?: { readonly bonded?: boolean }): number {
@@ -65,8 +65,8 @@ export function tunMtuFor(pathMtu: number, family: 4 | 6, opts?: { readonly bond
 
 const CC: Record<CongestionControl, number> = { reno: 0, cubic: 1, bbr: 2, bbr2: 3 }
 
-/** Bytes a bonded path adds before each tunnelled packet (its sequence number). */
-export const BOND_OVERHEAD = 4
+/** Bytes a bonded path adds before each tunnelled packet (its sequence number and hold: native/engine_int.h QE_BOND_HDR). */
+export const BOND_OVERHEAD = 6
 
 const BOND_MODES: readonly BondMode[] = ['aggregate', 'failover', 'redundant', 'weighted']
 

@@ -33,7 +33,7 @@ type Raw = Record<string, unknown>
 
 /** DSCP EF, the class pings of the interactive check carry (ping -Q 184). */
 export const INTERACTIVE_DSCP = 'EF'
-/** Packets up to this size are interactive (pings, ACKs, keystrokes, game and voice packets). */
+/** Packets up to this size are interactive (pings, DNS, game and voice packets; a TCP connection stays in the sequence from its SYN). */
 export const INTERACTIVE_MAX_PACKET = 256
 
 /**

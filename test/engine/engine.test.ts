@@ -35,7 +35,7 @@ t.test('tunMtuFor leaves room for IP, UDP and QUIC', (t) => {
   t.throws(() => tunMtuFor(1000, 4), EngineArgumentError)
   t.throws(() => tunMtuFor(1500.5, 4), EngineArgumentError)
   t.throws(() => tunMtuFor(1500, 5 as 4), EngineArgumentError)
-  t.equal(tunMtuFor(1500, 4, { bonded: true }), tunMtuFor(1500, 4) - BOND_OVERHEAD, 'bonded paths carry a sequence number')
+  t.equal(tunMtuFor(1500, 4, { bonded: true }), tunMtuFor(1500, 4) - BOND_OVERHEAD, 'bonded paths carry a sequence number and a hold')
   t.end()
 })
 
