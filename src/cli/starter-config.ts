@@ -98,7 +98,7 @@ export function renderStarterConfig(o: StarterOptions): string {
     ``,
     `multipath:`,
     c(`  mode: failover`, 'aggregate (every live uplink) | failover | redundant (each packet on the two best live paths)'),
-    c(`  scheduler: min-rtt`, 'aggregate mode: min-rtt (earliest expected delivery; ecf names the same) | weighted (by weight)'),
+    c(`  scheduler: min-rtt`, 'aggregate mode: min-rtt (one delivery delay for the bond, then earliest expected delivery; ecf names the same) | weighted (by weight)'),
     c(`  accept: ${gateway}`, 'accept bonded connections from peers (receiving side)'),
     c(`  # target: home-nas`, 'bond toward this peer only'),
     ``,

@@ -28,7 +28,7 @@ export const NOT_IMPLEMENTED: readonly InertKey[] = [
     // min-rtt (the default) and ecf name the aggregate scheduler (earliest expected delivery,
     // which waits for a faster path's queue when that is sooner: ECF); weighted is its own algorithm.
     isDefault: (v) => v === 'min-rtt' || v === 'ecf' || v === 'weighted',
-    instead: 'round-robin runs the aggregate scheduler, as min-rtt and ecf do (earliest expected delivery); write min-rtt, ecf or weighted',
+    instead: 'round-robin runs the aggregate scheduler, as min-rtt and ecf do (one delivery delay for the bond, then earliest expected delivery); write min-rtt, ecf or weighted',
   },
 ]
 
