@@ -57,7 +57,10 @@ t.test('a mesh from a bootstrap node alone: late joiner, invite, online renewal,
   t.ok(pairs.every((p) => p.up), 'every pair is up after the renewal')
   const n1Log = await readFile(join(lab.node('n1').dir, 'daemon.log'), 'utf8')
   const n2Key = (await lab.status('n2'))?.node?.key
-  t.notOk(n1Log.split('\n').some((l) => l.includes('peer disconnected') && n2Key !== undefined && l.includes(n2Key)), 'the tunnel n1 - n2 never went down')
+  // Failed once under CI's load (session 27, not reproduced in 6 runs alone): the message carries
+  // the log lines, with their reason, so the next failure says why.
+  const drops = n1Log.split('\n').filter((l) => l.includes('peer disconnected') && n2Key !== undefined && l.includes(n2Key))
+  t.same(drops, [], 'the tunnel n1 - n2 never went down')
   t.ok(pairs.every((p) => p.rtt_ms !== null), 'every pair pings through the overlay')
 
   // Revocation: the CA revokes 'late'; n1 reads the list, spreads it, and every member cuts 'late' off.
