@@ -3,8 +3,7 @@
 
 /* The path's rate, bytes/s: ngtcp2 0.12's delivery_rate_sec overshoots
  * wildly on shaped links (GBytes/s on 50 Mbit/s), so our own measure, else
- * the window per RTT, and at least that until its startup ends; at least
- * 64 KiB/s. */
+ * the window per RTT; at least 64 KiB/s. */
 static uint64_t rate_of(const qe_sched_path *p) {
   uint64_t win = p->srtt_ns ? p->cwnd * 1000000000ULL / p->srtt_ns : 0;
   uint64_t rate = p->rate ? p->rate : win;
