@@ -174,12 +174,9 @@ static void view(const qe_peer *p, qe_sched_path *v) {
     room = c->txq.count == 0 &&
            ngtcp2_conn_get_cwnd_left(c->conn) >= c->max_udp + 64 &&
            (cap == 0 || cs.bytes_in_flight + c->max_udp <= cap);
-    /* No room is not yet the limit for its rate's window: the send that
-     * the path refuses is (qe_conn_send_datagram). Marked here, on every
-     * look, a path that carried only a download's ACKs (sent past its cap)
-     * was the limit in every window at the ACKs' rate, ended its startup
-     * there, and kept the download off it (mix 1 of seed 181310126, both
-     * directions at once, -P4: 1-3 of a 259 Mbit/s uplink's Mbit/s). */
+    if (!room) {
+      c->path.rate.limited = 1; /* at its limit: not an app-limited window */
+    }
     rate = c->path.rate.bw;
     if (throttled && cs.min_rtt != UINT64_MAX && cs.min_rtt != 0) {
       rate = cs.cwnd * 1000000000ULL / cs.min_rtt; /* what it carries now */
