@@ -425,6 +425,8 @@ uint64_t qe_rate_low_rtt(const qe_rate *r) {
 void qe_rate_seed(qe_rate *r, uint64_t bw) {
   if (r->bw == 0 && r->ts == 0) {
     r->bw = bw;
+    r->max[r->i] = bw;
+    r->i = (r->i + 1) % QE_RATE_WINDOWS;
   }
 }
 

@@ -266,8 +266,15 @@ typedef struct qe_rate {
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
                    uint64_t min_rtt_ns, uint64_t rtt_ns, uint64_t sent);
 /* A rate known before it is measured (bytes/s, e.g. the uplink's
- * configured bandwidth): taken only while nothing is measured; the first
- * window that measures the path replaces it. */
+ * configured bandwidth): taken only while nothing is measured, as one
+ * window's sample, so it ages out of the measure as any other does (within
+ * QE_RATE_WINDOWS windows the path was the limit in) instead of going at the
+ * first. A path that was idle until a transfer began is the limit in that
+ * transfer's first window, at a rate its window says nothing of: it took
+ * that window's rate (1 Mbit/s of a 152 Mbit/s uplink), and its cap, 1.25 x
+ * that per lowest RTT, held it there (`bench/multipath --random 20 --seed
+ * 181310126 --mix 1 --directions up`: the 152 Mbit/s, 83 ms uplink carried
+ * 2.4 Mbit/s of an upload beside a 36 Mbit/s one). */
 void qe_rate_seed(qe_rate *r, uint64_t bw);
 /*
  * Startup again: another path of the peer stopped (suspect or dead) and its
