@@ -158,12 +158,24 @@ function ancestors() {
   return out
 }
 
-/** Pids, other than ours and our ancestors', whose program or working directory lies inside this checkout. */
+/** When a process started, in clock ticks since boot (/proc/<pid>/stat field 22). */
+function startTicks(pid) {
+  return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').at(-1).split(' ')[19])
+}
+
+/**
+ * Pids, other than ours and our ancestors', whose program or working
+ * directory lies inside this checkout and that started after this runner
+ * (one started before it, such as the `tail` that `npm test | tail` pipes
+ * into, cannot have been left by a test).
+ */
 function leftovers() {
   const out = []
   const mine = ancestors()
+  const since = startTicks(process.pid)
   for (const pid of readdirSync('/proc').filter((e) => /^[0-9]+$/.test(e) && !mine.has(Number(e)))) {
     try {
+      if (startTicks(pid) < since) continue
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean)
       const cwd = readlinkSync(`/proc/${pid}/cwd`)
       const inside = (p) => p === root || p.startsWith(root + sep)

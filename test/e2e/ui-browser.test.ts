@@ -97,6 +97,8 @@ t.test('the UI shows the mesh, live rates and a cut uplink; no token, no data', 
     t.match(await page.locator('#node-name').textContent(), 'home')
     t.match(await page.locator('#peers tr[data-peer="gw"] .fp').textContent(), /^SHA256:/, 'key fingerprints')
     t.match(await page.locator('#config').textContent(), /generation 1/)
+    // The second path comes up a moment after the tunnel does: wait for its row, then count.
+    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll('#bonds tr[data-uplink]').length >= 2, undefined, { timeout: 15_000 }).catch(() => undefined)
     t.equal(await page.locator('#bonds tr[data-uplink]').count(), 2, 'both uplinks of the bond')
     await page.screenshot({ path: `${ARTIFACTS}topology.png`, fullPage: true })
   })
