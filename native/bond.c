@@ -174,9 +174,12 @@ static void view(const qe_peer *p, qe_sched_path *v) {
     room = c->txq.count == 0 &&
            ngtcp2_conn_get_cwnd_left(c->conn) >= c->max_udp + 64 &&
            (cap == 0 || cs.bytes_in_flight + c->max_udp <= cap);
-    if (!room) {
-      c->path.rate.limited = 1; /* at its limit: not an app-limited window */
-    }
+    /* No room is not yet the limit for its rate's window: the send that
+     * the path refuses is (qe_conn_send_datagram). Marked here, on every
+     * look, a path that carried only a download's ACKs (sent past its cap)
+     * was the limit in every window at the ACKs' rate, ended its startup
+     * there, and kept the download off it (mix 1 of seed 181310126, both
+     * directions at once, -P4: 1-3 of a 259 Mbit/s uplink's Mbit/s). */
     rate = c->path.rate.bw;
     if (throttled && cs.min_rtt != UINT64_MAX && cs.min_rtt != 0) {
       rate = cs.cwnd * 1000000000ULL / cs.min_rtt; /* what it carries now */
@@ -325,7 +328,7 @@ static qe_conn *class_path(qe_peer *p, const qe_class *k) {
 
 /*
  * Where a datagram sent before goes again (a dead path's backlog, a loss):
- * a traffic class's packet (the out-of-sequence bit) to the lowest-latency
+ * a packet outside the sequence (a traffic class's, a pure ACK) to the lowest-latency
  * live path, as it went the first time, not behind bulk on a slow path;
  * the rest through the scheduler. NULL: no path.
  */
@@ -397,9 +400,10 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
     uint8_t h[QE_PKT_HDR_MAX];
     pi = qe_pkt_parse(h, gather(v, vcnt, h), &info) == 0 ? &info : NULL;
   }
-  /* A TCP segment without payload (an ACK; not a SYN): see below. */
+  /* A TCP segment without payload that only acknowledges (not a SYN, FIN
+   * or RST, which must arrive in their place): see below. */
   ack = pi != NULL && pi->tcp_data >= 0 && total <= (size_t)pi->tcp_data &&
-        !tcp_syn(pi);
+        !(pi->tcp_flags & (QE_TCP_SYN | QE_TCP_FIN | QE_TCP_RST));
   if (pi != NULL && e->nclasses) {
     const qe_class *k = classify(e, p, pi, total, ts);
     qe_conn *c = k ? class_path(p, k) : NULL;
@@ -418,13 +422,29 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
     return;
   }
   if (n == 1 && ack) {
-    /* In the sequence, with its hold, but ahead of the path's queue and
-     * past its bulk cap: the cap is for data, measured on data. A path
-     * that had carried only ACKs (a download's, the way up) measured a
-     * rate of about 1 Mbit/s; when an upload's ACKs all came to it (its
-     * other path cut), they queued behind that cap, which never grew with
-     * a few packets in flight, and the upload ran at 35 Mbit/s of 90. */
-    number(p, hdr, pi, hold, ts);
+    /*
+     * Outside the sequence, on the path the scheduler picked (the ACKs
+     * spread over the paths as data does), delivered on arrival: in the
+     * sequence, an ACK waited at the far end for every packet numbered
+     * before it, and beside an upload those are the upload's, queued
+     * behind the uplinks' bottlenecks, lost and repaired. The download's
+     * round trip grew by that queue: two 8/30 Mbit/s uplinks carried
+     * 30-37 Mbit/s of a download beside a full upload, 52-53 now
+     * (test/e2e/lab-bond.test.ts); seed 181310126 mix 2, -P4: 22-24
+     * Mbit/s, 63-109 now (four runs). TCP takes an older cumulative ACK as old,
+     * so ACKs that overtake each other or the flow's data cost nothing.
+     * Ahead of the path's queue and past its bulk cap: the cap is for
+     * data, measured on data. A path that had carried only ACKs (a
+     * download's, the way up) measured a rate of about 1 Mbit/s; when an
+     * upload's ACKs all came to it (its other path cut), they queued
+     * behind that cap, which never grew with a few packets in flight, and
+     * the upload ran at 35 Mbit/s of 90. The flow stays in the sequence:
+     * no traffic class takes its packets (classify).
+     */
+    memset(hdr, 0, sizeof(hdr));
+    hdr[0] = 0x80;
+    qe_flow_sequenced(p->flows, pi->flow, ts);
+    p->acks_out++;
     qe_conn_forward_urgent(to[0], vv, vcnt + 1, total + QE_BOND_HDR, ts);
     return;
   }
@@ -458,7 +478,7 @@ void qe_bond_recv(qe_conn *c, const uint8_t *data, size_t len) {
   c->path.pkts_in++;
   c->path.bytes_in += len - QE_BOND_HDR;
   if (data[0] & 0x80) {
-    /* A traffic class's packet, outside the sequence. */
+    /* A traffic class's packet or a pure ACK, outside the sequence. */
     p->classed_in++;
     p->rb.delivered++;
     rb_deliver(p, data + QE_BOND_HDR, len - QE_BOND_HDR);

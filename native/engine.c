@@ -615,6 +615,7 @@ void qe_engine_fill_stats(qe_engine *e, qe_stats *out) {
     ps->moved = p->moved;
     ps->classed_out = p->classed_out;
     ps->classed_in = p->classed_in;
+    ps->acks_out = p->acks_out;
     for (size_t k = 0; k < p->npaths && k < QE_STATS_MAX_PATHS; k++) {
       qe_conn *c = p->paths[k];
       qe_path_stats *x = &ps->paths[ps->npaths++];

@@ -92,7 +92,7 @@ typedef struct qe_path_stats {
 typedef struct qe_peer_stats {
   int bonded, mode;
   uint64_t reordered, late, bond_dropped, resent, lost_resent, moved,
-      classed_out, classed_in;
+      classed_out, classed_in, acks_out;
   size_t npaths;
   qe_path_stats paths[QE_STATS_MAX_PATHS];
   uint8_t key[QE_KEYLEN];

@@ -144,7 +144,7 @@ typedef struct qe_peer {
   qe_conn *fast; /* the classes' lowest-latency path, kept unless beaten */
   qe_ts suspect_ts; /* when a loaded path of it next becomes suspect */
   qe_ts aqm_grace_ts; /* no early drop before: a path is throttled */
-  uint64_t resent, lost_resent, moved, classed_out, classed_in;
+  uint64_t resent, lost_resent, moved, classed_out, classed_in, acks_out;
   uint64_t bytes_in, bytes_out, packets_in, packets_out;
   uint64_t datagrams_lost, datagrams_acked;
   uint64_t drop_congestion, drop_too_big, drop_spoofed, drop_not_up;

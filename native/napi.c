@@ -944,6 +944,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
       P(moved, "moved");
       P(classed_out, "classedOut");
       P(classed_in, "classedIn");
+      P(acks_out, "acksOut");
       napi_create_array_with_length(env, p->npaths, &paths);
       for (size_t k = 0; k < p->npaths; k++) {
         qe_path_stats *x = &p->paths[k];

@@ -12,7 +12,9 @@
 /* Enough of a packet to read: IPv4 with options (60) or IPv6 (40), plus
  * the TCP or UDP ports, and TCP's flags (14 bytes into its header). */
 #define QE_PKT_HDR_MAX 76
+#define QE_TCP_FIN 0x01
 #define QE_TCP_SYN 0x02
+#define QE_TCP_RST 0x04
 
 typedef struct qe_pkt_info {
   int dscp;         /* the DSCP (6 bits) */

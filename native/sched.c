@@ -5,9 +5,22 @@
  * wildly on shaped links (GBytes/s on 50 Mbit/s), so our own measure, else
  * the window per RTT; at least 64 KiB/s. */
 static uint64_t rate_of(const qe_sched_path *p) {
-  uint64_t rate = p->rate          ? p->rate
-                  : p->srtt_ns     ? p->cwnd * 1000000000ULL / p->srtt_ns
-                                   : 0;
+  uint64_t win = p->srtt_ns ? p->cwnd * 1000000000ULL / p->srtt_ns : 0;
+  uint64_t rate = p->rate ? p->rate : win;
+  /* Startup: the rate measured so far is what the path was sent (idle
+   * before a transfer: 0-1 Mbit/s), not what it carries. Taken as its
+   * rate, a packet beyond that rate's product stood in a queue of the
+   * jitter's length (a 259 Mbit/s, 83 ms uplink whose delay wanders by up
+   * to 30 ms: 2 Mbit/s, 47 KB in flight priced 6.6 ms of queue), the path
+   * lost every tie at the bond's delay, was sent no more than it measured,
+   * and carried 1-3 Mbit/s of a download beside a 135 Mbit/s, 15 ms one
+   * (`bench/multipath --random 20 --seed 181310126 --mix 1`, both
+   * directions at once, -P4). What its congestion window carries per
+   * round trip (the QUIC stack's startup grows it as the path delivers) is
+   * the least it may carry. */
+  if (!p->measured && win > rate) {
+    rate = win;
+  }
   return rate < 65536 ? 65536 : rate;
 }
 

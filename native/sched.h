@@ -28,7 +28,8 @@ typedef struct qe_sched_path {
   uint64_t srtt_ns;   /* smoothed RTT */
   uint64_t min_rtt_ns; /* lowest RTT seen; 0: not known yet */
   uint64_t cwnd;      /* congestion window, bytes */
-  uint64_t rate;      /* measured delivery rate, bytes/s; 0: cwnd/srtt */
+  uint64_t rate;      /* measured delivery rate, bytes/s; 0: cwnd/srtt;
+                       * until `measured`, at least cwnd/srtt */
   uint64_t inflight;  /* bytes sent, not yet acknowledged or lost */
   uint64_t queued;    /* bytes waiting in our queue for window */
   int room;           /* a full-size packet may be sent now */

@@ -289,10 +289,11 @@ static uint64_t sim_delivered_bytes(const sim *s, uint64_t from,
 }
 
 /* A fixed view: up, room, 100 packets of window. */
+/* A path whose rate is measured (its startup over) unless a test says. */
 static qe_sched_path vp(int alive, uint64_t srtt_ms, uint8_t index) {
   return (qe_sched_path){.up = 1, .alive = alive, .srtt_ns = srtt_ms * MS,
                          .cwnd = 100 * PKT, .room = 1, .index = index,
-                         .weight = 1};
+                         .weight = 1, .measured = 1};
 }
 
 /* ---- aggregate on simulated paths (assertions 1, 2, 3) ---- */
@@ -1503,6 +1504,41 @@ static void far_hold(void) {
     for (size_t i = 0; i < 4; i++) {
       v[i].inflight = 0;
     }
+  }
+  /* A path whose startup has not ended, at the idle rate it measured
+   * before the transfer (64 KiB/s, the floor), with two of its products in
+   * flight: within its congestion window (100 packets), it is the emptier
+   * pipe beside one at its product, and takes the tie (its measure grows
+   * only so). */
+  {
+    size_t out[2];
+    qe_sched_path w[2] = {vp(1, 30, 0), vp(1, 172, 1)};
+    w[0].min_rtt_ns = 30 * MS;
+    w[0].rate = 36 * MBIT;
+    w[0].measured = 1;
+    w[0].inflight = w[0].cwnd = 36 * MBIT * 30 / 1000;
+    w[1].min_rtt_ns = 172 * MS;
+    w[1].rate = 65536;
+    w[1].measured = 0;
+    w[1].inflight = 2 * 65536 * 172 / 1000;
+    w[1].cwnd = 100 * PKT;
+    check(qe_sched_pick(QE_MODE_AGGREGATE, w, 2, out) == 1 && out[0] == 1,
+          "tie: a path in startup is filled to its window, not to the "
+          "product of a rate it measured idle",
+          "out[0] %zu, want 1", out[0]);
+    /* Its delay wanders 20 ms over its lowest: past that idle rate's
+     * product, what it has in flight is not a queue of 20 ms. */
+    w[1].low_rtt_ns = 192 * MS;
+    w[1].inflight = 4 * 65536 * 172 / 1000;
+    check(qe_sched_cost(&w[1]) == 86 * MS,
+          "cost: a path in startup is not queued at the rate it measured idle",
+          "%.2f ms, want 86", (double)qe_sched_cost(&w[1]) / MS);
+    w[1].measured = 1;
+    check(qe_sched_cost(&w[1]) > 86 * MS, "cost: ...once measured, it is",
+          "%.2f ms", (double)qe_sched_cost(&w[1]) / MS);
+    check(qe_sched_pick(QE_MODE_AGGREGATE, w, 2, out) == 1 && out[0] == 0,
+          "tie: ...once measured, to its product", "out[0] %zu, want 0",
+          out[0]);
   }
   /* Starlink at 2 Mbit/s: under a tenth of the bond, the LTE path's delay
    * is the bond's. */

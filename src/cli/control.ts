@@ -287,6 +287,7 @@ interface StatusBond {
   moved?: number
   classedOut?: number
   classedIn?: number
+  acksOut?: number
 }
 
 /** The lines of a bonded peer's paths and reorder counters (none for a plain peer). */
@@ -300,7 +301,7 @@ function renderBond(stats: { paths?: StatusPath[]; bond?: StatusBond } | null): 
   }
   const b = stats?.bond
   if (b) {
-    const classed = b.classedOut !== undefined ? `  classed out/in ${b.classedOut}/${b.classedIn ?? 0}` : ''
+    const classed = b.classedOut !== undefined ? `  classed out/in ${b.classedOut}/${b.classedIn ?? 0}${b.acksOut !== undefined ? `  ACKs out ${b.acksOut}` : ''}` : ''
     lines.push(`    bond ${b.mode}: reordered ${b.reordered}  late ${b.late}  dropped ${b.dropped}  re-sent ${b.resent} (dead path) + ${b.lostResent ?? 0} (lost)  moved ${b.moved ?? 0}${classed}`)
   }
   return lines

@@ -428,7 +428,7 @@ function bondStats(p: NativeStats['peers'][number]): { paths?: PathStats[]; bond
     dropped: Number(x.dropped ?? 0),
   }))
   const mode = BOND_MODES.find((m) => m === p.bondMode) ?? 'aggregate'
-  return { paths, bond: { mode, reordered: n('reordered'), late: n('late'), dropped: n('bondDropped'), resent: n('resent'), lostResent: n('lostResent'), moved: n('moved'), classedOut: n('classedOut'), classedIn: n('classedIn') } }
+  return { paths, bond: { mode, reordered: n('reordered'), late: n('late'), dropped: n('bondDropped'), resent: n('resent'), lostResent: n('lostResent'), moved: n('moved'), classedOut: n('classedOut'), classedIn: n('classedIn'), acksOut: n('acksOut') } }
 }
 
 function convertStats(raw: NativeStats): EngineStats {

@@ -259,9 +259,12 @@ export interface BondStats {
   readonly lostResent: number
   /** Moved, unsent, from the queue of a path its QUIC stack throttled. */
   readonly moved: number
-  /** Sent / received in a traffic class (outside the sequence). */
+  /** Sent in a traffic class (outside the sequence). */
   readonly classedOut: number
+  /** Received outside the sequence: the far end's traffic classes and its TCP flows' pure ACKs. */
   readonly classedIn: number
+  /** TCP pure ACKs sent outside the sequence (delivered on arrival, not held behind the bond's other packets). */
+  readonly acksOut: number
 }
 
 export interface PeerStats {

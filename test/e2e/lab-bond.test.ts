@@ -114,12 +114,12 @@ async function tests(): Promise<void> {
       t.ok(r.links.every((l) => l.txBytes > 0.1 * total), `${r.direction}: both links carried it (${r.links.map((l) => l.txBytes).join(', ')} bytes)`)
     }
     const mbit = (r: typeof up): number => meanMbit(r.transfer.points, 1000, 4000)
-    // Known open (issue 18): with an upload filling the uplinks, the download's ACKs wait behind it, every
-    // path's in-flight cap (sized for the lowest RTT) starves it, and it falls to about the upload's rate.
-    t.ok(mbit(down) > 1.5 * mbit(up), `the download (${mbit(down).toFixed(1)} Mbit/s) runs at the down rates, above the upload (${mbit(up).toFixed(1)})`, {
-      todo: 'issue 18: a download beside a saturating upload is starved by its in-flight cap',
-    })
-    t.ok(mbit(down) > 0.5 * mbit(up), `the download moves (${mbit(down).toFixed(1)} Mbit/s)`)
+    // The download's ACKs go outside the bond's sequence: in it, each waited at the gateway for the
+    // upload's packets numbered before it (queued behind the uplinks, lost, repaired), the download's
+    // round trip grew by that, and it carried 30-37 Mbit/s of the 60, 2.5-3.2 times the upload's 12
+    // (52-53 with them outside, 4.3 times). A ratio of two figures of one run: the machine's load
+    // slows both.
+    t.ok(mbit(down) > 3.5 * mbit(up), `the download (${mbit(down).toFixed(1)} Mbit/s) runs at the down rates (60 Mbit/s), over 3.5 times the upload (${mbit(up).toFixed(1)}, of 16 up)`)
     t.ok(mbit(up) < 17, `the upload stays within the 16 Mbit/s of up rates (${mbit(up).toFixed(1)})`)
     t.ok(up.cpu !== null && up.cpu.seconds > 0 && up.cpu === down.cpu, 'the daemons\' CPU is measured once for the run')
   })

@@ -47,7 +47,7 @@ export function fakeStatus(o: FakeOptions): NodeStatus {
     const bonded = (o.bondEvery ?? 0) > 0 && i % o.bondEvery! === 0
     const paths = bonded ? uplinks.map((u, j) => path(u, j, tick, up && !(o.dead ?? []).includes(u), j + 1)) : undefined
     const stats: PeerStats = {
-      ...(paths ? { paths, bond: { mode: 'aggregate' as const, reordered: tick * 2, late: tick, dropped: 0, resent: tick, lostResent: 2 * tick, moved: 0, classedOut: 0, classedIn: 0 } } : {}),
+      ...(paths ? { paths, bond: { mode: 'aggregate' as const, reordered: tick * 2, late: tick, dropped: 0, resent: tick, lostResent: 2 * tick, moved: 0, classedOut: 0, classedIn: 0, acksOut: 0 } } : {}),
       peer: key, up, rttMs: 25, rttMinMs: 20, rttVarMs: 2, silentMs: 0, cwnd: 100_000, bytesInFlight: 10_000, deliveryRate: 2_000_000, maxDatagram: 1350,
       bytesIn: tick * 1000 * (i + 1), bytesOut: tick * 2000 * (i + 1), packetsIn: tick * (i + 1), packetsOut: tick * 2 * (i + 1),
       datagramsLost: tick, datagramsAcked: tick * 10, drops: { congestion: tick, tooBig: 0, spoofed: i, notUp: 0 },
