@@ -328,8 +328,8 @@ static qe_conn *class_path(qe_peer *p, const qe_class *k) {
 
 /*
  * Where a datagram sent before goes again (a dead path's backlog, a loss):
- * a packet outside the sequence (a traffic class's, a pure ACK) to the lowest-latency
- * live path, as it went the first time, not behind bulk on a slow path;
+ * a packet outside the sequence (a traffic class's, a pure ACK) to the
+ * lowest-latency live path, not behind bulk on a slow path;
  * the rest through the scheduler. NULL: no path.
  */
 static qe_conn *resend_path(qe_peer *p, const uint8_t *dgram) {
@@ -431,8 +431,9 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
      * round trip grew by that queue: two 8/30 Mbit/s uplinks carried
      * 30-37 Mbit/s of a download beside a full upload, 52-53 now
      * (test/e2e/lab-bond.test.ts); seed 181310126 mix 2, -P4: 22-24
-     * Mbit/s, 63-109 now (four runs). TCP takes an older cumulative ACK as old,
-     * so ACKs that overtake each other or the flow's data cost nothing.
+     * Mbit/s, 63-109 now (four runs). TCP takes an older cumulative ACK
+     * as old, so ACKs that overtake each other or the flow's data cost
+     * nothing.
      * Ahead of the path's queue and past its bulk cap: the cap is for
      * data, measured on data. A path that had carried only ACKs (a
      * download's, the way up) measured a rate of about 1 Mbit/s; when an
