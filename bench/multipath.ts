@@ -44,6 +44,7 @@ import { bondResult, mptcpFigures, rawResult, warmupFor, type Measured, type Mpt
 import { describeUplink, parseCongestion, parseMode, parseUplinks, type BondMode, type CutSpec, type UplinkSpec } from '../src/lab/bond-spec.js'
 import { emulationText, fmt, round, sumOrNull, type BondResult, type RawResult } from '../src/lab/bond-report.js'
 import { withInterrupts } from '../src/lab/interrupt.js'
+import { LabAbortedError } from '../src/lab/errors.js'
 import { requireMptcpize } from '../src/lab/mptcp.js'
 import { parsePositiveInt } from '../src/lab/units.js'
 import { RURAL_UPLINK_FLAGS } from '../src/lab/demo-bond.js'
@@ -370,4 +371,9 @@ async function main(): Promise<number> {
   return failed ? 1 : 0
 }
 
-process.exitCode = await main()
+// An interrupt tears the lab down and says so (what was measured is saved above); no stack.
+process.exitCode = await main().catch((err: unknown) => {
+  if (!(err instanceof LabAbortedError)) throw err
+  process.stderr.write(`${err.message}\n`)
+  return 130
+})

@@ -27,6 +27,7 @@ import { Lab } from '../src/lab/topology.js'
 import { startDaemons } from '../src/lab/daemon.js'
 import { CpuMeter, cpuPerGbit } from '../src/lab/cpu.js'
 import { withInterrupts } from '../src/lab/interrupt.js'
+import { LabAbortedError } from '../src/lab/errors.js'
 import { LAB_METRICS_PORT, overlayAddresses } from '../src/lab/nodeconfig.js'
 import { spawnIn } from '../src/lab/exec.js'
 import type { ChildProcess } from 'node:child_process'
@@ -317,4 +318,9 @@ async function main(): Promise<number> {
   return results.every((r) => r.ok) ? 0 : 1
 }
 
-process.exitCode = await main()
+// An interrupt tears the lab down and says so (what was measured is saved above); no stack.
+process.exitCode = await main().catch((err: unknown) => {
+  if (!(err instanceof LabAbortedError)) throw err
+  process.stderr.write(`${err.message}\n`)
+  return 130
+})
