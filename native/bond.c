@@ -382,6 +382,16 @@ static void number(qe_peer *p, uint8_t hdr[QE_BOND_HDR],
   }
 }
 
+/* Sends a packet outside the sequence on c, ahead of its bulk queue: the
+ * receiver delivers it on arrival (the header's top bit). */
+static void send_unsequenced(qe_conn *c, uint8_t hdr[QE_BOND_HDR],
+                             ngtcp2_vec *vv, size_t vcnt, size_t total,
+                             qe_ts ts) {
+  memset(hdr, 0, QE_BOND_HDR);
+  hdr[0] = 0x80;
+  qe_conn_forward_urgent(c, vv, vcnt + 1, total + QE_BOND_HDR, ts);
+}
+
 void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
                   size_t total, qe_ts ts) {
   qe_conn *to[2];
@@ -390,7 +400,7 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
   ngtcp2_vec vv[3] = {{.base = hdr, .len = QE_BOND_HDR}};
   qe_pkt_info info;
   const qe_pkt_info *pi = NULL; /* parsed (aggregate, weighted) */
-  uint64_t hold;
+  uint64_t hold = 0;
   int ack;
   for (size_t i = 0; i < vcnt && i < 2; i++) {
     vv[1 + i] = v[i];
@@ -408,15 +418,14 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
     const qe_class *k = classify(e, p, pi, total, ts);
     qe_conn *c = k ? class_path(p, k) : NULL;
     if (c != NULL) {
-      /* Outside the sequence: the receiver delivers it on arrival. */
-      memset(hdr, 0, sizeof(hdr));
-      hdr[0] = 0x80;
       p->classed_out++;
-      qe_conn_forward_urgent(c, vv, vcnt + 1, total + QE_BOND_HDR, ts);
+      send_unsequenced(c, hdr, vv, vcnt, total, ts);
       return;
     }
   }
-  n = pick_held(p, to, &hold);
+  /* An ACK takes no hold: the scheduler's delay for the bond is not
+   * worked out for it. */
+  n = pick_held(p, to, ack ? NULL : &hold);
   if (n == 0) {
     p->drop_not_up++;
     return;
@@ -442,11 +451,9 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
      * the upload ran at 35 Mbit/s of 90. The flow stays in the sequence:
      * no traffic class takes its packets (classify).
      */
-    memset(hdr, 0, sizeof(hdr));
-    hdr[0] = 0x80;
     qe_flow_sequenced(p->flows, pi->flow, ts);
     p->acks_out++;
-    qe_conn_forward_urgent(to[0], vv, vcnt + 1, total + QE_BOND_HDR, ts);
+    send_unsequenced(to[0], hdr, vv, vcnt, total, ts);
     return;
   }
   if (n == 1 && to[0]->txq.count > 0) {

@@ -301,8 +301,9 @@ function renderBond(stats: { paths?: StatusPath[]; bond?: StatusBond } | null): 
   }
   const b = stats?.bond
   if (b) {
-    const classed = b.classedOut !== undefined ? `  classed out/in ${b.classedOut}/${b.classedIn ?? 0}${b.acksOut !== undefined ? `  ACKs out ${b.acksOut}` : ''}` : ''
-    lines.push(`    bond ${b.mode}: reordered ${b.reordered}  late ${b.late}  dropped ${b.dropped}  re-sent ${b.resent} (dead path) + ${b.lostResent ?? 0} (lost)  moved ${b.moved ?? 0}${classed}`)
+    const classed = b.classedOut !== undefined ? `  classed out/in ${b.classedOut}/${b.classedIn ?? 0}` : ''
+    const acks = b.acksOut !== undefined ? `  ACKs out ${b.acksOut}` : ''
+    lines.push(`    bond ${b.mode}: reordered ${b.reordered}  late ${b.late}  dropped ${b.dropped}  re-sent ${b.resent} (dead path) + ${b.lostResent ?? 0} (lost)  moved ${b.moved ?? 0}${classed}${acks}`)
   }
   return lines
 }
