@@ -391,7 +391,7 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
                 sent - r->sent_mark)) {
     /* Even when the path never refused a packet: we sent into a standing
      * queue below our cap, faster than the link. */
-    r->filled = 1;
+    r->filled = r->measured = 1;
   }
   {
     /* the window's loss share, into the smoothed one (loss_q16) */
@@ -423,7 +423,7 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
       r->full_bw = r->bw;
       r->full_cnt = 0;
     } else if (++r->full_cnt >= QE_FULL_WINDOWS) {
-      r->filled = 1;
+      r->filled = r->measured = 1;
     }
   }
 }

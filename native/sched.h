@@ -242,6 +242,8 @@ typedef struct qe_rate {
   uint64_t bw;     /* bytes/s; 0: not measured yet */
   int limited;     /* the path refused a bulk packet in this window */
   int filled;      /* startup is over */
+  int measured;    /* startup ended once: bw is what the path carried while it
+                    * was the limit (qe_rate_restart leaves it set) */
   uint64_t full_bw; /* startup: the rate to beat by a quarter... */
   unsigned full_cnt; /* ...and the windows that did not */
   uint64_t win_rtt;  /* the window's lowest RTT sample; 0: none */
@@ -285,6 +287,12 @@ void qe_rate_seed(qe_rate *r, uint64_t bw);
  * until a window shows its bottleneck full again. Before, a survivor kept
  * at 2-5 Mbit/s beside a busy short path took the flow at a cap of 1.25 x
  * that rate (native/README, "After a cut").
+ * Its measure stays its rate (`measured` stays set): the scheduler prices
+ * it at what it carried, not at its window per RTT, until it carries more.
+ * Priced at its window, a 5 Mbit/s, 191 ms survivor (window 319 kB: 12.8
+ * Mbit/s) took 300 kB, 2.5 x its BDP; its queue reached 190 ms, the link
+ * dropped 41 packets, and the whole bond waited 400 ms for their repair
+ * (`bench/multipath --random 20 --seed 810805939 --mix 2`, up -P4, cut).
  */
 void qe_rate_restart(qe_rate *r);
 /* `bytes` sent on the path were declared lost (startup's loss signal). */

@@ -1046,6 +1046,8 @@ static void rate_restart(void) {
   for (unsigned m = 1; m <= 4; m *= 2) {
     rate_feed(&r, &t, m, 100, 1, rtt);
   }
+  check(!r.measured, "restart: not measured while its first startup lasts",
+        "measured %d", r.measured);
   rate_feed(&r, &t, 4, 100 * (QE_FULL_WINDOWS + 1), 1, rtt);
   low = qe_rate_cap(&r, rtt, 0);
   check(r.filled && near_mbit(r.bw, 4) &&
@@ -1062,6 +1064,26 @@ static void rate_restart(void) {
         (unsigned long long)cap, (unsigned long long)low);
   check(!qe_aqm_drop(&a, r.bw * (QE_AQM_TARGET_NS * 4) / SEC, &r, t + SEC),
         "restart: no early drop in startup", "%s", "");
+  {
+    /* Its window (8 of its products) is not its rate: the scheduler prices
+     * the queue its round trip shows at the 4 Mbit/s it carried. */
+    qe_sched_path w = vp(1, 140, 0); /* 40 ms of queue */
+    uint64_t known, windowed;
+    w.min_rtt_ns = rtt;
+    w.low_rtt_ns = w.srtt_ns;
+    w.rate = r.bw;
+    w.measured = r.measured;
+    w.cwnd = 8 * r.bw * rtt / SEC;
+    w.inflight = 2 * r.bw * rtt / SEC;
+    known = qe_sched_cost(&w);
+    w.measured = 0;
+    windowed = qe_sched_cost(&w);
+    check(r.measured && known > windowed + 30 * MS,
+          "restart: still measured; its queue is priced at its rate, not "
+          "at its window per RTT",
+          "measured %d, %.1f ms against %.1f", r.measured,
+          (double)known / MS, (double)windowed / MS);
+  }
   for (unsigned m = 8; m <= 64; m *= 2) {
     rate_feed(&r, &t, m > 60 ? 60 : m, 100, 1, rtt);
     check(!r.filled, "restart: startup while the rate grows",
