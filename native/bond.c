@@ -250,9 +250,9 @@ static int port_in(const qe_class *k, int port) {
   return 0;
 }
 
-/* Whether a parsed packet opens a TCP connection (SYN, SYN-ACK). */
-static int tcp_syn(const qe_pkt_info *pi) {
-  return pi->tcp_flags >= 0 && (pi->tcp_flags & QE_TCP_SYN);
+/* Whether a parsed packet is TCP with any of `flags` set. */
+static int tcp_flag(const qe_pkt_info *pi, int flags) {
+  return pi->tcp_flags >= 0 && (pi->tcp_flags & flags);
 }
 
 /* The first class the packet matches, or NULL. A class that matches by size
@@ -273,7 +273,7 @@ static const qe_class *classify(const qe_engine *e, const qe_peer *p,
     }
     if (k->max_size &&
         (total > k->max_size || qe_flow_in_sequence(p->flows, pi->flow, ts) ||
-         tcp_syn(pi))) {
+         tcp_flag(pi, QE_TCP_SYN))) {
       continue;
     }
     if (k->nports &&
@@ -413,7 +413,7 @@ void qe_bond_send(qe_engine *e, qe_peer *p, const ngtcp2_vec *v, size_t vcnt,
   /* A TCP segment without payload that only acknowledges (not a SYN, FIN
    * or RST, which must arrive in their place): see below. */
   ack = pi != NULL && pi->tcp_data >= 0 && total <= (size_t)pi->tcp_data &&
-        !(pi->tcp_flags & (QE_TCP_SYN | QE_TCP_FIN | QE_TCP_RST));
+        !tcp_flag(pi, QE_TCP_SYN | QE_TCP_FIN | QE_TCP_RST);
   if (pi != NULL && e->nclasses) {
     const qe_class *k = classify(e, p, pi, total, ts);
     qe_conn *c = k ? class_path(p, k) : NULL;
