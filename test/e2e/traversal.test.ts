@@ -24,21 +24,21 @@ if (process.getuid?.() !== 0) {
   t.plan(0, `needs ${missing.join(', ')}`)
 } else {
   t.test('punching: two port-restricted cones get a direct path', async (t) => {
-    const r = await runNatPair({ a: 'port-restricted', b: 'port-restricted', seconds: 10, rateMbit: 50 })
+    const r = await runNatPair({ a: 'port-restricted', b: 'port-restricted', seconds: 10, rateMbit: 20 })
     t.equal(r.connected, true, 'connected')
     t.equal(r.path, 'direct', 'directly, through both NATs')
     t.ok((r.mbit ?? 0) > 0, `TCP flows (${r.mbit} Mbit/s)`)
   })
 
   t.test('relaying: a cone and a symmetric NAT go through the relay', async (t) => {
-    const r = await runNatPair({ a: 'port-restricted', b: 'symmetric', seconds: 10, rateMbit: 50 })
+    const r = await runNatPair({ a: 'port-restricted', b: 'symmetric', seconds: 10, rateMbit: 20 })
     t.equal(r.connected, true, 'connected')
     t.equal(r.path, 'relay', 'through the relay (no direct path exists between these two)')
     t.ok((r.mbit ?? 0) > 0, `TCP flows through it (${r.mbit} Mbit/s)`)
   })
 
   t.test('the move to direct: a relayed pair whose direct path opens moves to it, its TCP flow intact', async (t) => {
-    const r = await runNatSwitch({ seconds: 9, rateMbit: 50 })
+    const r = await runNatSwitch({ seconds: 9, rateMbit: 20 })
     t.equal(r.path_before, 'relay', 'relayed while the direct path is blocked')
     t.equal(r.path_after, 'direct', 'direct once it opens')
     // The pair's first try after the block went is the move: it comes while the transfer runs. A lab that fell behind
@@ -50,7 +50,7 @@ if (process.getuid?.() !== 0) {
   })
 
   t.test('roaming: the client moves from wifi to lte mid-transfer, its TCP flow intact', async (t) => {
-    const r = await runRoam({ seconds: 8, rateMbit: 50 })
+    const r = await runRoam({ seconds: 8, rateMbit: 20 })
     t.equal(r.resets, 0, 'no TCP reset')
     t.ok(r.gap_ms !== null, 'the transfer reported its intervals')
     t.ok((r.mbit_after ?? 0) > 0, `data keeps flowing on the new uplink (${r.mbit_after} Mbit/s)`)
