@@ -38,7 +38,7 @@ import { spawn } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { transform } from 'esbuild'
+import { stop, transform } from 'esbuild'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const args = process.argv.slice(2)
@@ -107,6 +107,7 @@ async function compileTests() {
       writeFileSync(out, r.code)
     }),
   )
+  await stop() // its service process, which would outlive the run otherwise
   const own = new Set(['test', 'bench', 'src', 'build', 'node_modules', '.git'])
   symlinkSync(relative(COMPILED, join(root, 'dist')), join(COMPILED, 'src'))
   for (const e of readdirSync(root).filter((e) => !own.has(e))) symlinkSync(relative(COMPILED, join(root, e)), join(COMPILED, e))

@@ -4,39 +4,56 @@
  * use it to check that a plan converges (`diff(desired, simulate(actual,
  * diff(desired, actual)))` is empty); a dry run can show the state after.
  */
-import type { Action, KernelState, LinkState, Plan } from './types.js'
+import type { KernelState, LinkState, Plan } from './types.js'
 import { addressKey, routeKey, ruleKey } from './keys.js'
 import { normalizeState } from './normalize.js'
 
-export function simulateAction(state: KernelState, a: Action): KernelState {
-  switch (a.kind) {
-    case 'sysctl':
-      return { ...state, sysctls: { ...state.sysctls, [a.key]: a.to } }
-    case 'link':
-      return {
-        ...state,
-        links: state.links.map(
-          (l): LinkState => (l.name !== a.name ? l : { name: l.name, mtu: a.mtu?.to ?? l.mtu, up: a.up?.to ?? l.up }),
-        ),
-      }
-    case 'address': {
-      const k = addressKey(a.address)
-      const rest = state.addresses.filter((x) => addressKey(x) !== k)
-      return { ...state, addresses: a.op === 'add' ? [...rest, a.address] : rest }
-    }
-    case 'route': {
-      const k = routeKey(a.route)
-      const rest = state.routes.filter((x) => routeKey(x) !== k)
-      return { ...state, routes: a.op === 'del' ? rest : [...rest, a.route] }
-    }
-    case 'rule': {
-      const k = ruleKey(a.rule)
-      const rest = state.rules.filter((x) => ruleKey(x) !== k)
-      return { ...state, rules: a.op === 'add' ? [...rest, a.rule] : rest }
-    }
+/** Items by identity (all of them: a state may hold two of one identity), kept in their order. */
+function byIdentity<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>()
+  for (const x of items) {
+    const k = key(x)
+    const had = out.get(k)
+    if (had) had.push(x)
+    else out.set(k, [x])
   }
+  return out
 }
 
+/**
+ * Each action replaces (or, deleting, removes) every item of its identity. Linear in the state and
+ * the plan: by filtering the whole list per action, 10,000 routes took 11 s.
+ */
 export function simulate(state: KernelState, plan: Plan): KernelState {
-  return normalizeState(plan.actions.reduce(simulateAction, normalizeState(state)))
+  const s = normalizeState(state)
+  const addresses = byIdentity(s.addresses, addressKey)
+  const routes = byIdentity(s.routes, routeKey)
+  const rules = byIdentity(s.rules, ruleKey)
+  let links: readonly LinkState[] = s.links
+  let sysctls = s.sysctls
+  const put = <T>(m: Map<string, T[]>, k: string, x: T | null): void => {
+    m.delete(k)
+    if (x !== null) m.set(k, [x])
+  }
+  for (const a of plan.actions) {
+    switch (a.kind) {
+      case 'sysctl':
+        sysctls = { ...sysctls, [a.key]: a.to }
+        break
+      case 'link':
+        links = links.map((l): LinkState => (l.name !== a.name ? l : { name: l.name, mtu: a.mtu?.to ?? l.mtu, up: a.up?.to ?? l.up }))
+        break
+      case 'address':
+        put(addresses, addressKey(a.address), a.op === 'add' ? a.address : null)
+        break
+      case 'route':
+        put(routes, routeKey(a.route), a.op === 'del' ? null : a.route)
+        break
+      case 'rule':
+        put(rules, ruleKey(a.rule), a.op === 'add' ? a.rule : null)
+        break
+    }
+  }
+  const all = <T>(m: Map<string, T[]>): T[] => [...m.values()].flat()
+  return normalizeState({ ...s, links, sysctls, addresses: all(addresses), routes: all(routes), rules: all(rules) })
 }

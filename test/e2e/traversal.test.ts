@@ -50,7 +50,7 @@ if (process.getuid?.() !== 0) {
   })
 
   t.test('roaming: the client moves from wifi to lte mid-transfer, its TCP flow intact', async (t) => {
-    const r = await runRoam({ seconds: 8, rateMbit: 20 })
+    const r = await runRoam({ seconds: 8, rateMbit: 50 })
     t.equal(r.resets, 0, 'no TCP reset')
     t.ok(r.gap_ms !== null, 'the transfer reported its intervals')
     t.ok((r.mbit_after ?? 0) > 0, `data keeps flowing on the new uplink (${r.mbit_after} Mbit/s)`)
