@@ -17,7 +17,7 @@
  * flags must go first (the kernel would refuse the add).
  */
 import type { Action, ActionBody, Address, KernelState, LinkState, Plan, Route, Rule } from './types.js'
-import { addressKey, routeEqual, routeKey, ruleKey } from './keys.js'
+import { addressKey, byKey, routeEqual, routeKey, ruleKey } from './keys.js'
 import { normalizeState } from './normalize.js'
 import { renderAction } from './render.js'
 
@@ -61,12 +61,6 @@ function action(body: ActionBody, phase = phaseOf(body)): Action {
 
 /** The kernel's own identity of an address (flags aside): an add collides with a delete still pending. */
 const addressSlot = (a: Address): string => `${a.dev}|${a.address}/${a.prefixLen}`
-
-function byKey<T>(items: readonly T[], key: (t: T) => string): Map<string, T> {
-  const m = new Map<string, T>()
-  for (const t of items) m.set(key(t), t)
-  return m
-}
 
 function diffLinks(desired: readonly LinkState[], actual: readonly LinkState[], out: ActionBody[]): void {
   const have = byKey(actual, (l) => l.name)

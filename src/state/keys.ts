@@ -80,3 +80,10 @@ export function compareRules(a: Rule, b: Rule): number {
 export function compareLinks(a: LinkState, b: LinkState): number {
   return cmp(a.name, b.name)
 }
+
+/** Items by identity (`key`), in their order; the kernel holds one item per identity, so the last of a repeat stands. */
+export function byKey<T>(items: readonly T[], key: (t: T) => string): Map<string, T> {
+  const m = new Map<string, T>()
+  for (const t of items) m.set(key(t), t)
+  return m
+}

@@ -5,36 +5,21 @@
  * diff(desired, actual)))` is empty); a dry run can show the state after.
  */
 import type { KernelState, LinkState, Plan } from './types.js'
-import { addressKey, routeKey, ruleKey } from './keys.js'
+import { addressKey, byKey, routeKey, ruleKey } from './keys.js'
 import { normalizeState } from './normalize.js'
 
-/** Items by identity (all of them: a state may hold two of one identity), kept in their order. */
-function byIdentity<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>()
-  for (const x of items) {
-    const k = key(x)
-    const had = out.get(k)
-    if (had) had.push(x)
-    else out.set(k, [x])
-  }
-  return out
-}
-
 /**
- * Each action replaces (or, deleting, removes) every item of its identity. Linear in the state and
+ * Each action replaces (or, deleting, removes) the item of its identity. Linear in the state and
  * the plan: by filtering the whole list per action, 10,000 routes took 11 s.
  */
 export function simulate(state: KernelState, plan: Plan): KernelState {
   const s = normalizeState(state)
-  const addresses = byIdentity(s.addresses, addressKey)
-  const routes = byIdentity(s.routes, routeKey)
-  const rules = byIdentity(s.rules, ruleKey)
+  const addresses = byKey(s.addresses, addressKey)
+  const routes = byKey(s.routes, routeKey)
+  const rules = byKey(s.rules, ruleKey)
   let links: readonly LinkState[] = s.links
   let sysctls = s.sysctls
-  const put = <T>(m: Map<string, T[]>, k: string, x: T | null): void => {
-    m.delete(k)
-    if (x !== null) m.set(k, [x])
-  }
+  const put = <T>(m: Map<string, T>, k: string, x: T | null): void => void (x === null ? m.delete(k) : m.set(k, x))
   for (const a of plan.actions) {
     switch (a.kind) {
       case 'sysctl':
@@ -54,6 +39,5 @@ export function simulate(state: KernelState, plan: Plan): KernelState {
         break
     }
   }
-  const all = <T>(m: Map<string, T[]>): T[] => [...m.values()].flat()
-  return normalizeState({ ...s, links, sysctls, addresses: all(addresses), routes: all(routes), rules: all(rules) })
+  return normalizeState({ ...s, links, sysctls, addresses: [...addresses.values()], routes: [...routes.values()], rules: [...rules.values()] })
 }
