@@ -10,7 +10,9 @@
 // beside the test itself (a file of one `t.pass`: 3.8 s and 4.7 CPU-s under `tap`, 1.0 s and 1.4
 // CPU-s under `node --import tsx`, less again compiled). Measured on this 2-core machine, `npm
 // test` from a clone: 440 s with each file under `node --import tsx` (unit lane 228 s), 345-372 s
-// compiled (unit lane 128-138 s; the e2e lanes, 260-276 s and 94-102 s, are now the whole of it).
+// compiled (unit lane 128-138 s; the e2e lanes, 260-276 s and 94-102 s, are now the whole of it),
+// 317 s once the e2e files' own children (peers, TCP ends, drivers) ran compiled too
+// (test/e2e/fixtures/node-script.ts: e2e lane 233 s, alone 84 s).
 // tap's own per-file timeout still holds (TAP_TIMEOUT, 300 s, as in .taprc); a file still alive
 // 30 s after it has its process group killed.
 //

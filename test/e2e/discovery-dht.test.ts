@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { isRoot } from '../system/netns.js'
+import { nodeArgs } from './fixtures/node-script.js'
 
 const FIXTURE = fileURLToPath(new URL('fixtures/dht-node.ts', import.meta.url))
 const LAB = '10.77.0.0/24'
@@ -54,7 +55,7 @@ function counters(ns: string): Record<string, number> {
 }
 
 function startChild(ns: string, init: Record<string, unknown>): Promise<Child> {
-  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', FIXTURE, JSON.stringify(init)], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, ...nodeArgs(FIXTURE), JSON.stringify(init)], { stdio: ['pipe', 'pipe', 'pipe'] })
   let stderr = ''
   proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
   const waiting: ((m: Record<string, unknown>) => void)[] = []

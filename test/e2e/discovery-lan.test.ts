@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { LAN_GROUP_V4, LAN_GROUP_V6, type LanStats } from '../../src/discovery/lan.js'
 import { createNetns, waitFor, type Netns } from '../system/netns.js'
+import { nodeArgs } from './fixtures/node-script.js'
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root (network namespaces)')
@@ -95,7 +96,7 @@ t.teardown(async () => {
 })
 
 async function startNode(ns: Netns, interfaces: string[], payload: string): Promise<Node> {
-  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '--import', 'tsx', FIXTURE, JSON.stringify({ interfaces, payload, intervalMs: 300 })], {
+  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, ...nodeArgs(FIXTURE), JSON.stringify({ interfaces, payload, intervalMs: 300 })], {
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   let err = ''

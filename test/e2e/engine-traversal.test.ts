@@ -17,13 +17,14 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { createLab, makeKeys, nsExec, peerConfig, pings, PeerProc, type Lab } from './fixtures/engine-lab.js'
+import { nodeArgs } from './fixtures/node-script.js'
 
 const PORT = 5100
 const FORWARD = fileURLToPath(new URL('./fixtures/udp-forward.ts', import.meta.url))
 
 /** A UDP forwarder in `ns` (a relay's port, as far as the engines can tell); resolves once it is bound. */
 function forwarder(ns: string, listen: string, port: number, target: string, children: ChildProcess[], replay = false): Promise<{ back: number; replay: number }> {
-  const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', FORWARD, listen, String(port), target, String(PORT), ...(replay ? ['replay'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const p = spawn('ip', ['netns', 'exec', ns, process.execPath, ...nodeArgs(FORWARD), listen, String(port), target, String(PORT), ...(replay ? ['replay'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(p)
   return new Promise((resolve, reject) => {
     createInterface({ input: p.stdout as NodeJS.ReadableStream }).once('line', (l) => resolve(JSON.parse(l) as { back: number; replay: number }))

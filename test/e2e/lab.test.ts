@@ -14,6 +14,7 @@ import { labDown, markedProcesses } from '../../src/lab/teardown.js'
 import { IperfServer, iperfClient, median, ping } from '../../src/lab/traffic.js'
 import { runIn } from '../../src/lab/exec.js'
 import type { DirectionSpec, LinkSpec, TopologySpec } from '../../src/lab/types.js'
+import { nodeArgs } from './fixtures/node-script.js'
 
 
 const NONE: DirectionSpec = { rate: null, delay: 0, jitter: 0, loss: 0 }
@@ -82,7 +83,7 @@ async function tests(): Promise<void> {
   t.test('after kill -9 of the lab, lab down removes every leftover', async (t) => {
     const before = snapshot()
     const script = fileURLToPath(new URL('./lab-fixtures/crash-lab.ts', import.meta.url))
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [...nodeArgs(script)], { stdio: ['ignore', 'pipe', 'inherit'] })
     const runId = await new Promise<string>((resolve, reject) => {
       let out = ''
       child.stdout.on('data', (d: Buffer) => {

@@ -175,11 +175,13 @@ t.test('apply --confirm reverts unless confirmed, and keeps when confirmed', asy
   t.equal(readFileSync(cfgPath, 'utf8'), edited, 'the config file was not touched')
 
   // A window long enough for a second CLI process to start on a loaded machine; the check waits past it.
+  const deadline = Date.now() + 5000
   const r2 = await apply('5s')
   t.equal(r2.code, 0, r2.stderr)
   const c = await runIn(nsA, process.execPath, [quicetherLauncher(), 'confirm', '--socket', socket], { allowFail: true })
   t.equal(c.code, 0, c.stderr)
-  await new Promise((r) => setTimeout(r, 5500))
+  // Past the window, counted from before the apply (the window starts after it began).
+  await new Promise((r) => setTimeout(r, Math.max(0, deadline + 500 - Date.now())))
   t.ok((await routes()).includes('10.64.0.0/16'), 'kept after the deadline')
   t.equal(readFileSync(cfgPath, 'utf8'), readFileSync(side, 'utf8'), 'the confirmed file became the config')
 })

@@ -7,6 +7,7 @@ import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:c
 import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { nodeArgs } from '../e2e/fixtures/node-script.js'
 
 export const isRoot = (): boolean => process.getuid?.() === 0
 
@@ -79,7 +80,7 @@ export interface Driver {
 
 /** Starts the netlink driver inside `ns`; killed in teardown. */
 export async function startDriver(t: Teardown, ns: Netns, env: Record<string, string> = {}): Promise<Driver> {
-  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '--import', 'tsx', DRIVER], {
+  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, ...nodeArgs(DRIVER)], {
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   })
