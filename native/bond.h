@@ -47,6 +47,9 @@ typedef struct qe_path {
    */
   qe_rate rate;
   qe_aqm aqm;
+  /* Each direction's queue (the stamps on the control stream's NOPs): the
+   * cap leaves room for the queue our ACKs wait in on the way back. */
+  qe_owd owd;
   /* Sent and not yet acknowledged (not in redundant mode: NULL). */
   size_t slotsize;
   uint8_t *sent_buf;  /* QE_SENT_SLOTS of slotsize bytes */

@@ -47,4 +47,48 @@ static inline qe_ctl_frame_kind qe_ctl_frame(const uint8_t *buf, size_t len,
   return (buf[0] & 0x80) ? QE_CTL_FRAME_PAD : QE_CTL_FRAME_MSG;
 }
 
+/*
+ * A bonded path's NOPs are padding with a stamp as payload (sched.h,
+ * qe_owd): QE_STAMP_KIND, the sender's clock when it queued the NOP (8
+ * bytes, big-endian, CLOCK_MONOTONIC ns), then the echo (4 bytes,
+ * big-endian, µs: how long the peer's stamps waited above their lowest;
+ * 0xffffffff: none came since the last echo). Padding of any other content
+ * or length carries nothing, and a peer of an older version skips a stamp
+ * as any padding: the format of the stream is unchanged.
+ */
+#define QE_STAMP_KIND 0x54      /* 'T': a NOP after datagrams, or a probe */
+#define QE_STAMP_ECHO_KIND 0x45 /* 'E': a NOP sent only to echo: not echoed
+                                 * itself, or two quiet peers would echo
+                                 * each other's echoes for ever */
+#define QE_STAMP_LEN 13
+
+static inline void qe_stamp_put(uint8_t p[QE_STAMP_LEN], int kind,
+                                uint64_t ts, uint32_t echo_us) {
+  p[0] = (uint8_t)kind;
+  for (int i = 0; i < 8; i++) {
+    p[1 + i] = (uint8_t)(ts >> (56 - 8 * i));
+  }
+  for (int i = 0; i < 4; i++) {
+    p[9 + i] = (uint8_t)(echo_us >> (24 - 8 * i));
+  }
+}
+
+/* Reads a padding payload of `n` bytes: its kind if it is a stamp, else 0. */
+static inline int qe_stamp_get(const uint8_t *p, size_t n, uint64_t *ts,
+                               uint32_t *echo_us) {
+  if (n != QE_STAMP_LEN ||
+      (p[0] != QE_STAMP_KIND && p[0] != QE_STAMP_ECHO_KIND)) {
+    return 0;
+  }
+  *ts = 0;
+  *echo_us = 0;
+  for (int i = 0; i < 8; i++) {
+    *ts = (*ts << 8) | p[1 + i];
+  }
+  for (int i = 0; i < 4; i++) {
+    *echo_us = (*echo_us << 8) | p[9 + i];
+  }
+  return p[0];
+}
+
 #endif /* QE_CTRL_FRAME_H */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 static void ctl_parse(qe_conn *c);
+static void ctl_stamp(qe_conn *c, const uint8_t *p, size_t n);
 static void ctl_link(qe_conn *c, qe_chunk *ch);
 
 /* ---- ngtcp2 stream callbacks ---- */
@@ -146,14 +147,25 @@ int qe_ctl_enqueue(qe_conn *c, const uint8_t *hdr, size_t hdrlen,
 
 void qe_conn_nop_after_datagrams(qe_conn *c) {
   qe_chunk *ch;
-  if (!c->dgram_since_nop || c->ctl_stream < 0 || c->nop_nfree == 0) {
+  if (!(c->dgram_since_nop || c->echo_wanted) || c->ctl_stream < 0 ||
+      c->nop_nfree == 0) {
     return; /* with every NOP in flight, the timer is armed already */
   }
   ch = c->nop_free[--c->nop_nfree];
-  ch->len = QE_CTL_HDR;
-  qe_ctl_frame_hdr(ch->data, 0, 1); /* padding, 0 bytes */
+  if (c->is_path) {
+    /* padding with a stamp: our clock now, and what we echo */
+    qe_ts now = qe_now();
+    ch->len = QE_CTL_HDR + QE_STAMP_LEN;
+    qe_ctl_frame_hdr(ch->data, QE_STAMP_LEN, 1);
+    qe_stamp_put(ch->data + QE_CTL_HDR,
+                 c->dgram_since_nop ? QE_STAMP_KIND : QE_STAMP_ECHO_KIND, now,
+                 qe_owd_echo(&c->path.owd, now));
+  } else {
+    ch->len = QE_CTL_HDR;
+    qe_ctl_frame_hdr(ch->data, 0, 1); /* padding, 0 bytes */
+  }
   ctl_link(c, ch);
-  c->dgram_since_nop = 0;
+  c->dgram_since_nop = c->echo_wanted = 0;
 }
 
 static void ctl_link(qe_conn *c, qe_chunk *ch) {
@@ -220,6 +232,31 @@ void qe_conn_ctl_resume(qe_conn *c, qe_ts ts) {
 }
 
 /*
+ * A bonded path's NOP from the peer (padding, ctrl_frame.h): its stamp goes
+ * into this direction's one-way delay, its echo is the queue of ours. A
+ * receiver that sends nothing else sends a NOP half a window after its last
+ * echo when a stamp came, only to echo it: the sender keeps the lowest echo
+ * of its last two windows (qe_owd_forward).
+ */
+static void ctl_stamp(qe_conn *c, const uint8_t *p, size_t n) {
+  uint64_t ts, win;
+  uint32_t echo;
+  ngtcp2_conn_stat cs;
+  int kind = qe_stamp_get(p, n, &ts, &echo);
+  if (!kind) {
+    return;
+  }
+  ngtcp2_conn_get_conn_stat(c->conn, &cs);
+  win = qe_rate_window(cs.min_rtt);
+  qe_owd_stamp(&c->path.owd, ts, c->eng->now);
+  qe_owd_echoed(&c->path.owd, echo, c->eng->now, win);
+  if (kind == QE_STAMP_KIND &&
+      qe_owd_echo_due(&c->path.owd, c->eng->now, win / 2)) {
+    c->echo_wanted = 1; /* flush_all queues the NOP */
+  }
+}
+
+/*
  * Delivers whole control messages; on a framing error sets rlen = SIZE_MAX.
  * Stops while JS has too much undelivered: the bytes stay here, the stream
  * window is not extended, and the peer is held back by flow control.
@@ -264,6 +301,8 @@ static void ctl_parse(qe_conn *c) {
         memcpy(msg, c->ctl_rbuf + pos + QE_CTL_HDR, n);
         c->eng->up->control(c, msg, n);
       }
+    } else if (c->is_path) {
+      ctl_stamp(c, c->ctl_rbuf + pos + QE_CTL_HDR, n);
     }
     pos += QE_CTL_HDR + n; /* padding (a NOP) is skipped */
   }

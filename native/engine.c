@@ -640,6 +640,15 @@ void qe_engine_fill_stats(qe_engine *e, qe_stats *out) {
       x->bytes_in_flight = cs.bytes_in_flight;
       x->queued = c->txq.count;
       x->dropped = c->path.dropped;
+      {
+        /* now, not e->now: an idle engine's clock is that of its last
+         * event, and an echo would look fresh long after */
+        uint64_t win = qe_rate_window(cs.min_rtt), now = qe_now();
+        x->queue_out_ns = qe_owd_forward(&c->path.owd, now, win);
+        x->queue_back_ns =
+            qe_owd_reverse(&c->path.owd, qe_rate_low_rtt(&c->path.rate),
+                           cs.min_rtt, now, win);
+      }
     }
   }
 }

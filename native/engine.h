@@ -87,6 +87,10 @@ typedef struct qe_path_stats {
   uint64_t rtt_ns, cwnd, delivery_rate;
   uint64_t bytes_out, bytes_in, packets_out, packets_in, lost;
   uint64_t rtt_min_ns, bytes_in_flight, queued, dropped;
+  /* The queue our packets wait in on the way out, as the peer measured it
+   * (UINT64_MAX: not known), and the one our ACKs wait in on the way back
+   * (sched.h, qe_owd). */
+  uint64_t queue_out_ns, queue_back_ns;
 } qe_path_stats;
 
 typedef struct qe_peer_stats {

@@ -8,6 +8,7 @@
 #include "acl.h"
 #include "bond.h"
 #include "ct.h"
+#include "ctrl_frame.h"
 #include "engine.h"
 #include "fib.h"
 #include "reorder.h"
@@ -176,7 +177,9 @@ typedef struct qe_chunk {
  * packet of congestion window is kept free for it.
  */
 #define QE_NOP_POOL 16
-#define QE_NOP_SIZE (sizeof(qe_chunk) + 4)
+/* A pooled NOP's room: a bonded path's carries a stamp (ctrl_frame.h);
+ * rounded up so that every chunk of the pool is aligned. */
+#define QE_NOP_SIZE ((sizeof(qe_chunk) + QE_CTL_HDR + QE_STAMP_LEN + 7) & ~(size_t)7)
 
 #define QE_TXQ_SLOTS 1024
 /* A bonded path's queue is deeper: when an uplink dies, what it had in
@@ -227,6 +230,7 @@ struct qe_conn {
   qe_chunk *nop_free[QE_NOP_POOL]; /* the ones not in the stream now */
   size_t nop_nfree;
   int dgram_since_nop;
+  int echo_wanted; /* a NOP only to echo the peer's stamps (ctrl_stream.c) */
   uint64_t ctl_next_off;
   uint8_t *ctl_rbuf;
   size_t ctl_rlen, ctl_rcap;

@@ -968,6 +968,10 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
         set_u64(env, o, "bytesInFlight", x->bytes_in_flight);
         set_u64(env, o, "queued", x->queued);
         set_u64(env, o, "dropped", x->dropped);
+        if (x->queue_out_ns != UINT64_MAX) {
+          set_u64(env, o, "queueOutNs", x->queue_out_ns);
+          set_u64(env, o, "queueBackNs", x->queue_back_ns);
+        }
         napi_set_element(env, paths, (uint32_t)k, o);
       }
       napi_set_named_property(env, po, "paths", paths);

@@ -367,9 +367,15 @@ static int pipe_full(const qe_rate *r, uint64_t min_rtt_ns, int grew,
          (r->lost >= QE_FULL_LOSS_MIN && r->lost * 16 > r->acked);
 }
 
+uint64_t qe_rate_window(uint64_t min_rtt_ns) {
+  return min_rtt_ns > 10 * 1000000ULL && min_rtt_ns != UINT64_MAX
+             ? min_rtt_ns
+             : 10 * 1000000ULL;
+}
+
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
                    uint64_t min_rtt_ns, uint64_t rtt_ns, uint64_t sent) {
-  uint64_t win = min_rtt_ns > 10 * 1000000ULL ? min_rtt_ns : 10 * 1000000ULL;
+  uint64_t win = qe_rate_window(min_rtt_ns);
   uint64_t sample;
   int app_limited;
   r->acked += bytes;
@@ -461,6 +467,109 @@ uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t floor) {
   cap = r->bw * min_rtt_ns / 1000000000ULL *
         (r->filled ? QE_CAP_GAIN_Q : QE_CAP_STARTUP_Q) / 4;
   return cap > floor ? cap : floor;
+}
+
+/* ---- one-way delay ---- */
+
+void qe_owd_stamp(qe_owd *o, uint64_t stamp, uint64_t now) {
+  /* The offset between the clocks is anything: the difference is taken
+   * modulo 2^64 and read signed. */
+  int64_t d = (int64_t)(now - stamp);
+  if (o->bucket_ts == 0) {
+    for (unsigned k = 0; k < QE_OWD_BUCKETS; k++) {
+      o->base[k] = INT64_MAX;
+    }
+    o->bucket_ts = now ? now : 1;
+  }
+  while (now - o->bucket_ts >= QE_OWD_BUCKET_NS) {
+    /* a bucket per QE_OWD_BUCKET_NS, even across a silence */
+    unsigned steps = 0;
+    do {
+      o->bi = (o->bi + 1) % QE_OWD_BUCKETS;
+      o->base[o->bi] = INT64_MAX;
+      o->bucket_ts += QE_OWD_BUCKET_NS;
+    } while (now - o->bucket_ts >= QE_OWD_BUCKET_NS &&
+             ++steps < QE_OWD_BUCKETS);
+    if (now - o->bucket_ts >= QE_OWD_BUCKET_NS) {
+      o->bucket_ts = now; /* every bucket is empty: start afresh */
+    }
+  }
+  if (d < o->base[o->bi]) {
+    o->base[o->bi] = d;
+  }
+  if (!o->lo_set || d < o->lo) {
+    o->lo = d;
+    o->lo_set = 1;
+  }
+}
+
+uint32_t qe_owd_echo(qe_owd *o, uint64_t now) {
+  int64_t base = INT64_MAX;
+  uint64_t q;
+  o->echo_ts = now;
+  if (!o->lo_set) {
+    return QE_OWD_NONE;
+  }
+  o->lo_set = 0;
+  for (unsigned k = 0; k < QE_OWD_BUCKETS; k++) {
+    if (o->base[k] < base) {
+      base = o->base[k];
+    }
+  }
+  if (o->lo <= base) {
+    return 0; /* (lo's bucket may have aged out since) */
+  }
+  q = (uint64_t)(o->lo - base) / 1000;
+  return q < QE_OWD_NONE ? (uint32_t)q : QE_OWD_NONE - 1;
+}
+
+int qe_owd_echo_due(const qe_owd *o, uint64_t now, uint64_t interval_ns) {
+  return o->lo_set && now - o->echo_ts >= interval_ns;
+}
+
+/* Moves the echo windows on to the one `now` is in. */
+static void owd_roll(qe_owd *o, uint64_t now, uint64_t win_ns) {
+  if (o->fwd_win_ts == 0 || now - o->fwd_win_ts >= 2 * win_ns) {
+    o->fwd_prev_us = o->fwd_cur_us = QE_OWD_NONE; /* both are older */
+    o->fwd_win_ts = now ? now : 1;
+  } else if (now - o->fwd_win_ts >= win_ns) {
+    o->fwd_prev_us = o->fwd_cur_us;
+    o->fwd_cur_us = QE_OWD_NONE;
+    o->fwd_win_ts += win_ns;
+  }
+}
+
+void qe_owd_echoed(qe_owd *o, uint32_t us, uint64_t now, uint64_t win_ns) {
+  if (us == QE_OWD_NONE) {
+    return;
+  }
+  owd_roll(o, now, win_ns);
+  if (us < o->fwd_cur_us) {
+    o->fwd_cur_us = us;
+  }
+}
+
+uint64_t qe_owd_forward(const qe_owd *o, uint64_t now, uint64_t win_ns) {
+  uint32_t cur = o->fwd_cur_us, prev = o->fwd_prev_us, lo;
+  if (o->fwd_win_ts == 0 || now - o->fwd_win_ts >= 2 * win_ns) {
+    return UINT64_MAX;
+  }
+  if (now - o->fwd_win_ts >= win_ns) {
+    prev = cur; /* the current window is the last one now */
+    cur = QE_OWD_NONE;
+  }
+  lo = cur < prev ? cur : prev;
+  return lo == QE_OWD_NONE ? UINT64_MAX : (uint64_t)lo * 1000;
+}
+
+uint64_t qe_owd_reverse(const qe_owd *o, uint64_t low_rtt_ns,
+                        uint64_t min_rtt_ns, uint64_t now, uint64_t win_ns) {
+  uint64_t fwd = qe_owd_forward(o, now, win_ns);
+  if (fwd == UINT64_MAX || low_rtt_ns == 0 || min_rtt_ns == 0 ||
+      low_rtt_ns <= min_rtt_ns + fwd) {
+    return 0;
+  }
+  return low_rtt_ns - min_rtt_ns - fwd;
 }
 
 /* ---- early drop ---- */

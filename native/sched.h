@@ -268,6 +268,9 @@ typedef struct qe_rate {
  */
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
                    uint64_t min_rtt_ns, uint64_t rtt_ns, uint64_t sent);
+/* A window's length: the lowest RTT, at least 10 ms (ngtcp2's UINT64_MAX,
+ * no sample yet: 10 ms). */
+uint64_t qe_rate_window(uint64_t min_rtt_ns);
 /* A rate known before it is measured (bytes/s, e.g. the uplink's
  * configured bandwidth): taken only while nothing is measured, as one
  * window's sample, so it ages out of the measure as any other does (within
@@ -311,6 +314,60 @@ uint64_t qe_rate_low_rtt(const qe_rate *r);
  * times the gain (startup's until it is over); at least `floor`; 0: no cap
  * (nothing measured yet). */
 uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t floor);
+
+/* ---- each direction's queue on a path (one-way delay) ---- */
+
+/*
+ * A round trip sums the queues of both directions: a download's ACKs wait
+ * behind the upload on the same uplink. Each side stamps the NOPs it sends
+ * on a bonded path's control stream with its clock, and echoes in its own
+ * NOPs how long the peer's stamps waited beyond the lowest (arrival -
+ * stamp) it has seen: the queue in the peer's direction (ctrl_frame.h has
+ * the stamp's layout). `quicether status` shows both per path (queue out,
+ * the peer's echo; back, what the round trip holds beyond it).
+ * The clocks of two machines differ by an offset, which the lowest cancels;
+ * the lowest is kept over QE_OWD_BUCKETS buckets of QE_OWD_BUCKET_NS, as
+ * LEDBAT's base delay, so a clock that drifts is followed within that time.
+ * Between, drift reads as a forward queue (and the queue back as shorter,
+ * at least 0).
+ */
+#define QE_OWD_BUCKETS 10
+#define QE_OWD_BUCKET_NS (60ULL * 1000000000ULL)
+#define QE_OWD_NONE UINT32_MAX
+typedef struct qe_owd {
+  /* the peer's stamps, as they arrive */
+  uint64_t bucket_ts; /* the current bucket's start; 0: no stamp yet */
+  unsigned bi;
+  int64_t base[QE_OWD_BUCKETS]; /* lowest arrival - stamp in each bucket */
+  int64_t lo;      /* lowest arrival - stamp since the last echo... */
+  int lo_set;      /* ...if any */
+  uint64_t echo_ts; /* when we last echoed */
+  /* our own stamps' queue, as the peer echoes it: the lowest in the current
+   * window (QE_OWD_NONE: none) and in the one before */
+  uint32_t fwd_cur_us, fwd_prev_us;
+  uint64_t fwd_win_ts; /* the current window's start; 0: no echo yet */
+} qe_owd;
+
+/* A stamp `stamp` (the peer's clock) arrived at `now` (ours). */
+void qe_owd_stamp(qe_owd *o, uint64_t stamp, uint64_t now);
+/* What to echo in a NOP sent at `now`: the lowest wait (in µs, above the
+ * base) of the stamps since the last echo; QE_OWD_NONE when none came.
+ * Starts a new period. */
+uint32_t qe_owd_echo(qe_owd *o, uint64_t now);
+/* Whether a NOP should go now only to echo (a receiver that sends nothing
+ * else): a stamp waits, and the last echo is `interval_ns` old. */
+int qe_owd_echo_due(const qe_owd *o, uint64_t now, uint64_t interval_ns);
+/* The peer echoed `us` (not QE_OWD_NONE) at `now`; windows of `win_ns`. */
+void qe_owd_echoed(qe_owd *o, uint32_t us, uint64_t now, uint64_t win_ns);
+/* Our forward queue in ns: the lowest echo of this window and the last
+ * (windows of `win_ns`); UINT64_MAX: no echo in that time. */
+uint64_t qe_owd_forward(const qe_owd *o, uint64_t now, uint64_t win_ns);
+/* The queue our ACKs wait in on the way back: the lowest RTT of the window
+ * `low_rtt_ns`, less the lowest RTT and our forward queue; 0 when our
+ * forward queue is not known (no echo: a peer of an older version, or none
+ * lately). */
+uint64_t qe_owd_reverse(const qe_owd *o, uint64_t low_rtt_ns,
+                        uint64_t min_rtt_ns, uint64_t now, uint64_t win_ns);
 
 /* ---- early drop on a path's queue ---- */
 

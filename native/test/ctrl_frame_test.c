@@ -88,6 +88,25 @@ int main(void) {
               n == 0x7fffffff,
           "31-bit lengths, the top bit is padding", 0);
   }
+  {
+    /* A stamp reads back as written; other padding is not a stamp. */
+    uint8_t p[QE_STAMP_LEN];
+    uint64_t ts = 0;
+    uint32_t echo = 0;
+    qe_stamp_put(p, QE_STAMP_KIND, 0x0123456789abcdefULL, 0xfedcba98U);
+    check(qe_stamp_get(p, sizeof(p), &ts, &echo) == QE_STAMP_KIND &&
+              ts == 0x0123456789abcdefULL && echo == 0xfedcba98U,
+          "a stamp reads back as written", 0);
+    qe_stamp_put(p, QE_STAMP_ECHO_KIND, 1, 0);
+    check(qe_stamp_get(p, sizeof(p), &ts, &echo) == QE_STAMP_ECHO_KIND &&
+              ts == 1 && echo == 0,
+          "an echo-only stamp keeps its kind", 0);
+    check(qe_stamp_get(p, sizeof(p) - 1, &ts, &echo) == 0,
+          "padding of another length is not a stamp", 0);
+    p[0] = 0;
+    check(qe_stamp_get(p, sizeof(p), &ts, &echo) == 0,
+          "padding of other content is not a stamp", 0);
+  }
   printf("ctrl_frame_test: %u passed, %u failed\n", passed, failed);
   return failed ? 1 : 0;
 }

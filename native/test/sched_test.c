@@ -1583,6 +1583,95 @@ static void far_hold(void) {
         (double)qe_sched_far(v, 4, 0) / MS, (double)qe_sched_far(v, 4, 1) / MS);
 }
 
+/* ---- each direction's queue ---- */
+
+/* Two clocks an offset apart (any: here the peer's is 10^6 s ahead, and
+ * then behind by more than ours has counted), a path of 20 ms one way:
+ * the stamps' lowest wait is the base, and the echo is the wait above it. */
+static void owd(void) {
+  const uint64_t offsets[] = {1000000 * SEC, (uint64_t)0 - 5000 * SEC};
+  for (size_t k = 0; k < 2; k++) {
+    qe_owd o = {0};
+    uint64_t t = 100 * SEC, off = offsets[k], one_way = 20 * MS;
+    uint32_t e;
+    check(qe_owd_echo(&o, t) == QE_OWD_NONE, "owd: nothing to echo before a stamp",
+          "%s", "");
+    /* an idle path: the stamps wait the one-way delay only */
+    for (int i = 0; i < 10; i++, t += 5 * MS) {
+      qe_owd_stamp(&o, t - one_way + off, t);
+    }
+    e = qe_owd_echo(&o, t);
+    check(e == 0, "owd: no queue on an idle path, whatever the clocks' offset",
+          "offset %zu: echo %u us", k, e);
+    check(qe_owd_echo(&o, t) == QE_OWD_NONE,
+          "owd: an echo covers the stamps since the last", "%s", "");
+    /* a queue of 30 ms builds: the lowest of the period is echoed */
+    for (int i = 0; i < 10; i++, t += 5 * MS) {
+      qe_owd_stamp(&o, t - one_way - (30 + (uint64_t)i) * MS + off, t);
+    }
+    e = qe_owd_echo(&o, t);
+    check(e == 30000, "owd: the echo is the period's lowest wait above the base",
+          "offset %zu: echo %u us", k, e);
+    check(!qe_owd_echo_due(&o, t + 100 * MS, 10 * MS),
+          "owd: no echo due without a stamp", "%s", "");
+    qe_owd_stamp(&o, t - one_way + off, t);
+    check(!qe_owd_echo_due(&o, t + 5 * MS, 10 * MS) &&
+              qe_owd_echo_due(&o, t + 10 * MS, 10 * MS),
+          "owd: an echo is due an interval after the last", "%s", "");
+  }
+  {
+    /* Drift: the peer's clock runs 50 ppm slow, so each stamp reads as
+     * waiting longer. The base follows within QE_OWD_BUCKETS buckets. */
+    qe_owd o = {0};
+    uint64_t t = 10 * SEC, step = 100 * MS, end = t + 30 * QE_OWD_BUCKET_NS;
+    uint32_t e = 0;
+    for (; t < end; t += step) {
+      uint64_t drift = (t - 10 * SEC) / 20000; /* 50 ppm */
+      qe_owd_stamp(&o, t - 20 * MS - drift, t);
+    }
+    e = qe_owd_echo(&o, t);
+    check(e != QE_OWD_NONE &&
+              e <= (uint64_t)QE_OWD_BUCKETS * QE_OWD_BUCKET_NS / 20000 / 1000 + 1,
+          "owd: a clock's drift reads as a queue of at most the buckets' span of it",
+          "echo %u us after %llu s", e,
+          (unsigned long long)(30 * QE_OWD_BUCKET_NS / SEC));
+  }
+  {
+    /* The sender's side: echoes of its forward queue, the window's lowest,
+     * and the reverse queue the RTT leaves. */
+    qe_owd o = {0};
+    uint64_t t = 5 * SEC, win = 40 * MS, min_rtt = 40 * MS;
+    check(qe_owd_forward(&o, t, win) == UINT64_MAX &&
+              qe_owd_reverse(&o, 70 * MS, min_rtt, t, win) == 0,
+          "owd: no echo, no forward queue known, no reverse queue counted", "%s",
+          "");
+    qe_owd_echoed(&o, 9000, t, win);
+    qe_owd_echoed(&o, 4000, t + 10 * MS, win);
+    qe_owd_echoed(&o, 6000, t + 20 * MS, win);
+    check(qe_owd_forward(&o, t + 30 * MS, win) == 4 * MS,
+          "owd: the forward queue is the window's lowest echo", "%llu ns",
+          (unsigned long long)qe_owd_forward(&o, t + 30 * MS, win));
+    check(qe_owd_reverse(&o, 70 * MS, min_rtt, t + 30 * MS, win) == 26 * MS,
+          "owd: the reverse queue is what the RTT holds beyond both",
+          "%llu ns",
+          (unsigned long long)qe_owd_reverse(&o, 70 * MS, min_rtt, t + 30 * MS,
+                                             win));
+    check(qe_owd_reverse(&o, 42 * MS, min_rtt, t + 30 * MS, win) == 0,
+          "owd: never below 0 (the forward queue read longer than the RTT's)",
+          "%s", "");
+    qe_owd_echoed(&o, 7000, t + 50 * MS, win);
+    check(qe_owd_forward(&o, t + 50 * MS, win) == 4 * MS &&
+              qe_owd_forward(&o, t + 90 * MS, win) == 7 * MS,
+          "owd: the window before counts until a new one has passed",
+          "%llu, %llu ns",
+          (unsigned long long)qe_owd_forward(&o, t + 50 * MS, win),
+          (unsigned long long)qe_owd_forward(&o, t + 90 * MS, win));
+    check(qe_owd_forward(&o, t + 200 * MS, win) == UINT64_MAX &&
+              qe_owd_reverse(&o, 70 * MS, min_rtt, t + 200 * MS, win) == 0,
+          "owd: echoes two windows old count no more", "%s", "");
+  }
+}
+
 int main(void) {
   static const scenario scs[] = {
       /* the assertions' backlogged cases */
@@ -1620,6 +1709,7 @@ int main(void) {
   fastest_window();
   repair();
   rate();
+  owd();
   rate_slow_start();
   rate_full();
   throttled();

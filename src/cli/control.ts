@@ -270,6 +270,8 @@ interface StatusPath {
   remote: { address: string; port: number }
   rttMs: number
   rttMinMs?: number
+  queueOutMs?: number
+  queueBackMs?: number
   deliveryRate: number
   bytesInFlight?: number
   queued?: number
@@ -294,7 +296,8 @@ interface StatusBond {
 function renderBond(stats: { paths?: StatusPath[]; bond?: StatusBond } | null): string[] {
   const lines: string[] = []
   for (const x of stats?.paths ?? []) {
-    const rtt = `rtt ${x.rttMs.toFixed(1)} ms${x.rttMinMs ? ` (min ${x.rttMinMs.toFixed(1)})` : ''}`
+    const queues = x.queueOutMs !== undefined ? `; queue out ${x.queueOutMs.toFixed(1)}, back ${(x.queueBackMs ?? 0).toFixed(1)}` : ''
+    const rtt = `rtt ${x.rttMs.toFixed(1)} ms${x.rttMinMs ? ` (min ${x.rttMinMs.toFixed(1)}${queues})` : ''}`
     const rate = `${((x.deliveryRate * 8) / 1e6).toFixed(1)} Mbit/s`
     const queue = `in flight ${Math.round((x.bytesInFlight ?? 0) / 1000)} kB  queued ${x.queued ?? 0}  dropped ${x.dropped ?? 0}  lost ${x.datagramsLost}`
     lines.push(`    path ${(x.uplink || '(accepted)').padEnd(14)} ${x.alive ? 'alive' : 'DEAD '}  → ${x.remote.address}:${x.remote.port}  ${rtt}  ${rate}  ${queue}`)

@@ -426,6 +426,7 @@ function bondStats(p: NativeStats['peers'][number]): { paths?: PathStats[]; bond
     bytesInFlight: Number(x.bytesInFlight ?? 0),
     queued: Number(x.queued ?? 0),
     dropped: Number(x.dropped ?? 0),
+    ...(typeof x.queueOutNs === 'number' ? { queueOutMs: x.queueOutNs / 1e6, queueBackMs: Number(x.queueBackNs ?? 0) / 1e6 } : {}),
   }))
   const mode = BOND_MODES.find((m) => m === p.bondMode) ?? 'aggregate'
   return { paths, bond: { mode, reordered: n('reordered'), late: n('late'), dropped: n('bondDropped'), resent: n('resent'), lostResent: n('lostResent'), moved: n('moved'), classedOut: n('classedOut'), classedIn: n('classedIn'), acksOut: n('acksOut') } }

@@ -242,6 +242,14 @@ export interface PathStats {
   readonly queued: number
   /** Packets dropped from this path's queue (full, or early drop under a standing queue). */
   readonly dropped: number
+  /**
+   * The queue our packets wait in on the way out, as the peer measures it (from the timestamps on
+   * the path's control stream), and the one our ACKs wait in on the way back (the round trip
+   * less the lowest and the first): absent while the peer has echoed nothing lately (a peer of an
+   * older version, or an idle path).
+   */
+  readonly queueOutMs?: number
+  readonly queueBackMs?: number
 }
 
 /** Receive-side reordering of a bonded peer, and failover re-sends. */

@@ -136,6 +136,8 @@ export class Metrics {
     const pathCwnd = fam('quicether_path_cwnd_bytes', 'gauge', 'Congestion window of the path.')
     const pathInFlight = fam('quicether_path_in_flight_bytes', 'gauge', 'Bytes sent on the path and not yet acknowledged or lost.')
     const pathQueued = fam('quicether_path_queued_packets', 'gauge', "Packets waiting in the path's queue.")
+    const pathQueueOut = fam('quicether_path_queue_out_seconds', 'gauge', 'What our packets wait on the way to the peer, as the peer measures it from our timestamps (absent while it echoes none).')
+    const pathQueueBack = fam('quicether_path_queue_back_seconds', 'gauge', 'What the rest of the round trip waits beyond its lowest: our ACKs behind the peer\'s own traffic (absent with the above).')
     const pathShare = fam('quicether_path_share_ratio', 'gauge', "The path's part of the bytes its bond sent since the previous scrape (0..1).")
     const pathTx = fam('quicether_path_sent_bytes_total', 'counter', 'Tunnelled bytes sent on the path.')
     const pathRx = fam('quicether_path_received_bytes_total', 'counter', 'Tunnelled bytes received on the path.')
@@ -191,6 +193,10 @@ export class Metrics {
         pathCwnd.push(`${l} ${path.cwnd}`)
         pathInFlight.push(`${l} ${path.bytesInFlight}`)
         pathQueued.push(`${l} ${path.queued}`)
+        if (path.queueOutMs !== undefined) {
+          pathQueueOut.push(`${l} ${num(path.queueOutMs / 1000)}`)
+          pathQueueBack.push(`${l} ${num((path.queueBackMs ?? 0) / 1000)}`)
+        }
         pathShare.push(`${l} ${num(shares?.get(path.uplink)?.share ?? 0)}`)
         pathTx.push(`${l} ${path.bytesOut}`)
         pathRx.push(`${l} ${path.bytesIn}`)

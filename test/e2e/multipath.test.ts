@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { createBondLab } from './fixtures/engine-bond-lab.js'
 import { makeKeys, nsExec, peerConfig, pings, PeerProc } from './fixtures/engine-lab.js'
+import { nodeArgs } from './fixtures/node-script.js'
 
 const TCP_FIXTURE = fileURLToPath(new URL('./fixtures/engine-tcp.ts', import.meta.url))
 const PORT = 5000
@@ -29,7 +30,7 @@ if (process.getuid?.() !== 0) {
 }
 
 function jsonProc(ns: string, args: string[], children: ChildProcess[]): (pred: (o: Record<string, unknown>) => boolean, ms?: number) => Promise<Record<string, unknown>> {
-  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, ...nodeArgs(args[0] as string), ...args.slice(1)], { stdio: ['ignore', 'pipe', 'pipe'] })
   children.push(proc)
   const lines: Array<Record<string, unknown>> = []
   let stderr = ''
@@ -64,6 +65,8 @@ interface PathRow {
   bytesInFlight: number
   queued: number
   dropped: number
+  queueOutMs?: number
+  queueBackMs?: number
 }
 
 async function pathsOf(p: PeerProc, key: string): Promise<PathRow[]> {
@@ -120,6 +123,28 @@ async function run(): Promise<void> {
     const gpaths = await pathsOf(G, kC.pub)
     t.equal(gpaths.length, 2, 'the gateway has both paths too')
     for (const p of gpaths) t.ok(p.packetsIn > 500, `gateway received ${p.packetsIn} on path ${p.uplink || '(accepted)'}`)
+  })
+
+  await t.test("each direction's queue: during a transfer both ends report, on every path, the queue out (the peer's echo of our stamps) and back", async (t) => {
+    const recv = jsonProc(L.nsG, [TCP_FIXTURE, 'recv', '10.77.0.2', '7003'], children)
+    await recv((o) => o.listening === true)
+    const send = jsonProc(L.nsC, [TCP_FIXTURE, 'send', '10.77.0.2', '7003', '40'], children)
+    await recv((o) => o.receiving === true)
+    const measured = (rows: PathRow[]): boolean =>
+      rows.length === 2 && rows.every((r) => [r.queueOutMs, r.queueBackMs].every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0))
+    let client: PathRow[] = []
+    let gateway: PathRow[] = []
+    for (let i = 0; i < 100 && !(measured(client) && measured(gateway)); i++) {
+      if (!measured(client)) client = await pathsOf(C, kG.pub)
+      if (!measured(gateway)) gateway = await pathsOf(G, kC.pub)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    const show = (rows: PathRow[]): string => rows.map((r) => `${r.uplink || '(accepted)'} out ${r.queueOutMs} back ${r.queueBackMs}`).join(', ')
+    t.ok(measured(client), `the sender's paths: ${show(client)}`)
+    t.ok(measured(gateway), `the receiver's paths (its stamps ride the NOPs it sends only to echo): ${show(gateway)}`)
+    const sent = await send((o) => typeof o.sha256 === 'string', 60_000)
+    const got = await recv((o) => typeof o.sha256 === 'string', 60_000)
+    t.equal(got.sha256, sent.sha256, 'the transfer completed intact')
   })
 
   await t.test('traffic classes: matching packets go outside the sequence, both ways; others do not', async (t) => {

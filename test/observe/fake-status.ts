@@ -34,6 +34,8 @@ function path(uplink: string, index: number, tick: number, alive: boolean, weigh
     rttMs: 20 + index * 10, rttMinMs: 18 + index * 10, cwnd: 64_000 * weight, deliveryRate: 1_000_000 * weight,
     bytesOut: tick * 1_000_000 * weight, bytesIn: tick * 500_000 * weight, packetsOut: tick * 800 * weight, packetsIn: tick * 400 * weight,
     datagramsLost: tick * weight, bytesInFlight: 30_000 * weight, queued: 3 * weight, dropped: tick,
+    // the first uplink's peer echoes no stamps (an older version): no queue split for it
+    ...(index > 0 ? { queueOutMs: 2.5 * index, queueBackMs: 4 * index } : {}),
   }
 }
 
