@@ -49,7 +49,7 @@ static inline qe_ctl_frame_kind qe_ctl_frame(const uint8_t *buf, size_t len,
 
 /*
  * A bonded path's NOPs are padding with a stamp as payload (sched.h,
- * qe_owd): QE_STAMP_KIND, the sender's clock when it queued the NOP (8
+ * qe_owd): QE_STAMP_KIND, the sender's clock when the NOP left (8
  * bytes, big-endian, CLOCK_MONOTONIC ns), then the echo (4 bytes,
  * big-endian, µs: how long the peer's stamps waited above their lowest;
  * 0xffffffff: none came since the last echo). Padding of any other content
@@ -70,6 +70,13 @@ static inline void qe_stamp_put(uint8_t p[QE_STAMP_LEN], int kind,
   }
   for (int i = 0; i < 4; i++) {
     p[9 + i] = (uint8_t)(echo_us >> (24 - 8 * i));
+  }
+}
+
+/* Rewrites a stamp's clock (the NOP is about to leave). */
+static inline void qe_stamp_set_ts(uint8_t p[QE_STAMP_LEN], uint64_t ts) {
+  for (int i = 0; i < 8; i++) {
+    p[1 + i] = (uint8_t)(ts >> (56 - 8 * i));
   }
 }
 

@@ -153,7 +153,8 @@ void qe_conn_nop_after_datagrams(qe_conn *c) {
   }
   ch = c->nop_free[--c->nop_nfree];
   if (c->is_path) {
-    /* padding with a stamp: our clock now, and what we echo */
+    /* padding with a stamp: our clock (set again as it leaves,
+     * qe_conn_write) and what we echo */
     qe_ts now = qe_now();
     ch->len = QE_CTL_HDR + QE_STAMP_LEN;
     qe_ctl_frame_hdr(ch->data, QE_STAMP_LEN, 1);

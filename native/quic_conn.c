@@ -636,6 +636,14 @@ int qe_conn_write(qe_conn *c, qe_ts ts) {
     ngtcp2_path_storage_zero(&ps);
     if (ch != NULL && c->ctl_stream >= 0) {
       ngtcp2_vec v = {.base = ch->data + ch->sent, .len = ch->len - ch->sent};
+      if (ch->sent == 0 && ch->pooled && c->is_path &&
+          ch->len == QE_CTL_HDR + QE_STAMP_LEN) {
+        /* A stamp says when it left, not when it was queued: a NOP that
+         * waited behind a full window read as that much forward queue at
+         * the peer (94 ms echoed against 11 ms in the link's queue, in a
+         * startup). Its bytes are read again only for a re-send. */
+        qe_stamp_set_ts(ch->data + QE_CTL_HDR, qe_now());
+      }
       nwrite = ngtcp2_conn_writev_stream(
           c->conn, &ps.path, NULL, buf, c->max_udp, &ndatalen,
           NGTCP2_WRITE_STREAM_FLAG_NONE, c->ctl_stream, &v, 1, ts);

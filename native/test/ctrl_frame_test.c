@@ -101,6 +101,10 @@ int main(void) {
     check(qe_stamp_get(p, sizeof(p), &ts, &echo) == QE_STAMP_ECHO_KIND &&
               ts == 1 && echo == 0,
           "an echo-only stamp keeps its kind", 0);
+    qe_stamp_set_ts(p, 0x1122334455667788ULL);
+    check(qe_stamp_get(p, sizeof(p), &ts, &echo) == QE_STAMP_ECHO_KIND &&
+              ts == 0x1122334455667788ULL && echo == 0,
+          "a stamp's clock is rewritten in place, its kind and echo kept", 0);
     check(qe_stamp_get(p, sizeof(p) - 1, &ts, &echo) == 0,
           "padding of another length is not a stamp", 0);
     p[0] = 0;
