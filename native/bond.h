@@ -47,8 +47,8 @@ typedef struct qe_path {
    */
   qe_rate rate;
   qe_aqm aqm;
-  /* Each direction's queue (the stamps on the control stream's NOPs): the
-   * cap leaves room for the queue our ACKs wait in on the way back. */
+  /* Each direction's queue, from the stamps on the control stream's NOPs
+   * (shown in the stats; nothing steers by it yet). */
   qe_owd owd;
   /* Sent and not yet acknowledged (not in redundant mode: NULL). */
   size_t slotsize;

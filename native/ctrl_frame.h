@@ -62,21 +62,19 @@ static inline qe_ctl_frame_kind qe_ctl_frame(const uint8_t *buf, size_t len,
                                  * each other's echoes for ever */
 #define QE_STAMP_LEN 13
 
-static inline void qe_stamp_put(uint8_t p[QE_STAMP_LEN], int kind,
-                                uint64_t ts, uint32_t echo_us) {
-  p[0] = (uint8_t)kind;
-  for (int i = 0; i < 8; i++) {
-    p[1 + i] = (uint8_t)(ts >> (56 - 8 * i));
-  }
-  for (int i = 0; i < 4; i++) {
-    p[9 + i] = (uint8_t)(echo_us >> (24 - 8 * i));
-  }
-}
-
-/* Rewrites a stamp's clock (the NOP is about to leave). */
+/* Sets a stamp's clock (as the NOP leaves: qe_conn_write). */
 static inline void qe_stamp_set_ts(uint8_t p[QE_STAMP_LEN], uint64_t ts) {
   for (int i = 0; i < 8; i++) {
     p[1 + i] = (uint8_t)(ts >> (56 - 8 * i));
+  }
+}
+
+static inline void qe_stamp_put(uint8_t p[QE_STAMP_LEN], int kind,
+                                uint64_t ts, uint32_t echo_us) {
+  p[0] = (uint8_t)kind;
+  qe_stamp_set_ts(p, ts);
+  for (int i = 0; i < 4; i++) {
+    p[9 + i] = (uint8_t)(echo_us >> (24 - 8 * i));
   }
 }
 

@@ -135,7 +135,7 @@ int qe_ctl_enqueue(qe_conn *c, const uint8_t *hdr, size_t hdrlen,
   if (ch == NULL) {
     return QE_ERR_NOMEM;
   }
-  ch->pooled = 0;
+  ch->pooled = ch->stamped = 0;
   ch->len = hdrlen + len;
   memcpy(ch->data, hdr, hdrlen);
   if (len) {
@@ -152,15 +152,15 @@ void qe_conn_nop_after_datagrams(qe_conn *c) {
     return; /* with every NOP in flight, the timer is armed already */
   }
   ch = c->nop_free[--c->nop_nfree];
-  if (c->is_path) {
-    /* padding with a stamp: our clock (set again as it leaves,
-     * qe_conn_write) and what we echo */
-    qe_ts now = qe_now();
+  ch->stamped = c->is_path;
+  if (ch->stamped) {
+    /* padding with a stamp: what we echo now; its clock is set as it
+     * leaves (qe_conn_write) */
     ch->len = QE_CTL_HDR + QE_STAMP_LEN;
     qe_ctl_frame_hdr(ch->data, QE_STAMP_LEN, 1);
     qe_stamp_put(ch->data + QE_CTL_HDR,
-                 c->dgram_since_nop ? QE_STAMP_KIND : QE_STAMP_ECHO_KIND, now,
-                 qe_owd_echo(&c->path.owd, now));
+                 c->dgram_since_nop ? QE_STAMP_KIND : QE_STAMP_ECHO_KIND, 0,
+                 qe_owd_echo(&c->path.owd, c->eng->now));
   } else {
     ch->len = QE_CTL_HDR;
     qe_ctl_frame_hdr(ch->data, 0, 1); /* padding, 0 bytes */

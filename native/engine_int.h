@@ -166,6 +166,7 @@ typedef struct qe_chunk {
   uint64_t offset; /* stream offset of data[0] */
   size_t len, sent;
   int pooled; /* a NOP from the connection's pool, not malloc'd */
+  int stamped; /* a NOP with a stamp, whose clock is set as it first leaves */
   uint8_t data[];
 } qe_chunk;
 

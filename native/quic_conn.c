@@ -636,8 +636,7 @@ int qe_conn_write(qe_conn *c, qe_ts ts) {
     ngtcp2_path_storage_zero(&ps);
     if (ch != NULL && c->ctl_stream >= 0) {
       ngtcp2_vec v = {.base = ch->data + ch->sent, .len = ch->len - ch->sent};
-      if (ch->sent == 0 && ch->pooled && c->is_path &&
-          ch->len == QE_CTL_HDR + QE_STAMP_LEN) {
+      if (ch->stamped && ch->sent == 0) {
         /* A stamp says when it left, not when it was queued: a NOP that
          * waited behind a full window read as that much forward queue at
          * the peer (94 ms echoed against 11 ms in the link's queue, in a

@@ -481,17 +481,14 @@ void qe_owd_stamp(qe_owd *o, uint64_t stamp, uint64_t now) {
     }
     o->bucket_ts = now ? now : 1;
   }
-  while (now - o->bucket_ts >= QE_OWD_BUCKET_NS) {
-    /* a bucket per QE_OWD_BUCKET_NS, even across a silence */
-    unsigned steps = 0;
-    do {
+  {
+    /* a bucket per QE_OWD_BUCKET_NS, even across a silence (at most all of
+     * them emptied) */
+    uint64_t k = (now - o->bucket_ts) / QE_OWD_BUCKET_NS;
+    o->bucket_ts += k * QE_OWD_BUCKET_NS;
+    for (k = k < QE_OWD_BUCKETS ? k : QE_OWD_BUCKETS; k > 0; k--) {
       o->bi = (o->bi + 1) % QE_OWD_BUCKETS;
       o->base[o->bi] = INT64_MAX;
-      o->bucket_ts += QE_OWD_BUCKET_NS;
-    } while (now - o->bucket_ts >= QE_OWD_BUCKET_NS &&
-             ++steps < QE_OWD_BUCKETS);
-    if (now - o->bucket_ts >= QE_OWD_BUCKET_NS) {
-      o->bucket_ts = now; /* every bucket is empty: start afresh */
     }
   }
   if (d < o->base[o->bi]) {
