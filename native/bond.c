@@ -192,6 +192,8 @@ static void view(const qe_peer *p, qe_sched_path *v) {
         .low_rtt_ns = qe_rate_low_rtt(&c->path.rate),
         .loss_q16 = c->path.rate.loss_q16,
         .measured = c->path.rate.measured,
+        .back_ns = qe_rate_back(&c->path.rate, qe_rate_low_rtt(&c->path.rate),
+                                cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt),
         .cwnd = cs.cwnd,
         .rate = rate,
         .inflight = cs.bytes_in_flight,

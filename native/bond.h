@@ -78,8 +78,9 @@ void qe_path_free(qe_path *p);
  * initialised, or too big). Its slot's older datagram is forgotten. */
 uint8_t *qe_path_sent(qe_path *p, uint64_t id, size_t len, qe_ts ts);
 /* Datagram `id` was acknowledged: its bytes if it was kept (for the rate
- * sample), else 0; its slot is cleared. */
-uint32_t qe_path_acked(qe_path *p, uint64_t id);
+ * sample; when it was sent into *sent_ts unless NULL), else 0; its slot is
+ * cleared. */
+uint32_t qe_path_acked(qe_path *p, uint64_t id, qe_ts *sent_ts);
 /* Datagram `id` was declared lost: counted; if kept, the rate hears of it
  * and its slot is listed in lost_slots to be sent again (1), else 0. */
 int qe_path_lost(qe_path *p, uint64_t id);

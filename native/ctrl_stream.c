@@ -249,8 +249,12 @@ static void ctl_stamp(qe_conn *c, const uint8_t *p, size_t n) {
   }
   ngtcp2_conn_get_conn_stat(c->conn, &cs);
   win = qe_rate_window(cs.min_rtt);
-  qe_owd_stamp(&c->path.owd, ts, c->eng->now);
+  qe_rate_back_seen(&c->path.rate,
+                    qe_owd_stamp(&c->path.owd, ts, c->eng->now));
   qe_owd_echoed(&c->path.owd, echo, c->eng->now, win);
+  if (echo != QE_OWD_NONE) {
+    qe_rate_fwd_seen(&c->path.rate, (uint64_t)echo * 1000);
+  }
   if (kind == QE_STAMP_KIND &&
       qe_owd_echo_due(&c->path.owd, c->eng->now, win / 2)) {
     c->echo_wanted = 1; /* flush_all queues the NOP */

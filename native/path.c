@@ -55,10 +55,13 @@ static void forget(qe_path *p, uint64_t id) {
   }
 }
 
-uint32_t qe_path_acked(qe_path *p, uint64_t id) {
+uint32_t qe_path_acked(qe_path *p, uint64_t id, qe_ts *sent_ts) {
   uint32_t len = 0;
   if (p->sent_id != NULL && p->sent_id[id % QE_SENT_SLOTS] == id + 1) {
     len = p->sent_len[id % QE_SENT_SLOTS];
+    if (sent_ts != NULL) {
+      *sent_ts = p->sent_ts[id % QE_SENT_SLOTS];
+    }
   }
   forget(p, id);
   return len;

@@ -179,6 +179,8 @@ uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs) {
     return 0;
   }
   return qe_rate_cap(&c->path.rate, cs->min_rtt,
+                     qe_rate_back(&c->path.rate,
+                                  qe_rate_low_rtt(&c->path.rate), cs->min_rtt),
                      QE_CAP_MIN_PKTS * (uint64_t)c->max_udp);
 }
 
@@ -189,14 +191,16 @@ int qe_path_loaded(const qe_conn *c, const ngtcp2_conn_stat *cs) {
 static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t dgram_id,
                            void *user_data) {
   qe_conn *c = user_data;
-  uint32_t bytes =
-      c->path.sent_id != NULL ? qe_path_acked(&c->path, dgram_id) : 0;
+  qe_ts sent_ts = 0;
+  uint32_t bytes = c->path.sent_id != NULL
+                       ? qe_path_acked(&c->path, dgram_id, &sent_ts)
+                       : 0;
   if (bytes) {
     /* The path's own delivery rate (qe_rate_acked). */
     ngtcp2_conn_stat cs;
     ngtcp2_conn_get_conn_stat(conn, &cs);
     qe_rate_acked(&c->path.rate, bytes, c->eng->now, cs.min_rtt,
-                  cs.latest_rtt, c->path.bytes_out);
+                  cs.latest_rtt, c->path.bytes_out, sent_ts);
   }
   if (c->peer) {
     c->peer->datagrams_acked++;

@@ -50,7 +50,7 @@ static uint64_t standing_of(const qe_sched_path *p, uint64_t rate) {
    * delayed ACKs): a new packet waits behind it. Counting all of it, as
    * for an unknown RTT, would count the way there twice and keep a
    * long path idle while a short one's queue grew by its whole RTT. */
-  uint64_t bdp = rate * p->min_rtt_ns / 1000000000ULL;
+  uint64_t bdp = rate * (p->min_rtt_ns + p->back_ns) / 1000000000ULL;
   uint64_t standing = p->inflight > bdp ? p->inflight - bdp : 0;
   /* ...but only as much as the path's round trip says stands there:
    * beyond a BDP at a rate measured too low (a path the others kept
@@ -60,10 +60,10 @@ static uint64_t standing_of(const qe_sched_path *p, uint64_t rate) {
    * smoothed one, which counts jitter as a queue (qe_rate_low_rtt). */
   uint64_t recent = p->low_rtt_ns ? p->low_rtt_ns : p->srtt_ns;
   uint64_t seen;
-  if (recent <= p->min_rtt_ns) {
+  if (recent <= p->min_rtt_ns + p->back_ns) {
     return 0;
   }
-  seen = rate * (recent - p->min_rtt_ns) / 1000000000ULL;
+  seen = rate * (recent - p->min_rtt_ns - p->back_ns) / 1000000000ULL;
   return standing < seen ? standing : seen;
 }
 
@@ -139,7 +139,8 @@ uint64_t qe_sched_hold(const qe_sched_path *paths, size_t n, size_t i) {
  * thousandths of its bandwidth-delay product (its window until its lowest
  * RTT is known). */
 static uint64_t fill_of(const qe_sched_path *p) {
-  uint64_t bdp = p->min_rtt_ns ? rate_of(p) * p->min_rtt_ns / 1000000000ULL
+  uint64_t bdp = p->min_rtt_ns ? rate_of(p) * (p->min_rtt_ns + p->back_ns) /
+                                     1000000000ULL
                                : p->cwnd;
   return (p->inflight + p->queued) * 1000 / (bdp ? bdp : 1);
 }
@@ -348,6 +349,13 @@ int qe_sched_throttled(uint64_t cwnd, uint64_t cap) {
 
 /* ---- rate ---- */
 
+/* A queue that says the bottleneck is full: a quarter of the lowest RTT,
+ * at least QE_FULL_QUEUE_NS. */
+static uint64_t full_queue(uint64_t min_rtt_ns) {
+  return min_rtt_ns / 4 > QE_FULL_QUEUE_NS ? min_rtt_ns / 4
+                                           : QE_FULL_QUEUE_NS;
+}
+
 /* Startup is over when a window shows the bottleneck full: its lowest RTT
  * sample stands a quarter of the lowest RTT (at least QE_FULL_QUEUE_NS)
  * above it while its rate did not grow by a quarter (`grew`: it did) and the
@@ -357,13 +365,20 @@ int qe_sched_throttled(uint64_t cwnd, uint64_t cap) {
  * queue (a path carrying keep-alives has a few). */
 static int pipe_full(const qe_rate *r, uint64_t min_rtt_ns, int grew,
                      uint64_t sent) {
-  uint64_t over = min_rtt_ns / 4 > QE_FULL_QUEUE_NS ? min_rtt_ns / 4
-                                                    : QE_FULL_QUEUE_NS;
+  uint64_t over = full_queue(min_rtt_ns);
   int pushed = r->limited || sent * 4 >= r->acked * 5; /* its queue grew */
+  /* What the window's ACKs waited on their way back (the peer's upload on
+   * the same uplink) is no queue of ours: a download that ended its startup
+   * on it stayed at the 4 of 31 Mbit/s it had reached in half a second
+   * (`bench/multipath --random 20 --seed 871951964 --mix 1`, both
+   * directions at once: the peer's upload startup stood 64 ms in the way
+   * back, 1 ms on ours). The lowest of the window's, as win_rtt is. */
+  uint64_t back = r->back_seen ? r->win_back : 0;
+  uint64_t rtt = r->win_rtt > back ? r->win_rtt - back : 0;
   if (r->win_acks < QE_FULL_SAMPLES) {
     return 0;
   }
-  return (!grew && pushed && min_rtt_ns && r->win_rtt > min_rtt_ns + over) ||
+  return (!grew && pushed && min_rtt_ns && rtt > min_rtt_ns + over) ||
          (r->lost >= QE_FULL_LOSS_MIN && r->lost * 16 > r->acked);
 }
 
@@ -374,14 +389,18 @@ uint64_t qe_rate_window(uint64_t min_rtt_ns) {
 }
 
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
-                   uint64_t min_rtt_ns, uint64_t rtt_ns, uint64_t sent) {
+                   uint64_t min_rtt_ns, uint64_t rtt_ns, uint64_t sent,
+                   uint64_t sent_ts) {
   uint64_t win = qe_rate_window(min_rtt_ns);
-  uint64_t sample;
-  int app_limited;
+  uint64_t sample, len;
+  int app_limited, busy;
   r->acked += bytes;
   r->win_acks++;
   if (rtt_ns && (r->win_rtt == 0 || rtt_ns < r->win_rtt)) {
     r->win_rtt = rtt_ns;
+  }
+  if (sent_ts > r->send_hi) {
+    r->send_hi = sent_ts;
   }
   if (r->ts == 0) {
     r->ts = ts; /* the first window counts what was sent since the path began */
@@ -390,7 +409,12 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
   if (ts - r->ts < win) {
     return;
   }
-  sample = r->acked * 1000000000ULL / (ts - r->ts);
+  len = ts - r->ts;
+  if (r->send_mark && r->send_hi > r->send_mark + len) {
+    len = r->send_hi - r->send_mark;
+  }
+  r->send_mark = r->send_hi;
+  sample = r->acked * 1000000000ULL / len;
   app_limited = !r->limited;
   if (!r->filled &&
       pipe_full(r, min_rtt_ns, sample >= r->prev + r->prev / 4,
@@ -407,6 +431,12 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
                              (share - (int64_t)r->loss_q16) / 8);
   }
   r->last_rtt = r->win_rtt;
+  r->last_back = r->win_back;
+  r->last_back_seen = r->back_seen;
+  r->back_seen = 0;
+  busy = r->limited && r->filled && r->fwd_seen &&
+         r->win_fwd > full_queue(min_rtt_ns);
+  r->fwd_seen = 0;
   r->prev = sample;
   r->limited = 0;
   r->acked = r->lost = r->win_rtt = 0;
@@ -415,6 +445,11 @@ void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
   r->ts = ts;
   if (app_limited && sample < r->bw) {
     return;
+  }
+  if (busy) {
+    for (unsigned k = 0; k < QE_RATE_WINDOWS; k++) {
+      r->max[k] = 0;
+    }
   }
   r->max[r->i] = sample;
   r->i = (r->i + 1) % QE_RATE_WINDOWS;
@@ -441,6 +476,30 @@ uint64_t qe_rate_low_rtt(const qe_rate *r) {
   return r->last_rtt ? r->last_rtt : r->win_rtt;
 }
 
+void qe_rate_fwd_seen(qe_rate *r, uint64_t ns) {
+  if (!r->fwd_seen || ns < r->win_fwd) {
+    r->win_fwd = ns;
+    r->fwd_seen = 1;
+  }
+}
+
+void qe_rate_back_seen(qe_rate *r, uint64_t ns) {
+  if (!r->back_seen || ns < r->win_back) {
+    r->win_back = ns;
+    r->back_seen = 1;
+  }
+}
+
+uint64_t qe_rate_back(const qe_rate *r, uint64_t low_rtt_ns,
+                      uint64_t min_rtt_ns) {
+  uint64_t back = r->back_seen        ? r->win_back
+                  : r->last_back_seen ? r->last_back
+                                      : 0;
+  uint64_t held = low_rtt_ns > min_rtt_ns && min_rtt_ns ? low_rtt_ns - min_rtt_ns
+                                                         : 0;
+  return back < held ? back : held;
+}
+
 void qe_rate_seed(qe_rate *r, uint64_t bw) {
   if (r->bw == 0 && r->ts == 0) {
     r->bw = bw;
@@ -459,19 +518,35 @@ void qe_rate_lost(qe_rate *r, uint64_t bytes) {
   r->lost += bytes;
 }
 
-uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t floor) {
+uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t back_ns,
+                     uint64_t floor) {
   uint64_t cap;
   if (r->bw == 0) {
     return 0;
   }
+  /* The queue back holds what arrived and is not yet acknowledged: without
+   * it a path whose ACKs waited as long as its lowest RTT delivered 5/8 of
+   * its measure while it was the limit, and its measure could only fall. */
   cap = r->bw * min_rtt_ns / 1000000000ULL *
-        (r->filled ? QE_CAP_GAIN_Q : QE_CAP_STARTUP_Q) / 4;
+            (r->filled ? QE_CAP_GAIN_Q : QE_CAP_STARTUP_Q) / 4 +
+        r->bw * back_ns / 1000000000ULL;
   return cap > floor ? cap : floor;
 }
 
 /* ---- one-way delay ---- */
 
-void qe_owd_stamp(qe_owd *o, uint64_t stamp, uint64_t now) {
+/* The lowest arrival - stamp over the buckets kept (INT64_MAX: none). */
+static int64_t owd_base(const qe_owd *o) {
+  int64_t base = INT64_MAX;
+  for (unsigned k = 0; k < QE_OWD_BUCKETS; k++) {
+    if (o->base[k] < base) {
+      base = o->base[k];
+    }
+  }
+  return base;
+}
+
+uint64_t qe_owd_stamp(qe_owd *o, uint64_t stamp, uint64_t now) {
   /* The offset between the clocks is anything: the difference is taken
    * modulo 2^64 and read signed. */
   int64_t d = (int64_t)(now - stamp);
@@ -498,21 +573,18 @@ void qe_owd_stamp(qe_owd *o, uint64_t stamp, uint64_t now) {
     o->lo = d;
     o->lo_set = 1;
   }
+  return (uint64_t)(d - owd_base(o)); /* d is in the current bucket */
 }
 
 uint32_t qe_owd_echo(qe_owd *o, uint64_t now) {
-  int64_t base = INT64_MAX;
+  int64_t base;
   uint64_t q;
   o->echo_ts = now;
   if (!o->lo_set) {
     return QE_OWD_NONE;
   }
   o->lo_set = 0;
-  for (unsigned k = 0; k < QE_OWD_BUCKETS; k++) {
-    if (o->base[k] < base) {
-      base = o->base[k];
-    }
-  }
+  base = owd_base(o);
   if (o->lo <= base) {
     return 0; /* (lo's bucket may have aged out since) */
   }
@@ -557,16 +629,6 @@ uint64_t qe_owd_forward(const qe_owd *o, uint64_t now, uint64_t win_ns) {
   }
   lo = cur < prev ? cur : prev;
   return lo == QE_OWD_NONE ? UINT64_MAX : (uint64_t)lo * 1000;
-}
-
-uint64_t qe_owd_reverse(const qe_owd *o, uint64_t low_rtt_ns,
-                        uint64_t min_rtt_ns, uint64_t now, uint64_t win_ns) {
-  uint64_t fwd = qe_owd_forward(o, now, win_ns);
-  if (fwd == UINT64_MAX || low_rtt_ns == 0 || min_rtt_ns == 0 ||
-      low_rtt_ns <= min_rtt_ns + fwd) {
-    return 0;
-  }
-  return low_rtt_ns - min_rtt_ns - fwd;
 }
 
 /* ---- early drop ---- */

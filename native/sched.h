@@ -45,6 +45,8 @@ typedef struct qe_sched_path {
   uint32_t loss_q16;  /* share of its bytes lost lately, /65536
                        * (qe_rate's loss_q16) */
   int measured;       /* its rate is known: its startup ended once */
+  uint64_t back_ns;   /* the queue its ACKs come back through
+                       * (qe_rate_back); 0: none or not known */
 } qe_sched_path;
 
 /*
@@ -253,13 +255,33 @@ typedef struct qe_rate {
   uint64_t sent_mark; /* the path's bytes sent when the window began */
   uint64_t last_rtt;  /* the last window's lowest RTT sample; 0: none */
   uint32_t loss_q16;  /* share of bytes lost, /65536, smoothed 1/8 a window */
+  /* The lowest wait of the peer's stamps (qe_owd_stamp: the queue our ACKs
+   * come back through) in this window and in the last, if any came
+   * (qe_rate_back_seen). */
+  uint64_t win_back, last_back;
+  /* When the latest datagram acknowledged in this window was sent, and the
+   * same at the last window's end (0: none): the window's bytes left over
+   * that time, and came no faster than they left. */
+  uint64_t send_hi, send_mark;
+  /* The lowest of the peer's echoes (our own queue, qe_owd_echoed) in this
+   * window, if one came (qe_rate_fwd_seen). */
+  uint64_t win_fwd;
+  int fwd_seen;
+  int back_seen; /* a stamp came in this window */
+  int last_back_seen; /* ...in the last */
 } qe_rate;
 
 /*
  * `bytes` acknowledged at `ts`, with the latest RTT sample `rtt_ns` (0:
- * none) and the bytes the path has sent so far (`sent`, its counter of
+ * none), the bytes the path has sent so far (`sent`, its counter of
  * bytes out: startup takes more sent than delivered in a window for a
- * queue growing; 0 if not counted). A window in which the path never
+ * queue growing; 0 if not counted) and when they were sent (`sent_ts`, 0:
+ * not known). A window's rate is its bytes over its length or over the
+ * time they were sent in, whichever is longer: ACKs that waited in a queue
+ * on the way back come in a burst when it drains, and a window that held
+ * the burst read up to twice the link (a download beside an upload on the
+ * same uplinks: 118 Mbit/s measured on an 83 Mbit/s link, its cap grew to
+ * match, and 86 ms stood in its queue). A window in which the path never
  * refused a bulk packet (r->limited unset) is app-limited: it says what
  * was sent, not what the path carries, so it counts only if it is higher.
  * A path that carried 100 Mbit/s and then little keeps its measure, and
@@ -267,7 +289,8 @@ typedef struct qe_rate {
  * death).
  */
 void qe_rate_acked(qe_rate *r, uint64_t bytes, uint64_t ts,
-                   uint64_t min_rtt_ns, uint64_t rtt_ns, uint64_t sent);
+                   uint64_t min_rtt_ns, uint64_t rtt_ns, uint64_t sent,
+                   uint64_t sent_ts);
 /* A window's length: the lowest RTT, at least 10 ms (ngtcp2's UINT64_MAX,
  * no sample yet: 10 ms). */
 uint64_t qe_rate_window(uint64_t min_rtt_ns);
@@ -310,10 +333,41 @@ void qe_rate_lost(qe_rate *r, uint64_t bytes);
  * dsl1: one TCP flow ran at 18-30 Mbit/s in three runs). */
 uint64_t qe_rate_low_rtt(const qe_rate *r);
 
+/*
+ * The peer echoed that our stamps waited `ns` in our direction's queue
+ * (qe_owd_echoed). A window in which the path was the limit and that queue
+ * never fell below a quarter of the lowest RTT (at least QE_FULL_QUEUE_NS)
+ * had the link busy throughout: what it delivered is what the link carries
+ * now, and the higher samples kept from before are forgotten. A link whose
+ * rate halved otherwise kept its old measure for QE_RATE_WINDOWS windows,
+ * the cap let 2.5 of the new bandwidth-delay products in flight, and a
+ * queue of a round trip and more stood in it (a 49 Mbit/s uplink varying
+ * by half: 100 ms over its 126).
+ */
+void qe_rate_fwd_seen(qe_rate *r, uint64_t ns);
+
+/* A stamp from the peer waited `ns` above the lowest (qe_owd_stamp): the
+ * queue in the direction our ACKs come back through, in this window. */
+void qe_rate_back_seen(qe_rate *r, uint64_t ns);
+/*
+ * The queue our ACKs wait in on the way back, as the peer's stamps read it
+ * lately (the lowest of the current window, else the last's), at most what
+ * the round trip holds above its lowest (`low_rtt_ns` - `min_rtt_ns`: a
+ * clock that drifts cannot make it more); 0 when the peer stamps nothing.
+ * A download's ACKs behind an upload on the same uplink: the round trip
+ * grows by that queue, and bytes in flight must cover it (qe_rate_cap)
+ * while the way out has no queue at all (pipe_full, standing_of).
+ */
+uint64_t qe_rate_back(const qe_rate *r, uint64_t low_rtt_ns,
+                      uint64_t min_rtt_ns);
+
 /* The most bulk bytes in flight: the measured rate times the lowest RTT,
- * times the gain (startup's until it is over); at least `floor`; 0: no cap
- * (nothing measured yet). */
-uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t floor);
+ * times the gain (startup's until it is over), plus the rate times the
+ * queue back (`back_ns`, qe_rate_back: bytes that arrived and whose ACKs
+ * wait, no queue of ours); at least `floor`; 0: no cap (nothing measured
+ * yet). */
+uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t back_ns,
+                     uint64_t floor);
 
 /* ---- each direction's queue on a path (one-way delay) ---- */
 
@@ -324,12 +378,12 @@ uint64_t qe_rate_cap(const qe_rate *r, uint64_t min_rtt_ns, uint64_t floor);
  * NOPs how long the peer's stamps waited beyond the lowest (arrival -
  * stamp) it has seen: the queue in the peer's direction (ctrl_frame.h has
  * the stamp's layout). `quicether status` shows both per path (queue out,
- * the peer's echo; back, what the round trip holds beyond it).
+ * the peer's echo; back, the peer's stamps' own wait, qe_rate_back).
  * The clocks of two machines differ by an offset, which the lowest cancels;
  * the lowest is kept over QE_OWD_BUCKETS buckets of QE_OWD_BUCKET_NS, as
  * LEDBAT's base delay, so a clock that drifts is followed within that time.
- * Between, drift reads as a forward queue (and the queue back as shorter,
- * at least 0).
+ * Between, drift reads as a queue (the queue back is at most what the round
+ * trip holds above its lowest).
  */
 #define QE_OWD_BUCKETS 10
 #define QE_OWD_BUCKET_NS (60ULL * 1000000000ULL)
@@ -348,8 +402,10 @@ typedef struct qe_owd {
   uint64_t fwd_win_ts; /* the current window's start; 0: no echo yet */
 } qe_owd;
 
-/* A stamp `stamp` (the peer's clock) arrived at `now` (ours). */
-void qe_owd_stamp(qe_owd *o, uint64_t stamp, uint64_t now);
+/* A stamp `stamp` (the peer's clock) arrived at `now` (ours). Returns how
+ * long it waited above the lowest seen (ns): the queue in the peer's
+ * direction now. */
+uint64_t qe_owd_stamp(qe_owd *o, uint64_t stamp, uint64_t now);
 /* What to echo in a NOP sent at `now`: the lowest wait (in µs, above the
  * base) of the stamps since the last echo; QE_OWD_NONE when none came.
  * Starts a new period. */
@@ -362,12 +418,6 @@ void qe_owd_echoed(qe_owd *o, uint32_t us, uint64_t now, uint64_t win_ns);
 /* Our forward queue in ns: the lowest echo of this window and the last
  * (windows of `win_ns`); UINT64_MAX: no echo in that time. */
 uint64_t qe_owd_forward(const qe_owd *o, uint64_t now, uint64_t win_ns);
-/* The queue our ACKs wait in on the way back: the lowest RTT of the window
- * `low_rtt_ns`, less the lowest RTT and our forward queue; 0 when our
- * forward queue is not known (no echo: a peer of an older version, or none
- * lately). */
-uint64_t qe_owd_reverse(const qe_owd *o, uint64_t low_rtt_ns,
-                        uint64_t min_rtt_ns, uint64_t now, uint64_t win_ns);
 
 /* ---- early drop on a path's queue ---- */
 

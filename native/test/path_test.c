@@ -39,7 +39,7 @@ int main(void) {
   memset(&p, 0, sizeof(p));
   check(qe_path_sent(&p, 0, 10, 1) == NULL,
         "an uninitialised path keeps nothing", 0);
-  check(qe_path_acked(&p, 0) == 0 && qe_path_lost(&p, 0) == 0 && p.lost == 1,
+  check(qe_path_acked(&p, 0, NULL) == 0 && qe_path_lost(&p, 0) == 0 && p.lost == 1,
         "nor reports anything kept", 0);
   qe_path_free(&p);
   memset(&p, 0, sizeof(p));
@@ -69,7 +69,7 @@ int main(void) {
       size_t slot = id % QE_SENT_SLOTS;
       int is_kept = kept[slot] == id + 1;
       if (op < 8) {
-        uint32_t n = qe_path_acked(&p, id);
+        uint32_t n = qe_path_acked(&p, id, NULL);
         check(n == (is_kept ? klen[slot] : 0),
               "ACK returns a kept one's bytes", step);
         if (is_kept) {

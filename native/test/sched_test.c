@@ -782,7 +782,7 @@ static void rate_feed_at(qe_rate *r, uint64_t *t, unsigned mbit, unsigned ms,
     if (sent != NULL) {
       *sent += (uint64_t)PKT * sent_mbit / mbit;
     }
-    qe_rate_acked(r, PKT, *t, min_rtt, rtt, sent ? *sent : 0);
+    qe_rate_acked(r, PKT, *t, min_rtt, rtt, sent ? *sent : 0, 0);
   }
 }
 
@@ -813,24 +813,24 @@ static int near_mbit(uint64_t bw, unsigned mbit) {
 static void rate(void) {
   qe_rate r = {0};
   uint64_t t = 1 * SEC, rtt = 40 * MS, bdp;
-  check(qe_rate_cap(&r, rtt, 16 * PKT) == 0, "rate: no cap before a measure",
-        "cap %llu", (unsigned long long)qe_rate_cap(&r, rtt, 16 * PKT));
+  check(qe_rate_cap(&r, rtt, 0, 16 * PKT) == 0, "rate: no cap before a measure",
+        "cap %llu", (unsigned long long)qe_rate_cap(&r, rtt, 0, 16 * PKT));
   /* Startup: the rate doubles every window. */
   for (unsigned m = 2; m <= 64; m *= 2) {
     rate_feed(&r, &t, m, 40, 1, rtt);
   }
   bdp = r.bw * rtt / SEC;
-  check(!r.filled && qe_rate_cap(&r, rtt, 0) == bdp * QE_CAP_STARTUP_Q / 4,
+  check(!r.filled && qe_rate_cap(&r, rtt, 0, 0) == bdp * QE_CAP_STARTUP_Q / 4,
         "rate: startup cap is QE_CAP_STARTUP_Q quarters of the BDP while the rate grows",
         "filled %d cap %llu bdp %llu", r.filled,
-        (unsigned long long)qe_rate_cap(&r, rtt, 0), (unsigned long long)bdp);
+        (unsigned long long)qe_rate_cap(&r, rtt, 0, 0), (unsigned long long)bdp);
   /* The rate stops growing: startup ends after QE_FULL_WINDOWS windows. */
   rate_feed(&r, &t, 64, 40 * QE_FULL_WINDOWS + 20, 1, rtt);
   bdp = r.bw * rtt / SEC;
-  check(r.filled && qe_rate_cap(&r, rtt, 0) == bdp * QE_CAP_GAIN_Q / 4,
+  check(r.filled && qe_rate_cap(&r, rtt, 0, 0) == bdp * QE_CAP_GAIN_Q / 4,
         "rate: a plateau ends startup; the cap is 1.25 x BDP",
         "filled %d cap %llu bdp %llu", r.filled,
-        (unsigned long long)qe_rate_cap(&r, rtt, 0), (unsigned long long)bdp);
+        (unsigned long long)qe_rate_cap(&r, rtt, 0, 0), (unsigned long long)bdp);
   check(near_mbit(r.bw, 64), "rate: the measure is the rate delivered",
         "%.1f Mbit/s", (double)r.bw / MBIT);
   /* App-limited: a long lull at 2 Mbit/s keeps the measure. */
@@ -842,9 +842,9 @@ static void rate(void) {
   rate_feed(&r, &t, 16, 40 * (QE_RATE_WINDOWS + 2), 1, rtt);
   check(near_mbit(r.bw, 16), "rate: limited windows at a lower rate lower it",
         "%.1f Mbit/s", (double)r.bw / MBIT);
-  check(qe_rate_cap(&r, rtt, 100 * PKT) == 100 * PKT,
+  check(qe_rate_cap(&r, rtt, 0, 100 * PKT) == 100 * PKT,
         "rate: the cap is at least the floor", "cap %llu",
-        (unsigned long long)qe_rate_cap(&r, rtt, 100 * PKT));
+        (unsigned long long)qe_rate_cap(&r, rtt, 0, 100 * PKT));
   /* An app-limited start does not end startup: only windows at the limit
    * count towards the plateau. */
   {
@@ -961,7 +961,7 @@ static void rate_full(void) {
     qe_rate k = {0};
     uint64_t tk = 1 * SEC;
     for (; tk < 3 * SEC; tk += 100 * MS) {
-      qe_rate_acked(&k, 100, tk, rtt, rtt + 40 * MS, 0);
+      qe_rate_acked(&k, 100, tk, rtt, rtt + 40 * MS, 0, 0);
     }
     check(!k.filled, "rate full: a few late keep-alive ACKs are not a queue",
           "filled %d", k.filled);
@@ -1049,7 +1049,7 @@ static void rate_restart(void) {
   check(!r.measured, "restart: not measured while its first startup lasts",
         "measured %d", r.measured);
   rate_feed(&r, &t, 4, 100 * (QE_FULL_WINDOWS + 1), 1, rtt);
-  low = qe_rate_cap(&r, rtt, 0);
+  low = qe_rate_cap(&r, rtt, 0, 0);
   check(r.filled && near_mbit(r.bw, 4) &&
             low == r.bw * rtt / SEC * QE_CAP_GAIN_Q / 4,
         "restart: held at 4 Mbit/s, startup over", "filled %d bw %llu cap %llu",
@@ -1058,7 +1058,7 @@ static void rate_restart(void) {
         "restart: before it, a queue of twice the target is dropped early",
         "%s", "");
   qe_rate_restart(&r);
-  cap = qe_rate_cap(&r, rtt, 0);
+  cap = qe_rate_cap(&r, rtt, 0, 0);
   check(!r.filled && cap == r.bw * rtt / SEC * QE_CAP_STARTUP_Q / 4,
         "restart: startup's cap", "filled %d cap %llu (was %llu)", r.filled,
         (unsigned long long)cap, (unsigned long long)low);
@@ -1292,10 +1292,10 @@ static void rate_slow_start(void) {
       if (inflight < want) {
         r.limited = 1; /* the cap refused the sender's packets */
       }
-      qe_rate_acked(&r, PKT, t, rtt, rtt, 0);
+      qe_rate_acked(&r, PKT, t, rtt, rtt, 0, 0);
     }
     want = inflight * 2;
-    cap = qe_rate_cap(&r, rtt, 4 * PKT);
+    cap = qe_rate_cap(&r, rtt, 0, 4 * PKT);
     inflight = cap != 0 && cap < want ? cap : want;
     rounds++;
   }
@@ -1311,7 +1311,7 @@ static void rate_seed(void) {
   uint64_t t = 1 * SEC, rtt = 40 * MS;
   qe_rate_seed(&r, 2500000); /* 20 Mbit/s */
   check(r.bw == 2500000 &&
-            qe_rate_cap(&r, rtt, 0) ==
+            qe_rate_cap(&r, rtt, 0, 0) ==
                 2500000 * rtt / SEC * QE_CAP_STARTUP_Q / 4,
         "seed: a cap (startup's gain x BDP) before any measure", "bw %llu",
         (unsigned long long)r.bw);
@@ -1332,7 +1332,7 @@ static void rate_seed(void) {
         (double)r.bw / MBIT);
   r = (qe_rate){0};
   qe_rate_seed(&r, 0);
-  check(r.bw == 0 && qe_rate_cap(&r, rtt, 0) == 0, "seed 0: unknown, no cap",
+  check(r.bw == 0 && qe_rate_cap(&r, rtt, 0, 0) == 0, "seed 0: unknown, no cap",
         "bw %llu", (unsigned long long)r.bw);
 }
 
@@ -1381,6 +1381,34 @@ static qe_sched_path jp(unsigned mbit, uint64_t ms, uint64_t srtt_ms,
   p.srtt_ns = srtt_ms * MS;
   p.low_rtt_ns = low_ms * MS;
   return p;
+}
+
+/* A path whose ACKs wait behind the peer's upload (back_ns): what covers
+ * that wait is in flight but in no queue of ours. */
+static void cost_back(void) {
+  qe_sched_path v[2] = {rp(50, 40, 0, 0), rp(50, 40, 0, 1)};
+  size_t out[2] = {9, 9};
+  uint64_t with, without;
+  v[0].inflight = v[0].rate * 80 / 1000; /* its pipe, with 40 ms back */
+  v[0].low_rtt_ns = 80 * MS;
+  v[0].back_ns = 40 * MS;
+  with = qe_sched_cost(&v[0]);
+  v[0].back_ns = 0;
+  without = qe_sched_cost(&v[0]);
+  check(with == 20 * MS && without == 60 * MS,
+        "cost: a queue on the way back is no queue ahead of a packet sent now",
+        "%.1f ms with it known, %.1f without", (double)with / MS,
+        (double)without / MS);
+  /* Half its pipe in flight against 4/5 of the other's: the emptier. */
+  v[0].inflight = v[0].rate * 40 / 1000;
+  v[0].back_ns = 40 * MS;
+  v[1].inflight = v[1].rate * 32 / 1000;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 2, out) == 1 && out[0] == 0,
+        "cost: its pipe holds the queue back too (the emptier takes the packet)",
+        "out[0] %zu", out[0]);
+  v[0].back_ns = 0;
+  check(qe_sched_pick(QE_MODE_AGGREGATE, v, 2, out) == 1 && out[0] == 1,
+        "cost: (counted as full without it)", "out[0] %zu", out[0]);
 }
 
 static void cost_jitter_loss(void) {
@@ -1607,7 +1635,11 @@ static void owd(void) {
           "owd: an echo covers the stamps since the last", "%s", "");
     /* a queue of 30 ms builds: the lowest of the period is echoed */
     for (int i = 0; i < 10; i++, t += 5 * MS) {
-      qe_owd_stamp(&o, t - one_way - (30 + (uint64_t)i) * MS + off, t);
+      uint64_t w = qe_owd_stamp(&o, t - one_way - (30 + (uint64_t)i) * MS + off, t);
+      if (i == 9) {
+        check(w == 39 * MS, "owd: a stamp's own wait above the base is returned",
+              "offset %zu: %llu ns", k, (unsigned long long)w);
+      }
     }
     e = qe_owd_echo(&o, t);
     check(e == 30000, "owd: the echo is the period's lowest wait above the base",
@@ -1637,28 +1669,17 @@ static void owd(void) {
           (unsigned long long)(30 * QE_OWD_BUCKET_NS / SEC));
   }
   {
-    /* The sender's side: echoes of its forward queue, the window's lowest,
-     * and the reverse queue the RTT leaves. */
+    /* The sender's side: echoes of its forward queue, the window's lowest. */
     qe_owd o = {0};
-    uint64_t t = 5 * SEC, win = 40 * MS, min_rtt = 40 * MS;
-    check(qe_owd_forward(&o, t, win) == UINT64_MAX &&
-              qe_owd_reverse(&o, 70 * MS, min_rtt, t, win) == 0,
-          "owd: no echo, no forward queue known, no reverse queue counted", "%s",
-          "");
+    uint64_t t = 5 * SEC, win = 40 * MS;
+    check(qe_owd_forward(&o, t, win) == UINT64_MAX,
+          "owd: no echo, no forward queue known", "%s", "");
     qe_owd_echoed(&o, 9000, t, win);
     qe_owd_echoed(&o, 4000, t + 10 * MS, win);
     qe_owd_echoed(&o, 6000, t + 20 * MS, win);
     check(qe_owd_forward(&o, t + 30 * MS, win) == 4 * MS,
           "owd: the forward queue is the window's lowest echo", "%llu ns",
           (unsigned long long)qe_owd_forward(&o, t + 30 * MS, win));
-    check(qe_owd_reverse(&o, 70 * MS, min_rtt, t + 30 * MS, win) == 26 * MS,
-          "owd: the reverse queue is what the RTT holds beyond both",
-          "%llu ns",
-          (unsigned long long)qe_owd_reverse(&o, 70 * MS, min_rtt, t + 30 * MS,
-                                             win));
-    check(qe_owd_reverse(&o, 42 * MS, min_rtt, t + 30 * MS, win) == 0,
-          "owd: never below 0 (the forward queue read longer than the RTT's)",
-          "%s", "");
     qe_owd_echoed(&o, 7000, t + 50 * MS, win);
     check(qe_owd_forward(&o, t + 50 * MS, win) == 4 * MS &&
               qe_owd_forward(&o, t + 90 * MS, win) == 7 * MS,
@@ -1666,9 +1687,127 @@ static void owd(void) {
           "%llu, %llu ns",
           (unsigned long long)qe_owd_forward(&o, t + 50 * MS, win),
           (unsigned long long)qe_owd_forward(&o, t + 90 * MS, win));
-    check(qe_owd_forward(&o, t + 200 * MS, win) == UINT64_MAX &&
-              qe_owd_reverse(&o, 70 * MS, min_rtt, t + 200 * MS, win) == 0,
+    check(qe_owd_forward(&o, t + 200 * MS, win) == UINT64_MAX,
           "owd: echoes two windows old count no more", "%s", "");
+  }
+}
+
+/* Feeds `r` ACKs at `mbit` for `ms` from *t as rate_feed_rtt does, and in
+ * each packet time a stamp from the peer that waited `back` (the queue our
+ * ACKs come back through) and an echo of our own queue `fwd` (UINT64_MAX:
+ * none). */
+static void rate_feed_ways(qe_rate *r, uint64_t *t, unsigned mbit,
+                           unsigned ms, int limited, uint64_t min_rtt,
+                           uint64_t back, uint64_t fwd) {
+  uint64_t gap = PKT * SEC / (mbit * MBIT), end = *t + ms * MS;
+  for (; *t < end; *t += gap) {
+    r->limited |= limited;
+    qe_rate_back_seen(r, back);
+    if (fwd != UINT64_MAX) {
+      qe_rate_fwd_seen(r, fwd);
+    }
+    qe_rate_acked(r, PKT, *t, min_rtt, min_rtt + back + (fwd != UINT64_MAX ? fwd : 0),
+                  0, 0);
+  }
+}
+
+/* Each direction's queue (the peer's stamps, its echoes of ours) in the rate
+ * and the cap, and the send times of what is acknowledged. */
+static void rate_two_ways(void) {
+  uint64_t rtt = 40 * MS;
+  {
+    /* The peer's upload holds our ACKs 60 ms on the way back while our
+     * download's rate doubles: that is no queue of ours. The same RTTs
+     * with no stamp to say where they waited end startup. */
+    qe_rate a = {0}, b = {0};
+    uint64_t ta = 1 * SEC, tb = 1 * SEC;
+    for (unsigned m = 1; m <= 64; m *= 2) {
+      rate_feed_ways(&a, &ta, m, 80, 1, rtt, 60 * MS, UINT64_MAX);
+      rate_feed_rtt(&b, &tb, m, 80, 1, rtt, rtt + 60 * MS);
+    }
+    check(!a.filled && near_mbit(a.bw, 64),
+          "two ways: a queue on the way back does not end startup",
+          "filled %d at %.1f Mbit/s", a.filled, (double)a.bw / MBIT);
+    check(b.filled, "two ways: (the same RTTs, not told apart, end it)",
+          "filled %d at %.1f Mbit/s", b.filled, (double)b.bw / MBIT);
+    /* ...but a queue of ours on top of it does, while the rate is flat. */
+    for (unsigned w = 0; w < 2 * QE_FULL_WINDOWS && !a.filled; w++) {
+      rate_feed_ways(&a, &ta, 64, 80, 1, rtt, 60 * MS, 20 * MS);
+    }
+    check(a.filled && near_mbit(a.bw, 64),
+          "two ways: our own queue beyond it ends startup",
+          "filled %d at %.1f Mbit/s", a.filled, (double)a.bw / MBIT);
+  }
+  {
+    /* The cap covers the queue back, and only what the RTT holds of it. */
+    qe_rate r = {0};
+    uint64_t t = 1 * SEC, bdp, back, cap;
+    for (unsigned m = 1; m <= 64; m *= 2) {
+      rate_feed_ways(&r, &t, m, 80, 1, rtt, 30 * MS, UINT64_MAX);
+    }
+    rate_feed_ways(&r, &t, 64, 80 * (QE_FULL_WINDOWS + 2), 1, rtt, 30 * MS, 20 * MS);
+    back = qe_rate_back(&r, rtt + 30 * MS, rtt);
+    check(back == 30 * MS, "two ways: the queue back is what the stamps waited",
+          "%llu ns", (unsigned long long)back);
+    check(qe_rate_back(&r, rtt + 10 * MS, rtt) == 10 * MS &&
+              qe_rate_back(&r, rtt, rtt) == 0 && qe_rate_back(&r, 0, 0) == 0,
+          "two ways: ...at most what the round trip holds above its lowest (a drifting clock)",
+          "%llu ns", (unsigned long long)qe_rate_back(&r, rtt + 10 * MS, rtt));
+    bdp = r.bw * rtt / SEC;
+    cap = qe_rate_cap(&r, rtt, back, 0);
+    check(r.filled && cap == bdp * QE_CAP_GAIN_Q / 4 + r.bw * back / SEC,
+          "two ways: the cap is the gain's BDP plus the rate times the queue back",
+          "cap %llu, bdp %llu", (unsigned long long)cap, (unsigned long long)bdp);
+    {
+      qe_rate n = {0};
+      check(qe_rate_back(&n, rtt + 30 * MS, rtt) == 0,
+            "two ways: no stamp from the peer, no queue back counted", "%s", "");
+    }
+  }
+  {
+    /* Limited, the link halves, and our own queue stands (the echo never
+     * falls below a quarter of the RTT): the measure follows at once. Below
+     * that, or with no echo, it keeps the higher samples as before. */
+    const uint64_t fwd[] = {20 * MS, 2 * MS, UINT64_MAX};
+    for (size_t k = 0; k < 3; k++) {
+      qe_rate r = {0};
+      uint64_t t = 1 * SEC;
+      for (unsigned m = 1; m <= 64; m *= 2) {
+        rate_feed(&r, &t, m, 80, 1, rtt);
+      }
+      rate_feed(&r, &t, 64, 80 * (QE_FULL_WINDOWS + 2), 1, rtt);
+      rate_feed_ways(&r, &t, 32, 3 * 40, 1, rtt, 0, fwd[k]);
+      if (k == 0) {
+        check(r.filled && near_mbit(r.bw, 32),
+              "two ways: a standing queue of ours makes the measure what the link carries now",
+              "%.1f Mbit/s", (double)r.bw / MBIT);
+      } else {
+        check(r.filled && near_mbit(r.bw, 64),
+              "two ways: a short queue or none keeps the measure's window",
+              "fwd %zu: %.1f Mbit/s", k, (double)r.bw / MBIT);
+      }
+    }
+  }
+  {
+    /* ACKs that waited on the way back come in a burst: the packets left at
+     * 50 Mbit/s, their ACKs come twice as fast for 80 ms, then none for 80.
+     * Without the send times, a window (40 ms) in the burst reads 100. */
+    qe_rate a = {0}, b = {0};
+    uint64_t gap = PKT * SEC / (50 * MBIT), sent = 1 * SEC, t = 1 * SEC + rtt;
+    for (unsigned burst = 0; burst < 40; burst++) {
+      uint64_t start = t;
+      for (uint64_t k = 0; k < 160 * MS / gap; k++) {
+        a.limited = b.limited = 1;
+        qe_rate_acked(&a, PKT, start + k * gap / 2, rtt, rtt, 0, sent);
+        qe_rate_acked(&b, PKT, start + k * gap / 2, rtt, rtt, 0, 0);
+        sent += gap;
+      }
+      t = start + 160 * MS;
+    }
+    check(a.bw <= 52 * MBIT, "two ways: ACKs in bursts read the rate the packets left at",
+          "%.1f Mbit/s", (double)a.bw / MBIT);
+    check(b.bw >= 90 * MBIT, "two ways: (their arrival alone reads twice that)",
+          "%.1f Mbit/s", (double)b.bw / MBIT);
   }
 }
 
@@ -1710,6 +1849,7 @@ int main(void) {
   repair();
   rate();
   owd();
+  rate_two_ways();
   rate_slow_start();
   rate_full();
   throttled();
@@ -1720,6 +1860,7 @@ int main(void) {
   reorder_wait();
   cost_tiers();
   cost_jitter_loss();
+  cost_back();
   rate_seed();
   printf("sched_test: %u passed, %u failed\n", passed, failed);
   return failed ? 1 : 0;

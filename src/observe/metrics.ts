@@ -137,7 +137,7 @@ export class Metrics {
     const pathInFlight = fam('quicether_path_in_flight_bytes', 'gauge', 'Bytes sent on the path and not yet acknowledged or lost.')
     const pathQueued = fam('quicether_path_queued_packets', 'gauge', "Packets waiting in the path's queue.")
     const pathQueueOut = fam('quicether_path_queue_out_seconds', 'gauge', 'What our packets wait on the way to the peer, as the peer measures it from our timestamps (absent while it echoes none).')
-    const pathQueueBack = fam('quicether_path_queue_back_seconds', 'gauge', 'What the rest of the round trip waits beyond its lowest: our ACKs behind the peer\'s own traffic (absent with the above).')
+    const pathQueueBack = fam('quicether_path_queue_back_seconds', 'gauge', 'What the peer\'s packets wait on the way to us beyond the lowest, from its timestamps: our ACKs behind the peer\'s own traffic (absent with the above).')
     const pathShare = fam('quicether_path_share_ratio', 'gauge', "The path's part of the bytes its bond sent since the previous scrape (0..1).")
     const pathTx = fam('quicether_path_sent_bytes_total', 'counter', 'Tunnelled bytes sent on the path.')
     const pathRx = fam('quicether_path_received_bytes_total', 'counter', 'Tunnelled bytes received on the path.')
