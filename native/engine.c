@@ -645,8 +645,7 @@ void qe_engine_fill_stats(qe_engine *e, qe_stats *out) {
          * event, and an echo would look fresh long after */
         uint64_t win = qe_rate_window(cs.min_rtt), now = qe_now();
         x->queue_out_ns = qe_owd_forward(&c->path.owd, now, win);
-        x->queue_back_ns = qe_rate_back(
-            &c->path.rate, qe_rate_low_rtt(&c->path.rate), cs.min_rtt);
+        x->queue_back_ns = qe_rate_back(&c->path.rate, cs.min_rtt);
       }
     }
   }

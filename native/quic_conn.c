@@ -179,8 +179,7 @@ uint64_t qe_path_cap(const qe_conn *c, const ngtcp2_conn_stat *cs) {
     return 0;
   }
   return qe_rate_cap(&c->path.rate, cs->min_rtt,
-                     qe_rate_back(&c->path.rate,
-                                  qe_rate_low_rtt(&c->path.rate), cs->min_rtt),
+                     qe_rate_back(&c->path.rate, cs->min_rtt),
                      QE_CAP_MIN_PKTS * (uint64_t)c->max_udp);
 }
 

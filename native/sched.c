@@ -490,13 +490,12 @@ void qe_rate_back_seen(qe_rate *r, uint64_t ns) {
   }
 }
 
-uint64_t qe_rate_back(const qe_rate *r, uint64_t low_rtt_ns,
-                      uint64_t min_rtt_ns) {
+uint64_t qe_rate_back(const qe_rate *r, uint64_t min_rtt_ns) {
   uint64_t back = r->back_seen        ? r->win_back
                   : r->last_back_seen ? r->last_back
                                       : 0;
-  uint64_t held = low_rtt_ns > min_rtt_ns && min_rtt_ns ? low_rtt_ns - min_rtt_ns
-                                                         : 0;
+  uint64_t low = qe_rate_low_rtt(r);
+  uint64_t held = low > min_rtt_ns && min_rtt_ns ? low - min_rtt_ns : 0;
   return back < held ? back : held;
 }
 

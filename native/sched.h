@@ -352,14 +352,14 @@ void qe_rate_back_seen(qe_rate *r, uint64_t ns);
 /*
  * The queue our ACKs wait in on the way back, as the peer's stamps read it
  * lately (the lowest of the current window, else the last's), at most what
- * the round trip holds above its lowest (`low_rtt_ns` - `min_rtt_ns`: a
- * clock that drifts cannot make it more); 0 when the peer stamps nothing.
+ * the round trip holds above its lowest (qe_rate_low_rtt less `min_rtt_ns`,
+ * ngtcp2's, UINT64_MAX before a sample: a clock that drifts cannot make it
+ * more); 0 when the peer stamps nothing.
  * A download's ACKs behind an upload on the same uplink: the round trip
  * grows by that queue, and bytes in flight must cover it (qe_rate_cap)
  * while the way out has no queue at all (pipe_full, standing_of).
  */
-uint64_t qe_rate_back(const qe_rate *r, uint64_t low_rtt_ns,
-                      uint64_t min_rtt_ns);
+uint64_t qe_rate_back(const qe_rate *r, uint64_t min_rtt_ns);
 
 /* The most bulk bytes in flight: the measured rate times the lowest RTT,
  * times the gain (startup's until it is over), plus the rate times the

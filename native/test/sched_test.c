@@ -1746,13 +1746,15 @@ static void rate_two_ways(void) {
       rate_feed_ways(&r, &t, m, 80, 1, rtt, 30 * MS, UINT64_MAX);
     }
     rate_feed_ways(&r, &t, 64, 80 * (QE_FULL_WINDOWS + 2), 1, rtt, 30 * MS, 20 * MS);
-    back = qe_rate_back(&r, rtt + 30 * MS, rtt);
+    /* its recent lowest RTT: rtt + 30 back + 20 ours */
+    back = qe_rate_back(&r, rtt);
     check(back == 30 * MS, "two ways: the queue back is what the stamps waited",
           "%llu ns", (unsigned long long)back);
-    check(qe_rate_back(&r, rtt + 10 * MS, rtt) == 10 * MS &&
-              qe_rate_back(&r, rtt, rtt) == 0 && qe_rate_back(&r, 0, 0) == 0,
+    check(qe_rate_back(&r, rtt + 40 * MS) == 10 * MS &&
+              qe_rate_back(&r, rtt + 50 * MS) == 0 &&
+              qe_rate_back(&r, UINT64_MAX) == 0,
           "two ways: ...at most what the round trip holds above its lowest (a drifting clock)",
-          "%llu ns", (unsigned long long)qe_rate_back(&r, rtt + 10 * MS, rtt));
+          "%llu ns", (unsigned long long)qe_rate_back(&r, rtt + 40 * MS));
     bdp = r.bw * rtt / SEC;
     cap = qe_rate_cap(&r, rtt, back, 0);
     check(r.filled && cap == bdp * QE_CAP_GAIN_Q / 4 + r.bw * back / SEC,
@@ -1760,7 +1762,8 @@ static void rate_two_ways(void) {
           "cap %llu, bdp %llu", (unsigned long long)cap, (unsigned long long)bdp);
     {
       qe_rate n = {0};
-      check(qe_rate_back(&n, rtt + 30 * MS, rtt) == 0,
+      n.last_rtt = rtt + 30 * MS;
+      check(qe_rate_back(&n, rtt) == 0,
             "two ways: no stamp from the peer, no queue back counted", "%s", "");
     }
   }
